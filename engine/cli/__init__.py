@@ -21,6 +21,8 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "allocate",
     "schema",
+    "fmt",
+    "test",
 )
 
 
