@@ -6,8 +6,8 @@ loader, which keeps comments, key order and block scalars. The round-trip tree i
 written back with these rules:
 
 * indentation: two spaces per mapping level, sequence items as ``  - `` under their key;
-* sequences of scalars (``values``, ``sequence``) in flow style ``[a, b]``; sequences of mappings
-  in block style; in a policy (a document with the ``fairalloc:`` key) every mapping in block
+* sequences of scalars (``values``, ``sequence``) in flow style ``[a, b]`` unless comments sit
+  between their items; other sequences in block style; in a policy (a document with the ``fairalloc:`` key) every mapping in block
   style, while other documents — policy test files — keep the style of each mapping as written,
   so that a test's trade can stay compact in flow style;
 * expressions (``applies_to``, ``when``, ``quantity``, ``weight``, ``order_by``, ``group``,
@@ -98,23 +98,45 @@ def _scalar(path: Path, value: Any) -> Any:
     return str(value)
 
 
+def _has_item_comments(node: CommentedSeq, entry: list[Any] | None) -> bool:
+    """Whether comments sit between the items of a block sequence (a flow style would lose them)."""
+    inside = entry[3] if entry is not None and len(entry) > 3 else None
+    return bool(inside) or any(token is not None for tokens in node.ca.items.values() for token in tokens)
+
+
+def _sequence_style(node: CommentedSeq, entry: list[Any] | None) -> None:
+    """Flow style for a list of scalars without comments between its items; block style otherwise.
+
+    ``entry`` is the parent's comment record for this value; its slot for comments before the first
+    item must be emptied when the list becomes flow, or ruamel.yaml emits the next key on the same
+    line as the previous value.
+    """
+    scalars = all(not isinstance(item, (CommentedMap, CommentedSeq)) for item in node)
+    if scalars and not _has_item_comments(node, entry):
+        node.fa.set_flow_style()
+        if entry is not None and len(entry) > 3:
+            entry[3] = None
+    else:
+        node.fa.set_block_style()
+
+
 def _normalise(node: Any, path: Path, block_mappings: bool) -> None:
-    """Apply the layout rules to ``node`` in place (quoting of children, flow/block style)."""
+    """Apply the layout rules to ``node``'s children in place (quoting, flow/block style)."""
     if isinstance(node, CommentedMap):
         if block_mappings:
             node.fa.set_block_style()
-        for key in list(node.keys()):
-            child = node[key]
-            _normalise(child, path + (str(key),), block_mappings)
-            node[key] = _scalar(path + (str(key),), child)
+        keys: list[Any] = list(node.keys())
     elif isinstance(node, CommentedSeq):
-        if all(not isinstance(item, (CommentedMap, CommentedSeq)) for item in node):
-            node.fa.set_flow_style()
-        else:
-            node.fa.set_block_style()
-        for index, child in enumerate(node):
-            _normalise(child, path + (index,), block_mappings)
-            node[index] = _scalar(path + (index,), child)
+        keys = list(range(len(node)))
+    else:
+        return
+    for key in keys:
+        child = node[key]
+        where = path + (key if isinstance(key, int) else str(key),)
+        _normalise(child, where, block_mappings)
+        if isinstance(child, CommentedSeq):
+            _sequence_style(child, node.ca.items.get(key))
+        node[key] = _scalar(where, child)
 
 
 def _meaning(text: str, file: str) -> str:
@@ -132,10 +154,16 @@ def format_text(text: str, file: str = "<policy>") -> str:
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         raise PolicyError(Diagnostic("yaml-syntax", f"YAML syntax error: {error}", where)) from None
     _normalise(tree, (), block_mappings=isinstance(tree, CommentedMap) and "fairalloc" in tree)
+    if isinstance(tree, CommentedSeq):
+        _sequence_style(tree, None)
     buffer = io.StringIO()
     handler.dump(tree, buffer)
     result = buffer.getvalue()
-    if _meaning(result, file) != before:
+    try:
+        after = _meaning(result, file)
+    except PolicyError:
+        after = None  # the emitter produced YAML that does not load: treat as a change of meaning
+    if after != before:
         raise FairallocError(Diagnostic(
             "fmt-meaning-changed",
             "formatting would change what this file means; it was left as it is",
