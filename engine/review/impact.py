@@ -15,9 +15,11 @@ the period, not what was recorded in production.
 **Attribution** ("which rule caused it") compares the engine's per-account explanation under each
 version and is exact only as far as those facts go:
 
-* ``direct`` — the account's own facts differ: a rule fired under one version only, its cap,
-  minimum, weight, minimum denial or rotation position changed. The cause is the diff item that
-  changed that rule or setting.
+* ``direct`` — the account's own facts differ and the diff changed what explains them: a changed
+  rule fired under one version only, or the minimum changed and the account's denial by it did, or
+  its binding cap, weight or rotation position changed. The cause is that diff item. (A rule or
+  minimum the diff did not touch that fires differently only because shares were re-spread is a
+  consequence, not a cause.)
 * ``order`` — the account's own facts are equal but another account of the same order changed
   directly; its shares moved because that account's did (re-spread). The cause is the other
   accounts' causes.
@@ -35,24 +37,27 @@ Flag rules never move a share, so a flag that fires under one version only is co
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from engine import allocate, load_trade
+from engine import allocate, load_trade, policy_from_text
 from engine.errors import Diagnostic, FairallocError, FileAccessError, Location, RefusedError
 from engine.numbers import present
 from engine.plan import Policy
 from engine.result import AccountAllocation, Allocation
-from engine.review.diff import PolicyDiff
+from engine.review.diff import PolicyDiff, diff_policies
 from engine.rotation import RotationState
 from engine.trade import Trade
 
 Tick = Callable[[int], None]
+CHUNK = 250  # trades per work unit of a parallel replay
 # Refusals that mean "this version does not govern the order" rather than "cannot allocate it".
 _GOVERNANCE_CODES = frozenset({"policy-not-applicable", "policy-not-effective", "trade-attribute-missing"})
 CENT = Decimal("0.01")
@@ -99,15 +104,16 @@ class AccountImpact:
     price: Fraction | None
     causes: tuple[str, ...]
     attribution: str  # direct | order | policy | governance | refusal
+    delta: Fraction  # new - old
+    exact_value: Fraction  # delta x the order's average price, exact (0 when no price is known)
 
-    @property
-    def delta(self) -> Fraction:
-        return self.new - self.old
-
-    @property
-    def exact_value(self) -> Fraction:
-        """The change's value at the order's average price, exact (0 when the price is unknown)."""
-        return self.delta * self.price if self.price is not None else Fraction(0)
+    @classmethod
+    def of(cls, order_id: str, trade_date: dt.date, account: str, old: Fraction, new: Fraction,
+           price: Fraction | None, causes: tuple[str, ...], attribution: str) -> AccountImpact:
+        """Build a row, computing the change and its value once (reports read them many times)."""
+        delta = new - old
+        return cls(order_id, trade_date, account, old, new, price, causes, attribution, delta,
+                   delta * price if price is not None else Fraction(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +129,9 @@ class OrderImpact:
 
 
 @dataclass
-class ImpactReport:
-    """The outcome of a replay: counts, changed orders and accounts, unreadable inputs."""
+class Tally:
+    """Counts and changed orders of (part of) a replay; plain data, so it can cross process boundaries."""
 
-    diff: PolicyDiff
     replayed: int = 0
     governed_old: int = 0
     governed_new: int = 0
@@ -134,17 +139,46 @@ class ImpactReport:
     orders: list[OrderImpact] = field(default_factory=list)
     unreadable: list[Diagnostic] = field(default_factory=list)
 
+    def add(self, other: Tally) -> None:
+        self.replayed += other.replayed
+        self.governed_old += other.governed_old
+        self.governed_new += other.governed_new
+        self.flags_changed += other.flags_changed
+        self.orders.extend(other.orders)
+        self.unreadable.extend(other.unreadable)
+
+
+@dataclass
+class ImpactReport:
+    """The outcome of a replay: counts, changed orders and accounts (in trade order), unreadable inputs."""
+
+    diff: PolicyDiff
+    tally: Tally
+
     @property
+    def replayed(self) -> int:
+        return self.tally.replayed
+
+    @property
+    def orders(self) -> list[OrderImpact]:
+        return self.tally.orders
+
+    @property
+    def unreadable(self) -> list[Diagnostic]:
+        return self.tally.unreadable
+
+    @cached_property
     def rows(self) -> list[AccountImpact]:
         return [row for order in self.orders for row in order.accounts]
 
+    @cached_property
     def totals(self) -> dict[str, Any]:
         """Exact totals: orders and accounts changed, shares added and removed, value moved."""
         rows = self.rows
         return {
-            "orders_replayed": self.replayed,
-            "orders_governed_old": self.governed_old,
-            "orders_governed_new": self.governed_new,
+            "orders_replayed": self.tally.replayed,
+            "orders_governed_old": self.tally.governed_old,
+            "orders_governed_new": self.tally.governed_new,
             "orders_changed": len(self.orders),
             "account_allocations_changed": len(rows),
             "accounts_affected": len({row.account for row in rows}),
@@ -152,10 +186,11 @@ class ImpactReport:
             "shares_removed": sum((-row.delta for row in rows if row.delta < 0), Fraction(0)),
             "value_added": sum((row.exact_value for row in rows if row.delta > 0), Fraction(0)),
             "value_removed": sum((-row.exact_value for row in rows if row.delta < 0), Fraction(0)),
-            "exceptions_changed": self.flags_changed,
+            "exceptions_changed": self.tally.flags_changed,
             "unreadable_trades": len(self.unreadable),
         }
 
+    @cached_property
     def by_cause(self) -> list[tuple[str, int, int, Fraction, Fraction]]:
         """Per cause: account-orders, orders, shares moved (|change|) and value moved; a row with
         several causes counts under each."""
@@ -256,9 +291,9 @@ class _Attributor:
         a, b = _facts(old), _facts(new)
         causes: list[str] = []
         fired = (set(a.get("rules", ())) ^ set(b.get("rules", ()))) - self.flags
-        causes.extend(sorted(self.by_rule.get(rule, f"rule {rule}") for rule in fired))
+        causes.extend(sorted(self.by_rule[rule] for rule in fired if rule in self.by_rule))
         if a.get("denied_by") != b.get("denied_by") and "minimum" in (a.get("denied_by"), b.get("denied_by")):
-            causes.extend(self.minimum or ["minimum (re-spread)"])
+            causes.extend(self.minimum)
         if a.get("cap") != b.get("cap") and not fired and _cap_binds(old, new):
             causes.extend(self.caps or list(self.by_rule.values()) or self.general)
         if a.get("weight") != b.get("weight"):
@@ -294,7 +329,7 @@ def compare(attributor: _Attributor, recorded: RecordedTrade, old: Outcome, new:
             causes, how = order_causes, "order"
         else:
             causes, how = attributor.general, "policy"
-        rows.append(AccountImpact(order.id, order.trade_date, account,
+        rows.append(AccountImpact.of(order.id, order.trade_date, account,
                                   before[account].quantity if account in before else zero,
                                   after[account].quantity if account in after else zero,
                                   price, tuple(causes), how))
@@ -314,33 +349,73 @@ def _exceptions_changed(old: Outcome, new: Outcome) -> int:
     return sum(1 for account in set(a) | set(b) if a.get(account) != b.get(account))
 
 
-def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_tick) -> ImpactReport:
-    """Replay ``trades`` under ``diff.old`` and ``diff.new`` (in trade order) and report what changes."""
-    report = ImpactReport(diff)
+def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_tick) -> Tally:
+    """Replay ``trades`` under ``diff.old`` and ``diff.new`` in trade order; count and collect what changes."""
+    tally = Tally()
     old, new = _Replayer(diff.old), _Replayer(diff.new)
     attributor = _Attributor(diff)
     for recorded in sorted(trades, key=lambda t: t.sort_key):
         before, after = old.run(recorded), new.run(recorded)
-        report.replayed += 1
-        report.governed_old += before.allocation is not None
-        report.governed_new += after.allocation is not None
-        report.flags_changed += _exceptions_changed(before, after)
+        tally.replayed += 1
+        tally.governed_old += before.allocation is not None
+        tally.governed_new += after.allocation is not None
+        tally.flags_changed += _exceptions_changed(before, after)
         impact = compare(attributor, recorded, before, after)
         if impact is not None:
-            report.orders.append(impact)
+            tally.orders.append(impact)
         tick(1)
-    return report
+    return tally
 
 
-def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick) -> ImpactReport:
-    """Read every trade document under ``folder`` and replay it (see :func:`replay`)."""
+def _read_and_replay(diff: PolicyDiff, paths: Sequence[str], tick: Tick = _no_tick) -> Tally:
+    trades, problems = read_trades(paths, tick)
+    tally = replay(diff, trades, tick)
+    tally.unreadable.extend(problems)
+    return tally
+
+
+_WORKER_DIFF: PolicyDiff | None = None  # set in each worker process by _start_worker
+
+
+def _start_worker(old_source: str, old_file: str, new_source: str, new_file: str) -> None:
+    """Compile both versions once per worker (compiled policies hold closures and cannot be pickled)."""
+    global _WORKER_DIFF
+    _WORKER_DIFF = diff_policies(policy_from_text(old_source, old_file), policy_from_text(new_source, new_file))
+
+
+def _worker_chunk(paths: list[str]) -> Tally:
+    assert _WORKER_DIFF is not None
+    return _read_and_replay(_WORKER_DIFF, paths)
+
+
+def _parallel(diff: PolicyDiff, paths: list[str], workers: int, tick: Tick) -> Tally:
+    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    tally = Tally()
+    arguments = (diff.old.source, diff.old.file, diff.new.source, diff.new.file)
+    with multiprocessing.Pool(workers, initializer=_start_worker, initargs=arguments) as pool:
+        for part in pool.imap_unordered(_worker_chunk, chunks):
+            tally.add(part)
+            tick(2 * part.replayed + 2 * len(part.unreadable))
+    tally.orders.sort(key=lambda order: (order.trade_date, order.order_id, order.source))
+    return tally
+
+
+def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int | None = None) -> ImpactReport:
+    """Read every trade document under ``folder`` and replay it under both versions.
+
+    ``tick`` is called with the number of steps done (two per trade: read, replay). Without a
+    rotation in either version the order of trades cannot matter, so chunks of trades are replayed
+    in ``workers`` processes (default: one per CPU); with a rotation the replay is sequential.
+    """
     if not os.path.isdir(folder):
         raise FileAccessError(Diagnostic("impact-trades", f"not a folder of trade documents: {folder}",
                                          Location(folder), "give a folder containing trade JSON documents"))
-    trades, problems = read_trades(trade_files(folder), tick)
-    report = replay(diff, trades, tick)
-    report.unreadable.extend(problems)
-    return report
+    paths = trade_files(folder)
+    count = min(workers or os.cpu_count() or 1, len(paths) // CHUNK)
+    stateful = diff.old.rotation is not None or diff.new.rotation is not None
+    if count > 1 and not stateful:
+        return ImpactReport(diff, _parallel(diff, paths, count, tick))
+    return ImpactReport(diff, _read_and_replay(diff, paths, tick))
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -358,7 +433,7 @@ def signed(value: Fraction) -> str:
 
 def summary_rows(report: ImpactReport) -> list[tuple[str, str]]:
     """The headline figures as (label, value) pairs, the same for the terminal and Markdown."""
-    totals = report.totals()
+    totals = report.totals
     return [
         ("orders replayed", str(totals["orders_replayed"])),
         ("orders governed (old → new)", f"{totals['orders_governed_old']} → {totals['orders_governed_new']}"),
@@ -376,7 +451,7 @@ def summary_rows(report: ImpactReport) -> list[tuple[str, str]]:
 
 def cause_rows(report: ImpactReport) -> list[tuple[str, str, str, str, str]]:
     return [(cause, str(pairs), str(orders), quantity_text(shares), str(money(value)))
-            for cause, pairs, orders, shares, value in report.by_cause()]
+            for cause, pairs, orders, shares, value in report.by_cause]
 
 
 def account_rows(report: ImpactReport, limit: int) -> list[tuple[str, ...]]:
@@ -422,7 +497,7 @@ def impact_markdown(report: ImpactReport, limit: int = 50) -> str:
 
 def impact_json(report: ImpactReport) -> dict[str, Any]:
     """The full report as JSON: exact quantities as text, values rounded to cents."""
-    totals = report.totals()
+    totals = report.totals
     return {
         "totals": {key: (quantity_text(value) if key.startswith("shares") else str(money(value))
                          if key.startswith("value") else value) for key, value in totals.items()},
