@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import allocate, load_trade, policy_from_text
-from engine.errors import Diagnostic, FairallocError, FileAccessError, Location, RefusedError
+from engine.errors import Diagnostic, FairallocError, FileAccessError, Location
 from engine.numbers import present
 from engine.plan import Policy
 from engine.result import AccountAllocation, Allocation
@@ -243,9 +243,7 @@ class _Replayer:
             group = policy.rotation_group(recorded.trade)
             state = self.states.get(group) if group is not None else None
             allocation = allocate(policy, recorded.trade, state, file=recorded.source)
-        except RefusedError as error:
-            return Outcome(None, tuple(error.codes))
-        except FairallocError as error:  # the trade lacks data this version reads
+        except FairallocError as error:  # refused, or the trade lacks data this version reads
             return Outcome(None, tuple(error.codes))
         if group is not None and allocation.rotation_after is not None:
             self.states[group] = allocation.rotation_after
@@ -303,7 +301,7 @@ class _Attributor:
         return list(dict.fromkeys(causes))
 
 
-def compare(attributor: _Attributor, recorded: RecordedTrade, old: Outcome, new: Outcome) -> OrderImpact | None:
+def _compare(attributor: _Attributor, recorded: RecordedTrade, old: Outcome, new: Outcome) -> OrderImpact | None:
     """The impact on one order, or None when both versions give the same quantities."""
     order = recorded.trade.order
     before = {a.account: a for a in old.allocation.accounts} if old.allocation else {}
@@ -360,7 +358,7 @@ def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_t
         tally.governed_old += before.allocation is not None
         tally.governed_new += after.allocation is not None
         tally.flags_changed += _exceptions_changed(before, after)
-        impact = compare(attributor, recorded, before, after)
+        impact = _compare(attributor, recorded, before, after)
         if impact is not None:
             tally.orders.append(impact)
         tick(1)
