@@ -150,7 +150,7 @@ class Tally:
 
 @dataclass
 class ImpactReport:
-    """The outcome of a replay: counts, changed orders and accounts (in trade order), unreadable inputs."""
+    """The outcome of a replay: counts, changed orders (by trade date and order id), unreadable inputs."""
 
     diff: PolicyDiff
     tally: Tally
@@ -394,7 +394,6 @@ def _parallel(diff: PolicyDiff, paths: list[str], workers: int, tick: Tick) -> T
         for part in pool.imap_unordered(_worker_chunk, chunks):
             tally.add(part)
             tick(2 * part.replayed + 2 * len(part.unreadable))
-    tally.orders.sort(key=lambda order: (order.trade_date, order.order_id, order.source))
     return tally
 
 
@@ -411,9 +410,9 @@ def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int
     paths = trade_files(folder)
     count = min(workers or os.cpu_count() or 1, len(paths) // CHUNK)
     stateful = diff.old.rotation is not None or diff.new.rotation is not None
-    if count > 1 and not stateful:
-        return ImpactReport(diff, _parallel(diff, paths, count, tick))
-    return ImpactReport(diff, _read_and_replay(diff, paths, tick))
+    tally = _parallel(diff, paths, count, tick) if count > 1 and not stateful else _read_and_replay(diff, paths, tick)
+    tally.orders.sort(key=lambda order: (order.trade_date, order.order_id, order.source))  # the same either way
+    return ImpactReport(diff, tally)
 
 
 # -- rendering -----------------------------------------------------------------------------------
