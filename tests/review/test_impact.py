@@ -49,7 +49,8 @@ def recount(old: Policy, new: Policy, folder: Path) -> dict[str, Any]:
         a, b = _allocate(old, path), _allocate(new, path)
         qa = a.quantities() if a else {}
         qb = b.quantities() if b else {}
-        price = (a or b).average_price if (a or b) else None
+        either = a or b
+        price = either.average_price if either is not None else None
         diffs = {acct: qb.get(acct, Fraction(0)) - qa.get(acct, Fraction(0)) for acct in set(qa) | set(qb)}
         diffs = {acct: d for acct, d in diffs.items() if d}
         if diffs or (a is None) != (b is None):
