@@ -255,7 +255,7 @@ def _facts(account: AccountAllocation | None) -> dict[str, Any]:
     if account is None:
         return {}
     return {"rules": frozenset(account.rules), "denied_by": account.denied_by, "cap": account.cap,
-            "minimum": account.minimum, "weight": account.weight, "rotation": account.rotation_rank}
+            "weight": account.weight, "rotation": account.rotation_rank}
 
 
 def _cap_binds(*accounts: AccountAllocation | None) -> bool:
@@ -293,11 +293,14 @@ class _Attributor:
         if a.get("denied_by") != b.get("denied_by") and "minimum" in (a.get("denied_by"), b.get("denied_by")):
             causes.extend(self.minimum)
         if a.get("cap") != b.get("cap") and not fired and _cap_binds(old, new):
-            causes.extend(self.caps or list(self.by_rule.values()) or self.general)
+            own_rules = set(a.get("rules", ())) | set(b.get("rules", ()))
+            causes.extend(self.caps + sorted(self.by_rule[rule] for rule in own_rules if rule in self.by_rule))
+        # A weight or rotation position can also shift because other accounts left the order;
+        # only a diff that changed the weight or the rotation makes it a cause.
         if a.get("weight") != b.get("weight"):
-            causes.extend(self.weight or self.general)
+            causes.extend(self.weight)
         if a.get("rotation") != b.get("rotation"):
-            causes.extend(self.rotation or ["rotation state"])
+            causes.extend(self.rotation)
         return list(dict.fromkeys(causes))
 
 

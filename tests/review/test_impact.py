@@ -164,3 +164,17 @@ def test_cli_writes_markdown_and_json(trades: Path, tmp_path: Path, capsys: pyte
 def test_missing_trade_folder_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", str(US_EQUITY), str(US_EQUITY), "--impact", "no/such/folder"]) == 7
     assert "error[impact-trades]" in capsys.readouterr().err
+
+
+def test_a_tighter_cap_is_attributed_to_the_cap_rule(tmp_path: Path) -> None:
+    (tmp_path / "ipo.json").write_text((EXAMPLES / "new-issue-ipo.trade.json").read_text())
+    text = (POLICIES / "new-issue-ipo.yaml").read_text()
+    old = load_policy(POLICIES / "new-issue-ipo.yaml")
+    new = policy_from_text(text.replace("round_lot(25% * fill.quantity, 100)", "round_lot(24% * fill.quantity, 100)"))
+    report = impact_of(diff_policies(old, new), str(tmp_path))
+    rows = {row.account: row for row in report.rows}
+    assert (rows["GROWTH-FUND"].old, rows["GROWTH-FUND"].new) == (10000, 9600)
+    assert rows["GROWTH-FUND"].causes == ("rule quarter-of-allotment-cap",)
+    assert rows["GROWTH-FUND"].attribution == "direct"
+    assert rows["SMALL-F"].attribution == "order"  # received part of what the cap took from the large accounts
+    assert sum(row.delta for row in report.rows) == 0
