@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
 from engine import allocate, load_policy, load_trade, policy_from_text
+from engine.cli import main
+from engine.cli.test import coverage_by_policy
 from engine.review.coverage import measure
+from engine.review.policytest import discover, run_file
 
 from ..conftest import EXAMPLES, POLICIES, example_trade
 
 
 def test_shipped_suites_cover_every_rule_and_branch() -> None:
-    from engine.cli.test import coverage_by_policy
-    from engine.review.policytest import discover, run_file
-
     coverage = coverage_by_policy([run_file(p) for p in discover([str(POLICIES / "tests")])])
     assert len(coverage) == 5
     assert {item.policy: [f"{b.target}:{b.branch}" for b in item.uncovered] for item in coverage.values()} == {
@@ -55,3 +58,17 @@ def test_policy_without_rules_has_only_its_own_branches(tmp_path: Path) -> None:
     assert [(b.target, b.branch, b.cases) for b in coverage.branches] == [
         ("applies_to", "governs", 0), ("applies_to", "declines", 1), ("rule:late-instruction", "fires", 0)]
     assert coverage.untested_rules == ("late-instruction",)
+
+
+def test_cli_names_untested_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "one.yaml").write_text(
+        f"policy: {POLICIES / 'new-issue-ipo.yaml'}\ncases:\n  - name: only a refusal\n"
+        f"    trade: {EXAMPLES / 'us-equity-pro-rata.trade.json'}\n    expect: {{refused: policy-not-applicable}}\n")
+    report = tmp_path / "coverage.json"
+    assert main(["test", str(tmp_path), "--coverage-json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert ("new-issue-ipo@1: rule(s) no test fired: restricted-person-5130, quarter-of-allotment-cap, "
+            "employee-related-account") in out
+    assert "NOT COVERED" in out
+    [entry] = json.loads(report.read_text())
+    assert entry["untested_rules"] == ["restricted-person-5130", "quarter-of-allotment-cap", "employee-related-account"]

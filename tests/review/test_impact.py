@@ -173,7 +173,7 @@ def test_a_tighter_cap_is_attributed_to_the_cap_rule(tmp_path: Path) -> None:
     new = policy_from_text(text.replace("round_lot(25% * fill.quantity, 100)", "round_lot(24% * fill.quantity, 100)"))
     report = impact_of(diff_policies(old, new), str(tmp_path))
     rows = {row.account: row for row in report.rows}
-    assert (rows["GROWTH-FUND"].old, rows["GROWTH-FUND"].new) == (10000, 9600)
+    assert (rows["GROWTH-FUND"].old, rows["GROWTH-FUND"].new) == (Fraction(10000), Fraction(9600))
     assert rows["GROWTH-FUND"].causes == ("rule quarter-of-allotment-cap",)
     assert rows["GROWTH-FUND"].attribution == "direct"
     assert rows["SMALL-F"].attribution == "order"  # received part of what the cap took from the large accounts
