@@ -10,6 +10,7 @@ versions differ in meaning (with ``--impact``: when an allocation would change).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from engine.review.impact import (
     ACCOUNT_COLUMNS,
     CAUSE_COLUMNS,
     ImpactReport,
+    Period,
     account_rows,
     cause_rows,
     impact_json,
@@ -48,6 +50,10 @@ def register(sub: Any) -> None:
     parser.add_argument("old", metavar="OLD", help="the old version: a policy file or REV:path")
     parser.add_argument("new", metavar="NEW", help="the new version: a policy file or REV:path")
     parser.add_argument("--impact", metavar="TRADES", help="folder of recorded trade documents (*.json) to replay")
+    parser.add_argument("--from", dest="first", type=_date, metavar="DATE",
+                        help="with --impact: replay only trades on or after this trade date (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="last", type=_date, metavar="DATE",
+                        help="with --impact: replay only trades on or before this trade date (YYYY-MM-DD)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (for a pull request)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table",
@@ -58,6 +64,13 @@ def register(sub: Any) -> None:
     parser.add_argument("--exit-code", action="store_true",
                         help="exit 1 when the versions differ in meaning (with --impact: when an allocation changes)")
     parser.set_defaults(handler=run)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 @contextmanager
@@ -94,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         total = 2 * len(trade_files(args.impact))
         enabled = not args.no_progress and total >= 2 * PROGRESS_FROM and sys.stderr.isatty()
         with _progress(total, enabled) as tick:
-            report = impact_of(diff, args.impact, tick)
+            report = impact_of(diff, args.impact, tick, period=Period(args.first, args.last))
     markdown = diff.markdown() + ("\n" + impact_markdown(report, args.limit) if report else "")
     document = {"diff": diff.to_json(), "impact": impact_json(report) if report else None}
     if args.format == "table":

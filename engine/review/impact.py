@@ -68,6 +68,17 @@ def _no_tick(_: int) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Period:
+    """The trade dates to replay, both ends included; an end left as None is open."""
+
+    first: dt.date | None = None
+    last: dt.date | None = None
+
+    def contains(self, day: dt.date) -> bool:
+        return (self.first is None or day >= self.first) and (self.last is None or day <= self.last)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedTrade:
     """A trade to replay and where it came from."""
 
@@ -136,6 +147,7 @@ class Tally:
     governed_old: int = 0
     governed_new: int = 0
     flags_changed: int = 0  # account-orders whose fired exceptions differ (quantity or not)
+    outside_period: int = 0  # trades read but not replayed: their trade date is outside the period
     orders: list[OrderImpact] = field(default_factory=list)
     unreadable: list[Diagnostic] = field(default_factory=list)
 
@@ -144,6 +156,7 @@ class Tally:
         self.governed_old += other.governed_old
         self.governed_new += other.governed_new
         self.flags_changed += other.flags_changed
+        self.outside_period += other.outside_period
         self.orders.extend(other.orders)
         self.unreadable.extend(other.unreadable)
 
@@ -187,6 +200,7 @@ class ImpactReport:
             "value_added": sum((row.exact_value for row in rows if row.delta > 0), Fraction(0)),
             "value_removed": sum((-row.exact_value for row in rows if row.delta < 0), Fraction(0)),
             "exceptions_changed": self.tally.flags_changed,
+            "trades_outside_period": self.tally.outside_period,
             "unreadable_trades": len(self.unreadable),
         }
 
@@ -368,10 +382,13 @@ def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_t
     return tally
 
 
-def _read_and_replay(diff: PolicyDiff, paths: Sequence[str], tick: Tick = _no_tick) -> Tally:
+def _read_and_replay(diff: PolicyDiff, paths: Sequence[str], period: Period, tick: Tick = _no_tick) -> Tally:
     trades, problems = read_trades(paths, tick)
-    tally = replay(diff, trades, tick)
+    inside = [recorded for recorded in trades if period.contains(recorded.trade.order.trade_date)]
+    tick(len(trades) - len(inside))
+    tally = replay(diff, inside, tick)
     tally.unreadable.extend(problems)
+    tally.outside_period += len(trades) - len(inside)
     return tally
 
 
@@ -384,24 +401,25 @@ def _start_worker(old_source: str, old_file: str, new_source: str, new_file: str
     _WORKER_DIFF = diff_policies(policy_from_text(old_source, old_file), policy_from_text(new_source, new_file))
 
 
-def _worker_chunk(paths: list[str]) -> Tally:
+def _worker_chunk(job: tuple[list[str], Period]) -> Tally:
     assert _WORKER_DIFF is not None
-    return _read_and_replay(_WORKER_DIFF, paths)
+    return _read_and_replay(_WORKER_DIFF, *job)
 
 
-def _parallel(diff: PolicyDiff, paths: list[str], workers: int, tick: Tick) -> Tally:
-    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+def _parallel(diff: PolicyDiff, paths: list[str], period: Period, workers: int, tick: Tick) -> Tally:
+    chunks = [(paths[i : i + CHUNK], period) for i in range(0, len(paths), CHUNK)]
     tally = Tally()
     arguments = (diff.old.source, diff.old.file, diff.new.source, diff.new.file)
     with multiprocessing.Pool(workers, initializer=_start_worker, initargs=arguments) as pool:
         for part in pool.imap_unordered(_worker_chunk, chunks):
             tally.add(part)
-            tick(2 * part.replayed + 2 * len(part.unreadable))
+            tick(2 * (part.replayed + part.outside_period + len(part.unreadable)))
     return tally
 
 
-def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int | None = None) -> ImpactReport:
-    """Read every trade document under ``folder`` and replay it under both versions.
+def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int | None = None,
+              period: Period = Period()) -> ImpactReport:
+    """Read every trade document under ``folder`` and replay those of ``period`` under both versions.
 
     ``tick`` is called with the number of steps done (two per trade: read, replay). Without a
     rotation in either version the order of trades cannot matter, so chunks of trades are replayed
@@ -413,7 +431,10 @@ def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int
     paths = trade_files(folder)
     count = min(workers or os.cpu_count() or 1, len(paths) // CHUNK)
     stateful = diff.old.rotation is not None or diff.new.rotation is not None
-    tally = _parallel(diff, paths, count, tick) if count > 1 and not stateful else _read_and_replay(diff, paths, tick)
+    if count > 1 and not stateful:
+        tally = _parallel(diff, paths, period, count, tick)
+    else:
+        tally = _read_and_replay(diff, paths, period, tick)
     tally.orders.sort(key=lambda order: (order.trade_date, order.order_id, order.source))  # the same either way
     return ImpactReport(diff, tally)
 
@@ -445,6 +466,7 @@ def summary_rows(report: ImpactReport) -> list[tuple[str, str]]:
         ("value added (at each order's average price)", str(money(totals["value_added"]))),
         ("value taken (at each order's average price)", str(money(totals["value_removed"]))),
         ("account-orders whose fired exceptions change", str(totals["exceptions_changed"])),
+        ("trades outside the period (not replayed)", str(totals["trades_outside_period"])),
         ("trade files that could not be read", str(totals["unreadable_trades"])),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -14,7 +15,7 @@ from engine import Allocation, FairallocError, Policy, allocate, load_policy, lo
 from engine.cli import main
 from engine.review import impact
 from engine.review.diff import diff_policies
-from engine.review.impact import impact_markdown, impact_of, money
+from engine.review.impact import Period, impact_markdown, impact_of, money
 
 from ..conftest import EXAMPLES, POLICIES, example_trade
 
@@ -178,3 +179,21 @@ def test_a_tighter_cap_is_attributed_to_the_cap_rule(tmp_path: Path) -> None:
     assert rows["GROWTH-FUND"].attribution == "direct"
     assert rows["SMALL-F"].attribution == "order"  # received part of what the cap took from the large accounts
     assert sum(row.delta for row in report.rows) == 0
+
+
+def test_a_period_limits_the_replay(trades: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(impact, "CHUNK", 50)  # several worker chunks
+    old = load_policy(US_EQUITY)
+    diff = diff_policies(old, policy_from_text(new_version(US_EQUITY.read_text()), "v2.yaml"))
+    report = impact_of(diff, str(trades), workers=2, period=Period(dt.date(2026, 2, 1), dt.date(2026, 2, 28)))
+    days = {order.trade_date for order in report.orders}
+    assert days and all(day.month == 2 for day in days)
+    assert report.totals["orders_replayed"] == 28 and report.totals["trades_outside_period"] == 272
+    new = tmp_path / "v2.yaml"
+    new.write_text(new_version(US_EQUITY.read_text()))
+    assert main(["diff", str(US_EQUITY), str(new), "--impact", str(trades), "--from", "2026-02-01",
+                 "--to", "2026-02-28", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["impact"]["totals"]["orders_replayed"] == 28
+    with pytest.raises(SystemExit):
+        main(["diff", str(US_EQUITY), str(new), "--impact", str(trades), "--from", "February"])
