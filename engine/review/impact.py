@@ -37,6 +37,7 @@ Flag rules never move a share, so a flag that fires under one version only is co
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -57,6 +58,7 @@ from engine.rotation import RotationState
 from engine.trade import Trade
 
 Tick = Callable[[int], None]
+Exact = Fraction | int  # an exact quantity or amount; whole ones are kept as int for speed
 CHUNK = 250  # trades per work unit of a parallel replay
 # Refusals that mean "this version does not govern the order" rather than "cannot allocate it".
 _GOVERNANCE_CODES = frozenset({"policy-not-applicable", "policy-not-effective", "trade-attribute-missing"})
@@ -110,21 +112,59 @@ class AccountImpact:
     order_id: str
     trade_date: dt.date
     account: str
-    old: Fraction
-    new: Fraction
+    old: Exact
+    new: Exact
     price: Fraction | None
     causes: tuple[str, ...]
     attribution: str  # direct | order | policy | governance | refusal
-    delta: Fraction  # new - old
-    exact_value: Fraction  # delta x the order's average price, exact (0 when no price is known)
+    delta: Exact  # new - old
+    exact_value: Exact  # delta x the order's average price, exact (0 when no price is known)
 
     @classmethod
-    def of(cls, order_id: str, trade_date: dt.date, account: str, old: Fraction, new: Fraction,
+    def of(cls, order_id: str, trade_date: dt.date, account: str, old: Exact, new: Exact,
            price: Fraction | None, causes: tuple[str, ...], attribution: str) -> AccountImpact:
         """Build a row, computing the change and its value once (reports read them many times)."""
+        old, new = exact(old), exact(new)
         delta = new - old
         return cls(order_id, trade_date, account, old, new, price, causes, attribution, delta,
-                   delta * price if price is not None else Fraction(0))
+                   exact(delta * price) if price is not None else 0)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle with integers: a Fraction pickles as text, and parsing it back dominated parallel replays."""
+        price = None if self.price is None else (self.price.numerator, self.price.denominator)
+        return (_row, (self.order_id, self.trade_date, self.account, self.old, self.new, price, self.causes,
+                       self.attribution))
+
+
+@functools.lru_cache(maxsize=1024)
+def _price(numerator: int, denominator: int) -> Fraction:
+    """An order's price, built once for all its rows."""
+    return Fraction(numerator, denominator)
+
+
+def _row(order_id: str, trade_date: dt.date, account: str, old: Exact, new: Exact, price: tuple[int, int] | None,
+         causes: tuple[str, ...], attribution: str) -> AccountImpact:
+    """Rebuild a pickled :class:`AccountImpact`."""
+    return AccountImpact.of(order_id, trade_date, account, old, new, None if price is None else _price(*price),
+                            causes, attribution)
+
+
+def exact(value: Exact) -> Exact:
+    """``value`` as an int when it is whole: ints add, compare and pickle far faster than Fractions."""
+    return value.numerator if value.denominator == 1 else value
+
+
+def _magnitude(value: Exact) -> Exact:
+    return -value if value < 0 else value
+
+
+def exact_sum(values: Iterable[Exact]) -> Fraction:
+    """The exact sum of ``values``. Numerators are added per denominator first: rows of one order
+    share a denominator, so this is far cheaper than adding fractions one by one."""
+    by_denominator: dict[int, int] = {}
+    for value in values:
+        by_denominator[value.denominator] = by_denominator.get(value.denominator, 0) + value.numerator
+    return sum((Fraction(numerator, denominator) for denominator, numerator in by_denominator.items()), Fraction(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +177,11 @@ class OrderImpact:
     old_status: str
     new_status: str
     accounts: tuple[AccountImpact, ...]
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle by constructor arguments (the default state protocol of frozen slots is slow)."""
+        return (OrderImpact, (self.order_id, self.trade_date, self.source, self.old_status, self.new_status,
+                              self.accounts))
 
 
 @dataclass
@@ -195,10 +240,10 @@ class ImpactReport:
             "orders_changed": len(self.orders),
             "account_allocations_changed": len(rows),
             "accounts_affected": len({row.account for row in rows}),
-            "shares_added": sum((row.delta for row in rows if row.delta > 0), Fraction(0)),
-            "shares_removed": sum((-row.delta for row in rows if row.delta < 0), Fraction(0)),
-            "value_added": sum((row.exact_value for row in rows if row.delta > 0), Fraction(0)),
-            "value_removed": sum((-row.exact_value for row in rows if row.delta < 0), Fraction(0)),
+            "shares_added": exact_sum(row.delta for row in rows if row.delta > 0),
+            "shares_removed": exact_sum(-row.delta for row in rows if row.delta < 0),
+            "value_added": exact_sum(row.exact_value for row in rows if row.delta > 0),
+            "value_removed": exact_sum(-row.exact_value for row in rows if row.delta < 0),
             "exceptions_changed": self.tally.flags_changed,
             "trades_outside_period": self.tally.outside_period,
             "unreadable_trades": len(self.unreadable),
@@ -208,20 +253,18 @@ class ImpactReport:
     def by_cause(self) -> list[tuple[str, int, int, Fraction, Fraction]]:
         """Per cause: account-orders, orders, shares moved (|change|) and value moved; a row with
         several causes counts under each."""
-        table: dict[str, tuple[set[tuple[str, str]], set[str], Fraction, Fraction]] = {}
+        table: dict[str, list[AccountImpact]] = {}
         for row in self.rows:
             for cause in row.causes:
-                pairs, orders, shares, value = table.get(cause, (set(), set(), Fraction(0), Fraction(0)))
-                pairs.add((row.order_id, row.account))
-                orders.add(row.order_id)
-                table[cause] = (pairs, orders, shares + abs(row.delta), value + abs(row.exact_value))
-        return sorted(((cause, len(p), len(o), s, v) for cause, (p, o, s, v) in table.items()),
-                      key=lambda item: (-item[1], item[0]))
+                table.setdefault(cause, []).append(row)
+        return sorted(((cause, len({(r.order_id, r.account) for r in rows}), len({r.order_id for r in rows}),
+                        exact_sum(_magnitude(r.delta) for r in rows), exact_sum(_magnitude(r.exact_value) for r in rows))
+                       for cause, rows in table.items()), key=lambda item: (-item[1], item[0]))
 
 
-def money(value: Fraction) -> Decimal:
+def money(value: Exact) -> Decimal:
     """A value for display: cents, rounded half-even from the exact amount."""
-    return present(value, 2, "half_even").quantize(CENT)
+    return present(Fraction(value), 2, "half_even").quantize(CENT)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -440,15 +483,15 @@ def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int
 
 
 # -- rendering -----------------------------------------------------------------------------------
-def quantity_text(value: Fraction) -> str:
+def quantity_text(value: Exact) -> str:
     """A quantity for people: an integer, or exact decimals (a repeating fraction shown as n/d)."""
     if value.denominator == 1:
         return str(value.numerator)
-    shown = present(value, 6)
+    shown = present(Fraction(value), 6)
     return str(shown) if Fraction(shown) == value else f"{value.numerator}/{value.denominator}"
 
 
-def signed(value: Fraction) -> str:
+def signed(value: Exact) -> str:
     return ("+" if value > 0 else "") + quantity_text(value)
 
 
