@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -39,16 +39,16 @@ from engine.rounding import Apportionment, largest_remainder, quota_method
 from engine.trade import Trade, pointer
 
 
-def _units_scale(values: list[int | Decimal]) -> int:
+def _units_scale(values: Sequence[int | Decimal]) -> int:
     """Smallest power of ten that makes every quantity (and the lot) a whole number of units."""
     places = 0
     for value in values:
-        if type(value) is int:
+        if isinstance(value, int):
             continue
         exponent = value.as_tuple().exponent
         if isinstance(exponent, int) and exponent < 0:
             places = max(places, -exponent)
-    return 10**places
+    return int(10**places)
 
 
 def _to_units(value: Decimal | int, scale: int) -> int:

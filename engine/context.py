@@ -174,6 +174,6 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
 
 def _number(value: int | Decimal) -> int | Decimal:
     """Whole quantities are ints in expressions, so integer arithmetic stays integer."""
-    if type(value) is int:
+    if isinstance(value, int):
         return value
     return int(value) if value == value.to_integral_value() else value

@@ -274,7 +274,7 @@ class Allocation:
         """Quantity of an amount counted in the engine's integer units."""
         return units / self.scale
 
-    def rows(self) -> list[tuple[str, ...]]:
+    def rows(self) -> list[tuple[str, str, str, str, str, str]]:
         """Table rows for people: account, intended, allocated, price, percent of intended, notes."""
         rows = []
         for account in self.accounts:

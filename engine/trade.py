@@ -103,7 +103,8 @@ class Trade(_Model):
 
     def to_json(self) -> dict[str, Any]:
         """The trade as a contract document (quantities as integers or decimal strings)."""
-        return _jsonable(self.model_dump(exclude_none=True))
+        document: dict[str, Any] = _jsonable(self.model_dump(exclude_none=True))
+        return document
 
 
 def _jsonable(value: Any) -> Any:
