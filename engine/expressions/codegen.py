@@ -153,7 +153,8 @@ class _Emitter:
         if root in VALUE_ROOTS:
             return root
         site = self.site(node, node.start)
-        return f"{self.helper(runtime.field)}({site}, {root}, {self.bind(node.parts[1], '_k')})"
+        key = self.bind(node.parts[1], "_k")
+        return f"{self.helper(runtime.field)}({site}, {root}, {self.bind(root, '_k')}, {key})"
 
     # -- the fast body -------------------------------------------------------------------------
 

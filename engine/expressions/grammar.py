@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lark import Lark
+    from lark import Lark, Token
 
 GRAMMAR_NAME = "fairalloc.lark"
 
@@ -31,9 +31,21 @@ def grammar_text() -> str:
     return source_tree.read_text(encoding="utf-8")
 
 
+KEYWORDS: dict[str, str] = {
+    "and": "AND",
+    "or": "OR",
+    "not": "NOT",
+    "in": "IN",
+    "true": "TRUE",
+    "false": "FALSE",
+    "null": "NULL",
+}
+"""Reserved words and their terminals."""
+
+
 @functools.cache
 def parser() -> Lark:
-    """The process-wide LALR parser (contextual lexer, keywords resolved against ``NAME``)."""
+    """The process-wide LALR parser (contextual lexer)."""
     from lark import Lark
 
     return Lark(
@@ -42,4 +54,15 @@ def parser() -> Lark:
         lexer="contextual",
         maybe_placeholders=False,
         keep_all_tokens=True,
+        lexer_callbacks={"NAME": _keyword},
     )
+
+
+def _keyword(token: Token) -> Token:
+    """A NAME that spells a reserved word is that keyword, even where the keyword cannot stand.
+
+    The contextual lexer only knows the terminals acceptable in the current state, so without
+    this ``true and and x`` would read the second ``and`` as a name.
+    """
+    kind = KEYWORDS.get(str(token))
+    return token if kind is None else token.update(type=kind)
