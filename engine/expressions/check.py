@@ -203,8 +203,6 @@ class _Checker:
     def visit_call(self, node: Call) -> Expr:
         if node.name in LITERAL_FUNCTIONS:
             return self.literal_call(node)
-        args = tuple(self.visit(arg) for arg in node.args)
-        checked = replace(node, args=args, type=Type.ANY)
         function = FUNCTIONS.get(node.name)
         if function is None:
             self.problem(
@@ -214,6 +212,9 @@ class _Checker:
                 _did_you_mean(node.name, FUNCTIONS)
                 or f"functions are: {', '.join(sorted(FUNCTIONS))}",
             )
+        args = tuple(self.visit(arg) for arg in node.args)
+        checked = replace(node, args=args, type=Type.ANY)
+        if function is None:
             return checked
         if not self.arity_ok(function, node):
             return checked
