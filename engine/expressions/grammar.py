@@ -6,13 +6,12 @@ The grammar lives in the repository's top-level ``grammar/fairalloc.lark``; the 
 The parser is built lazily on first use and kept for the life of the process: building it takes
 about 30 ms, cheap enough that no on-disk cache is used (Lark's ``cache=True`` unpickles a file
 from the shared temporary directory, which a policy engine should not trust). Importing this
-module does not import Lark.
+module imports neither Lark nor importlib.resources.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,8 @@ GRAMMAR_NAME = "fairalloc.lark"
 
 def grammar_text() -> str:
     """The grammar source, from the installed package if present, else from the source tree."""
+    import importlib.resources  # only needed when the parser is built: keeps imports light
+
     installed = importlib.resources.files("engine") / "grammar" / GRAMMAR_NAME
     if installed.is_file():
         return installed.read_text(encoding="utf-8")
