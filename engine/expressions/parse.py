@@ -29,7 +29,8 @@ MAX_LENGTH = 4_000
 """Longest expression text accepted, in characters."""
 
 MAX_DEPTH = 32
-"""Deepest nesting accepted: brackets, and levels of operators, calls and lists in the tree."""
+"""Deepest nesting accepted, counted twice over: open brackets, and levels of operators, calls
+and lists in the tree (``a and b and c`` is 2 levels; a value alone is 0)."""
 
 
 class ParseFailure(Exception):
@@ -118,7 +119,8 @@ def _build(tree: Any) -> Expr:
         subtrees = [results.pop(id(child)) for child in item.children if isinstance(child, Tree)]
         tokens = [child for child in item.children if isinstance(child, Token)]
         node = _make(str(item.data), tokens, [node for node, _ in subtrees])
-        depth = max((d for _, d in subtrees), default=0) + (0 if item.data == "group" else 1)
+        nested = max((d for _, d in subtrees), default=0)
+        depth = nested if isinstance(node, (Literal, Path)) or item.data == "group" else nested + 1
         if depth > MAX_DEPTH:
             raise ParseFailure(_too_deep(_operator_offset(node)))
         results[id(item)] = (node, depth)

@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import Location, PolicyError
 from engine.expressions import MAX_DEPTH, MAX_LENGTH, compile_expression
-from engine.expressions.ast import Binary, Call, ListExpr, Literal, Path, Unary, unparse
+from engine.expressions.ast import Binary, Call, ListExpr, Literal, Path, Unary, children, unparse
 from engine.expressions.parse import ParseFailure, expected_words, parse
 
 from .cases import ids, load, scope
@@ -176,4 +176,35 @@ def test_operator_depth_limit(source: str) -> None:
 def test_depth_bomb_through_the_facade_is_a_policy_error() -> None:
     with pytest.raises(PolicyError) as caught:
         compile_expression("-" * 3_000 + "1", scope=scope())
+    assert caught.value.codes == ["expr-too-deep"]
+
+
+def tree_depth(node: Any) -> int:
+    """Levels of operators, calls and lists above the deepest value (a value alone is 0)."""
+    if isinstance(node, (Literal, Path)):
+        return 0
+    return 1 + max((tree_depth(child) for child in children(node)), default=0)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "(" * 31 + "1" + " + 1)" * 31 + " + 1",
+        "1" + " + 1" * MAX_DEPTH,
+        "-" * MAX_DEPTH + "allocation",
+        "not " * MAX_DEPTH + "true",
+        "abs(" * MAX_DEPTH + "allocation" + ")" * MAX_DEPTH,
+        "[" * MAX_DEPTH + "]" * MAX_DEPTH,
+        "allocation * 2 < 1% * (" + "allocation + (" * 30 + "allocation" + ")" * 31,
+        "coalesce(account.limit_price, " * MAX_DEPTH + "1" + ")" * MAX_DEPTH,
+    ],
+    ids=["right-nested sum", "sum chain", "negations", "nots", "calls", "lists", "scaled comparison", "coalesce"],
+)
+def test_deepest_accepted_expressions_compile(source: str) -> None:
+    assert tree_depth(parse(source)) == MAX_DEPTH
+    compiled = compile_expression(source, scope=scope())
+    assert compiled.fn is not None
+    deeper = "[" + source + "]"
+    with pytest.raises(PolicyError) as caught:
+        compile_expression(deeper, scope=scope())
     assert caught.value.codes == ["expr-too-deep"]
