@@ -59,7 +59,7 @@ def ours() -> list[tuple[str, float, str]]:
 
 
 def rule_engine_row() -> tuple[str, float, str]:
-    import rule_engine
+    import rule_engine  # type: ignore[import-untyped]
 
     rule = rule_engine.Rule(
         "account['type'] == 'institutional' and allocation < 0.01 * account['intended'] and fill['ratio'] < 0.5"
@@ -79,10 +79,11 @@ def cel_row() -> tuple[str, float, str]:
             " && fill.ratio < 0.5"
         )
     )
+    to_cel = celpy.json_to_cel  # type: ignore[attr-defined]
     activation = {
-        "account": celpy.json_to_cel({"type": "institutional", "intended": 1000}),
+        "account": to_cel({"type": "institutional", "intended": 1000}),
         "allocation": celpy.celtypes.IntType(9),
-        "fill": celpy.json_to_cel({"ratio": 0.3}),
+        "fill": to_cel({"ratio": 0.3}),
     }
     assert bool(program.evaluate(activation)) is True
     rate = _rate("program.evaluate(activation)", {"program": program, "activation": activation}, 0.05)

@@ -25,6 +25,7 @@ ORDERING = frozenset({"<", "<=", ">", ">="})
 EQUALITY = frozenset({"==", "!="})
 MEMBERSHIP = frozenset({"in", "not in"})
 LOGICAL = frozenset({"and", "or"})
+_PYTHON_SPELLINGS = {"True": "write 'true'", "False": "write 'false'", "None": "write 'null'"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +194,13 @@ class _Checker:
             )
             return
         allowed = [r for r in ROOTS if r in self.scope.roots]
-        hint = _did_you_mean(root, allowed) or f"names start with one of: {', '.join(allowed) or 'none'}"
-        if root in ("True", "False", "None"):
-            hint = f"write '{ {'True': 'true', 'False': 'false', 'None': 'null'}[root] }'"
-        self.problem("expr-unknown-name", f"unknown name '{root}'", node.start, hint)
+        hint = _PYTHON_SPELLINGS.get(root) or _did_you_mean(root, allowed)
+        self.problem(
+            "expr-unknown-name",
+            f"unknown name '{root}'",
+            node.start,
+            hint or f"names start with one of: {', '.join(allowed) or 'none'}",
+        )
 
     # -- calls ---------------------------------------------------------------------------------
 

@@ -123,8 +123,7 @@ class _Emitter:
         return self.bind(function, "_h")
 
     def constant(self, node: Literal) -> str:
-        value: object = node.value
-        return self.bind(value)
+        return self.bind(node.value)
 
     # -- the checked body ----------------------------------------------------------------------
 

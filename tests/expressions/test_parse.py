@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import Location, PolicyError
 from engine.expressions import MAX_DEPTH, MAX_LENGTH, compile_expression
-from engine.expressions.ast import Binary, Call, ListExpr, Literal, Path, Unary, children, unparse
+from engine.expressions.ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary, unparse
 from engine.expressions.parse import ParseFailure, expected_words, parse
 
 from .cases import ids, load, scope
@@ -179,11 +179,19 @@ def test_depth_bomb_through_the_facade_is_a_policy_error() -> None:
     assert caught.value.codes == ["expr-too-deep"]
 
 
-def tree_depth(node: Any) -> int:
+def tree_depth(node: Expr) -> int:
     """Levels of operators, calls and lists above the deepest value (a value alone is 0)."""
     if isinstance(node, (Literal, Path)):
         return 0
-    return 1 + max((tree_depth(child) for child in children(node)), default=0)
+    if isinstance(node, Unary):
+        below: tuple[Expr, ...] = (node.operand,)
+    elif isinstance(node, Binary):
+        below = (node.left, node.right)
+    elif isinstance(node, ListExpr):
+        below = node.items
+    else:
+        below = node.args
+    return 1 + max((tree_depth(child) for child in below), default=0)
 
 
 @pytest.mark.parametrize(

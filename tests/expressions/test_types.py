@@ -49,3 +49,28 @@ def test_comparison_rules() -> None:
     assert not orderable(Type.NULL, Type.NUMBER)
     assert orderable(Type.ANY, Type.STRING)
     assert not orderable(Type.ANY, Type.BOOLEAN)
+
+
+def test_from_name_reads_what_str_prints() -> None:
+    samples = [
+        Type.NUMBER,
+        Type.STRING.or_null(),
+        Type.list_of(Type.STRING),
+        Type.list_of(Type.NUMBER.or_null()).or_null(),
+        Type.TIMESTAMP.or_null(),
+        Type.ANY,
+        Type.list_of(Type.ANY),
+    ]
+    for kind in samples:
+        assert Type.from_name(str(kind)) == kind
+    assert Type.from_name("  list   of  date ") == Type.list_of(Type.DATE)
+    assert str(Type.list_of(Type.ANY)) == "list of any"
+    assert str(Type.list_of(Type.NUMBER.or_null())) == "list of (number or null)"
+
+
+def test_from_name_rejects_unknown_names() -> None:
+    import pytest
+
+    for bad in ["float", "", "list of", "null", "number or", "Number"]:
+        with pytest.raises(ValueError, match="unknown type"):
+            Type.from_name(bad)
