@@ -89,7 +89,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.names: set[str] = set()
 
-    def problem(self, code: str, message: str, offset: int, hint: str | None = None) -> None:
+    def problem(self, code: str, message: str, offset: int, hint: str) -> None:
         self.problems.append(Problem(code, message, offset, hint))
 
     def visit(self, node: Expr) -> Expr:

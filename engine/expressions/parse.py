@@ -5,11 +5,12 @@ into :class:`~engine.errors.Diagnostic` values with the stable code ``expr-synta
 that says in words what was expected. Offsets are 0-based character offsets into the source; the
 caller's ``locate`` turns them into ``file:line:column``.
 
-The parser is bounded before it runs: text longer than :data:`MAX_LENGTH` is refused
-(``expr-too-long``), brackets nested deeper than :data:`MAX_DEPTH` are refused by a linear scan
-(``expr-too-deep``), and the tree is built bottom-up by the LALR parser itself (no recursion), with
-the same depth bound on operator nesting. Later stages recurse over the tree, and the bound keeps
-them far from Python's recursion limit.
+Bounds: text longer than :data:`MAX_LENGTH` is refused before parsing (``expr-too-long``), and so
+are brackets nested deeper than :data:`MAX_DEPTH`, found by a linear scan (``expr-too-deep``).
+Lark's LALR parser builds its tree without recursion; converting it into our tree is an explicit
+post-order walk that refuses operator nesting deeper than :data:`MAX_DEPTH` as well. Later stages
+recurse over the tree, and the bound keeps them, and the generated Python code, far from any
+recursion or nesting limit.
 """
 
 from __future__ import annotations
