@@ -116,27 +116,49 @@ class _Run:
         self.rank(accounts)
         exclude = policy.rules_by_action("exclude")
         caps = policy.rules_by_action("cap")
-        for account in accounts:
-            for rule in exclude:
-                if self.fires(rule, account, None):
-                    account.excluded = True
-            for rule in caps:
-                if self.fires(rule, account, None):
-                    limit = rule.quantity
-                    value = limit if isinstance(limit, Decimal) else self.evaluate(
-                        limit, account, None, f"the quantity of rule '{rule.id}'") if limit is not None else None
-                    if value is not None:
-                        units = max(0, _floor_units(value, self.scale))
-                        account.cap = units if account.cap is None else min(account.cap, units)
+        for rule in exclude:
+            for account in self.matching(rule, accounts):
+                account.excluded = True
+        for rule in caps:
+            limit = rule.quantity
+            assert limit is not None  # the compiler requires a quantity for action 'cap'
+            for account in self.matching(rule, accounts):
+                value = limit if isinstance(limit, Decimal) else self.evaluate(
+                    limit, account, None, f"the quantity of rule '{rule.id}'")
+                if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+                    raise InputError(Diagnostic(
+                        "cap-invalid", f"rule '{rule.id}' gives account '{account.id}' a cap of {value!r}",
+                        Location(self.file, pointer=pointer(("statement", "accounts", account.index)))))
+                units = max(0, _floor_units(value, self.scale))
+                account.cap = units if account.cap is None else min(account.cap, units)
         return accounts
 
-    def fires(self, rule: Rule, account: AccountState, allocation: int | None) -> bool:
-        result = self.evaluate(rule.when, account, allocation, f"rule '{rule.id}'")
-        if result is True:
+    def matching(self, rule: Rule, accounts: list[AccountState], units: dict[str, int] | None = None) -> list[AccountState]:
+        """The accounts for which ``rule`` fires (recorded as exceptions), in the order given.
+
+        ``units``: the provisional allocations, for rules that read ``allocation``. This loop runs
+        once per rule and account, so it calls the compiled expression directly; should it fail,
+        the accounts are evaluated one by one to say which account's data made it fail.
+        """
+        fn = rule.when.fn
+        c = self.ctx
+        order, security, statement, fill = c.order, c.security, c.statement, c.fill
+        try:
+            if units is None:
+                fired = [a for a in accounts if fn(order, security, statement, fill, a.ctx, None) is True]
+            else:
+                amount = self.quantity
+                fired = [a for a in accounts
+                         if fn(order, security, statement, fill, a.ctx, amount(units.get(a.id, 0))) is True]
+        except ExpressionRuntimeError:
+            for account in accounts:
+                allocation = None if units is None else units.get(account.id, 0)
+                self.evaluate(rule.when, account, allocation, f"rule '{rule.id}'")
+            raise
+        for account in fired:
             account.fired(rule.id)
             self.exceptions.append(ExceptionRecord(account.id, rule.id, rule.action, rule.reason, rule.review))
-            return True
-        return False
+        return fired
 
     def rank(self, accounts: list[AccountState]) -> None:
         """Tie-break rank from the policy's rule; always ends on the account id (accounts are sorted)."""
@@ -218,13 +240,14 @@ def allocate(
         if not participants:
             break
         denied: dict[str, str] = {}
-        for account in participants:
-            units = outcome.units.get(account.id, 0)
-            for rule in zero_rules:
-                if _check(run, rule, account, units):
-                    denied[account.id] = rule.id
-            if minimum_applies and account.minimum is not None and 0 < units < account.minimum and account.id not in denied:
-                denied[account.id] = "minimum"
+        for rule in zero_rules:
+            for account in run.matching(rule, participants, outcome.units):
+                denied.setdefault(account.id, rule.id)
+        if minimum_applies:
+            for account in participants:
+                units = outcome.units.get(account.id, 0)
+                if account.minimum is not None and 0 < units < account.minimum and account.id not in denied:
+                    denied[account.id] = "minimum"
         if not denied:
             break
         remaining = [a for a in participants if a.id not in denied]
@@ -247,10 +270,9 @@ def allocate(
     if policy.minimum is not None and policy.minimum.denied == "rotation" and policy.method == "pro_rata":
         outcome = _deny_by_rotation(run, participants, outcome, rotation_rank)
     final = outcome.units
+    allocated = [a for a in everyone if a.denied_round is None and not a.excluded]
     for rule in policy.rules_by_action("flag"):
-        for account in everyone:
-            if account.denied_round is None and not account.excluded:
-                _check(run, rule, account, final.get(account.id, 0))
+        run.matching(rule, allocated, final)
     if sum(final.values()) != filled:
         raise RefusedError(Diagnostic(
             "unallocatable",
@@ -270,10 +292,6 @@ def _can_hold(accounts: list[AccountState], filled: int) -> bool:
                 return bool(accounts)
             room += account.cap
     return room >= filled
-
-
-def _check(run: _Run, rule: Rule, account: AccountState, units: int) -> bool:
-    return run.fires(rule, account, units)
 
 
 def _withdraw_denials(run: _Run, participants: list[AccountState], denied: dict[str, str]) -> None:
