@@ -400,7 +400,8 @@ class _Compiler:
                 self.error("rule-quantity-unused", f"'quantity' only applies to action 'cap', not '{action}'",
                            path + ("quantity",), key=True)
             if when is not None:
-                compiled.append(Rule(rule_id, when, action, quantity, spec["reason"], bool(spec.get("review", False)), index))
+                compiled.append(Rule(rule_id, when, action, quantity, " ".join(spec["reason"].split()),
+                                     bool(spec.get("review", False)), index))
         return tuple(compiled)
 
     def reason_codes(self) -> tuple[tuple[str, str], ...]:

@@ -188,24 +188,38 @@ class Allocation:
         return tuple(views)
 
     def price_text(self, price: Fraction | None) -> str | None:
+        """A price at the policy's precision and named rounding rule (``None`` stays ``None``)."""
         if price is None:
             return None
         return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
 
+    def _allocation_entries(self) -> list[dict[str, Any]]:
+        """The contract's per-account entries, straight from the run's state (no views needed)."""
+        units, scale = self._outcome.units, self.scale
+        block_price = self.price_text(self.average_price)
+        own_prices = self._outcome.prices if self.method == "price_time" else None
+        entries = []
+        for state in self._states:
+            quantity = units.get(state.id, 0)
+            if own_prices is not None:
+                price = self.price_text(own_prices.get(state.id))
+            else:
+                price = block_price
+            entries.append({
+                "account": state.id,
+                "quantity": quantity if scale == 1 else quantity_json(Fraction(quantity, scale)),
+                "average_price": price if quantity else None,
+                "intended": state.intended if scale == 1 else quantity_json(Fraction(state.intended, scale)),
+            })
+        return entries
+
     def document(self, *, explain: bool = False) -> dict[str, Any]:
         """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""
         policy = self.policy
-        allocations = []
-        for account in self.accounts:
-            entry: dict[str, Any] = {
-                "account": account.account,
-                "quantity": quantity_json(account.quantity),
-                "average_price": self.price_text(account.average_price) if account.quantity else None,
-                "intended": quantity_json(account.intended),
-            }
-            if explain:
+        allocations = self._allocation_entries()
+        if explain:
+            for entry, account in zip(allocations, self.accounts):
                 entry["explain"] = self.explain(account)
-            allocations.append(entry)
         document: dict[str, Any] = {
             "order_id": self.order_id,
             "policy": {"id": policy.id, "version": policy.version, "digest": policy.digest},

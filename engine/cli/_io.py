@@ -16,8 +16,29 @@ from engine.errors import Diagnostic, FileAccessError, Location
 
 
 def dump_json(value: Any) -> str:
-    """Deterministic JSON text: the same value always gives the same bytes."""
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    """Deterministic JSON text: the same value always gives the same bytes.
+
+    Objects are indented for people, but each element of a list of objects (one allocation, one
+    exception) stands compact on its own line: readable, diff-friendly, and written by the C
+    encoder, so a 100,000-account allocation is written in a fraction of a second.
+    """
+    return _dump(value, "") + "\n"
+
+
+def _dump(value: Any, indent: str) -> str:
+    if isinstance(value, dict) and value:
+        inner = indent + "  "
+        items = [f"{inner}{json.dumps(key, ensure_ascii=False)}: {_dump(item, inner)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        inner = indent + "  "
+        encode = _LINE.encode
+        lines = [inner + encode(item) for item in value]
+        return "[\n" + ",\n".join(lines) + "\n" + indent + "]"
+    return _LINE.encode(value)
+
+
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
 def write_output(text: str, path: str | None) -> None:
