@@ -34,7 +34,6 @@ from functools import cached_property
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
 
 # Integers below this bound multiply without overflow in numpy's int64.
 _INT64_SAFE = 2**62
@@ -185,6 +184,8 @@ def _largest_remainder_numpy(
     rest_weight: int,
 ) -> Apportionment:
     """The same algorithm on int64 arrays, for large blocks. Identical results (property-tested)."""
+    import numpy as np  # only blocks of hundreds of accounts or more pay for importing numpy
+
     nums = np.asarray(nums_list, dtype=np.int64)
     ranks = np.asarray(rank, dtype=np.int64)
     base = nums // denominator

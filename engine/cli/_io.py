@@ -9,9 +9,6 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from engine.errors import Diagnostic, FileAccessError, Location
 
 
@@ -65,6 +62,9 @@ def write_output(text: str, path: str | None) -> None:
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
                 right: Sequence[int] = (), caption: str | None = None) -> None:
     """Print a table for people (plain text when stdout is not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=title, caption=caption, show_lines=False)
     for index, column in enumerate(columns):
         table.add_column(column, justify="right" if index in right else "left")

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine import allocate, load_policy, load_trade
 from engine.cli._io import dump_json, print_table, write_output
-from engine.load import read_text
-from engine.rotation import RotationState
-from engine.trade import parse_json
 
 
 def register(sub: Any) -> None:
@@ -29,6 +25,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here, not at the top: every command's parser is built at start-up, and the others
+    # should not pay for the trade models and numpy
+    from engine import allocate, load_policy, load_trade
+    from engine.load import read_text
+    from engine.rotation import RotationState
+    from engine.trade import parse_json
+
     policy = load_policy(args.policy)
     trade = load_trade(args.trade)
     state = None
