@@ -31,6 +31,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import Any
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -149,20 +150,29 @@ def largest_remainder(
     odd = [0] * n
     if left:
         order = candidates if odd_key is None else sorted(candidates, key=lambda i: (odd_key[i], rank[i]))
-        for i in order:
-            take = min(left, upper[i] - alloc[i])
-            if take > 0:
-                alloc[i] += take
-                odd[i] = take
-                left -= take
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
+        _hand_out(left, order, lambda i: upper[i] - alloc[i], alloc, odd)
     return Apportionment(alloc, lambda: [
         Step(Fraction(nums[i], max(rest_weight, 1)), i in capped, base[i], extra[i], odd[i], position.get(i))
         for i in range(n)
     ])
+
+
+def _hand_out(left: int, order: list[int], room: Callable[[int], int], alloc: Any, odd: Any) -> None:
+    """Give the ``left`` odd units to the accounts in ``order``, each up to its ``room``.
+
+    ``alloc`` and ``odd`` are indexable (lists or int64 arrays) and updated in place. Raises
+    ``ValueError`` if the rooms cannot hold everything: conservation is never given up silently.
+    """
+    for i in order:
+        if not left:
+            break
+        take = min(left, room(i))
+        if take > 0:
+            alloc[i] += take
+            odd[i] = take
+            left -= take
+    if left:
+        raise ValueError("caps leave no room for the whole filled quantity")
 
 
 def _upper(num: int, denominator: int, lot: int, cap: int | None) -> int:
@@ -209,16 +219,7 @@ def _largest_remainder_numpy(
     odd = np.zeros(len(nums), dtype=np.int64)
     if left:
         order = cand if odd_key is None else cand[np.lexsort((ranks[cand], np.asarray(odd_key, dtype=np.int64)[cand]))]
-        for i in order.tolist():
-            take = min(left, int(upper[i] - alloc[i]))
-            if take > 0:
-                alloc[i] += take
-                odd[i] = take
-                left -= take
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
+        _hand_out(left, order.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
     def build_steps() -> list[Step]:
         scale = max(rest_weight, 1)
         base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
@@ -273,16 +274,7 @@ def quota_method(
         )
         if following is not None:
             line.insert(0, following)
-        for i in line:
-            room = left if caps[i] is None else min(left, (caps[i] or 0) - alloc[i])
-            if room > 0:
-                alloc[i] += room
-                odd[i] = room
-                left -= room
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
+        _hand_out(left, line, lambda i: left if caps[i] is None else (caps[i] or 0) - alloc[i], alloc, odd)
     return Apportionment(alloc, lambda: [
         Step(Fraction(total * weights[i], total_weight), False, lots[i], False, odd[i], None)
         for i in range(n)
