@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import Diagnostic, PolicyError
 from engine.expressions import CompiledExpression, Scope, Type, ast, compile_expression
+from engine.expressions.grammar import KEYWORDS
 from engine.expressions.ast import Expr
 from engine.load import Path, SourceDocument
 from engine.numbers import EXACT
@@ -119,14 +120,11 @@ class _Compiler:
         source = self.get(*path)
         if not isinstance(source, str):
             return None
-        try:
-            scope = Scope.build(
-                roots=set(roots),
-                account_attributes={a.name: a.type for a in self.account_attributes.values()},
-                security_attributes={a.name: a.type for a in self.security_attributes.values()},
-            )
-        except ValueError:
-            return None  # reported by the attributes pass
+        scope = Scope.build(
+            roots=set(roots),
+            account_attributes={a.name: a.type for a in self.account_attributes.values()},
+            security_attributes={a.name: a.type for a in self.security_attributes.values()},
+        )
         try:
             compiled = compile_expression(
                 source,
@@ -184,6 +182,15 @@ class _Compiler:
                         key=True,
                     )
                     continue
+                if name in KEYWORDS:
+                    self.error(
+                        "attribute-reserved-word",
+                        f"attribute '{name}' is a reserved word of the expression language",
+                        path,
+                        "rename the attribute; expressions could not name it",
+                        key=True,
+                    )
+                    continue
                 kind = spec["type"]
                 values = tuple(spec["values"]) if "values" in spec else None
                 if values is not None and kind != "string":
@@ -232,8 +239,11 @@ class _Compiler:
                 ("rounding", "remainder"),
                 "add 'rotation: {order_by: account.id}' or an explicit 'sequence'",
             )
-        if method != "pro_rata" and ("method" in rounding or "remainder" in rounding):
-            which = "method" if "method" in rounding else "remainder"
+        if "price_time" in self.data and method != "price_time":
+            self.error("section-unused", f"'price_time' section is unused: this policy allocates by {method}",
+                       ("price_time",), "remove it, or change 'method'", key=True)
+        if method != "pro_rata" and ("method" in rounding or "remainder" in rounding or "tie_break" in rounding):
+            which = next(key for key in ("method", "remainder", "tie_break") if key in rounding)
             self.error(
                 "rounding-unused",
                 f"'rounding.{which}' only applies to pro_rata; this policy allocates by {method}",
@@ -309,6 +319,10 @@ class _Compiler:
         if spec is None:
             if method == "rotation":
                 self.error("rotation-missing", "method 'rotation' needs a 'rotation' section", ("method",),
+                           "add 'rotation:' with a 'sequence' of account ids or an 'order_by' expression")
+            elif self.get("minimum", "denied") == "rotation":
+                self.error("rotation-missing", "'denied: rotation' needs a 'rotation' section saying the order",
+                           ("minimum", "denied"),
                            "add 'rotation:' with a 'sequence' of account ids or an 'order_by' expression")
             return None
         if not uses_rotation:

@@ -47,6 +47,7 @@ class AccountState:
     intended: int
     cap: int | None
     weight: int = 0
+    weight_text: str | None = None  # the weight expression's value as the policy computed it
     rank: int = 0
     rules: list[str] | None = None
     excluded: bool = False
@@ -85,6 +86,7 @@ class AccountAllocation:
     quantity: Fraction
     average_price: Fraction | None
     weight: int
+    weight_text: str | None
     cap: Fraction | None
     step: Step | None
     rank: int
@@ -175,6 +177,7 @@ class Allocation:
                 quantity=Fraction(units, scale),
                 average_price=price,
                 weight=state.weight,
+                weight_text=state.weight_text,
                 cap=None if state.cap is None else Fraction(state.cap, scale),
                 step=outcome.step(state.id),
                 rank=state.rank,
@@ -254,13 +257,17 @@ class Allocation:
             out["rules"] = list(account.rules)
             return out
         if self.method == "pro_rata":
-            out["weight"] = str(account.weight) if policy.weight is not None else quantity_json(account.intended)
+            out["weight"] = account.weight_text if policy.weight is not None else quantity_json(account.intended)
             out["weight_basis"] = policy.weight.source if policy.weight is not None else "intended quantity"
         out["cap"] = quantity_json(account.cap) if account.cap is not None else "none (allowed above intended)"
         step = account.step
         if step is not None and self.method == "pro_rata":
-            out["exact_share"] = fraction_text(self._units(step.exact))
-            out["capped_in_water_filling"] = step.capped
+            if policy.rounding_method == "quota":
+                # the quota method respects caps as it hands out lots; it computes no capped share
+                out["exact_share_before_caps"] = fraction_text(self._units(step.exact))
+            else:
+                out["exact_share"] = fraction_text(self._units(step.exact))
+                out["capped_in_water_filling"] = step.capped
             if policy.rounding_method == "quota":
                 words = f"{step.base_lots} lot(s) of {lot} by the quota method (priority weight/(lots+1))"
             else:

@@ -123,8 +123,8 @@ def largest_remainder(
     """
     n = len(weights)
     capped, rest_total, rest_weight = water_fill(total, weights, caps)
-    if rest_weight == 0 and rest_total > sum(c or 0 for i, c in enumerate(caps) if i in capped):
-        raise ValueError("no account with a positive weight can take the filled quantity")
+    if rest_weight == 0 and rest_total > 0:
+        raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
     denominator = max(rest_weight, 1) * lot
     nums = [
         (caps[i] or 0) * max(rest_weight, 1) if i in capped else rest_total * weights[i]

@@ -9,7 +9,19 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from engine.errors import Diagnostic, FileAccessError, Location
+from engine.errors import Diagnostic, FairallocError, FileAccessError, Location
+
+
+def report_error(error: FairallocError, error_format: str) -> None:
+    """Print every diagnostic of ``error`` on stderr, as text for people or JSON for machines."""
+    if error_format == "json":
+        payload = {"exit_code": int(error.exit_code), "errors": [d.to_json() for d in error.diagnostics]}
+        print(json.dumps(payload, indent=2), file=sys.stderr)
+        return
+    for diagnostic in error.diagnostics:
+        print(diagnostic.render(), file=sys.stderr)
+    if len(error.diagnostics) > 1:
+        print(f"{len(error.diagnostics)} errors", file=sys.stderr)
 
 
 def dump_json(value: Any) -> str:

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         state = RotationState.from_json(parse_json(read_text(args.rotation), args.rotation), args.rotation)
     result = allocate(policy, trade, state, file=args.trade)
     if args.format == "table":
-        caption = (f"policy {policy.ref} {policy.digest}  method {result.method}  "
-                   f"filled {result.document()['filled']} @ {result.price_text(result.average_price) or '-'}")
+        caption = (f"{result.method}, filled {result.document()['filled']} "
+                   f"@ {result.price_text(result.average_price) or '-'}\npolicy {policy.ref}\n{policy.digest}")
         print_table(f"Allocation of order {result.order_id}",
                     ("account", "intended", "allocated", "avg price", "% of intended", "rules"),
                     result.rows(), right=(1, 2, 3, 4), caption=caption)
