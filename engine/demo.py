@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from engine import allocate, load_policy, load_trade
-from engine.cli._io import dump_json, print_table, write_output
+from engine.cli._io import dump_json, print_allocation, write_output
 from engine.errors import FairallocError
 from engine.load import read_text
 from engine.rotation import RotationState
@@ -39,14 +39,7 @@ def main(root: Path = Path("."), out: Path = Path("out")) -> int:
         result = allocate(policy, load_trade(trade_path), state, file=str(trade_path))
         document = result.document(explain=True)
         print()
-        print_table(
-            f"{result.order_id} under {policy.ref}",
-            ("account", "intended", "allocated", "avg price", "% of intended", "rules"),
-            result.rows(),
-            right=(1, 2, 3, 4),
-            caption=f"{policy.method}, filled {document['filled']} @ {document['average_price'] or '-'}; "
-            f"{len(result.exceptions)} exception(s)",
-        )
+        print_allocation(result, f"{result.order_id} under {policy.ref}")
         target = out / f"{policy_id}.allocation.json"
         write_output(dump_json(document), str(target))
         print(f"  written {target}")
