@@ -17,50 +17,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
-from typing import Any
+from json.encoder import encode_basestring_ascii as _quote
+from typing import Any, NamedTuple
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event of every ledger."""
 
 
 def _default(value: object) -> object:
-    """JSON fallback: decimals are written as plain decimal strings, never binary floats."""
+    """JSON fallback: decimals are written as plain decimal strings."""
     if isinstance(value, Decimal):
-        text = format(value, "f")
-        return text
+        return format(value, "f")
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable in a ledger payload")
 
 
 def canonical_json(value: Any) -> str:
-    """The canonical JSON text of ``value``: sorted keys, compact, ASCII; floats are refused."""
-    _refuse_floats(value)
+    """The canonical JSON text of ``value``: sorted keys, compact, ASCII.
+
+    Quantities and prices reach the ledger as integers or decimal strings (the trade contract
+    allows nothing else). A free account attribute may be a JSON number with a fraction; Python
+    writes such a float as its shortest round-trip repr, so its text, and the hash, are stable.
+    """
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default
     )
-
-
-def _refuse_floats(value: Any) -> None:
-    """Binary floats have no single decimal reading; quantities and prices must be int or text."""
-    if isinstance(value, float):
-        raise TypeError("binary floats are not allowed in ledger payloads; use int or a string")
-    if isinstance(value, dict):
-        for item in value.values():
-            _refuse_floats(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _refuse_floats(item)
 
 
 def _opt(value: str | None) -> str:
     return "null" if value is None else str(_quote(value))
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One recorded event as stored: the chained fields plus its own hash."""
+class Event(NamedTuple):
+    """One recorded event as stored: the chained fields plus its own hash.
+
+    A tuple in column order, so rows fetched straight from the database driver can be checked
+    without building objects (see ``verify``)."""
 
     seq: int
     recorded_at: str
@@ -107,18 +99,10 @@ def link_hash(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode("ascii")).hexdigest()
 
 
-def recompute(event: Event) -> str:
-    """The hash ``event`` should carry, given its stored fields and its stored ``prev_hash``."""
+def recompute(event: tuple[Any, ...]) -> str:
+    """The hash an event (an :class:`Event` or a raw row in its column order) should carry."""
+    seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, _hash = event
     return link_hash(
-        event.prev_hash,
-        event_canonical(
-            event.seq,
-            event.recorded_at,
-            event.actor,
-            event.kind,
-            event.order_id,
-            event.key,
-            event.topic,
-            event.payload,
-        ),
+        prev_hash,
+        event_canonical(seq, recorded_at, actor, kind, order_id, key, topic, payload),
     )

@@ -8,8 +8,8 @@ create exactly these tables; a test checks the two agree.
 
 Constraints the database enforces on its own, whatever client writes:
 
-* ``seq`` is the primary key and ``prev_hash`` is unique: two writers can never both extend the
-  same head, so the chain cannot fork even if the application lock were bypassed;
+* ``seq`` is the primary key and every writer appends ``head + 1``: two writers can never both
+  extend the same head, so the chain cannot fork even if the application lock were bypassed;
 * ``key`` is unique where set: one statement, one order entry and one allocation per order, one
   fill per fill id, one publication per policy id and version, one review per override;
 * triggers refuse UPDATE, DELETE (and TRUNCATE on PostgreSQL): history is append-only.
@@ -32,8 +32,8 @@ events = Table(
     Column("key", String(400), nullable=True, unique=True),
     Column("topic", String(400), nullable=True),
     Column("payload", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False, unique=True),
-    Column("hash", String(64), nullable=False, unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
     Index("ix_events_order_id", "order_id"),
     Index("ix_events_kind", "kind"),
     Index("ix_events_topic_seq", "topic", "seq"),

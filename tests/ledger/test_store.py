@@ -33,7 +33,7 @@ def test_duplicate_key_is_refused_and_nothing_is_written(ledger: Ledger) -> None
         session.append(NewEvent("k", "a", {}, key="once"))
     with pytest.raises(LedgerError) as caught, ledger.write() as session:
         session.append(NewEvent("k", "a", {"other": 1}), NewEvent("k", "a", {}, key="once"))
-    assert caught.value.codes == ["LEDGER_CONFLICT"]
+    assert caught.value.codes == ["ledger-conflict"]
     with ledger.read() as session:
         assert len(session.query()) == 1
 
@@ -53,7 +53,7 @@ def test_database_refuses_update_and_delete(ledger: Ledger, statement: str) -> N
         session.append(NewEvent("k", "a", {}))
     with pytest.raises(LedgerError) as caught, ledger.write() as session:
         session.conn.execute(text(statement))
-    assert caught.value.codes == ["LEDGER_APPEND_ONLY"]
+    assert caught.value.codes == ["ledger-append-only"]
 
 
 def test_postgres_refuses_truncate(ledger: Ledger) -> None:
@@ -61,7 +61,7 @@ def test_postgres_refuses_truncate(ledger: Ledger) -> None:
         pytest.skip("TRUNCATE exists on PostgreSQL only")
     with pytest.raises(LedgerError) as caught, ledger.write() as session:
         session.conn.execute(text("TRUNCATE events"))
-    assert caught.value.codes == ["LEDGER_APPEND_ONLY"]
+    assert caught.value.codes == ["ledger-append-only"]
 
 
 def test_reopening_is_idempotent_and_migrations_reach_the_expected_head(ledger_url: str) -> None:
@@ -83,7 +83,7 @@ def test_reopening_is_idempotent_and_migrations_reach_the_expected_head(ledger_u
 def test_unreachable_ledger_is_a_ledger_error() -> None:
     with pytest.raises(LedgerError) as caught:
         Ledger("postgresql://nobody@127.0.0.1:1/none")
-    assert caught.value.codes == ["LEDGER_UNREACHABLE"]
+    assert caught.value.codes == ["ledger-unreachable"]
 
 
 def test_url_resolution() -> None:

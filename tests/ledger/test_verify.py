@@ -42,20 +42,20 @@ def test_empty_ledger_verifies(ledger: Ledger) -> None:
 def test_edited_event(ledger: Ledger) -> None:
     _fill(ledger, 10)
     tamper(ledger, "UPDATE events SET payload = '{\"n\":999}' WHERE seq = 5")
-    assert _codes(ledger) == ["LEDGER_EVENT_EDITED"]
+    assert _codes(ledger) == ["ledger-event-edited"]
     assert _pointer(ledger) == "/events/5"
 
 
 def test_edited_actor(ledger: Ledger) -> None:
     _fill(ledger, 10)
     tamper(ledger, "UPDATE events SET actor = 'mallory' WHERE seq = 10")
-    assert _codes(ledger) == ["LEDGER_EVENT_EDITED"]
+    assert _codes(ledger) == ["ledger-event-edited"]
 
 
 def test_deleted_event(ledger: Ledger) -> None:
     _fill(ledger, 10)
     tamper(ledger, "DELETE FROM events WHERE seq = 4")
-    assert _codes(ledger) == ["LEDGER_EVENT_MISSING"]
+    assert _codes(ledger) == ["ledger-event-missing"]
     assert _pointer(ledger) == "/events/4"
 
 
@@ -63,7 +63,7 @@ def test_deleted_and_renumbered(ledger: Ledger) -> None:
     _fill(ledger, 10)
     tamper(ledger, "DELETE FROM events WHERE seq = 4",
            *(f"UPDATE events SET seq = {n - 1} WHERE seq = {n}" for n in range(5, 11)))
-    assert _codes(ledger) == ["LEDGER_CHAIN_BROKEN"]
+    assert _codes(ledger) == ["ledger-chain-broken"]
 
 
 def test_swapped_pair(ledger: Ledger) -> None:
@@ -71,7 +71,7 @@ def test_swapped_pair(ledger: Ledger) -> None:
     tamper(ledger, "UPDATE events SET seq = -1 WHERE seq = 6",
            "UPDATE events SET seq = 6 WHERE seq = 7",
            "UPDATE events SET seq = 7 WHERE seq = -1")
-    assert _codes(ledger) == ["LEDGER_EVENTS_REORDERED"]
+    assert _codes(ledger) == ["ledger-events-reordered"]
     assert _pointer(ledger) == "/events/6"
 
 
@@ -79,19 +79,19 @@ def test_forged_hash(ledger: Ledger) -> None:
     _fill(ledger, 10)
     forged = hashlib.sha256(b"forged").hexdigest()
     tamper(ledger, f"UPDATE events SET hash = '{forged}' WHERE seq = 3")
-    assert _codes(ledger) == ["LEDGER_HASH_FORGED"]
+    assert _codes(ledger) == ["ledger-hash-forged"]
 
 
 def test_edit_with_recomputed_hash_breaks_the_next_link(ledger: Ledger) -> None:
     _fill(ledger, 10)
     with ledger.read() as session:
         fifth = session.query()[4]
-    from engine.ledger.chain import Event, recompute
+    from engine.ledger.chain import recompute
 
-    edited = Event(**{**{k: getattr(fifth, k) for k in Event.__slots__}, "payload": '{"n":0}'})
+    edited = fifth._replace(payload='{"n":0}')
     tamper(ledger, f"UPDATE events SET payload = '{edited.payload}', hash = '{recompute(edited)}'"
                    " WHERE seq = 5")
-    assert _codes(ledger) == ["LEDGER_CHAIN_BROKEN"]
+    assert _codes(ledger) == ["ledger-chain-broken"]
     assert _pointer(ledger) == "/events/6"
 
 
@@ -99,19 +99,18 @@ def test_time_going_backwards(ledger: Ledger) -> None:
     _fill(ledger, 3)
     with ledger.read() as session:
         second = session.query()[1]
-    from engine.ledger.chain import Event, recompute
+    from engine.ledger.chain import recompute
 
     # Rewrite event 2's time to the past and re-hash event 2 and 3 so only the time is wrong.
-    moved = Event(**{**{k: getattr(second, k) for k in Event.__slots__},
-                     "recorded_at": "2000-01-01T00:00:00.000000Z"})
+    moved = second._replace(recorded_at="2000-01-01T00:00:00.000000Z")
     new_hash = recompute(moved)
     with ledger.read() as session:
         third = session.query()[2]
-    relinked = Event(**{**{k: getattr(third, k) for k in Event.__slots__}, "prev_hash": new_hash})
+    relinked = third._replace(prev_hash=new_hash)
     tamper(ledger,
            f"UPDATE events SET recorded_at = '{moved.recorded_at}', hash = '{new_hash}' WHERE seq = 2",
            f"UPDATE events SET prev_hash = '{new_hash}', hash = '{recompute(relinked)}' WHERE seq = 3")
-    assert _codes(ledger) == ["LEDGER_TIME_REVERSED"]
+    assert _codes(ledger) == ["ledger-time-reversed"]
 
 
 def test_anchor_detects_a_cut_tail(ledger: Ledger) -> None:
@@ -123,7 +122,7 @@ def test_anchor_detects_a_cut_tail(ledger: Ledger) -> None:
     assert _codes(ledger, anchor) == []
     tamper(ledger, "DELETE FROM events WHERE seq >= 9")
     assert _codes(ledger) == []  # a cut tail leaves a valid shorter chain ...
-    assert _codes(ledger, anchor) == ["LEDGER_ANCHOR_MISMATCH"]  # ... which the anchor exposes
+    assert _codes(ledger, anchor) == ["ledger-anchor-mismatch"]  # ... which the anchor exposes
 
 
 def test_hundred_thousand_events_verify_within_a_second(ledger: Ledger) -> None:

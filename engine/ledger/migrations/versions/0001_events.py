@@ -45,8 +45,8 @@ def upgrade() -> None:
         sa.Column("key", sa.String(400), nullable=True, unique=True),
         sa.Column("topic", sa.String(400), nullable=True),
         sa.Column("payload", sa.Text, nullable=False),
-        sa.Column("prev_hash", sa.String(64), nullable=False, unique=True),
-        sa.Column("hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
     )
     op.create_index("ix_events_order_id", "events", ["order_id"])
     op.create_index("ix_events_kind", "events", ["kind"])
