@@ -1,0 +1,409 @@
+"""Run-time semantics of the language: exact arithmetic, checked operations, run-time errors.
+
+Numbers are ``int`` or ``decimal.Decimal``, never ``float``:
+
+* ``+``, ``-``, ``*`` and unary ``-`` are exact. Two ints give an int; otherwise the result is a
+  Decimal computed in :data:`EXACT`, a context with unlimited precision, so nothing is rounded.
+* ``/`` of two ints that divide evenly gives an int. Any other quotient is a Decimal computed in
+  :data:`DIVISION`: exact when it fits in :data:`DIVISION_PRECISION` (34) significant digits,
+  otherwise rounded half-even to 34 digits (the precision of IEEE 754 decimal128).
+* Comparisons between ints and Decimals are exact and use no context.
+
+Both contexts are module-owned objects passed explicitly to every Decimal operation; the thread's
+``decimal.getcontext()`` is never consulted, so a result is a pure function of the inputs whatever
+the host application does to its own decimal context.
+
+The ``checked_*`` functions below are the language's definition: each validates its operands and
+raises :class:`ExpressionRuntimeError` with the operation's :class:`Site` (location and text) on
+null, a wrong type, division by zero or a bad argument. Compiled code (:mod:`.codegen`) first
+runs a fast path of plain Python operations and falls back to these on any exception.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, NoReturn
+
+from engine.errors import Diagnostic, ExitCode, FairallocError, Location
+
+DIVISION_PRECISION = 34
+"""Significant digits of an inexact quotient (IEEE 754 decimal128)."""
+
+MAX_ROUND_PLACES = 34
+"""``round(x, places)`` accepts ``-34 <= places <= 34``."""
+
+_TRAPS = [decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
+
+EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=_TRAPS,
+)
+"""Context for + - * and unary minus: unlimited precision, so these never round."""
+
+DIVISION = decimal.Context(
+    prec=DIVISION_PRECISION,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=_TRAPS,
+)
+"""Context for inexact quotients: 34 significant digits, half-even."""
+
+Number = int | Decimal
+
+
+class ExpressionRuntimeError(FairallocError):
+    """Evaluation failed on the data given: null in arithmetic, division by zero, bad argument.
+
+    Carries one diagnostic located at the operation in the policy that failed.
+    """
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where an operation is in the policy, and its text, for run-time error messages."""
+
+    location: Location
+    text: str
+
+
+def fail(site: Site, code: str, message: str, hint: str | None = None) -> NoReturn:
+    """Raise the run-time error ``code`` at ``site``."""
+    raise ExpressionRuntimeError(Diagnostic(code, f"{message} in '{site.text}'", site.location, hint))
+
+
+def type_name(value: object) -> str:
+    """The language's name for the type of a run-time value (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if type(value) is int or isinstance(value, Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    if isinstance(value, datetime.date):
+        return "date"
+    if isinstance(value, (list, tuple, frozenset)):
+        return "list"
+    return f"Python {type(value).__name__}"
+
+
+def number(site: Site, value: object) -> Number:
+    """``value`` if it is a finite int or Decimal; else an ``expr-null``/``expr-bad-value`` error."""
+    if type(value) is int:
+        return value
+    if isinstance(value, Decimal) and value.is_finite():
+        return value
+    _wrong(site, value, "a number")
+
+
+def _wrong(site: Site, value: object, wanted: str) -> NoReturn:
+    if value is None:
+        fail(site, "expr-null", f"null where {wanted} is needed", "guard it with coalesce(value, default)")
+    fail(site, "expr-bad-value", f"got a {type_name(value)} value where {wanted} is needed")
+
+
+def _exact(operation: Callable[[], Number], site: Site) -> Number:
+    try:
+        return operation()
+    except decimal.DecimalException as error:
+        fail(site, "expr-overflow", f"arithmetic failed ({type(error).__name__})")
+
+
+def checked_add(site: Site, left: object, right: object) -> Number:
+    a, b = number(site, left), number(site, right)
+    if type(a) is int and type(b) is int:
+        return a + b
+    return _exact(lambda: EXACT.add(a, b), site)
+
+
+def checked_sub(site: Site, left: object, right: object) -> Number:
+    a, b = number(site, left), number(site, right)
+    if type(a) is int and type(b) is int:
+        return a - b
+    return _exact(lambda: EXACT.subtract(a, b), site)
+
+
+def checked_mul(site: Site, left: object, right: object) -> Number:
+    a, b = number(site, left), number(site, right)
+    if type(a) is int and type(b) is int:
+        return a * b
+    return _exact(lambda: EXACT.multiply(a, b), site)
+
+
+def checked_div(site: Site, left: object, right: object) -> Number:
+    a, b = number(site, left), number(site, right)
+    if b == 0:
+        fail(site, "expr-division-by-zero", "division by zero", "guard the divisor, e.g. max(x, 1)")
+    if type(a) is int and type(b) is int and a % b == 0:
+        return a // b
+    return _exact(lambda: DIVISION.divide(a, b), site)
+
+
+def checked_neg(site: Site, operand: object) -> Number:
+    a = number(site, operand)
+    if type(a) is int:
+        return -a
+    return _exact(lambda: EXACT.minus(a), site)
+
+
+def truth(site: Site, value: object) -> bool:
+    """``value`` if it is a boolean; null or anything else is an error (no truthiness)."""
+    if type(value) is bool:
+        return value
+    _wrong(site, value, "a boolean")
+
+
+def _same_order_kind(site: Site, left: object, right: object) -> None:
+    for value in (left, right):
+        if value is None:
+            _wrong(site, value, "a value that can be ordered")
+    kinds = {_order_kind(site, left), _order_kind(site, right)}
+    if len(kinds) != 1:
+        fail(site, "expr-bad-value", f"cannot order a {type_name(left)} against a {type_name(right)}")
+
+
+def _order_kind(site: Site, value: object) -> str:
+    if isinstance(value, datetime.datetime):
+        if value.utcoffset() is None:
+            fail(site, "expr-bad-value", "timestamp without a time zone")
+        return "timestamp"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, datetime.date):
+        return "date"
+    number(site, value)
+    return "number"
+
+
+def checked_lt(site: Site, left: Any, right: Any) -> bool:
+    _same_order_kind(site, left, right)
+    return bool(left < right)
+
+
+def checked_le(site: Site, left: Any, right: Any) -> bool:
+    _same_order_kind(site, left, right)
+    return bool(left <= right)
+
+
+def checked_gt(site: Site, left: Any, right: Any) -> bool:
+    _same_order_kind(site, left, right)
+    return bool(left > right)
+
+
+def checked_ge(site: Site, left: Any, right: Any) -> bool:
+    _same_order_kind(site, left, right)
+    return bool(left >= right)
+
+
+def normal(value: object) -> object:
+    """Lists compare as tuples, whichever sequence type the data used."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def equal(left: object, right: object) -> bool:
+    """``==`` of the language: Python equality, with lists and tuples alike."""
+    return bool(normal(left) == normal(right))
+
+
+def checked_eq(site: Site, left: object, right: object) -> bool:
+    del site
+    return equal(left, right)
+
+
+def checked_ne(site: Site, left: object, right: object) -> bool:
+    del site
+    return not equal(left, right)
+
+
+def checked_in(site: Site, item: object, items: object) -> bool:
+    if items is None:
+        _wrong(site, items, "a list")
+    if not isinstance(items, (list, tuple, frozenset)):
+        _wrong(site, items, "a list")
+    target = normal(item)
+    return any(normal(candidate) == target for candidate in items)
+
+
+def checked_not_in(site: Site, item: object, items: object) -> bool:
+    return not checked_in(site, item, items)
+
+
+def field(site: Site, record: object, key: str) -> object:
+    """``record[key]`` for a context record, or ``expr-missing-field`` if absent."""
+    if not isinstance(record, dict):
+        if record is None:
+            fail(site, "expr-missing-field", "no data for this root at this point")
+        fail(site, "expr-bad-value", f"a {type_name(record)} where a record is needed")
+    try:
+        return record[key]
+    except KeyError:
+        fail(site, "expr-missing-field", f"field '{key}' is missing from the data")
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in functions. Each takes the call's Site first, then the argument values.
+
+
+def fn_min(site: Site, *values: Any) -> Any:
+    for index in range(1, len(values)):
+        _same_order_kind(site, values[0], values[index])
+    return min(values)
+
+
+def fn_max(site: Site, *values: Any) -> Any:
+    for index in range(1, len(values)):
+        _same_order_kind(site, values[0], values[index])
+    return max(values)
+
+
+def fn_abs(site: Site, value: object) -> Number:
+    a = number(site, value)
+    if type(a) is int:
+        return abs(a)
+    return _exact(lambda: EXACT.abs(a), site)
+
+
+def fn_floor(site: Site, value: object) -> int:
+    return math.floor(number(site, value))
+
+
+def fn_ceil(site: Site, value: object) -> int:
+    return math.ceil(number(site, value))
+
+
+def _whole(site: Site, value: object, what: str) -> int:
+    a = number(site, value)
+    if a != int(a):
+        fail(site, "expr-invalid-argument", f"{what} must be a whole number, got {a}")
+    return int(a)
+
+
+def fn_round(site: Site, value: object, places: object = 0) -> Number:
+    """Round half-even to ``places`` decimals; a whole number when ``places <= 0``."""
+    a = number(site, value)
+    digits = _whole(site, places, "places")
+    if not -MAX_ROUND_PLACES <= digits <= MAX_ROUND_PLACES:
+        fail(site, "expr-invalid-argument", f"places must be between -{MAX_ROUND_PLACES} and {MAX_ROUND_PLACES}")
+    if type(a) is int and digits >= 0:
+        return a
+    quantum = Decimal((0, (1,), -digits))
+    rounded = _exact(lambda: Decimal(a).quantize(quantum, decimal.ROUND_HALF_EVEN, EXACT), site)
+    return int(rounded) if digits <= 0 else rounded
+
+
+def _lot(site: Site, value: object, lot: object, up: bool) -> Number:
+    a, size = number(site, value), number(site, lot)
+    if size <= 0:
+        fail(site, "expr-invalid-argument", f"lot must be greater than zero, got {size}")
+    ratio = Fraction(a) / Fraction(size)
+    lots = math.ceil(ratio) if up else math.floor(ratio)
+    if type(size) is int:
+        return lots * size
+    return _exact(lambda: EXACT.multiply(lots, size), site)
+
+
+def fn_round_lot(site: Site, value: object, lot: object) -> Number:
+    """The largest multiple of ``lot`` not above ``value``."""
+    return _lot(site, value, lot, up=False)
+
+
+def fn_ceil_lot(site: Site, value: object, lot: object) -> Number:
+    """The smallest multiple of ``lot`` not below ``value``."""
+    return _lot(site, value, lot, up=True)
+
+
+def fn_len(site: Site, value: object) -> int:
+    if isinstance(value, (str, list, tuple)):
+        return len(value)
+    _wrong(site, value, "a string or a list")
+
+
+def fn_coalesce(site: Site, *values: object) -> object:
+    del site
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _calendar_day(site: Site, value: object) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        if value.utcoffset() is None:
+            fail(site, "expr-bad-value", "timestamp without a time zone")
+        return value.astimezone(datetime.timezone.utc).date()
+    if isinstance(value, datetime.date):
+        return value
+    _wrong(site, value, "a date or a timestamp")
+
+
+def fn_days_between(site: Site, first: object, second: object) -> int:
+    """Calendar days from ``first`` to ``second`` (timestamps taken as their UTC date)."""
+    return (_calendar_day(site, second) - _calendar_day(site, first)).days
+
+
+def _text(site: Site, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    _wrong(site, value, "a string")
+
+
+def fn_lower(site: Site, value: object) -> str:
+    return _text(site, value).lower()
+
+
+def fn_upper(site: Site, value: object) -> str:
+    return _text(site, value).upper()
+
+
+def fn_starts_with(site: Site, value: object, prefix: object) -> bool:
+    return _text(site, value).startswith(_text(site, prefix))
+
+
+def checked_not(site: Site, operand: object) -> bool:
+    return not truth(site, operand)
+
+
+def checked_and(site: Site, left: object, right: object) -> bool:
+    return truth(site, left) and truth(site, right)
+
+
+def checked_or(site: Site, left: object, right: object) -> bool:
+    return truth(site, left) or truth(site, right)
+
+
+BINARY: dict[str, Callable[[Site, Any, Any], Any]] = {
+    "+": checked_add,
+    "-": checked_sub,
+    "*": checked_mul,
+    "/": checked_div,
+    "==": checked_eq,
+    "!=": checked_ne,
+    "<": checked_lt,
+    "<=": checked_le,
+    ">": checked_gt,
+    ">=": checked_ge,
+    "in": checked_in,
+    "not in": checked_not_in,
+    "and": checked_and,
+    "or": checked_or,
+}
+"""The checked implementation of every binary operator (``and``/``or`` here evaluate both sides;
+compiled code short-circuits instead)."""
+
+UNARY: dict[str, Callable[[Site, Any], Any]] = {"-": checked_neg, "not": checked_not}
+"""The checked implementation of every unary operator."""
