@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.errors import Diagnostic, LedgerError, Location, RefusedError
+from engine.errors import Diagnostic, FairallocError, LedgerError, Location, RefusedError
 from engine.ledger.chain import Event
 from engine.ledger.store import Ledger, NewEvent, Session
 
@@ -207,23 +207,50 @@ def find_policy(ledger: Ledger, ref: str) -> PolicyRecord:
     return max(records, key=lambda r: r.version)
 
 
-def governing_policy(session: Session, policy_id: str | None, on: dt.date) -> PolicyRecord:
-    """The version in effect on ``on``: the highest published version whose effective date has
-    come. ``policy_id`` may be omitted when the ledger holds only one policy id."""
-    records = [PolicyRecord.of(e) for e in session.query(kinds=["policy.published"])]
-    ids = sorted({r.id for r in records})
-    if policy_id is None:
-        if len(ids) > 1:
-            raise _refused("policy-ambiguous",
-                           f"the ledger holds several policies ({', '.join(ids)}): name one",
-                           hint="pass --policy ID")
-        policy_id = ids[0] if ids else None
-    in_effect = [r for r in records if r.id == policy_id and r.effective_date <= on.isoformat()]
-    if not in_effect:
+def governing_policy(session: Session, trade: Any, policy_id: str | None = None) -> PolicyRecord:
+    """The policy version that governs ``trade`` as it is entered: among the versions published
+    so far, per policy id the highest whose effective date has come by the trade date, then the
+    one whose ``applies_to`` holds for the trade (or the one named by ``policy_id``)."""
+    from engine.context import build_context
+
+    trade_date = trade.order.trade_date.isoformat()
+    latest: dict[str, PolicyRecord] = {}
+    for event in session.query(kinds=["policy.published"]):
+        record = PolicyRecord.of(event)
+        if policy_id is not None and record.id != policy_id:
+            continue
+        if record.effective_date <= trade_date and (
+            record.id not in latest or record.version > latest[record.id].version
+        ):
+            latest[record.id] = record
+    governing: list[PolicyRecord] = []
+    for record in latest.values():
+        policy = load_recorded_policy(record)
+        try:
+            applies = policy.applies_to is None or policy.applies_to.fn(
+                *_context_args(build_context(policy, trade))) is True
+        except FairallocError:
+            if policy_id is not None:
+                raise
+            applies = False  # the order lacks what this policy reads: it is not one it governs
+        if applies:
+            governing.append(record)
+    if not governing:
+        named = f"policy {policy_id}" if policy_id else "policy"
         raise _refused("no-policy-in-effect",
-                       f"no published policy {policy_id or ''} is in effect on {on.isoformat()}".replace("  ", " "),
+                       f"no published {named} governs order {trade.order.id} (trade date "
+                       f"{trade_date}, {trade.order.security or 'no security attributes'})",
                        hint="publish the firm's allocation policy first: fairalloc policy publish FILE")
-    return max(in_effect, key=lambda r: r.version)
+    if len(governing) > 1:
+        names = ", ".join(sorted(f"{r.id}@{r.version}" for r in governing))
+        raise _refused("policy-ambiguous", f"several published policies govern order "
+                       f"{trade.order.id}: {names}", hint="name one with --policy ID")
+    return governing[0]
+
+
+def _context_args(ctx: Any) -> tuple[Any, ...]:
+    """The arguments a compiled ``applies_to`` expression takes (as the engine calls it)."""
+    return (ctx.order, ctx.security, ctx.statement, ctx.fill, None, None)
 
 
 def load_recorded_policy(record: PolicyRecord) -> Any:
@@ -384,8 +411,7 @@ def enter_order(ledger: Ledger, actor: str, trade: Any, policy_id: str | None = 
         if session.by_key(f"order:{order_id}") is not None:
             raise _conflict("order-already-entered", f"order {order_id} is already entered")
         _check_coverage(statement, doc)
-        entry_date = dt.date.fromisoformat(session.now[:10])
-        policy = governing_policy(session, policy_id, entry_date)
+        policy = governing_policy(session, trade, policy_id)
         (event,) = session.append(
             NewEvent("order.entered", actor, {"order": doc["order"], "policy": policy.ref()},
                      order_id=order_id, key=f"order:{order_id}")
@@ -446,31 +472,13 @@ class AllocationRecord:
     rotation_after: dict[str, Any] | None
 
 
-def _rotation_json(state: Any) -> dict[str, Any] | None:
-    if state is None:
-        return None
-    day = getattr(state, "day", None)
-    return {"group": state.group, "position": int(state.position),
-            "day": day.isoformat() if isinstance(day, dt.date) else day}
-
-
-def _rotation_state(data: dict[str, Any] | None) -> Any:
-    if data is None:
-        return None
-    from engine import RotationState
-
-    day = data.get("day")
-    return RotationState(data["group"], data["position"],
-                         dt.date.fromisoformat(day) if isinstance(day, str) else day)
-
-
 def compute_allocation(session: Session, record: OrderRecord, before_seq: int | None) -> tuple[
         dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, Any]:
     """Run the engine on the recorded inputs: (document, rotation before, rotation after, policy).
 
     ``before_seq`` limits fills and the rotation position to what was recorded before that event
     (replay); None means everything recorded so far (a new allocation)."""
-    from engine import allocate, load_trade
+    from engine import RotationState, allocate, load_trade
 
     assert record.entered is not None
     ref = record.entered.data()["policy"]
@@ -486,9 +494,11 @@ def compute_allocation(session: Session, record: OrderRecord, before_seq: int | 
                     if before_seq is None or e.seq < before_seq]
         if previous:
             before = previous[-1].data()["rotation_after"]
-    result = allocate(policy, trade, rotation=_rotation_state(before))
+    state = RotationState.from_json(before, file="ledger") if before is not None else None
+    result = allocate(policy, trade, rotation=state, file=f"ledger:{record.order_id}")
     document: dict[str, Any] = result.document()
-    return document, before, _rotation_json(result.rotation_after), policy
+    after = result.rotation_after.to_json() if result.rotation_after is not None else None
+    return document, before, after, policy
 
 
 def allocate_order(ledger: Ledger, actor: str, order_id: str) -> AllocationRecord:
