@@ -105,7 +105,7 @@ def _allocate(args: argparse.Namespace) -> int:
     print(f"order {args.order_id} allocated at {record.event.recorded_at} (event {record.event.seq}): "
           f"{doc['filled']} filled at {doc['average_price']}")
     for line in doc["allocations"]:
-        print(f"  {line['account']}: {line['quantity']} @ {line['average_price']}")
+        print(f"  {line['account']}: {line['quantity']} @ {line['average_price'] or '-'}")
     if record.late:
         print(f"LATE: after the policy's cut-off {record.deadline}; an alert was raised for the CCO")
     return int(ExitCode.OK)
