@@ -6,7 +6,8 @@
   forensic review reads (``order_id … allocated_at, executed_at, intended, order_quantity,
   order_filled, allocated_by, attr.*``); an approved override replaces the engine's quantities and
   its own time and author become the allocation's;
-* ``overrides.csv`` — every manual deviation with its reason code, memo and review outcome;
+* ``overrides.csv`` — every manual deviation (one row per account it moves) with its reason
+  code, memo and review outcome;
 * ``fills.csv`` — the broker confirmations (executions) with their execution and recording times;
 * ``orders.csv`` — the timeline of each order: intent recorded, order entered, allocated, under
   which policy version, and whether the allocation was late;
@@ -191,10 +192,16 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
     documents: list[dict[str, Any]] = []
     for record in records:
         allocations += _allocation_rows(record)
+        engine_quantities: dict[str, Decimal] = {}
+        if record.allocation is not None:
+            engine_quantities = {a["account"]: quantity(a["quantity"])
+                                 for a in record.allocation.data()["document"]["allocations"]}
         for override in record.overrides:
             status, review = _status(record, override)
             data = override.data()
             for line in data["allocations"]:
+                if quantity(line["quantity"]) == engine_quantities.get(line["account"], Decimal(0)):
+                    continue  # only the accounts the override moves are deviations
                 overrides.append({
                     "order_id": record.order_id, "account": line["account"],
                     "recorded_at": override.recorded_at, "recorded_by": override.actor,

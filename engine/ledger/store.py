@@ -222,8 +222,9 @@ class Session:
             raise LedgerError(
                 Diagnostic(
                     "ledger-conflict",
-                    f"the ledger already holds a record this write would duplicate ({keys or 'chain head'})",
-                    hint="another process recorded it first; show the order to see what is recorded",
+                    "the ledger refused the write: it duplicates a record already held "
+                    f"({keys or 'no unique key'}) or another writer extended the chain first",
+                    hint="see what is recorded with: fairalloc order show ORDER_ID",
                 )
             ) from error
         self._head = made[-1]
