@@ -8,6 +8,7 @@ so both figures include real commits. Figures go to docs/performance.md (section
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 import tempfile
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def _verify_seconds(url: str) -> tuple[float, int]:
     return elapsed, report.events
 
 
-def _run(backend: str, make_url: "callable[[str], str]") -> None:  # type: ignore[valid-type]
+def _run(backend: str, make_url: Callable[[str], str]) -> None:
     for batch in BATCHES:
         count = 2_000 if batch == 1 else EVENTS
         rate = _append(make_url(f"b{batch}"), count, batch)
@@ -69,7 +70,8 @@ def main() -> None:
         cluster = pgcluster.TempCluster(bindir, durable=True)
         server = cluster.start()
     try:
-        _run("postgresql", lambda name: pgcluster.create_database(server, f"bench_{name}"))
+        base = server
+        _run("postgresql", lambda name: pgcluster.create_database(base, f"bench_{name}"))
     finally:
         if cluster is not None:
             cluster.stop()

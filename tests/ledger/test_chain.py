@@ -28,9 +28,9 @@ def test_attribute_floats_have_a_stable_text() -> None:
                                    "topic", "payload", "prev_hash"])
 def test_every_field_is_covered_by_the_hash(field: str) -> None:
     base = Event(1, "2026-01-01T00:00:00.000000Z", "a", "k", "o", "key", "t", '{"x":1}', GENESIS, "")
-    changed = 2 if field == "seq" else ('{"x":2}' if field == "payload" else "1" * 64
-                                        if field == "prev_hash" else "changed")
-    assert recompute(base._replace(**{field: changed})) != recompute(base)
+    changed: dict[str, object] = {"seq": 2, "payload": '{"x":2}', "prev_hash": "1" * 64}
+    altered = base._replace(**{field: changed.get(field, "changed")})  # type: ignore[arg-type]
+    assert recompute(altered) != recompute(base)
 
 
 def test_link_hash_is_sha256_of_prev_and_canonical() -> None:

@@ -65,6 +65,8 @@ def test_postgres_refuses_truncate(ledger: Ledger) -> None:
 
 
 def test_reopening_is_idempotent_and_migrations_reach_the_expected_head(ledger_url: str) -> None:
+    from pathlib import Path
+
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
@@ -76,7 +78,7 @@ def test_reopening_is_idempotent_and_migrations_reach_the_expected_head(ledger_u
             SCHEMA_REVISION
         )
     config = Config()
-    config.set_main_option("script_location", str(store.Path(store.__file__).parent / "migrations"))
+    config.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
     assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
 
 
