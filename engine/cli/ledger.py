@@ -69,7 +69,7 @@ def _date(text: str) -> dt.date:
 
 def _init(args: argparse.Namespace) -> int:
     with open_ledger(args) as ledger:
-        if args.admin in workflow.list_users(ledger) and "admin" in workflow.list_users(ledger)[args.admin]:
+        if "admin" in workflow.list_users(ledger).get(args.admin, set()):
             print(f"ledger ready at {ledger.url}; {args.admin} is already an admin")
             return int(ExitCode.OK)
         workflow.set_role(ledger, args.admin, args.admin, "admin", grant=True)
@@ -90,9 +90,9 @@ def _list_users(args: argparse.Namespace) -> int:
         users = workflow.list_users(ledger)
     if args.json:
         emit_json({user: sorted(roles) for user, roles in users.items()})
+        return int(ExitCode.OK)
     for user, roles in users.items():
-        if not args.json:
-            print(f"{user}: {', '.join(sorted(roles)) or '(no roles)'}")
+        print(f"{user}: {', '.join(sorted(roles)) or '(no roles)'}")
     return int(ExitCode.OK)
 
 

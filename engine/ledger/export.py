@@ -67,7 +67,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, Decimal)):
-        return quantity_json(Decimal(value)).__str__()
+        return str(quantity_json(Decimal(value)))
     if isinstance(value, float):
         return format(Decimal(repr(value)), "f")
     if isinstance(value, (list, dict)):

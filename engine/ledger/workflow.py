@@ -54,11 +54,11 @@ def _conflict(code: str, message: str, hint: str | None = None) -> LedgerError:
 
 
 def quantity(value: Any) -> Decimal:
-    """A contract quantity (int or decimal string) as a Decimal; never through binary float."""
-    if isinstance(value, bool) or isinstance(value, float):
+    """A recorded quantity (an int or a decimal string) as a Decimal; never through binary float."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
         raise ValueError(f"not a quantity: {value!r}")
     try:
-        return Decimal(value) if isinstance(value, (int, str, Decimal)) else Decimal("NaN")
+        return Decimal(value)
     except InvalidOperation as error:
         raise ValueError(f"not a quantity: {value!r}") from error
 
@@ -335,6 +335,7 @@ def read_order(ledger: Ledger, order_id: str) -> OrderRecord:
 
 
 def _trade_json(trade: Any) -> dict[str, Any]:
+    """The validated trade as its normalised contract document (what the ledger records)."""
     data: dict[str, Any] = trade.to_json()
     return data
 
@@ -490,8 +491,7 @@ def compute_allocation(session: Session, record: OrderRecord, before_seq: int | 
     group = policy.rotation_group(trade)
     before: dict[str, Any] | None = None
     if group is not None:
-        previous = [e for e in session.query(topic=f"rotation:{group}")
-                    if before_seq is None or e.seq < before_seq]
+        previous = session.query(topic=f"rotation:{group}", before_seq=before_seq)
         if previous:
             before = previous[-1].data()["rotation_after"]
     state = RotationState.from_json(before, file="ledger") if before is not None else None
@@ -559,7 +559,8 @@ def request_override(ledger: Ledger, actor: str, order_id: str, quantities: dict
             raise _refused("override-memo-required",
                            "an override needs a written memo explaining the objective reason")
         document = record.allocation.data()["document"]
-        accounts = {a["account"] for a in record.statement.data()["statement"]["accounts"]} if record.statement else set()
+        assert record.statement is not None  # an allocated order always has its statement
+        accounts = {a["account"] for a in record.statement.data()["statement"]["accounts"]}
         unknown = sorted(set(quantities) - accounts)
         if unknown:
             raise _refused("override-unknown-account",

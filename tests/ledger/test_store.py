@@ -56,11 +56,11 @@ def test_database_refuses_update_and_delete(ledger: Ledger, statement: str) -> N
     assert caught.value.codes == ["ledger-append-only"]
 
 
-def test_postgres_refuses_truncate(ledger: Ledger) -> None:
-    if ledger.backend != "postgresql":
-        pytest.skip("TRUNCATE exists on PostgreSQL only")
+def test_postgres_refuses_truncate(pg_url: str) -> None:
+    ledger = Ledger(pg_url)
     with pytest.raises(LedgerError) as caught, ledger.write() as session:
         session.conn.execute(text("TRUNCATE events"))
+    ledger.close()
     assert caught.value.codes == ["ledger-append-only"]
 
 
