@@ -10,7 +10,8 @@ dependence on the order of accounts or fills in the input. It runs in this fixed
 4. rounds — the method allocates the filled quantity among the participating accounts; accounts
    for which a ``zero`` rule fires or which fall below the minimum are denied and the method runs
    again without them, until no account is denied (a fixed point: at most one round per account).
-   A round that would deny every remaining account is not applied;
+   A round that would leave the remaining accounts unable to take the fill under their caps (for
+   example, by denying all of them) is not applied, and the result says so in its notes;
 5. ``minimum.denied: rotation`` — below-minimum shares are handed on in rotation order instead;
 6. ``flag`` rules — evaluated on the final allocation; they record exceptions, change nothing;
 7. prices — every account gets the block's average price (pro-rata, rotation) or the average of
@@ -31,6 +32,7 @@ from engine.context import TradeContext, build_context
 from engine.controls import check_controls, check_policy_governs, refuse_if
 from engine.errors import Diagnostic, InputError, Location, RefusedError
 from engine.expressions import CompiledExpression, ExpressionRuntimeError
+from engine.numbers import as_decimal
 from engine.plan import Policy, Rule
 from engine.result import AccountAllocation, Allocation, ExceptionRecord
 from engine.rotation import RotationState, Schedule, schedule
@@ -110,7 +112,7 @@ class _Run:
 
     def quantity(self, units: int) -> int | Decimal:
         value = Fraction(units, self.scale)
-        return value.numerator if value.denominator == 1 else Decimal(value.numerator) / Decimal(value.denominator)
+        return value.numerator if value.denominator == 1 else as_decimal(value)
 
     # -- stage 3: eligibility ---------------------------------------------------------------
     def accounts(self) -> list[_Account]:
@@ -180,7 +182,7 @@ class _Run:
             raw.append(Decimal(value))
         scale = _units_scale(raw)
         for account, value in zip(accounts, raw):
-            account.weight = int(value * scale)
+            account.weight = _to_units(value, scale)
 
 
 @dataclass
@@ -249,11 +251,12 @@ def allocate(
         if not denied:
             break
         remaining = [a for a in participants if a.id not in denied]
-        if not remaining:
+        if not _can_hold(remaining, filled):
             run.notes.append(
-                f"round {round_number}: thresholds would deny every remaining account; the round was not applied"
+                f"round {round_number}: denying {', '.join(sorted(denied))} would leave accounts unable to take "
+                "the filled quantity under their caps; the round was not applied"
             )
-            _withdraw_denials(run, denied)
+            _withdraw_denials(run, participants, denied)
             break
         for account in participants:
             if account.id in denied:
@@ -281,12 +284,26 @@ def allocate(
     return _result(run, trade, all_accounts, outcome, plan)
 
 
+def _can_hold(accounts: list[_Account], filled: int) -> bool:
+    """Whether ``accounts`` (those with a positive weight) can take ``filled`` units under their caps."""
+    room = 0
+    for account in accounts:
+        if account.weight > 0 or account.cap is None:
+            if account.cap is None:
+                return bool(accounts)
+            room += account.cap
+    return room >= filled
+
+
 def _check(run: _Run, rule: Rule, account: _Account, units: int) -> bool:
     return run.fires(rule, account, units)
 
 
-def _withdraw_denials(run: _Run, denied: dict[str, str]) -> None:
+def _withdraw_denials(run: _Run, participants: list[_Account], denied: dict[str, str]) -> None:
     """Remove the exception records of a round that was not applied."""
+    for account in participants:
+        if account.id in denied and denied[account.id] in account.rules:
+            account.rules.remove(denied[account.id])
     run.exceptions = [
         record for record in run.exceptions
         if not (record.account in denied and record.rule == denied[record.account] and record.action == "zero")
@@ -398,7 +415,7 @@ def _price_time(run: _Run, accounts: list[_Account]) -> _Outcome:
         if limit is None:
             price_key: tuple[int, Decimal] = (0 if unlimited_first else 2, Decimal(0))
         else:
-            price_key = (1, -limit if side == "buy" else limit)
+            price_key = (1, limit.copy_negate() if side == "buy" else limit)
         return (price_key, entry.received_at or _LATEST, account.id)
 
     ranked = sorted(accounts, key=key)

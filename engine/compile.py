@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from engine.errors import Diagnostic, PolicyError
 from engine.expressions import CompiledExpression, Scope, Type, compile_expression
 from engine.load import Path, SourceDocument
+from engine.numbers import EXACT
 from engine.plan import Attribute, Deadline, Minimum, Policy, Rotation, Rule
 from engine.schema import check_policy_structure
 
@@ -428,7 +429,7 @@ def _fraction_value(value: Any) -> Decimal | None:
     text = str(value).strip()
     try:
         if text.endswith("%"):
-            return Decimal(text[:-1].strip()) / 100
+            return Decimal(text[:-1].strip()).scaleb(-2, EXACT)
         return Decimal(text)
     except ArithmeticError:
         return None

@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from engine.errors import Diagnostic, InputError, Location
-from engine.numbers import divide
+from engine.numbers import divide, exact_sum
 from engine.plan import Attribute, Policy
 from engine.trade import Trade, pointer
 
@@ -117,7 +117,7 @@ def _attributes(
 def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
     """Build the expression context of ``trade`` under ``policy``'s declared attributes."""
     order = trade.order
-    filled = sum((fill.quantity for fill in trade.fills), Decimal(0))
+    filled = exact_sum(fill.quantity for fill in trade.fills)
     value = sum((Fraction(fill.quantity) * Fraction(fill.price) for fill in trade.fills), Fraction(0))
     average = value / Fraction(filled) if filled else None
     times = sorted(fill.executed_at for fill in trade.fills)
@@ -133,7 +133,7 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
         "limit_price": order.limit_price,
     }
     statement = trade.statement
-    total = sum((a.intended for a in statement.accounts), Decimal(0))
+    total = exact_sum(a.intended for a in statement.accounts)
     statement_ctx = {
         "recorded_at": statement.recorded_at,
         "recorded_by": statement.recorded_by,
