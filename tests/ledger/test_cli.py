@@ -73,6 +73,14 @@ def test_full_workflow_verify_replay_export(ledger_url: str, capsys: pytest.Capt
     required = ["order_id", "trade_date", "symbol", "side", "account", "quantity", "price",
                 "allocated_at"]
     assert all(row[column] for row in rows for column in required)
+    import datetime as dt
+    import re
+
+    for row in rows:  # the allocation-history format: decimal text, ISO 8601 times with offset
+        assert re.fullmatch(r"[0-9]+(\.[0-9]+)?", row["quantity"]) and re.fullmatch(
+            r"[0-9]+(\.[0-9]+)?", row["price"])
+        for column in ("allocated_at", "executed_at"):
+            assert dt.datetime.fromisoformat(row[column]).tzinfo is not None
     by_account = {(r["order_id"], r["account"]): r for r in rows}
     assert by_account[("XYZ-BLOCK-1", "CLIENT-A")]["quantity"] == "15000"
     assert by_account[("XYZ-BLOCK-1", "PROPRIETARY")]["attr.proprietary"] == "true"

@@ -101,3 +101,18 @@ def test_kill_inside_an_allocation_leaves_nothing_partial(ledger_url: str, tmp_p
         assert result.late
         with ledger.read() as session:
             assert verify(session).ok and len(session.query()) == before + 2
+
+
+def test_processes_opening_a_fresh_ledger_at_once_migrate_it_once(ledger_url: str, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    go.write_text("go")  # no orders: each worker only opens (and so migrates) the ledger
+    workers = [subprocess.Popen([sys.executable, "-m", "tests.ledger.worker", ledger_url, str(go)],
+                                cwd=ROOT, env=_env(), stderr=subprocess.PIPE, text=True)
+               for _ in range(PROCESSES)]
+    for worker in workers:
+        _out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+    from sqlalchemy import text
+
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
+        assert session.conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
