@@ -20,7 +20,7 @@ export) outside the database and passing it back as an anchor closes that gap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,89 +54,95 @@ def _at(seq: int) -> Location:
     return Location(pointer=f"/events/{seq}")
 
 
-def check_chain(rows: Sequence[tuple[Any, ...]], anchor: Anchor | None = None) -> VerifyReport:
+def check_chain(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None = None) -> VerifyReport:
     """Walk ``rows`` (events or raw rows in event column order, by ``seq``) and report the
-    first break, then check the anchor."""
-    report = VerifyReport(events=len(rows), head=Event(*rows[-1]) if rows else None)
-    finding = _first_break(rows)
-    if finding is not None:
-        report.findings.append(finding)
+    first break, then check the anchor.
+
+    The rows are consumed as a stream: an intact chain is checked in constant memory, however
+    long. Only after a break is the rest read into memory, to tell a reordering from a rewrite."""
+    stream = iter(rows)
+    prev_hash = GENESIS
+    prev_time = ""
+    count = 0
+    last: tuple[Any, ...] | None = None
+    anchored: str | None = None
+    for raw in stream:
+        count += 1
+        if raw[0] == count and raw[8] == prev_hash and raw[1] >= prev_time and recompute(raw) == raw[9]:
+            if anchor is not None and raw[0] == anchor.seq:
+                anchored = raw[9]
+            prev_hash = raw[9]
+            prev_time = raw[1]
+            last = raw
+            continue
+        rest = list(stream)
+        tail = rest[-1] if rest else raw
+        report = VerifyReport(events=count + len(rest), head=Event(*tail))
+        report.findings.append(_diagnose(Event(*raw), count, prev_hash, prev_time, rest))
         return report
-    if anchor is not None:
-        held = Event(*rows[anchor.seq - 1]) if 0 < anchor.seq <= len(rows) else None
-        if held is None or held.hash != anchor.hash:
-            seen = "is missing" if held is None else f"has hash {held.hash}"
-            report.findings.append(
-                Diagnostic(
-                    "ledger-anchor-mismatch",
-                    f"the anchored head {anchor.seq}:{anchor.hash} is not in the chain: "
-                    f"event {anchor.seq} {seen}",
-                    _at(anchor.seq),
-                    hint="the tail was removed or the chain rewritten after the anchor was taken",
-                )
+    report = VerifyReport(events=count, head=Event(*last) if last is not None else None)
+    if anchor is not None and anchored != anchor.hash:
+        seen = "is missing" if anchored is None else f"has hash {anchored}"
+        report.findings.append(
+            Diagnostic(
+                "ledger-anchor-mismatch",
+                f"the anchored head {anchor.seq}:{anchor.hash} is not in the chain: "
+                f"event {anchor.seq} {seen}",
+                _at(anchor.seq),
+                hint="the tail was removed or the chain rewritten after the anchor was taken",
             )
+        )
     return report
 
 
-def _first_break(rows: Sequence[tuple[Any, ...]]) -> Diagnostic | None:
-    prev_hash = GENESIS
-    prev_time = ""
-    for index, raw in enumerate(rows):
-        expected = index + 1
-        if raw[0] == expected and raw[8] == prev_hash and raw[1] >= prev_time and recompute(raw) == raw[9]:
-            prev_hash = raw[9]
-            prev_time = raw[1]
-            continue
-        row = Event(*raw)
-        if row.seq != expected:
+def _diagnose(row: Event, expected: int, prev_hash: str, prev_time: str,
+              rest: list[tuple[Any, ...]]) -> Diagnostic:
+    """Name what broke at ``row``, the first event that failed a check; ``rest`` follows it."""
+    if row.seq != expected:
+        return Diagnostic(
+            "ledger-event-missing",
+            f"event {expected} is missing (the next event recorded is {row.seq}): "
+            "events were deleted",
+            _at(expected),
+        )
+    if row.prev_hash != prev_hash:
+        later = next((r[0] for r in rest if r[9] == row.prev_hash), None)
+        if later is not None:
             return Diagnostic(
-                "ledger-event-missing",
-                f"event {expected} is missing (the next event recorded is {row.seq}): "
-                "events were deleted",
-                _at(expected),
-            )
-        if row.prev_hash != prev_hash:
-            later = next((r[0] for r in rows[index + 1 :] if r[9] == row.prev_hash), None)
-            if later is not None:
-                return Diagnostic(
-                    "ledger-events-reordered",
-                    f"event {row.seq} links to event {later}, recorded after it: "
-                    "events were reordered",
-                    _at(row.seq),
-                )
-            return Diagnostic(
-                "ledger-chain-broken",
-                f"event {row.seq} does not link to event {row.seq - 1}: event {row.seq - 1} "
-                "was rewritten with a new hash, or this link was altered",
+                "ledger-events-reordered",
+                f"event {row.seq} links to event {later}, recorded after it: "
+                "events were reordered",
                 _at(row.seq),
             )
-        computed = recompute(row)
-        if computed != row.hash:
-            following = rows[index + 1] if index + 1 < len(rows) else None
-            if following is not None and following[8] == computed:
-                return Diagnostic(
-                    "ledger-hash-forged",
-                    f"event {row.seq}'s stored hash was replaced; its content and the next "
-                    "event's link still agree with the original",
-                    _at(row.seq),
-                )
+        return Diagnostic(
+            "ledger-chain-broken",
+            f"event {row.seq} does not link to event {row.seq - 1}: event {row.seq - 1} "
+            "was rewritten with a new hash, or this link was altered",
+            _at(row.seq),
+        )
+    computed = recompute(row)
+    if computed != row.hash:
+        if rest and rest[0][8] == computed:
             return Diagnostic(
-                "ledger-event-edited",
-                f"event {row.seq} ({row.kind}) does not match its hash: it was edited "
-                "after it was recorded",
+                "ledger-hash-forged",
+                f"event {row.seq}'s stored hash was replaced; its content and the next "
+                "event's link still agree with the original",
                 _at(row.seq),
             )
-        if row.recorded_at < prev_time:
-            return Diagnostic(
-                "ledger-time-reversed",
-                f"event {row.seq} is recorded at {row.recorded_at}, before event "
-                f"{row.seq - 1} ({prev_time})",
-                _at(row.seq),
-            )
-        raise AssertionError("unreachable: the fast path accepts every intact event")
-    return None
+        return Diagnostic(
+            "ledger-event-edited",
+            f"event {row.seq} ({row.kind}) does not match its hash: it was edited "
+            "after it was recorded",
+            _at(row.seq),
+        )
+    return Diagnostic(
+        "ledger-time-reversed",
+        f"event {row.seq} is recorded at {row.recorded_at}, before event "
+        f"{row.seq - 1} ({prev_time})",
+        _at(row.seq),
+    )
 
 
 def verify(session: Session, anchor: Anchor | None = None) -> VerifyReport:
     """Verify the whole chain as one consistent snapshot."""
-    return check_chain(session.all_rows(), anchor)
+    return check_chain(session.stream_rows(), anchor)
