@@ -58,6 +58,8 @@ def _run(backend: str, make_url: Callable[[str], str]) -> None:
 
 
 def main() -> None:
+    # The figures are CPU-bound: say how busy the machine was, so they can be read fairly.
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as scratch:
         _run("sqlite", lambda name: f"sqlite:///{Path(scratch) / name}.db")
     server = os.environ.get("FAIRALLOC_TEST_PG_URL")
@@ -75,6 +77,7 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
