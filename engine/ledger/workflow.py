@@ -573,8 +573,10 @@ def request_override(ledger: Ledger, actor: str, order_id: str, quantities: dict
             raise _refused("override-total-mismatch",
                            f"the override allocates {quantity_json(total)} but "
                            f"{quantity_json(filled)} were filled")
+        # Every statement account is named, those left out with 0, so the record is explicit.
+        complete = {account: quantities.get(account, Decimal(0)) for account in accounts}
         payload = {"allocations": [{"account": a, "quantity": quantity_json(q)}
-                                   for a, q in sorted(quantities.items())],
+                                   for a, q in sorted(complete.items())],
                    "reason_code": reason_code, "memo": memo, "status": "pending-review",
                    "replaces": record.allocation.seq}
         event, _alert = session.append(

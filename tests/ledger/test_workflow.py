@@ -266,3 +266,16 @@ def test_the_whole_workflow_leaves_a_verifiable_chain(firm: Ledger) -> None:
         report = verify(session)
     assert report.ok
     assert [e.kind for e in workflow.read_order(firm, order_id).reviews] == ["override.reviewed"]
+
+
+def test_override_names_every_statement_account(firm: Ledger) -> None:
+    from decimal import Decimal
+
+    doc = trade_doc()
+    record_through_fills(firm, doc)
+    workflow.allocate_order(firm, "tom", doc["order"]["id"])
+    moved = {"CLIENT-A": Decimal(18000), "CLIENT-B": Decimal(6000), "CLIENT-C": Decimal(6000)}
+    event = workflow.request_override(firm, "tom", doc["order"]["id"], moved, "CLIENT-RESTRICTION",
+                                      "PROPRIETARY may not hold XYZ this week.")
+    recorded = {line["account"]: line["quantity"] for line in event.data()["allocations"]}
+    assert recorded == {"CLIENT-A": 18000, "CLIENT-B": 6000, "CLIENT-C": 6000, "PROPRIETARY": 0}
