@@ -1,24 +1,20 @@
-"""Run every benchmark module in this package (``bench_*.py``) that defines ``main()``."""
+"""Run every benchmark module (``bench/bench_*.py``), or the ones named: ``python -m bench allocate``."""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
+from pathlib import Path
 
-import bench
 
-
-def main() -> int:
-    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
-    for name in names:
-        module = importlib.import_module(f"bench.{name}")
-        run = getattr(module, "main", None)
-        if callable(run):
-            print(f"== {name}", flush=True)
-            run()
+def main(argv: list[str]) -> int:
+    names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    wanted = [n for n in names if not argv or n.removeprefix("bench_") in argv or n in argv]
+    for name in wanted:
+        print(f"\n=== {name} ===", flush=True)
+        importlib.import_module(f"bench.{name}").main()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -30,7 +30,7 @@ class TradeContext:
     statement: dict[str, Any]
     fill: dict[str, Any]
     accounts: list[dict[str, Any]]
-    filled: Decimal
+    filled: int | Decimal
     average_price: Fraction | None  # the block's volume-weighted average price, exact
 
 
@@ -95,9 +95,19 @@ def _attributes(
     values: dict[str, Any] = {}
     missing: list[Diagnostic] = []
     for attribute in declared:
-        if attribute.name in given and given[attribute.name] is not None:
-            where = pointer(base + (attribute.name,))
-            values[attribute.name] = _convert(attribute, given[attribute.name], where, file)
+        value = given.get(attribute.name)
+        if value is not None:
+            kind = type(value)
+            # fast paths for values already of the declared type; _convert explains the rest
+            if kind is str and attribute.kind == "string" and (attribute.values is None or value in attribute.values):
+                values[attribute.name] = value
+            elif kind is bool and attribute.kind == "boolean":
+                values[attribute.name] = value
+            elif kind is int and attribute.kind == "number":
+                values[attribute.name] = value
+            else:
+                where = pointer(base + (attribute.name,))
+                values[attribute.name] = _convert(attribute, value, where, file)
         elif attribute.has_default:
             values[attribute.name] = attribute.default
         else:
@@ -162,6 +172,8 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
     return TradeContext(order_ctx, security, statement_ctx, fill_ctx, accounts, filled, average)
 
 
-def _number(value: Decimal) -> int | Decimal:
+def _number(value: int | Decimal) -> int | Decimal:
     """Whole quantities are ints in expressions, so integer arithmetic stays integer."""
+    if isinstance(value, int):
+        return value
     return int(value) if value == value.to_integral_value() else value

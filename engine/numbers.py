@@ -41,11 +41,12 @@ ROUNDING_RULES: dict[str, str] = {
 EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
 
-def exact_sum(values: Iterable[Decimal]) -> Decimal:
-    """Sum decimals exactly (60 digits; an inexact sum raises instead of rounding silently)."""
-    total = Decimal(0)
+def exact_sum(values: Iterable[int | Decimal]) -> int | Decimal:
+    """Sum quantities exactly: integers as integers; decimals at 60 digits, raising rather than
+    rounding silently should a sum ever be inexact."""
+    total: int | Decimal = 0
     for value in values:
-        total = EXACT.add(total, value)
+        total = total + value if type(value) is int and type(total) is int else EXACT.add(total, value)
     return total
 
 

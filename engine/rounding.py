@@ -29,7 +29,8 @@ policy's ``tie_break`` rule, which always ends on the account id.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cached_property
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -53,10 +54,25 @@ class Step:
     order: int | None  # position in the remainder order (0 = first), if it was a candidate
 
 
-@dataclass(frozen=True, slots=True)
 class Apportionment:
-    allocations: list[int]
-    steps: list[Step]
+    """The allocations, and how each came about — built only when asked (``--explain``, tests),
+    because a block of 100,000 accounts should not pay for 100,000 explanations it does not print."""
+
+    def __init__(self, allocations: list[int], build_steps: Callable[[], list[Step]]) -> None:
+        self.allocations = allocations
+        self._build_steps = build_steps
+
+    @cached_property
+    def steps(self) -> list[Step]:
+        return self._build_steps()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Apportionment):
+            return NotImplemented
+        return self.allocations == other.allocations and self.steps == other.steps
+
+    def __repr__(self) -> str:
+        return f"Apportionment({self.allocations!r})"
 
 
 def water_fill(total: int, weights: Sequence[int], caps: Sequence[int | None]) -> tuple[set[int], int, int]:
@@ -144,11 +160,10 @@ def largest_remainder(
                 break
     if left:
         raise ValueError("caps leave no room for the whole filled quantity")
-    steps = [
+    return Apportionment(alloc, lambda: [
         Step(Fraction(nums[i], max(rest_weight, 1)), i in capped, base[i], extra[i], odd[i], position.get(i))
         for i in range(n)
-    ]
-    return Apportionment(alloc, steps)
+    ])
 
 
 def _upper(num: int, denominator: int, lot: int, cap: int | None) -> int:
@@ -203,18 +218,17 @@ def _largest_remainder_numpy(
                 break
     if left:
         raise ValueError("caps leave no room for the whole filled quantity")
-    scale = max(rest_weight, 1)
-    alloc_list = alloc.tolist()
-    base_list = base.tolist()
-    odd_list = odd.tolist()
-    extra_list = extra.tolist()
-    position_list = position.tolist()
-    steps = [
-        Step(Fraction(nums_list[i], scale), i in capped, base_list[i], extra_list[i], odd_list[i],
-             None if position_list[i] < 0 else position_list[i])
-        for i in range(len(nums_list))
-    ]
-    return Apportionment(alloc_list, steps)
+    def build_steps() -> list[Step]:
+        scale = max(rest_weight, 1)
+        base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
+        position_list = position.tolist()
+        return [
+            Step(Fraction(nums_list[i], scale), i in capped, base_list[i], extra_list[i], odd_list[i],
+                 None if position_list[i] < 0 else position_list[i])
+            for i in range(len(nums_list))
+        ]
+
+    return Apportionment(alloc.tolist(), build_steps)
 
 
 def quota_method(
@@ -230,7 +244,7 @@ def quota_method(
     if total_weight == 0:
         if total:
             raise ValueError("no account with a positive weight can take the filled quantity")
-        return Apportionment([0] * n, [Step(Fraction(0), False, 0, False, 0, None) for _ in range(n)])
+        return Apportionment([0] * n, lambda: [Step(Fraction(0), False, 0, False, 0, None) for _ in range(n)])
     lots = [0] * n
     cap_lots = [None if c is None else c // lot for c in caps]
     whole = total // lot
@@ -268,11 +282,10 @@ def quota_method(
                 break
     if left:
         raise ValueError("caps leave no room for the whole filled quantity")
-    steps = [
+    return Apportionment(alloc, lambda: [
         Step(Fraction(total * weights[i], total_weight), False, lots[i], False, odd[i], None)
         for i in range(n)
-    ]
-    return Apportionment(alloc, steps)
+    ])
 
 
 def _take_lot(

@@ -25,17 +25,18 @@ from engine.load import read_text
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
 
 
-def _quantity(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise ValueError("a quantity must be a whole number or a decimal string, not a boolean")
-    if isinstance(value, int):
+def _quantity(value: Any) -> int | Decimal:
+    """Whole quantities stay ``int`` (fast, exact); decimal strings become ``Decimal``."""
+    if type(value) is int:
         if value < 0:
             raise ValueError(f"a quantity cannot be negative ({value})")
-        return Decimal(value)
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a quantity must be a whole number or a decimal string, not a boolean")
     if isinstance(value, str):
         if not _DECIMAL.match(value):
             raise ValueError(f"'{value}' is not a quantity: write digits with an optional decimal point")
-        return Decimal(value)
+        return int(value) if "." not in value else Decimal(value)
     if isinstance(value, (float, Decimal)):
         raise ValueError(
             f"{value} is a JSON number with a fraction: write quantities as whole numbers or decimal strings"
@@ -51,7 +52,7 @@ def _price(value: Any) -> Decimal:
     raise ValueError(f"{value!r} is not a price: write a decimal string such as \"99.95\"")
 
 
-Quantity = Annotated[Decimal, BeforeValidator(_quantity)]
+Quantity = Annotated[int | Decimal, BeforeValidator(_quantity)]
 Price = Annotated[Decimal, BeforeValidator(_price)]
 NonEmpty = Annotated[str, Field(min_length=1, strict=True)]
 
@@ -102,7 +103,8 @@ class Trade(_Model):
 
     def to_json(self) -> dict[str, Any]:
         """The trade as a contract document (quantities as integers or decimal strings)."""
-        return _jsonable(self.model_dump(exclude_none=True))
+        document: dict[str, Any] = _jsonable(self.model_dump(exclude_none=True))
+        return document
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,7 +113,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(item) for item in value]
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "." not in str(value) else str(value)
+        return str(value)
     if isinstance(value, dt.datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
