@@ -29,8 +29,9 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def open_ledger(args: argparse.Namespace) -> Ledger:
-    return Ledger(args.ledger)
+def open_ledger(args: argparse.Namespace, *, create: bool = False) -> Ledger:
+    """Open the ledger the command names; only ``ledger init`` may create one."""
+    return Ledger(args.ledger, create=create)
 
 
 def emit_json(value: Any) -> None:

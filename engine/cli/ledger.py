@@ -68,7 +68,7 @@ def _date(text: str) -> dt.date:
 
 
 def _init(args: argparse.Namespace) -> int:
-    with open_ledger(args) as ledger:
+    with open_ledger(args, create=True) as ledger:
         if "admin" in workflow.list_users(ledger).get(args.admin, set()):
             print(f"ledger ready at {ledger.url}; {args.admin} is already an admin")
             return int(ExitCode.OK)

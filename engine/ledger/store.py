@@ -239,12 +239,14 @@ class Session:
 class Ledger:
     """A handle on one ledger database. Cheap to keep open; each call opens a short transaction."""
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        """Open (and migrate) the ledger at ``url``. With ``create=False`` a ledger that does not
+        exist yet is an error rather than a new empty one: a mistyped path must not look like an
+        intact ledger with no events. The CLI creates ledgers only in ``ledger init``."""
         self.url = resolve_url(url)
-        self.engine: Engine = _make_engine(self.url)
+        self.engine: Engine = _make_engine(self.url, create=create)
         self.backend = self.engine.dialect.name
-        if migrate:
-            self.migrate()
+        self.migrate(create=create)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -289,15 +291,29 @@ class Ledger:
         with self._transaction(writable=False) as conn:
             yield Session(conn, writable=False)
 
-    def migrate(self) -> None:
+    def migrate(self, *, create: bool = True) -> None:
         """Bring the schema to :data:`SCHEMA_REVISION`, under the write lock (idempotent)."""
         with self._transaction(writable=True) as conn:
-            if MigrationContext.configure(conn).get_current_revision() == SCHEMA_REVISION:
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current == SCHEMA_REVISION:
                 return
+            if current is None and not create:
+                raise _not_initialised(self.url)
             config = Config()
             config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
             config.attributes["connection"] = conn
             command.upgrade(config, SCHEMA_REVISION)
+
+
+def _not_initialised(url: str) -> LedgerError:
+    shown = make_url(url).render_as_string(hide_password=True)
+    return LedgerError(
+        Diagnostic(
+            "ledger-not-initialised",
+            f"there is no ledger at {shown}",
+            hint="create one with: fairalloc ledger init --admin NAME (or check --ledger)",
+        )
+    )
 
 
 def _refused(error: DBAPIError) -> LedgerError:
@@ -306,7 +322,7 @@ def _refused(error: DBAPIError) -> LedgerError:
     return LedgerError(Diagnostic(code, f"the ledger database refused the operation: {message}"))
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, *, create: bool) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and explicit BEGIN IMMEDIATE."""
     try:
         parsed = make_url(url)
@@ -316,6 +332,8 @@ def _make_engine(url: str) -> Engine:
         ) from error
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
+            if not create and not Path(parsed.database).exists():
+                raise _not_initialised(url)
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60})
 

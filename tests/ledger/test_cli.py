@@ -139,6 +139,16 @@ def test_policy_commands(ledger_url: str, capsys: pytest.CaptureFixture[str]) ->
     assert status == ExitCode.LEDGER and "policy-not-published" in err
 
 
+def test_commands_other_than_init_do_not_create_a_ledger(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    url = str(tmp_path / "typo.db")
+    status, _out, err = run(capsys, url, "ledger", "verify")
+    assert status == ExitCode.LEDGER and "ledger-not-initialised" in err
+    assert not (tmp_path / "typo.db").exists()
+    assert run(capsys, url, "ledger", "init", "--admin", "ada")[0] == 0
+    assert run(capsys, url, "ledger", "verify")[0] == 0
+
+
 def test_verify_exit_status_on_tampering(ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     from engine.ledger.store import Ledger
 

@@ -93,3 +93,11 @@ def test_url_resolution() -> None:
     assert resolve_url("some/file.db").startswith("sqlite:////")
     with pytest.raises(LedgerError):
         Ledger("mysql://u@h/db")
+
+
+def test_opening_without_create_refuses_a_database_with_no_ledger(ledger_url: str) -> None:
+    with pytest.raises(LedgerError) as caught:
+        Ledger(ledger_url, create=False)
+    assert caught.value.codes == ["ledger-not-initialised"]
+    Ledger(ledger_url).close()
+    Ledger(ledger_url, create=False).close()
