@@ -24,10 +24,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from engine.errors import Diagnostic, FileAccessError, Location
 from engine.ledger.chain import Event
@@ -139,19 +141,32 @@ def _order_row(record: OrderRecord) -> dict[str, str]:
     }
 
 
+def _replace(path: Path, write: Callable[[TextIO], object]) -> None:
+    """Write ``path`` through a temporary file renamed into place: never a half-written file."""
+    temporary = path.with_name(f".{path.name}.partial")
+    with temporary.open("w", newline="", encoding="utf-8") as handle:
+        write(handle)
+    os.replace(temporary, path)
+
+
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> int:
     extra = sorted({key for row in rows for key in row} - set(columns))
-    with path.open("w", newline="", encoding="utf-8") as handle:
+
+    def write(handle: TextIO) -> None:
         writer = csv.DictWriter(handle, fieldnames=[*columns, *extra], restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+    _replace(path, write)
     return len(rows)
 
 
 def _write_jsonl(path: Path, items: list[Any]) -> int:
-    with path.open("w", encoding="utf-8") as handle:
+    def write(handle: TextIO) -> None:
         for item in items:
             handle.write(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n")
+
+    _replace(path, write)
     return len(items)
 
 
@@ -238,7 +253,8 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
                                       for e in events]),
         }
         anchor = {"seq": head.seq, "hash": head.hash, "recorded_at": head.recorded_at} if head else None
-        (out / "head.json").write_text(json.dumps({"head": anchor}, indent=2) + "\n", encoding="utf-8")
+        _replace(out / "head.json",
+                 lambda handle: handle.write(json.dumps({"head": anchor}, indent=2) + "\n"))
     except OSError as error:
         raise FileAccessError(Diagnostic("export-write", f"cannot write into {out}: {error.strerror}",
                                          Location(file=str(out)))) from error

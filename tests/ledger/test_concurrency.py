@@ -1,6 +1,7 @@
 """Many engine processes on one ledger, and a process killed inside a transaction.
 
-With PostgreSQL, four processes allocate orders of one rotation group at the same time: no
+Four processes allocate orders of one rotation group at the same time (on PostgreSQL, the
+many-process backend, and on SQLite too): no
 rotation position is handed out twice (each allocation starts where the previous one ended) and
 the hash chain does not fork. A process killed with SIGKILL after its first insert leaves nothing
 of its step behind, and the ledger stays usable and intact.
@@ -35,9 +36,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_concurrent_allocations_share_one_rotation_and_one_chain(pg_url: str, tmp_path: Path) -> None:
+def test_concurrent_allocations_share_one_rotation_and_one_chain(ledger_url: str, tmp_path: Path) -> None:
     today = dt.datetime.now(dt.timezone.utc).date()
-    with Ledger(pg_url) as ledger:
+    with Ledger(ledger_url) as ledger:
         staff(ledger)
         publish(ledger, ROTATION_POLICY)
         ids = [f"FI-C-{n:02d}" for n in range(PROCESSES * ORDERS_PER_PROCESS)]
@@ -45,7 +46,7 @@ def test_concurrent_allocations_share_one_rotation_and_one_chain(pg_url: str, tm
             record_through_fills(ledger, trade_doc(ROTATION_TRADE, order_id=order_id, trade_date=today))
     go = tmp_path / "go"
     workers = [
-        subprocess.Popen([sys.executable, "-m", "tests.ledger.worker", pg_url, str(go),
+        subprocess.Popen([sys.executable, "-m", "tests.ledger.worker", ledger_url, str(go),
                           *ids[n::PROCESSES]], cwd=ROOT, env=_env(), stderr=subprocess.PIPE, text=True)
         for n in range(PROCESSES)
     ]
@@ -54,7 +55,7 @@ def test_concurrent_allocations_share_one_rotation_and_one_chain(pg_url: str, tm
     for worker in workers:
         _out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
-    with Ledger(pg_url) as ledger, ledger.read() as session:
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
         allocations = session.query(kinds=["order.allocated"])
         report = verify(session)
         seqs = [e.seq for e in session.query()]
