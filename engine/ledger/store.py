@@ -111,7 +111,7 @@ class Session:
     def now(self) -> str:
         """The time this write transaction is recorded at: the database server's clock."""
         if self._now is None:
-            self._now = self._server_now()
+            raise RuntimeError("only a write session records events")  # a defect, not a user error
         return self._now
 
     def _server_now(self) -> str:
@@ -204,12 +204,9 @@ class Session:
             prev = digest
         if not made:
             return []
-        # Rows go straight to the driver's executemany: batches are the ledger's hot path.
-        rows = [
-            (e.seq, e.recorded_at, e.actor, e.kind, e.order_id, e.key, e.topic, e.payload,
-             e.prev_hash, e.hash)
-            for e in made
-        ]
+        # Events are tuples in column order and go straight to the driver's executemany:
+        # batches are the ledger's hot path.
+        rows: list[Event] = made
         sql = _INSERT_PYFORMAT if self.conn.dialect.paramstyle == "pyformat" else _INSERT_QMARK
         hang = os.environ.get(_HANG_ENV)
         try:
