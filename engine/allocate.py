@@ -31,7 +31,7 @@ from engine.context import TradeContext, build_context
 from engine.controls import check_controls, check_policy_governs, refuse_if
 from engine.errors import Diagnostic, InputError, Location, RefusedError
 from engine.expressions import CompiledExpression, ExpressionRuntimeError
-from engine.numbers import as_decimal
+from engine.numbers import as_decimal, decimal_text
 from engine.plan import Policy, Rule
 from engine.result import AccountState, Allocation, ExceptionRecord, Outcome
 from engine.rotation import RotationState, Schedule, schedule
@@ -119,10 +119,11 @@ class _Run:
         for rule in exclude:
             for account in self.matching(rule, accounts):
                 account.excluded = True
+        eligible = [a for a in accounts if not a.excluded]
         for rule in caps:
             limit = rule.quantity
             assert limit is not None  # the compiler requires a quantity for action 'cap'
-            for account in self.matching(rule, accounts):
+            for account in self.matching(rule, eligible):
                 value = limit if isinstance(limit, Decimal) else self.evaluate(
                     limit, account, None, f"the quantity of rule '{rule.id}'")
                 if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
@@ -192,6 +193,7 @@ class _Run:
         scale = _units_scale(raw)
         for account, value in zip(accounts, raw):
             account.weight = _to_units(value, scale)
+            account.weight_text = decimal_text(value)
 
 
 def allocate(
@@ -240,6 +242,8 @@ def allocate(
         if not participants:
             break
         denied: dict[str, str] = {}
+        recorded = len(run.exceptions)
+        rules_before = {a.id: len(a.rules or ()) for a in participants} if zero_rules else {}
         for rule in zero_rules:
             for account in run.matching(rule, participants, outcome.units):
                 denied.setdefault(account.id, rule.id)
@@ -256,7 +260,7 @@ def allocate(
                 f"round {round_number}: denying {', '.join(sorted(denied))} would leave accounts unable to take "
                 "the filled quantity under their caps; the round was not applied"
             )
-            _withdraw_denials(run, participants, denied)
+            _withdraw_round(run, participants, recorded, rules_before)
             break
         for account in participants:
             if account.id in denied:
@@ -294,15 +298,13 @@ def _can_hold(accounts: list[AccountState], filled: int) -> bool:
     return room >= filled
 
 
-def _withdraw_denials(run: _Run, participants: list[AccountState], denied: dict[str, str]) -> None:
-    """Remove the exception records of a round that was not applied."""
+def _withdraw_round(run: _Run, participants: list[AccountState], recorded: int,
+                    rules_before: dict[str, int]) -> None:
+    """Forget the exceptions a round recorded (the round is not applied): records and rule lists."""
+    del run.exceptions[recorded:]
     for account in participants:
-        if account.id in denied and account.rules and denied[account.id] in account.rules:
-            account.rules.remove(denied[account.id])
-    run.exceptions = [
-        record for record in run.exceptions
-        if not (record.account in denied and record.rule == denied[record.account] and record.action == "zero")
-    ]
+        if account.rules is not None:
+            del account.rules[rules_before[account.id]:]
 
 
 def _minimum_units(run: _Run, account: AccountState) -> int | None:

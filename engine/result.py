@@ -47,6 +47,7 @@ class AccountState:
     intended: int
     cap: int | None
     weight: int = 0
+    weight_text: str | None = None  # the weight expression's value as the policy computed it
     rank: int = 0
     rules: list[str] | None = None
     excluded: bool = False
@@ -85,6 +86,7 @@ class AccountAllocation:
     quantity: Fraction
     average_price: Fraction | None
     weight: int
+    weight_text: str | None
     cap: Fraction | None
     step: Step | None
     rank: int
@@ -175,6 +177,7 @@ class Allocation:
                 quantity=Fraction(units, scale),
                 average_price=price,
                 weight=state.weight,
+                weight_text=state.weight_text,
                 cap=None if state.cap is None else Fraction(state.cap, scale),
                 step=outcome.step(state.id),
                 rank=state.rank,
@@ -188,24 +191,38 @@ class Allocation:
         return tuple(views)
 
     def price_text(self, price: Fraction | None) -> str | None:
+        """A price at the policy's precision and named rounding rule (``None`` stays ``None``)."""
         if price is None:
             return None
         return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
 
+    def _allocation_entries(self) -> list[dict[str, Any]]:
+        """The contract's per-account entries, straight from the run's state (no views needed)."""
+        units, scale = self._outcome.units, self.scale
+        block_price = self.price_text(self.average_price)
+        own_prices = self._outcome.prices if self.method == "price_time" else None
+        entries = []
+        for state in self._states:
+            quantity = units.get(state.id, 0)
+            if own_prices is not None:
+                price = self.price_text(own_prices.get(state.id))
+            else:
+                price = block_price
+            entries.append({
+                "account": state.id,
+                "quantity": quantity if scale == 1 else quantity_json(Fraction(quantity, scale)),
+                "average_price": price if quantity else None,
+                "intended": state.intended if scale == 1 else quantity_json(Fraction(state.intended, scale)),
+            })
+        return entries
+
     def document(self, *, explain: bool = False) -> dict[str, Any]:
         """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""
         policy = self.policy
-        allocations = []
-        for account in self.accounts:
-            entry: dict[str, Any] = {
-                "account": account.account,
-                "quantity": quantity_json(account.quantity),
-                "average_price": self.price_text(account.average_price) if account.quantity else None,
-                "intended": quantity_json(account.intended),
-            }
-            if explain:
+        allocations = self._allocation_entries()
+        if explain:
+            for entry, account in zip(allocations, self.accounts):
                 entry["explain"] = self.explain(account)
-            allocations.append(entry)
         document: dict[str, Any] = {
             "order_id": self.order_id,
             "policy": {"id": policy.id, "version": policy.version, "digest": policy.digest},
@@ -240,13 +257,17 @@ class Allocation:
             out["rules"] = list(account.rules)
             return out
         if self.method == "pro_rata":
-            out["weight"] = str(account.weight) if policy.weight is not None else quantity_json(account.intended)
+            out["weight"] = account.weight_text if policy.weight is not None else quantity_json(account.intended)
             out["weight_basis"] = policy.weight.source if policy.weight is not None else "intended quantity"
         out["cap"] = quantity_json(account.cap) if account.cap is not None else "none (allowed above intended)"
         step = account.step
         if step is not None and self.method == "pro_rata":
-            out["exact_share"] = fraction_text(self._units(step.exact))
-            out["capped_in_water_filling"] = step.capped
+            if policy.rounding_method == "quota":
+                # the quota method respects caps as it hands out lots; it computes no capped share
+                out["exact_share_before_caps"] = fraction_text(self._units(step.exact))
+            else:
+                out["exact_share"] = fraction_text(self._units(step.exact))
+                out["capped_in_water_filling"] = step.capped
             if policy.rounding_method == "quota":
                 words = f"{step.base_lots} lot(s) of {lot} by the quota method (priority weight/(lots+1))"
             else:

@@ -31,10 +31,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import Any
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
 
 # Integers below this bound multiply without overflow in numpy's int64.
 _INT64_SAFE = 2**62
@@ -123,8 +123,8 @@ def largest_remainder(
     """
     n = len(weights)
     capped, rest_total, rest_weight = water_fill(total, weights, caps)
-    if rest_weight == 0 and rest_total > sum(c or 0 for i, c in enumerate(caps) if i in capped):
-        raise ValueError("no account with a positive weight can take the filled quantity")
+    if rest_weight == 0 and rest_total > 0:
+        raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
     denominator = max(rest_weight, 1) * lot
     nums = [
         (caps[i] or 0) * max(rest_weight, 1) if i in capped else rest_total * weights[i]
@@ -150,20 +150,29 @@ def largest_remainder(
     odd = [0] * n
     if left:
         order = candidates if odd_key is None else sorted(candidates, key=lambda i: (odd_key[i], rank[i]))
-        for i in order:
-            take = min(left, upper[i] - alloc[i])
-            if take > 0:
-                alloc[i] += take
-                odd[i] = take
-                left -= take
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
+        _hand_out(left, order, lambda i: upper[i] - alloc[i], alloc, odd)
     return Apportionment(alloc, lambda: [
         Step(Fraction(nums[i], max(rest_weight, 1)), i in capped, base[i], extra[i], odd[i], position.get(i))
         for i in range(n)
     ])
+
+
+def _hand_out(left: int, order: list[int], room: Callable[[int], int], alloc: Any, odd: Any) -> None:
+    """Give the ``left`` odd units to the accounts in ``order``, each up to its ``room``.
+
+    ``alloc`` and ``odd`` are indexable (lists or int64 arrays) and updated in place. Raises
+    ``ValueError`` if the rooms cannot hold everything: conservation is never given up silently.
+    """
+    for i in order:
+        if not left:
+            break
+        take = min(left, room(i))
+        if take > 0:
+            alloc[i] += take
+            odd[i] = take
+            left -= take
+    if left:
+        raise ValueError("caps leave no room for the whole filled quantity")
 
 
 def _upper(num: int, denominator: int, lot: int, cap: int | None) -> int:
@@ -185,6 +194,8 @@ def _largest_remainder_numpy(
     rest_weight: int,
 ) -> Apportionment:
     """The same algorithm on int64 arrays, for large blocks. Identical results (property-tested)."""
+    import numpy as np  # only blocks of hundreds of accounts or more pay for importing numpy
+
     nums = np.asarray(nums_list, dtype=np.int64)
     ranks = np.asarray(rank, dtype=np.int64)
     base = nums // denominator
@@ -208,16 +219,7 @@ def _largest_remainder_numpy(
     odd = np.zeros(len(nums), dtype=np.int64)
     if left:
         order = cand if odd_key is None else cand[np.lexsort((ranks[cand], np.asarray(odd_key, dtype=np.int64)[cand]))]
-        for i in order.tolist():
-            take = min(left, int(upper[i] - alloc[i]))
-            if take > 0:
-                alloc[i] += take
-                odd[i] = take
-                left -= take
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
+        _hand_out(left, order.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
     def build_steps() -> list[Step]:
         scale = max(rest_weight, 1)
         base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
@@ -272,16 +274,7 @@ def quota_method(
         )
         if following is not None:
             line.insert(0, following)
-        for i in line:
-            room = left if caps[i] is None else min(left, (caps[i] or 0) - alloc[i])
-            if room > 0:
-                alloc[i] += room
-                odd[i] = room
-                left -= room
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
+        _hand_out(left, line, lambda i: left if caps[i] is None else (caps[i] or 0) - alloc[i], alloc, odd)
     return Apportionment(alloc, lambda: [
         Step(Fraction(total * weights[i], total_weight), False, lots[i], False, odd[i], None)
         for i in range(n)

@@ -268,3 +268,31 @@ def test_decimal_context_of_the_host_does_not_change_results() -> None:
         context.prec = 3
         context.rounding = decimal.ROUND_FLOOR
         assert dump_json(allocate(policy, trade).document(explain=True)) == before
+
+
+def test_a_round_not_applied_leaves_no_exception_behind() -> None:
+    policy = policy_from_text(PRO_RATA.format(lot=100, method="largest_remainder", extra=(
+        "rules:\n"
+        "  - id: tiny\n    when: 'allocation < 1000000'\n    action: zero\n    reason: r\n"
+        "  - id: small\n    when: 'allocation < 2000000'\n    action: zero\n    reason: r\n")))
+    result = allocate(policy, load_trade(example_trade()))
+    assert result.notes and "not applied" in result.notes[0]
+    assert result.exceptions == ()
+    assert all(a.rules == () for a in result.accounts)
+    assert sum(result.quantities().values()) == 30000
+
+
+def test_cap_rules_do_not_fire_for_excluded_accounts() -> None:
+    doc = example_trade("new-issue-ipo")
+    doc["statement"]["accounts"][0]["attributes"] = {"restricted_person": True}
+    doc["fills"][0]["quantity"] = 20000
+    result = allocate(load_policy(POLICIES / "new-issue-ipo.yaml"), load_trade(doc))
+    growth = [(e.rule, e.action) for e in result.exceptions if e.account == "GROWTH-FUND"]
+    assert growth == [("restricted-person-5130", "exclude")]
+
+
+def test_explanation_shows_the_weight_the_policy_computed() -> None:
+    document = _allocate_example("intraday-fill-monotone")
+    model_a = next(a for a in document["allocations"] if a["account"] == "MODEL-A")["explain"]
+    assert model_a["weight"] == "6000000" and model_a["weight_basis"] == "account.assets"
+    assert "exact_share_before_caps" in model_a

@@ -50,6 +50,13 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
     variant("venue", lambda d: d["fills"][0].update(venue="XNYS"))
     variant("bool-quantity", lambda d: d["fills"][0].update(quantity=True))
     variant("leading-zero", lambda d: d["fills"][0].update(quantity="0100"))
+    variant("unix-time-entered", lambda d: d["order"].update(entered_at=1772461800))
+    variant("integer-trade-date", lambda d: d["order"].update(trade_date=20260302))
+    variant("null-venue", lambda d: d["fills"][0].update(venue=None))
+    variant("null-received-at", lambda d: d["statement"]["accounts"][0].update(received_at=None))
+    variant("null-attributes", lambda d: d["statement"]["accounts"][0].update(attributes=None))
+    variant("null-security", lambda d: d["order"].update(security=None))
+    variant("received-at", lambda d: d["statement"]["accounts"][0].update(received_at="2026-03-02T14:00:00+01:00"))
     return out
 
 
