@@ -69,7 +69,7 @@ def replay_order(ledger: Ledger, order_id: str) -> ReplayResult:
     with ledger.read() as session:
         record = order_record(session, order_id)
         if record.allocation is None:
-            raise LedgerError(Diagnostic("order-not-allocated",
+            raise LedgerError(Diagnostic("replay-no-allocation",
                                          f"the ledger holds no allocation of order {order_id!r}"))
         document, before, after, _policy = compute_allocation(session, record, record.allocation.seq)
     stored = record.allocation.data()
