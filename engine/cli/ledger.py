@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_option(listing)
     listing.set_defaults(handler=_list_users)
 
+    seed = sub.add_parser("rotation-seed", help="record a rotation group's starting position "
+                          "(before its first allocation here)")
+    seed.add_argument("state", help='rotation state JSON: {"group": ..., "position": N, "day": ...}')
+    add_user_option(seed)
+    add_ledger_option(seed)
+    seed.set_defaults(handler=_seed)
+
     check = sub.add_parser("verify", help="walk the hash chain; exit 1 at the first break")
     add_ledger_option(check)
     add_json_option(check)
@@ -93,6 +100,18 @@ def _list_users(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     for user, roles in users.items():
         print(f"{user}: {', '.join(sorted(roles)) or '(no roles)'}")
+    return int(ExitCode.OK)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from engine import RotationState
+    from engine.load import read_text
+    from engine.trade import parse_json
+
+    state = RotationState.from_json(parse_json(read_text(args.state), args.state), args.state)
+    with open_ledger(args) as ledger:
+        event = workflow.seed_rotation(ledger, args.user, state)
+    print(f"rotation {state.group} starts at position {state.position} (event {event.seq})")
     return int(ExitCode.OK)
 
 

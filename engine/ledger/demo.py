@@ -2,7 +2,8 @@
 
 Runs each step as the ``fairalloc`` command a firm would type, printing it first, on the embedded
 SQLite ledger ``out/ledger.db`` (created afresh): users and roles, policy publication, then for
-every order of ``examples/ledger-day/day.json`` the pre-trade statement, order entry, fills and
+every order of ``examples/ledger-day/day.json`` (after seeding the rotation positions it names)
+the pre-trade statement, order entry, fills and
 allocation, an override with its CCO review, and finally ``ledger verify``, ``replay`` of the whole
 day and the export for examiners into ``out/ledger-export/``.
 """
@@ -41,6 +42,9 @@ def run(root: Path = Path("."), out: Path = Path("out")) -> None:
         _run("ledger", "user", "grant", user, role, "--user", "admin.lee", *at)
     for policy in sorted((root / "policies").glob("*.yaml")):
         _run("policy", "publish", str(policy), "--user", "cco.reyes", *at)
+    for state in day.get("rotation_states", []):
+        _run("ledger", "rotation-seed", str((day_file.parent / state).resolve().relative_to(root.resolve())),
+             "--user", "cco.reyes", *at)
     for entry in day["orders"]:
         trade = str((day_file.parent / entry["trade"]).resolve().relative_to(root.resolve()))
         order_id = json.loads((root / trade).read_text(encoding="utf-8"))["order"]["id"]

@@ -42,6 +42,7 @@ _MAY: dict[str, frozenset[str]] = {
     "allocate": frozenset({"trader", "pm"}),
     "override": frozenset({"trader", "pm"}),
     "review": frozenset({"cco"}),
+    "seed-rotation": frozenset({"cco", "admin"}),
 }
 
 
@@ -532,6 +533,24 @@ def allocate_order(ledger: Ledger, actor: str, order_id: str) -> AllocationRecor
                 order_id=order_id, topic="alerts"))
         event = session.append(*new)[0]
         return AllocationRecord(event, document, late, cutoff, before, after)
+
+
+def seed_rotation(ledger: Ledger, actor: str, state: Any) -> Event:
+    """Record where a rotation group stands before the ledger's first allocation in it — for a
+    firm whose rotation began in another system. Refused once the group has allocations: moving
+    a running rotation would let someone choose who goes first."""
+    group = state.group
+    with ledger.write() as session:
+        _require(session, actor, "seed-rotation")
+        if session.latest(f"rotation:{group}") is not None:
+            raise _conflict("rotation-already-started",
+                            f"rotation group {group!r} already has a recorded position",
+                            hint="a running rotation only advances through allocations")
+        (event,) = session.append(
+            NewEvent("rotation.seeded", actor, {"rotation_after": state.to_json()},
+                     key=f"rotation-seed:{group}", topic=f"rotation:{group}")
+        )
+        return event
 
 
 def request_override(ledger: Ledger, actor: str, order_id: str, quantities: dict[str, Decimal],

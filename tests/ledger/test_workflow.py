@@ -279,3 +279,22 @@ def test_override_names_every_statement_account(firm: Ledger) -> None:
                                       "PROPRIETARY may not hold XYZ this week.")
     recorded = {line["account"]: line["quantity"] for line in event.data()["allocations"]}
     assert recorded == {"CLIENT-A": 18000, "CLIENT-B": 6000, "CLIENT-C": 6000, "PROPRIETARY": 0}
+
+
+def test_a_rotation_can_be_seeded_once_before_it_starts(firm: Ledger) -> None:
+    from engine import RotationState
+
+    group = "fixed-income-rotation/core"
+    workflow.seed_rotation(firm, "cole", RotationState(group, 2))
+    doc = trade_doc(ROTATION_TRADE, order_id="FI-S", trade_date=TODAY)
+    record_through_fills(firm, doc)
+    result = workflow.allocate_order(firm, "tom", "FI-S")
+    assert result.rotation_before == {"group": group, "position": 2, "day": None}
+    with pytest.raises(LedgerError) as caught:
+        workflow.seed_rotation(firm, "cole", RotationState(group, 0))
+    assert caught.value.codes == ["rotation-already-started"]
+    with pytest.raises(RefusedError):
+        workflow.seed_rotation(firm, "tom", RotationState("fixed-income-rotation/other", 1))
+    from engine.ledger.replay import replay_order
+
+    assert replay_order(firm, "FI-S").identical
