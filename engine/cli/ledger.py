@@ -7,11 +7,14 @@ import datetime as dt
 import re
 from pathlib import Path
 
+from engine import RotationState
 from engine.cli._ledger import add_json_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from engine.errors import Diagnostic, ExitCode, InputError
 from engine.ledger import workflow
 from engine.ledger.export import export
 from engine.ledger.verify import Anchor, verify
+from engine.load import read_text
+from engine.trade import parse_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,10 +107,6 @@ def _list_users(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from engine import RotationState
-    from engine.load import read_text
-    from engine.trade import parse_json
-
     state = RotationState.from_json(parse_json(read_text(args.state), args.state), args.state)
     with open_ledger(args) as ledger:
         event = workflow.seed_rotation(ledger, args.user, state)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from engine.cli._ledger import add_json_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from engine.errors import Diagnostic, ExitCode, InputError
 from engine.ledger import workflow
+from engine.trade import Trade, load_trade
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,9 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_option(show)
 
 
-def _trade(path: str) -> object:
-    from engine import load_trade
-
+def _trade(path: str) -> Trade:
     return load_trade(path)
 
 
@@ -82,7 +81,7 @@ def _enter(args: argparse.Namespace) -> int:
 
 def _fills(args: argparse.Namespace) -> int:
     trade = _trade(args.trade)
-    doc = trade.to_json()  # type: ignore[attr-defined]
+    doc = trade.to_json()
     with open_ledger(args) as ledger:
         result = workflow.record_fills(ledger, args.user, doc["order"]["id"], doc["fills"])
     for event in result.recorded:

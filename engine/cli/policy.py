@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine import load_policy
 from engine.cli._ledger import add_json_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from engine.errors import ExitCode
 from engine.ledger import workflow
@@ -33,8 +34,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from engine import load_policy
-
     policy = load_policy(args.file)
     with open_ledger(args) as ledger:
         record, created = workflow.publish_policy(ledger, args.user, policy)

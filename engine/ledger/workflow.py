@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine import RotationState, allocate, load_trade, policy_from_text
+from engine.context import TradeContext, build_context
 from engine.errors import Diagnostic, FairallocError, LedgerError, Location, RefusedError
 from engine.ledger.chain import Event
 from engine.ledger.store import Ledger, NewEvent, Session
+from engine.plan import Policy
+from engine.trade import Trade
 
 ROLES = ("trader", "pm", "cco", "admin")
 """Roles a user can hold. Who may do what is in ``_MAY``; docs/ledger.md has the table."""
@@ -152,7 +156,7 @@ class PolicyRecord:
         return {"id": self.id, "version": self.version, "digest": self.digest}
 
 
-def publish_policy(ledger: Ledger, actor: str, policy: Any) -> tuple[PolicyRecord, bool]:
+def publish_policy(ledger: Ledger, actor: str, policy: Policy) -> tuple[PolicyRecord, bool]:
     """Publish a loaded policy. Returns the record and whether it is new.
 
     Publishing identical content again is a no-op; different content under an id and version
@@ -208,12 +212,10 @@ def find_policy(ledger: Ledger, ref: str) -> PolicyRecord:
     return max(records, key=lambda r: r.version)
 
 
-def governing_policy(session: Session, trade: Any, policy_id: str | None = None) -> PolicyRecord:
+def governing_policy(session: Session, trade: Trade, policy_id: str | None = None) -> PolicyRecord:
     """The policy version that governs ``trade`` as it is entered: among the versions published
     so far, per policy id the highest whose effective date has come by the trade date, then the
     one whose ``applies_to`` holds for the trade (or the one named by ``policy_id``)."""
-    from engine.context import build_context
-
     trade_date = trade.order.trade_date.isoformat()
     latest: dict[str, PolicyRecord] = {}
     for event in session.query(kinds=["policy.published"]):
@@ -249,15 +251,13 @@ def governing_policy(session: Session, trade: Any, policy_id: str | None = None)
     return governing[0]
 
 
-def _context_args(ctx: Any) -> tuple[Any, ...]:
+def _context_args(ctx: TradeContext) -> tuple[Any, ...]:
     """The arguments a compiled ``applies_to`` expression takes (as the engine calls it)."""
     return (ctx.order, ctx.security, ctx.statement, ctx.fill, None, None)
 
 
-def load_recorded_policy(record: PolicyRecord) -> Any:
+def load_recorded_policy(record: PolicyRecord) -> Policy:
     """Rebuild the policy object from its recorded source, checking it still has its digest."""
-    from engine import policy_from_text
-
     policy = policy_from_text(record.source, file=f"{record.id}@{record.version}")
     if policy.digest != record.digest:
         raise _conflict(
@@ -335,13 +335,13 @@ def read_order(ledger: Ledger, order_id: str) -> OrderRecord:
     return record
 
 
-def _trade_json(trade: Any) -> dict[str, Any]:
+def _trade_json(trade: Trade) -> dict[str, Any]:
     """The validated trade as its normalised contract document (what the ledger records)."""
     data: dict[str, Any] = trade.to_json()
     return data
 
 
-def record_statement(ledger: Ledger, actor: str, trade: Any) -> Event:
+def record_statement(ledger: Ledger, actor: str, trade: Trade) -> Event:
     """Record the pre-trade allocation statement of ``trade`` (its intent), before the order."""
     doc = _trade_json(trade)
     order = doc["order"]
@@ -397,7 +397,7 @@ def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
         )
 
 
-def enter_order(ledger: Ledger, actor: str, trade: Any, policy_id: str | None = None) -> Event:
+def enter_order(ledger: Ledger, actor: str, trade: Trade, policy_id: str | None = None) -> Event:
     """Enter the block order — only after a statement covering it was recorded (hard stop)."""
     doc = _trade_json(trade)
     order_id = doc["order"]["id"]
@@ -475,13 +475,11 @@ class AllocationRecord:
 
 
 def compute_allocation(session: Session, record: OrderRecord, before_seq: int | None) -> tuple[
-        dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, Any]:
+        dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, Policy]:
     """Run the engine on the recorded inputs: (document, rotation before, rotation after, policy).
 
     ``before_seq`` limits fills and the rotation position to what was recorded before that event
     (replay); None means everything recorded so far (a new allocation)."""
-    from engine import RotationState, allocate, load_trade
-
     assert record.entered is not None
     ref = record.entered.data()["policy"]
     published = session.by_key(f"policy:{ref['id']}@{ref['version']}")
@@ -535,7 +533,7 @@ def allocate_order(ledger: Ledger, actor: str, order_id: str) -> AllocationRecor
         return AllocationRecord(event, document, late, cutoff, before, after)
 
 
-def seed_rotation(ledger: Ledger, actor: str, state: Any) -> Event:
+def seed_rotation(ledger: Ledger, actor: str, state: RotationState) -> Event:
     """Record where a rotation group stands before the ledger's first allocation in it — for a
     firm whose rotation began in another system. Refused once the group has allocations: moving
     a running rotation would let someone choose who goes first."""
