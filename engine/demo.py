@@ -43,6 +43,9 @@ def main(root: Path = Path("."), out: Path = Path("out")) -> int:
         target = out / f"{policy_id}.allocation.json"
         write_output(dump_json(document), str(target))
         print(f"  written {target}")
+    from engine.ledger.demo import run as ledger_day
+
+    ledger_day(root, out)
     return 0
 
 

@@ -21,6 +21,10 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "allocate",
     "schema",
+    "policy",
+    "order",
+    "replay",
+    "ledger",
 )
 
 
