@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "allocate",
     "schema",
+    "review", "simulate",
 )
 
 

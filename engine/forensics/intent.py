@@ -10,9 +10,10 @@ those that fell?
 That last test works order by order. For each order, the favoured group's excess is measured as
 the share of the fill the *other* accounts did not get (their fair quantity minus what they
 received, divided by the fill) — this also sees an order where the favoured account was dropped
-entirely, which leaves no row of its own. The statistic ``Σ excess × order return`` is compared
-with its distribution when the order returns are shuffled among the orders (Monte Carlo, plus the
-exact-moment normal approximation).
+entirely, which leaves no row of its own. The statistic ``Σ excess × sign(order return)`` (a
+winner counts +1, a loser −1, whatever the size of the move, so a few volatile symbols cannot
+dominate) is compared with its distribution when the outcomes are shuffled among the orders
+(Monte Carlo, plus the exact-moment normal approximation).
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def intent_link(
     if excess.size < 2:
         return None
     statistic, z, made, hits, p_normal = permutation_product_test(
-        excess, order_return, draws, rng, work_budget
+        excess, np.sign(order_return), draws, rng, work_budget
     )
     winning = order_return > 0
     move = np.where(

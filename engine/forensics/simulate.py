@@ -8,7 +8,7 @@ performance-fee account, one employee account, the rest asset-based fees); block
 trading days, each with a random set of participating accounts and a pre-trade intent; some blocks
 only partly filled; fills allocated pro rata to intent (largest remainder, whole shares) and
 recorded minutes after the last fill. Prices follow a random walk with a realistic daily
-volatility (1–3 % a day per symbol); the execution price sits between the previous close and the
+volatility (by default 1–3 % a day per symbol); the execution price sits between the previous close and the
 day's close.
 
 The cherry-picker (:class:`CherryPicker`) waits for the close: on an eligible order he intervenes
@@ -65,6 +65,7 @@ class FirmSpec:
     partial_share: float = 0.3
     symbols: int = 40
     overrides_share: float = 0.03
+    volatility: tuple[float, float] = (0.01, 0.03)
     cherry: CherryPicker | None = None
 
 
@@ -112,10 +113,13 @@ def _close_micros(day: dt.date) -> int:
 
 
 def _price_paths(
-    rng: np.random.Generator, symbols: int, days: int
+    rng: np.random.Generator, symbols: int, days: int, band: tuple[float, float]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Closing prices and execution-time prices in cents, per (symbol, day)."""
-    volatility = rng.uniform(0.01, 0.03, size=(symbols, 1))
+    """Closing prices and execution-time prices in cents, per (symbol, day).
+
+    Each symbol's daily volatility is drawn uniformly from ``band``.
+    """
+    volatility = rng.uniform(band[0], band[1], size=(symbols, 1))
     before = rng.normal(0.0, 1.0, size=(symbols, days)) * volatility * np.sqrt(0.6)
     after = rng.normal(0.0, 1.0, size=(symbols, days)) * volatility * np.sqrt(0.4)
     start = np.log(rng.uniform(20.0, 300.0, size=(symbols, 1)))
@@ -188,7 +192,7 @@ def simulate(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
     rng = np.random.default_rng(spec.seed)
     days = trading_days(spec.year)
     accounts = _account_table(spec.accounts)
-    close, execution = _price_paths(rng, spec.symbols, len(days))
+    close, execution = _price_paths(rng, spec.symbols, len(days), spec.volatility)
     day_close = np.array([_close_micros(d) for d in days], dtype=np.int64)
 
     order_day = np.sort(rng.integers(1, len(days), size=spec.orders))
