@@ -150,6 +150,8 @@ def permutation_product_test(
     ``(hits + 1) / (draws + 1)``.
     """
     n = weights.shape[0]
+    canonical = np.lexsort((outcomes, weights))
+    weights, outcomes = weights[canonical], outcomes[canonical]
     statistic = float(weights @ outcomes)
     if n < 2:
         return statistic, 0.0, 0, 0, 1.0
@@ -194,6 +196,9 @@ def reallocation_test(
     m = int(favoured.sum())
     if m == 0 or m == n:
         return None
+    # Canonical order: the result depends on the allocations, never on the order of the rows.
+    canonical = np.lexsort((favoured, returns))
+    returns, favoured = returns[canonical], favoured[canonical]
     wins = (returns > 0).astype(np.float64)
     fav_sum = float(returns[favoured].sum())
     total = float(returns.sum())
