@@ -262,7 +262,8 @@ def _tally(
             )
         if strict:
             raise InputError(tally.listed)
-    return tally, ~any_bad
+    keep: Bool = np.logical_not(any_bad)
+    return tally, keep
 
 
 def _required(name: str) -> tuple[pl.Expr, Refusal]:
@@ -329,7 +330,8 @@ def _scaled(name: str, scale: int) -> pl.Expr:
     fraction_value = pl.when(fraction == "").then(pl.lit(0, pl.Int64)).otherwise(
         fraction.cast(pl.Int64, strict=False)
     )
-    return whole * (10**scale) + fraction_value
+    scaled: pl.Expr = whole * (10**scale) + fraction_value
+    return scaled
 
 
 def _timestamps(name: str) -> pl.Expr:

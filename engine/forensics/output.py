@@ -35,7 +35,11 @@ def atomic_write_with(path: pathlib.Path, write: Callable[[pathlib.Path], None])
 
 def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to ``path`` all-or-nothing."""
-    atomic_write_with(path, lambda temp: temp.write_bytes(data))
+
+    def write(temp: pathlib.Path) -> None:
+        temp.write_bytes(data)
+
+    atomic_write_with(path, write)
 
 
 def _io_error(path: pathlib.Path, error: OSError) -> FileAccessError:

@@ -296,7 +296,7 @@ def _scan_accounts(
         "tests": len(tests),
         "multiple_testing": "Benjamini–Hochberg false discovery rate control over all "
         "account × subset tests; flagged where q <= alpha",
-        "accounts": sorted(table, key=lambda r: (r["q_value"], r["account"], r["subset"])),  # type: ignore[arg-type,return-value]
+        "accounts": sorted(table, key=lambda r: (r["q_value"], r["account"], r["subset"])),
     }
     return findings, scan, best
 

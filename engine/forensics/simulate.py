@@ -223,12 +223,11 @@ def simulate(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
 
     over_order, over_account, over_time, over_by, over_code, over_memo = [], [], [], [], [], []
     picks = rng.random(spec.orders) < spec.overrides_share
-    for o in np.flatnonzero(picks):
-        rows = np.flatnonzero(order == o)
-        row = int(rng.choice(rows))
-        over_order.append(int(o))
+    for picked in np.flatnonzero(picks):
+        row = int(rng.choice(np.flatnonzero(order == picked)))
+        over_order.append(int(picked))
         over_account.append(int(account[row]))
-        over_time.append(int(executed[o] - rng.integers(5, 60) * _MINUTE))
+        over_time.append(int(executed[picked] - rng.integers(5, 60) * _MINUTE))
         over_by.append("ops.lee")
         code = str(rng.choice(["MIN_LOT", "CASH", "RESTRICTION"]))
         over_code.append(code)
@@ -249,7 +248,7 @@ def simulate(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
         starts = np.searchsorted(order, np.arange(spec.orders + 1))
         intervene = rng.random(spec.orders) < cherry.rate
         for o in range(spec.orders):
-            lo, hi = starts[o], starts[o + 1]
+            lo, hi = int(starts[o]), int(starts[o + 1])
             fav = is_fav[lo:hi]
             if not intervene[o] or not fav.any() or fav.all():
                 continue
@@ -265,9 +264,9 @@ def simulate(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
             if not cherry.backdate:
                 allocated[lo:hi] = late + np.arange(hi - lo) * _MICROS
                 allocated_by[lo:hi] = "pm.jones"
-            for row in np.flatnonzero(fav) + lo:
+            for fav_row in np.flatnonzero(fav) + lo:
                 over_order.append(o)
-                over_account.append(int(account[row]))
+                over_account.append(int(account[fav_row]))
                 memo_time = (
                     executed[o] - rng.integers(5, 30) * _MINUTE
                     if cherry.backdate
@@ -331,7 +330,7 @@ def simulate(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: out_dir / f"{name}.csv" for name in ("allocations", "prices", "overrides")}
     for name, table in (("allocations", frame), ("prices", prices), ("overrides", overrides)):
-        atomic_write_with(paths[name], lambda temp, table=table: table.write_csv(temp))
+        atomic_write_with(paths[name], table.write_csv)
     return SimulatedFirm(
         allocations=paths["allocations"],
         prices=paths["prices"],

@@ -28,8 +28,15 @@ Bool = npt.NDArray[np.bool_]
 
 #: Array elements one Monte Carlo chunk may hold (keeps memory near 100 MB).
 CHUNK_ELEMENTS = 12_000_000
-#: Default total work (draws × pool size) one re-allocation test may spend.
-DEFAULT_WORK_BUDGET = 400_000_000
+#: Default work (draws × pool size) one re-allocation test may spend re-dealing rows exactly;
+#: beyond it the Monte Carlo re-deals cells of similar returns (all draws are still made).
+DEFAULT_WORK_BUDGET = 60_000_000
+#: Largest group size re-dealt by partial Fisher–Yates rather than a full shuffle.
+PARTIAL_SHUFFLE_MAX = 32
+#: Cells of the binned path, and the cost of one hypergeometric draw in budget units.
+MIN_CELLS, MAX_CELLS, HYPERGEOMETRIC_COST = 16, 64, 8
+#: Cost of one shuffled element of the order-level permutation test, in budget units.
+PERMUTATION_COST = 4
 #: Fewer "as extreme" draws than this and the Monte Carlo cannot resolve the p-value.
 MC_RESOLUTION_HITS = 10
 
@@ -45,6 +52,8 @@ class ReallocationResult:
     win_share_favoured: float
     win_share_rest: float
     draws: int
+    method: str  # "exact" (rows re-dealt) or "binned" (cells of similar returns re-dealt)
+    cells: int  # number of cells on the binned path, 0 on the exact path
     hits_mean: int
     hits_wins: int
     p_mc_mean: float
@@ -114,8 +123,8 @@ def _subset_sums(
 ) -> tuple[F64, F64]:
     """Sums of ``values`` and ``wins`` over ``draws`` random subsets of size ``m`` (no replacement).
 
-    Vectorised partial Fisher–Yates: each chunk of draws is a tile of row indices in which the
-    first ``m`` positions are shuffled in, one column step at a time for all draws at once.
+    Exact and vectorised over draws: for a small ``m`` a partial Fisher–Yates shuffle of a tile
+    of row indices (``m`` column steps), otherwise ``Generator.permuted`` on the whole tile.
     """
     n = values.shape[0]
     out_values = np.empty(draws, dtype=np.float64)
@@ -125,18 +134,52 @@ def _subset_sums(
     done = 0
     while done < draws:
         size = min(chunk, draws - done)
-        tile = np.tile(base, (size, 1))
-        rows = np.arange(size)
-        for j in range(m):
-            swap = rng.integers(j, n, size=size)
-            held = tile[rows, swap]
-            tile[rows, swap] = tile[:, j]
-            tile[:, j] = held
+        if m <= PARTIAL_SHUFFLE_MAX:
+            tile = np.tile(base, (size, 1))
+            rows = np.arange(size)
+            for j in range(m):
+                swap = rng.integers(j, n, size=size)
+                held = tile[rows, swap]
+                tile[rows, swap] = tile[:, j]
+                tile[:, j] = held
+        else:
+            tile = rng.permuted(np.broadcast_to(base, (size, n)), axis=1)
         picks = tile[:, :m]
         out_values[done : done + size] = values[picks].sum(axis=1)
         out_wins[done : done + size] = wins[picks].sum(axis=1)
         done += size
     return out_values, out_wins
+
+
+def bin_cells(values: F64, cells: int) -> tuple[F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Group values into at most ``cells`` quantile cells per sign of winning.
+
+    Returns (cell value = mean of its members, cell win flag, cell sizes, cell of each value).
+    """
+    wins = values > 0
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, cells + 1)[1:-1]))
+    cell = np.searchsorted(edges, values, side="right") * 2 + wins
+    keys, inverse, sizes = np.unique(cell, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=values) / sizes
+    return means, (keys % 2).astype(np.float64), sizes.astype(np.int64), inverse.astype(np.int64)
+
+
+def _binned_sums(
+    cell_values: F64, cell_wins: F64, sizes: npt.NDArray[np.int64], m: int, draws: int,
+    rng: np.random.Generator,
+) -> tuple[F64, F64]:
+    """Random m-subset sums drawn cell by cell (a multivariate hypergeometric, sequentially)."""
+    remaining_total = int(sizes.sum())
+    remaining = np.full(draws, m, dtype=np.int64)
+    sums = np.zeros(draws)
+    win_sums = np.zeros(draws)
+    for value, win, size in zip(cell_values, cell_wins, sizes, strict=True):
+        taken = rng.hypergeometric(int(size), remaining_total - int(size), remaining)
+        sums += taken * value
+        win_sums += taken * win
+        remaining -= taken
+        remaining_total -= int(size)
+    return sums, win_sums
 
 
 def permutation_product_test(
@@ -147,7 +190,8 @@ def permutation_product_test(
 
     Used to ask whether deviations from intent line up with how orders did by the close. Returns
     (statistic, z, draws made, hits, normal-approximation p); the Monte Carlo p is
-    ``(hits + 1) / (draws + 1)``.
+    ``(hits + 1) / (draws + 1)``. Draws are capped so that ``draws × n × PERMUTATION_COST`` stays
+    within ``work_budget``; the draws actually made are reported.
     """
     n = weights.shape[0]
     canonical = np.lexsort((outcomes, weights))
@@ -161,7 +205,7 @@ def permutation_product_test(
     variance = float(w @ w) * float(o @ o) / (n - 1)
     z = (statistic - mean) / math.sqrt(variance) if variance > 0 else 0.0
     p_normal = normal_upper_tail(z) if variance > 0 else 1.0
-    effective = min(draws, work_budget // n)
+    effective = min(draws, work_budget // (PERMUTATION_COST * n))
     hits = 0
     chunk = max(1, CHUNK_ELEMENTS // n)
     done = 0
@@ -188,9 +232,12 @@ def reallocation_test(
     favoured group is unrelated to how they did, so every re-labelling of the pool that keeps the
     group sizes is equally likely. Statistics: difference in mean return and in win share.
 
-    The Monte Carlo spends at most ``work_budget`` element operations; on huge pools the number of
-    draws is reduced accordingly (the result reports the draws actually made). Returns ``None``
-    when either group is empty.
+    The Monte Carlo always makes ``draws`` draws. While ``draws × pool size`` fits in
+    ``work_budget`` it re-deals the rows themselves (``method == "exact"``); beyond that it
+    re-deals quantile cells of similar returns, split by winning and losing
+    (``method == "binned"``), which is an exact permutation test of the statistic computed on
+    cell means and costs ``draws × cells`` whatever the pool size. Returns ``None`` when either
+    group is empty.
     """
     n = returns.shape[0]
     m = int(favoured.sum())
@@ -207,16 +254,30 @@ def reallocation_test(
     n_rest = n - m
     mean_f = fav_sum / m
     mean_r = (total - fav_sum) / n_rest
-    effective = min(draws, work_budget // max(n, 1))
+    exact = draws * n <= work_budget
+    method = "exact" if exact else "binned"
+    cells = 0
     hits_mean = hits_wins = 0
-    if effective > 0:
-        # The MC works on the smaller side's sums; both statistics are monotone in them.
+    if draws > 0:
         small = m if m <= n_rest else n_rest
-        sums, win_sums = _subset_sums(returns, wins, small, effective, rng)
+        if exact:
+            sums, win_sums = _subset_sums(returns, wins, small, draws, rng)
+            observed = fav_sum
+            pool_total = total
+        else:
+            # Too large to re-deal row by row: re-deal cells of similar returns instead (an exact
+            # permutation test of the statistic computed on the cell means).
+            cells = max(MIN_CELLS, min(MAX_CELLS, work_budget // (draws * HYPERGEOMETRIC_COST)))
+            cell_values, cell_wins, sizes, cell_of = bin_cells(returns, cells)
+            binned = cell_values[cell_of]
+            sums, win_sums = _binned_sums(cell_values, cell_wins, sizes, small, draws, rng)
+            observed = float(binned[favoured].sum())
+            pool_total = float(binned.sum())
+            cells = int(sizes.size)
         if small != m:
-            sums, win_sums = total - sums, total_wins - win_sums
-        tolerance = 1e-12 * max(1.0, abs(total))
-        hits_mean = int((sums >= fav_sum - tolerance).sum())
+            sums, win_sums = pool_total - sums, total_wins - win_sums
+        tolerance = 1e-9 * max(1.0, float(np.abs(returns).sum()) / n) * m
+        hits_mean = int((sums >= observed - tolerance).sum())
         hits_wins = int((win_sums >= fav_wins).sum())
     centred = returns - total / n
     variance = float(centred @ centred) / (n - 1) * (1.0 / m + 1.0 / n_rest)
@@ -231,11 +292,13 @@ def reallocation_test(
         mean_rest=mean_r,
         win_share_favoured=fav_wins / m,
         win_share_rest=rest_wins / n_rest,
-        draws=effective,
+        draws=draws,
+        method=method,
+        cells=cells,
         hits_mean=hits_mean,
         hits_wins=hits_wins,
-        p_mc_mean=(hits_mean + 1) / (effective + 1),
-        p_mc_wins=(hits_wins + 1) / (effective + 1),
+        p_mc_mean=(hits_mean + 1) / (draws + 1),
+        p_mc_wins=(hits_wins + 1) / (draws + 1),
         z_mean=z,
         p_normal_mean=p_normal,
         p_binomial_wins=binomial_upper_tail(fav_wins, m, p0),

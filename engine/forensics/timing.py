@@ -162,4 +162,7 @@ def override_timing(
 def delay_minutes(allocations: Allocations) -> npt.NDArray[np.float64]:
     """Minutes from last fill to allocation record, for rows that carry a last-fill time."""
     has = allocations.executed_at != MISSING
-    return (allocations.allocated_at[has] - allocations.executed_at[has]) / (60 * _MICROS)
+    delays: npt.NDArray[np.float64] = (
+        allocations.allocated_at[has] - allocations.executed_at[has]
+    ) / (60 * _MICROS)
+    return delays
