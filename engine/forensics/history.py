@@ -227,18 +227,23 @@ def _tally(
     frame: pl.DataFrame,
     checks: list[tuple[pl.Expr, Refusal]],
     strict: bool,
+    duplicates: tuple[Bool, Refusal] | None = None,
 ) -> tuple[FileTally, Bool]:
-    """Evaluate ``checks`` (each an expression true on bad rows); return the tally and keep-mask.
+    """Evaluate ``checks`` (each an expression true on bad rows) and the optional ``duplicates``
+    mask (checked last); return the tally and the keep-mask.
 
     A row failing several checks is refused once, for the first failing check in list order.
     """
     tally = FileTally(file=str(path), read=frame.height)
-    if frame.height == 0 or not checks:
+    if frame.height == 0:
         return tally, np.ones(frame.height, dtype=np.bool_)
     bad = frame.select(
         [expr.fill_null(False).alias(f"c{i}") for i, (expr, _) in enumerate(checks)]
     ).to_numpy()
     bad = np.asarray(bad, dtype=np.bool_).reshape(frame.height, len(checks))
+    if duplicates is not None:
+        bad = np.column_stack([bad, duplicates[0]])
+        checks = [*checks, (pl.lit(False), duplicates[1])]
     any_bad = bad.any(axis=1)
     first = np.where(any_bad, bad.argmax(axis=1), -1)
     tally.refused = int(any_bad.sum())
@@ -294,9 +299,25 @@ def _integer_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]
     )
 
 
+def _parsed(name: str) -> str:
+    """Name of the helper column holding a timestamp column parsed once (µs since the epoch)."""
+    return f"\x00{name}"
+
+
+def _with_parsed_times(frame: pl.DataFrame, names: Iterable[str]) -> pl.DataFrame:
+    """Parse each timestamp column once; unparseable or empty values become null."""
+    return frame.with_columns(
+        pl.col(name)
+        .str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us")
+        .dt.epoch("us")
+        .alias(_parsed(name))
+        for name in names
+    )
+
+
 def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = col.str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us").is_null()
+    bad = pl.col(_parsed(name)).is_null()
     if optional:
         bad = col.is_not_null() & bad
     return bad, Refusal(
@@ -335,8 +356,7 @@ def _scaled(name: str, scale: int) -> pl.Expr:
 
 
 def _timestamps(name: str) -> pl.Expr:
-    stamp = pl.col(name).str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us")
-    return stamp.dt.epoch("us").fill_null(MISSING)
+    return pl.col(_parsed(name)).fill_null(MISSING)
 
 
 def _codes(series: pl.Series) -> tuple[I32, list[str]]:
@@ -349,8 +369,20 @@ def _codes(series: pl.Series) -> tuple[I32, list[str]]:
     return coded["code"].fill_null(-1).to_numpy().astype(np.int32), names
 
 
-def _duplicates(columns: list[str], name: str, what: str) -> tuple[pl.Expr, Refusal]:
-    return pl.struct(columns).is_first_distinct().not_(), Refusal(
+def _duplicates(
+    frame: pl.DataFrame, columns: tuple[str, str], name: str, what: str
+) -> tuple[Bool, Refusal]:
+    """Rows whose pair of key columns repeats an earlier row's (the first one is kept)."""
+    codes = frame.select(
+        pl.col(c).fill_null("").cast(pl.Categorical).to_physical().cast(pl.Int64)
+        for c in columns
+    )
+    first, second = codes[columns[0]].to_numpy(), codes[columns[1]].to_numpy()
+    key = first * (int(second.max()) + 1 if second.size else 1) + second
+    order = np.argsort(key, kind="stable")
+    repeated = np.zeros(key.size, dtype=np.bool_)
+    repeated[order[1:]] = key[order[1:]] == key[order[:-1]]
+    return repeated, Refusal(
         "forensics.duplicate_row", name, f"another row already has the same {what}"
     )
 
@@ -361,6 +393,10 @@ def read_allocations(
     """Read and validate ``allocations.csv``; return kept rows (text), tally and attribute names."""
     frame = _read_text_csv(path)
     _check_header(frame, path, ALLOCATION_REQUIRED)
+    for name in ALLOCATION_OPTIONAL:
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
+    frame = _with_parsed_times(frame, ("allocated_at", "executed_at"))
     checks = [_required(name) for name in ALLOCATION_REQUIRED]
     checks += [
         _date_check("trade_date"),
@@ -372,17 +408,13 @@ def read_allocations(
         _decimal_check("price"),
         _timestamp_check("allocated_at"),
     ]
-    present = [name for name in ALLOCATION_OPTIONAL if name in frame.columns]
-    for name in present:
-        if name == "executed_at":
-            checks.append(_timestamp_check(name, optional=True))
-        elif name != "allocated_by":
-            checks.append(_integer_check(name, optional=True))
-    checks.append(_duplicates(["order_id", "account"], "account", "order_id and account"))
-    for name in ALLOCATION_OPTIONAL:
-        if name not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
-    tally, keep = _tally(path, frame, checks, strict)
+    checks.append(_timestamp_check("executed_at", optional=True))
+    checks += [
+        _integer_check(name, optional=True)
+        for name in ("intended", "order_quantity", "order_filled")
+    ]
+    duplicates = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
+    tally, keep = _tally(path, frame, checks, strict, duplicates)
     attributes = [name for name in frame.columns if name.startswith("attr.")]
     return frame.filter(pl.Series(keep)), tally, attributes
 
@@ -392,12 +424,9 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
     frame = _read_text_csv(path)
     _check_header(frame, path, PRICE_REQUIRED)
     checks = [_required(name) for name in PRICE_REQUIRED]
-    checks += [
-        _date_check("date"),
-        _decimal_check("close"),
-        _duplicates(["symbol", "date"], "date", "symbol and date"),
-    ]
-    tally, keep = _tally(path, frame, checks, strict)
+    checks += [_date_check("date"), _decimal_check("close")]
+    duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
+    tally, keep = _tally(path, frame, checks, strict, duplicates)
     return frame.filter(pl.Series(keep)), tally
 
 
@@ -405,6 +434,7 @@ def read_overrides(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFra
     """Read and validate ``overrides.csv`` (memos may span lines inside quotes)."""
     frame = _read_text_csv(path)
     _check_header(frame, path, OVERRIDE_REQUIRED)
+    frame = _with_parsed_times(frame, ("recorded_at",))
     checks = [_required(name) for name in ("order_id", "account", "recorded_at", "recorded_by")]
     checks.append(_timestamp_check("recorded_at"))
     tally, keep = _tally(path, frame, checks, strict)
@@ -503,7 +533,7 @@ def _code_overrides(frame: pl.DataFrame, order_ids: list[str], accounts: list[st
     return Overrides(
         order=np.array([order_index.get(o, -1) for o in frame["order_id"]], dtype=np.int32),
         account=np.array([account_index.get(a, -1) for a in frame["account"]], dtype=np.int32),
-        recorded_at=frame.select(_timestamps("recorded_at"))["recorded_at"]
+        recorded_at=frame.select(_timestamps("recorded_at").alias("t"))["t"]
         .to_numpy()
         .astype(np.int64),
         recorded_by=[str(v) for v in frame["recorded_by"]],

@@ -34,7 +34,7 @@ DEFAULT_WORK_BUDGET = 60_000_000
 #: Largest group size re-dealt by partial Fisher–Yates rather than a full shuffle.
 PARTIAL_SHUFFLE_MAX = 32
 #: Cells of the binned path, and the cost of one hypergeometric draw in budget units.
-MIN_CELLS, MAX_CELLS, HYPERGEOMETRIC_COST = 16, 64, 8
+MIN_CELLS, MAX_CELLS, HYPERGEOMETRIC_COST = 16, 32, 8
 #: Cost of one shuffled element of the order-level permutation test, in budget units.
 PERMUTATION_COST = 4
 #: Fewer "as extreme" draws than this and the Monte Carlo cannot resolve the p-value.
