@@ -65,6 +65,7 @@ ALLOCATION_OPTIONAL = (
 PRICE_REQUIRED = ("symbol", "date", "close")
 OVERRIDE_REQUIRED = ("order_id", "account", "recorded_at", "recorded_by", "reason_code", "memo")
 SIDES = {"buy": 1, "sell": -1, "sell_short": -1}
+TEXT_COLUMNS = frozenset({"order_id", "symbol", "account", "recorded_by"})
 
 _DECIMAL_RE = rf"^[0-9]{{1,{MAX_INT_DIGITS}}}(\.[0-9]{{1,{MAX_DECIMALS}}})?$"
 _INT_RE = rf"^[0-9]{{1,{MAX_INT_DIGITS + 5}}}$"
@@ -272,14 +273,17 @@ def _tally(
 
 
 def _required(name: str) -> tuple[pl.Expr, Refusal]:
-    return pl.col(name).is_null() | (pl.col(name).str.strip_chars() == ""), Refusal(
-        "forensics.missing_value", name, f"required value {name!r} is empty"
-    )
+    """Empty required value. Whitespace-only text counts as empty; typed columns reject it in
+    their own format check."""
+    bad = pl.col(name).is_null()
+    if name in TEXT_COLUMNS:
+        bad = bad | (pl.col(name).str.strip_chars() == "")
+    return bad, Refusal("forensics.missing_value", name, f"required value {name!r} is empty")
 
 
 def _decimal_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = ~col.str.contains(_DECIMAL_RE) | (col.str.replace_all(r"[0.]", "") == "")
+    bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
     if optional:
         bad = col.is_not_null() & bad
     return bad, Refusal(
@@ -291,7 +295,7 @@ def _decimal_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]
 
 def _integer_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = ~col.str.contains(_INT_RE) | (col.str.replace_all("0", "") == "")
+    bad = ~col.str.contains(_INT_RE) | ~col.str.contains("[1-9]")
     if optional:
         bad = col.is_not_null() & bad
     return bad, Refusal(
@@ -345,13 +349,11 @@ def _decimal_scale(frame: pl.DataFrame, name: str) -> int:
 
 def _scaled(name: str, scale: int) -> pl.Expr:
     """Exact integer value of a validated decimal column times ``10**scale``."""
-    parts = pl.col(name).str.split_exact(".", 1)
-    whole = parts.struct.field("field_0").cast(pl.Int64)
-    fraction = parts.struct.field("field_1").fill_null("").str.pad_end(scale, "0")
-    fraction_value = pl.when(fraction == "").then(pl.lit(0, pl.Int64)).otherwise(
-        fraction.cast(pl.Int64, strict=False)
-    )
-    scaled: pl.Expr = whole * (10**scale) + fraction_value
+    col = pl.col(name)
+    point = col.str.find(".", literal=True)
+    decimals = (col.str.len_bytes() - point - 1).fill_null(0).cast(pl.Int64)
+    digits = col.str.replace(".", "", literal=True).cast(pl.Int64)
+    scaled: pl.Expr = digits * pl.lit(10, pl.Int64).pow(scale - decimals)
     return scaled
 
 

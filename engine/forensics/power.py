@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.bars:
         print_bars(args.years, args.draws)
         return 0
-    rates = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
-    sizes = [25, 50, 100, 250]
+    rates = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
+    sizes = [25, 50, 100]
     table: dict[int, list[float]] = {}
     for orders in sizes:
         base = FirmSpec(orders=orders, partial_share=1.0)

@@ -6,8 +6,11 @@ import json
 import pathlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.forensics.findings import SCHEMA, dumps
+from engine.forensics.power import review_year
 from engine.forensics.review import ReviewConfig, run
 from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
@@ -70,3 +73,10 @@ def test_inputs_are_accounted_for(biased: pathlib.Path) -> None:
     doc = run(_config(biased, favoured=PERFORMANCE_FAVOURED, draws=0)).document
     files = doc["inputs"]["files"]  # type: ignore[index]
     assert all(f["read"] == f["used"] + f["refused"] for f in files)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(st.integers(0, 10_000))
+def test_fair_simulations_yield_no_statistical_flags(seed: int) -> None:
+    result = review_year(FirmSpec(seed=seed, orders=120), draws=500)
+    assert not result.flagged, result.flagged_ids
