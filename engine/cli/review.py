@@ -77,6 +77,10 @@ def handle(args: argparse.Namespace) -> int:
         print("fairalloc review: give a history folder or --allocations and --prices",
               file=sys.stderr)
         return int(ExitCode.USAGE)
+    if args.draws < 0 or not 0.0 < args.alpha < 1.0 or args.work_budget < 1:
+        print("fairalloc review: --draws must be >= 0, --alpha between 0 and 1, "
+              "--work-budget positive", file=sys.stderr)
+        return int(ExitCode.USAGE)
     config = ReviewConfig(
         allocations=allocations,
         prices=prices,

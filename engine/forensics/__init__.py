@@ -55,7 +55,7 @@ def demo(out_dir: pathlib.Path) -> pathlib.Path:
     ``report.html`` into ``out_dir``; returns the HTML report's path.
     """
     firm = simulate(
-        FirmSpec(seed=7, accounts=12, orders=250, cherry=CherryPicker(rate=0.8, strength=0.9)),
+        FirmSpec(seed=7, accounts=12, orders=250, cherry=CherryPicker(rate=0.8)),
         out_dir / "history",
     )
     result = run(

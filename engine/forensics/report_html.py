@@ -137,8 +137,9 @@ def render(review: Review) -> str:
     x = np.arange(charts.advantage_bps.size, dtype=np.float64)
     parts.append(
         svg.lines(
-            "Cumulative advantage of the favoured group (difference in mean return, bps)",
-            x, [("", charts.advantage_bps)], "trade date", "bps", x_names=charts.advantage_days,
+            "Cumulative excess first-day return of the favoured group",
+            x, [("", charts.advantage_bps)], "trade date",
+            "bps above same-day others, summed", x_names=charts.advantage_days,
         )
     )
     parts += ["<h2>Allocation against intent</h2>", f"<p>{EXPLAIN['intent']}</p>"]
@@ -157,7 +158,9 @@ def render(review: Review) -> str:
     delays = charts.delays
     parts.append(
         svg.histogram("Minutes from last fill to allocation record",
-                      [("allocations", delays)], "minutes after the last fill")
+                      [(charts.group_label or "favoured", delays[charts.delays_favoured]),
+                       ("other accounts", delays[~charts.delays_favoured])],
+                      "minutes after the last fill")
     )
     timing = analyses.get("timing", {})
     for kind in ("allocations", "overrides"):

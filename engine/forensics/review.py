@@ -76,6 +76,7 @@ class ChartData:
     allocated: F64 = field(default_factory=lambda: np.zeros(0))
     fair_favoured: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     delays: F64 = field(default_factory=lambda: np.zeros(0))
+    delays_favoured: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     rotation: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -418,7 +419,7 @@ def _return_charts(
     charts: ChartData, who: str, allocations: history.Allocations, first: FirstDay,
     favoured_rows: Bool,
 ) -> None:
-    """Return distributions and the favoured group's cumulative advantage by trade date."""
+    """Return distributions and the favoured group's cumulative excess return by trade date."""
     rows = first.has_close
     charts.group_label = who
     charts.returns_favoured = first.returns[rows & favoured_rows]
@@ -428,11 +429,11 @@ def _return_charts(
     values = first.returns[rows]
     fav_sum = np.bincount(inverse, weights=np.where(fav, values, 0.0), minlength=days.size)
     rest_sum = np.bincount(inverse, weights=np.where(~fav, values, 0.0), minlength=days.size)
-    fav_n = np.cumsum(np.bincount(inverse, weights=fav, minlength=days.size))
-    rest_n = np.cumsum(np.bincount(inverse, weights=~fav, minlength=days.size))
-    advantage = np.cumsum(fav_sum) / np.maximum(fav_n, 1) - np.cumsum(rest_sum) / np.maximum(
-        rest_n, 1
-    )
+    fav_n = np.bincount(inverse, weights=fav, minlength=days.size)
+    rest_n = np.bincount(inverse, weights=~fav, minlength=days.size)
+    rest_mean = np.where(rest_n > 0, rest_sum / np.maximum(rest_n, 1), 0.0)
+    # Each favoured allocation's return above the other accounts' mean on the same day, summed.
+    advantage = np.cumsum(fav_sum - fav_n * rest_mean)
     charts.advantage_days = [
         (dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat() for d in days
     ]
@@ -494,6 +495,7 @@ def _timing(
     allocations = hist.allocations
     listing, category = timing.allocation_timing(allocations, market)
     charts.delays = timing.delay_minutes(allocations)
+    charts.delays_favoured = favoured_rows[allocations.executed_at != history.MISSING]
     serious = (category == 0) | (category == 1)
     fav_total = max(int(favoured_rows.sum()), 1)
     rest_total = max(int((~favoured_rows).sum()), 1)

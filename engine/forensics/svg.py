@@ -51,7 +51,7 @@ class _Frame:
 
     def axes(self, title: str, xlabel: str, ylabel: str, xticks: bool = True) -> list[str]:
         parts = [
-            f'<text x="{LEFT}" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>',
+            f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>',
             f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}" '
             'stroke="#333"/>',
             f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" stroke="#333"/>',
@@ -82,15 +82,19 @@ class _Frame:
         return parts
 
 
-def _legend(labels: Sequence[str]) -> list[str]:
+def _legend(labels: Sequence[str], colours: Sequence[str] = COLOURS) -> list[str]:
+    """Legend in the top-right corner; labels end at the swatch so long ones grow leftwards."""
     parts = []
+    x = WIDTH - RIGHT - 12
     for i, label in enumerate(labels):
-        x = WIDTH - RIGHT - 200
-        y = TOP + 6 + 16 * i
+        y = TOP + 4 + 16 * i
         parts.append(
-            f'<rect x="{x}" y="{y}" width="10" height="10" fill="{COLOURS[i % len(COLOURS)]}"/>'
+            f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colours[i % len(colours)]}"/>'
         )
-        parts.append(f'<text x="{x + 14}" y="{y + 9}" font-size="11">{html.escape(label)}</text>')
+        parts.append(
+            f'<text x="{x - 4}" y="{y + 9}" font-size="11" text-anchor="end">'
+            f"{html.escape(label)}</text>"
+        )
     return parts
 
 
@@ -216,5 +220,5 @@ def bars(title: str, names: Sequence[str], observed: F64, expected: F64, ylabel:
                 f'<text x="{_f(x + width / 2)}" y="{HEIGHT - BOTTOM + 14}" font-size="9" '
                 f'text-anchor="middle">{html.escape(name)}</text>'
             )
-    parts += _legend(["observed leads", "expected with equal turns"])
+    parts += _legend(["observed leads", "expected with equal turns"], (COLOURS[0], COLOURS[2]))
     return _svg(parts)

@@ -73,3 +73,8 @@ def test_bad_favoured_expression_exits_4(
                   "--out", str(tmp_path / "o")])
     assert status == ExitCode.INVALID_INPUT
     assert "forensics.bad_favoured" in capsys.readouterr().err
+
+
+def test_bad_options_are_usage_errors(cli: Cli, history: pathlib.Path) -> None:
+    assert cli(["review", str(history), "--draws", "-1"]) == ExitCode.USAGE
+    assert cli(["review", str(history), "--alpha", "0"]) == ExitCode.USAGE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+from xml.etree import ElementTree
 
 import engine.forensics
 from engine.forensics.report_html import render
@@ -22,7 +23,10 @@ def test_report_is_self_contained(tmp_path: pathlib.Path) -> None:
     assert not re.search(r"@import|url\(", page)
     urls = set(re.findall(r"https?://[^\"' ]+", page))
     assert urls <= {"http://www.w3.org/2000/svg"}
-    assert page.count("<svg") >= 5
+    svgs = re.findall(r"<svg.*?</svg>", page, re.DOTALL)
+    assert len(svgs) >= 5
+    for chart in svgs:
+        ElementTree.fromstring(chart)  # well-formed XML
     assert "not proof of intent" in page
     assert render(review) == page  # deterministic
 
