@@ -341,8 +341,9 @@ def _decimal_scale(frame: pl.DataFrame, name: str) -> int:
     """Largest number of decimals used in a (validated) decimal column."""
     if frame.height == 0:
         return 0
+    col = pl.col(name)
     longest = frame.select(
-        pl.col(name).str.extract(r"\.([0-9]+)$", 1).str.len_chars().max()
+        (col.str.len_bytes() - col.str.find(".", literal=True) - 1).max()
     ).item()
     return int(longest or 0)
 
@@ -443,21 +444,22 @@ def read_overrides(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFra
     return frame.filter(pl.Series(keep)), tally
 
 
-def _attribute_table(frame: pl.DataFrame, names: list[str], accounts: list[str]) -> dict[
-    str, list[str | None]
-]:
-    """One value per account and attribute: the account's most recent non-empty value."""
+def _attribute_table(
+    frame: pl.DataFrame, names: list[str], account: I32, count: int
+) -> dict[str, list[str | None]]:
+    """One value per account and attribute: the account's last non-empty value in the file.
+
+    Groups on the integer account codes (fast), then picks each account's last non-empty row.
+    """
     table: dict[str, list[str | None]] = {}
-    if not names:
-        return table
-    per_account = frame.group_by("account").agg(
-        [pl.col(name).drop_nulls().last().alias(name) for name in names]
-    )
-    index = {name: i for i, name in enumerate(accounts)}
     for name in names:
-        values: list[str | None] = [None] * len(accounts)
-        for account, value in zip(per_account["account"], per_account[name], strict=True):
-            values[index[account]] = value
+        present = frame[name].is_not_null().to_numpy()
+        rows = pl.DataFrame({"account": account[present], "row": np.flatnonzero(present)})
+        last = rows.group_by("account").agg(pl.col("row").max())
+        values: list[str | None] = [None] * count
+        picked = frame[name].gather(last["row"].to_numpy()).to_list()
+        for code, value in zip(last["account"].to_list(), picked, strict=True):
+            values[int(code)] = value
         table[name.removeprefix("attr.")] = values
     return table
 
@@ -506,7 +508,7 @@ def load(
         order_filled=numbers["order_filled"].to_numpy().astype(np.int64),
         allocated_by=person,
         people=people,
-        attributes=_attribute_table(alloc_text, attr_names, accounts),
+        attributes=_attribute_table(alloc_text, attr_names, account, len(accounts)),
         price_scale=scale,
     )
     close_numbers = close_text.select(
