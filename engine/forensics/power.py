@@ -96,6 +96,17 @@ def detection_rate(specs: list[FirmSpec], draws: int) -> float:
     return float(np.mean([review_year(s, draws).flagged for s in specs]))
 
 
+def power_chart(rates: list[float], sizes: list[int], table: dict[int, list[float]]) -> str:
+    """The power curve: detection rate against the share of orders cherry-picked, per size."""
+    return svg.lines(
+        "Share of simulated firm-years flagged (alpha 0.001)",
+        np.array(rates),
+        [(f"{n} partly filled orders", np.array(table[n])) for n in sizes],
+        "share of partly filled orders cherry-picked", "detection rate", zero_line=False,
+        legend_bottom=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--years", type=int, default=100, help="simulated years per point")
@@ -122,12 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             row.append(detection_rate(specs, args.draws))
             print(f"orders={orders} rate={rate}: {row[-1]:.2f}", flush=True)
         table[orders] = row
-    chart = svg.lines(
-        "Share of simulated firm-years flagged (alpha 0.001)",
-        np.array(rates),
-        [(f"{n} partly filled orders", np.array(table[n])) for n in sizes],
-        "share of orders cherry-picked", "detection rate", zero_line=False,
-    )
+    chart = power_chart(rates, sizes, table)
     atomic_write_bytes(args.out / "forensics-power.svg", chart.encode("utf-8"))
     header = "| orders | " + " | ".join(f"rate {r:g}" for r in rates) + " |"
     print(header)

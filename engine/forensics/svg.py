@@ -82,12 +82,16 @@ class _Frame:
         return parts
 
 
-def _legend(labels: Sequence[str], colours: Sequence[str] = COLOURS) -> list[str]:
-    """Legend in the top-right corner; labels end at the swatch so long ones grow leftwards."""
+def _legend(
+    labels: Sequence[str], colours: Sequence[str] = COLOURS, bottom: bool = False
+) -> list[str]:
+    """Legend in the top-right (or bottom-right) corner; labels end at the swatch so long ones
+    grow leftwards."""
     parts = []
     x = WIDTH - RIGHT - 12
+    first = HEIGHT - BOTTOM - 8 - 16 * len(labels) if bottom else TOP + 4
     for i, label in enumerate(labels):
-        y = TOP + 4 + 16 * i
+        y = first + 16 * i
         parts.append(
             f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colours[i % len(colours)]}"/>'
         )
@@ -140,7 +144,7 @@ def histogram(
 
 def lines(
     title: str, x: F64, series: Sequence[tuple[str, F64]], xlabel: str, ylabel: str,
-    zero_line: bool = True, x_names: Sequence[str] | None = None,
+    zero_line: bool = True, x_names: Sequence[str] | None = None, legend_bottom: bool = False,
 ) -> str:
     """Line chart of several series against a numeric x (optionally labelled at both ends)."""
     if x.size == 0:
@@ -173,7 +177,7 @@ def lines(
             'stroke-width="2"/>'
         )
     if len(series) > 1 or series[0][0]:
-        parts += _legend([label for label, _ in series])
+        parts += _legend([label for label, _ in series], bottom=legend_bottom)
     return _svg(parts)
 
 
