@@ -62,9 +62,9 @@ def scenario_spec(seed: int) -> FirmSpec:
 
 
 def welhouse_spec(seed: int) -> FirmSpec:
-    """A Welhouse-sized gap: volatile instruments (6–10 % a day), 100 partly filled orders, and a
+    """A Welhouse-sized gap: volatile instruments (15–25 % a day), 100 partly filled orders, and a
     PM who gives the performance-fee accounts every order that rose by the close."""
-    return FirmSpec(seed=seed, orders=100, partial_share=1.0, volatility=(0.06, 0.10),
+    return FirmSpec(seed=seed, orders=100, partial_share=1.0, volatility=(0.15, 0.25),
                     cherry=CherryPicker())
 
 
