@@ -6,7 +6,7 @@ Benjamini–Hochberg) used by :mod:`review` for the return tests → :mod:`inten
 :mod:`rotation` → :mod:`overrides`; then :mod:`findings` (stable JSON schema), :mod:`summary`
 (terminal), :mod:`report_html` (self-contained HTML). :mod:`simulate` writes synthetic firm-years.
 
-Facade: :func:`review`, :func:`simulate_firm` and :func:`demo`.
+Facade: :func:`run` (review a history), :func:`simulate` (write a firm-year) and :func:`demo`.
 """
 
 from __future__ import annotations
@@ -33,19 +33,9 @@ __all__ = [
     "ReviewConfig",
     "SimulatedFirm",
     "demo",
-    "review",
-    "simulate_firm",
+    "run",
+    "simulate",
 ]
-
-
-def review(config: ReviewConfig) -> Review:
-    """Run the forensic review described by ``config``."""
-    return run(config)
-
-
-def simulate_firm(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
-    """Write a synthetic firm-year into ``out_dir``."""
-    return simulate(spec, out_dir)
 
 
 def demo(out_dir: pathlib.Path) -> pathlib.Path:

@@ -131,7 +131,6 @@ class Closes:
     symbol: list[str]
     day: I32
     close: I64
-    price_scale: int
 
 
 @dataclass
@@ -520,7 +519,6 @@ def load(
         symbol=close_numbers["symbol"].to_list(),
         day=close_numbers["day"].to_numpy().astype(np.int32),
         close=close_numbers["close"].to_numpy().astype(np.int64),
-        price_scale=scale,
     )
     tallies = [alloc_tally, close_tally]
     overrides: Overrides | None = None
