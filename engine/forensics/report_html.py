@@ -147,7 +147,7 @@ def render(review: Review) -> str:
     parts.append(
         _table(intent.get("deviation", []),
                ["group", "fill", "rows", "mean_deviation_shares", "mean_deviation_pct_of_fair",
-                "rows_off_by_more_than_one_share"])
+                "rows_off_by_a_share_or_more"])
     )
     parts.append(
         svg.scatter("Allocated against fair (pro-rata) quantity", charts.fair, charts.allocated,
