@@ -70,6 +70,11 @@ EXPLAIN = {
 
 
 def _e(value: object) -> str:
+    """Escaped cell text; floats to three significant digits, booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
     return html.escape(str(value))
 
 
