@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engine.forensics import svg
+from engine.forensics.groups import EACH_ACCOUNT
 from engine.forensics.output import atomic_write_bytes
 from engine.forensics.review import ReviewConfig, run
 from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
@@ -33,14 +34,18 @@ class YearResult:
     p_returns_all: float
 
 
-def review_year(spec: FirmSpec, draws: int, alpha: float = 0.001, seed: int = 1) -> YearResult:
-    """Simulate one firm-year into a temporary folder and review it for the performance-fee group."""
+def review_year(
+    spec: FirmSpec, draws: int, alpha: float = 0.001, seed: int = 1,
+    favoured: str = PERFORMANCE_FAVOURED,
+) -> YearResult:
+    """Simulate one firm-year into a temporary folder and review it (by default for the
+    performance-fee group)."""
     with tempfile.TemporaryDirectory() as folder:
         firm = simulate(spec, pathlib.Path(folder))
         review = run(
             ReviewConfig(
                 allocations=firm.allocations, prices=firm.prices, overrides=firm.overrides,
-                favoured=PERFORMANCE_FAVOURED, seed=seed, draws=draws, alpha=alpha,
+                favoured=favoured, seed=seed, draws=draws, alpha=alpha,
             )
         )
     flagged = tuple(
@@ -73,6 +78,11 @@ def print_bars(years: int, draws: int) -> None:
     fair = [review_year(FirmSpec(seed=1_000 + y), draws) for y in range(years)]
     flagged = sum(r.flagged for r in fair)
     print(f"fair firm-years flagged: {flagged} of {years} ({flagged / years:.1%})")
+    scans = [review_year(FirmSpec(seed=1_000 + y), draws, favoured=EACH_ACCOUNT)
+             for y in range(years)]
+    scan_flagged = sum(r.flagged for r in scans)
+    print(f"fair firm-years flagged by the each-account scan: {scan_flagged} of {years} "
+          f"({scan_flagged / years:.1%})")
     scenario = [review_year(scenario_spec(5_000 + y), draws) for y in range(years)]
     detected = sum(r.p_returns_partial < 0.001 for r in scenario)
     worst = max(r.p_returns_partial for r in scenario)

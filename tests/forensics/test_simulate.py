@@ -7,7 +7,9 @@ import pathlib
 import polars as pl
 
 from engine.forensics.history import load
-from engine.forensics.simulate import CherryPicker, FirmSpec, simulate
+from engine.forensics.power import review_year
+from engine.forensics.review import ReviewConfig, run
+from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
 
 def test_same_seed_same_files(tmp_path: pathlib.Path) -> None:
@@ -42,3 +44,14 @@ def test_cherry_picker_only_touches_partial_fills(tmp_path: pathlib.Path) -> Non
     per_order = frame.group_by("order_id").agg(pl.col("quantity").sum(),
                                                pl.col("order_filled").first())
     assert (per_order["quantity"] == per_order["order_filled"]).all()
+
+
+def test_backdating_hides_the_timing_but_not_the_pattern(tmp_path: pathlib.Path) -> None:
+    spec = FirmSpec(seed=6, orders=150, cherry=CherryPicker(backdate=True))
+    firm = simulate(spec, tmp_path)
+    review = run(ReviewConfig(firm.allocations, firm.prices, firm.overrides,
+                              favoured=PERFORMANCE_FAVOURED, draws=500))
+    flagged = {f.id for f in review.findings if f.flagged}
+    assert not any(fid.startswith("timing.") for fid in flagged)
+    assert "returns.favoured.partial" in flagged
+    assert review_year(spec, 500).flagged
