@@ -37,8 +37,9 @@ EXPLAIN = {
         "The normal approximation to the same re-allocation distribution (exact mean and "
         "variance) and an exact binomial test on winners reach further into the tail. "
         "Assumptions: without favouritism, which allocation went to which account is unrelated "
-        "to how it did by the close; allocations are compared as independent units, so many "
-        "accounts in one order move together and the test is then conservative."
+        "to how it did by the close; allocations are compared as separate units although the "
+        "accounts in one order share its price move, so when several favoured accounts always "
+        "trade together the p-value can look smaller than it should."
     ),
     "intent": (
         "Allocation against intent. The fair quantity of an allocation is its pre-trade intended "
