@@ -3,7 +3,10 @@
 Validates every shipped policy, then allocates each example trade under the policy of the same
 name (``examples/<policy-id>.trade.json``, with ``<policy-id>.state.json`` as the rotation state
 where there is one), prints each allocation as a table and writes the contract documents, with
-explanations, to ``out/``. Run from the repository root.
+explanations, to ``out/``; then records the example trade day in the embedded SQLite ledger
+(``out/ledger.db``: intent, order, fills, allocation, override, CCO review, verify, replay,
+export); and ends with a forensic review of a simulated firm-year, printing the path of the
+HTML report. Run from the repository root.
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ def main(root: Path = Path("."), out: Path = Path("out")) -> int:
     from engine.ledger.demo import run as ledger_day
 
     ledger_day(root, out)
+
+    from engine.forensics import demo as forensic_review
+
+    print("\nForensic review of a simulated firm-year (out/review)")
+    report = forensic_review(out / "review")
+    print(f"\nThe CCO's report: {report.resolve()}")
     return 0
 
 
