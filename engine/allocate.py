@@ -10,7 +10,8 @@ dependence on the order of accounts or fills in the input. It runs in this fixed
 4. rounds — the method allocates the filled quantity among the participating accounts; accounts
    for which a ``zero`` rule fires or which fall below the minimum are denied and the method runs
    again without them, until no account is denied (a fixed point: at most one round per account).
-   A round that would deny every remaining account is not applied;
+   A round that would leave the remaining accounts unable to take the fill under their caps (for
+   example, by denying all of them) is not applied, and the result says so in its notes;
 5. ``minimum.denied: rotation`` — below-minimum shares are handed on in rotation order instead;
 6. ``flag`` rules — evaluated on the final allocation; they record exceptions, change nothing;
 7. prices — every account gets the block's average price (pro-rata, rotation) or the average of
@@ -21,8 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -31,43 +31,30 @@ from engine.context import TradeContext, build_context
 from engine.controls import check_controls, check_policy_governs, refuse_if
 from engine.errors import Diagnostic, InputError, Location, RefusedError
 from engine.expressions import CompiledExpression, ExpressionRuntimeError
+from engine.numbers import as_decimal, decimal_text
 from engine.plan import Policy, Rule
-from engine.result import AccountAllocation, Allocation, ExceptionRecord
+from engine.result import AccountState, Allocation, ExceptionRecord, Outcome
 from engine.rotation import RotationState, Schedule, schedule
-from engine.rounding import Apportionment, Step, largest_remainder, quota_method
+from engine.rounding import Apportionment, largest_remainder, quota_method
 from engine.trade import Trade, pointer
 
 
-@dataclass
-class _Account:
-    """One statement account while the allocation runs (quantities in integer units)."""
-
-    id: str
-    index: int  # position in the statement, for JSON pointers only
-    ctx: dict[str, Any]
-    intended: int
-    cap: int | None
-    weight: int = 0
-    rank: int = 0
-    rules: list[str] = field(default_factory=list)
-    excluded: bool = False
-    denied_round: int | None = None
-    denied_by: str | None = None
-    minimum: int | None = None
-
-
-def _units_scale(values: list[Decimal]) -> int:
+def _units_scale(values: Sequence[int | Decimal]) -> int:
     """Smallest power of ten that makes every quantity (and the lot) a whole number of units."""
     places = 0
     for value in values:
+        if isinstance(value, int):
+            continue
         exponent = value.as_tuple().exponent
         if isinstance(exponent, int) and exponent < 0:
             places = max(places, -exponent)
-    return 10**places
+    return int(10**places)
 
 
 def _to_units(value: Decimal | int, scale: int) -> int:
     """An input quantity in whole units (exact: ``scale`` was chosen to make it whole)."""
+    if type(value) is int:
+        return value * scale
     units = Fraction(value) * scale
     assert units.denominator == 1
     return units.numerator
@@ -94,7 +81,7 @@ class _Run:
         self.exceptions: list[ExceptionRecord] = []
         self.notes: list[str] = []
 
-    def evaluate(self, expr: CompiledExpression, account: _Account | None, allocation: int | None,
+    def evaluate(self, expr: CompiledExpression, account: AccountState | None, allocation: int | None,
                  where: str) -> Any:
         c = self.ctx
         amount = None if allocation is None else self.quantity(allocation)
@@ -109,17 +96,19 @@ class _Run:
             raise InputError(error.diagnostics + [detail]) from None
 
     def quantity(self, units: int) -> int | Decimal:
+        if self.scale == 1:
+            return units
         value = Fraction(units, self.scale)
-        return value.numerator if value.denominator == 1 else Decimal(value.numerator) / Decimal(value.denominator)
+        return value.numerator if value.denominator == 1 else as_decimal(value)
 
     # -- stage 3: eligibility ---------------------------------------------------------------
-    def accounts(self) -> list[_Account]:
+    def accounts(self) -> list[AccountState]:
         policy = self.policy
         entries = self.trade.statement.accounts
         self.scale = _units_scale([policy.lot] + [e.intended for e in entries] + [f.quantity for f in self.trade.fills])
         self.lot = _to_units(policy.lot, self.scale)
         accounts = [
-            _Account(e.account, i, self.ctx.accounts[i], _to_units(e.intended, self.scale),
+            AccountState(e.account, i, self.ctx.accounts[i], _to_units(e.intended, self.scale),
                      None if policy.allow_above_intended else _to_units(e.intended, self.scale))
             for i, e in enumerate(entries)
         ]
@@ -127,29 +116,52 @@ class _Run:
         self.rank(accounts)
         exclude = policy.rules_by_action("exclude")
         caps = policy.rules_by_action("cap")
-        for account in accounts:
-            for rule in exclude:
-                if self.fires(rule, account, None):
-                    account.excluded = True
-            for rule in caps:
-                if self.fires(rule, account, None):
-                    limit = rule.quantity
-                    value = limit if isinstance(limit, Decimal) else self.evaluate(
-                        limit, account, None, f"the quantity of rule '{rule.id}'") if limit is not None else None
-                    if value is not None:
-                        units = max(0, _floor_units(value, self.scale))
-                        account.cap = units if account.cap is None else min(account.cap, units)
+        for rule in exclude:
+            for account in self.matching(rule, accounts):
+                account.excluded = True
+        eligible = [a for a in accounts if not a.excluded]
+        for rule in caps:
+            limit = rule.quantity
+            assert limit is not None  # the compiler requires a quantity for action 'cap'
+            for account in self.matching(rule, eligible):
+                value = limit if isinstance(limit, Decimal) else self.evaluate(
+                    limit, account, None, f"the quantity of rule '{rule.id}'")
+                if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+                    raise InputError(Diagnostic(
+                        "cap-invalid", f"rule '{rule.id}' gives account '{account.id}' a cap of {value!r}",
+                        Location(self.file, pointer=pointer(("statement", "accounts", account.index)))))
+                units = max(0, _floor_units(value, self.scale))
+                account.cap = units if account.cap is None else min(account.cap, units)
         return accounts
 
-    def fires(self, rule: Rule, account: _Account, allocation: int | None) -> bool:
-        result = self.evaluate(rule.when, account, allocation, f"rule '{rule.id}'")
-        if result is True:
-            account.rules.append(rule.id)
-            self.exceptions.append(ExceptionRecord(account.id, rule.id, rule.action, rule.reason, rule.review))
-            return True
-        return False
+    def matching(self, rule: Rule, accounts: list[AccountState], units: dict[str, int] | None = None) -> list[AccountState]:
+        """The accounts for which ``rule`` fires (recorded as exceptions), in the order given.
 
-    def rank(self, accounts: list[_Account]) -> None:
+        ``units``: the provisional allocations, for rules that read ``allocation``. This loop runs
+        once per rule and account, so it calls the compiled expression directly; should it fail,
+        the accounts are evaluated one by one to say which account's data made it fail.
+        """
+        fn = rule.when.fn
+        c = self.ctx
+        order, security, statement, fill = c.order, c.security, c.statement, c.fill
+        try:
+            if units is None:
+                fired = [a for a in accounts if fn(order, security, statement, fill, a.ctx, None) is True]
+            else:
+                amount = self.quantity
+                fired = [a for a in accounts
+                         if fn(order, security, statement, fill, a.ctx, amount(units.get(a.id, 0))) is True]
+        except ExpressionRuntimeError:
+            for account in accounts:
+                allocation = None if units is None else units.get(account.id, 0)
+                self.evaluate(rule.when, account, allocation, f"rule '{rule.id}'")
+            raise
+        for account in fired:
+            account.fired(rule.id)
+            self.exceptions.append(ExceptionRecord(account.id, rule.id, rule.action, rule.reason, rule.review))
+        return fired
+
+    def rank(self, accounts: list[AccountState]) -> None:
         """Tie-break rank from the policy's rule; always ends on the account id (accounts are sorted)."""
         rule = self.policy.tie_break
         if rule == "smallest_account":
@@ -162,7 +174,7 @@ class _Run:
             account.rank = position
 
     # -- weights --------------------------------------------------------------------------
-    def weights(self, accounts: list[_Account]) -> None:
+    def weights(self, accounts: list[AccountState]) -> None:
         expr = self.policy.weight
         if expr is None:
             for account in accounts:
@@ -180,17 +192,8 @@ class _Run:
             raw.append(Decimal(value))
         scale = _units_scale(raw)
         for account, value in zip(accounts, raw):
-            account.weight = int(value * scale)
-
-
-@dataclass
-class _Outcome:
-    """What one method run produced for the participating accounts."""
-
-    units: dict[str, int]
-    steps: dict[str, Step] = field(default_factory=dict)
-    prices: dict[str, Fraction] = field(default_factory=dict)
-    fills: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+            account.weight = _to_units(value, scale)
+            account.weight_text = decimal_text(value)
 
 
 def allocate(
@@ -234,26 +237,30 @@ def allocate(
     zero_rules = policy.rules_by_action("zero")
     for account in participants:
         account.minimum = _minimum_units(run, account) if policy.minimum is not None else None
-    outcome = method(participants) if participants else _Outcome({})
+    outcome = method(participants) if participants else Outcome({})
     for round_number in range(1, len(all_accounts) + 2):
         if not participants:
             break
         denied: dict[str, str] = {}
-        for account in participants:
-            units = outcome.units.get(account.id, 0)
-            for rule in zero_rules:
-                if _check(run, rule, account, units):
-                    denied[account.id] = rule.id
-            if minimum_applies and account.minimum is not None and 0 < units < account.minimum and account.id not in denied:
-                denied[account.id] = "minimum"
+        recorded = len(run.exceptions)
+        rules_before = {a.id: len(a.rules or ()) for a in participants} if zero_rules else {}
+        for rule in zero_rules:
+            for account in run.matching(rule, participants, outcome.units):
+                denied.setdefault(account.id, rule.id)
+        if minimum_applies:
+            for account in participants:
+                units = outcome.units.get(account.id, 0)
+                if account.minimum is not None and 0 < units < account.minimum and account.id not in denied:
+                    denied[account.id] = "minimum"
         if not denied:
             break
         remaining = [a for a in participants if a.id not in denied]
-        if not remaining:
+        if not _can_hold(remaining, filled):
             run.notes.append(
-                f"round {round_number}: thresholds would deny every remaining account; the round was not applied"
+                f"round {round_number}: denying {', '.join(sorted(denied))} would leave accounts unable to take "
+                "the filled quantity under their caps; the round was not applied"
             )
-            _withdraw_denials(run, denied)
+            _withdraw_round(run, participants, recorded, rules_before)
             break
         for account in participants:
             if account.id in denied:
@@ -267,10 +274,9 @@ def allocate(
     if policy.minimum is not None and policy.minimum.denied == "rotation" and policy.method == "pro_rata":
         outcome = _deny_by_rotation(run, participants, outcome, rotation_rank)
     final = outcome.units
+    allocated = [a for a in everyone if a.denied_round is None and not a.excluded]
     for rule in policy.rules_by_action("flag"):
-        for account in everyone:
-            if account.denied_round is None and not account.excluded:
-                _check(run, rule, account, final.get(account.id, 0))
+        run.matching(rule, allocated, final)
     if sum(final.values()) != filled:
         raise RefusedError(Diagnostic(
             "unallocatable",
@@ -281,19 +287,28 @@ def allocate(
     return _result(run, trade, all_accounts, outcome, plan)
 
 
-def _check(run: _Run, rule: Rule, account: _Account, units: int) -> bool:
-    return run.fires(rule, account, units)
+def _can_hold(accounts: list[AccountState], filled: int) -> bool:
+    """Whether ``accounts`` (those with a positive weight) can take ``filled`` units under their caps."""
+    room = 0
+    for account in accounts:
+        if account.weight > 0 or account.cap is None:
+            if account.cap is None:
+                return bool(accounts)
+            room += account.cap
+    return room >= filled
 
 
-def _withdraw_denials(run: _Run, denied: dict[str, str]) -> None:
-    """Remove the exception records of a round that was not applied."""
-    run.exceptions = [
-        record for record in run.exceptions
-        if not (record.account in denied and record.rule == denied[record.account] and record.action == "zero")
-    ]
+def _withdraw_round(run: _Run, participants: list[AccountState], recorded: int,
+                    rules_before: dict[str, int]) -> None:
+    """Forget the exceptions a round recorded (the round is not applied): records and rule lists."""
+    del run.exceptions[recorded:]
+    for account in participants:
+        before = rules_before.get(account.id)  # absent when no zero rule ran this round
+        if account.rules is not None and before is not None:
+            del account.rules[before:]
 
 
-def _minimum_units(run: _Run, account: _Account) -> int | None:
+def _minimum_units(run: _Run, account: AccountState) -> int | None:
     minimum = run.policy.minimum
     assert minimum is not None
     if minimum.kind == "absolute":
@@ -337,7 +352,7 @@ def _rotation_state(policy: Policy, trade: Trade, ctx: TradeContext, given: Rota
     return given
 
 
-Method = Callable[[list[_Account]], _Outcome]
+Method = Callable[[list[AccountState]], Outcome]
 _LATEST = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
 
 
@@ -349,7 +364,7 @@ def _method(policy: Policy, run: _Run, filled: int, rotation_rank: dict[str, int
     return lambda accounts: _price_time(run, accounts)
 
 
-def _pro_rata(run: _Run, accounts: list[_Account], filled: int, rotation_rank: dict[str, int]) -> _Outcome:
+def _pro_rata(run: _Run, accounts: list[AccountState], filled: int, rotation_rank: dict[str, int]) -> Outcome:
     policy = run.policy
     weights = [a.weight for a in accounts]
     caps = [a.cap for a in accounts]
@@ -369,36 +384,45 @@ def _pro_rata(run: _Run, accounts: list[_Account], filled: int, rotation_rank: d
     except ValueError as error:
         raise RefusedError(Diagnostic("unallocatable", str(error), Location(run.file, pointer="/fills"),
                                       "the eligible accounts cannot take the filled quantity under their caps")) from None
-    return _Outcome(
+    return Outcome(
         {a.id: units for a, units in zip(accounts, result.allocations)},
-        {a.id: step for a, step in zip(accounts, result.steps)},
+        apportionment=result,
+        positions={a.id: i for i, a in enumerate(accounts)},
     )
 
 
-def _rotation(run: _Run, accounts: list[_Account], filled: int, rotation_rank: dict[str, int]) -> _Outcome:
-    """Fill accounts in full, one after another, in this order's rotation order."""
-    left = filled
+def _rotation(run: _Run, accounts: list[AccountState], filled: int, rotation_rank: dict[str, int]) -> Outcome:
+    """Fill accounts in full, one after another, in this order's rotation order.
+
+    Each account takes its cap rounded down to a whole lot; the account at which the fill runs
+    out takes everything left, so a final quantity smaller than a lot falls to the last account
+    filled and the filled quantity is conserved.
+    """
+    left, lot = filled, run.lot
     units: dict[str, int] = {}
     for account in sorted(accounts, key=lambda a: rotation_rank[a.id]):
-        take = left if account.cap is None else min(left, account.cap)
+        if account.cap is None or left <= account.cap:
+            take = left
+        else:
+            take = account.cap - account.cap % lot
         units[account.id] = take
         left -= take
-    return _Outcome(units)
+    return Outcome(units)
 
 
-def _price_time(run: _Run, accounts: list[_Account]) -> _Outcome:
+def _price_time(run: _Run, accounts: list[AccountState]) -> Outcome:
     """Each fill, in execution order, to the best-ranked account still short whose limit it meets."""
     side = run.trade.order.side
     unlimited_first = run.policy.unlimited_first
     entries = {a.id: run.trade.statement.accounts[a.index] for a in accounts}
 
-    def key(account: _Account) -> tuple[Any, ...]:
+    def key(account: AccountState) -> tuple[Any, ...]:
         entry = entries[account.id]
         limit = entry.limit_price
         if limit is None:
             price_key: tuple[int, Decimal] = (0 if unlimited_first else 2, Decimal(0))
         else:
-            price_key = (1, -limit if side == "buy" else limit)
+            price_key = (1, limit.copy_negate() if side == "buy" else limit)
         return (price_key, entry.received_at or _LATEST, account.id)
 
     ranked = sorted(accounts, key=key)
@@ -429,11 +453,11 @@ def _price_time(run: _Run, accounts: list[_Account]) -> _Outcome:
                 "the statement's limits and intended quantities must be able to absorb every fill",
             ))
     prices = {a: value[a] / units[a] for a in units if units[a]}
-    return _Outcome(units, prices=prices, fills=taken)
+    return Outcome(units, prices=prices, fills=taken)
 
 
-def _deny_by_rotation(run: _Run, participants: list[_Account], outcome: _Outcome,
-                      rotation_rank: dict[str, int]) -> _Outcome:
+def _deny_by_rotation(run: _Run, participants: list[AccountState], outcome: Outcome,
+                      rotation_rank: dict[str, int]) -> Outcome:
     """``minimum.denied: rotation``: below-minimum shares go to the others in rotation order."""
     units = dict(outcome.units)
     below = [a for a in participants if a.minimum is not None and 0 < units.get(a.id, 0) < a.minimum]
@@ -456,46 +480,25 @@ def _deny_by_rotation(run: _Run, participants: list[_Account], outcome: _Outcome
     if freed:
         raise RefusedError(Diagnostic("unallocatable", "denied shares found no account with room in the rotation",
                                       Location(run.file, pointer="/fills")))
-    return _Outcome(units, outcome.steps)
+    return Outcome(units, apportionment=outcome.apportionment, positions=outcome.positions)
 
 
-def _result(run: _Run, trade: Trade, accounts: dict[str, _Account], outcome: _Outcome,
+def _result(run: _Run, trade: Trade, accounts: dict[str, AccountState], outcome: Outcome,
             plan: Schedule | None) -> Allocation:
     policy = run.policy
-    block_price = run.ctx.average_price
-    results = []
-    for account_id in sorted(accounts):
-        account = accounts[account_id]
-        units = outcome.units.get(account_id, 0)
-        price = outcome.prices.get(account_id) if policy.method == "price_time" else (block_price if units else None)
-        results.append(AccountAllocation(
-            account=account_id,
-            intended=Fraction(account.intended, run.scale),
-            quantity=Fraction(units, run.scale),
-            average_price=price,
-            weight=account.weight,
-            cap=None if account.cap is None else Fraction(account.cap, run.scale),
-            step=outcome.steps.get(account_id),
-            rank=account.rank,
-            rules=tuple(account.rules),
-            denied_round=account.denied_round,
-            denied_by="exclude" if account.excluded else account.denied_by,
-            minimum=None if account.minimum is None else Fraction(account.minimum, run.scale),
-            fills=tuple((fill, Fraction(u, run.scale)) for fill, u in outcome.fills.get(account_id, [])),
-            rotation_rank=None if plan is None or account_id not in plan.order else plan.order.index(account_id),
-        ))
-    results.sort(key=lambda r: r.account)
     exceptions = sorted(run.exceptions, key=lambda r: (r.account, _rule_order(policy, r.rule), r.action))
     return Allocation(
         policy=policy,
         order_id=trade.order.id,
         method=policy.method,
         filled=Fraction(run.ctx.filled),
-        average_price=block_price,
-        accounts=tuple(results),
+        average_price=run.ctx.average_price,
+        states=[accounts[key] for key in sorted(accounts)],
+        outcome=outcome,
         exceptions=tuple(exceptions),
         rotation_before=plan.before if plan else None,
         rotation_after=plan.after if plan else None,
+        rotation_order=plan.order if plan else (),
         lot=Fraction(policy.lot),
         notes=tuple(run.notes),
         scale=run.scale,

@@ -15,14 +15,18 @@ correctly, so the author sees as many problems as possible at once.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import Diagnostic, PolicyError
-from engine.expressions import CompiledExpression, Scope, Type, compile_expression
+from engine.expressions import CompiledExpression, Scope, Type, ast, compile_expression
+from engine.expressions.grammar import KEYWORDS
+from engine.expressions.ast import Expr
 from engine.load import Path, SourceDocument
+from engine.numbers import EXACT
 from engine.plan import Attribute, Deadline, Minimum, Policy, Rotation, Rule
 from engine.schema import check_policy_structure
 
@@ -116,16 +120,13 @@ class _Compiler:
         source = self.get(*path)
         if not isinstance(source, str):
             return None
+        scope = Scope.build(
+            roots=set(roots),
+            account_attributes={a.name: a.type for a in self.account_attributes.values()},
+            security_attributes={a.name: a.type for a in self.security_attributes.values()},
+        )
         try:
-            scope = Scope.build(
-                roots=set(roots),
-                account_attributes={a.name: a.type for a in self.account_attributes.values()},
-                security_attributes={a.name: a.type for a in self.security_attributes.values()},
-            )
-        except ValueError:
-            return None  # reported by the attributes pass
-        try:
-            return compile_expression(
+            compiled = compile_expression(
                 source,
                 scope=scope,
                 expect=expect,
@@ -134,6 +135,24 @@ class _Compiler:
         except PolicyError as error:
             self.diagnostics.extend(error.diagnostics)
             return None
+        for offset, path_text, literal, values in _impossible_values(compiled.tree, self.declared_values()):
+            close = difflib.get_close_matches(literal, values, n=1)
+            self.diagnostics.append(Diagnostic(
+                "expr-impossible-value",
+                f"'{path_text}' is never {literal!r}: the policy declares its values as {', '.join(values)}",
+                self.doc.locate_in_scalar(path, offset),
+                f"did you mean {close[0]!r}?" if close else "compare with one of the declared values",
+            ))
+        return compiled
+
+    def declared_values(self) -> dict[str, tuple[str, ...]]:
+        """Attributes with a fixed set of values, by dotted path (``account.fee_basis``)."""
+        found: dict[str, tuple[str, ...]] = {}
+        for owner, table in (("account", self.account_attributes), ("security", self.security_attributes)):
+            for attribute in table.values():
+                if attribute.values is not None:
+                    found[f"{owner}.{attribute.name}"] = attribute.values
+        return found
 
     def number_or_expression(self, path: Path, roots: frozenset[str]) -> CompiledExpression | Decimal | None:
         value = self.get(*path)
@@ -160,6 +179,15 @@ class _Compiler:
                         f"attribute '{name}' would hide the built-in field '{owner}.{name}'",
                         path,
                         "rename the attribute",
+                        key=True,
+                    )
+                    continue
+                if name in KEYWORDS:
+                    self.error(
+                        "attribute-reserved-word",
+                        f"attribute '{name}' is a reserved word of the expression language",
+                        path,
+                        "rename the attribute; expressions could not name it",
                         key=True,
                     )
                     continue
@@ -211,8 +239,11 @@ class _Compiler:
                 ("rounding", "remainder"),
                 "add 'rotation: {order_by: account.id}' or an explicit 'sequence'",
             )
-        if method != "pro_rata" and ("method" in rounding or "remainder" in rounding):
-            which = "method" if "method" in rounding else "remainder"
+        if "price_time" in self.data and method != "price_time":
+            self.error("section-unused", f"'price_time' section is unused: this policy allocates by {method}",
+                       ("price_time",), "remove it, or change 'method'", key=True)
+        if method != "pro_rata" and ("method" in rounding or "remainder" in rounding or "tie_break" in rounding):
+            which = next(key for key in ("method", "remainder", "tie_break") if key in rounding)
             self.error(
                 "rounding-unused",
                 f"'rounding.{which}' only applies to pro_rata; this policy allocates by {method}",
@@ -288,6 +319,10 @@ class _Compiler:
         if spec is None:
             if method == "rotation":
                 self.error("rotation-missing", "method 'rotation' needs a 'rotation' section", ("method",),
+                           "add 'rotation:' with a 'sequence' of account ids or an 'order_by' expression")
+            elif self.get("minimum", "denied") == "rotation":
+                self.error("rotation-missing", "'denied: rotation' needs a 'rotation' section saying the order",
+                           ("minimum", "denied"),
                            "add 'rotation:' with a 'sequence' of account ids or an 'order_by' expression")
             return None
         if not uses_rotation:
@@ -379,7 +414,8 @@ class _Compiler:
                 self.error("rule-quantity-unused", f"'quantity' only applies to action 'cap', not '{action}'",
                            path + ("quantity",), key=True)
             if when is not None:
-                compiled.append(Rule(rule_id, when, action, quantity, spec["reason"], bool(spec.get("review", False)), index))
+                compiled.append(Rule(rule_id, when, action, quantity, " ".join(spec["reason"].split()),
+                                     bool(spec.get("review", False)), index))
         return tuple(compiled)
 
     def reason_codes(self) -> tuple[tuple[str, str], ...]:
@@ -407,6 +443,43 @@ class _Compiler:
         return Deadline(int(spec.get("days_after_trade_date", 0)), dt.time.fromisoformat(spec["time"]), zone)
 
 
+def _impossible_values(tree: Expr, declared: dict[str, tuple[str, ...]]) -> list[tuple[int, str, str, tuple[str, ...]]]:
+    """Comparisons that can never be true: an attribute with declared values compared (``==``,
+    ``!=``, ``in``) with a string literal outside them. Decidable, and almost always a typo."""
+    found: list[tuple[int, str, str, tuple[str, ...]]] = []
+
+    def literals(node: Expr) -> list[ast.Literal]:
+        if isinstance(node, ast.Literal) and isinstance(node.value, str):
+            return [node]
+        if isinstance(node, ast.ListExpr):
+            return [item for item in node.items if isinstance(item, ast.Literal) and isinstance(item.value, str)]
+        return []
+
+    def visit(node: Expr) -> None:
+        if isinstance(node, ast.Binary):
+            if node.op in ("==", "!=", "in", "not in"):
+                pairs = [(node.left, node.right)] + ([(node.right, node.left)] if node.op in ("==", "!=") else [])
+                for side, other in pairs:
+                    if isinstance(side, ast.Path) and side.dotted in declared:
+                        values = declared[side.dotted]
+                        for literal in literals(other):
+                            if literal.value not in values:
+                                found.append((literal.start, side.dotted, str(literal.value), values))
+            visit(node.left)
+            visit(node.right)
+        elif isinstance(node, ast.Unary):
+            visit(node.operand)
+        elif isinstance(node, ast.Call):
+            for argument in node.args:
+                visit(argument)
+        elif isinstance(node, ast.ListExpr):
+            for item in node.items:
+                visit(item)
+
+    visit(tree)
+    return found
+
+
 def _matches_kind(value: Any, kind: str) -> bool:
     if kind == "string":
         return isinstance(value, str)
@@ -428,7 +501,7 @@ def _fraction_value(value: Any) -> Decimal | None:
     text = str(value).strip()
     try:
         if text.endswith("%"):
-            return Decimal(text[:-1].strip()) / 100
+            return Decimal(text[:-1].strip()).scaleb(-2, EXACT)
         return Decimal(text)
     except ArithmeticError:
         return None

@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from engine.errors import Diagnostic, InputError, Location
-from engine.numbers import divide
+from engine.numbers import divide, exact_sum
 from engine.plan import Attribute, Policy
 from engine.trade import Trade, pointer
 
@@ -30,7 +30,7 @@ class TradeContext:
     statement: dict[str, Any]
     fill: dict[str, Any]
     accounts: list[dict[str, Any]]
-    filled: Decimal
+    filled: int | Decimal
     average_price: Fraction | None  # the block's volume-weighted average price, exact
 
 
@@ -95,9 +95,19 @@ def _attributes(
     values: dict[str, Any] = {}
     missing: list[Diagnostic] = []
     for attribute in declared:
-        if attribute.name in given and given[attribute.name] is not None:
-            where = pointer(base + (attribute.name,))
-            values[attribute.name] = _convert(attribute, given[attribute.name], where, file)
+        value = given.get(attribute.name)
+        if value is not None:
+            kind = type(value)
+            # fast paths for values already of the declared type; _convert explains the rest
+            if kind is str and attribute.kind == "string" and (attribute.values is None or value in attribute.values):
+                values[attribute.name] = value
+            elif kind is bool and attribute.kind == "boolean":
+                values[attribute.name] = value
+            elif kind is int and attribute.kind == "number":
+                values[attribute.name] = value
+            else:
+                where = pointer(base + (attribute.name,))
+                values[attribute.name] = _convert(attribute, value, where, file)
         elif attribute.has_default:
             values[attribute.name] = attribute.default
         else:
@@ -117,7 +127,7 @@ def _attributes(
 def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
     """Build the expression context of ``trade`` under ``policy``'s declared attributes."""
     order = trade.order
-    filled = sum((fill.quantity for fill in trade.fills), Decimal(0))
+    filled = exact_sum(fill.quantity for fill in trade.fills)
     value = sum((Fraction(fill.quantity) * Fraction(fill.price) for fill in trade.fills), Fraction(0))
     average = value / Fraction(filled) if filled else None
     times = sorted(fill.executed_at for fill in trade.fills)
@@ -133,7 +143,7 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
         "limit_price": order.limit_price,
     }
     statement = trade.statement
-    total = sum((a.intended for a in statement.accounts), Decimal(0))
+    total = exact_sum(a.intended for a in statement.accounts)
     statement_ctx = {
         "recorded_at": statement.recorded_at,
         "recorded_by": statement.recorded_by,
@@ -162,6 +172,8 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
     return TradeContext(order_ctx, security, statement_ctx, fill_ctx, accounts, filled, average)
 
 
-def _number(value: Decimal) -> int | Decimal:
+def _number(value: int | Decimal) -> int | Decimal:
     """Whole quantities are ints in expressions, so integer arithmetic stays integer."""
+    if isinstance(value, int):
+        return value
     return int(value) if value == value.to_integral_value() else value

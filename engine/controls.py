@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.errors import Diagnostic, Location, RefusedError
+from engine.numbers import exact_sum
 from engine.plan import Policy
 from engine.trade import Trade, pointer
 
@@ -45,14 +46,13 @@ def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
             refuse("zero-quantity", f"account '{account.account}' intends a quantity of zero",
                    "statement", "accounts", index, "intended",
                    hint="leave accounts that take no part out of the statement")
-    total = sum((account.intended for account in statement.accounts), Decimal(0))
+    total = exact_sum(account.intended for account in statement.accounts)
     if total != order.quantity:
         refuse("statement-total-mismatch",
                f"the statement intends {total} in total but the order is for {order.quantity}",
                "statement", "accounts",
                hint="the pre-trade statement must cover the whole order quantity")
     seen_fills: dict[str, int] = {}
-    filled = Decimal(0)
     for index, fill in enumerate(trade.fills):
         if fill.id in seen_fills:
             refuse("duplicate-fill", f"fill '{fill.id}' appears twice (first at /fills/{seen_fills[fill.id]})",
@@ -72,7 +72,7 @@ def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
             refuse("fill-outside-limit",
                    f"fill '{fill.id}' at {fill.price} is outside the order's limit {order.limit_price}",
                    "fills", index, "price")
-        filled += fill.quantity
+    filled = exact_sum(fill.quantity for fill in trade.fills)
     if filled > order.quantity:
         refuse("overfill", f"fills total {filled}, more than the order quantity {order.quantity}", "fills",
                hint="an overfill must be resolved with the broker before allocation")

@@ -19,9 +19,11 @@ from decimal import (
     Context,
     Decimal,
     DivisionByZero,
+    Inexact,
     InvalidOperation,
     Overflow,
 )
+from collections.abc import Iterable
 from fractions import Fraction
 
 CONTEXT = Context(prec=34, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
@@ -34,6 +36,23 @@ ROUNDING_RULES: dict[str, str] = {
     "floor": ROUND_FLOOR,
     "ceiling": ROUND_CEILING,
 }
+
+
+EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
+
+def exact_sum(values: Iterable[int | Decimal]) -> int | Decimal:
+    """Sum quantities exactly: integers as integers; decimals at 60 digits, raising rather than
+    rounding silently should a sum ever be inexact."""
+    total: int | Decimal = 0
+    for value in values:
+        total = total + value if type(value) is int and type(total) is int else EXACT.add(total, value)
+    return total
+
+
+def as_decimal(value: Fraction) -> Decimal:
+    """A rational with a terminating decimal expansion, as a Decimal, or 34 significant digits."""
+    return CONTEXT.divide(Decimal(value.numerator), Decimal(value.denominator))
 
 
 def divide(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
@@ -60,12 +79,12 @@ def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
         or (rule == "half_even" and (twice > denominator or (twice == denominator and quotient % 2)))
     ):
         quotient += 1
-    return _strip(Decimal(sign * quotient).scaleb(-places))
+    return _strip(Decimal(sign * quotient).scaleb(-places, CONTEXT))
 
 
 def _strip(value: Decimal) -> Decimal:
     if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
+        return value.quantize(Decimal(1), context=CONTEXT)
     return value.normalize(CONTEXT)
 
 

@@ -9,16 +9,17 @@ plain-words explanation per account.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from engine.numbers import decimal_text, present
+from engine.rounding import Apportionment, Step
 
 if TYPE_CHECKING:
     from engine.plan import Policy
     from engine.rotation import RotationState
-    from engine.rounding import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,46 @@ class ExceptionRecord:
                 "reason": self.reason, "review": self.review}
 
 
+@dataclass(slots=True)
+class AccountState:
+    """One statement account while the allocation runs (quantities in integer units)."""
+
+    id: str
+    index: int  # position in the statement, for JSON pointers only
+    ctx: dict[str, Any]
+    intended: int
+    cap: int | None
+    weight: int = 0
+    weight_text: str | None = None  # the weight expression's value as the policy computed it
+    rank: int = 0
+    rules: list[str] | None = None
+    excluded: bool = False
+    denied_round: int | None = None
+    denied_by: str | None = None
+    minimum: int | None = None
+
+    def fired(self, rule_id: str) -> None:
+        if self.rules is None:
+            self.rules = []
+        self.rules.append(rule_id)
+
+
+@dataclass
+class Outcome:
+    """What one run of a method produced for the participating accounts (integer units)."""
+
+    units: dict[str, int]
+    apportionment: Apportionment | None = None
+    positions: dict[str, int] = field(default_factory=dict)  # account -> index in the apportionment
+    prices: dict[str, Fraction] = field(default_factory=dict)
+    fills: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+    def step(self, account: str) -> Step | None:
+        if self.apportionment is None or account not in self.positions:
+            return None
+        return self.apportionment.steps[self.positions[account]]
+
+
 @dataclass(frozen=True, slots=True)
 class AccountAllocation:
     """One account's allocation with everything that produced it (exact numbers)."""
@@ -45,6 +86,7 @@ class AccountAllocation:
     quantity: Fraction
     average_price: Fraction | None
     weight: int
+    weight_text: str | None
     cap: Fraction | None
     step: Step | None
     rank: int
@@ -70,45 +112,117 @@ def fraction_text(value: Fraction, places: int = 6) -> str:
     return f"{shown}... (= {value.numerator}/{value.denominator})"
 
 
-@dataclass(frozen=True)
 class Allocation:
-    """What the engine decided for one block order, and under which policy version."""
+    """What the engine decided for one block order, and under which policy version.
 
-    policy: Policy
-    order_id: str
-    method: str
-    filled: Fraction
-    average_price: Fraction | None
-    accounts: tuple[AccountAllocation, ...]
-    exceptions: tuple[ExceptionRecord, ...]
-    rotation_before: RotationState | None
-    rotation_after: RotationState | None
-    lot: Fraction
-    notes: tuple[str, ...]
-    scale: int  # integer units per unit of quantity (10 ** decimal places in the trade)
+    Per-account views (:attr:`accounts`) are built on first use: a caller that only needs the
+    quantities of a 100,000-account block does not pay for 100,000 explanations.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        order_id: str,
+        method: str,
+        filled: Fraction,
+        average_price: Fraction | None,
+        states: list[AccountState],
+        outcome: Outcome,
+        exceptions: tuple[ExceptionRecord, ...],
+        rotation_before: RotationState | None,
+        rotation_after: RotationState | None,
+        rotation_order: tuple[str, ...],
+        lot: Fraction,
+        notes: tuple[str, ...],
+        scale: int,
+    ) -> None:
+        self.policy = policy
+        self.order_id = order_id
+        self.method = method
+        self.filled = filled
+        self.average_price = average_price
+        self.exceptions = exceptions
+        self.rotation_before = rotation_before
+        self.rotation_after = rotation_after
+        self.lot = lot
+        self.notes = notes
+        self.scale = scale  # integer units per unit of quantity (10 ** decimal places in the trade)
+        self._states = states
+        self._outcome = outcome
+        self._rotation_order = rotation_order
+
+    def quantities(self) -> dict[str, Fraction]:
+        """Each account's allocated quantity (exact), by account id."""
+        units = self._outcome.units
+        if self.scale == 1:
+            return {s.id: Fraction(units.get(s.id, 0)) for s in self._states}
+        return {s.id: Fraction(units.get(s.id, 0), self.scale) for s in self._states}
+
+    @cached_property
+    def accounts(self) -> tuple[AccountAllocation, ...]:
+        """Every statement account's allocation and how it came about, sorted by account id."""
+        outcome, scale = self._outcome, self.scale
+        leaders = {account: i for i, account in enumerate(self._rotation_order)}
+        views = []
+        for state in self._states:
+            units = outcome.units.get(state.id, 0)
+            if self.method == "price_time":
+                price = outcome.prices.get(state.id)
+            else:
+                price = self.average_price if units else None
+            views.append(AccountAllocation(
+                account=state.id,
+                intended=Fraction(state.intended, scale),
+                quantity=Fraction(units, scale),
+                average_price=price,
+                weight=state.weight,
+                weight_text=state.weight_text,
+                cap=None if state.cap is None else Fraction(state.cap, scale),
+                step=outcome.step(state.id),
+                rank=state.rank,
+                rules=tuple(state.rules or ()),
+                denied_round=state.denied_round,
+                denied_by="exclude" if state.excluded else state.denied_by,
+                minimum=None if state.minimum is None else Fraction(state.minimum, scale),
+                fills=tuple((fill, Fraction(u, scale)) for fill, u in outcome.fills.get(state.id, [])),
+                rotation_rank=leaders.get(state.id),
+            ))
+        return tuple(views)
 
     def price_text(self, price: Fraction | None) -> str | None:
+        """A price at the policy's precision and named rounding rule (``None`` stays ``None``)."""
         if price is None:
             return None
         return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
 
-    def quantities(self) -> dict[str, Fraction]:
-        return {a.account: a.quantity for a in self.accounts}
+    def _allocation_entries(self) -> list[dict[str, Any]]:
+        """The contract's per-account entries, straight from the run's state (no views needed)."""
+        units, scale = self._outcome.units, self.scale
+        block_price = self.price_text(self.average_price)
+        own_prices = self._outcome.prices if self.method == "price_time" else None
+        entries = []
+        for state in self._states:
+            quantity = units.get(state.id, 0)
+            if own_prices is not None:
+                price = self.price_text(own_prices.get(state.id))
+            else:
+                price = block_price
+            entries.append({
+                "account": state.id,
+                "quantity": quantity if scale == 1 else quantity_json(Fraction(quantity, scale)),
+                "average_price": price if quantity else None,
+                "intended": state.intended if scale == 1 else quantity_json(Fraction(state.intended, scale)),
+            })
+        return entries
 
     def document(self, *, explain: bool = False) -> dict[str, Any]:
         """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""
         policy = self.policy
-        allocations = []
-        for account in self.accounts:
-            entry: dict[str, Any] = {
-                "account": account.account,
-                "quantity": quantity_json(account.quantity),
-                "average_price": self.price_text(account.average_price) if account.quantity else None,
-                "intended": quantity_json(account.intended),
-            }
-            if explain:
+        allocations = self._allocation_entries()
+        if explain:
+            for entry, account in zip(allocations, self.accounts):
                 entry["explain"] = self.explain(account)
-            allocations.append(entry)
         document: dict[str, Any] = {
             "order_id": self.order_id,
             "policy": {"id": policy.id, "version": policy.version, "digest": policy.digest},
@@ -143,13 +257,17 @@ class Allocation:
             out["rules"] = list(account.rules)
             return out
         if self.method == "pro_rata":
-            out["weight"] = str(account.weight) if policy.weight is not None else quantity_json(account.intended)
+            out["weight"] = account.weight_text if policy.weight is not None else quantity_json(account.intended)
             out["weight_basis"] = policy.weight.source if policy.weight is not None else "intended quantity"
         out["cap"] = quantity_json(account.cap) if account.cap is not None else "none (allowed above intended)"
         step = account.step
         if step is not None and self.method == "pro_rata":
-            out["exact_share"] = fraction_text(self._units(step.exact))
-            out["capped_in_water_filling"] = step.capped
+            if policy.rounding_method == "quota":
+                # the quota method respects caps as it hands out lots; it computes no capped share
+                out["exact_share_before_caps"] = fraction_text(self._units(step.exact))
+            else:
+                out["exact_share"] = fraction_text(self._units(step.exact))
+                out["capped_in_water_filling"] = step.capped
             if policy.rounding_method == "quota":
                 words = f"{step.base_lots} lot(s) of {lot} by the quota method (priority weight/(lots+1))"
             else:
@@ -177,7 +295,7 @@ class Allocation:
         """Quantity of an amount counted in the engine's integer units."""
         return units / self.scale
 
-    def rows(self) -> list[tuple[str, ...]]:
+    def rows(self) -> list[tuple[str, str, str, str, str, str]]:
         """Table rows for people: account, intended, allocated, price, percent of intended, notes."""
         rows = []
         for account in self.accounts:

@@ -29,11 +29,12 @@ policy's ``tie_break`` rule, which always ends on the account id.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
 
 # Integers below this bound multiply without overflow in numpy's int64.
 _INT64_SAFE = 2**62
@@ -53,10 +54,25 @@ class Step:
     order: int | None  # position in the remainder order (0 = first), if it was a candidate
 
 
-@dataclass(frozen=True, slots=True)
 class Apportionment:
-    allocations: list[int]
-    steps: list[Step]
+    """The allocations, and how each came about — built only when asked (``--explain``, tests),
+    because a block of 100,000 accounts should not pay for 100,000 explanations it does not print."""
+
+    def __init__(self, allocations: list[int], build_steps: Callable[[], list[Step]]) -> None:
+        self.allocations = allocations
+        self._build_steps = build_steps
+
+    @cached_property
+    def steps(self) -> list[Step]:
+        return self._build_steps()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Apportionment):
+            return NotImplemented
+        return self.allocations == other.allocations and self.steps == other.steps
+
+    def __repr__(self) -> str:
+        return f"Apportionment({self.allocations!r})"
 
 
 def water_fill(total: int, weights: Sequence[int], caps: Sequence[int | None]) -> tuple[set[int], int, int]:
@@ -107,8 +123,8 @@ def largest_remainder(
     """
     n = len(weights)
     capped, rest_total, rest_weight = water_fill(total, weights, caps)
-    if rest_weight == 0 and rest_total > sum(c or 0 for i, c in enumerate(caps) if i in capped):
-        raise ValueError("no account with a positive weight can take the filled quantity")
+    if rest_weight == 0 and rest_total > 0:
+        raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
     denominator = max(rest_weight, 1) * lot
     nums = [
         (caps[i] or 0) * max(rest_weight, 1) if i in capped else rest_total * weights[i]
@@ -134,21 +150,29 @@ def largest_remainder(
     odd = [0] * n
     if left:
         order = candidates if odd_key is None else sorted(candidates, key=lambda i: (odd_key[i], rank[i]))
-        for i in order:
-            take = min(left, upper[i] - alloc[i])
-            if take > 0:
-                alloc[i] += take
-                odd[i] = take
-                left -= take
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
-    steps = [
+        _hand_out(left, order, lambda i: upper[i] - alloc[i], alloc, odd)
+    return Apportionment(alloc, lambda: [
         Step(Fraction(nums[i], max(rest_weight, 1)), i in capped, base[i], extra[i], odd[i], position.get(i))
         for i in range(n)
-    ]
-    return Apportionment(alloc, steps)
+    ])
+
+
+def _hand_out(left: int, order: list[int], room: Callable[[int], int], alloc: Any, odd: Any) -> None:
+    """Give the ``left`` odd units to the accounts in ``order``, each up to its ``room``.
+
+    ``alloc`` and ``odd`` are indexable (lists or int64 arrays) and updated in place. Raises
+    ``ValueError`` if the rooms cannot hold everything: conservation is never given up silently.
+    """
+    for i in order:
+        if not left:
+            break
+        take = min(left, room(i))
+        if take > 0:
+            alloc[i] += take
+            odd[i] = take
+            left -= take
+    if left:
+        raise ValueError("caps leave no room for the whole filled quantity")
 
 
 def _upper(num: int, denominator: int, lot: int, cap: int | None) -> int:
@@ -170,6 +194,8 @@ def _largest_remainder_numpy(
     rest_weight: int,
 ) -> Apportionment:
     """The same algorithm on int64 arrays, for large blocks. Identical results (property-tested)."""
+    import numpy as np  # only blocks of hundreds of accounts or more pay for importing numpy
+
     nums = np.asarray(nums_list, dtype=np.int64)
     ranks = np.asarray(rank, dtype=np.int64)
     base = nums // denominator
@@ -193,28 +219,18 @@ def _largest_remainder_numpy(
     odd = np.zeros(len(nums), dtype=np.int64)
     if left:
         order = cand if odd_key is None else cand[np.lexsort((ranks[cand], np.asarray(odd_key, dtype=np.int64)[cand]))]
-        for i in order.tolist():
-            take = min(left, int(upper[i] - alloc[i]))
-            if take > 0:
-                alloc[i] += take
-                odd[i] = take
-                left -= take
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
-    scale = max(rest_weight, 1)
-    alloc_list = alloc.tolist()
-    base_list = base.tolist()
-    odd_list = odd.tolist()
-    extra_list = extra.tolist()
-    position_list = position.tolist()
-    steps = [
-        Step(Fraction(nums_list[i], scale), i in capped, base_list[i], extra_list[i], odd_list[i],
-             None if position_list[i] < 0 else position_list[i])
-        for i in range(len(nums_list))
-    ]
-    return Apportionment(alloc_list, steps)
+        _hand_out(left, order.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
+    def build_steps() -> list[Step]:
+        scale = max(rest_weight, 1)
+        base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
+        position_list = position.tolist()
+        return [
+            Step(Fraction(nums_list[i], scale), i in capped, base_list[i], extra_list[i], odd_list[i],
+                 None if position_list[i] < 0 else position_list[i])
+            for i in range(len(nums_list))
+        ]
+
+    return Apportionment(alloc.tolist(), build_steps)
 
 
 def quota_method(
@@ -230,7 +246,7 @@ def quota_method(
     if total_weight == 0:
         if total:
             raise ValueError("no account with a positive weight can take the filled quantity")
-        return Apportionment([0] * n, [Step(Fraction(0), False, 0, False, 0, None) for _ in range(n)])
+        return Apportionment([0] * n, lambda: [Step(Fraction(0), False, 0, False, 0, None) for _ in range(n)])
     lots = [0] * n
     cap_lots = [None if c is None else c // lot for c in caps]
     whole = total // lot
@@ -258,21 +274,11 @@ def quota_method(
         )
         if following is not None:
             line.insert(0, following)
-        for i in line:
-            room = left if caps[i] is None else min(left, (caps[i] or 0) - alloc[i])
-            if room > 0:
-                alloc[i] += room
-                odd[i] = room
-                left -= room
-            if not left:
-                break
-    if left:
-        raise ValueError("caps leave no room for the whole filled quantity")
-    steps = [
+        _hand_out(left, line, lambda i: left if caps[i] is None else (caps[i] or 0) - alloc[i], alloc, odd)
+    return Apportionment(alloc, lambda: [
         Step(Fraction(total * weights[i], total_weight), False, lots[i], False, odd[i], None)
         for i in range(n)
-    ]
-    return Apportionment(alloc, steps)
+    ])
 
 
 def _take_lot(

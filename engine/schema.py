@@ -41,7 +41,8 @@ def schema(name: str) -> dict[str, Any]:
 @cache
 def validator(name: str) -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema(name))
-    return cls(schema(name), format_checker=cls.FORMAT_CHECKER)  # type: ignore[no-any-return]
+    checker: jsonschema.protocols.Validator = cls(schema(name), format_checker=cls.FORMAT_CHECKER)
+    return checker
 
 
 def json_compatible(value: Any) -> Any:
@@ -83,10 +84,12 @@ def _describe(path: Path) -> str:
 def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list[Diagnostic]:
     path: Path = tuple(error.absolute_path)
     kind = error.validator
+    schema_part: Any = error.schema
+    value: Any = error.validator_value
     where = doc.locate(path)
     described = _describe(path)
     if kind == "additionalProperties":
-        allowed = sorted((error.schema.get("properties") or {}).keys())
+        allowed = sorted((schema_part.get("properties") or {}).keys())
         extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         result = []
         for extra in extras:
@@ -112,7 +115,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
             )
         ]
     if kind in ("enum", "const"):
-        options = error.validator_value if kind == "enum" else [error.validator_value]
+        options = value if kind == "enum" else [value]
         shown = ", ".join(json.dumps(option) for option in options)
         close = difflib.get_close_matches(str(error.instance), [str(o) for o in options], n=1)
         hint = f"did you mean {json.dumps(close[0])}?" if close else f"use one of: {shown}"
@@ -125,8 +128,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
             )
         ]
     if kind == "type":
-        expected = error.validator_value
-        expected_text = " or ".join(expected) if isinstance(expected, list) else expected
+        expected_text = " or ".join(value) if isinstance(value, list) else str(value)
         return [
             Diagnostic(
                 "schema-type",

@@ -151,3 +151,25 @@ def test_every_control_failure_is_reported_together() -> None:
     with pytest.raises(FairallocError) as caught:
         allocate(load_policy(POLICIES / "us-equity-pro-rata.yaml"), load_trade(doc))
     assert set(caught.value.codes) == {"statement-after-order", "overfill"}
+
+
+def test_expression_failing_on_an_accounts_data_names_the_account() -> None:
+    from engine import policy_from_text
+
+    policy = policy_from_text(
+        "fairalloc: 1\nid: x\nversion: 1\neffective: 2026-01-01\nowner: CCO\n"
+        "attributes:\n  account:\n    assets: {type: number, default: 1}\n"
+        "method: pro_rata\nrounding:\n  lot: 100\n"
+        "rules:\n  - id: odd\n    when: '1 / account.assets > 0.5'\n    action: flag\n    reason: r\n",
+        "x.yaml",
+    )
+    doc = example_trade()
+    doc["statement"]["accounts"][2]["attributes"]["assets"] = 0
+    with pytest.raises(FairallocError) as caught:
+        allocate(policy, load_trade(doc))
+    assert int(caught.value.exit_code) == 4
+    runtime = caught.value.diagnostics[0]
+    assert runtime.location.file == "x.yaml" and (runtime.location.line, runtime.location.column) == (14, 14)
+    context = caught.value.diagnostics[-1]
+    assert context.code == "expression-runtime" and "CLIENT-C" in context.message
+    assert context.location.pointer == "/statement/accounts/2"

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine import allocate, load_policy, load_trade
-from engine.cli._io import dump_json, print_table, write_output
-from engine.load import read_text
-from engine.rotation import RotationState
-from engine.trade import parse_json
+from engine.cli._io import dump_json, print_allocation, write_output
 
 
 def register(sub: Any) -> None:
@@ -29,6 +25,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here, not at the top: every command's parser is built at start-up, and the others
+    # should not pay for the trade models and numpy
+    from engine import allocate, load_policy, load_trade
+    from engine.load import read_text
+    from engine.rotation import RotationState
+    from engine.trade import parse_json
+
     policy = load_policy(args.policy)
     trade = load_trade(args.trade)
     state = None
@@ -36,11 +39,7 @@ def run(args: argparse.Namespace) -> int:
         state = RotationState.from_json(parse_json(read_text(args.rotation), args.rotation), args.rotation)
     result = allocate(policy, trade, state, file=args.trade)
     if args.format == "table":
-        caption = (f"policy {policy.ref} {policy.digest}  method {result.method}  "
-                   f"filled {result.document()['filled']} @ {result.price_text(result.average_price) or '-'}")
-        print_table(f"Allocation of order {result.order_id}",
-                    ("account", "intended", "allocated", "avg price", "% of intended", "rules"),
-                    result.rows(), right=(1, 2, 3, 4), caption=caption)
+        print_allocation(result)
         if args.explain:
             for account in result.accounts:
                 explanation = result.explain(account)

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from engine import load_policy
-from engine.cli._io import dump_json
+from engine.cli._io import dump_json, report_error
 from engine.errors import ExitCode, FairallocError
 
 
@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
             status = max(status, error.exit_code) if status != ExitCode.OK else error.exit_code
             report.append({"file": path, "valid": False, "errors": [d.to_json() for d in error.diagnostics]})
             if args.format == "text":
-                for diagnostic in error.diagnostics:
-                    print(diagnostic.render(), file=sys.stderr)
+                report_error(error, args.error_format)
             continue
         report.append({"file": path, "valid": True, "id": policy.id, "version": policy.version, "digest": policy.digest})
         if args.format == "text":

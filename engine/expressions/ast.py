@@ -170,15 +170,3 @@ def _wrap(node: Expr, needed: bool) -> str:
     text = unparse(node)
     return f"({text})" if needed else text
 
-
-def children(node: Expr) -> tuple[Expr, ...]:
-    """The direct sub-expressions of ``node``, left to right."""
-    if isinstance(node, ListExpr):
-        return node.items
-    if isinstance(node, Call):
-        return node.args
-    if isinstance(node, Unary):
-        return (node.operand,)
-    if isinstance(node, Binary):
-        return (node.left, node.right)
-    return ()

@@ -25,6 +25,7 @@ ORDERING = frozenset({"<", "<=", ">", ">="})
 EQUALITY = frozenset({"==", "!="})
 MEMBERSHIP = frozenset({"in", "not in"})
 LOGICAL = frozenset({"and", "or"})
+_PYTHON_SPELLINGS = {"True": "write 'true'", "False": "write 'false'", "None": "write 'null'"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.names: set[str] = set()
 
-    def problem(self, code: str, message: str, offset: int, hint: str | None = None) -> None:
+    def problem(self, code: str, message: str, offset: int, hint: str) -> None:
         self.problems.append(Problem(code, message, offset, hint))
 
     def visit(self, node: Expr) -> Expr:
@@ -193,18 +194,19 @@ class _Checker:
             )
             return
         allowed = [r for r in ROOTS if r in self.scope.roots]
-        hint = _did_you_mean(root, allowed) or f"names start with one of: {', '.join(allowed) or 'none'}"
-        if root in ("True", "False", "None"):
-            hint = f"write '{ {'True': 'true', 'False': 'false', 'None': 'null'}[root] }'"
-        self.problem("expr-unknown-name", f"unknown name '{root}'", node.start, hint)
+        hint = _PYTHON_SPELLINGS.get(root) or _did_you_mean(root, allowed)
+        self.problem(
+            "expr-unknown-name",
+            f"unknown name '{root}'",
+            node.start,
+            hint or f"names start with one of: {', '.join(allowed) or 'none'}",
+        )
 
     # -- calls ---------------------------------------------------------------------------------
 
     def visit_call(self, node: Call) -> Expr:
         if node.name in LITERAL_FUNCTIONS:
             return self.literal_call(node)
-        args = tuple(self.visit(arg) for arg in node.args)
-        checked = replace(node, args=args, type=Type.ANY)
         function = FUNCTIONS.get(node.name)
         if function is None:
             self.problem(
@@ -214,6 +216,9 @@ class _Checker:
                 _did_you_mean(node.name, FUNCTIONS)
                 or f"functions are: {', '.join(sorted(FUNCTIONS))}",
             )
+        args = tuple(self.visit(arg) for arg in node.args)
+        checked = replace(node, args=args, type=Type.ANY)
+        if function is None:
             return checked
         if not self.arity_ok(function, node):
             return checked

@@ -38,9 +38,10 @@ from .functions import FUNCTIONS
 from .scope import ROOTS, VALUE_ROOTS
 from .types import Kind, Type
 
-Function = Callable[..., Any]
+Helper = Callable[..., Any]
 
 _EXACT_METHOD = {"+": runtime.EXACT.add, "-": runtime.EXACT.subtract, "*": runtime.EXACT.multiply}
+_NEGATE = runtime.EXACT.minus
 _CHECKED_NAME = {
     "+": "add",
     "-": "sub",
@@ -62,8 +63,8 @@ _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 class Generated:
     """The two compiled functions and the source they came from (for tests and debugging)."""
 
-    fast: Function
-    checked: Function
+    fast: Helper
+    checked: Helper
     source: str
 
 
@@ -119,12 +120,11 @@ class _Emitter:
         self._temps += 1
         return f"_t{self._temps}"
 
-    def helper(self, function: Function) -> str:
+    def helper(self, function: Helper) -> str:
         return self.bind(function, "_h")
 
     def constant(self, node: Literal) -> str:
-        value: object = node.value
-        return self.bind(value)
+        return self.bind(node.value)
 
     # -- the checked body ----------------------------------------------------------------------
 
@@ -153,7 +153,8 @@ class _Emitter:
         if root in VALUE_ROOTS:
             return root
         site = self.site(node, node.start)
-        return f"{self.helper(runtime.field)}({site}, {root}, {self.bind(node.parts[1], '_k')})"
+        key = self.bind(node.parts[1], "_k")
+        return f"{self.helper(runtime.field)}({site}, {root}, {self.bind(root, '_k')}, {key})"
 
     # -- the fast body -------------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ class _Emitter:
         if not _numeric(node.operand.type):
             return self.checked_call(runtime.checked_neg, node, node.start, [self.fast(node.operand)])
         t = self.temp()
-        return f"(-{t} if _type({t} := {self.fast(node.operand)}) is _int else {self.bind(runtime.EXACT.minus, '_h')}({t}))"
+        return f"(-{t} if _type({t} := {self.fast(node.operand)}) is _int else {self.helper(_NEGATE)}({t}))"
 
     def boolean(self, node: Expr, parent: Expr) -> str:
         """``node`` as a Python bool: direct if its type is a non-null boolean, else checked."""
@@ -204,7 +205,7 @@ class _Emitter:
         if node.op == "/" or not (_numeric(left_type) and _numeric(right_type)):
             function = getattr(runtime, f"checked_{_CHECKED_NAME[node.op]}")
             return self.checked_call(function, node, node.op_start, [self.fast(node.left), self.fast(node.right)])
-        exact = self.bind(_EXACT_METHOD[node.op], "_h")
+        exact = self.helper(_EXACT_METHOD[node.op])
         a, b = self.temp(), self.temp()
         left, right = self.fast(node.left), self.fast(node.right)
         return (
@@ -240,7 +241,7 @@ class _Emitter:
             a, b = self.temp(), self.temp()
             q = self.bind(ratio.denominator)
             scaled_b = b if ratio.numerator == 1 else f"{b} * {self.bind(ratio.numerator)}"
-            general = f"{a} {op} {self.bind(runtime.EXACT.multiply, '_h')}({self.bind(constant)}, {b})"
+            general = f"{a} {op} {self.helper(_EXACT_METHOD['*'])}({self.bind(constant)}, {b})"
             return (
                 f"({a} * {q} {op} {scaled_b} if _type({a} := {self.fast(value_side)}) "
                 f"is _type({b} := {self.fast(other)}) is _int else {general})"
@@ -272,7 +273,7 @@ class _Emitter:
             return code
         return self.checked_call(FUNCTIONS[node.name].impl, node, node.start, args)
 
-    def checked_call(self, function: Function, node: Expr, offset: int, args: list[str]) -> str:
+    def checked_call(self, function: Helper, node: Expr, offset: int, args: list[str]) -> str:
         return f"{self.helper(function)}({', '.join([self.site(node, offset), *args])})"
 
     @staticmethod

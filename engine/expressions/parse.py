@@ -5,11 +5,12 @@ into :class:`~engine.errors.Diagnostic` values with the stable code ``expr-synta
 that says in words what was expected. Offsets are 0-based character offsets into the source; the
 caller's ``locate`` turns them into ``file:line:column``.
 
-The parser is bounded before it runs: text longer than :data:`MAX_LENGTH` is refused
-(``expr-too-long``), brackets nested deeper than :data:`MAX_DEPTH` are refused by a linear scan
-(``expr-too-deep``), and the tree is built bottom-up by the LALR parser itself (no recursion), with
-the same depth bound on operator nesting. Later stages recurse over the tree, and the bound keeps
-them far from Python's recursion limit.
+Bounds: text longer than :data:`MAX_LENGTH` is refused before parsing (``expr-too-long``), and so
+are brackets nested deeper than :data:`MAX_DEPTH`, found by a linear scan (``expr-too-deep``).
+Lark's LALR parser builds its tree without recursion; converting it into our tree is an explicit
+post-order walk that refuses operator nesting deeper than :data:`MAX_DEPTH` as well. Later stages
+recurse over the tree, and the bound keeps them, and the generated Python code, far from any
+recursion or nesting limit.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ MAX_LENGTH = 4_000
 """Longest expression text accepted, in characters."""
 
 MAX_DEPTH = 32
-"""Deepest nesting accepted: brackets, and levels of operators, calls and lists in the tree."""
+"""Deepest nesting accepted, counted twice over: open brackets, and levels of operators, calls
+and lists in the tree (``a and b and c`` is 2 levels; a value alone is 0)."""
 
 
 class ParseFailure(Exception):
@@ -118,7 +120,8 @@ def _build(tree: Any) -> Expr:
         subtrees = [results.pop(id(child)) for child in item.children if isinstance(child, Tree)]
         tokens = [child for child in item.children if isinstance(child, Token)]
         node = _make(str(item.data), tokens, [node for node, _ in subtrees])
-        depth = max((d for _, d in subtrees), default=0) + (0 if item.data == "group" else 1)
+        nested = max((d for _, d in subtrees), default=0)
+        depth = nested if isinstance(node, (Literal, Path)) or item.data == "group" else nested + 1
         if depth > MAX_DEPTH:
             raise ParseFailure(_too_deep(_operator_offset(node)))
         results[id(item)] = (node, depth)

@@ -78,9 +78,9 @@ class Site:
     text: str
 
 
-def fail(site: Site, code: str, message: str, hint: str | None = None) -> NoReturn:
+def fail(site: Site, code: str, message: str, hint: str) -> NoReturn:
     """Raise the run-time error ``code`` at ``site``."""
-    raise ExpressionRuntimeError(Diagnostic(code, f"{message} in '{site.text}'", site.location, hint))
+    raise ExpressionRuntimeError(Diagnostic(code, f"{message} (in {site.text})", site.location, hint))
 
 
 def type_name(value: object) -> str:
@@ -114,14 +114,19 @@ def number(site: Site, value: object) -> Number:
 def _wrong(site: Site, value: object, wanted: str) -> NoReturn:
     if value is None:
         fail(site, "expr-null", f"null where {wanted} is needed", "guard it with coalesce(value, default)")
-    fail(site, "expr-bad-value", f"got a {type_name(value)} value where {wanted} is needed")
+    fail(
+        site,
+        "expr-bad-value",
+        f"got a {type_name(value)} value where {wanted} is needed",
+        "the data does not match the declared type of this field",
+    )
 
 
 def _exact(operation: Callable[[], Number], site: Site) -> Number:
     try:
         return operation()
     except decimal.DecimalException as error:
-        fail(site, "expr-overflow", f"arithmetic failed ({type(error).__name__})")
+        fail(site, "expr-overflow", f"arithmetic failed ({type(error).__name__})", "check the magnitudes in the data")
 
 
 def checked_add(site: Site, left: object, right: object) -> Number:
@@ -174,13 +179,18 @@ def _same_order_kind(site: Site, left: object, right: object) -> None:
             _wrong(site, value, "a value that can be ordered")
     kinds = {_order_kind(site, left), _order_kind(site, right)}
     if len(kinds) != 1:
-        fail(site, "expr-bad-value", f"cannot order a {type_name(left)} against a {type_name(right)}")
+        fail(
+            site,
+            "expr-bad-value",
+            f"cannot order a {type_name(left)} against a {type_name(right)}",
+            "the data does not match the declared types of these fields",
+        )
 
 
 def _order_kind(site: Site, value: object) -> str:
     if isinstance(value, datetime.datetime):
         if value.utcoffset() is None:
-            fail(site, "expr-bad-value", "timestamp without a time zone")
+            fail(site, "expr-bad-value", "timestamp without a time zone", "timestamps in the data must carry an offset")
         return "timestamp"
     if isinstance(value, str):
         return "string"
@@ -243,16 +253,26 @@ def checked_not_in(site: Site, item: object, items: object) -> bool:
     return not checked_in(site, item, items)
 
 
-def field(site: Site, record: object, key: str) -> object:
-    """``record[key]`` for a context record, or ``expr-missing-field`` if absent."""
+def field(site: Site, record: object, root: str, key: str) -> object:
+    """``record[key]`` for the context record ``root``, or ``expr-missing-field`` if absent."""
     if not isinstance(record, dict):
         if record is None:
-            fail(site, "expr-missing-field", "no data for this root at this point")
-        fail(site, "expr-bad-value", f"a {type_name(record)} where a record is needed")
+            fail(
+                site,
+                "expr-missing-field",
+                f"there is no '{root}' data at this point",
+                f"'{root}' is not known yet where this expression runs",
+            )
+        fail(site, "expr-bad-value", f"a {type_name(record)} where a record is needed", f"'{root}' must be a record")
     try:
         return record[key]
     except KeyError:
-        fail(site, "expr-missing-field", f"field '{key}' is missing from the data")
+        fail(
+            site,
+            "expr-missing-field",
+            f"field '{root}.{key}' is missing from the data",
+            "every declared field must be present (null if unknown)",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +309,7 @@ def fn_ceil(site: Site, value: object) -> int:
 def _whole(site: Site, value: object, what: str) -> int:
     a = number(site, value)
     if a != int(a):
-        fail(site, "expr-invalid-argument", f"{what} must be a whole number, got {a}")
+        fail(site, "expr-invalid-argument", f"{what} must be a whole number, got {a}", f"give {what} as a whole number")
     return int(a)
 
 
@@ -298,7 +318,12 @@ def fn_round(site: Site, value: object, places: object = 0) -> Number:
     a = number(site, value)
     digits = _whole(site, places, "places")
     if not -MAX_ROUND_PLACES <= digits <= MAX_ROUND_PLACES:
-        fail(site, "expr-invalid-argument", f"places must be between -{MAX_ROUND_PLACES} and {MAX_ROUND_PLACES}")
+        fail(
+            site,
+            "expr-invalid-argument",
+            f"places must be between -{MAX_ROUND_PLACES} and {MAX_ROUND_PLACES}, got {digits}",
+            "round to fewer places",
+        )
     if type(a) is int and digits >= 0:
         return a
     quantum = Decimal((0, (1,), -digits))
@@ -309,7 +334,7 @@ def fn_round(site: Site, value: object, places: object = 0) -> Number:
 def _lot(site: Site, value: object, lot: object, up: bool) -> Number:
     a, size = number(site, value), number(site, lot)
     if size <= 0:
-        fail(site, "expr-invalid-argument", f"lot must be greater than zero, got {size}")
+        fail(site, "expr-invalid-argument", f"lot must be greater than zero, got {size}", "use a positive lot size")
     ratio = Fraction(a) / Fraction(size)
     lots = math.ceil(ratio) if up else math.floor(ratio)
     if type(size) is int:
@@ -344,7 +369,7 @@ def fn_coalesce(site: Site, *values: object) -> object:
 def _calendar_day(site: Site, value: object) -> datetime.date:
     if isinstance(value, datetime.datetime):
         if value.utcoffset() is None:
-            fail(site, "expr-bad-value", "timestamp without a time zone")
+            fail(site, "expr-bad-value", "timestamp without a time zone", "timestamps in the data must carry an offset")
         return value.astimezone(datetime.timezone.utc).date()
     if isinstance(value, datetime.date):
         return value

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from .grammar import KEYWORDS
 from .types import Type
 
 ROOTS: tuple[str, ...] = ("order", "security", "statement", "fill", "account", "allocation")
@@ -48,10 +49,10 @@ BUILTIN_FIELDS: Mapping[str, Mapping[str, Type]] = MappingProxyType(
             {
                 "quantity": Type.NUMBER,
                 "ratio": Type.NUMBER,
-                "average_price": Type.NUMBER,
+                "average_price": Type.NUMBER.or_null(),  # null while the order has no fills
                 "count": Type.NUMBER,
-                "first_at": Type.TIMESTAMP,
-                "last_at": Type.TIMESTAMP,
+                "first_at": Type.TIMESTAMP.or_null(),
+                "last_at": Type.TIMESTAMP.or_null(),
             }
         ),
         "account": MappingProxyType(
@@ -67,8 +68,6 @@ BUILTIN_FIELDS: Mapping[str, Mapping[str, Type]] = MappingProxyType(
 """The fields every record root has, whatever the policy declares."""
 
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-KEYWORDS: frozenset[str] = frozenset({"and", "or", "not", "in", "true", "false", "null"})
-"""Reserved words of the language: no attribute may be called one of these."""
 
 
 @dataclass(frozen=True, slots=True)

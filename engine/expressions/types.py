@@ -57,6 +57,28 @@ class Type:
         """The type of a list whose items all have type ``element``."""
         return Type(Kind.LIST, element=element)
 
+    @staticmethod
+    def from_name(name: str) -> Type:
+        """The type spelled ``name`` as :meth:`__str__` prints it; ValueError if none is.
+
+        ``"number"``, ``"string"``, ``"boolean"``, ``"date"``, ``"timestamp"``, ``"any"``,
+        ``"list of T"`` (``"list of (T or null)"`` if the items may be null), and ``"T or null"``
+        for any of these (a policy's attribute declarations
+        can be read with it): ``Type.from_name(str(t)) == t`` for every type but ``NULL``.
+        """
+        text = " ".join(name.split())
+        if text.endswith(" or null"):
+            return Type.from_name(text[: -len(" or null")]).or_null()
+        if text.startswith("list of "):
+            element = text[len("list of ") :]
+            if element.startswith("(") and element.endswith(")"):
+                element = element[1:-1]
+            return Type.list_of(Type.from_name(element))
+        named = {t.kind.value: t for t in (Type.NUMBER, Type.STRING, Type.BOOLEAN, Type.DATE, Type.TIMESTAMP, Type.ANY)}
+        if text not in named:
+            raise ValueError(f"unknown type {name!r}; types are {', '.join(named)}, 'list of T' and 'T or null'")
+        return named[text]
+
     def or_null(self) -> Type:
         """The same type, but the value may also be null."""
         return self if self.nullable else replace(self, nullable=True)
@@ -77,7 +99,9 @@ class Type:
 
     def __str__(self) -> str:
         if self.kind is Kind.LIST:
-            text = f"list of {self.element}"
+            assert self.element is not None
+            element = str(self.element)
+            text = f"list of ({element})" if element.endswith(" or null") else f"list of {element}"
         else:
             text = self.kind.value
         if self.nullable and self.kind not in (Kind.NULL, Kind.ANY):

@@ -95,7 +95,8 @@ def test_attribution_names_the_rule(trades: Path, versions: tuple[Policy, Policy
     rows = [row for order in report.orders if "refused" not in order.new_status for row in order.accounts]
     assert rows
     assert {row.causes for row in rows} == {("rule no-performance-fee",)}
-    assert {row.attribution for row in rows} == {"direct", "order"}
+    # 'policy' (heuristic) where the rule's round was withdrawn: no account's own facts name it
+    assert {"direct", "order"} <= {row.attribution for row in rows} <= {"direct", "order", "policy"}
     assert any(row.attribution == "direct" and row.new == 0 for row in rows)  # a zeroed account itself
 
 
