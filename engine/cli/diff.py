@@ -1,9 +1,11 @@
-"""``fairalloc diff OLD NEW [--impact TRADES]``: what changed between two policy versions, and for whom.
+"""``fairalloc diff OLD NEW [--impact TRADES | --impact-ledger]``: what changed, and for whom.
 
-OLD and NEW are policy files or ``REV:path`` (a file at a git revision). The semantic diff is
-printed in words; with ``--impact`` the trades in a folder are replayed under both versions and
-every changed order and account is reported (tables on the terminal; ``--markdown FILE`` for a
-pull request, ``--json FILE`` for tools). Exit status 0, or with ``--exit-code`` 1 when the
+OLD and NEW are policy files, ``REV:path`` (a file at a git revision) or ``ledger:ID@VERSION``
+(a version published in the ledger). The semantic diff is printed in words; with ``--impact`` the
+trades in a folder, or with ``--impact-ledger`` the orders allocated in the ledger, are replayed
+under both versions (``--from``/``--to`` limit the trade dates) and every changed order and
+account is reported (tables on the terminal; ``--markdown FILE`` for a pull request, ``--json
+FILE`` for tools). Exit status 0, or with ``--exit-code`` 1 when the
 versions differ in meaning (with ``--impact``: when an allocation would change).
 """
 
@@ -20,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.cli._io import dump_json, print_table, write_output
+from engine.cli._ledger import add_ledger_option
 from engine.errors import ExitCode
 from engine.review.diff import PolicyDiff, diff_policies
 from engine.review.impact import (
@@ -32,10 +35,11 @@ from engine.review.impact import (
     impact_json,
     impact_markdown,
     impact_of,
+    impact_of_recorded,
     summary_rows,
     trade_files,
 )
-from engine.review.sources import load_source
+from engine.review.sources import ledger_trades, load_source
 
 PROGRESS_FROM = 200  # trade files: below this a replay is too quick for a progress bar to help
 
@@ -47,13 +51,17 @@ def register(sub: Any) -> None:
         description="Describe what changed between two policy versions (files or REV:path in git) and, with "
         "--impact, replay recorded trades under both and report every allocation that would change.",
     )
-    parser.add_argument("old", metavar="OLD", help="the old version: a policy file or REV:path")
-    parser.add_argument("new", metavar="NEW", help="the new version: a policy file or REV:path")
-    parser.add_argument("--impact", metavar="TRADES", help="folder of recorded trade documents (*.json) to replay")
+    parser.add_argument("old", metavar="OLD", help="the old version: a policy file, REV:path or ledger:ID@VERSION")
+    parser.add_argument("new", metavar="NEW", help="the new version: a policy file, REV:path or ledger:ID@VERSION")
+    replay_from = parser.add_mutually_exclusive_group()
+    replay_from.add_argument("--impact", metavar="TRADES", help="folder of recorded trade documents (*.json) to replay")
+    replay_from.add_argument("--impact-ledger", action="store_true",
+                             help="replay the orders allocated in the ledger (of the --from/--to trade dates)")
+    add_ledger_option(parser)
     parser.add_argument("--from", dest="first", type=_date, metavar="DATE",
-                        help="with --impact: replay only trades on or after this trade date (YYYY-MM-DD)")
+                        help="replay only trades on or after this trade date (YYYY-MM-DD)")
     parser.add_argument("--to", dest="last", type=_date, metavar="DATE",
-                        help="with --impact: replay only trades on or before this trade date (YYYY-MM-DD)")
+                        help="replay only trades on or before this trade date (YYYY-MM-DD)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (for a pull request)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table",
@@ -100,14 +108,28 @@ def _print_tables(diff: PolicyDiff, report: ImpactReport | None, limit: int) -> 
         print(f"unreadable: {problem.render()}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
-    diff = diff_policies(load_source(args.old), load_source(args.new))
-    report = None
+def _impact(args: argparse.Namespace, diff: PolicyDiff) -> ImpactReport | None:
+    """Replay the trades the options name: a folder, the ledger, or none."""
+    period = Period(args.first, args.last)
+    if args.impact_ledger:
+        trades, states = ledger_trades(args.ledger, period)
+        with _progress(len(trades), _show_progress(args, len(trades))) as tick:
+            return impact_of_recorded(diff, trades, states, tick)
     if args.impact:
-        total = 2 * len(trade_files(args.impact))
-        enabled = not args.no_progress and total >= 2 * PROGRESS_FROM and sys.stderr.isatty()
-        with _progress(total, enabled) as tick:
-            report = impact_of(diff, args.impact, tick, period=Period(args.first, args.last))
+        total = len(trade_files(args.impact))
+        with _progress(2 * total, _show_progress(args, total)) as tick:
+            return impact_of(diff, args.impact, tick, period=period)
+    return None
+
+
+def _show_progress(args: argparse.Namespace, trades: int) -> bool:
+    return not args.no_progress and trades >= PROGRESS_FROM and sys.stderr.isatty()
+
+
+def run(args: argparse.Namespace) -> int:
+    old, new = load_source(args.old, args.ledger), load_source(args.new, args.ledger)
+    diff = diff_policies(old.policy, new.policy, old_note=old.provenance, new_note=new.provenance)
+    report = _impact(args, diff)
     markdown = diff.markdown() + ("\n" + impact_markdown(report, args.limit) if report else "")
     document = {"diff": diff.to_json(), "impact": impact_json(report) if report else None}
     if args.format == "table":

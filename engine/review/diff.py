@@ -86,6 +86,8 @@ class PolicyDiff:
     old: Policy
     new: Policy
     changes: tuple[Change, ...] = field(default=())
+    old_note: str | None = None  # where the old version came from, e.g. who published it in the ledger
+    new_note: str | None = None
 
     @property
     def same_meaning(self) -> bool:
@@ -100,9 +102,12 @@ class PolicyDiff:
         name = old.id if old.id == new.id else f"{old.id} → {new.id}"
         return f"policy {name}: version {old.version} → {new.version} ({_short(old.digest)} → {_short(new.digest)})"
 
+    def notes(self) -> list[str]:
+        return [f"{label}: {note}" for label, note in (("old", self.old_note), ("new", self.new_note)) if note]
+
     def text(self) -> str:
         """Plain text for a terminal."""
-        lines = [self.heading()]
+        lines = [self.heading()] + [f"  {note}" for note in self.notes()]
         if self.same_meaning:
             lines.append("  no change of meaning (same digest)")
         for title, changes in self._groups():
@@ -114,6 +119,7 @@ class PolicyDiff:
         """Markdown for a pull request."""
         lines = [f"### Policy diff: {_code(self.old.ref)} → {_code(self.new.ref)}", "",
                  f"Digest {_code(self.old.digest)} → {_code(self.new.digest)}", ""]
+        lines += [f"- {note}" for note in self.notes()] + ([""] if self.notes() else [])
         if self.same_meaning:
             lines.append("No change of meaning (same digest).")
         for title, changes in self._groups():
@@ -128,6 +134,8 @@ class PolicyDiff:
             "old": {"id": self.old.id, "version": self.old.version, "digest": self.old.digest, "file": self.old.file},
             "new": {"id": self.new.id, "version": self.new.version, "digest": self.new.digest, "file": self.new.file},
             "same_meaning": self.same_meaning,
+            "old_provenance": self.old_note,
+            "new_provenance": self.new_note,
             "changes": [change.to_json() for change in self.changes],
         }
 
@@ -480,8 +488,8 @@ _SECTIONS: tuple[Differ, ...] = (_identity, _governance, _attributes, _method, _
                                  _price_and_caps, _minimum, _rules, _overrides_and_deadline)
 
 
-def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
-    """The semantic diff of two compiled policy versions (``old`` → ``new``)."""
+def diff_policies(old: Policy, new: Policy, *, old_note: str | None = None, new_note: str | None = None) -> PolicyDiff:
+    """The semantic diff of two compiled policy versions (``old`` → ``new``); notes say where each came from."""
     changes = [change for section in _SECTIONS for change in section(old, new)]
     if old.version != new.version:
         changes.append(Change("/version", f"version {old.version} → {new.version}", False, None, old.version, new.version))
@@ -491,4 +499,4 @@ def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
         if key not in described and canonical_json(a) != canonical_json(b):
             changes.append(Change(f"/{key}", f"section {_code(key)} changed: {_code(canonical_json(a))} → "
                                   f"{_code(canonical_json(b))}", True, None, a, b))
-    return PolicyDiff(old, new, tuple(changes))
+    return PolicyDiff(old, new, tuple(changes), old_note, new_note)

@@ -40,7 +40,7 @@ import datetime as dt
 import functools
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from decimal import Decimal
@@ -290,9 +290,9 @@ def read_trades(paths: Sequence[str], tick: Tick = _no_tick) -> tuple[list[Recor
 class _Replayer:
     """Allocates trades in order under one policy version, carrying its rotation states."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, states: Mapping[str, RotationState]) -> None:
         self.policy = policy
-        self.states: dict[str, RotationState] = {}
+        self.states = dict(states)
 
     def run(self, recorded: RecordedTrade) -> Outcome:
         policy = self.policy
@@ -407,10 +407,14 @@ def _exceptions_changed(old: Outcome, new: Outcome) -> int:
     return sum(1 for account in set(a) | set(b) if a.get(account) != b.get(account))
 
 
-def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_tick) -> Tally:
-    """Replay ``trades`` under ``diff.old`` and ``diff.new`` in trade order; count and collect what changes."""
+def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_tick,
+           states: Mapping[str, RotationState] | None = None) -> Tally:
+    """Replay ``trades`` under ``diff.old`` and ``diff.new`` in trade order; count and collect what changes.
+
+    ``states`` are the rotation states each version starts from, by group (default: position 0).
+    """
     tally = Tally()
-    old, new = _Replayer(diff.old), _Replayer(diff.new)
+    old, new = _Replayer(diff.old, states or {}), _Replayer(diff.new, states or {})
     attributor = _Attributor(diff)
     for recorded in sorted(trades, key=lambda t: t.sort_key):
         before, after = old.run(recorded), new.run(recorded)
@@ -479,6 +483,14 @@ def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int
     else:
         tally = _read_and_replay(diff, paths, period, tick)
     tally.orders.sort(key=lambda order: (order.trade_date, order.order_id, order.source))  # the same either way
+    return ImpactReport(diff, tally)
+
+
+def impact_of_recorded(diff: PolicyDiff, trades: Sequence[RecordedTrade], states: Mapping[str, RotationState],
+                       tick: Tick = _no_tick) -> ImpactReport:
+    """Replay trades already read (e.g. from the ledger) from the given rotation states, in one process."""
+    tally = replay(diff, trades, tick, states)
+    tally.orders.sort(key=lambda order: (order.trade_date, order.order_id, order.source))
     return ImpactReport(diff, tally)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine.cli import main
 from engine.errors import FileAccessError
-from engine.review.sources import load_source, read_source
+from engine.review.sources import load_source
 
 from ..conftest import POLICIES
 
@@ -37,10 +37,11 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_file_and_revision(repo: Path) -> None:
-    assert read_source("policies/x.yaml").kind == "file"
+    assert load_source("policies/x.yaml").kind == "file"
     committed = load_source("main:policies/x.yaml")
-    assert committed.version == 1 and committed.file == "main:policies/x.yaml"
-    assert load_source("policies/x.yaml").version == 2
+    assert committed.kind == "git" and committed.provenance is None
+    assert committed.policy.version == 1 and committed.policy.file == "main:policies/x.yaml"
+    assert load_source("policies/x.yaml").policy.version == 2
 
 
 def test_cli_diff_against_a_revision(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,7 +57,7 @@ def test_cli_diff_against_a_revision(repo: Path, capsys: pytest.CaptureFixture[s
 ])
 def test_errors_have_codes(repo: Path, spec: str, code: str) -> None:
     with pytest.raises(FileAccessError) as caught:
-        read_source(spec)
+        load_source(spec)
     assert caught.value.codes == [code]
     assert caught.value.diagnostics[0].location.file == spec
 
