@@ -28,10 +28,12 @@ from engine.review.diff import PolicyDiff, diff_policies
 from engine.review.impact import (
     ACCOUNT_COLUMNS,
     CAUSE_COLUMNS,
+    CLIENT_COLUMNS,
     ImpactReport,
     Period,
     account_rows,
     cause_rows,
+    client_rows,
     impact_json,
     impact_markdown,
     impact_of,
@@ -101,6 +103,9 @@ def _print_tables(diff: PolicyDiff, report: ImpactReport | None, limit: int) -> 
     print_table(f"Impact on {report.replayed} recorded orders", ("", "count"), summary_rows(report), right=(1,))
     if report.orders:
         print_table("By cause", CAUSE_COLUMNS, cause_rows(report), right=(1, 2, 3, 4))
+        clients = client_rows(report, limit)
+        print_table(f"By account ({len(clients)} of {len(report.by_account)} shown)", CLIENT_COLUMNS, clients,
+                    right=(1, 2, 3, 4))
         shown = account_rows(report, limit)
         print_table(f"Changed allocations ({len(shown)} of {len(report.rows)} shown)", ACCOUNT_COLUMNS, shown,
                     right=(3, 4, 5, 6))

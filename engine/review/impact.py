@@ -262,6 +262,19 @@ class ImpactReport:
                        for cause, rows in table.items()), key=lambda item: (-item[1], item[0]))
 
 
+    @cached_property
+    def by_account(self) -> list[tuple[str, int, Fraction, Fraction, Fraction]]:
+        """Per account (the examiner's "which clients?"): orders changed, shares gained, shares lost,
+        and the net value at each order's average price; the accounts most moved first."""
+        table: dict[str, list[AccountImpact]] = {}
+        for row in self.rows:
+            table.setdefault(row.account, []).append(row)
+        summary = [(account, len({r.order_id for r in rows}), exact_sum(r.delta for r in rows if r.delta > 0),
+                    exact_sum(-r.delta for r in rows if r.delta < 0), exact_sum(r.exact_value for r in rows))
+                   for account, rows in table.items()]
+        return sorted(summary, key=lambda item: (-(item[2] + item[3]), item[0]))
+
+
 def money(value: Exact) -> Decimal:
     """A value for display: cents, rounded half-even from the exact amount."""
     return present(Fraction(value), 2, "half_even").quantize(CENT)
@@ -531,6 +544,12 @@ def cause_rows(report: ImpactReport) -> list[tuple[str, str, str, str, str]]:
             for cause, pairs, orders, shares, value in report.by_cause]
 
 
+def client_rows(report: ImpactReport, limit: int) -> list[tuple[str, ...]]:
+    rows = report.by_account if limit <= 0 else report.by_account[:limit]
+    return [(account, str(orders), quantity_text(gained), quantity_text(lost), str(money(value)))
+            for account, orders, gained, lost, value in rows]
+
+
 def account_rows(report: ImpactReport, limit: int) -> list[tuple[str, ...]]:
     rows = report.rows if limit <= 0 else report.rows[:limit]
     return [(row.order_id, row.trade_date.isoformat(), row.account, quantity_text(row.old), quantity_text(row.new),
@@ -539,6 +558,7 @@ def account_rows(report: ImpactReport, limit: int) -> list[tuple[str, ...]]:
 
 ACCOUNT_COLUMNS = ("order", "trade date", "account", "old", "new", "change", "value", "cause", "attribution")
 CAUSE_COLUMNS = ("cause", "account-orders", "orders", "shares moved", "value moved")
+CLIENT_COLUMNS = ("account", "orders changed", "shares gained", "shares lost", "net value")
 NOTE = ("Values are the change in shares times the order's volume-weighted average price, computed exactly and "
         "rounded half-even to cents for display. Attribution `direct`: the account's own rules, cap, minimum, "
         "weight or rotation position differ; `order`: re-spread after another account of the order changed; "
@@ -561,6 +581,9 @@ def impact_markdown(report: ImpactReport, limit: int = 50) -> str:
     if report.orders:
         lines += ["**By cause** (an account-order with several causes counts under each)", ""]
         lines += _table(CAUSE_COLUMNS, cause_rows(report)) + [""]
+        clients = client_rows(report, limit)
+        lines += [f"**By account** ({len(clients)} of {len(report.by_account)} shown, most shares moved first)", ""]
+        lines += _table(CLIENT_COLUMNS, clients) + [""]
         shown = account_rows(report, limit)
         lines += [f"**Changed allocations** ({len(shown)} of {len(report.rows)} shown)", ""]
         lines += _table(ACCOUNT_COLUMNS, shown) + [""]
@@ -579,6 +602,7 @@ def impact_json(report: ImpactReport) -> dict[str, Any]:
         "totals": {key: (quantity_text(value) if key.startswith("shares") else str(money(value))
                          if key.startswith("value") else value) for key, value in totals.items()},
         "by_cause": [dict(zip(CAUSE_COLUMNS, row)) for row in cause_rows(report)],
+        "by_account": [dict(zip(CLIENT_COLUMNS, row)) for row in client_rows(report, 0)],
         "orders": [{
             "order_id": order.order_id, "trade_date": order.trade_date.isoformat(), "source": order.source,
             "old": order.old_status, "new": order.new_status,

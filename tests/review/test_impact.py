@@ -45,6 +45,7 @@ def recount(old: Policy, new: Policy, folder: Path) -> dict[str, Any]:
     """Count what changes by allocating every trade under both versions directly (no impact code)."""
     orders = pairs = 0
     accounts: set[str] = set()
+    per_account: dict[str, list[Fraction]] = {}  # account -> [gained, lost]
     added = removed = value_added = value_removed = Fraction(0)
     for path in sorted(folder.glob("*.json")):
         a, b = _allocate(old, path), _allocate(new, path)
@@ -58,21 +59,26 @@ def recount(old: Policy, new: Policy, folder: Path) -> dict[str, Any]:
             orders += 1
         pairs += len(diffs)
         accounts |= set(diffs)
-        for d in diffs.values():
+        for acct, d in diffs.items():
+            gained_lost = per_account.setdefault(acct, [Fraction(0), Fraction(0)])
+            gained_lost[0 if d > 0 else 1] += abs(d)
             if d > 0:
                 added, value_added = added + d, value_added + d * (price or 0)
             else:
                 removed, value_removed = removed - d, value_removed - d * (price or 0)
     return {"orders_changed": orders, "account_allocations_changed": pairs, "accounts_affected": len(accounts),
-            "shares_added": added, "shares_removed": removed, "value_added": value_added, "value_removed": value_removed}
+            "shares_added": added, "shares_removed": removed, "value_added": value_added, "value_removed": value_removed,
+            "per_account": {acct: tuple(values) for acct, values in per_account.items()}}
 
 
 def test_counts_match_an_independent_recount(trades: Path, versions: tuple[Policy, Policy]) -> None:
     old, new = versions
     report = impact_of(diff_policies(old, new), str(trades), workers=1)
     expected = recount(old, new, trades)
+    per_account = expected.pop("per_account")
     assert expected["orders_changed"] > 100  # the scenario really changes things
     assert {key: report.totals[key] for key in expected} == expected
+    assert {acct: (gained, lost) for acct, _, gained, lost, _ in report.by_account} == per_account
     assert report.totals["orders_replayed"] == 300
 
 
