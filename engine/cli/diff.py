@@ -50,8 +50,9 @@ def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "diff",
         help="semantic diff of two policy versions, with impact on recorded trades",
-        description="Describe what changed between two policy versions (files or REV:path in git) and, with "
-        "--impact, replay recorded trades under both and report every allocation that would change.",
+        description="Describe what changed between two policy versions (files, REV:path in git, or "
+        "ledger:ID@VERSION) and, with --impact or --impact-ledger, replay recorded trades under both and "
+        "report every allocation that would change.",
     )
     parser.add_argument("old", metavar="OLD", help="the old version: a policy file, REV:path or ledger:ID@VERSION")
     parser.add_argument("new", metavar="NEW", help="the new version: a policy file, REV:path or ledger:ID@VERSION")
@@ -135,17 +136,20 @@ def run(args: argparse.Namespace) -> int:
     old, new = load_source(args.old, args.ledger), load_source(args.new, args.ledger)
     diff = diff_policies(old.policy, new.policy, old_note=old.provenance, new_note=new.provenance)
     report = _impact(args, diff)
-    markdown = diff.markdown() + ("\n" + impact_markdown(report, args.limit) if report else "")
-    document = {"diff": diff.to_json(), "impact": impact_json(report) if report else None}
+
+    def markdown() -> str:
+        return diff.markdown() + ("\n" + impact_markdown(report, args.limit) if report else "")
+
+    def document() -> str:
+        return dump_json({"diff": diff.to_json(), "impact": impact_json(report) if report else None})
+
     if args.format == "table":
         _print_tables(diff, report, args.limit)
-    elif args.format == "markdown":
-        write_output(markdown, None)
     else:
-        write_output(dump_json(document), None)
+        write_output(markdown() if args.format == "markdown" else document(), None)
     if args.markdown:
-        write_output(markdown, args.markdown)
+        write_output(markdown(), args.markdown)
     if args.json:
-        write_output(dump_json(document), args.json)
+        write_output(document(), args.json)
     changed = bool(report.orders) if report is not None else not diff.same_meaning
     return int(ExitCode.CHECK_FAILED if args.exit_code and changed else ExitCode.OK)
