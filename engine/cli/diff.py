@@ -26,7 +26,6 @@ from engine.cli._ledger import add_ledger_option
 from engine.errors import ExitCode
 from engine.review.diff import PolicyDiff, diff_policies
 from engine.review.impact import (
-    ACCOUNT_COLUMNS,
     CAUSE_COLUMNS,
     CLIENT_COLUMNS,
     ImpactReport,
@@ -108,8 +107,12 @@ def _print_tables(diff: PolicyDiff, report: ImpactReport | None, limit: int) -> 
         print_table(f"By account ({len(clients)} of {len(report.by_account)} shown)", CLIENT_COLUMNS, clients,
                     right=(1, 2, 3, 4))
         shown = account_rows(report, limit)
-        print_table(f"Changed allocations ({len(shown)} of {len(report.rows)} shown)", ACCOUNT_COLUMNS, shown,
-                    right=(3, 4, 5, 6))
+        # six columns fit a terminal: old → new together, the attribution beside the cause
+        narrow = [(order, account, f"{old} → {new}", change, value, f"{cause} ({how})")
+                  for order, _, account, old, new, change, value, cause, how in shown]
+        print_table(f"Changed allocations ({len(shown)} of {len(report.rows)} shown)",
+                    ("order", "account", "old → new", "change", "value", "cause (attribution)"), narrow,
+                    right=(2, 3, 4))
     for problem in report.unreadable[:10]:
         print(f"unreadable: {problem.render()}", file=sys.stderr)
 
