@@ -25,6 +25,8 @@ COMMANDS: tuple[str, ...] = (
     "order",
     "replay",
     "ledger",
+    "review",
+    "simulate",
 )
 
 
