@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 
@@ -125,12 +124,9 @@ def test_anchor_detects_a_cut_tail(ledger: Ledger) -> None:
     assert _codes(ledger, anchor) == ["ledger-anchor-mismatch"]  # ... which the anchor exposes
 
 
-def test_hundred_thousand_events_verify_within_a_second(ledger: Ledger) -> None:
+def test_an_untouched_ledger_of_a_hundred_thousand_events_verifies(ledger: Ledger) -> None:
+    # how fast is measured by bench/bench_ledger.py, not here: a timed test fails on a busy machine
     _fill(ledger, 100_000, batch=5_000)
     with ledger.read() as session:
-        started = time.perf_counter()
         report = verify(session)
-        elapsed = time.perf_counter() - started
     assert report.ok and report.events == 100_000
-    # The bar is 1 s on the reference machine; leave headroom for a loaded CI runner.
-    assert elapsed < 3.0, f"verify took {elapsed:.2f}s"
