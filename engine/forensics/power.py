@@ -25,6 +25,8 @@ from engine.forensics.review import ReviewConfig, run
 from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
 STATISTICAL = ("returns", "intent", "rotation", "overrides")
+#: The strength curve's cherry-picker acts on this share of partly filled orders.
+STRENGTH_STUDY_RATE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     rates = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
     by_rate = power_table(sizes, rates, lambda r: CherryPicker(rate=r) if r > 0 else None,
                           args.years, args.draws, "rate")
-    strengths = [0.0, 0.1, 0.25, 0.5, 0.75, 1.0]
+    strengths = [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
     by_strength = power_table(
-        sizes, strengths, lambda s: CherryPicker(strength=s) if s > 0 else None,
+        sizes, strengths,
+        lambda s: CherryPicker(rate=STRENGTH_STUDY_RATE, strength=s) if s > 0 else None,
         args.years, args.draws, "strength",
     )
     charts = {
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             "share of partly filled orders cherry-picked (strength 1)", rates, sizes, by_rate),
         "forensics-power-strength.svg": power_chart(
             "Share of simulated firm-years flagged (alpha 0.001)",
-            "strength: how far from pro rata (every partly filled order)", strengths, sizes,
+            "strength: how far from pro rata (one partly filled order in five)", strengths,
+            sizes,
             by_strength),
     }
     for name, chart in charts.items():
