@@ -11,6 +11,7 @@ core; ratios are relative to fairalloc's compiled function.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -144,6 +145,7 @@ def cold_start() -> list[tuple[str, float]]:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     mine = ours()
     others, notes = peers()
     base = mine[0][1]
@@ -158,6 +160,7 @@ def main() -> None:
         print(f"{label:<60} {seconds * 1e6:>9.0f} us")
     for label, seconds in cold_start():
         print(f"cold start: {label:<48} {seconds * 1e3:>9.1f} ms")
+    print(f"1-minute load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
