@@ -15,6 +15,7 @@ from engine.expressions import ExpressionRuntimeError, compile_expression
 from engine.expressions.check import check
 from engine.expressions.codegen import generate
 from engine.expressions.optimize import fold
+from engine.expressions.ast import unparse
 from engine.expressions.parse import parse
 
 from .cases import scope
@@ -170,3 +171,30 @@ def test_fast_path_equals_checked_path_and_ignores_decimal_context(source: str, 
     assert hostile == fast
     assert str(hostile[1]) == str(fast[1])
     assert not isinstance(fast[1], float)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=expressions)
+def test_unparse_round_trips(source: str) -> None:
+    printed = unparse(parse(source))
+    assert unparse(parse(printed)) == printed
+
+
+ALPHABET = st.sampled_from(
+    list("()[],.+-*/<>=!%'\"\\_ \n\t0123456789")
+    + ["and", "or", "not", "in", "true", "null", "account", ".type", "allocation", "min(", "date(", "1%", "é", "\x00"]
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.one_of(st.text(max_size=60), st.lists(ALPHABET, max_size=40).map("".join)))
+def test_any_text_either_compiles_or_raises_located_policy_errors(source: str) -> None:
+    try:
+        compile_expression(source, scope=SCOPE, locate=locate)
+    except PolicyError as error:
+        assert error.diagnostics
+        for diagnostic in error.diagnostics:
+            assert diagnostic.code.startswith("expr-")
+            assert diagnostic.hint
+            column = diagnostic.location.column
+            assert column is not None and 1 <= column <= len(source) + 1
