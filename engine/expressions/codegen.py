@@ -178,8 +178,29 @@ class _Emitter:
             return f"(not {self.boolean(node.operand, node)})"
         if not _numeric(node.operand.type):
             return self.checked_call(runtime.checked_neg, node, node.start, [self.fast(node.operand)])
-        t = self.temp()
-        return f"(-{t} if _type({t} := {self.fast(node.operand)}) is _int else {self.helper(_NEGATE)}({t}))"
+        (a,), is_int = self.int_guard([node.operand])
+        return f"(-{a} if {is_int} else {self.helper(_NEGATE)}({a}))"
+
+    def int_guard(self, operands: list[Expr]) -> tuple[list[str], str]:
+        """Fast code for ``operands``: a name for each value, and a condition, evaluated first,
+        that computes every value (left to right) and is true when all of them are ints.
+
+        A parameter or constant needs no temporary; an int literal needs no test.
+        """
+        names: list[str] = []
+        tests: list[str] = []
+        for operand in operands:
+            code = self.fast(operand)
+            if code.isidentifier():
+                names.append(code)
+                if not (isinstance(operand, Literal) and type(operand.value) is int):
+                    tests.append(f"_type({code})")
+                continue
+            temp = self.temp()
+            names.append(temp)
+            tests.append(f"_type({temp} := {code})")
+        # one chained comparison, so every operand is computed even when an earlier one is no int
+        return names, " is ".join([*tests, "_int"]) if tests else "True"
 
     def boolean(self, node: Expr, parent: Expr) -> str:
         """``node`` as a Python bool: direct if its type is a non-null boolean, else checked."""
@@ -206,12 +227,8 @@ class _Emitter:
             function = getattr(runtime, f"checked_{_CHECKED_NAME[node.op]}")
             return self.checked_call(function, node, node.op_start, [self.fast(node.left), self.fast(node.right)])
         exact = self.helper(_EXACT_METHOD[node.op])
-        a, b = self.temp(), self.temp()
-        left, right = self.fast(node.left), self.fast(node.right)
-        return (
-            f"({a} {node.op} {b} if _type({a} := {left}) is _type({b} := {right}) is _int "
-            f"else {exact}({a}, {b}))"
-        )
+        (a, b), all_ints = self.int_guard([node.left, node.right])
+        return f"({a} {node.op} {b} if {all_ints} else {exact}({a}, {b}))"
 
     def fast_comparison(self, node: Binary) -> str:
         left_type, right_type = node.left.type, node.right.type
@@ -238,14 +255,11 @@ class _Emitter:
             ratio = Fraction(constant)
             if ratio <= 0 or ratio.denominator == 1:
                 continue
-            a, b = self.temp(), self.temp()
+            (a, b), all_ints = self.int_guard([value_side, other])
             q = self.bind(ratio.denominator)
             scaled_b = b if ratio.numerator == 1 else f"{b} * {self.bind(ratio.numerator)}"
             general = f"{a} {op} {self.helper(_EXACT_METHOD['*'])}({self.bind(constant)}, {b})"
-            return (
-                f"({a} * {q} {op} {scaled_b} if _type({a} := {self.fast(value_side)}) "
-                f"is _type({b} := {self.fast(other)}) is _int else {general})"
-            )
+            return f"({a} * {q} {op} {scaled_b} if {all_ints} else {general})"
         return None
 
     def fast_membership(self, node: Binary) -> str:
