@@ -51,8 +51,8 @@ def ours() -> list[Candidate]:
     fill = {"ratio": Decimal("0.3")}
     c5 = Decimal("0.5")
 
-    def hand(order: Any, security: Any, statement: Any, fill: Any, account: Any, allocation: Any) -> bool:
-        return bool(account["type"] == "institutional" and allocation * 100 < account["intended"] and fill["ratio"] < c5)
+    def hand(order: Any, security: Any, statement: Any, fill: Any, account: Any, allocation: Any) -> Any:
+        return account["type"] == "institutional" and allocation * 100 < account["intended"] and fill["ratio"] < c5
 
     call = "fn(None, None, None, fill, account, allocation)"
     data = {"fill": fill, "account": account}
