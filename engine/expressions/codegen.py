@@ -32,7 +32,7 @@ from typing import Any
 from engine.errors import Location
 
 from . import runtime
-from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary, unparse
+from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary, operands, unparse
 from .check import ARITHMETIC, EQUALITY, LOGICAL, MEMBERSHIP, ORDERING
 from .functions import FUNCTIONS
 from .scope import ROOTS, VALUE_ROOTS
@@ -114,7 +114,8 @@ class _Emitter:
         return name
 
     def site(self, node: Expr, offset: int) -> str:
-        return self.bind(runtime.Site(self.locate(offset), unparse(node)), "_s")
+        texts = tuple(unparse(operand) for operand in operands(node))
+        return self.bind(runtime.Site(self.locate(offset), unparse(node), texts), "_s")
 
     def temp(self) -> str:
         self._temps += 1
@@ -144,7 +145,8 @@ class _Emitter:
         left, right = self.checked(node.left), self.checked(node.right)
         if node.op in LOGICAL:
             truth = self.helper(runtime.truth)
-            return f"({truth}({site}, {left}) {node.op} {truth}({site}, {right}))"
+            first, second = self.bind(0), self.bind(1)
+            return f"({truth}({site}, {first}, {left}) {node.op} {truth}({site}, {second}, {right}))"
         function = getattr(runtime, f"checked_{_CHECKED_NAME[node.op]}")
         return f"{self.helper(function)}({site}, {left}, {right})"
 
@@ -175,7 +177,7 @@ class _Emitter:
 
     def fast_unary(self, node: Unary) -> str:
         if node.op == "not":
-            return f"(not {self.boolean(node.operand, node)})"
+            return f"(not {self.boolean(node, 0)})"
         if not _numeric(node.operand.type):
             return self.checked_call(runtime.checked_neg, node, node.start, [self.fast(node.operand)])
         (a,), is_int = self.int_guard([node.operand])
@@ -202,18 +204,20 @@ class _Emitter:
         # one chained comparison, so every operand is computed even when an earlier one is no int
         return names, " is ".join([*tests, "_int"]) if tests else "True"
 
-    def boolean(self, node: Expr, parent: Expr) -> str:
-        """``node`` as a Python bool: direct if its type is a non-null boolean, else checked."""
+    def boolean(self, parent: Unary | Binary, index: int) -> str:
+        """Operand ``index`` of ``not``/``and``/``or`` as a Python bool: direct if its type is a
+        non-null boolean, else through the checked ``truth``."""
+        node = operands(parent)[index]
         code = self.fast(node)
         if node.type == Type.BOOLEAN:
             return code
         offset = parent.op_start if isinstance(parent, Binary) else parent.start
-        return f"{self.helper(runtime.truth)}({self.site(parent, offset)}, {code})"
+        return f"{self.helper(runtime.truth)}({self.site(parent, offset)}, {self.bind(index)}, {code})"
 
     def fast_binary(self, node: Binary) -> str:
         op = node.op
         if op in LOGICAL:
-            return f"({self.boolean(node.left, node)} {op} {self.boolean(node.right, node)})"
+            return f"({self.boolean(node, 0)} {op} {self.boolean(node, 1)})"
         if op in ARITHMETIC:
             return self.fast_arithmetic(node)
         if op in ORDERING or op in EQUALITY:

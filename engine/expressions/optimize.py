@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from engine.errors import Location
 
-from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Problem, Unary, Value, unparse
+from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Problem, Unary, Value, operands, unparse
 from .functions import FUNCTIONS
 from .runtime import BINARY, UNARY, ExpressionRuntimeError, Site
 
@@ -61,7 +61,7 @@ def _fold(node: Expr, problems: list[Problem]) -> Expr:
 
 
 def _site(node: Expr) -> Site:
-    return Site(Location(), unparse(node))
+    return Site(Location(), unparse(node), tuple(unparse(operand) for operand in operands(node)))
 
 
 def _evaluate(node: Expr, offset: int, problems: list[Problem], compute: object) -> Expr:
