@@ -101,7 +101,7 @@ def compile_expression(
     _raise_if(problems, where)
     folded, problems = fold(checked.tree)
     _raise_if(problems, where)
-    generated = generate(folded, where)
+    generated = generate(folded, where, expect)
     assert checked.tree.type is not None
     return CompiledExpression(source, checked.tree.type, checked.names, generated.fast, folded)
 

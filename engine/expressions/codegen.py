@@ -68,11 +68,19 @@ class Generated:
     source: str
 
 
-def generate(tree: Expr, locate: Callable[[int], Location]) -> Generated:
-    """Compile a checked, folded tree. ``locate`` maps a source offset to a policy location."""
+def generate(tree: Expr, locate: Callable[[int], Location], expect: Type | None = None) -> Generated:
+    """Compile a checked, folded tree. ``locate`` maps a source offset to a policy location.
+
+    If the tree's static type is ANY and ``expect`` is a real type, the result is checked against
+    ``expect`` when the function runs (:func:`.runtime.conform`).
+    """
     emitter = _Emitter(locate)
     fast = emitter.fast(tree)
     checked = emitter.checked(tree)
+    if tree.type is not None and tree.type.is_any and expect is not None and not expect.is_any:
+        conform, site, expected = emitter.helper(runtime.conform), emitter.site(tree, tree.start), emitter.bind(expect)
+        fast = f"{conform}({site}, {fast}, {expected})"
+        checked = f"{conform}({site}, {checked}, {expected})"
     params = ", ".join(ROOTS)
     source = (
         f"def _make({', '.join(emitter.bindings)}):\n"

@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 
 from engine.errors import Diagnostic, ExitCode, FairallocError, Location
 
+from .types import Kind, Type
+
 DIVISION_PRECISION = 34
 """Significant digits of an inexact quotient (IEEE 754 decimal128)."""
 
@@ -297,6 +299,46 @@ def field(site: Site, record: object, root: str, key: str) -> object:
             f"field '{root}.{key}' is missing from the data",
             "every declared field must be present (null if unknown)",
         )
+
+
+def conform(site: Site, value: object, expected: Type) -> object:
+    """``value`` if it has type ``expected``, else ``expr-bad-value``.
+
+    Compiled code applies this to the result of an expression whose static type is ANY (it reads
+    a field declared ``any``), so the caller still gets the type it asked for.
+    """
+    if not has_type(value, expected):
+        fail(
+            site,
+            "expr-bad-value",
+            f"the result is a {type_name(value)} where a {expected} is required",
+            "the data does not match the declared type of the field used",
+        )
+    return value
+
+
+def has_type(value: object, expected: Type) -> bool:
+    """True if the run-time ``value`` belongs to the static type ``expected``."""
+    if expected.is_any:
+        return True
+    if value is None:
+        return expected.nullable
+    kind = expected.kind
+    if kind is Kind.NUMBER:
+        return type(value) is int or (isinstance(value, Decimal) and value.is_finite())
+    if kind is Kind.STRING:
+        return isinstance(value, str)
+    if kind is Kind.BOOLEAN:
+        return type(value) is bool
+    if kind is Kind.TIMESTAMP:
+        return isinstance(value, datetime.datetime) and value.utcoffset() is not None
+    if kind is Kind.DATE:
+        return isinstance(value, datetime.date) and not isinstance(value, datetime.datetime)
+    if kind is Kind.LIST:
+        assert expected.element is not None
+        element = expected.element
+        return isinstance(value, (list, tuple)) and all(has_type(item, element) for item in value)
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
