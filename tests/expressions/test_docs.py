@@ -51,3 +51,11 @@ def test_functions_table_lists_every_function() -> None:
 
     for function in FUNCTIONS.values():
         assert f"`{function.signature}`" in DOC, function.name
+
+
+def test_examples_compile() -> None:
+    block = DOC.split("## Examples", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    sources = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(sources) >= 5
+    for source in sources:
+        compile_expression(source, scope=scope())
