@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -239,6 +240,8 @@ class _Emitter:
             function = getattr(runtime, f"checked_{_CHECKED_NAME[node.op]}")
             return self.checked_call(function, node, node.op_start, [self.fast(node.left), self.fast(node.right)])
         exact = self.helper(_EXACT_METHOD[node.op])
+        if _decimal_literal(node.left) or _decimal_literal(node.right):  # never two ints
+            return f"{exact}({self.fast(node.left)}, {self.fast(node.right)})"
         (a, b), all_ints = self.int_guard([node.left, node.right])
         return f"({a} {node.op} {b} if {all_ints} else {exact}({a}, {b}))"
 
@@ -265,7 +268,7 @@ class _Emitter:
                 continue
             constant, other = factor
             ratio = Fraction(constant)
-            if ratio <= 0 or ratio.denominator == 1:
+            if ratio <= 0 or ratio.denominator == 1 or _decimal_literal(value_side) or _decimal_literal(other):
                 continue
             (a, b), all_ints = self.int_guard([value_side, other])
             q = self.bind(ratio.denominator)
@@ -307,6 +310,11 @@ class _Emitter:
         if not items:
             return "()"
         return "(" + ", ".join(items) + ",)"
+
+
+def _decimal_literal(node: Expr) -> bool:
+    """A Decimal constant: an operation on it never takes the int branch."""
+    return isinstance(node, Literal) and isinstance(node.value, Decimal)
 
 
 def _numeric(kind: Type | None) -> bool:
