@@ -66,6 +66,11 @@ class CompiledExpression:
     fn: Callable[..., Any] = field(repr=False)
     tree: Expr = field(repr=False, compare=False)
 
+    @property
+    def roots(self) -> frozenset[str]:
+        """The roots the expression reads (``{"account", "fill"}``): what data it needs."""
+        return frozenset(name.split(".", 1)[0] for name in self.names)
+
     def evaluate(
         self,
         *,
