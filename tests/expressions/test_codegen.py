@@ -12,6 +12,7 @@ import pytest
 
 from engine.errors import Location, PolicyError
 from engine.expressions import ROOTS, Type, compile_expression
+from engine.expressions.ast import Literal
 from engine.expressions.check import check
 from engine.expressions.codegen import Generated, generate
 from engine.expressions.optimize import fold
@@ -58,7 +59,8 @@ def test_string_literals_never_become_code(literal: str) -> None:
     assert_only_generated_names(code)
     compiled = compile_expression(source, scope=scope(), expect=Type.BOOLEAN)
     text = parse(literal)
-    assert compiled.evaluate(account={"type": getattr(text, "value")}) is True
+    assert isinstance(text, Literal) and isinstance(text.value, str)
+    assert compiled.evaluate(account={"type": text.value}) is True
     assert compiled.evaluate(account={"type": "other"}) is False
 
 
