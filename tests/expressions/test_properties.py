@@ -198,3 +198,31 @@ def test_any_text_either_compiles_or_raises_located_policy_errors(source: str) -
             assert diagnostic.hint
             column = diagnostic.location.column
             assert column is not None and 1 <= column <= len(source) + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    op=st.sampled_from(["<", "<=", ">", ">=", "==", "!="]),
+    factor=st.one_of(percents, decimals, st.sampled_from(["1%", "0.5", "2.5%", "150%", "0.001"])),
+    mirrored=st.booleans(),
+    product_first=st.booleans(),
+    allocation=number_values(False),
+    intended=number_values(True),
+)
+def test_cross_multiplied_comparisons_equal_the_general_path(
+    op: str, factor: str, mirrored: bool, product_first: bool, allocation: Any, intended: Any
+) -> None:
+    product = f"{factor} * account.intended" if product_first else f"account.intended * {factor}"
+    source = f"{product} {op} allocation" if mirrored else f"allocation {op} {product}"
+    checked, _ = check(parse(source), SCOPE, None)
+    tree, _ = fold(checked.tree)
+    code = generate(tree, locate)
+    roots = {"allocation": allocation, "account": {"intended": intended}}
+    fast = run(code.fast, roots)
+    assert fast == run(code.checked, roots)
+    try:
+        expected = evaluate(parse(source), roots)
+    except RefError as error:
+        assert fast == (error.code, error.offset + 1)
+    else:
+        assert fast == ("value", expected)
