@@ -33,7 +33,7 @@ def test_functions_and_lists_fold() -> None:
     assert isinstance(tree, Literal) and tree.value == Decimal("0.33")
     items = folded("[1, 2 + 3]")
     assert isinstance(items, Literal) and items.value == (1, 5)
-    assert folded("date('2026-03-02') < date('2026-03-03')") == Literal(True, "date('2026-03-02') < date('2026-03-03')", 0)
+    assert folded("date('2026-03-02') < date('2026-03-03')") == Literal(True, "(date('2026-03-02') < date('2026-03-03'))", 0)
 
 
 def test_folded_literals_keep_their_type_and_position() -> None:
@@ -52,3 +52,11 @@ def test_failing_constant_is_a_located_problem() -> None:
     checked, _ = check(parse("allocation > 1 + 1 / 0"), scope(), None)
     _, problems = fold(checked.tree)
     assert [(p.code, p.offset) for p in problems] == [("expr-division-by-zero", 19)]
+
+
+def test_folded_trees_print_back_with_the_same_meaning() -> None:
+    from engine.expressions.ast import unparse
+
+    assert unparse(folded("(1 + 2) * allocation")) == "(1 + 2) * allocation"
+    assert unparse(folded("-(2) * allocation")) == "(-2) * allocation"
+    assert unparse(folded("allocation - (1 - 2)")) == "allocation - (1 - 2)"
