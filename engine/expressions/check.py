@@ -341,7 +341,7 @@ class _Checker:
     def binary_type(self, node: Binary, lt: Type, rt: Type) -> Type:
         op = node.op
         if op in LOGICAL:
-            return self.operands(node, lt, rt, Kind.BOOLEAN, Type.BOOLEAN, "combine comparisons, e.g. 'x > 0 and y > 0'")
+            return self.operands(node, lt, rt, Kind.BOOLEAN, Type.BOOLEAN, _logical_hint(node))
         if op in ARITHMETIC:
             return self.operands(node, lt, rt, Kind.NUMBER, Type.NUMBER, "arithmetic works on numbers only")
         if op in EQUALITY:
@@ -381,6 +381,14 @@ class _Checker:
     def mismatch(self, node: Binary, message: str, hint: str) -> Type:
         self.problem("expr-type", message, node.op_start, hint)
         return Type.ANY
+
+
+def _logical_hint(node: Binary) -> str:
+    """``x == "a" or "b"`` means ``x in ["a", "b"]``: say so; otherwise a general hint."""
+    left, right = node.left, node.right
+    if node.op == "or" and isinstance(left, Binary) and left.op == "==" and isinstance(right, Literal):
+        return f"to test several values write: {unparse(left.left)} in [{unparse(left.right)}, {right.text}]"
+    return "combine comparisons, e.g. 'x > 0 and y > 0'"
 
 
 # ---------------------------------------------------------------------------------------------
