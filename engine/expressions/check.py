@@ -207,7 +207,7 @@ class _Checker:
             _PYTHON_SPELLINGS.get(root)
             or (f"did you mean {' or '.join(owners)}?" if owners else None)
             or _did_you_mean(root, allowed)
-            or f"names start with one of: {', '.join(allowed) or 'none'}"
+            or f"quote it if it is a text (\"{root}\"); names start with one of: {', '.join(allowed) or 'none'}"
         )
         self.problem("expr-unknown-name", f"unknown name '{root}'", node.start, hint)
 
