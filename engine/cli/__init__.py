@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Sequence
 
+from engine.cli._io import report_error
 from engine.errors import ExitCode, FairallocError
 
 # Order here is the order in `fairalloc --help`.
@@ -45,29 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report(error: FairallocError, error_format: str) -> None:
-    """Print every diagnostic of ``error`` on stderr in the chosen format."""
-    if error_format == "json":
-        payload = {
-            "exit_code": int(error.exit_code),
-            "errors": [d.to_json() for d in error.diagnostics],
-        }
-        print(json.dumps(payload, indent=2), file=sys.stderr)
-        return
-    for diagnostic in error.diagnostics:
-        print(diagnostic.render(), file=sys.stderr)
-    count = len(error.diagnostics)
-    if count > 1:
-        print(f"{count} errors", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         status: int = args.handler(args)
     except FairallocError as error:
-        report(error, args.error_format)
+        report_error(error, args.error_format)
         return int(error.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -49,10 +49,10 @@ BUILTIN_FIELDS: Mapping[str, Mapping[str, Type]] = MappingProxyType(
             {
                 "quantity": Type.NUMBER,
                 "ratio": Type.NUMBER,
-                "average_price": Type.NUMBER,
+                "average_price": Type.NUMBER.or_null(),  # null while the order has no fills
                 "count": Type.NUMBER,
-                "first_at": Type.TIMESTAMP,
-                "last_at": Type.TIMESTAMP,
+                "first_at": Type.TIMESTAMP.or_null(),
+                "last_at": Type.TIMESTAMP.or_null(),
             }
         ),
         "account": MappingProxyType(

@@ -32,10 +32,13 @@ def test_worked_example(source: str, shown: str) -> None:
 
 
 def test_every_error_code_is_documented_and_every_documented_code_exists() -> None:
-    source = "\n".join(path.read_text(encoding="utf-8") for path in PACKAGE.glob("*.py"))
-    used = set(re.findall(r'"(expr-[a-z-]+)"', source))
+    def codes(paths: list[Path]) -> set[str]:
+        return set(re.findall(r'"(expr-[a-z-]+)"', "\n".join(p.read_text(encoding="utf-8") for p in paths)))
+
     documented = set(re.findall(r"`(expr-[a-z-]+)`", DOC))
-    assert used == documented
+    assert codes(sorted(PACKAGE.glob("*.py"))) <= documented
+    # a few expr-* checks live in the policy compiler, which knows more than an expression does
+    assert documented <= codes(sorted((REPO / "engine").rglob("*.py")))
 
 
 def test_documented_limits_match_the_constants() -> None:

@@ -1,0 +1,151 @@
+"""Allocation speed: one block over 100,000 accounts, 10,000 blocks of 20, policy loading,
+and whole ``fairalloc`` processes (validate; allocate of the 100,000-account trade, JSON in and out).
+
+Prints medians; the figures in docs/performance.md come from this script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine import allocate, load_policy, load_trade, policy_from_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BIG_POLICY = """
+fairalloc: 1
+id: bench-large
+version: 1
+effective: 2026-01-01
+owner: bench
+attributes:
+  account:
+    type: {type: string, values: [institutional, retail], default: retail}
+    restricted: {type: boolean, default: false}
+method: pro_rata
+rounding:
+  lot: 100
+  method: largest_remainder
+rules:
+  - id: restricted
+    when: 'account.restricted'
+    action: exclude
+    reason: restricted account
+  - id: small-institutional
+    when: 'account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5'
+    action: flag
+    reason: institutional account received a sliver of a poorly filled order
+"""
+
+
+def trade_document(accounts: int, seed: int = 1) -> dict[str, Any]:
+    """A block over ``accounts`` accounts, partially filled, with attributes the rules read."""
+    intended = [100 * (1 + (i * 7919 + seed) % 50) for i in range(accounts)]
+    total = sum(intended)
+    filled = (total * 37 // 100) // 100 * 100 + 37
+    return {
+        "order": {"id": f"B-{seed}", "symbol": "XYZ", "side": "buy", "quantity": total, "trade_date": "2026-03-02",
+                  "entered_at": "2026-03-02T14:30:00Z"},
+        "statement": {
+            "recorded_at": "2026-03-02T14:00:00Z", "recorded_by": "pm",
+            "accounts": [
+                {"account": f"ACC{i:06d}", "intended": q,
+                 "attributes": {"type": "institutional" if i % 3 == 0 else "retail", "restricted": i % 97 == 0}}
+                for i, q in enumerate(intended)
+            ],
+        },
+        "fills": [
+            {"id": "F1", "quantity": filled // 2, "price": "99.95", "executed_at": "2026-03-02T14:31:00Z"},
+            {"id": "F2", "quantity": filled - filled // 2, "price": "100.075", "executed_at": "2026-03-02T14:40:00Z"},
+        ],
+    }
+
+
+def median_seconds(action: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_cli(*args: str) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one whole ``fairalloc`` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "engine", *args], check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_median(action: Callable[[], object], repeat: int) -> float:
+    """Median CPU seconds of this process: less disturbed than wall time on a shared machine."""
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        action()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    policy = policy_from_text(BIG_POLICY)
+    rows: list[tuple[str, str, str]] = []
+
+    big = load_trade(trade_document(100_000))
+    allocate(policy, big)  # warm up
+    seconds = median_seconds(lambda: allocate(policy, big), 7)
+    cpu = cpu_median(lambda: allocate(policy, big), 5)
+    rows.append(("1 block x 100,000 accounts, lots of 100, 2 rules/account (library)",
+                 f"{seconds * 1000:.0f} ms (cpu {cpu * 1000:.0f} ms)", "<= 100 ms"))
+    seconds = median_seconds(lambda: allocate(policy, big).document(), 5)
+    rows.append(("  the same, including the contract document", f"{seconds * 1000:.0f} ms", ""))
+
+    small = [load_trade(trade_document(20, seed)) for seed in range(10_000)]
+    start = time.perf_counter()
+    for trade in small:
+        allocate(policy, trade)
+    per_second = len(small) / (time.perf_counter() - start)
+    rows.append(("10,000 blocks x 20 accounts (library)", f"{per_second:,.0f} blocks/s", ">= 5,000 blocks/s"))
+
+    shipped = ROOT / "policies" / "us-equity-pro-rata.yaml"
+    load_policy(shipped)
+    seconds = median_seconds(lambda: load_policy(shipped), 50)
+    rows.append(("load + validate a shipped policy (warm)", f"{seconds * 1000:.1f} ms", "<= 20 ms"))
+
+    with tempfile.TemporaryDirectory() as folder:
+        trade_path = Path(folder) / "big.json"
+        trade_path.write_text(json.dumps(trade_document(100_000)))
+        policy_path = Path(folder) / "big.yaml"
+        policy_path.write_text(BIG_POLICY)
+        runs = [run_cli("validate", str(shipped)) for _ in range(5)]
+        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        rows.append(("`fairalloc validate` whole process", f"{wall:.2f} s (cpu {cpu:.2f} s)", "<= 0.5 s"))
+        runs = [run_cli("allocate", "--policy", str(policy_path), "--trade", str(trade_path), "-o",
+                        str(Path(folder) / "out.json")) for _ in range(3)]
+        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        rows.append(("`fairalloc allocate` 100,000 accounts, JSON in and out", f"{wall:.2f} s (cpu {cpu:.2f} s)",
+                     "<= 2 s"))
+
+    print(f"load average before/after: {load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'benchmark':<{width}}  {'median':>18}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>18}  {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Exact numbers and named rounding rules.
+
+Quantities and money are ``int``, :class:`~decimal.Decimal` or :class:`~fractions.Fraction`,
+never binary floats. Division goes through :data:`CONTEXT`, a decimal context this module owns
+(34 significant digits, half-even — IEEE decimal128), never the thread's global context, which a
+host application could change: results must be a pure function of the inputs. Presentation
+rounding is explicit and named (``docs/rounding.md``).
+"""
+
+from __future__ import annotations
+
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
+from collections.abc import Iterable
+from fractions import Fraction
+
+CONTEXT = Context(prec=34, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
+
+ROUNDING_RULES: dict[str, str] = {
+    "half_even": ROUND_HALF_EVEN,  # to nearest, ties to even ("banker's rounding")
+    "half_up": ROUND_HALF_UP,  # to nearest, ties away from zero
+    "down": ROUND_DOWN,  # towards zero (truncate)
+    "up": ROUND_UP,  # away from zero
+    "floor": ROUND_FLOOR,
+    "ceiling": ROUND_CEILING,
+}
+
+
+EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
+
+def exact_sum(values: Iterable[int | Decimal]) -> int | Decimal:
+    """Sum quantities exactly: integers as integers; decimals at 60 digits, raising rather than
+    rounding silently should a sum ever be inexact."""
+    total: int | Decimal = 0
+    for value in values:
+        total = total + value if type(value) is int and type(total) is int else EXACT.add(total, value)
+    return total
+
+
+def as_decimal(value: Fraction) -> Decimal:
+    """A rational with a terminating decimal expansion, as a Decimal, or 34 significant digits."""
+    return CONTEXT.divide(Decimal(value.numerator), Decimal(value.denominator))
+
+
+def divide(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
+    """``numerator / denominator`` at 34 significant digits, half-even, independent of global state."""
+    return CONTEXT.divide(Decimal(numerator), Decimal(denominator))
+
+
+def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
+    """Round an exact rational to ``places`` decimals by the named rule, then drop trailing zeros.
+
+    The rounding decision is made on integers, exactly. ``present(Fraction(3000000, 30000), 6)`` is
+    ``Decimal("100")``: a price the source document quotes as 100 is shown as ``100``.
+    """
+    if rule not in ROUNDING_RULES:
+        raise ValueError(f"unknown rounding rule {rule!r}")
+    sign = -1 if value < 0 else 1
+    quotient, remainder = divmod(abs(value.numerator) * 10**places, value.denominator)
+    twice, denominator = 2 * remainder, value.denominator
+    away = (sign > 0 and rule == "ceiling") or (sign < 0 and rule == "floor")
+    if remainder and (
+        rule == "up"
+        or away
+        or (rule == "half_up" and twice >= denominator)
+        or (rule == "half_even" and (twice > denominator or (twice == denominator and quotient % 2)))
+    ):
+        quotient += 1
+    return _strip(Decimal(sign * quotient).scaleb(-places, CONTEXT))
+
+
+def _strip(value: Decimal) -> Decimal:
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1), context=CONTEXT)
+    return value.normalize(CONTEXT)
+
+
+def decimal_text(value: Decimal | int) -> str:
+    """Plain positional text of a number (no exponent), as the contract requires."""
+    if isinstance(value, int):
+        return str(value)
+    return format(_strip(value), "f")

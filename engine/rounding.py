@@ -1,0 +1,323 @@
+"""Apportionment: turning exact pro-rata shares into whole lots, exactly and by a named rule.
+
+Everything here works on integers: quantities in the trade's smallest unit (a share, or 0.001 of a
+bond's face value...) and integer weights. No floats, no Decimal contexts.
+
+Two methods, with the guarantees ``docs/rounding.md`` states and ``tests/test_rounding.py`` proves:
+
+``largest_remainder`` (Hamilton)
+    Exact shares are capped first ("water-filling": an account whose pro-rata share exceeds its cap
+    gets its cap, and the rest is re-spread over the others in proportion). Each account then gets
+    its exact share rounded down to a lot; the lots left over go one each to the accounts with the
+    largest remainders; a final odd quantity smaller than a lot goes to one account still below its
+    rounded-up share, chosen by the policy's ``remainder`` rule. Guarantees: conservation, caps,
+    and the quota property — every allocation is its exact share rounded down or up to a lot.
+    Not fill-monotone: a larger fill can lower an account's allocation (the Alabama paradox).
+
+``quota`` (Balinski–Young quota method)
+    Lots are handed out one at a time; lot ``h+1`` goes to the account with the highest priority
+    ``weight / (lots + 1)`` among those whose lots would stay within their upper quota
+    ``ceil((h+1) * weight / total weight)`` and their cap; an odd quantity smaller than a lot goes
+    to the account that would receive the next lot. Guarantees: conservation, caps, fill-monotone
+    (allocating a larger fill only ever adds to each account), and the quota property whenever the
+    fill is a whole number of lots (with an odd quantity, within one lot plus that odd quantity).
+
+Ties are never broken by input order: each account has a ``rank`` (0 = first) computed from the
+policy's ``tie_break`` rule, which always ends on the account id.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+# Integers below this bound multiply without overflow in numpy's int64.
+_INT64_SAFE = 2**62
+# Below this many accounts the pure-Python path is faster than setting up arrays.
+_NUMPY_FROM = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """How one account's number came about, for ``--explain``."""
+
+    exact: Fraction  # exact share after capping, in units
+    capped: bool  # the cap bound during water-filling
+    base_lots: int  # exact share rounded down to lots
+    extra_lot: bool  # received one more lot for its remainder
+    odd: int  # units of the final odd (less than a lot) quantity received
+    order: int | None  # position in the remainder order (0 = first), if it was a candidate
+
+
+class Apportionment:
+    """The allocations, and how each came about — built only when asked (``--explain``, tests),
+    because a block of 100,000 accounts should not pay for 100,000 explanations it does not print."""
+
+    def __init__(self, allocations: list[int], build_steps: Callable[[], list[Step]]) -> None:
+        self.allocations = allocations
+        self._build_steps = build_steps
+
+    @cached_property
+    def steps(self) -> list[Step]:
+        return self._build_steps()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Apportionment):
+            return NotImplemented
+        return self.allocations == other.allocations and self.steps == other.steps
+
+    def __repr__(self) -> str:
+        return f"Apportionment({self.allocations!r})"
+
+
+def water_fill(total: int, weights: Sequence[int], caps: Sequence[int | None]) -> tuple[set[int], int, int]:
+    """Cap exact shares: return (capped indices, quantity left for the rest, weight of the rest).
+
+    An account is capped when ``cap < share``; capping it raises everyone else's share, so accounts
+    are visited in increasing ``cap / weight`` until none binds. The result does not depend on the
+    order of the inputs.
+    """
+    rest_total, rest_weight = total, sum(weights)
+    if rest_weight == 0:
+        return set(), rest_total, 0
+    binding = [
+        i for i, cap in enumerate(caps)
+        if cap is not None and weights[i] > 0 and cap * rest_weight < total * weights[i]
+    ]
+    if not binding:
+        return set(), rest_total, rest_weight
+    order = sorted(
+        (i for i, cap in enumerate(caps) if cap is not None and weights[i] > 0),
+        key=lambda i: (Fraction(caps[i] or 0, weights[i]), i),
+    )
+    capped: set[int] = set()
+    for i in order:
+        cap = caps[i]
+        assert cap is not None
+        if rest_weight > 0 and cap * rest_weight < rest_total * weights[i]:
+            capped.add(i)
+            rest_total -= cap
+            rest_weight -= weights[i]
+        else:
+            break
+    return capped, rest_total, rest_weight
+
+
+def largest_remainder(
+    total: int,
+    weights: Sequence[int],
+    caps: Sequence[int | None],
+    lot: int,
+    rank: Sequence[int],
+    odd_key: Sequence[int] | None = None,
+) -> Apportionment:
+    """Hamilton's method with caps and lots. See the module docstring for the guarantees.
+
+    ``odd_key`` orders the recipients of the final odd quantity (smaller first) when the policy's
+    remainder rule is not the largest remainder; ``None`` keeps the largest-remainder order.
+    """
+    n = len(weights)
+    capped, rest_total, rest_weight = water_fill(total, weights, caps)
+    if rest_weight == 0 and rest_total > 0:
+        raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
+    denominator = max(rest_weight, 1) * lot
+    nums = [
+        (caps[i] or 0) * max(rest_weight, 1) if i in capped else rest_total * weights[i]
+        for i in range(n)
+    ]
+    if n >= _NUMPY_FROM and max(nums, default=0) < _INT64_SAFE and denominator < _INT64_SAFE:
+        return _largest_remainder_numpy(total, nums, denominator, caps, lot, rank, odd_key, capped, rest_weight)
+    base = [num // denominator for num in nums]
+    rem = [num % denominator for num in nums]
+    alloc = [b * lot for b in base]
+    left = total - sum(alloc)
+    upper = [_upper(nums[i], denominator, lot, caps[i]) for i in range(n)]
+    candidates = sorted((i for i in range(n) if rem[i] > 0), key=lambda i: (-rem[i], rank[i]))
+    position = {i: k for k, i in enumerate(candidates)}
+    extra = [False] * n
+    for i in candidates:
+        if left < lot:
+            break
+        if alloc[i] + lot <= upper[i]:
+            alloc[i] += lot
+            extra[i] = True
+            left -= lot
+    odd = [0] * n
+    if left:
+        order = candidates if odd_key is None else sorted(candidates, key=lambda i: (odd_key[i], rank[i]))
+        _hand_out(left, order, lambda i: upper[i] - alloc[i], alloc, odd)
+    return Apportionment(alloc, lambda: [
+        Step(Fraction(nums[i], max(rest_weight, 1)), i in capped, base[i], extra[i], odd[i], position.get(i))
+        for i in range(n)
+    ])
+
+
+def _hand_out(left: int, order: list[int], room: Callable[[int], int], alloc: Any, odd: Any) -> None:
+    """Give the ``left`` odd units to the accounts in ``order``, each up to its ``room``.
+
+    ``alloc`` and ``odd`` are indexable (lists or int64 arrays) and updated in place. Raises
+    ``ValueError`` if the rooms cannot hold everything: conservation is never given up silently.
+    """
+    for i in order:
+        if not left:
+            break
+        take = min(left, room(i))
+        if take > 0:
+            alloc[i] += take
+            odd[i] = take
+            left -= take
+    if left:
+        raise ValueError("caps leave no room for the whole filled quantity")
+
+
+def _upper(num: int, denominator: int, lot: int, cap: int | None) -> int:
+    """The most an account may get: its exact share rounded up to a lot, never above its cap."""
+    lots_up = -(-num // denominator)
+    ceiling = lots_up * lot
+    return ceiling if cap is None else min(ceiling, cap)
+
+
+def _largest_remainder_numpy(
+    total: int,
+    nums_list: list[int],
+    denominator: int,
+    caps: Sequence[int | None],
+    lot: int,
+    rank: Sequence[int],
+    odd_key: Sequence[int] | None,
+    capped: set[int],
+    rest_weight: int,
+) -> Apportionment:
+    """The same algorithm on int64 arrays, for large blocks. Identical results (property-tested)."""
+    import numpy as np  # only blocks of hundreds of accounts or more pay for importing numpy
+
+    nums = np.asarray(nums_list, dtype=np.int64)
+    ranks = np.asarray(rank, dtype=np.int64)
+    base = nums // denominator
+    rem = nums % denominator
+    alloc = base * lot
+    big = np.iinfo(np.int64).max
+    cap_arr = np.asarray([big if c is None else c for c in caps], dtype=np.int64)
+    upper = np.minimum(-(-nums // denominator) * lot, cap_arr)
+    left = total - int(alloc.sum())
+    cand = np.flatnonzero(rem > 0)
+    cand = cand[np.lexsort((ranks[cand], -rem[cand]))]
+    position = np.full(len(nums), -1, dtype=np.int64)
+    position[cand] = np.arange(len(cand))
+    extra = np.zeros(len(nums), dtype=bool)
+    can_take = cand[alloc[cand] + lot <= upper[cand]]
+    lots_left = left // lot
+    chosen = can_take[:lots_left]
+    alloc[chosen] += lot
+    extra[chosen] = True
+    left -= lot * len(chosen)
+    odd = np.zeros(len(nums), dtype=np.int64)
+    if left:
+        order = cand if odd_key is None else cand[np.lexsort((ranks[cand], np.asarray(odd_key, dtype=np.int64)[cand]))]
+        _hand_out(left, order.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
+    def build_steps() -> list[Step]:
+        scale = max(rest_weight, 1)
+        base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
+        position_list = position.tolist()
+        return [
+            Step(Fraction(nums_list[i], scale), i in capped, base_list[i], extra_list[i], odd_list[i],
+                 None if position_list[i] < 0 else position_list[i])
+            for i in range(len(nums_list))
+        ]
+
+    return Apportionment(alloc.tolist(), build_steps)
+
+
+def quota_method(
+    total: int,
+    weights: Sequence[int],
+    caps: Sequence[int | None],
+    lot: int,
+    rank: Sequence[int],
+) -> Apportionment:
+    """Balinski–Young's quota method with caps and lots. See the module docstring for the guarantees."""
+    n = len(weights)
+    total_weight = sum(weights)
+    if total_weight == 0:
+        if total:
+            raise ValueError("no account with a positive weight can take the filled quantity")
+        return Apportionment([0] * n, lambda: [Step(Fraction(0), False, 0, False, 0, None) for _ in range(n)])
+    lots = [0] * n
+    cap_lots = [None if c is None else c // lot for c in caps]
+    whole = total // lot
+    # Heap of (-priority, rank, index); priority = weight / (lots + 1).
+    heap = [(-Fraction(weights[i], 1), rank[i], i) for i in range(n) if weights[i] > 0]
+    heapq.heapify(heap)
+    waiting: list[tuple[int, int, int]] = []  # (house size at which eligible, rank, index)
+    for house in range(1, whole + 1):
+        chosen = _take_lot(heap, waiting, lots, cap_lots, weights, total_weight, house)
+        if chosen is None:
+            break
+        lots[chosen] += 1
+        if cap_lots[chosen] is None or lots[chosen] < (cap_lots[chosen] or 0):
+            heapq.heappush(heap, (-Fraction(weights[chosen], lots[chosen] + 1), rank[chosen], chosen))
+    alloc = [k * lot for k in lots]
+    left = total - sum(alloc)
+    odd = [0] * n
+    if left:
+        # The odd quantity goes to the account that would receive the next lot, so that a larger
+        # fill only ever adds to each account; if its cap stops it, to the next by priority.
+        following = _take_lot(heap, waiting, lots, cap_lots, weights, total_weight, whole + 1)
+        line = sorted(
+            (i for i in range(n) if weights[i] > 0 and i != following),
+            key=lambda i: (-Fraction(weights[i], lots[i] + 1), rank[i]),
+        )
+        if following is not None:
+            line.insert(0, following)
+        _hand_out(left, line, lambda i: left if caps[i] is None else (caps[i] or 0) - alloc[i], alloc, odd)
+    return Apportionment(alloc, lambda: [
+        Step(Fraction(total * weights[i], total_weight), False, lots[i], False, odd[i], None)
+        for i in range(n)
+    ])
+
+
+def _take_lot(
+    heap: list[tuple[Fraction, int, int]],
+    waiting: list[tuple[int, int, int]],
+    lots: list[int],
+    cap_lots: list[int | None],
+    weights: Sequence[int],
+    total_weight: int,
+    house: int,
+) -> int | None:
+    """Pop the highest-priority account within its upper quota for ``house`` lots.
+
+    Accounts above their upper quota wait until the house size at which they are eligible again.
+    """
+    while waiting and waiting[0][0] <= house:
+        _, r, i = heapq.heappop(waiting)
+        heapq.heappush(heap, (-Fraction(weights[i], lots[i] + 1), r, i))
+    deferred: list[tuple[Fraction, int, int]] = []
+    chosen: int | None = None
+    while heap:
+        item = heapq.heappop(heap)
+        i = item[2]
+        limit = cap_lots[i]
+        if limit is not None and lots[i] >= limit:
+            continue  # full: it never takes another lot
+        # upper quota: lots + 1 <= ceil(house * w / W)  <=>  lots * W < house * w
+        if lots[i] * total_weight < house * weights[i]:
+            chosen = i
+            break
+        eligible_at = lots[i] * total_weight // weights[i] + 1
+        heapq.heappush(waiting, (eligible_at, item[1], i))
+    if chosen is None and waiting:
+        # Caps have blocked every account within quota: the lot goes to the best account with room.
+        while waiting:
+            _, r, i = heapq.heappop(waiting)
+            deferred.append((-Fraction(weights[i], lots[i] + 1), r, i))
+        deferred.sort()
+        chosen = deferred[0][2]
+        for item in deferred[1:]:
+            heapq.heappush(heap, item)
+    return chosen

@@ -1,0 +1,74 @@
+"""The project's own models and schemas stay in step with the OMS contract."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import jsonschema
+import pytest
+
+from engine import load_trade
+from engine.errors import FairallocError
+from engine.schema import schema_text
+
+from .conftest import CONTRACT, EXAMPLES, example_trade
+
+
+@pytest.mark.parametrize("name", ["trade", "allocation"])
+def test_shipped_schema_is_the_contract(name: str) -> None:
+    contract = CONTRACT / f"{name}.schema.json"
+    if not contract.exists():
+        pytest.skip("the contract folder is not beside this checkout")
+    assert json.loads(schema_text(name)) == json.loads(contract.read_text())
+
+
+def _variants() -> list[tuple[str, dict[str, Any]]]:
+    """Documents near the contract's boundary: each one valid or invalid for a single reason."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for example in sorted(EXAMPLES.glob("*.trade.json")):
+        out.append((example.stem, example_trade(example.name.removesuffix(".trade.json"))))
+    base = example_trade()
+
+    def variant(name: str, change: Any) -> None:
+        doc = json.loads(json.dumps(base))
+        change(doc)
+        out.append((name, doc))
+
+    variant("decimal-string-quantity", lambda d: d["fills"][0].update(quantity="18000.5"))
+    variant("integer-price", lambda d: d["fills"][0].update(price=100))
+    variant("negative-quantity", lambda d: d["fills"][0].update(quantity=-1))
+    variant("exponent-string", lambda d: d["fills"][0].update(quantity="1e3"))
+    variant("null-limit", lambda d: d["order"].update(limit_price=None))
+    variant("extra-order-field", lambda d: d["order"].update(desk="x"))
+    variant("extra-top-field", lambda d: d.update(note="x"))
+    variant("empty-accounts", lambda d: d["statement"].update(accounts=[]))
+    variant("missing-fills", lambda d: d.pop("fills"))
+    variant("empty-symbol", lambda d: d["order"].update(symbol=""))
+    variant("bad-side", lambda d: d["order"].update(side="hold"))
+    variant("venue", lambda d: d["fills"][0].update(venue="XNYS"))
+    variant("bool-quantity", lambda d: d["fills"][0].update(quantity=True))
+    variant("leading-zero", lambda d: d["fills"][0].update(quantity="0100"))
+    variant("unix-time-entered", lambda d: d["order"].update(entered_at=1772461800))
+    variant("integer-trade-date", lambda d: d["order"].update(trade_date=20260302))
+    variant("null-venue", lambda d: d["fills"][0].update(venue=None))
+    variant("null-received-at", lambda d: d["statement"]["accounts"][0].update(received_at=None))
+    variant("null-attributes", lambda d: d["statement"]["accounts"][0].update(attributes=None))
+    variant("null-security", lambda d: d["order"].update(security=None))
+    variant("received-at", lambda d: d["statement"]["accounts"][0].update(received_at="2026-03-02T14:00:00+01:00"))
+    return out
+
+
+@pytest.mark.parametrize(("name", "doc"), _variants(), ids=[n for n, _ in _variants()])
+def test_models_accept_exactly_what_the_contract_accepts(name: str, doc: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(
+        json.loads(schema_text("trade")), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    contract_ok = validator.is_valid(json.loads(json.dumps(doc, default=str)))
+    try:
+        load_trade(json.loads(json.dumps(doc, default=str), parse_float=Decimal))
+        model_ok = True
+    except FairallocError:
+        model_ok = False
+    assert model_ok == contract_ok

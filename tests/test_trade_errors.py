@@ -1,0 +1,175 @@
+"""Invalid and refused trades: each case mutates the worked example and asserts the stable code,
+the JSON pointer and the documented exit status (4 invalid input, 5 refused by a control, 7 I/O),
+through the library and through the CLI, with no traceback reaching the user."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import FairallocError, allocate, load_policy, load_trade
+from engine.cli import main
+
+from .conftest import POLICIES, example_trade
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        *parents, last = [int(p) if p.isdigit() else p for p in path.strip("/").split("/")]
+        node: Any = doc
+        for part in parents:
+            node = node[part]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return mutate
+
+
+_DELETE = object()
+
+
+def _both(*mutations: Mutation) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        for m in mutations:
+            m(doc)
+    return mutate
+
+
+def _duplicate_account(doc: dict[str, Any]) -> None:
+    doc["statement"]["accounts"].append(dict(doc["statement"]["accounts"][0]))
+    doc["order"]["quantity"] += doc["statement"]["accounts"][0]["intended"]
+
+
+def _duplicate_fill(doc: dict[str, Any]) -> None:
+    doc["fills"].append(dict(doc["fills"][0], quantity=1000))
+
+
+# (name, mutation, exit status, code, pointer)
+CASES: list[tuple[str, Mutation, int, str, str]] = [
+    ("statement after order", _set("statement/recorded_at", "2026-03-02T14:31:00Z"), 5,
+     "statement-after-order", "/statement/recorded_at"),
+    ("fill before order", _set("fills/0/executed_at", "2026-03-02T14:00:00Z"), 5,
+     "fill-before-order", "/fills/0/executed_at"),
+    ("overfill", _set("fills/1/quantity", 40000), 5, "overfill", "/fills"),
+    ("statement total differs", _set("statement/accounts/0/intended", 20000), 5,
+     "statement-total-mismatch", "/statement/accounts"),
+    ("duplicate account", _duplicate_account, 5, "duplicate-account", "/statement/accounts/4/account"),
+    ("duplicate fill id", _duplicate_fill, 5, "duplicate-fill", "/fills/2/id"),
+    ("zero fill quantity", _set("fills/0/quantity", 0), 5, "zero-quantity", "/fills/0/quantity"),
+    ("zero intended", _both(_set("statement/accounts/2/intended", 0), _set("order/quantity", 45000)), 5,
+     "zero-quantity", "/statement/accounts/2/intended"),
+    ("policy not yet effective", _set("order/trade_date", "2025-12-31"), 5, "policy-not-effective", "/order/trade_date"),
+    ("policy does not apply", _set("order/security/asset_class", "fixed_income"), 5,
+     "policy-not-applicable", "/order"),
+    ("fill outside the order's limit", _set("order/limit_price", "100.00"), 5, "fill-outside-limit", "/fills/1/price"),
+    ("negative quantity", _set("fills/0/quantity", -5), 4, "trade-value", "/fills/0/quantity"),
+    ("float quantity", _set("fills/0/quantity", Decimal("18000.5")), 4, "trade-value", "/fills/0/quantity"),
+    ("price as a number", _set("fills/0/price", 99), 4, "trade-value", "/fills/0/price"),
+    ("missing order id", _set("order/id", _DELETE), 4, "trade-missing", "/order/id"),
+    ("unknown field", _set("order/desk", "equities"), 4, "trade-unknown-field", "/order/desk"),
+    ("timestamp without offset", _set("order/entered_at", "2026-03-02T14:30:00"), 4, "trade-timestamp",
+     "/order/entered_at"),
+    ("bad side", _set("order/side", "short"), 4, "trade-literal-error", "/order/side"),
+    ("attribute of the wrong type", _set("statement/accounts/3/attributes/proprietary", "yes"), 4,
+     "trade-attribute", "/statement/accounts/3/attributes/proprietary"),
+    ("attribute value not allowed", _set("statement/accounts/0/attributes/fee_basis", "hourly"), 4,
+     "trade-attribute", "/statement/accounts/0/attributes/fee_basis"),
+    ("missing required security attribute", _set("order/security", {}), 4, "trade-attribute-missing",
+     "/order/security"),
+]
+
+
+class _Encoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return float(o) if o != o.to_integral_value() else int(o)  # a producer's float, on purpose
+        return super().default(o)
+
+
+def test_at_least_fifteen_cases() -> None:
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize(("name", "mutate", "status", "code", "where"), CASES, ids=[c[0] for c in CASES])
+def test_refused_or_invalid_trade(name: str, mutate: Mutation, status: int, code: str, where: str,
+                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = example_trade()
+    mutate(doc)
+    trade_file = tmp_path / "trade.json"
+    trade_file.write_text(json.dumps(doc, cls=_Encoder))
+    out_file = tmp_path / "allocation.json"
+
+    policy = load_policy(POLICIES / "us-equity-pro-rata.yaml")
+    with pytest.raises(FairallocError) as caught:
+        allocate(policy, load_trade(trade_file))
+    assert int(caught.value.exit_code) == status
+    assert (code, where) in [(d.code, d.location.pointer) for d in caught.value.diagnostics]
+
+    result = main(["allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"),
+                   "--trade", str(trade_file), "--output", str(out_file)])
+    err = capsys.readouterr().err
+    assert result == status
+    assert f"error[{code}]" in err and where in err
+    assert "Traceback" not in err
+    assert not out_file.exists(), "nothing is written when the trade is refused"
+
+
+def test_missing_trade_file_is_an_io_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"), "--trade", "/nonexistent.json"])
+    assert status == 7
+    assert "error[file-not-found]" in capsys.readouterr().err
+
+
+def test_malformed_json_is_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.json"
+    path.write_text('{"order": {\n  "id": "X",\n  oops\n}}')
+    status = main(["allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"), "--trade", str(path)])
+    assert status == 4
+    assert f"{path}:3:3: error[json-syntax]" in capsys.readouterr().err
+
+
+def test_duplicate_json_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text('{"order": {}, "order": {}}')
+    with pytest.raises(FairallocError) as caught:
+        load_trade(path)
+    assert caught.value.codes == ["json-duplicate-key"]
+
+
+def test_every_control_failure_is_reported_together() -> None:
+    doc = example_trade()
+    _set("statement/recorded_at", "2026-03-02T14:31:00Z")(doc)
+    _set("fills/1/quantity", 40000)(doc)
+    with pytest.raises(FairallocError) as caught:
+        allocate(load_policy(POLICIES / "us-equity-pro-rata.yaml"), load_trade(doc))
+    assert set(caught.value.codes) == {"statement-after-order", "overfill"}
+
+
+def test_expression_failing_on_an_accounts_data_names_the_account() -> None:
+    from engine import policy_from_text
+
+    policy = policy_from_text(
+        "fairalloc: 1\nid: x\nversion: 1\neffective: 2026-01-01\nowner: CCO\n"
+        "attributes:\n  account:\n    assets: {type: number, default: 1}\n"
+        "method: pro_rata\nrounding:\n  lot: 100\n"
+        "rules:\n  - id: odd\n    when: '1 / account.assets > 0.5'\n    action: flag\n    reason: r\n",
+        "x.yaml",
+    )
+    doc = example_trade()
+    doc["statement"]["accounts"][2]["attributes"]["assets"] = 0
+    with pytest.raises(FairallocError) as caught:
+        allocate(policy, load_trade(doc))
+    assert int(caught.value.exit_code) == 4
+    runtime = caught.value.diagnostics[0]
+    assert runtime.location.file == "x.yaml" and (runtime.location.line, runtime.location.column) == (14, 14)
+    context = caught.value.diagnostics[-1]
+    assert context.code == "expression-runtime" and "CLIENT-C" in context.message
+    assert context.location.pointer == "/statement/accounts/2"
