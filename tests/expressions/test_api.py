@@ -50,3 +50,16 @@ def test_error_classes() -> None:
     assert issubclass(ExpressionRuntimeError, FairallocError)
     assert ExpressionRuntimeError.exit_code == ExitCode.INVALID_INPUT
     assert PolicyError.exit_code == ExitCode.INVALID_POLICY
+
+
+def test_tree_is_the_typed_tree_as_written() -> None:
+    from engine.expressions import ast
+
+    scope = Scope.build(roots={"account"}, account_attributes={"type": Type.STRING})
+    compiled = compile_expression("account.type in ['a', 'b'] and 1 + 1 == 2", scope=scope, expect=Type.BOOLEAN)
+    tree = compiled.tree
+    assert isinstance(tree, ast.Binary) and isinstance(tree.left, ast.Binary)
+    items = tree.left.right
+    assert isinstance(items, ast.ListExpr) and [item.start for item in items.items] == [17, 22]
+    assert tree.type == Type.BOOLEAN and items.type == Type.list_of(Type.STRING)
+    assert ast.unparse(tree) == "account.type in ['a', 'b'] and 1 + 1 == 2"
