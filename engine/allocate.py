@@ -303,8 +303,9 @@ def _withdraw_round(run: _Run, participants: list[AccountState], recorded: int,
     """Forget the exceptions a round recorded (the round is not applied): records and rule lists."""
     del run.exceptions[recorded:]
     for account in participants:
-        if account.rules is not None:
-            del account.rules[rules_before[account.id]:]
+        before = rules_before.get(account.id)  # absent when no zero rule ran this round
+        if account.rules is not None and before is not None:
+            del account.rules[before:]
 
 
 def _minimum_units(run: _Run, account: AccountState) -> int | None:
@@ -391,11 +392,19 @@ def _pro_rata(run: _Run, accounts: list[AccountState], filled: int, rotation_ran
 
 
 def _rotation(run: _Run, accounts: list[AccountState], filled: int, rotation_rank: dict[str, int]) -> Outcome:
-    """Fill accounts in full, one after another, in this order's rotation order."""
-    left = filled
+    """Fill accounts in full, one after another, in this order's rotation order.
+
+    Each account takes its cap rounded down to a whole lot; the account at which the fill runs
+    out takes everything left, so a final quantity smaller than a lot falls to the last account
+    filled and the filled quantity is conserved.
+    """
+    left, lot = filled, run.lot
     units: dict[str, int] = {}
     for account in sorted(accounts, key=lambda a: rotation_rank[a.id]):
-        take = left if account.cap is None else min(left, account.cap)
+        if account.cap is None or left <= account.cap:
+            take = left
+        else:
+            take = account.cap - account.cap % lot
         units[account.id] = take
         left -= take
     return Outcome(units)

@@ -3,7 +3,10 @@
 Validates every shipped policy, then allocates each example trade under the policy of the same
 name (``examples/<policy-id>.trade.json``, with ``<policy-id>.state.json`` as the rotation state
 where there is one), prints each allocation as a table and writes the contract documents, with
-explanations, to ``out/``. Run from the repository root.
+explanations, to ``out/``; then records the example trade day in the embedded SQLite ledger
+(``out/ledger.db``: intent, order, fills, allocation, override, CCO review, verify, replay,
+export); and ends with a forensic review of a simulated firm-year, printing the path of the
+HTML report. Run from the repository root.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sys
 from pathlib import Path
 
 from engine import allocate, load_policy, load_trade
-from engine.cli._io import dump_json, print_table, write_output
+from engine.cli._io import dump_json, print_allocation, write_output
 from engine.errors import FairallocError
 from engine.load import read_text
 from engine.rotation import RotationState
@@ -39,17 +42,19 @@ def main(root: Path = Path("."), out: Path = Path("out")) -> int:
         result = allocate(policy, load_trade(trade_path), state, file=str(trade_path))
         document = result.document(explain=True)
         print()
-        print_table(
-            f"{result.order_id} under {policy.ref}",
-            ("account", "intended", "allocated", "avg price", "% of intended", "rules"),
-            result.rows(),
-            right=(1, 2, 3, 4),
-            caption=f"{policy.method}, filled {document['filled']} @ {document['average_price'] or '-'}; "
-            f"{len(result.exceptions)} exception(s)",
-        )
+        print_allocation(result, f"{result.order_id} under {policy.ref}")
         target = out / f"{policy_id}.allocation.json"
         write_output(dump_json(document), str(target))
         print(f"  written {target}")
+    from engine.ledger.demo import run as ledger_day
+
+    ledger_day(root, out)
+
+    from engine.forensics import demo as forensic_review
+
+    print("\nForensic review of a simulated firm-year (out/review)")
+    report = forensic_review(out / "review")
+    print(f"\nThe CCO's report: {report.resolve()}")
     return 0
 
 

@@ -296,3 +296,26 @@ def test_explanation_shows_the_weight_the_policy_computed() -> None:
     model_a = next(a for a in document["allocations"] if a["account"] == "MODEL-A")["explain"]
     assert model_a["weight"] == "6000000" and model_a["weight_basis"] == "account.assets"
     assert "exact_share_before_caps" in model_a
+
+
+def test_a_round_not_applied_with_cap_rules_and_no_zero_rules() -> None:
+    text = (POLICIES / "us-equity-pro-rata.yaml").read_text()
+    text = text.replace("absolute: 100\n", "absolute: 100000\n").replace(
+        "rules:\n", "rules:\n  - {id: big-cap, when: 'account.intended > 20000', action: cap, quantity: 20000, reason: cap}\n", 1)
+    result = allocate(policy_from_text(text), load_trade(EXAMPLES / "us-equity-pro-rata.trade.json"))
+    assert result.notes and "not applied" in result.notes[0]
+    assert sum(result.quantities().values()) == 30000
+
+
+def test_rotation_hands_out_whole_lots_and_the_odd_rest_to_the_last_account() -> None:
+    policy = policy_from_text(ROTATION.format(order="sequence: [A00, A01, A02]"))
+    doc = {
+        "order": {"id": "R", "symbol": "B", "side": "buy", "quantity": 3500, "trade_date": "2026-03-02",
+                  "entered_at": "2026-03-02T14:30:00Z"},
+        "statement": {"recorded_at": "2026-03-02T14:00:00Z", "recorded_by": "pm", "accounts": [
+            {"account": "A00", "intended": 1250}, {"account": "A01", "intended": 1250},
+            {"account": "A02", "intended": 1000}]},
+        "fills": [{"id": "F", "quantity": 2530, "price": "100", "executed_at": "2026-03-02T15:00:00Z"}],
+    }
+    result = allocate(policy, load_trade(doc), RotationState("rot"))
+    assert result.quantities() == {"A00": 1200, "A01": 1200, "A02": 130}

@@ -21,6 +21,12 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "allocate",
     "schema",
+    "policy",
+    "order",
+    "replay",
+    "ledger",
+    "review",
+    "simulate",
 )
 
 

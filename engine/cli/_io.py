@@ -71,6 +71,17 @@ def write_output(text: str, path: str | None) -> None:
         ) from None
 
 
+def print_allocation(result: Any, title: str | None = None) -> None:
+    """An allocation as a table for people, captioned with its method, fill and policy version."""
+    policy = result.policy
+    caption = (f"{result.method}, filled {result.document()['filled']} "
+               f"@ {result.price_text(result.average_price) or '-'}; {len(result.exceptions)} exception(s)"
+               f"\npolicy {policy.ref}\n{policy.digest}")
+    print_table(title or f"Allocation of order {result.order_id}",
+                ("account", "intended", "allocated", "avg price", "% of intended", "rules"),
+                result.rows(), right=(1, 2, 3, 4), caption=caption)
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
                 right: Sequence[int] = (), caption: str | None = None) -> None:
     """Print a table for people (plain text when stdout is not a terminal)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli._io import dump_json, print_table, write_output
+from engine.cli._io import dump_json, print_allocation, write_output
 
 
 def register(sub: Any) -> None:
@@ -39,11 +39,7 @@ def run(args: argparse.Namespace) -> int:
         state = RotationState.from_json(parse_json(read_text(args.rotation), args.rotation), args.rotation)
     result = allocate(policy, trade, state, file=args.trade)
     if args.format == "table":
-        caption = (f"{result.method}, filled {result.document()['filled']} "
-                   f"@ {result.price_text(result.average_price) or '-'}\npolicy {policy.ref}\n{policy.digest}")
-        print_table(f"Allocation of order {result.order_id}",
-                    ("account", "intended", "allocated", "avg price", "% of intended", "rules"),
-                    result.rows(), right=(1, 2, 3, 4), caption=caption)
+        print_allocation(result)
         if args.explain:
             for account in result.accounts:
                 explanation = result.explain(account)

@@ -1,0 +1,87 @@
+"""Ledger benchmark: events appended per second in batches, and ``verify`` time, on both backends.
+
+SQLite writes to a temporary file with the ledger's normal settings (WAL, synchronous FULL).
+PostgreSQL uses ``FAIRALLOC_TEST_PG_URL`` if set, otherwise a throwaway local cluster with fsync on,
+so both figures include real commits. Figures go to docs/performance.md (section "Ledger").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+import tempfile
+import time
+from pathlib import Path
+
+from engine.ledger import pgcluster
+from engine.ledger.store import Ledger, NewEvent
+from engine.ledger.verify import verify
+
+EVENTS = 100_000
+BATCHES = (1, 1_000, 10_000)
+
+
+def _append(url: str, count: int, batch: int) -> tuple[float, float]:
+    """Append ``count`` fill-sized events in transactions of ``batch``; return events per second
+    of wall time and per second of this process's CPU time."""
+    with Ledger(url) as ledger:
+        started, cpu = time.perf_counter(), time.process_time()
+        for first in range(0, count, batch):
+            with ledger.write() as session:
+                session.append(*(
+                    NewEvent("fill.recorded", "trader.bench",
+                             {"fill": {"id": f"F-{n}", "quantity": 100, "price": "99.95",
+                                       "executed_at": "2026-03-02T14:31:05Z"}},
+                             order_id=f"O-{n // 10}", key=f"fill:O-{n // 10}:F-{n}")
+                    for n in range(first, min(count, first + batch))))
+        return count / (time.perf_counter() - started), count / (time.process_time() - cpu)
+
+
+def _verify_seconds(url: str) -> tuple[float, float]:
+    """Wall time and this process's CPU time of one ``verify`` (the server's CPU not included)."""
+    with Ledger(url) as ledger, ledger.read() as session:
+        started, cpu = time.perf_counter(), time.process_time()
+        report = verify(session)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if not report.ok:
+        raise SystemExit(f"benchmark ledger failed verification: {report.findings}")
+    return elapsed, cpu
+
+
+def _run(backend: str, make_url: Callable[[str], str]) -> None:
+    for batch in BATCHES:
+        count = 2_000 if batch == 1 else EVENTS
+        wall, cpu = _append(make_url(f"b{batch}"), count, batch)
+        print(f"{backend:<10} append  batch {batch:>6}: {wall:>10,.0f} events/s wall, "
+              f"{cpu:>10,.0f} per CPU second ({count:,} events)")
+    url = make_url("verify")
+    _append(url, EVENTS, 10_000)
+    wall, cpu = min(_verify_seconds(url) for _ in range(3))
+    print(f"{backend:<10} verify  {EVENTS:,} events: {wall:.3f} s wall, {cpu:.3f} s CPU (best of 3)")
+
+
+def main() -> None:
+    # The figures are CPU-bound: say how busy the machine was, so they can be read fairly.
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as scratch:
+        _run("sqlite", lambda name: f"sqlite:///{Path(scratch) / name}.db")
+    server = os.environ.get("FAIRALLOC_TEST_PG_URL")
+    cluster = None
+    if server is None:
+        bindir = pgcluster.find_bindir()
+        if bindir is None:
+            print("postgresql: skipped (no server binaries; set FAIRALLOC_TEST_PG_URL)")
+            return
+        cluster = pgcluster.TempCluster(bindir, durable=True)
+        server = cluster.start()
+    try:
+        base = server
+        _run("postgresql", lambda name: pgcluster.create_database(base, f"bench_{name}"))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The hash chain: the canonical form of a ledger event and the hash that links it to the last one.
+
+Every event's ``hash`` is ``sha256(prev_hash + "\\n" + canonical)`` in lower-case hex, where
+``canonical`` is the event's canonical JSON text (below) and ``prev_hash`` is the hash of the event
+before it (:data:`GENESIS` for the first). Changing any recorded byte of an event — its number,
+time, actor, kind, order, key or payload — changes its hash, and the next event's ``prev_hash`` no
+longer matches: an edit, a deletion or a reordering cannot go unnoticed by ``ledger verify``.
+
+The canonical form is the JSON object of the event's fields with sorted keys, no insignificant
+whitespace and ASCII escapes (``json.dumps(obj, sort_keys=True, separators=(",", ":"))``). The
+payload is stored as its own canonical text, so the event's canonical form is built by splicing
+that text in verbatim: verification never re-serialises the payload, which keeps it fast and
+makes any byte change to the stored payload visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _quote
+from typing import Any, NamedTuple
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of the first event of every ledger."""
+
+
+def _default(value: object) -> object:
+    """JSON fallback: decimals are written as plain decimal strings."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable in a ledger payload")
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text of ``value``: sorted keys, compact, ASCII.
+
+    Quantities and prices reach the ledger as integers or decimal strings (the trade contract
+    allows nothing else). A free account attribute may be a JSON number with a fraction; Python
+    writes such a float as its shortest round-trip repr, so its text, and the hash, are stable.
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default
+    )
+
+
+def _opt(value: str | None) -> str:
+    return "null" if value is None else str(_quote(value))
+
+
+class Event(NamedTuple):
+    """One recorded event as stored: the chained fields plus its own hash.
+
+    A tuple in column order, so rows fetched straight from the database driver can be checked
+    without building objects (see ``verify``)."""
+
+    seq: int
+    recorded_at: str
+    actor: str
+    kind: str
+    order_id: str | None
+    key: str | None
+    topic: str | None
+    payload: str
+    prev_hash: str
+    hash: str
+
+    def data(self) -> Any:
+        """The payload parsed back into JSON values."""
+        return json.loads(self.payload)
+
+
+def event_canonical(
+    seq: int,
+    recorded_at: str,
+    actor: str,
+    kind: str,
+    order_id: str | None,
+    key: str | None,
+    topic: str | None,
+    payload: str,
+) -> str:
+    """The canonical JSON text of an event (without its hashes); ``payload`` is canonical text."""
+    return (
+        '{"actor":' + _quote(actor)
+        + ',"key":' + _opt(key)
+        + ',"kind":' + _quote(kind)
+        + ',"order_id":' + _opt(order_id)
+        + ',"payload":' + payload
+        + ',"recorded_at":' + _quote(recorded_at)
+        + ',"seq":' + str(seq)
+        + ',"topic":' + _opt(topic)
+        + "}"
+    )
+
+
+def link_hash(prev_hash: str, canonical: str) -> str:
+    """The chained hash: it covers the previous event's hash and this event's canonical form."""
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode("ascii")).hexdigest()
+
+
+def recompute(event: tuple[Any, ...]) -> str:
+    """The hash an event (an :class:`Event` or a raw row in its column order) should carry."""
+    seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, _hash = event
+    return link_hash(
+        prev_hash,
+        event_canonical(seq, recorded_at, actor, kind, order_id, key, topic, payload),
+    )

@@ -1,0 +1,80 @@
+"""The review and simulate commands: exit statuses, located errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+
+import pytest
+
+from engine.errors import ExitCode
+from tests.forensics.conftest import write_history
+
+Cli = Callable[[list[str]], int]
+
+
+def test_simulate_then_review_flags_a_cherry_picker(
+    cli: Cli, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["simulate", str(tmp_path / "h"), "--orders", "120", "--cherry-picker"]) == 0
+    status = cli(["review", str(tmp_path / "h"), "--favoured", 'attr.fee_basis == "performance"',
+                  "--draws", "2000", "--out", str(tmp_path / "out")])
+    assert status == ExitCode.CHECK_FAILED
+    out = capsys.readouterr().out
+    assert "Findings, ranked" in out and "FLAG" in out and "report.html" in out
+    doc = json.loads((tmp_path / "out" / "findings.json").read_text())
+    assert doc["settings"]["draws"] == 2000
+    assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_fair_history_exits_zero(cli: Cli, tmp_path: pathlib.Path) -> None:
+    assert cli(["simulate", str(tmp_path / "h"), "--orders", "60", "--seed", "4"]) == 0
+    assert cli(["review", str(tmp_path / "h"), "--draws", "500", "--quiet",
+                "--out", str(tmp_path / "out")]) == ExitCode.OK
+
+
+def test_malformed_file_is_located_and_nothing_is_written(
+    cli: Cli, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_history(tmp_path / "h")
+    (folder / "allocations.csv").write_text("order_id,symbol\nB1,XYZ\n")
+    status = cli(["review", str(folder), "--out", str(tmp_path / "out")])
+    assert status == ExitCode.INVALID_INPUT
+    err = capsys.readouterr().err
+    assert "allocations.csv:1: error[forensics.missing_column]" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_strict_refuses_bad_rows_with_file_line_column(
+    cli: Cli, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_history(tmp_path / "h")
+    with (folder / "allocations.csv").open("a") as handle:
+        handle.write("B7,2025-03-04,XYZ,buy,A,10,abc,2025-03-04T10:00:00-05:00,,,,,pm,asset\n")
+    status = cli(["--error-format", "json", "review", str(folder), "--strict",
+                  "--out", str(tmp_path / "out")])
+    assert status == ExitCode.INVALID_INPUT
+    error = json.loads(capsys.readouterr().err)["errors"][0]
+    assert (error["code"], error["line"], error["column"]) == ("forensics.bad_decimal", 6, 7)
+
+
+def test_unreadable_input_exits_7(cli: Cli, tmp_path: pathlib.Path) -> None:
+    status = cli(["review", "--allocations", str(tmp_path / "missing.csv"),
+                  "--prices", str(tmp_path / "missing2.csv"), "--out", str(tmp_path / "o")])
+    assert status == ExitCode.IO
+
+
+def test_bad_favoured_expression_exits_4(
+    cli: Cli, history: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli(["review", str(history), "--favoured", "attr.fee_basis = 1",
+                  "--out", str(tmp_path / "o")])
+    assert status == ExitCode.INVALID_INPUT
+    assert "forensics.bad_favoured" in capsys.readouterr().err
+
+
+def test_bad_options_are_usage_errors(cli: Cli, history: pathlib.Path) -> None:
+    assert cli(["review", str(history), "--draws", "-1"]) == ExitCode.USAGE
+    assert cli(["review", str(history), "--alpha", "0"]) == ExitCode.USAGE

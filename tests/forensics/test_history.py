@@ -1,0 +1,101 @@
+"""Reading and validating history files: exact values, refused rows, located errors."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from engine.errors import ExitCode, FileAccessError, InputError
+from engine.forensics import history
+from tests.forensics.conftest import ROWS, write_history
+
+
+def _load(folder: pathlib.Path, strict: bool = False) -> history.History:
+    overrides = folder / "overrides.csv"
+    return history.load(folder / "allocations.csv", folder / "prices.csv",
+                        overrides if overrides.exists() else None, strict)
+
+
+def test_values_are_exact_and_coded(history: pathlib.Path) -> None:
+    h = _load(history)
+    a = h.allocations
+    assert a.price_scale == 2
+    assert a.price.tolist() == [10000, 10000, 10250, 10250]
+    assert a.quantity.dtype == np.int64 and a.quantity.tolist() == [600, 600, 500, 500]
+    assert a.side.tolist() == [1, 1, -1, -1]
+    assert a.accounts == ["A", "C"]
+    assert a.attributes["fee_basis"] == ["performance", "asset"]
+    assert [t.refused for t in h.tallies] == [0, 0, 0]
+
+
+def test_bad_rows_are_refused_with_location_and_counted(tmp_path: pathlib.Path) -> None:
+    rows = ROWS + [
+        "B3,2025-03-04,XYZ,buy,A,-5,100.00,2025-03-04T10:00:00-05:00,,,,,pm,asset",
+        "B3,2025-03-04,XYZ,hold,C,5,100.00,2025-03-04T10:00:00-05:00,,,,,pm,asset",
+        "B4,2025-03-04,XYZ,buy,C,5,1e2,2025-03-04T10:00:00-05:00,,,,,pm,asset",
+        "B5,2025-03-04,XYZ,buy,C,5,100.00,2025-03-04 10:00,,,,,pm,asset",
+        "B1,2025-03-03,XYZ,buy,A,600,100.00,2025-03-03T10:05:00-05:00,,,,,pm,performance",
+    ]
+    folder = write_history(tmp_path, rows)
+    h = _load(folder)
+    tally = h.tallies[0]
+    assert (tally.read, tally.used, tally.refused) == (9, 4, 5)
+    assert tally.reasons == {
+        "forensics.bad_integer: quantity": 1,
+        "forensics.bad_side: side": 1,
+        "forensics.bad_decimal: price": 1,
+        "forensics.bad_timestamp: allocated_at": 1,
+        "forensics.duplicate_row: account": 1,
+    }
+    first = tally.listed[0]
+    assert (first.location.line, first.location.column) == (6, 6)  # quantity is field 6
+    assert first.location.file is not None and first.location.file.endswith("allocations.csv")
+    assert len(h.allocations) == 4
+
+
+def test_strict_mode_refuses_the_run(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path, ROWS + ["B9,2025-13-01,XYZ,buy,A,1,1.00,x,,,,,pm,asset"])
+    with pytest.raises(InputError) as caught:
+        _load(folder, strict=True)
+    assert caught.value.exit_code == ExitCode.INVALID_INPUT
+    assert caught.value.codes == ["forensics.bad_date"]
+    assert caught.value.diagnostics[0].location.line == 6
+
+
+def test_missing_column_is_a_malformed_file(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path)
+    (folder / "prices.csv").write_text("symbol,day,close\nXYZ,2025-03-03,1.00\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    assert caught.value.codes == ["forensics.missing_column"]
+    assert caught.value.diagnostics[0].location.line == 1
+
+
+def test_unreadable_file_is_an_io_error(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(FileAccessError) as caught:
+        history.load(tmp_path / "nope.csv", tmp_path / "prices.csv")
+    assert caught.value.exit_code == ExitCode.IO
+
+
+def test_not_utf8_is_malformed(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path)
+    (folder / "prices.csv").write_bytes(b"symbol,date,close\nX\xff\xfe,2025-03-03,1.00\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    assert caught.value.codes == ["forensics.malformed_csv"]
+
+
+def test_line_numbers_count_quoted_line_breaks(tmp_path: pathlib.Path) -> None:
+    overrides = (
+        "order_id,account,recorded_at,recorded_by,reason_code,memo\n"
+        'B1,A,2025-03-03T18:00:00-05:00,pm,MKT_COND,"two\nlines"\n'
+        "B2,C,yesterday,ops,CASH,late\n"
+    )
+    folder = write_history(tmp_path, overrides=overrides)
+    h = _load(folder)
+    refusal = h.tallies[2].listed[0]
+    assert refusal.code == "forensics.bad_timestamp"
+    assert (refusal.location.line, refusal.location.column) == (4, 3)
+    assert h.overrides is not None and h.overrides.memo == ["two\nlines"]

@@ -1,0 +1,39 @@
+"""The chain's canonical form and hash: stable, covering every field, refusing floats."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from engine.ledger.chain import GENESIS, Event, canonical_json, event_canonical, link_hash, recompute
+
+
+def test_canonical_form_is_sorted_compact_json() -> None:
+    payload = canonical_json({"b": [1, "2"], "a": Decimal("99.950")})
+    text = event_canonical(7, "2026-03-02T14:30:00.000000Z", "pm", "k", "O-1", None, "t", payload)
+    assert text == json.dumps(
+        {"seq": 7, "recorded_at": "2026-03-02T14:30:00.000000Z", "actor": "pm", "kind": "k",
+         "order_id": "O-1", "key": None, "topic": "t", "payload": {"a": "99.950", "b": [1, "2"]}},
+        sort_keys=True, separators=(",", ":"),
+    )
+
+
+def test_attribute_floats_have_a_stable_text() -> None:
+    assert canonical_json({"aum": 1.1e6, "w": 0.1}) == '{"aum":1100000.0,"w":0.1}'
+
+
+@pytest.mark.parametrize("field", ["seq", "recorded_at", "actor", "kind", "order_id", "key",
+                                   "topic", "payload", "prev_hash"])
+def test_every_field_is_covered_by_the_hash(field: str) -> None:
+    base = Event(1, "2026-01-01T00:00:00.000000Z", "a", "k", "o", "key", "t", '{"x":1}', GENESIS, "")
+    changed: dict[str, object] = {"seq": 2, "payload": '{"x":2}', "prev_hash": "1" * 64}
+    altered = base._replace(**{field: changed.get(field, "changed")})  # type: ignore[arg-type]
+    assert recompute(altered) != recompute(base)
+
+
+def test_link_hash_is_sha256_of_prev_and_canonical() -> None:
+    import hashlib
+
+    assert link_hash(GENESIS, "{}") == hashlib.sha256(f"{GENESIS}\n{{}}".encode()).hexdigest()

@@ -1,0 +1,30 @@
+"""A separate engine process for the concurrency tests: waits for a start signal, then allocates.
+
+Usage: ``python -m tests.ledger.worker LEDGER_URL GO_FILE ORDER_ID...``
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from engine.ledger import workflow
+from engine.ledger.store import Ledger
+
+
+def main(argv: list[str]) -> int:
+    url, go, *orders = argv
+    with Ledger(url) as ledger:
+        deadline = time.monotonic() + 60
+        while not Path(go).exists():
+            if time.monotonic() > deadline:
+                return 3
+            time.sleep(0.005)
+        for order_id in orders:
+            workflow.allocate_order(ledger, "tom", order_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
