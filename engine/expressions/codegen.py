@@ -260,7 +260,8 @@ class _Emitter:
         """``a OP k * b`` (k a positive constant fraction p/q) as ``a * q OP b * p`` for ints.
 
         Exact and equivalent: ``k * b`` is computed exactly, and multiplying both sides of a
-        comparison by the positive ``q`` preserves it. Non-int operands take the general path.
+        comparison by the positive ``q`` preserves it. When ``p`` is 1 (``1%``, ``2.5%``) only
+        ``a`` needs to be an int. Other operands take the general path.
         """
         for op, value_side, product in ((node.op, node.left, node.right), (_MIRROR[node.op], node.right, node.left)):
             factor = _constant_factor(product)
@@ -270,11 +271,17 @@ class _Emitter:
             ratio = Fraction(constant)
             if ratio <= 0 or ratio.denominator == 1 or _decimal_literal(value_side) or _decimal_literal(other):
                 continue
+            q, multiply = self.bind(ratio.denominator), self.helper(_EXACT_METHOD["*"])
+            if ratio.numerator == 1 and op in ORDERING:
+                # a * q OP b: only a * q must be exact, so only a must be an int; b may be an int
+                # or a Decimal (comparisons are exact), and is computed in one branch or the other.
+                # A null b still fails, as it must: ordering against None raises (== would not).
+                (a,), a_is_int = self.int_guard([value_side])
+                b = self.fast(other)
+                return f"({a} * {q} {op} {b} if {a_is_int} else {a} {op} {multiply}({self.bind(constant)}, {b}))"
             (a, b), all_ints = self.int_guard([value_side, other])
-            q = self.bind(ratio.denominator)
-            scaled_b = b if ratio.numerator == 1 else f"{b} * {self.bind(ratio.numerator)}"
-            general = f"{a} {op} {self.helper(_EXACT_METHOD['*'])}({self.bind(constant)}, {b})"
-            return f"({a} * {q} {op} {scaled_b} if {all_ints} else {general})"
+            general = f"{a} {op} {multiply}({self.bind(constant)}, {b})"
+            return f"({a} * {q} {op} {b} * {self.bind(ratio.numerator)} if {all_ints} else {general})"
         return None
 
     def fast_membership(self, node: Binary) -> str:
