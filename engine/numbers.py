@@ -44,8 +44,11 @@ EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperat
 def exact_sum(values: Iterable[int | Decimal]) -> int | Decimal:
     """Sum quantities exactly: integers as integers; decimals at 60 digits, raising rather than
     rounding silently should a sum ever be inexact."""
+    items = list(values)
+    if all(type(value) is int for value in items):
+        return sum(items)  # whole quantities: plain integer arithmetic, exact and fast
     total: int | Decimal = 0
-    for value in values:
+    for value in items:
         total = total + value if type(value) is int and type(total) is int else EXACT.add(total, value)
     return total
 

@@ -94,3 +94,21 @@ def test_errors_as_json_for_machines() -> None:
 def test_usage_errors_exit_2() -> None:
     done = run("allocate", "--policy", EQUITY)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_a_command_imports_only_what_it_needs() -> None:
+    code = (
+        "import sys; from engine.cli import main; main(['validate', %r]);"
+        "heavy = [m for m in ('sqlalchemy', 'polars', 'pydantic', 'numpy') if m in sys.modules];"
+        "print('HEAVY=' + ','.join(heavy))"
+    ) % EQUITY
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "HEAVY="
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    for name in ("validate", "allocate", "schema", "policy", "order", "replay", "ledger", "review", "simulate"):
+        assert f"    {name}" in done.stdout

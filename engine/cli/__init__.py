@@ -16,21 +16,38 @@ from collections.abc import Sequence
 from engine.cli._io import report_error
 from engine.errors import ExitCode, FairallocError
 
-# Order here is the order in `fairalloc --help`.
-COMMANDS: tuple[str, ...] = (
-    "validate",
-    "allocate",
-    "schema",
-    "policy",
-    "order",
-    "replay",
-    "ledger",
-    "review",
-    "simulate",
-)
+# Order here is the order in `fairalloc --help`; the text is the one-line help of each command.
+COMMANDS: dict[str, str] = {
+    "validate": "check policy files",
+    "allocate": "allocate a trade's fills under a policy",
+    "schema": "print a JSON Schema",
+    "policy": "publish policy versions and read the registry",
+    "order": "record an order's workflow in the ledger",
+    "replay": "recompute recorded allocations from the ledger",
+    "ledger": "the system of record: users, verify, export",
+    "review": "find cherry-picking and unfair allocation patterns in allocation history",
+    "simulate": "write a synthetic firm-year of allocation history (optionally with a cherry-picker)",
+}
+_GLOBAL_WITH_VALUE = ("--error-format",)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if any (skipping the global options)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser. With ``only``, just that command's module is imported and registered
+    (the others get a placeholder): each command imports what it needs — the ledger's database
+    layer, the forensic review's data frames — and `fairalloc validate` must not pay for them."""
     parser = argparse.ArgumentParser(
         prog="fairalloc",
         description="Fair and equitable allocation of block trades, as policy-as-code.",
@@ -45,15 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="how errors are printed on stderr (default: text)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = importlib.import_module(f"engine.cli.{name}")
-        module.register(sub)
+    for name, help_text in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(f"engine.cli.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(requested_command(arguments))
+    args = parser.parse_args(arguments)
     try:
         status: int = args.handler(args)
     except FairallocError as error:

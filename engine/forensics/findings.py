@@ -11,8 +11,8 @@ Schema ``fairalloc.forensics.findings/1`` (documented field by field in ``docs/f
       "analyses": {"returns": ..., "intent": ..., "timing": ..., "rotation": ..., "overrides": ...}
     }
 
-Findings are ranked: flagged first, then by p-value (records-based timing findings have none and
-sort after the statistical ones), then by id. The same inputs and seed give byte-identical text:
+Findings are ranked: flagged first, then by q-value (or p-value where there is no q), then by
+p-value (records-based timing findings have none and sort after the statistical ones), then by id. The same inputs and seed give byte-identical text:
 keys are sorted, floats printed by Python's shortest round-trip ``repr``, and nothing depends on
 the clock or the machine.
 """
@@ -47,11 +47,13 @@ class Finding:
 
 
 def rank(findings: list[Finding]) -> list[Finding]:
-    """Flagged first, then smallest p-value (None last), then id — a total, stable order."""
+    """Flagged first, then smallest q (else p), then smallest p (None last), then id — a total,
+    stable order."""
 
-    def key(f: Finding) -> tuple[int, float, str]:
-        p = f.q_value if f.q_value is not None else f.p_value
-        return (0 if f.flagged else 1, p if p is not None else 2.0, f.id)
+    def key(f: Finding) -> tuple[int, float, float, str]:
+        p = f.p_value if f.p_value is not None else 2.0
+        q = f.q_value if f.q_value is not None else p
+        return (0 if f.flagged else 1, q, p, f.id)
 
     return sorted(findings, key=key)
 

@@ -68,8 +68,6 @@ SIDES = {"buy": 1, "sell": -1, "sell_short": -1}
 TEXT_COLUMNS = frozenset({"order_id", "symbol", "account", "recorded_by"})
 
 _DECIMAL_RE = rf"^[0-9]{{1,{MAX_INT_DIGITS}}}(\.[0-9]{{1,{MAX_DECIMALS}}})?$"
-_INT_RE = rf"^[0-9]{{1,{MAX_INT_DIGITS + 5}}}$"
-_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +292,8 @@ def _decimal_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]
 
 def _integer_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = ~col.str.contains(_INT_RE) | ~col.str.contains("[1-9]")
+    value = col.cast(pl.Int64, strict=False)
+    bad = value.is_null() | (value <= 0) | col.str.contains("[^0-9]")
     if optional:
         bad = col.is_not_null() & bad
     return bad, Refusal(
@@ -332,7 +331,7 @@ def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusa
 
 def _date_check(name: str) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = ~col.str.contains(_DATE_RE) | col.str.to_date("%Y-%m-%d", strict=False).is_null()
+    bad = (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null()
     return bad, Refusal("forensics.bad_date", name, f"{name!r} must be a date YYYY-MM-DD")
 
 

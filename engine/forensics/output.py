@@ -24,6 +24,7 @@ def atomic_write_with(path: pathlib.Path, write: Callable[[pathlib.Path], None])
     temp = pathlib.Path(name)
     try:
         write(temp)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(temp, path)
     except OSError as error:
         temp.unlink(missing_ok=True)
@@ -31,6 +32,12 @@ def atomic_write_with(path: pathlib.Path, write: Callable[[pathlib.Path], None])
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:

@@ -1,15 +1,18 @@
 """Power and false-positive studies: many simulated firm-years reviewed with the default threshold.
 
-``python -m engine.forensics.power`` reproduces the power curve of ``docs/forensics.md``: the
-share of simulated firm-years flagged, against the cherry-picker's rate (share of partly filled
-orders he cherry-picks) and the number of orders, plus the false-positive rate on fair years.
-It writes ``forensics-power.svg`` and prints a Markdown table.
+``python -m engine.forensics.power`` reproduces the power curves of ``docs/forensics.md``: the
+share of simulated firm-years flagged against the cherry-picker's rate (share of partly filled
+orders he cherry-picks) and, separately, his strength (how far from pro rata he moves), for
+several numbers of orders. It writes ``forensics-power.svg`` and
+``forensics-power-strength.svg`` and prints Markdown tables. ``--bars`` prints the
+false-positive and detection figures instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+from collections.abc import Callable
 import tempfile
 from dataclasses import dataclass, replace
 
@@ -22,6 +25,8 @@ from engine.forensics.review import ReviewConfig, run
 from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
 STATISTICAL = ("returns", "intent", "rotation", "overrides")
+#: The strength curve's cherry-picker acts on this share of partly filled orders.
+STRENGTH_STUDY_RATE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +111,40 @@ def detection_rate(specs: list[FirmSpec], draws: int) -> float:
     return float(np.mean([review_year(s, draws).flagged for s in specs]))
 
 
-def power_chart(rates: list[float], sizes: list[int], table: dict[int, list[float]]) -> str:
-    """The power curve: detection rate against the share of orders cherry-picked, per size."""
+def power_chart(title: str, xlabel: str, levels: list[float], sizes: list[int],
+                table: dict[int, list[float]]) -> str:
+    """A power curve: detection rate against a bias level, one line per number of orders."""
     return svg.lines(
-        "Share of simulated firm-years flagged (alpha 0.001)",
-        np.array(rates),
+        title, np.array(levels),
         [(f"{n} partly filled orders", np.array(table[n])) for n in sizes],
-        "share of partly filled orders cherry-picked", "detection rate", zero_line=False,
-        legend_bottom=True,
+        xlabel, "detection rate", zero_line=False, legend_bottom=True,
     )
+
+
+def power_table(
+    sizes: list[int], levels: list[float], cherry: Callable[[float], CherryPicker | None],
+    years: int, draws: int, label: str,
+) -> dict[int, list[float]]:
+    """Detection rate per number of partly filled orders and bias level (seeds 10000 + year)."""
+    table: dict[int, list[float]] = {}
+    for orders in sizes:
+        base = FirmSpec(orders=orders, partial_share=1.0)
+        row = []
+        for level in levels:
+            specs = [replace(base, seed=10_000 + y, cherry=cherry(level)) for y in range(years)]
+            row.append(detection_rate(specs, draws))
+            print(f"orders={orders} {label}={level}: {row[-1]:.2f}", flush=True)
+        table[orders] = row
+    return table
+
+
+def print_table(label: str, levels: list[float], sizes: list[int],
+                table: dict[int, list[float]]) -> None:
+    """The table as Markdown."""
+    print("| orders | " + " | ".join(f"{label} {v:g}" for v in levels) + " |")
+    print("|" + "---|" * (len(levels) + 1))
+    for n in sizes:
+        print(f"| {n} | " + " | ".join(f"{v:.2f}" for v in table[n]) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,28 +158,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.bars:
         print_bars(args.years, args.draws)
         return 0
-    rates = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
     sizes = [25, 50, 100]
-    table: dict[int, list[float]] = {}
-    for orders in sizes:
-        base = FirmSpec(orders=orders, partial_share=1.0)
-        row = []
-        for rate in rates:
-            specs = [
-                replace(base, seed=10_000 + y,
-                        cherry=CherryPicker(rate=rate) if rate > 0 else None)
-                for y in range(args.years)
-            ]
-            row.append(detection_rate(specs, args.draws))
-            print(f"orders={orders} rate={rate}: {row[-1]:.2f}", flush=True)
-        table[orders] = row
-    chart = power_chart(rates, sizes, table)
-    atomic_write_bytes(args.out / "forensics-power.svg", chart.encode("utf-8"))
-    header = "| orders | " + " | ".join(f"rate {r:g}" for r in rates) + " |"
-    print(header)
-    print("|" + "---|" * (len(rates) + 1))
-    for n in sizes:
-        print(f"| {n} | " + " | ".join(f"{v:.2f}" for v in table[n]) + " |")
+    rates = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
+    by_rate = power_table(sizes, rates, lambda r: CherryPicker(rate=r) if r > 0 else None,
+                          args.years, args.draws, "rate")
+    strengths = [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
+    by_strength = power_table(
+        sizes, strengths,
+        lambda s: CherryPicker(rate=STRENGTH_STUDY_RATE, strength=s) if s > 0 else None,
+        args.years, args.draws, "strength",
+    )
+    charts = {
+        "forensics-power.svg": power_chart(
+            "Share of simulated firm-years flagged (alpha 0.001)",
+            "share of partly filled orders cherry-picked (strength 1)", rates, sizes, by_rate),
+        "forensics-power-strength.svg": power_chart(
+            "Share of simulated firm-years flagged (alpha 0.001)",
+            "strength: how far from pro rata (one partly filled order in five)", strengths,
+            sizes,
+            by_strength),
+    }
+    for name, chart in charts.items():
+        atomic_write_bytes(args.out / name, chart.encode("utf-8"))
+    print_table("rate", rates, sizes, by_rate)
+    print_table("strength", strengths, sizes, by_strength)
     print(f"({args.years} simulated years per cell, {args.draws} Monte Carlo draws per test)")
     return 0
 

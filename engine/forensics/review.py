@@ -313,80 +313,110 @@ def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> R
     peer_matrix = peers(allocations.order, allocations.account, len(allocations.accounts))
     step(STAGES[1])
     rng = np.random.default_rng(config.seed)
-    findings: list[Finding] = []
     analyses: dict[str, object] = {}
     charts = ChartData()
-
-    scan_mode = config.favoured.strip() == groups.EACH_ACCOUNT
-    if scan_mode:
-        scan_findings, scan, best = _scan_accounts(allocations, first, peer_matrix, config, rng)
-        findings += scan_findings
-        analyses["returns"] = scan
-        fav_accounts = np.zeros(len(allocations.accounts), dtype=np.bool_)
-        if best >= 0:
-            fav_accounts[best] = True
-        who = f"account {allocations.accounts[best]}" if best >= 0 else "no account"
-    else:
-        fav_accounts = np.array(
-            groups.favoured_accounts(config.favoured, allocations.attributes,
-                                     len(allocations.accounts)),
-            dtype=np.bool_,
-        )
-        who = f"the favoured group ({config.favoured})"
-        pool_rows = pool_of(fav_accounts, peer_matrix)[allocations.account]
-        favoured_rows = fav_accounts[allocations.account]
-        comparisons = []
-        for subset, rows in (("all", pool_rows), ("partial", pool_rows & first.partial)):
-            details, result = _comparison(subset, allocations, first, favoured_rows, rows, config, rng)
-            comparisons.append(details)
-            if result is not None:
-                findings.append(_comparison_finding(f"returns.favoured.{subset}", who, details,
-                                                    result, config))
-        analyses["returns"] = {
-            "mode": "favoured-group",
-            "favoured_accounts": [a for a, f in zip(allocations.accounts, fav_accounts, strict=True) if f],
-            "comparisons": comparisons,
-        }
+    findings, fav_accounts, who = _return_stage(analyses, allocations, first, peer_matrix,
+                                                config, rng)
     favoured_rows = fav_accounts[allocations.account]
     _return_charts(charts, who, allocations, first, favoured_rows)
     step(STAGES[2])
-
     findings += _intent(analyses, charts, who, allocations, first, favoured_rows, config, rng)
     step(STAGES[3])
     findings += _timing(analyses, charts, hist, market, favoured_rows)
     step(STAGES[4])
-    rot = rotation.rotation(allocations, first, config.alpha)
-    analyses["rotation"] = rot
-    charts.rotation = list(rot["accounts"])  # type: ignore[call-overload]
-    for row in charts.rotation:
-        if row["flagged"]:
-            findings.append(
-                Finding(
-                    id=f"rotation.{row['account']}",
-                    analysis="rotation",
-                    title=f"Rotation: account {row['account']} led partly filled orders often",
-                    statement=(
-                        f"Account {row['account']} was filled first in {row['leads']} partly "
-                        f"filled orders where equal turns would give about "
-                        f"{row['expected_leads']}; chance of at least this many leads "
-                        f"{_p_text(float(str(row['p_value'])))} (false discovery rate controlled "
-                        f"across accounts, q = {_p_text(float(str(row['q_value'])))}). "
-                        f"This is {NOT_PROOF}."
-                    ),
-                    flagged=True,
-                    p_value=float(str(row["p_value"])),
-                    q_value=float(str(row["q_value"])),
-                    evidence=row,
-                )
-            )
+    findings += _rotation(analyses, charts, allocations, first, config.alpha)
     step(STAGES[5])
     if hist.overrides is not None:
         findings += _overrides(analyses, hist.overrides, allocations, first, fav_accounts, who,
                                config, rng)
     step(STAGES[6])
-
     ranked = rank(findings)
-    settings: dict[str, object] = {
+    doc = document(_settings(config), _inputs(hist, first), ranked, analyses)
+    return Review(config, ranked, doc, charts)
+
+
+def _return_stage(
+    analyses: dict[str, object], allocations: history.Allocations, first: FirstDay,
+    peer_matrix: Bool, config: ReviewConfig, rng: np.random.Generator,
+) -> tuple[list[Finding], Bool, str]:
+    """Return tests: the favoured group (all and partly filled orders) or the each-account scan.
+
+    Returns the findings, the accounts the later stages treat as favoured (in a scan, the account
+    ranked first) and how the statements name them.
+    """
+    accounts = len(allocations.accounts)
+    if config.favoured.strip() == groups.EACH_ACCOUNT:
+        findings, scan, best = _scan_accounts(allocations, first, peer_matrix, config, rng)
+        analyses["returns"] = scan
+        fav_accounts = np.zeros(accounts, dtype=np.bool_)
+        if best >= 0:
+            fav_accounts[best] = True
+        return findings, fav_accounts, (
+            f"account {allocations.accounts[best]}" if best >= 0 else "no account"
+        )
+    fav_accounts = np.array(
+        groups.favoured_accounts(config.favoured, allocations.attributes, accounts),
+        dtype=np.bool_,
+    )
+    who = f"the favoured group ({config.favoured})"
+    pool_rows = pool_of(fav_accounts, peer_matrix)[allocations.account]
+    favoured_rows = fav_accounts[allocations.account]
+    findings = []
+    comparisons = []
+    for subset, rows in (("all", pool_rows), ("partial", pool_rows & first.partial)):
+        details, result = _comparison(subset, allocations, first, favoured_rows, rows, config, rng)
+        comparisons.append(details)
+        if result is not None:
+            findings.append(
+                _comparison_finding(f"returns.favoured.{subset}", who, details, result, config)
+            )
+    analyses["returns"] = {
+        "mode": "favoured-group",
+        "favoured_accounts": [
+            a for a, f in zip(allocations.accounts, fav_accounts, strict=True) if f
+        ],
+        "comparisons": comparisons,
+    }
+    return findings, fav_accounts, who
+
+
+def _rotation(
+    analyses: dict[str, object], charts: ChartData, allocations: history.Allocations,
+    first: FirstDay, alpha: float,
+) -> list[Finding]:
+    """Rotation balance per account; one finding per account flagged after FDR control."""
+    result = rotation.rotation(allocations, first, alpha)
+    analyses["rotation"] = result
+    charts.rotation = list(result["accounts"])  # type: ignore[call-overload]
+    findings = []
+    for row in charts.rotation:
+        if not row["flagged"]:
+            continue
+        p, q = float(str(row["p_value"])), float(str(row["q_value"]))
+        findings.append(
+            Finding(
+                id=f"rotation.{row['account']}",
+                analysis="rotation",
+                title=f"Rotation: account {row['account']} led partly filled orders often",
+                statement=(
+                    f"Account {row['account']} was filled first in {row['leads']} partly "
+                    f"filled orders where equal turns would give about "
+                    f"{row['expected_leads']}; chance of at least this many leads "
+                    f"{_p_text(p)} (false discovery rate controlled across accounts, "
+                    f"q = {_p_text(q)}). This is {NOT_PROOF}."
+                ),
+                flagged=True,
+                p_value=p,
+                q_value=q,
+                evidence=row,
+            )
+        )
+    return findings
+
+
+def _settings(config: ReviewConfig) -> dict[str, object]:
+    """The settings block of the findings document."""
+    return {
         "seed": config.seed,
         "draws": config.draws,
         "alpha": config.alpha,
@@ -397,7 +427,11 @@ def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> R
         "work_budget": config.work_budget,
         "strict": config.strict,
     }
-    inputs: dict[str, object] = {
+
+
+def _inputs(hist: history.History, first: FirstDay) -> dict[str, object]:
+    """Rows read, used and refused per file (with the first refusals), and rows without a close."""
+    return {
         "files": [
             {
                 "file": t.file,
@@ -410,9 +444,8 @@ def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> R
             for t in hist.tallies
         ],
         "allocations_without_close": int((~first.has_close).sum()),
-        "price_decimals": allocations.price_scale,
+        "price_decimals": hist.allocations.price_scale,
     }
-    return Review(config, ranked, document(settings, inputs, ranked, analyses), charts)
 
 
 def _return_charts(

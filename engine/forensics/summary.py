@@ -7,6 +7,9 @@ from rich.table import Table
 
 from engine.forensics.review import Review
 
+#: Refused rows printed on the terminal (the findings file lists up to 50 per input file).
+LISTED = 5
+
 
 def _p(value: float | None) -> str:
     return "—" if value is None else f"{value:.2g}"
@@ -25,6 +28,17 @@ def print_summary(review: Review, console: Console) -> None:
         files.add_row(entry["file"], f"{entry['read']:,}", f"{entry['used']:,}",
                       f"{entry['refused']:,}", reasons)
     console.print(files)
+    refusals = [r for entry in inputs["files"] for r in entry["refusals"]]
+    for refusal in refusals[:LISTED]:
+        console.print(
+            f"  refused {refusal['file']}:{refusal['line']}:{refusal['column']}: "
+            f"[{refusal['code']}] {refusal['message']}",
+            markup=False, highlight=False,
+        )
+    refused = sum(int(entry["refused"]) for entry in inputs["files"])
+    if refused > LISTED:
+        console.print(f"  … {refused:,} rows refused in all; the first 50 of each file are "
+                      "listed in findings.json and the report")
     without = int(inputs["allocations_without_close"])
     if without:
         console.print(f"{without:,} allocations have no closing price and are left out of the "

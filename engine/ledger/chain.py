@@ -32,6 +32,10 @@ def _default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable in a ledger payload")
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default)
+# One encoder for every payload: building one per call costs as much as encoding a small payload.
+
+
 def canonical_json(value: Any) -> str:
     """The canonical JSON text of ``value``: sorted keys, compact, ASCII.
 
@@ -39,9 +43,7 @@ def canonical_json(value: Any) -> str:
     allows nothing else). A free account attribute may be a JSON number with a fraction; Python
     writes such a float as its shortest round-trip repr, so its text, and the hash, are stable.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default
-    )
+    return _ENCODER.encode(value)
 
 
 def _opt(value: str | None) -> str:

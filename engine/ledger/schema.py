@@ -17,14 +17,15 @@ Constraints the database enforces on its own, whatever client writes:
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
 events = Table(
     "events",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # On SQLite an INTEGER PRIMARY KEY is the table's rowid: no separate index to maintain.
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
     Column("recorded_at", String(32), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("kind", String(64), nullable=False),

@@ -48,7 +48,6 @@ def history(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
-    """Run ``fairalloc`` with only this capability's commands registered."""
-    monkeypatch.setattr(engine.cli, "COMMANDS", ("review", "simulate"))
+def cli() -> Callable[[list[str]], int]:
+    """Run ``fairalloc`` in this process, as a user would from a shell."""
     return engine.cli.main

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from collections.abc import Callable
 
@@ -78,3 +79,12 @@ def test_bad_favoured_expression_exits_4(
 def test_bad_options_are_usage_errors(cli: Cli, history: pathlib.Path) -> None:
     assert cli(["review", str(history), "--draws", "-1"]) == ExitCode.USAGE
     assert cli(["review", str(history), "--alpha", "0"]) == ExitCode.USAGE
+
+
+def test_outputs_get_the_usual_file_mode(cli: Cli, tmp_path: pathlib.Path) -> None:
+    assert cli(["simulate", str(tmp_path / "h"), "--orders", "30"]) == 0
+    cli(["review", str(tmp_path / "h"), "--draws", "100", "--quiet", "--out", str(tmp_path / "o")])
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("findings.json", "report.html"):
+        assert (tmp_path / "o" / name).stat().st_mode & 0o777 == 0o666 & ~umask

@@ -93,6 +93,11 @@ def test_full_workflow_verify_replay_export(ledger_url: str, capsys: pytest.Capt
     assert set(moved) == {"INCOME-2", "SMALL-3"} and moved["SMALL-3"]["status"] == "approved"
     with (tmp_path / "export" / "fills.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 7  # every confirmation of the day
+    from engine.forensics.history import read_allocations, read_overrides
+
+    # The forensic review reads the export as it is, refusing no row even in strict mode.
+    assert read_allocations(tmp_path / "export" / "allocations.csv", True)[1].refused == 0
+    assert read_overrides(tmp_path / "export" / "overrides.csv", True)[1].refused == 0
     head = json.loads((tmp_path / "export" / "head.json").read_text())["head"]
     status, out, _ = run(capsys, ledger_url, "ledger", "verify", "--anchor",
                          f"{head['seq']}:{head['hash']}")

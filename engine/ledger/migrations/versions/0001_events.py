@@ -37,7 +37,9 @@ _POSTGRES_TRIGGERS = (
 def upgrade() -> None:
     op.create_table(
         "events",
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        # On SQLite an INTEGER PRIMARY KEY is the rowid itself: appends maintain one index fewer.
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                  autoincrement=False),
         sa.Column("recorded_at", sa.String(32), nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(64), nullable=False),
