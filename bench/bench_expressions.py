@@ -5,71 +5,81 @@ The expression is the issue's reference condition:
     account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5
 
 Each peer runs the same condition in its own syntax on equivalent data (noted in the table); a
-peer that is not installed is skipped with a note. Figures are medians of repeated timings on one
-core; ratios are relative to fairalloc's compiled function.
+peer that is not installed is skipped with a note. Every candidate is timed in REPEATS rounds,
+round-robin (one batch of each per round), so that load from other processes falls on all of them
+alike; the figures are the median batch rates by wall time and by CPU time, on one core. Ratios
+(by CPU time) are relative to fairalloc's compiled function on int data.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 import timeit
-from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from engine.expressions import ROOTS, Scope, Type, compile_expression
 
 SOURCE = 'account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5'
-REPEATS = 7
+REPEATS = 9
+BATCH_SECONDS = 0.1
+
+
+@dataclass
+class Candidate:
+    """One engine evaluating the condition: ``statement`` run in ``namespace`` must be True."""
+
+    name: str
+    statement: str
+    namespace: dict[str, Any]
+    note: str
 
 
 def _scope() -> Scope:
     return Scope.build(ROOTS, {"type": Type.STRING})
 
 
-def _rate(statement: str, namespace: dict[str, Any], target_seconds: float = 0.2) -> float:
-    """Median calls per second of ``statement`` over REPEATS timings of about target_seconds."""
-    timer = timeit.Timer(statement, globals=namespace)
-    number, elapsed = timer.autorange()
-    number = max(1, int(number * target_seconds / max(elapsed, 1e-9)))
-    times = timer.repeat(repeat=REPEATS, number=number)
-    return number / statistics.median(times)
-
-
-def ours() -> list[tuple[str, float, str]]:
+def ours() -> list[Candidate]:
     compiled = compile_expression(SOURCE, scope=_scope(), expect=Type.BOOLEAN)
+    fn = compiled.fn
     account = {"id": "A1", "type": "institutional", "intended": 1000, "limit_price": None, "received_at": None}
     fill = {"ratio": Decimal("0.3")}
-    rows = []
-    for label, allocation in (("int allocation", 9), ("Decimal allocation", Decimal("9.5"))):
-        namespace = {"fn": compiled.fn, "account": account, "fill": fill, "allocation": allocation}
-        assert compiled.fn(None, None, None, fill, account, allocation) is True
-        rate = _rate("fn(None, None, None, fill, account, allocation)", namespace)
-        rows.append((f"fairalloc compiled ({label})", rate, "int/Decimal data, exact"))
     c5 = Decimal("0.5")
-    hand: Callable[..., bool] = lambda order, security, statement, fill, account, allocation: (  # noqa: E731
-        account["type"] == "institutional" and allocation * 100 < account["intended"] and fill["ratio"] < c5
-    )
-    namespace = {"fn": hand, "account": account, "fill": fill, "allocation": 9}
-    rows.append(("hand-written lambda", _rate("fn(None, None, None, fill, account, allocation)", namespace), "same data"))
-    return rows
+
+    def hand(order: Any, security: Any, statement: Any, fill: Any, account: Any, allocation: Any) -> Any:
+        return account["type"] == "institutional" and allocation * 100 < account["intended"] and fill["ratio"] < c5
+
+    call = "fn(None, None, None, fill, account, allocation)"
+    data = {"fill": fill, "account": account}
+    return [
+        Candidate("fairalloc compiled (int allocation)", call, {"fn": fn, **data, "allocation": 9}, "exact"),
+        Candidate(
+            "fairalloc compiled (Decimal allocation)",
+            call,
+            {"fn": fn, **data, "allocation": Decimal("9.5")},
+            "exact",
+        ),
+        Candidate("hand-written Python function", call, {"fn": hand, **data, "allocation": 9}, "same data"),
+    ]
 
 
-def rule_engine_row() -> tuple[str, float, str]:
+def rule_engine_candidate() -> Candidate:
     import rule_engine  # type: ignore[import-untyped]
 
     rule = rule_engine.Rule(
         "account['type'] == 'institutional' and allocation < 0.01 * account['intended'] and fill['ratio'] < 0.5"
     )
     thing = {"account": {"type": "institutional", "intended": 1000}, "allocation": 9, "fill": {"ratio": Decimal("0.3")}}
-    assert rule.matches(thing) is True
-    return "rule-engine", _rate("rule.matches(thing)", {"rule": rule, "thing": thing}), "Rule.matches, item access"
+    return Candidate("rule-engine", "rule.matches(thing)", {"rule": rule, "thing": thing}, "Rule.matches, item access")
 
 
-def cel_row() -> tuple[str, float, str]:
+def cel_candidate() -> Candidate:
     import celpy
 
     env = celpy.Environment()
@@ -85,45 +95,78 @@ def cel_row() -> tuple[str, float, str]:
         "allocation": celpy.celtypes.IntType(9),
         "fill": to_cel({"ratio": 0.3}),
     }
-    assert bool(program.evaluate(activation)) is True
-    rate = _rate("program.evaluate(activation)", {"program": program, "activation": activation}, 0.05)
-    return "cel-python", rate, "interpreter, CEL doubles (float)"
+    return Candidate(
+        "cel-python",
+        "bool(program.evaluate(activation))",
+        {"program": program, "activation": activation},
+        "interpreter, CEL doubles (float)",
+    )
 
 
-def zen_row() -> tuple[str, float, str]:
+def zen_candidate() -> Candidate:
     import zen
 
     expression = zen.compile_expression(
         'account.type == "institutional" and allocation < 0.01 * account.intended and fill.ratio < 0.5'
     )
     context = {"account": {"type": "institutional", "intended": 1000}, "allocation": 9, "fill": {"ratio": 0.3}}
-    assert expression.evaluate(context) is True
-    rate = _rate("expression.evaluate(context)", {"expression": expression, "context": context})
-    return "zen-engine", rate, "compile_expression, float data"
+    return Candidate(
+        "zen-engine",
+        "expression.evaluate(context)",
+        {"expression": expression, "context": context},
+        "compile_expression, float data",
+    )
 
 
-def peers() -> tuple[list[tuple[str, float, str]], list[str]]:
-    rows, notes = [], []
-    for name, row in (("rule-engine", rule_engine_row), ("cel-python", cel_row), ("zen-engine", zen_row)):
+def peers() -> tuple[list[Candidate], list[str]]:
+    found, notes = [], []
+    for name, make in (("rule-engine", rule_engine_candidate), ("cel-python", cel_candidate), ("zen-engine", zen_candidate)):
         try:
-            rows.append(row())
+            found.append(make())
         except ImportError:
             notes.append(f"{name}: not installed, skipped (pip install '.[bench]')")
-    return rows, notes
+    return found, notes
 
 
-def compile_times() -> list[tuple[str, float]]:
+def rates(candidates: list[Candidate]) -> list[tuple[float, float]]:
+    """Median calls per second of each candidate, by wall time and by CPU time, round-robin.
+
+    CPU time (this process's user + system) is much less disturbed than wall time when other
+    jobs share the machine.
+    """
+    timers, numbers = [], []
+    for candidate in candidates:
+        assert eval(candidate.statement, candidate.namespace) is True, candidate.name  # noqa: S307 - our text
+        timer = timeit.Timer(candidate.statement, globals=candidate.namespace)
+        number, elapsed = timer.autorange()
+        timers.append(timer)
+        numbers.append(max(1, int(number * BATCH_SECONDS / max(elapsed, 1e-9))))
+    wall: list[list[float]] = [[] for _ in candidates]
+    cpu: list[list[float]] = [[] for _ in candidates]
+    for _ in range(REPEATS):
+        for index, timer in enumerate(timers):
+            cpu_start = time.process_time()
+            seconds = timer.timeit(numbers[index])
+            wall[index].append(numbers[index] / seconds)
+            cpu[index].append(numbers[index] / max(time.process_time() - cpu_start, 1e-9))
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
+
+
+def compile_time() -> float:
     scope = _scope()
     samples = []
     for _ in range(50):
         start = time.perf_counter()
         compile_expression(SOURCE, scope=scope, expect=Type.BOOLEAN)
         samples.append(time.perf_counter() - start)
-    return [("parse + check + compile, one expression (warm parser)", statistics.median(samples))]
+    return statistics.median(samples)
 
 
-def cold_start() -> list[tuple[str, float]]:
-    """Fresh interpreters: bare Python, import the package, import + build parser + compile."""
+def cold_start() -> list[tuple[str, float, float]]:
+    """Fresh interpreters: bare Python, import the package, import + build parser + compile.
+
+    Medians of wall time and of the child's CPU time (user + system).
+    """
     programs = {
         "python -c pass": "pass",
         "import engine.expressions": "import engine.expressions",
@@ -134,30 +177,36 @@ def cold_start() -> list[tuple[str, float]]:
     }
     rows = []
     for label, program in programs.items():
-        samples = []
-        for _ in range(5):
+        walls, cpus = [], []
+        for _ in range(7):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", program], check=True)
-            samples.append(time.perf_counter() - start)
-        rows.append((label, statistics.median(samples)))
+            walls.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        rows.append((label, statistics.median(walls), statistics.median(cpus)))
     return rows
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     mine = ours()
     others, notes = peers()
-    base = mine[0][1]
+    candidates = [*mine, *others]
+    measured = rates(candidates)
+    base_cpu = measured[0][1]
     print(f"expression: {SOURCE}")
-    print(f"{'engine':<42} {'evals/s (median)':>18} {'vs fairalloc':>13}  notes")
-    for name, rate, note in [*mine, *others]:
-        print(f"{name:<42} {rate:>18,.0f} {rate / base:>12.3f}x  {note}")
+    print(f"{'engine':<42} {'evals/s wall':>14} {'evals/s CPU':>14} {'vs fairalloc':>13}  notes")
+    for candidate, (wall, cpu) in zip(candidates, measured):
+        print(f"{candidate.name:<42} {wall:>14,.0f} {cpu:>14,.0f} {cpu / base_cpu:>12.3f}x  {candidate.note}")
     for note in notes:
         print(f"  {note}")
     print()
-    for label, seconds in compile_times():
-        print(f"{label:<60} {seconds * 1e6:>9.0f} us")
-    for label, seconds in cold_start():
-        print(f"cold start: {label:<48} {seconds * 1e3:>9.1f} ms")
+    print(f"{'parse + check + compile, one expression (warm parser)':<60} {compile_time() * 1e6:>9.0f} us")
+    for label, wall, cpu in cold_start():
+        print(f"cold start: {label:<48} {wall * 1e3:>7.1f} ms wall {cpu * 1e3:>7.1f} ms CPU")
+    print(f"1-minute load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ class CompiledExpression:
 
     ``fn`` takes the six roots positionally in :data:`ROOTS` order and returns the value; it
     raises :class:`ExpressionRuntimeError` (located in the policy) when the data make the
-    expression fail, e.g. null in arithmetic or division by zero.
+    expression fail, e.g. null in arithmetic or division by zero. ``tree`` is the typed syntax
+    tree as written (before constant folding, so lists and literals keep their source offsets),
+    for checks a caller adds on top.
     """
 
     source: str
@@ -65,6 +67,11 @@ class CompiledExpression:
     names: frozenset[str]
     fn: Callable[..., Any] = field(repr=False)
     tree: Expr = field(repr=False, compare=False)
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """The roots the expression reads (``{"account", "fill"}``): what data it needs."""
+        return frozenset(name.split(".", 1)[0] for name in self.names)
 
     def evaluate(
         self,
@@ -101,9 +108,9 @@ def compile_expression(
     _raise_if(problems, where)
     folded, problems = fold(checked.tree)
     _raise_if(problems, where)
-    generated = generate(folded, where)
+    generated = generate(folded, where, expect)
     assert checked.tree.type is not None
-    return CompiledExpression(source, checked.tree.type, checked.names, generated.fast, folded)
+    return CompiledExpression(source, checked.tree.type, checked.names, generated.fast, checked.tree)
 
 
 def _raise_if(problems: list[Problem], locate: Locate) -> None:

@@ -170,3 +170,15 @@ def _wrap(node: Expr, needed: bool) -> str:
     text = unparse(node)
     return f"({text})" if needed else text
 
+
+def operands(node: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of ``node``, left to right (run-time errors name them)."""
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, ListExpr):
+        return node.items
+    return ()

@@ -141,24 +141,33 @@ class _Checker:
             )
             return Type.ANY
         if root in VALUE_ROOTS:
-            if len(node.parts) > 1:
-                self.problem(
-                    "expr-unknown-field",
-                    f"'{root}' is a {VALUE_ROOTS[root]} and has no fields",
-                    node.offsets[1],
-                    f"use '{root}' alone",
-                )
-                return Type.ANY
-            self.names.add(root)
-            return VALUE_ROOTS[root]
+            return self.resolve_value(node)
+        return self.resolve_field(node)
+
+    def resolve_value(self, node: Path) -> Type:
+        """A root that is a value itself (``allocation``): it takes no field."""
+        root = node.parts[0]
+        if len(node.parts) > 1:
+            self.problem(
+                "expr-unknown-field",
+                f"'{root}' is a {VALUE_ROOTS[root]} and has no fields",
+                node.offsets[1],
+                f"use '{root}' alone",
+            )
+            return Type.ANY
+        self.names.add(root)
+        return VALUE_ROOTS[root]
+
+    def resolve_field(self, node: Path) -> Type:
+        """``record.field``: exactly one field of a record root."""
+        root = node.parts[0]
         fields = self.scope.fields[root]
         if len(node.parts) == 1:
-            example = next(iter(fields))
             self.problem(
                 "expr-unknown-field",
                 f"'{root}' is a record, not a value: name one of its fields",
                 node.start,
-                f"for example '{root}.{example}'",
+                f"for example '{root}.{next(iter(fields))}'",
             )
             return Type.ANY
         name = node.parts[1]
@@ -168,8 +177,7 @@ class _Checker:
                 "expr-unknown-field",
                 f"unknown field '{root}.{name}'",
                 node.offsets[1],
-                _did_you_mean(name, fields, prefix=f"{root}.")
-                or f"'{root}' has: {', '.join(sorted(fields))}",
+                _did_you_mean(name, fields, prefix=f"{root}.") or f"'{root}' has: {', '.join(sorted(fields))}",
             )
             return Type.ANY
         if len(node.parts) > 2:
@@ -194,13 +202,14 @@ class _Checker:
             )
             return
         allowed = [r for r in ROOTS if r in self.scope.roots]
-        hint = _PYTHON_SPELLINGS.get(root) or _did_you_mean(root, allowed)
-        self.problem(
-            "expr-unknown-name",
-            f"unknown name '{root}'",
-            node.start,
-            hint or f"names start with one of: {', '.join(allowed) or 'none'}",
+        owners = [f"'{r}.{root}'" for r in allowed if root in self.scope.fields.get(r, {})]
+        hint = (
+            _PYTHON_SPELLINGS.get(root)
+            or (f"did you mean {' or '.join(owners)}?" if owners else None)
+            or _did_you_mean(root, allowed)
+            or f"quote it if it is a text (\"{root}\"); names start with one of: {', '.join(allowed) or 'none'}"
         )
+        self.problem("expr-unknown-name", f"unknown name '{root}'", node.start, hint)
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -332,7 +341,7 @@ class _Checker:
     def binary_type(self, node: Binary, lt: Type, rt: Type) -> Type:
         op = node.op
         if op in LOGICAL:
-            return self.operands(node, lt, rt, Kind.BOOLEAN, Type.BOOLEAN, "combine comparisons, e.g. 'x > 0 and y > 0'")
+            return self.operands(node, lt, rt, Kind.BOOLEAN, Type.BOOLEAN, _logical_hint(node))
         if op in ARITHMETIC:
             return self.operands(node, lt, rt, Kind.NUMBER, Type.NUMBER, "arithmetic works on numbers only")
         if op in EQUALITY:
@@ -372,6 +381,14 @@ class _Checker:
     def mismatch(self, node: Binary, message: str, hint: str) -> Type:
         self.problem("expr-type", message, node.op_start, hint)
         return Type.ANY
+
+
+def _logical_hint(node: Binary) -> str:
+    """``x == "a" or "b"`` means ``x in ["a", "b"]``: say so; otherwise a general hint."""
+    left, right = node.left, node.right
+    if node.op == "or" and isinstance(left, Binary) and left.op == "==" and isinstance(right, Literal):
+        return f"to test several values write: {unparse(left.left)} in [{unparse(left.right)}, {right.text}]"
+    return "combine comparisons, e.g. 'x > 0 and y > 0'"
 
 
 # ---------------------------------------------------------------------------------------------

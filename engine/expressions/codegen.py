@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from engine.errors import Location
 
 from . import runtime
-from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary, unparse
+from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary, operands, unparse
 from .check import ARITHMETIC, EQUALITY, LOGICAL, MEMBERSHIP, ORDERING
 from .functions import FUNCTIONS
 from .scope import ROOTS, VALUE_ROOTS
@@ -68,11 +69,19 @@ class Generated:
     source: str
 
 
-def generate(tree: Expr, locate: Callable[[int], Location]) -> Generated:
-    """Compile a checked, folded tree. ``locate`` maps a source offset to a policy location."""
+def generate(tree: Expr, locate: Callable[[int], Location], expect: Type | None = None) -> Generated:
+    """Compile a checked, folded tree. ``locate`` maps a source offset to a policy location.
+
+    If the tree's static type is ANY and ``expect`` is a real type, the result is checked against
+    ``expect`` when the function runs (:func:`.runtime.conform`).
+    """
     emitter = _Emitter(locate)
     fast = emitter.fast(tree)
     checked = emitter.checked(tree)
+    if tree.type is not None and tree.type.is_any and expect is not None and not expect.is_any:
+        conform, site, expected = emitter.helper(runtime.conform), emitter.site(tree, tree.start), emitter.bind(expect)
+        fast = f"{conform}({site}, {fast}, {expected})"
+        checked = f"{conform}({site}, {checked}, {expected})"
     params = ", ".join(ROOTS)
     source = (
         f"def _make({', '.join(emitter.bindings)}):\n"
@@ -114,7 +123,8 @@ class _Emitter:
         return name
 
     def site(self, node: Expr, offset: int) -> str:
-        return self.bind(runtime.Site(self.locate(offset), unparse(node)), "_s")
+        texts = tuple(unparse(operand) for operand in operands(node))
+        return self.bind(runtime.Site(self.locate(offset), unparse(node), texts), "_s")
 
     def temp(self) -> str:
         self._temps += 1
@@ -144,7 +154,8 @@ class _Emitter:
         left, right = self.checked(node.left), self.checked(node.right)
         if node.op in LOGICAL:
             truth = self.helper(runtime.truth)
-            return f"({truth}({site}, {left}) {node.op} {truth}({site}, {right}))"
+            first, second = self.bind(0), self.bind(1)
+            return f"({truth}({site}, {first}, {left}) {node.op} {truth}({site}, {second}, {right}))"
         function = getattr(runtime, f"checked_{_CHECKED_NAME[node.op]}")
         return f"{self.helper(function)}({site}, {left}, {right})"
 
@@ -175,24 +186,47 @@ class _Emitter:
 
     def fast_unary(self, node: Unary) -> str:
         if node.op == "not":
-            return f"(not {self.boolean(node.operand, node)})"
+            return f"(not {self.boolean(node, 0)})"
         if not _numeric(node.operand.type):
             return self.checked_call(runtime.checked_neg, node, node.start, [self.fast(node.operand)])
-        t = self.temp()
-        return f"(-{t} if _type({t} := {self.fast(node.operand)}) is _int else {self.helper(_NEGATE)}({t}))"
+        (a,), is_int = self.int_guard([node.operand])
+        return f"(-{a} if {is_int} else {self.helper(_NEGATE)}({a}))"
 
-    def boolean(self, node: Expr, parent: Expr) -> str:
-        """``node`` as a Python bool: direct if its type is a non-null boolean, else checked."""
+    def int_guard(self, operands: list[Expr]) -> tuple[list[str], str]:
+        """Fast code for ``operands``: a name for each value, and a condition, evaluated first,
+        that computes every value (left to right) and is true when all of them are ints.
+
+        A parameter or constant needs no temporary; an int literal needs no test.
+        """
+        names: list[str] = []
+        tests: list[str] = []
+        for operand in operands:
+            code = self.fast(operand)
+            if code.isidentifier():
+                names.append(code)
+                if not (isinstance(operand, Literal) and type(operand.value) is int):
+                    tests.append(f"_type({code})")
+                continue
+            temp = self.temp()
+            names.append(temp)
+            tests.append(f"_type({temp} := {code})")
+        # one chained comparison, so every operand is computed even when an earlier one is no int
+        return names, " is ".join([*tests, "_int"]) if tests else "True"
+
+    def boolean(self, parent: Unary | Binary, index: int) -> str:
+        """Operand ``index`` of ``not``/``and``/``or`` as a Python bool: direct if its type is a
+        non-null boolean, else through the checked ``truth``."""
+        node = operands(parent)[index]
         code = self.fast(node)
         if node.type == Type.BOOLEAN:
             return code
         offset = parent.op_start if isinstance(parent, Binary) else parent.start
-        return f"{self.helper(runtime.truth)}({self.site(parent, offset)}, {code})"
+        return f"{self.helper(runtime.truth)}({self.site(parent, offset)}, {self.bind(index)}, {code})"
 
     def fast_binary(self, node: Binary) -> str:
         op = node.op
         if op in LOGICAL:
-            return f"({self.boolean(node.left, node)} {op} {self.boolean(node.right, node)})"
+            return f"({self.boolean(node, 0)} {op} {self.boolean(node, 1)})"
         if op in ARITHMETIC:
             return self.fast_arithmetic(node)
         if op in ORDERING or op in EQUALITY:
@@ -206,12 +240,10 @@ class _Emitter:
             function = getattr(runtime, f"checked_{_CHECKED_NAME[node.op]}")
             return self.checked_call(function, node, node.op_start, [self.fast(node.left), self.fast(node.right)])
         exact = self.helper(_EXACT_METHOD[node.op])
-        a, b = self.temp(), self.temp()
-        left, right = self.fast(node.left), self.fast(node.right)
-        return (
-            f"({a} {node.op} {b} if _type({a} := {left}) is _type({b} := {right}) is _int "
-            f"else {exact}({a}, {b}))"
-        )
+        if _decimal_literal(node.left) or _decimal_literal(node.right):  # never two ints
+            return f"{exact}({self.fast(node.left)}, {self.fast(node.right)})"
+        (a, b), all_ints = self.int_guard([node.left, node.right])
+        return f"({a} {node.op} {b} if {all_ints} else {exact}({a}, {b}))"
 
     def fast_comparison(self, node: Binary) -> str:
         left_type, right_type = node.left.type, node.right.type
@@ -228,7 +260,8 @@ class _Emitter:
         """``a OP k * b`` (k a positive constant fraction p/q) as ``a * q OP b * p`` for ints.
 
         Exact and equivalent: ``k * b`` is computed exactly, and multiplying both sides of a
-        comparison by the positive ``q`` preserves it. Non-int operands take the general path.
+        comparison by the positive ``q`` preserves it. When ``p`` is 1 (``1%``, ``2.5%``) only
+        ``a`` needs to be an int. Other operands take the general path.
         """
         for op, value_side, product in ((node.op, node.left, node.right), (_MIRROR[node.op], node.right, node.left)):
             factor = _constant_factor(product)
@@ -236,16 +269,19 @@ class _Emitter:
                 continue
             constant, other = factor
             ratio = Fraction(constant)
-            if ratio <= 0 or ratio.denominator == 1:
+            if ratio <= 0 or ratio.denominator == 1 or _decimal_literal(value_side) or _decimal_literal(other):
                 continue
-            a, b = self.temp(), self.temp()
-            q = self.bind(ratio.denominator)
-            scaled_b = b if ratio.numerator == 1 else f"{b} * {self.bind(ratio.numerator)}"
-            general = f"{a} {op} {self.helper(_EXACT_METHOD['*'])}({self.bind(constant)}, {b})"
-            return (
-                f"({a} * {q} {op} {scaled_b} if _type({a} := {self.fast(value_side)}) "
-                f"is _type({b} := {self.fast(other)}) is _int else {general})"
-            )
+            q, multiply = self.bind(ratio.denominator), self.helper(_EXACT_METHOD["*"])
+            if ratio.numerator == 1 and op in ORDERING:
+                # a * q OP b: only a * q must be exact, so only a must be an int; b may be an int
+                # or a Decimal (comparisons are exact), and is computed in one branch or the other.
+                # A null b still fails, as it must: ordering against None raises (== would not).
+                (a,), a_is_int = self.int_guard([value_side])
+                b = self.fast(other)
+                return f"({a} * {q} {op} {b} if {a_is_int} else {a} {op} {multiply}({self.bind(constant)}, {b}))"
+            (a, b), all_ints = self.int_guard([value_side, other])
+            general = f"{a} {op} {multiply}({self.bind(constant)}, {b})"
+            return f"({a} * {q} {op} {b} * {self.bind(ratio.numerator)} if {all_ints} else {general})"
         return None
 
     def fast_membership(self, node: Binary) -> str:
@@ -281,6 +317,11 @@ class _Emitter:
         if not items:
             return "()"
         return "(" + ", ".join(items) + ",)"
+
+
+def _decimal_literal(node: Expr) -> bool:
+    """A Decimal constant: an operation on it never takes the int branch."""
+    return isinstance(node, Literal) and isinstance(node.value, Decimal)
 
 
 def _numeric(kind: Type | None) -> bool:

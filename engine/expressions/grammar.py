@@ -1,7 +1,7 @@
 """Find the grammar file and build the one LALR parser every expression goes through.
 
 The grammar lives in the repository's top-level ``grammar/fairalloc.lark``; the wheel ships it as
-``engine/grammar/fairalloc.lark``. The installed location wins, the source tree is the fallback.
+``engine/grammar/fairalloc.lark`` (see :func:`grammar_text` for which copy is read).
 
 The parser is built lazily on first use and kept for the life of the process: building it takes
 about 30 ms, cheap enough that no on-disk cache is used (Lark's ``cache=True`` unpickles a file
@@ -22,14 +22,19 @@ GRAMMAR_NAME = "fairalloc.lark"
 
 
 def grammar_text() -> str:
-    """The grammar source, from the installed package if present, else from the source tree."""
+    """The grammar source: the source tree's file in a checkout, else the installed package's.
+
+    The source tree wins when it is there because an editable install also copies the grammar
+    into site-packages, once, at install time: that copy goes stale as soon as the file is edited.
+    A wheel has no source tree beside the package, so an installed wheel reads its own copy.
+    """
+    source_tree = Path(__file__).resolve().parents[2] / "grammar" / GRAMMAR_NAME
+    if source_tree.is_file():
+        return source_tree.read_text(encoding="utf-8")
     import importlib.resources  # only needed when the parser is built: keeps imports light
 
     installed = importlib.resources.files("engine") / "grammar" / GRAMMAR_NAME
-    if installed.is_file():
-        return installed.read_text(encoding="utf-8")
-    source_tree = Path(__file__).resolve().parents[2] / "grammar" / GRAMMAR_NAME
-    return source_tree.read_text(encoding="utf-8")
+    return installed.read_text(encoding="utf-8")
 
 
 KEYWORDS: dict[str, str] = {

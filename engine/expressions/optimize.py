@@ -13,7 +13,21 @@ from dataclasses import replace
 
 from engine.errors import Location
 
-from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Problem, Unary, Value, unparse
+from .ast import (
+    ATOM_PRECEDENCE,
+    Binary,
+    Call,
+    Expr,
+    ListExpr,
+    Literal,
+    Path,
+    Problem,
+    Unary,
+    Value,
+    operands,
+    precedence,
+    unparse,
+)
 from .functions import FUNCTIONS
 from .runtime import BINARY, UNARY, ExpressionRuntimeError, Site
 
@@ -61,7 +75,7 @@ def _fold(node: Expr, problems: list[Problem]) -> Expr:
 
 
 def _site(node: Expr) -> Site:
-    return Site(Location(), unparse(node))
+    return Site(Location(), unparse(node), tuple(unparse(operand) for operand in operands(node)))
 
 
 def _evaluate(node: Expr, offset: int, problems: list[Problem], compute: object) -> Expr:
@@ -76,4 +90,8 @@ def _evaluate(node: Expr, offset: int, problems: list[Problem], compute: object)
 
 
 def _literal(node: Expr, value: Value) -> Literal:
-    return Literal(value, unparse(node), node.start, node.type)
+    """The folded constant; its text is the original's, parenthesised so it prints back right."""
+    text = unparse(node)
+    if precedence(node) < ATOM_PRECEDENCE:
+        text = f"({text})"
+    return Literal(value, text, node.start, node.type)

@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 
 from engine.errors import Diagnostic, ExitCode, FairallocError, Location
 
+from .types import Kind, Type
+
 DIVISION_PRECISION = 34
 """Significant digits of an inexact quotient (IEEE 754 decimal128)."""
 
@@ -72,10 +74,15 @@ class ExpressionRuntimeError(FairallocError):
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """Where an operation is in the policy, and its text, for run-time error messages."""
+    """Where an operation is in the policy, its text and its operands' texts, for messages."""
 
     location: Location
     text: str
+    operands: tuple[str, ...] = ()
+
+    def operand(self, index: int) -> str:
+        """How to name operand ``index`` in a message: its text, quoted."""
+        return f"'{self.operands[index]}'" if index < len(self.operands) else "a value"
 
 
 def fail(site: Site, code: str, message: str, hint: str) -> NoReturn:
@@ -102,24 +109,26 @@ def type_name(value: object) -> str:
     return f"Python {type(value).__name__}"
 
 
-def number(site: Site, value: object) -> Number:
+def _wrong(site: Site, index: int, value: object, wanted: str) -> NoReturn:
+    """Operand ``index`` holds ``value``, which is not ``wanted``: expr-null or expr-bad-value."""
+    subject = site.operand(index)
+    if value is None:
+        fail(site, "expr-null", f"{subject} is null where {wanted} is needed", "guard it with coalesce(value, default)")
+    fail(
+        site,
+        "expr-bad-value",
+        f"{subject} is a {type_name(value)} where {wanted} is needed",
+        "the data does not match the declared type of this field",
+    )
+
+
+def number(site: Site, index: int, value: object) -> Number:
     """``value`` if it is a finite int or Decimal; else an ``expr-null``/``expr-bad-value`` error."""
     if type(value) is int:
         return value
     if isinstance(value, Decimal) and value.is_finite():
         return value
-    _wrong(site, value, "a number")
-
-
-def _wrong(site: Site, value: object, wanted: str) -> NoReturn:
-    if value is None:
-        fail(site, "expr-null", f"null where {wanted} is needed", "guard it with coalesce(value, default)")
-    fail(
-        site,
-        "expr-bad-value",
-        f"got a {type_name(value)} value where {wanted} is needed",
-        "the data does not match the declared type of this field",
-    )
+    _wrong(site, index, value, "a number")
 
 
 def _exact(operation: Callable[[], Number], site: Site) -> Number:
@@ -130,93 +139,112 @@ def _exact(operation: Callable[[], Number], site: Site) -> Number:
 
 
 def checked_add(site: Site, left: object, right: object) -> Number:
-    a, b = number(site, left), number(site, right)
+    a, b = number(site, 0, left), number(site, 1, right)
     if type(a) is int and type(b) is int:
         return a + b
     return _exact(lambda: EXACT.add(a, b), site)
 
 
 def checked_sub(site: Site, left: object, right: object) -> Number:
-    a, b = number(site, left), number(site, right)
+    a, b = number(site, 0, left), number(site, 1, right)
     if type(a) is int and type(b) is int:
         return a - b
     return _exact(lambda: EXACT.subtract(a, b), site)
 
 
 def checked_mul(site: Site, left: object, right: object) -> Number:
-    a, b = number(site, left), number(site, right)
+    a, b = number(site, 0, left), number(site, 1, right)
     if type(a) is int and type(b) is int:
         return a * b
     return _exact(lambda: EXACT.multiply(a, b), site)
 
 
 def checked_div(site: Site, left: object, right: object) -> Number:
-    a, b = number(site, left), number(site, right)
+    a, b = number(site, 0, left), number(site, 1, right)
     if b == 0:
-        fail(site, "expr-division-by-zero", "division by zero", "guard the divisor, e.g. max(x, 1)")
+        fail(site, "expr-division-by-zero", f"division by zero: {site.operand(1)} is 0", "guard the divisor, e.g. max(x, 1)")
     if type(a) is int and type(b) is int and a % b == 0:
         return a // b
     return _exact(lambda: DIVISION.divide(a, b), site)
 
 
 def checked_neg(site: Site, operand: object) -> Number:
-    a = number(site, operand)
+    a = number(site, 0, operand)
     if type(a) is int:
         return -a
     return _exact(lambda: EXACT.minus(a), site)
 
 
-def truth(site: Site, value: object) -> bool:
+def truth(site: Site, index: int, value: object) -> bool:
     """``value`` if it is a boolean; null or anything else is an error (no truthiness)."""
     if type(value) is bool:
         return value
-    _wrong(site, value, "a boolean")
+    _wrong(site, index, value, "a boolean")
 
 
-def _same_order_kind(site: Site, left: object, right: object) -> None:
-    for value in (left, right):
-        if value is None:
-            _wrong(site, value, "a value that can be ordered")
-    kinds = {_order_kind(site, left), _order_kind(site, right)}
-    if len(kinds) != 1:
-        fail(
-            site,
-            "expr-bad-value",
-            f"cannot order a {type_name(left)} against a {type_name(right)}",
-            "the data does not match the declared types of these fields",
-        )
+def checked_not(site: Site, operand: object) -> bool:
+    return not truth(site, 0, operand)
 
 
-def _order_kind(site: Site, value: object) -> str:
+def checked_and(site: Site, left: object, right: object) -> bool:
+    return truth(site, 0, left) and truth(site, 1, right)
+
+
+def checked_or(site: Site, left: object, right: object) -> bool:
+    return truth(site, 0, left) or truth(site, 1, right)
+
+
+def _order_kind(site: Site, index: int, value: object) -> str:
     if isinstance(value, datetime.datetime):
         if value.utcoffset() is None:
-            fail(site, "expr-bad-value", "timestamp without a time zone", "timestamps in the data must carry an offset")
+            fail(
+                site,
+                "expr-bad-value",
+                f"{site.operand(index)} is a timestamp without a time zone",
+                "timestamps in the data must carry an offset",
+            )
         return "timestamp"
     if isinstance(value, str):
         return "string"
     if isinstance(value, datetime.date):
         return "date"
-    number(site, value)
+    number(site, index, value)
     return "number"
 
 
+def _same_order_kind(site: Site, values: tuple[object, ...]) -> None:
+    """All ``values`` non-null and of one orderable kind, else a located error."""
+    for index, value in enumerate(values):
+        if value is None:
+            _wrong(site, index, value, "a value that can be ordered")
+    kinds = [_order_kind(site, index, value) for index, value in enumerate(values)]
+    for index, kind in enumerate(kinds):
+        if kind != kinds[0]:
+            fail(
+                site,
+                "expr-bad-value",
+                f"cannot order {site.operand(0)}, a {kinds[0]}, against {site.operand(index)}, a {kind}",
+                "the data does not match the declared types of these fields",
+            )
+
+
 def checked_lt(site: Site, left: Any, right: Any) -> bool:
-    _same_order_kind(site, left, right)
+    _same_order_kind(site, (left, right))
     return bool(left < right)
 
 
 def checked_le(site: Site, left: Any, right: Any) -> bool:
-    _same_order_kind(site, left, right)
+    _same_order_kind(site, (left, right))
     return bool(left <= right)
 
 
 def checked_gt(site: Site, left: Any, right: Any) -> bool:
-    _same_order_kind(site, left, right)
+    _same_order_kind(site, (left, right))
     return bool(left > right)
 
 
 def checked_ge(site: Site, left: Any, right: Any) -> bool:
-    _same_order_kind(site, left, right)
+    _same_order_kind(site, (left, right))
     return bool(left >= right)
 
 
@@ -241,10 +269,8 @@ def checked_ne(site: Site, left: object, right: object) -> bool:
 
 
 def checked_in(site: Site, item: object, items: object) -> bool:
-    if items is None:
-        _wrong(site, items, "a list")
     if not isinstance(items, (list, tuple, frozenset)):
-        _wrong(site, items, "a list")
+        _wrong(site, 1, items, "a list")
     target = normal(item)
     return any(normal(candidate) == target for candidate in items)
 
@@ -275,64 +301,96 @@ def field(site: Site, record: object, root: str, key: str) -> object:
         )
 
 
+def conform(site: Site, value: object, expected: Type) -> object:
+    """``value`` if it has type ``expected``, else ``expr-bad-value``.
+
+    Compiled code applies this to the result of an expression whose static type is ANY (it reads
+    a field declared ``any``), so the caller still gets the type it asked for.
+    """
+    if not has_type(value, expected):
+        fail(
+            site,
+            "expr-bad-value",
+            f"the result is a {type_name(value)} where a {expected} is required",
+            "the data does not match the declared type of the field used",
+        )
+    return value
+
+
+def has_type(value: object, expected: Type) -> bool:
+    """True if the run-time ``value`` belongs to the static type ``expected``."""
+    if expected.is_any:
+        return True
+    if value is None:
+        return expected.nullable
+    kind = expected.kind
+    if kind is Kind.NUMBER:
+        return type(value) is int or (isinstance(value, Decimal) and value.is_finite())
+    if kind is Kind.STRING:
+        return isinstance(value, str)
+    if kind is Kind.BOOLEAN:
+        return type(value) is bool
+    if kind is Kind.TIMESTAMP:
+        return isinstance(value, datetime.datetime) and value.utcoffset() is not None
+    if kind is Kind.DATE:
+        return isinstance(value, datetime.date) and not isinstance(value, datetime.datetime)
+    if kind is Kind.LIST:
+        assert expected.element is not None
+        element = expected.element
+        return isinstance(value, (list, tuple)) and all(has_type(item, element) for item in value)
+    return False
+
+
 # ---------------------------------------------------------------------------------------------
 # Built-in functions. Each takes the call's Site first, then the argument values.
 
 
 def fn_min(site: Site, *values: Any) -> Any:
-    for index in range(1, len(values)):
-        _same_order_kind(site, values[0], values[index])
+    _same_order_kind(site, values)
     return min(values)
 
 
 def fn_max(site: Site, *values: Any) -> Any:
-    for index in range(1, len(values)):
-        _same_order_kind(site, values[0], values[index])
+    _same_order_kind(site, values)
     return max(values)
 
 
 def fn_abs(site: Site, value: object) -> Number:
-    a = number(site, value)
+    a = number(site, 0, value)
     if type(a) is int:
         return abs(a)
     return _exact(lambda: EXACT.abs(a), site)
 
 
 def fn_floor(site: Site, value: object) -> int:
-    return math.floor(number(site, value))
+    return math.floor(number(site, 0, value))
 
 
 def fn_ceil(site: Site, value: object) -> int:
-    return math.ceil(number(site, value))
-
-
-def _whole(site: Site, value: object, what: str) -> int:
-    a = number(site, value)
-    if a != int(a):
-        fail(site, "expr-invalid-argument", f"{what} must be a whole number, got {a}", f"give {what} as a whole number")
-    return int(a)
+    return math.ceil(number(site, 0, value))
 
 
 def fn_round(site: Site, value: object, places: object = 0) -> Number:
     """Round half-even to ``places`` decimals; a whole number when ``places <= 0``."""
-    a = number(site, value)
-    digits = _whole(site, places, "places")
-    if not -MAX_ROUND_PLACES <= digits <= MAX_ROUND_PLACES:
+    a = number(site, 0, value)
+    digits = number(site, 1, places)
+    if digits != int(digits) or not -MAX_ROUND_PLACES <= digits <= MAX_ROUND_PLACES:
         fail(
             site,
             "expr-invalid-argument",
-            f"places must be between -{MAX_ROUND_PLACES} and {MAX_ROUND_PLACES}, got {digits}",
-            "round to fewer places",
+            f"places must be a whole number from -{MAX_ROUND_PLACES} to {MAX_ROUND_PLACES}, got {digits}",
+            f"round to a whole number of places from -{MAX_ROUND_PLACES} to {MAX_ROUND_PLACES}",
         )
-    if type(a) is int and digits >= 0:
+    whole = int(digits)
+    if type(a) is int and whole >= 0:
         return a
-    quantum = Decimal((0, (1,), -digits))
+    quantum = Decimal((0, (1,), -whole))
     rounded = _exact(lambda: Decimal(a).quantize(quantum, decimal.ROUND_HALF_EVEN, EXACT), site)
-    return int(rounded) if digits <= 0 else rounded
+    return int(rounded) if whole <= 0 else rounded
 
 
 def _lot(site: Site, value: object, lot: object, up: bool) -> Number:
-    a, size = number(site, value), number(site, lot)
+    a, size = number(site, 0, value), number(site, 1, lot)
     if size <= 0:
         fail(site, "expr-invalid-argument", f"lot must be greater than zero, got {size}", "use a positive lot size")
     ratio = Fraction(a) / Fraction(size)
@@ -355,7 +413,7 @@ def fn_ceil_lot(site: Site, value: object, lot: object) -> Number:
 def fn_len(site: Site, value: object) -> int:
     if isinstance(value, (str, list, tuple)):
         return len(value)
-    _wrong(site, value, "a string or a list")
+    _wrong(site, 0, value, "a string or a list")
 
 
 def fn_coalesce(site: Site, *values: object) -> object:
@@ -366,49 +424,43 @@ def fn_coalesce(site: Site, *values: object) -> object:
     return None
 
 
-def _calendar_day(site: Site, value: object) -> datetime.date:
+def _calendar_day(site: Site, index: int, value: object) -> datetime.date:
     if isinstance(value, datetime.datetime):
         if value.utcoffset() is None:
-            fail(site, "expr-bad-value", "timestamp without a time zone", "timestamps in the data must carry an offset")
+            fail(
+                site,
+                "expr-bad-value",
+                f"{site.operand(index)} is a timestamp without a time zone",
+                "timestamps in the data must carry an offset",
+            )
         return value.astimezone(datetime.timezone.utc).date()
     if isinstance(value, datetime.date):
         return value
-    _wrong(site, value, "a date or a timestamp")
+    _wrong(site, index, value, "a date or a timestamp")
 
 
 def fn_days_between(site: Site, first: object, second: object) -> int:
     """Calendar days from ``first`` to ``second`` (timestamps taken as their UTC date)."""
-    return (_calendar_day(site, second) - _calendar_day(site, first)).days
+    start = _calendar_day(site, 0, first)
+    return (_calendar_day(site, 1, second) - start).days
 
 
-def _text(site: Site, value: object) -> str:
+def _text(site: Site, index: int, value: object) -> str:
     if isinstance(value, str):
         return value
-    _wrong(site, value, "a string")
+    _wrong(site, index, value, "a string")
 
 
 def fn_lower(site: Site, value: object) -> str:
-    return _text(site, value).lower()
+    return _text(site, 0, value).lower()
 
 
 def fn_upper(site: Site, value: object) -> str:
-    return _text(site, value).upper()
+    return _text(site, 0, value).upper()
 
 
 def fn_starts_with(site: Site, value: object, prefix: object) -> bool:
-    return _text(site, value).startswith(_text(site, prefix))
-
-
-def checked_not(site: Site, operand: object) -> bool:
-    return not truth(site, operand)
-
-
-def checked_and(site: Site, left: object, right: object) -> bool:
-    return truth(site, left) and truth(site, right)
-
-
-def checked_or(site: Site, left: object, right: object) -> bool:
-    return truth(site, left) or truth(site, right)
+    return _text(site, 0, value).startswith(_text(site, 1, prefix))
 
 
 BINARY: dict[str, Callable[[Site, Any, Any], Any]] = {

@@ -115,5 +115,7 @@ def _extend(root: str, attributes: Mapping[str, Type]) -> Mapping[str, Type]:
             raise ValueError(f"{root} attribute '{name}' would shadow the built-in field '{root}.{name}'")
         if not isinstance(kind, Type):
             raise ValueError(f"{root} attribute '{name}' must have a Type, got {kind!r}")
+        if kind.is_null:
+            raise ValueError(f"{root} attribute '{name}' cannot have type null; use T.or_null()")
         merged[name] = kind
     return MappingProxyType(merged)

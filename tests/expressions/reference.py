@@ -8,6 +8,7 @@ with it on random expressions and random data.
 
 from __future__ import annotations
 
+import datetime
 import math
 from decimal import Decimal
 from fractions import Fraction
@@ -177,6 +178,14 @@ class _Eval:
             return tuple(self.key(v) for v in value)
         return value
 
+    def day(self, value: Any, offset: int) -> datetime.date:
+        if value is None:
+            raise RefError("expr-null", offset)
+        if isinstance(value, datetime.datetime):
+            return value.astimezone(datetime.timezone.utc).date()
+        assert isinstance(value, datetime.date)
+        return value
+
     def call(self, node: Call) -> Any:
         at = node.start
         if node.name == "coalesce":
@@ -187,6 +196,10 @@ class _Eval:
             return None
         args = [self.run(arg) for arg in node.args]
         name = node.name
+        if name == "date":
+            return datetime.date.fromisoformat(args[0])
+        if name == "timestamp":
+            return datetime.datetime.fromisoformat(args[0])
         if name in ("min", "max"):
             for arg in args:
                 if arg is None:
@@ -202,6 +215,9 @@ class _Eval:
             if name == "upper":
                 return args[0].upper()
             return args[0].startswith(args[1])
+        if name == "days_between":
+            first, second = (self.day(arg, at) for arg in args)
+            return Num(Fraction((second - first).days), True)
         if name == "len":
             if args[0] is None:
                 raise RefError("expr-null", at)

@@ -82,6 +82,7 @@ def test_names_used() -> None:
         expect=Type.BOOLEAN,
     )
     assert compiled.names == frozenset({"account.type", "allocation", "account.intended", "fill.ratio"})
+    assert compiled.roots == frozenset({"account", "allocation", "fill"})
 
 
 def test_expect_none_accepts_anything() -> None:

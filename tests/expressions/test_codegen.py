@@ -12,6 +12,7 @@ import pytest
 
 from engine.errors import Location, PolicyError
 from engine.expressions import ROOTS, Type, compile_expression
+from engine.expressions.ast import Literal
 from engine.expressions.check import check
 from engine.expressions.codegen import Generated, generate
 from engine.expressions.optimize import fold
@@ -58,7 +59,8 @@ def test_string_literals_never_become_code(literal: str) -> None:
     assert_only_generated_names(code)
     compiled = compile_expression(source, scope=scope(), expect=Type.BOOLEAN)
     text = parse(literal)
-    assert compiled.evaluate(account={"type": getattr(text, "value")}) is True
+    assert isinstance(text, Literal) and isinstance(text.value, str)
+    assert compiled.evaluate(account={"type": text.value}) is True
     assert compiled.evaluate(account={"type": "other"}) is False
 
 
@@ -118,4 +120,4 @@ def test_fast_path_is_used_and_falls_back_only_on_failure() -> None:
     code = generated("allocation < 1% * account.intended").source
     assert "try:" in code and "except _Exception:" in code
     # the common case compares ints: `allocation * 100 < intended` without creating a Decimal
-    assert re.search(r"_t\d+ \* _c\d+ < _t\d+ if _type\(_t\d+ := allocation\)", code)
+    assert re.search(r"allocation \* _c\d+ < account\[_k\d+\] if _type\(allocation\) is _int", code)

@@ -119,3 +119,13 @@ def test_floats_in_data_are_refused_where_they_fail() -> None:
 def test_evaluate_defaults_missing_roots_to_none() -> None:
     compiled = compile_expression("allocation == null", scope=scope(), expect=Type.BOOLEAN)
     assert compiled.evaluate() is True
+
+
+def test_runtime_messages_name_the_operand_that_failed() -> None:
+    compiled = compile_expression("allocation < 1% * account.intended", scope=scope(), expect=Type.BOOLEAN)
+    with pytest.raises(ExpressionRuntimeError) as caught:
+        compiled.evaluate(allocation=1, account={"intended": None})
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "expr-null"
+    assert diagnostic.message.startswith("'account.intended' is null")
+    assert diagnostic.location.column == 17

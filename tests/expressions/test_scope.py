@@ -36,6 +36,7 @@ def test_attributes_join_builtin_fields() -> None:
         ({"account"}, {"has space": Type.STRING}, "not a valid name"),
         ({"account"}, {"in": Type.STRING}, "reserved word"),
         ({"account"}, {"kind": "string"}, "must have a Type"),
+        ({"account"}, {"kind": Type.NULL}, "cannot have type null"),
     ],
 )
 def test_bad_scopes_raise_value_error(roots: set[str], account: dict[str, object], message: str) -> None:
