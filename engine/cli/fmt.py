@@ -13,7 +13,7 @@ import difflib
 import sys
 from typing import Any
 
-from engine.cli._io import write_output
+from engine.cli._io import report_error, write_output
 from engine.errors import ExitCode, FairallocError
 from engine.review.fmt import Formatted, format_file
 
@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = format_file(path)
         except FairallocError as error:
-            for diagnostic in error.diagnostics:
-                print(diagnostic.render(), file=sys.stderr)
+            report_error(error, args.error_format)
             status = error.exit_code if status == ExitCode.OK else max(status, error.exit_code)
             continue
         if not result.changed:

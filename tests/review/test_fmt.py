@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,11 @@ def test_fmt_is_idempotent_and_keeps_the_digest(variant: str) -> None:
     once = format_text(variant)
     assert format_text(once) == once
     assert policy_from_text(once).digest == before.digest
+
+
+def test_cli_errors_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: 1\na: 2\n")
+    assert main(["--error-format", "json", "fmt", "--check", str(bad)]) == 3
+    payload = json.loads(capsys.readouterr().err)
+    assert payload["errors"][0]["code"] == "yaml-duplicate-key" and payload["errors"][0]["line"] == 2
