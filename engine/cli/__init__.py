@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "ledger": "the system of record: users, verify, export",
     "review": "find cherry-picking and unfair allocation patterns in allocation history",
     "simulate": "write a synthetic firm-year of allocation history (optionally with a cherry-picker)",
+    "fmt": "format policy files canonically",
+    "test": "run policy tests, with rule coverage",
+    "diff": "semantic diff of two policy versions, with impact on recorded trades",
 }
 _GLOBAL_WITH_VALUE = ("--error-format",)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -53,22 +54,38 @@ _LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 def write_output(text: str, path: str | None) -> None:
     """Write ``text`` to ``path`` atomically (temporary file + rename), or to stdout when ``path`` is None.
 
-    A reader never sees a half-written file: either the old content or the new.
+    A reader never sees a half-written file: either the old content or the new. A file that is
+    replaced keeps its permissions (``fmt`` rewrites policy files in place); a new file gets the
+    permissions the umask gives, as ``open`` would, not the private mode of a temporary file.
     """
     if path is None or path == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
     directory = os.path.dirname(os.path.abspath(path))
+    temporary = None
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".fairalloc-", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
     except OSError as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
         raise FileAccessError(
             Diagnostic("file-unwritable", f"cannot write {path}: {error.strerror}", Location(path))
         ) from None
+
+
+def _mode_for(path: str) -> int:
+    """The permission bits ``path`` has, or those a newly created file would get under the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def print_allocation(result: Any, title: str | None = None) -> None:
