@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import json
 import os
 import stat
@@ -11,6 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import Diagnostic, FairallocError, FileAccessError, Location
+
+
+def argparse_date(text: str) -> dt.date:
+    """An ``argparse`` type for ``YYYY-MM-DD`` options, with a message a user can act on."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 def report_error(error: FairallocError, error_format: str) -> None:

@@ -12,7 +12,6 @@ versions differ in meaning (with ``--impact``: when an allocation would change).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine.cli._io import dump_json, print_table, write_output
+from engine.cli._io import argparse_date, dump_json, print_table, write_output
 from engine.cli._ledger import add_ledger_option
 from engine.errors import ExitCode
 from engine.review.diff import PolicyDiff, diff_policies
@@ -60,9 +59,9 @@ def register(sub: Any) -> None:
     replay_from.add_argument("--impact-ledger", action="store_true",
                              help="replay the orders allocated in the ledger (of the --from/--to trade dates)")
     add_ledger_option(parser)
-    parser.add_argument("--from", dest="first", type=_date, metavar="DATE",
+    parser.add_argument("--from", dest="first", type=argparse_date, metavar="DATE",
                         help="replay only trades on or after this trade date (YYYY-MM-DD)")
-    parser.add_argument("--to", dest="last", type=_date, metavar="DATE",
+    parser.add_argument("--to", dest="last", type=argparse_date, metavar="DATE",
                         help="replay only trades on or before this trade date (YYYY-MM-DD)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (for a pull request)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
@@ -74,13 +73,6 @@ def register(sub: Any) -> None:
     parser.add_argument("--exit-code", action="store_true",
                         help="exit 1 when the versions differ in meaning (with --impact: when an allocation changes)")
     parser.set_defaults(handler=run)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 @contextmanager

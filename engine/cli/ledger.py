@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import re
 from pathlib import Path
 
 from engine import RotationState
+from engine.cli._io import argparse_date
 from engine.cli._ledger import add_json_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from engine.errors import Diagnostic, ExitCode, InputError
 from engine.ledger import workflow
@@ -66,15 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     out = sub.add_parser("export", help="CSV and JSON Lines record set for examiners and review")
     add_ledger_option(out)
     out.add_argument("--out", required=True, type=Path, help="directory to write into")
-    out.add_argument("--date", type=_date, help="only orders of this trade date (YYYY-MM-DD)")
+    out.add_argument("--date", type=argparse_date, help="only orders of this trade date (YYYY-MM-DD)")
     out.set_defaults(handler=_export)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text}") from None
 
 
 def _init(args: argparse.Namespace) -> int:

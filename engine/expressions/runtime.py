@@ -194,15 +194,20 @@ def checked_or(site: Site, left: object, right: object) -> bool:
     return truth(site, 0, left) or truth(site, 1, right)
 
 
+def _require_zone(site: Site, index: int, value: datetime.datetime) -> None:
+    """Timestamps from the data must carry an offset: a naive one has no unambiguous instant."""
+    if value.utcoffset() is None:
+        fail(
+            site,
+            "expr-bad-value",
+            f"{site.operand(index)} is a timestamp without a time zone",
+            "timestamps in the data must carry an offset",
+        )
+
+
 def _order_kind(site: Site, index: int, value: object) -> str:
     if isinstance(value, datetime.datetime):
-        if value.utcoffset() is None:
-            fail(
-                site,
-                "expr-bad-value",
-                f"{site.operand(index)} is a timestamp without a time zone",
-                "timestamps in the data must carry an offset",
-            )
+        _require_zone(site, index, value)
         return "timestamp"
     if isinstance(value, str):
         return "string"
@@ -426,13 +431,7 @@ def fn_coalesce(site: Site, *values: object) -> object:
 
 def _calendar_day(site: Site, index: int, value: object) -> datetime.date:
     if isinstance(value, datetime.datetime):
-        if value.utcoffset() is None:
-            fail(
-                site,
-                "expr-bad-value",
-                f"{site.operand(index)} is a timestamp without a time zone",
-                "timestamps in the data must carry an offset",
-            )
+        _require_zone(site, index, value)
         return value.astimezone(datetime.timezone.utc).date()
     if isinstance(value, datetime.date):
         return value
