@@ -22,42 +22,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from engine.columnar import COLUMNAR_FROM, allocate_columnar
 from engine.context import TradeContext, build_context
 from engine.controls import check_controls, check_policy_governs, refuse_if
 from engine.errors import Diagnostic, InputError, Location, RefusedError
 from engine.expressions import CompiledExpression, ExpressionRuntimeError
-from engine.numbers import as_decimal, decimal_text
+from engine.numbers import as_decimal, decimal_text, to_units, units_scale
 from engine.plan import Policy, Rule
-from engine.result import AccountState, Allocation, ExceptionRecord, Outcome
+from engine.result import AccountState, Allocation, Columns, ExceptionRecord, Outcome
 from engine.rotation import RotationState, Schedule, schedule
 from engine.rounding import Apportionment, largest_remainder, quota_method
 from engine.trade import Trade, pointer
-
-
-def _units_scale(values: Sequence[int | Decimal]) -> int:
-    """Smallest power of ten that makes every quantity (and the lot) a whole number of units."""
-    places = 0
-    for value in values:
-        if isinstance(value, int):
-            continue
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < 0:
-            places = max(places, -exponent)
-    return int(10**places)
-
-
-def _to_units(value: Decimal | int, scale: int) -> int:
-    """An input quantity in whole units (exact: ``scale`` was chosen to make it whole)."""
-    if type(value) is int:
-        return value * scale
-    units = Fraction(value) * scale
-    assert units.denominator == 1
-    return units.numerator
 
 
 def _floor_units(value: int | Decimal | Fraction, scale: int) -> int:
@@ -86,7 +66,8 @@ class _Run:
         c = self.ctx
         amount = None if allocation is None else self.quantity(allocation)
         try:
-            return expr.fn(c.order, c.security, c.statement, c.fill, account.ctx if account else None, amount)
+            record = c.accounts[account.index] if account else None
+            return expr.fn(c.order, c.security, c.statement, c.fill, record, amount)
         except ExpressionRuntimeError as error:
             detail = Diagnostic(
                 "expression-runtime",
@@ -105,11 +86,11 @@ class _Run:
     def accounts(self) -> list[AccountState]:
         policy = self.policy
         entries = self.trade.statement.accounts
-        self.scale = _units_scale([policy.lot] + [e.intended for e in entries] + [f.quantity for f in self.trade.fills])
-        self.lot = _to_units(policy.lot, self.scale)
+        self.scale = units_scale([policy.lot] + [e.intended for e in entries] + [f.quantity for f in self.trade.fills])
+        self.lot = to_units(policy.lot, self.scale)
         accounts = [
-            AccountState(e.account, i, self.ctx.accounts[i], _to_units(e.intended, self.scale),
-                     None if policy.allow_above_intended else _to_units(e.intended, self.scale))
+            AccountState(e.account, i, to_units(e.intended, self.scale),
+                     None if policy.allow_above_intended else to_units(e.intended, self.scale))
             for i, e in enumerate(entries)
         ]
         accounts.sort(key=lambda a: a.id)
@@ -143,14 +124,14 @@ class _Run:
         """
         fn = rule.when.fn
         c = self.ctx
-        order, security, statement, fill = c.order, c.security, c.statement, c.fill
+        order, security, statement, fill, records = c.order, c.security, c.statement, c.fill, c.accounts
         try:
             if units is None:
-                fired = [a for a in accounts if fn(order, security, statement, fill, a.ctx, None) is True]
+                fired = [a for a in accounts if fn(order, security, statement, fill, records[a.index], None) is True]
             else:
                 amount = self.quantity
                 fired = [a for a in accounts
-                         if fn(order, security, statement, fill, a.ctx, amount(units.get(a.id, 0))) is True]
+                         if fn(order, security, statement, fill, records[a.index], amount(units.get(a.id, 0))) is True]
         except ExpressionRuntimeError:
             for account in accounts:
                 allocation = None if units is None else units.get(account.id, 0)
@@ -190,9 +171,9 @@ class _Run:
                     Location(self.file, pointer=pointer(("statement", "accounts", account.index))),
                 ))
             raw.append(Decimal(value))
-        scale = _units_scale(raw)
+        scale = units_scale(raw)
         for account, value in zip(accounts, raw):
-            account.weight = _to_units(value, scale)
+            account.weight = to_units(value, scale)
             account.weight_text = decimal_text(value)
 
 
@@ -207,7 +188,25 @@ def allocate(
 
     Raises :class:`RefusedError` when a control refuses the trade or the policy does not govern
     it, and :class:`InputError` when the trade lacks data the policy reads.
+
+    Blocks of :data:`~engine.columnar.COLUMNAR_FROM` accounts or more are computed on arrays by
+    :mod:`engine.columnar` where it applies; the result is the same (``tests/test_columnar.py``).
     """
+    if len(trade.statement.accounts) >= COLUMNAR_FROM:
+        result = allocate_columnar(policy, trade, rotation, file=file)
+        if result is not None:
+            return result
+    return allocate_general(policy, trade, rotation, file=file)
+
+
+def allocate_general(
+    policy: Policy,
+    trade: Trade,
+    rotation: RotationState | None = None,
+    *,
+    file: str = "<trade>",
+) -> Allocation:
+    """:func:`allocate`, one account record at a time: the definition, for every policy and trade."""
     refuse_if(check_controls(trade, file))
     ctx = build_context(policy, trade, file)
     applies = True
@@ -220,7 +219,7 @@ def allocate(
     all_accounts = {a.id: a for a in everyone}
     participants = [a for a in everyone if not a.excluded]
     run.weights(participants)
-    filled = _to_units(ctx.filled, run.scale)
+    filled = to_units(ctx.filled, run.scale)
     state = _rotation_state(policy, trade, ctx, rotation)
     plan: Schedule | None = None
     if state is not None and policy.rotation is not None:
@@ -431,7 +430,7 @@ def _price_time(run: _Run, accounts: list[AccountState]) -> Outcome:
     taken: dict[str, list[tuple[str, int]]] = {a.id: [] for a in accounts}
     fills = sorted(enumerate(run.trade.fills), key=lambda pair: (pair[1].executed_at, pair[1].id))
     for index, fill in fills:
-        left = _to_units(fill.quantity, run.scale)
+        left = to_units(fill.quantity, run.scale)
         for account in ranked:
             if not left:
                 break
@@ -487,14 +486,18 @@ def _result(run: _Run, trade: Trade, accounts: dict[str, AccountState], outcome:
             plan: Schedule | None) -> Allocation:
     policy = run.policy
     exceptions = sorted(run.exceptions, key=lambda r: (r.account, _rule_order(policy, r.rule), r.action))
+    states = [accounts[key] for key in sorted(accounts)]
+    units = outcome.units
+    columns = Columns([s.id for s in states], [s.intended for s in states], [units.get(s.id, 0) for s in states])
     return Allocation(
         policy=policy,
         order_id=trade.order.id,
         method=policy.method,
         filled=Fraction(run.ctx.filled),
         average_price=run.ctx.average_price,
-        states=[accounts[key] for key in sorted(accounts)],
-        outcome=outcome,
+        columns=columns,
+        details=lambda: (states, outcome),
+        own_prices=outcome.prices if policy.method == "price_time" else None,
         exceptions=tuple(exceptions),
         rotation_before=plan.before if plan else None,
         rotation_after=plan.after if plan else None,

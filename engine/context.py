@@ -10,7 +10,7 @@ JSON pointer of the place in the trade document where it belongs.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -29,7 +29,7 @@ class TradeContext:
     security: dict[str, Any]
     statement: dict[str, Any]
     fill: dict[str, Any]
-    accounts: list[dict[str, Any]]
+    accounts: list[dict[str, Any]]  # empty from scalar_context: the columnar path reads columns
     filled: int | Decimal
     average_price: Fraction | None  # the block's volume-weighted average price, exact
 
@@ -126,6 +126,27 @@ def _attributes(
 
 def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
     """Build the expression context of ``trade`` under ``policy``'s declared attributes."""
+    ctx = scalar_context(policy, trade, file)
+    accounts = []
+    for index, entry in enumerate(trade.statement.accounts):
+        account = {
+            "id": entry.account,
+            "intended": _number(entry.intended),
+            "limit_price": entry.limit_price,
+            "received_at": entry.received_at,
+        }
+        base = ("statement", "accounts", index, "attributes")
+        account.update(_attributes(policy.account_attributes, entry.attributes, base, file))
+        accounts.append(account)
+    return replace(ctx, accounts=accounts)
+
+
+def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
+    """The context without its per-account records: what every account shares.
+
+    The columnar path (``engine.columnar``) reads account fields as columns instead of building
+    one record per account.
+    """
     order = trade.order
     filled = exact_sum(fill.quantity for fill in trade.fills)
     value = sum((Fraction(fill.quantity) * Fraction(fill.price) for fill in trade.fills), Fraction(0))
@@ -143,7 +164,7 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
         "limit_price": order.limit_price,
     }
     statement = trade.statement
-    total = exact_sum(a.intended for a in statement.accounts)
+    total = exact_sum(statement.intended)
     statement_ctx = {
         "recorded_at": statement.recorded_at,
         "recorded_by": statement.recorded_by,
@@ -158,18 +179,7 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
         "first_at": times[0] if times else None,
         "last_at": times[-1] if times else None,
     }
-    accounts = []
-    for index, entry in enumerate(statement.accounts):
-        account = {
-            "id": entry.account,
-            "intended": _number(entry.intended),
-            "limit_price": entry.limit_price,
-            "received_at": entry.received_at,
-        }
-        base = ("statement", "accounts", index, "attributes")
-        account.update(_attributes(policy.account_attributes, entry.attributes, base, file))
-        accounts.append(account)
-    return TradeContext(order_ctx, security, statement_ctx, fill_ctx, accounts, filled, average)
+    return TradeContext(order_ctx, security, statement_ctx, fill_ctx, [], filled, average)
 
 
 def _number(value: int | Decimal) -> int | Decimal:

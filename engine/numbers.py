@@ -23,7 +23,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
 CONTEXT = Context(prec=34, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
@@ -45,7 +45,7 @@ def exact_sum(values: Iterable[int | Decimal]) -> int | Decimal:
     """Sum quantities exactly: integers as integers; decimals at 60 digits, raising rather than
     rounding silently should a sum ever be inexact."""
     items = list(values)
-    if all(type(value) is int for value in items):
+    if set(map(type, items)) <= {int}:
         return sum(items)  # whole quantities: plain integer arithmetic, exact and fast
     total: int | Decimal = 0
     for value in items:
@@ -96,3 +96,24 @@ def decimal_text(value: Decimal | int) -> str:
     if isinstance(value, int):
         return str(value)
     return format(_strip(value), "f")
+
+
+def units_scale(values: Sequence[int | Decimal]) -> int:
+    """Smallest power of ten that makes every quantity (and the lot) a whole number of units."""
+    places = 0
+    for value in values:
+        if isinstance(value, int):
+            continue
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < 0:
+            places = max(places, -exponent)
+    return int(10**places)
+
+
+def to_units(value: Decimal | int, scale: int) -> int:
+    """An input quantity in whole units (exact: ``scale`` was chosen to make it whole)."""
+    if type(value) is int:
+        return value * scale
+    units = Fraction(value) * scale
+    assert units.denominator == 1
+    return units.numerator

@@ -9,6 +9,7 @@ plain-words explanation per account.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -42,8 +43,7 @@ class AccountState:
     """One statement account while the allocation runs (quantities in integer units)."""
 
     id: str
-    index: int  # position in the statement, for JSON pointers only
-    ctx: dict[str, Any]
+    index: int  # position in the statement: its expression context and JSON pointer
     intended: int
     cap: int | None
     weight: int = 0
@@ -112,6 +112,23 @@ def fraction_text(value: Fraction, places: int = 6) -> str:
     return f"{shown}... (= {value.numerator}/{value.denominator})"
 
 
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Every statement account's id, intended and allocated quantity (integer units), by account id.
+
+    The contract document and :meth:`Allocation.quantities` need nothing more, so they are built
+    from these three lists without the per-account records behind ``--explain``.
+    """
+
+    ids: list[str]
+    intended: list[int]
+    allocated: list[int]
+
+
+Details = Callable[[], "tuple[list[AccountState], Outcome]"]
+"""Builds the per-account records of a run (sorted by account id) and the method's outcome."""
+
+
 class Allocation:
     """What the engine decided for one block order, and under which policy version.
 
@@ -127,8 +144,9 @@ class Allocation:
         method: str,
         filled: Fraction,
         average_price: Fraction | None,
-        states: list[AccountState],
-        outcome: Outcome,
+        columns: Columns,
+        details: Details,
+        own_prices: dict[str, Fraction] | None,
         exceptions: tuple[ExceptionRecord, ...],
         rotation_before: RotationState | None,
         rotation_after: RotationState | None,
@@ -148,27 +166,26 @@ class Allocation:
         self.lot = lot
         self.notes = notes
         self.scale = scale  # integer units per unit of quantity (10 ** decimal places in the trade)
-        self._states = states
-        self._outcome = outcome
+        self.columns = columns
+        self._details = details
+        self._own_prices = own_prices  # price/time: each account's own average price
         self._rotation_order = rotation_order
 
     def quantities(self) -> dict[str, Fraction]:
         """Each account's allocated quantity (exact), by account id."""
-        units = self._outcome.units
-        if self.scale == 1:
-            return {s.id: Fraction(units.get(s.id, 0)) for s in self._states}
-        return {s.id: Fraction(units.get(s.id, 0), self.scale) for s in self._states}
+        columns, scale = self.columns, self.scale
+        return {account: Fraction(units, scale) for account, units in zip(columns.ids, columns.allocated)}
 
     @cached_property
     def accounts(self) -> tuple[AccountAllocation, ...]:
         """Every statement account's allocation and how it came about, sorted by account id."""
-        outcome, scale = self._outcome, self.scale
+        states, outcome = self._details()
+        scale = self.scale
         leaders = {account: i for i, account in enumerate(self._rotation_order)}
         views = []
-        for state in self._states:
-            units = outcome.units.get(state.id, 0)
-            if self.method == "price_time":
-                price = outcome.prices.get(state.id)
+        for state, units in zip(states, self.columns.allocated):
+            if self._own_prices is not None:
+                price = self._own_prices.get(state.id)
             else:
                 price = self.average_price if units else None
             views.append(AccountAllocation(
@@ -197,24 +214,25 @@ class Allocation:
         return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
 
     def _allocation_entries(self) -> list[dict[str, Any]]:
-        """The contract's per-account entries, straight from the run's state (no views needed)."""
-        units, scale = self._outcome.units, self.scale
-        block_price = self.price_text(self.average_price)
-        own_prices = self._outcome.prices if self.method == "price_time" else None
-        entries = []
-        for state in self._states:
-            quantity = units.get(state.id, 0)
-            if own_prices is not None:
-                price = self.price_text(own_prices.get(state.id))
-            else:
-                price = block_price
-            entries.append({
-                "account": state.id,
-                "quantity": quantity if scale == 1 else quantity_json(Fraction(quantity, scale)),
-                "average_price": price if quantity else None,
-                "intended": state.intended if scale == 1 else quantity_json(Fraction(state.intended, scale)),
-            })
-        return entries
+        """The contract's per-account entries, straight from the columns (no views needed)."""
+        columns, scale = self.columns, self.scale
+        ids, allocated, intended = columns.ids, columns.allocated, columns.intended
+        own_prices = self._own_prices
+        if own_prices is not None:
+            prices = [self.price_text(own_prices.get(account)) for account in ids]
+        else:
+            prices = [self.price_text(self.average_price)] * len(ids)
+        if scale == 1:
+            return [
+                {"account": account, "quantity": units, "average_price": price if units else None,
+                 "intended": wanted}
+                for account, units, price, wanted in zip(ids, allocated, prices, intended)
+            ]
+        return [
+            {"account": account, "quantity": quantity_json(Fraction(units, scale)),
+             "average_price": price if units else None, "intended": quantity_json(Fraction(wanted, scale))}
+            for account, units, price, wanted in zip(ids, allocated, prices, intended)
+        ]
 
     def document(self, *, explain: bool = False) -> dict[str, Any]:
         """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""

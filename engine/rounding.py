@@ -34,10 +34,17 @@ from functools import cached_property
 from typing import Any
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 # Integers below this bound multiply without overflow in numpy's int64.
 _INT64_SAFE = 2**62
+NO_CAP = 2**63 - 1
+"""The cap of an uncapped account in int64 arrays (larger than any quantity the arrays can hold)."""
 # Below this many accounts the pure-Python path is faster than setting up arrays.
 _NUMPY_FROM = 512
 
@@ -122,6 +129,19 @@ def largest_remainder(
     remainder rule is not the largest remainder; ``None`` keeps the largest-remainder order.
     """
     n = len(weights)
+    if n >= _NUMPY_FROM and max(weights) < _INT64_SAFE and all(c is None or c < _INT64_SAFE for c in caps):
+        import numpy as np  # only blocks of hundreds of accounts or more pay for importing numpy
+
+        arrays = largest_remainder_array(
+            total,
+            np.asarray(weights, dtype=np.int64),
+            np.asarray([NO_CAP if c is None else c for c in caps], dtype=np.int64),
+            lot,
+            np.asarray(rank, dtype=np.int64),
+            None if odd_key is None else np.asarray(odd_key, dtype=np.int64),
+        )
+        if arrays is not None:
+            return arrays[1]
     capped, rest_total, rest_weight = water_fill(total, weights, caps)
     if rest_weight == 0 and rest_total > 0:
         raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
@@ -130,8 +150,6 @@ def largest_remainder(
         (caps[i] or 0) * max(rest_weight, 1) if i in capped else rest_total * weights[i]
         for i in range(n)
     ]
-    if n >= _NUMPY_FROM and max(nums, default=0) < _INT64_SAFE and denominator < _INT64_SAFE:
-        return _largest_remainder_numpy(total, nums, denominator, caps, lot, rank, odd_key, capped, rest_weight)
     base = [num // denominator for num in nums]
     rem = [num % denominator for num in nums]
     alloc = [b * lot for b in base]
@@ -182,55 +200,81 @@ def _upper(num: int, denominator: int, lot: int, cap: int | None) -> int:
     return ceiling if cap is None else min(ceiling, cap)
 
 
-def _largest_remainder_numpy(
+def largest_remainder_array(
     total: int,
-    nums_list: list[int],
-    denominator: int,
-    caps: Sequence[int | None],
+    weights: NDArray[np.int64],
+    caps: NDArray[np.int64],
     lot: int,
-    rank: Sequence[int],
-    odd_key: Sequence[int] | None,
-    capped: set[int],
-    rest_weight: int,
-) -> Apportionment:
-    """The same algorithm on int64 arrays, for large blocks. Identical results (property-tested)."""
-    import numpy as np  # only blocks of hundreds of accounts or more pay for importing numpy
+    rank: NDArray[np.int64],
+    odd_key: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.int64], Apportionment] | None:
+    """:func:`largest_remainder` on int64 arrays (``caps``: :data:`NO_CAP` for none), for large blocks.
 
-    nums = np.asarray(nums_list, dtype=np.int64)
-    ranks = np.asarray(rank, dtype=np.int64)
+    Identical results (property-tested against the list version). Returns the allocations as an
+    array as well, and ``None`` when a product could leave int64's exact range: the caller then
+    uses the list version, which has no such limit.
+    """
+    import numpy as np
+
+    n = len(weights)
+    weight_sum = int(weights.sum(dtype=object)) if n else 0
+    top_weight = int(weights.max()) if n else 0
+    has_cap = (caps != NO_CAP) & (weights > 0)
+    bounded = np.where(has_cap, caps, 0)  # caps that take part in arithmetic (NO_CAP would overflow)
+    top_cap = int(bounded.max()) if n else 0
+    if (weight_sum >= _INT64_SAFE or top_cap * max(weight_sum, 1) >= _INT64_SAFE
+            or total * max(top_weight, 1) >= _INT64_SAFE or max(weight_sum, 1) * lot >= _INT64_SAFE):
+        return None
+    # water-filling: cap every account whose share exceeds its cap, re-spread, until none does;
+    # capping only raises the others' shares, so the capped set grows to the same fixed point
+    # as water_fill's walk in increasing cap/weight
+    capped = np.zeros(n, dtype=bool)
+    rest_total, rest_weight = total, weight_sum
+    while rest_weight > 0:
+        new = has_cap & ~capped & (bounded * rest_weight < rest_total * weights)
+        if not new.any():
+            break
+        capped |= new
+        rest_total -= int(bounded[new].sum())
+        rest_weight -= int(weights[new].sum())
+    if rest_weight == 0 and rest_total > 0:
+        raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
+    scale = max(rest_weight, 1)
+    denominator = scale * lot
+    nums = np.where(capped, bounded * scale, weights * rest_total)
     base = nums // denominator
     rem = nums % denominator
     alloc = base * lot
-    big = np.iinfo(np.int64).max
-    cap_arr = np.asarray([big if c is None else c for c in caps], dtype=np.int64)
-    upper = np.minimum(-(-nums // denominator) * lot, cap_arr)
+    upper = np.minimum(-(-nums // denominator) * lot, caps)
     left = total - int(alloc.sum())
     cand = np.flatnonzero(rem > 0)
-    cand = cand[np.lexsort((ranks[cand], -rem[cand]))]
-    position = np.full(len(nums), -1, dtype=np.int64)
+    cand = cand[np.lexsort((rank[cand], -rem[cand]))]
+    position = np.full(n, -1, dtype=np.int64)
     position[cand] = np.arange(len(cand))
-    extra = np.zeros(len(nums), dtype=bool)
+    extra = np.zeros(n, dtype=bool)
     can_take = cand[alloc[cand] + lot <= upper[cand]]
-    lots_left = left // lot
-    chosen = can_take[:lots_left]
+    chosen = can_take[:left // lot]
     alloc[chosen] += lot
     extra[chosen] = True
     left -= lot * len(chosen)
-    odd = np.zeros(len(nums), dtype=np.int64)
+    odd = np.zeros(n, dtype=np.int64)
     if left:
-        order = cand if odd_key is None else cand[np.lexsort((ranks[cand], np.asarray(odd_key, dtype=np.int64)[cand]))]
-        _hand_out(left, order.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
+        order = cand if odd_key is None else cand[np.lexsort((rank[cand], odd_key[cand]))]
+        # only accounts with room take part, and each takes at least one unit
+        with_room = order[upper[order] > alloc[order]][:left]
+        _hand_out(left, with_room.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
+
     def build_steps() -> list[Step]:
-        scale = max(rest_weight, 1)
+        nums_list, capped_list = nums.tolist(), capped.tolist()
         base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
         position_list = position.tolist()
         return [
-            Step(Fraction(nums_list[i], scale), i in capped, base_list[i], extra_list[i], odd_list[i],
+            Step(Fraction(nums_list[i], scale), capped_list[i], base_list[i], extra_list[i], odd_list[i],
                  None if position_list[i] < 0 else position_list[i])
-            for i in range(len(nums_list))
+            for i in range(n)
         ]
 
-    return Apportionment(alloc.tolist(), build_steps)
+    return alloc, Apportionment(alloc.tolist(), build_steps)
 
 
 def quota_method(

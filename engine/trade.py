@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -100,6 +101,18 @@ class Statement(_Model):
     recorded_at: Timestamp
     recorded_by: NonEmpty
     accounts: list[StatementAccount] = Field(min_length=1)
+
+    # The controls, the context and the columnar allocation each read these columns of a large
+    # statement; the model is immutable, so they are taken from the accounts once.
+    @cached_property
+    def account_ids(self) -> list[str]:
+        """Every account id, in statement order."""
+        return [account.account for account in self.accounts]
+
+    @cached_property
+    def intended(self) -> list[int | Decimal]:
+        """Every intended quantity, in statement order."""
+        return [account.intended for account in self.accounts]
 
 
 class Fill(_Model):

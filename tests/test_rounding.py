@@ -81,7 +81,7 @@ def test_odd_remainder_rules_keep_every_guarantee(
         assert lot * math.floor(exact / lot) <= alloc[i] <= lot * math.ceil(exact / lot)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(blocks(max_accounts=40), st.booleans())
 def test_numpy_path_gives_identical_results(
     block: tuple[int, list[int], list[int | None], int, list[int]], by_size: bool

@@ -1,0 +1,180 @@
+"""The columnar path (engine.columnar) against the definition (engine.allocate.allocate_general).
+
+For every policy and trade it accepts, the columnar path must produce the same document as the
+general path, byte for byte, explanations and exceptions included; where the general path
+refuses or rejects a trade, the columnar path must hand it back (``None``) rather than answer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from engine import load_policy, load_trade, policy_from_text
+from engine.allocate import allocate, allocate_general
+from engine.cli._io import dump_json
+from engine.columnar import COLUMNAR_FROM, allocate_columnar, covers
+from engine.errors import FairallocError
+
+from .conftest import POLICIES
+
+HEADER = """
+fairalloc: 1
+id: columnar-{n}
+version: 1
+effective: 2026-01-01
+owner: tests
+attributes:
+  account:
+    type: {{type: string, values: [institutional, retail], default: retail}}
+    restricted: {{type: boolean, default: false}}
+    score: {{type: number, default: 0}}
+method: pro_rata
+"""
+
+RULES = {
+    "exclude": ["account.restricted", 'account.type == "retail" and account.score > 7',
+                'account.id in ["A03", "A07", "A11"]', "account.score * 3 <= -20"],
+    "cap": ['account.type == "retail"', "account.score >= 5", "not account.restricted"],
+    "zero": ["allocation < 2 * account.score", "allocation > 0 and allocation < 10% * account.intended",
+             "account.intended - allocation >= 0.5 * account.intended + 7"],
+    "flag": ['account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5',
+             "account.intended - allocation > 3 * account.score + 100",
+             'not account.restricted or account.type != "retail"',
+             "allocation / 2 > 10",  # division: outside the columnar subset, so the general path runs
+             "-account.score > fill.quantity - allocation",
+             'account.id >= "A05" and account.id != "A09"'],
+}
+
+
+@st.composite
+def policy_texts(draw: st.DrawFn) -> str:
+    text = HEADER.format(n=draw(st.integers(0, 10**6)))
+    lot = draw(st.sampled_from(["1", "10", "100", "0.5"]))
+    method = draw(st.sampled_from(["largest_remainder", "quota"]))
+    text += f"rounding:\n  lot: {lot}\n  method: {method}\n"
+    if method == "largest_remainder":
+        text += f"  remainder: {draw(st.sampled_from(['largest_remainder', 'smallest_account', 'largest_account']))}\n"
+    text += f"  tie_break: {draw(st.sampled_from(['account_id', 'smallest_account', 'largest_account']))}\n"
+    if draw(st.booleans()):
+        text += "caps:\n  allow_above_intended: true\n"
+    minimum = draw(st.sampled_from([None, "absolute: 100", "absolute: 2.5", "relative_to_intended: '0.25'"]))
+    if minimum is not None:
+        text += f"minimum:\n  {minimum}\n  denied: pro_rata\n"
+    chosen = draw(st.lists(st.sampled_from([(action, i) for action, whens in RULES.items()
+                                            for i in range(len(whens))]), max_size=4, unique=True))
+    if chosen:
+        text += "rules:\n"
+        for number, (action, i) in enumerate(chosen):
+            text += f"  - id: r{number}-{action}\n    when: '{RULES[action][i]}'\n    action: {action}\n"
+            text += f"    reason: rule {number}\n    review: {str(number % 2 == 0).lower()}\n"
+            if action == "cap":
+                quantity = draw(st.sampled_from(["0", "150", "420.5", "'150'", "'account.intended * 50%'",
+                                                 "'account.score * 100 - 50'", "'account.intended / 3'"]))
+                text += f"    quantity: {quantity}\n"
+    return text
+
+
+@st.composite
+def trade_documents(draw: st.DrawFn) -> dict[str, Any]:
+    n = draw(st.integers(1, 24))
+    ids = draw(st.permutations([f"A{i:02d}" for i in range(n)]))
+    decimal = draw(st.booleans())
+    accounts = []
+    for account in ids:
+        units = draw(st.integers(1, 60))
+        intended: int | str = units * 50 if not decimal else str(Decimal(units * 25) / 2)
+        attributes: dict[str, Any] = {}
+        if draw(st.booleans()):
+            attributes["type"] = draw(st.sampled_from(["institutional", "retail"]))
+        if draw(st.booleans()):
+            attributes["restricted"] = draw(st.booleans())
+        if draw(st.booleans()):
+            attributes["score"] = draw(st.integers(-10, 10))
+        accounts.append({"account": account, "intended": intended, "attributes": attributes})
+    total = sum(Decimal(str(a["intended"])) for a in accounts)
+    filled = draw(st.integers(1, int(total)))
+    parts = draw(st.integers(1, 3))
+    quantities = [filled // parts] * (parts - 1) + [filled - (filled // parts) * (parts - 1)]
+    fills = [{"id": f"F{i}", "quantity": q, "price": draw(st.sampled_from(["99.95", "100", "100.075"])),
+              "executed_at": f"2026-03-02T14:3{i}:00Z"} for i, q in enumerate(quantities) if q > 0]
+    order_quantity: int | str = int(total) if total == int(total) else str(total)
+    return {
+        "order": {"id": "B-1", "symbol": "XYZ", "side": "buy", "quantity": order_quantity,
+                  "trade_date": "2026-03-02", "entered_at": "2026-03-02T14:30:00Z"},
+        "statement": {"recorded_at": "2026-03-02T14:00:00Z", "recorded_by": "pm", "accounts": accounts},
+        "fills": fills,
+    }
+
+
+@settings(max_examples=400, deadline=None)
+@given(policy_texts(), trade_documents())
+def test_columnar_path_gives_the_general_paths_document(policy_text: str, document: dict[str, Any]) -> None:
+    policy = policy_from_text(policy_text)
+    trade = load_trade(document)
+    fast = allocate_columnar(policy, trade)
+    try:
+        general = allocate_general(policy, trade)
+    except FairallocError as error:
+        event(f"general path refuses: {error.codes[0]}")
+        assert fast is None
+        return
+    if fast is None:
+        event("handed back: " + ("the trade" if covers(policy) else "the policy"))
+    else:
+        event("columnar")
+    if fast is not None:
+        assert dump_json(fast.document(explain=True)) == dump_json(general.document(explain=True))
+        assert fast.quantities() == general.quantities()
+        assert [a.rules for a in fast.accounts] == [a.rules for a in general.accounts]
+
+
+def large_trade(accounts: int) -> dict[str, Any]:
+    intended = [100 * (1 + (i * 7919) % 50) for i in range(accounts)]
+    total = sum(intended)
+    return {
+        "order": {"id": "B-9", "symbol": "XYZ", "side": "buy", "quantity": total, "trade_date": "2026-03-02",
+                  "entered_at": "2026-03-02T14:30:00Z", "security": {"asset_class": "equity"}},
+        "statement": {"recorded_at": "2026-03-02T14:00:00Z", "recorded_by": "pm", "accounts": [
+            {"account": f"C{(i * 7) % accounts:05d}", "intended": q,
+             "attributes": {"proprietary": i % 41 == 0}} for i, q in enumerate(intended)]},
+        "fills": [{"id": "F1", "quantity": total * 3 // 7, "price": "100.01", "executed_at": "2026-03-02T14:31:00Z"}],
+    }
+
+
+def test_the_shipped_equity_policy_runs_columnar_on_a_large_block() -> None:
+    policy = load_policy(POLICIES / "us-equity-pro-rata.yaml")
+    assert covers(policy)
+    trade = load_trade(large_trade(COLUMNAR_FROM * 2))
+    fast = allocate_columnar(policy, trade)
+    assert fast is not None
+    general = allocate_general(policy, trade)
+    assert dump_json(fast.document(explain=True)) == dump_json(general.document(explain=True))
+    assert dump_json(allocate(policy, trade).document()) == dump_json(general.document())
+    assert any(record.rule == "proprietary-in-partial-fill" for record in fast.exceptions)
+
+
+def test_policies_outside_the_columnar_subset_are_handed_back() -> None:
+    rotation = load_policy(POLICIES / "fixed-income-rotation.yaml")
+    price_time = load_policy(POLICIES / "limit-order-price-time.yaml")
+    assert not covers(rotation) and not covers(price_time)
+    divides = policy_from_text(HEADER.format(n=1) + "rounding:\n  lot: 1\nrules:\n  - id: half\n"
+                               "    when: 'allocation / 2 > 10'\n    action: flag\n    reason: r\n")
+    assert not covers(divides)
+
+
+def test_a_refused_trade_is_handed_back_and_refused_by_the_general_path() -> None:
+    policy = load_policy(POLICIES / "us-equity-pro-rata.yaml")
+    document = large_trade(COLUMNAR_FROM)
+    document["statement"]["accounts"][5]["account"] = document["statement"]["accounts"][6]["account"]
+    trade = load_trade(document)
+    assert allocate_columnar(policy, trade) is None
+    try:
+        allocate(policy, trade)
+    except FairallocError as error:
+        assert error.codes == ["duplicate-account"]
+    else:
+        raise AssertionError("a duplicate account must be refused")
