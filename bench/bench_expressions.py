@@ -152,6 +152,30 @@ def rates(candidates: list[Candidate]) -> list[tuple[float, float]]:
     return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
 
 
+def columnar_rate(accounts: int = 100_000) -> float:
+    """Evaluations per second of the condition's columnar form, one call over ``accounts`` accounts
+    (what a large block does: engine.columnar)."""
+    import numpy as np
+
+    from engine.expressions.vector import Frame, Rational, vectorise
+
+    function = vectorise(compile_expression(SOURCE, scope=_scope(), expect=Type.BOOLEAN))
+    assert function is not None
+    columns = {
+        "type": np.asarray(["institutional" if i % 3 else "retail" for i in range(accounts)], dtype=object),
+        "intended": Rational(np.full(accounts, 1000, dtype=np.int64), 1),
+    }
+    frame = Frame({"order": {}, "security": {}, "statement": {}, "fill": {"ratio": Decimal("0.3")}},
+                  columns.__getitem__, Rational(np.full(accounts, 9, dtype=np.int64), 1), accounts)
+    assert int(function(frame).sum()) == accounts - len(range(0, accounts, 3))
+    samples = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        function(frame)
+        samples.append(time.perf_counter() - start)
+    return accounts / statistics.median(samples)
+
+
 def compile_time() -> float:
     scope = _scope()
     samples = []
@@ -202,6 +226,8 @@ def main() -> None:
         print(f"{candidate.name:<42} {wall:>14,.0f} {cpu:>14,.0f} {cpu / base_cpu:>12.3f}x  {candidate.note}")
     for note in notes:
         print(f"  {note}")
+    print(f"{'fairalloc columnar (100,000 accounts a call)':<42} {columnar_rate():>14,.0f} {'':>14} "
+          f"{'':>13}  large blocks: engine.columnar")
     print()
     print(f"{'parse + check + compile, one expression (warm parser)':<60} {compile_time() * 1e6:>9.0f} us")
     for label, wall, cpu in cold_start():

@@ -129,7 +129,9 @@ class _Book:
         if max(quantities) >= SAFE:
             return None
         ids = trade.statement.account_ids
-        index = sorted(range(len(ids)), key=ids.__getitem__)
+        index = sorted(range(len(ids)), key=ids.__getitem__)  # one pass if already in id order
+        if index == list(range(len(ids))):
+            return cls(policy, trade, ctx, ids, index, np.asarray(quantities, dtype=np.int64), scale, raw)
         intended = np.asarray(quantities, dtype=np.int64)[index]
         return cls(policy, trade, ctx, [ids[i] for i in index], index, intended, scale, raw)
 
