@@ -102,7 +102,7 @@ class _Book:
         self.order = np.asarray(index, dtype=np.int64)
         self.cache: dict[str, Any] = {}
         self.events: list[tuple[Rule, NDArray[np.int64]]] = []  # rules that fired, in the order they ran
-        self.denials: list[tuple[NDArray[np.int64], int]] = []  # (accounts, round) denied by the minimum
+        self.denials: list[NDArray[np.int64]] = []  # accounts denied by the minimum, round by round
         self.notes: list[str] = []
 
     @classmethod
@@ -171,8 +171,6 @@ class _Book:
 
     def fired(self, rule: Rule, among: NDArray[np.int64], units: NDArray[np.int64] | None) -> NDArray[np.int64]:
         """The accounts of ``among`` (positions) for which ``rule`` fires; recorded in order."""
-        import numpy as np
-
         function = vectorise(rule.when)
         assert function is not None  # covers() checked every rule
         value = function(self.frame(units))
@@ -183,7 +181,7 @@ class _Book:
         else:
             raise Unsupported(f"rule '{rule.id}' does not give a boolean")
         self.events.append((rule, hits))
-        return np.asarray(hits, dtype=np.int64)
+        return hits
 
     # -- the stages, as in engine.allocate ------------------------------------------------
     def allocate(self) -> Allocation | None:
@@ -246,7 +244,7 @@ class _Book:
             for k in newly_below.tolist():
                 denied_by[k] = "minimum"
             if len(newly_below):
-                self.denials.append((newly_below, round_number))
+                self.denials.append(newly_below)
             denied_round[denied] = round_number
             participants = remaining
             outcome = self._method(participants, filled, lot)
@@ -358,7 +356,7 @@ class _Book:
         if self.denials:
             assert policy.minimum is not None
             reason = f"allocation below the minimum ({policy.minimum.describe()})"
-            for accounts, _ in self.denials:
+            for accounts in self.denials:
                 records.extend(ExceptionRecord(ids[k], "minimum", "deny", reason, False) for k in accounts.tolist())
         order = {rule.id: rule.index for rule in policy.rules}
         records.sort(key=lambda r: (r.account, order.get(r.rule, len(policy.rules)), r.action))
