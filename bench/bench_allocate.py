@@ -117,9 +117,10 @@ def main() -> None:
     fresh = iter([load_trade(document) for _ in range(5)])
     seconds = median_seconds(lambda: allocate(policy, next(fresh)).document(), 5)
     rows.append(("  the same, including the contract document", f"{seconds * 1000:.0f} ms", ""))
+    accounts = document["statement"]["accounts"]
     shuffled = dict(document, statement=dict(document["statement"],
-                                             accounts=random.Random(7).sample(document["statement"]["accounts"],
-                                                                              len(document["statement"]["accounts"]))))
+                                             accounts=random.Random(7).sample(accounts, len(accounts))))
+    shuffled = json.loads(json.dumps(shuffled))  # objects laid out in statement order, as a parser makes them
     fresh = iter([load_trade(shuffled) for _ in range(5)])
     seconds = median_seconds(lambda: allocate(policy, next(fresh)), 5)
     rows.append(("  the same, statement not in account-id order", f"{seconds * 1000:.0f} ms", ""))
