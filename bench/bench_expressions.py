@@ -166,7 +166,7 @@ def columnar_rate(accounts: int = 100_000) -> float:
         "intended": Rational(np.full(accounts, 1000, dtype=np.int64), 1),
     }
     frame = Frame({"order": {}, "security": {}, "statement": {}, "fill": {"ratio": Decimal("0.3")}},
-                  columns.__getitem__, Rational(np.full(accounts, 9, dtype=np.int64), 1), accounts)
+                  columns.__getitem__, Rational(np.full(accounts, 9, dtype=np.int64), 1))
     assert int(function(frame).sum()) == accounts - len(range(0, accounts, 3))
     samples = []
     for _ in range(REPEATS):

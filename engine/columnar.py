@@ -9,12 +9,13 @@ behind ``--explain`` only when asked for them.
 and returns ``None`` for anything else, and ``allocate`` then runs the general path:
 
 * methods: ``pro_rata`` without a rotation (``remainder`` not ``rotation``, no ``minimum.denied:
-  rotation``), weighted by the intended quantity, either rounding method;
+  rotation``), weighted by the intended quantity or a number attribute (``weight:
+  account.assets``), either rounding method;
 * minimum: ``absolute`` or ``relative_to_intended``;
 * rules: ``exclude``, ``zero``, ``flag`` and ``cap`` whose ``when`` (and a cap's ``quantity``)
   has a columnar form (:mod:`engine.expressions.vector`);
-* trades: account attributes already of their declared type (strings, booleans, integers), and
-  quantities whose integer units fit int64 products.
+* trades: string, boolean and number attributes (numbers as integers, decimals or decimal
+  strings), and quantities whose integer units fit int64 products.
 
 It also returns ``None`` instead of raising: a trade that fails a control, a policy that does not
 govern it, data an expression cannot evaluate exactly, a fill the caps cannot hold. The general
@@ -25,7 +26,7 @@ path then reports the error, so both paths report every error identically.
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from itertools import repeat
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -33,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 from engine.context import TradeContext, scalar_context
 from engine.controls import check_controls, check_policy_governs
 from engine.errors import FairallocError
+from engine.expressions.ast import Path
 from engine.expressions.vector import SAFE, Frame, Rational, Unsupported, vectorise
-from engine.numbers import to_units, units_scale
+from engine.numbers import decimal_text, to_units, units_scale
 from engine.plan import Attribute, Policy, Rule
 from engine.result import AccountState, Allocation, Columns, ExceptionRecord, Outcome
 from engine.rotation import RotationState
@@ -51,7 +53,9 @@ COLUMNAR_FROM = 512
 
 def covers(policy: Policy) -> bool:
     """Whether ``policy`` is within this path's scope (the trade may still send it back)."""
-    if policy.method != "pro_rata" or policy.rotation is not None or policy.weight is not None:
+    if policy.method != "pro_rata" or policy.rotation is not None:
+        return False
+    if policy.weight is not None and _weight_attribute(policy) is None:
         return False
     if policy.remainder == "rotation":
         return False
@@ -66,6 +70,16 @@ def covers(policy: Policy) -> bool:
                 quantity is None or vectorise(quantity) is None):
             return False
     return True
+
+
+def _weight_attribute(policy: Policy) -> str | None:
+    """The number attribute a policy weighs by (``weight: account.assets``), if that is its weight."""
+    weight = policy.weight
+    if weight is None or not isinstance(weight.tree, Path) or len(weight.tree.parts) != 2:
+        return None
+    root, name = weight.tree.parts
+    numbers = {attribute.name for attribute in policy.account_attributes if attribute.kind == "number"}
+    return name if root == "account" and name in numbers else None
 
 
 def allocate_columnar(policy: Policy, trade: Trade, rotation: RotationState | None = None,
@@ -92,31 +106,32 @@ class _Book:
     """One trade's accounts as columns, sorted by account id, while the stages run."""
 
     def __init__(self, policy: Policy, trade: Trade, ctx: TradeContext, ids: list[str], index: list[int],
-                 intended: NDArray[np.int64], scale: int, raw: dict[str, list[Any]]) -> None:
+                 intended: NDArray[np.int64], scale: int, raw: dict[str, tuple[str, list[Any]]]) -> None:
         import numpy as np
 
         self.policy, self.trade, self.ctx = policy, trade, ctx
         self.ids, self.index, self.intended, self.scale = ids, index, intended, scale
-        self.raw = raw  # declared attribute values, in statement order, already of their type
+        self.raw = raw  # declared attributes: (kind, values in statement order, of that kind)
         self.n = len(ids)
         self.order = np.asarray(index, dtype=np.int64)
         self.cache: dict[str, Any] = {}
         self.events: list[tuple[Rule, NDArray[np.int64]]] = []  # rules that fired, in the order they ran
         self.denials: list[NDArray[np.int64]] = []  # accounts denied by the minimum, round by round
         self.notes: list[str] = []
+        self.weight_values: list[Any] | None = None  # a weight attribute's values (None: excluded)
 
     @classmethod
     def build(cls, policy: Policy, trade: Trade, ctx: TradeContext) -> _Book | None:
         import numpy as np
 
         entries = trade.statement.accounts
-        raw: dict[str, list[Any]] = {}
+        raw: dict[str, tuple[str, list[Any]]] = {}
         given = [entry.attributes for entry in entries] if policy.account_attributes else []
         for attribute in policy.account_attributes:
             values = _attribute_column(attribute, list(map(dict.get, given, repeat(attribute.name))))
             if values is None:
                 return None
-            raw[attribute.name] = values
+            raw[attribute.name] = (attribute.kind, values)
         quantities = trade.statement.intended
         fills = [fill.quantity for fill in trade.fills]
         if set(map(type, quantities)) <= {int} and set(map(type, fills)) <= {int}:
@@ -147,14 +162,15 @@ class _Book:
         elif name == "intended":
             value = Rational(self.intended, self.scale)
         elif name in self.raw:
-            values = self.raw[name]
-            first = values[0] if values else None
-            if type(first) is bool:
+            kind, values = self.raw[name]
+            if kind == "boolean":
                 value = np.asarray(values, dtype=bool)[self.order]
-            elif type(first) is int:
-                if max(map(abs, values)) >= SAFE:
+            elif kind == "number":
+                scale = 1 if set(map(type, values)) <= {int} else units_scale(values)
+                units = values if scale == 1 else [to_units(number, scale) for number in values]
+                if max(map(abs, units)) >= SAFE:
                     raise Unsupported(f"account.{name} leaves int64")
-                value = Rational(np.asarray(values, dtype=np.int64)[self.order], 1)
+                value = Rational(np.asarray(units, dtype=np.int64)[self.order], scale)
             else:
                 value = np.asarray(values, dtype=object)[self.order]
         else:
@@ -167,7 +183,7 @@ class _Book:
         c = self.ctx
         roots = {"order": c.order, "security": c.security, "statement": c.statement, "fill": c.fill}
         allocation = None if units is None else Rational(units, self.scale)
-        return Frame(roots, self.column, allocation, self.n)
+        return Frame(roots, self.column, allocation)
 
     def fired(self, rule: Rule, among: NDArray[np.int64], units: NDArray[np.int64] | None) -> NDArray[np.int64]:
         """The accounts of ``among`` (positions) for which ``rule`` fires; recorded in order."""
@@ -200,8 +216,7 @@ class _Book:
             hit = self.fired(rule, eligible, None)
             caps[hit] = np.minimum(caps[hit], self._cap_units(rule, hit))
         self.caps, self.excluded = caps, excluded
-        weights = np.where(excluded, 0, self.intended)
-        self.weights = weights
+        self.weights = self._weights(excluded)
         filled = int(Fraction(self.ctx.filled) * scale)
         minimum = self._minimum()
         zero_rules = policy.rules_by_action("zero")
@@ -255,6 +270,29 @@ class _Book:
         for rule in policy.rules_by_action("flag"):
             self.fired(rule, allocated, final)
         return self._result(final, outcome, participants, denied_round, denied_by, minimum)
+
+    def _weights(self, excluded: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """Each participant's weight in integer units, as ``engine.allocate`` computes it (0 if excluded).
+
+        A weight attribute's values are scaled by the power of ten that makes every participant's
+        value whole; the values themselves are kept for the explanation (``weight_text``).
+        """
+        import numpy as np
+
+        name = _weight_attribute(self.policy)
+        if name is None:
+            return np.where(excluded, 0, self.intended)
+        _, values = self.raw[name]
+        taking = (~excluded).tolist()
+        chosen = [values[i] for i, take in zip(self.index, taking) if take]
+        if chosen and min(chosen) < 0:
+            raise Unsupported("a negative weight")  # the general path reports it
+        scale = units_scale(chosen)
+        units = [to_units(values[i], scale) if take else 0 for i, take in zip(self.index, taking)]
+        if units and max(units) >= SAFE:
+            raise Unsupported("a weight beyond int64")
+        self.weight_values = [values[i] if take else None for i, take in zip(self.index, taking)]
+        return np.asarray(units, dtype=np.int64)
 
     def _cap_units(self, rule: Rule, hit: NDArray[np.int64]) -> Any:
         """The cap ``rule`` sets for the accounts ``hit``, in units rounded down, never below zero."""
@@ -401,10 +439,14 @@ def _details(book: _Book, intended: list[int], participants: NDArray[np.int64],
         caps = [None if c == NO_CAP else c for c in book.caps.tolist()]
         excluded = book.excluded.tolist()
         weights, ranks, rounds = book.weights.tolist(), book.rank.tolist(), denied_round.tolist()
+        texts: list[str | None] = [None] * n
+        if book.weight_values is not None:
+            texts = [None if value is None else decimal_text(Decimal(value)) for value in book.weight_values]
         minimums = minimum.tolist() if minimum is not None else None
         states = [
             AccountState(
-                ids[k], book.index[k], intended[k], caps[k], weight=weights[k], rank=ranks[k], rules=rules[k],
+                ids[k], book.index[k], intended[k], caps[k], weight=weights[k], weight_text=texts[k],
+                rank=ranks[k], rules=rules[k],
                 excluded=excluded[k], denied_round=rounds[k] or None, denied_by=denied_by.get(k),
                 minimum=None if minimums is None or excluded[k] else minimums[k],
             )
@@ -446,8 +488,21 @@ def _attribute_column(attribute: Attribute, values: list[Any]) -> list[Any] | No
         if kinds != {bool}:
             return None
     elif attribute.kind == "number":
-        if kinds != {int}:
+        if kinds <= {int}:
+            return values
+        if not kinds <= {int, Decimal, str}:
             return None
+        numbers: list[Any] = []
+        for value in values:  # as engine.context converts a number attribute
+            if type(value) is str:
+                try:
+                    value = Decimal(value)
+                except InvalidOperation:
+                    return None
+            if type(value) is Decimal and not value.is_finite():
+                return None
+            numbers.append(value)
+        return numbers
     else:
         return None
     return values

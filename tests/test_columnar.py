@@ -32,6 +32,7 @@ attributes:
     type: {{type: string, values: [institutional, retail], default: retail}}
     restricted: {{type: boolean, default: false}}
     score: {{type: number, default: 0}}
+    assets: {{type: number, default: 0}}
 method: pro_rata
 """
 
@@ -53,6 +54,9 @@ RULES = {
 @st.composite
 def policy_texts(draw: st.DrawFn) -> str:
     text = HEADER.format(n=draw(st.integers(0, 10**6)))
+    weight = draw(st.sampled_from([None, "account.assets", "account.score", "account.assets * 2"]))
+    if weight is not None:
+        text += f"pro_rata:\n  weight: '{weight}'\n"
     lot = draw(st.sampled_from(["1", "10", "100", "0.5"]))
     method = draw(st.sampled_from(["largest_remainder", "quota"]))
     text += f"rounding:\n  lot: {lot}\n  method: {method}\n"
@@ -93,8 +97,15 @@ def trade_documents(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             attributes["restricted"] = draw(st.booleans())
         if draw(st.booleans()):
-            attributes["score"] = draw(st.integers(-10, 10))
+            attributes["assets"] = draw(st.one_of(st.integers(0, 10**6), st.sampled_from(["0.5", "1250.75", "3e2"])))
+        if draw(st.booleans()):
+            attributes["score"] = draw(st.one_of(
+                st.integers(-10, 10),
+                st.sampled_from(["2.5", "-3.25", "7", "1e1", Decimal("0.125"), Decimal("-4.0")]),
+            ))
         accounts.append({"account": account, "intended": intended, "attributes": attributes})
+    if draw(st.sampled_from(range(20))) == 13:  # now and then a value the general path must refuse
+        accounts[0]["attributes"]["score"] = draw(st.sampled_from(["abc", True, "NaN"]))
     total = sum(Decimal(str(a["intended"])) for a in accounts)
     filled = draw(st.integers(1, int(total)))
     parts = draw(st.integers(1, 3))

@@ -84,12 +84,10 @@ class Frame:
     is ``None`` where the language has no allocation yet.
     """
 
-    def __init__(self, roots: Mapping[str, Any], column: Callable[[str], Column], allocation: Rational | None,
-                 size: int) -> None:
+    def __init__(self, roots: Mapping[str, Any], column: Callable[[str], Column], allocation: Rational | None) -> None:
         self.roots = roots
         self.column = column
         self.allocation = allocation
-        self.size = size
 
 
 Vectorised = Callable[[Frame], Any]

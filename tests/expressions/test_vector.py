@@ -86,7 +86,7 @@ def frame(records: list[dict[str, Any]], units: list[int], scale: int) -> Frame:
             return Rational(np.asarray(values, dtype=np.int64), 1)
         return np.asarray(values, dtype=bool if name == "flag" else object)
 
-    return Frame(ROOTS, column, Rational(np.asarray(units, dtype=np.int64), scale), len(records))
+    return Frame(ROOTS, column, Rational(np.asarray(units, dtype=np.int64), scale))
 
 
 def quantity(units: int, scale: int) -> int | Decimal:
