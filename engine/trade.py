@@ -11,8 +11,11 @@ producer wrote ``100.0``.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -192,18 +195,39 @@ def load_trade(source: str | Path | dict[str, Any], *, file: str | None = None) 
 
     Raises :class:`InputError` listing every violation with its JSON pointer.
     """
-    if isinstance(source, dict):
-        data: Any = source
-        name = file or "<trade>"
-    else:
-        name = file or str(source)
-        data = parse_json(read_text(str(source)), name)
-    if not isinstance(data, dict):
-        raise InputError(Diagnostic("trade-type", "a trade document must be a JSON object", Location(name, pointer="")))
+    with _collector_paused():
+        if isinstance(source, dict):
+            data: Any = source
+            name = file or "<trade>"
+        else:
+            name = file or str(source)
+            data = parse_json(read_text(str(source)), name)
+        if not isinstance(data, dict):
+            raise InputError(Diagnostic("trade-type", "a trade document must be a JSON object",
+                                        Location(name, pointer="")))
+        try:
+            return Trade.model_validate(data)
+        except ValidationError as error:
+            raise InputError([_diagnostic(item, name) for item in error.errors()]) from None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a trade is parsed and validated, then restore it.
+
+    A statement of 100,000 accounts becomes some 400,000 dictionaries, lists and models, none of
+    them in a reference cycle; as they pile up, the collector would scan the growing heap again
+    and again, which made parsing and validating such a trade three times slower. Reference
+    counting still frees everything as usual; the collector is re-enabled afterwards only if it
+    was enabled before.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        return Trade.model_validate(data)
-    except ValidationError as error:
-        raise InputError([_diagnostic(item, name) for item in error.errors()]) from None
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _diagnostic(item: Any, file: str) -> Diagnostic:

@@ -173,3 +173,24 @@ def test_expression_failing_on_an_accounts_data_names_the_account() -> None:
     context = caught.value.diagnostics[-1]
     assert context.code == "expression-runtime" and "CLIENT-C" in context.message
     assert context.location.pointer == "/statement/accounts/2"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("valid", [True, False])
+def test_loading_a_trade_leaves_the_cycle_collector_as_it_found_it(enabled: bool, valid: bool) -> None:
+    import gc
+
+    document = example_trade("us-equity-pro-rata")
+    if not valid:
+        document["order"]["quantity"] = "many"
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        if valid:
+            load_trade(document)
+        else:
+            with pytest.raises(FairallocError):
+                load_trade(document)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
