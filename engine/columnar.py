@@ -47,8 +47,10 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-COLUMNAR_FROM = 512
-"""Blocks of at least this many accounts are allocated by this module (below, arrays cost more)."""
+COLUMNAR_FROM = 64
+"""Blocks of at least this many accounts are allocated by this module. Measured with the
+benchmark's policy: 20 accounts take 0.10 ms account by account and 0.17 ms on arrays, 64
+accounts 0.20 and 0.15 ms, 512 accounts 1.28 and 0.37 ms."""
 
 
 def covers(policy: Policy) -> bool:
