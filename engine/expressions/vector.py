@@ -208,8 +208,11 @@ def _logical(op: str, left: Any, right: Any) -> Any:
 
 
 def _number(value: Any) -> Fraction:
+    """A shared number as an exact fraction whose parts fit int64 (each product is checked later)."""
     if type(value) is int or type(value) is Decimal:
-        return Fraction(value)
+        number = Fraction(value)
+        _checked(abs(number.numerator), number.denominator)
+        return number
     raise Unsupported("not a number")
 
 

@@ -27,7 +27,7 @@ ROOTS: dict[str, Any] = {"order": {"quantity": 10000, "side": "buy"}, "security"
                          "statement": {"total": 10000, "accounts": 3}, "fill": FILL}
 
 numbers = st.sampled_from(["account.n", "account.intended", "allocation", "fill.ratio", "fill.quantity", "3",
-                           "0.25", "12.5%", "-7", "1000000"])
+                           "0.25", "12.5%", "-7", "1000000", "100000000000000000000"])
 
 
 def number_expression(depth: int) -> st.SearchStrategy[str]:
@@ -158,3 +158,13 @@ def test_products_beyond_int64_decline_instead_of_wrapping() -> None:
     with pytest.raises(Unsupported):
         function(frame(records, [0], 1))
     assert closure_values("account.n * account.n * account.n > 0", records, [0], 1) == [True]
+
+
+@pytest.mark.parametrize("text", ["account.n * 100000000000000000000 > 1", "account.n == 100000000000000000000",
+                                  "account.n + 100000000000000000000 > 0", "account.n < 0.000000000000000000001"])
+def test_constants_beyond_int64_decline_even_over_a_column_of_zeros(text: str) -> None:
+    records = [{"id": "A", "intended": 5, "kind": "a", "flag": True, "n": 0, "limit_price": None, "received_at": None}]
+    function = vectorise(compile_expression(text, SCOPE))
+    assert function is not None
+    with pytest.raises(Unsupported):
+        function(frame(records, [0], 1))
