@@ -343,7 +343,7 @@ class _Book:
             return np.full(self.n, value, dtype=np.int64)
         assert minimum.relative is not None
         ratio = Fraction(minimum.relative)
-        if self.intended.max(initial=0) * ratio.numerator >= SAFE:
+        if self.intended.max(initial=0) * ratio.numerator >= SAFE or ratio.denominator >= SAFE:
             raise Unsupported("minimum leaves int64")
         return -((-self.intended * ratio.numerator) // ratio.denominator)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -189,3 +190,19 @@ def test_a_refused_trade_is_handed_back_and_refused_by_the_general_path() -> Non
         assert error.codes == ["duplicate-account"]
     else:
         raise AssertionError("a duplicate account must be refused")
+
+
+@pytest.mark.parametrize("section", [
+    "minimum:\n  relative_to_intended: '0.0000000000000000000000001'\n",
+    "minimum:\n  absolute: 100000000000000000000000\n",
+    "rules:\n  - id: huge\n    when: 'account.score > 100000000000000000000'\n    action: flag\n    reason: r\n",
+    "rules:\n  - id: huge-cap\n    when: 'account.restricted'\n    action: cap\n    quantity: 100000000000000000000000\n"
+    "    reason: r\n",
+])
+def test_numbers_beyond_int64_hand_the_block_back_or_agree(section: str) -> None:
+    policy = policy_from_text(HEADER.format(n=2) + "rounding:\n  lot: 1\n" + section)
+    trade = load_trade(large_trade(COLUMNAR_FROM))
+    fast = allocate_columnar(policy, trade)  # must not raise
+    general = allocate_general(policy, trade)
+    assert fast is None or dump_json(fast.document(explain=True)) == dump_json(general.document(explain=True))
+    assert dump_json(allocate(policy, trade).document()) == dump_json(general.document())
