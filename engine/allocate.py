@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 from engine.columnar import COLUMNAR_FROM, allocate_columnar
-from engine.context import TradeContext, build_context
+from engine.context import TradeContext, applies, build_context
 from engine.controls import check_controls, check_policy_governs, refuse_if
 from engine.errors import Diagnostic, InputError, Location, RefusedError
 from engine.expressions import CompiledExpression, ExpressionRuntimeError
@@ -85,13 +85,13 @@ class _Run:
     # -- stage 3: eligibility ---------------------------------------------------------------
     def accounts(self) -> list[AccountState]:
         policy = self.policy
-        entries = self.trade.statement.accounts
-        self.scale = units_scale([policy.lot] + [e.intended for e in entries] + [f.quantity for f in self.trade.fills])
+        statement = self.trade.statement
+        self.scale = units_scale([policy.lot, *(f.quantity for f in self.trade.fills), *statement.intended])
         self.lot = to_units(policy.lot, self.scale)
+        intended = [to_units(quantity, self.scale) for quantity in statement.intended]
         accounts = [
-            AccountState(e.account, i, to_units(e.intended, self.scale),
-                     None if policy.allow_above_intended else to_units(e.intended, self.scale))
-            for i, e in enumerate(entries)
+            AccountState(account, i, units, None if policy.allow_above_intended else units)
+            for i, (account, units) in enumerate(zip(statement.account_ids, intended))
         ]
         accounts.sort(key=lambda a: a.id)
         self.rank(accounts)
@@ -209,10 +209,7 @@ def allocate_general(
     """:func:`allocate`, one account record at a time: the definition, for every policy and trade."""
     refuse_if(check_controls(trade, file))
     ctx = build_context(policy, trade, file)
-    applies = True
-    if policy.applies_to is not None:
-        applies = policy.applies_to.fn(ctx.order, ctx.security, ctx.statement, ctx.fill, None, None) is True
-    refuse_if(check_policy_governs(policy, trade, applies, file))
+    refuse_if(check_policy_governs(policy, trade, applies(policy, ctx), file))
 
     run = _Run(policy, trade, ctx, file)
     everyone = run.accounts()

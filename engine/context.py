@@ -182,6 +182,15 @@ def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> Trade
     return TradeContext(order_ctx, security, statement_ctx, fill_ctx, [], filled, average)
 
 
+def applies(policy: Policy, ctx: TradeContext) -> bool:
+    """Whether ``policy``'s ``applies_to`` holds for the trade of ``ctx`` (no condition: it does).
+
+    Only ``true`` counts; the condition reads the shared records, never an account.
+    """
+    condition = policy.applies_to
+    return condition is None or condition.fn(ctx.order, ctx.security, ctx.statement, ctx.fill, None, None) is True
+
+
 def _number(value: int | Decimal) -> int | Decimal:
     """Whole quantities are ints in expressions, so integer arithmetic stays integer."""
     if isinstance(value, int):

@@ -100,6 +100,8 @@ def decimal_text(value: Decimal | int) -> str:
 
 def units_scale(values: Sequence[int | Decimal]) -> int:
     """Smallest power of ten that makes every quantity (and the lot) a whole number of units."""
+    if set(map(type, values)) <= {int}:
+        return 1  # whole quantities (the common case, checked at C speed over 100,000 of them)
     places = 0
     for value in values:
         if isinstance(value, int):

@@ -278,27 +278,26 @@ def _required(name: str) -> tuple[pl.Expr, Refusal]:
     return bad, Refusal("forensics.missing_value", name, f"required value {name!r} is empty")
 
 
+def _format_check(name: str, bad: pl.Expr, optional: bool, reason: str, message: str) -> tuple[pl.Expr, Refusal]:
+    """A value of column ``name`` in the wrong format; an empty optional value is not one."""
+    if optional:
+        bad = pl.col(name).is_not_null() & bad
+    return bad, Refusal(reason, name, message)
+
+
 def _decimal_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
-    if optional:
-        bad = col.is_not_null() & bad
-    return bad, Refusal(
-        "forensics.bad_decimal",
-        name,
-        f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals",
-    )
+    return _format_check(name, bad, optional, "forensics.bad_decimal",
+                         f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals")
 
 
 def _integer_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     value = col.cast(pl.Int64, strict=False)
     bad = value.is_null() | (value <= 0) | col.str.contains("[^0-9]")
-    if optional:
-        bad = col.is_not_null() & bad
-    return bad, Refusal(
-        "forensics.bad_integer", name, f"{name!r} must be a whole number greater than zero"
-    )
+    return _format_check(name, bad, optional, "forensics.bad_integer",
+                         f"{name!r} must be a whole number greater than zero")
 
 
 def _parsed(name: str) -> str:
@@ -318,15 +317,8 @@ def _with_parsed_times(frame: pl.DataFrame, names: Iterable[str]) -> pl.DataFram
 
 
 def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
-    col = pl.col(name)
-    bad = pl.col(_parsed(name)).is_null()
-    if optional:
-        bad = col.is_not_null() & bad
-    return bad, Refusal(
-        "forensics.bad_timestamp",
-        name,
-        f"{name!r} must be an ISO 8601 timestamp with an offset, e.g. 2025-03-04T15:02:00-05:00",
-    )
+    return _format_check(name, pl.col(_parsed(name)).is_null(), optional, "forensics.bad_timestamp",
+                         f"{name!r} must be an ISO 8601 timestamp with an offset, e.g. 2025-03-04T15:02:00-05:00")
 
 
 def _date_check(name: str) -> tuple[pl.Expr, Refusal]:

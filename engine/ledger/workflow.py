@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine import RotationState, allocate, load_trade, policy_from_text
-from engine.context import TradeContext, build_context
+from engine.context import applies, build_context
 from engine.errors import Diagnostic, FairallocError, LedgerError, Location, RefusedError
 from engine.ledger.chain import Event
 from engine.ledger.store import Ledger, NewEvent, Session
@@ -230,13 +230,12 @@ def governing_policy(session: Session, trade: Trade, policy_id: str | None = Non
     for record in latest.values():
         policy = load_recorded_policy(record)
         try:
-            applies = policy.applies_to is None or policy.applies_to.fn(
-                *_context_args(build_context(policy, trade))) is True
+            governs = applies(policy, build_context(policy, trade))
         except FairallocError:
             if policy_id is not None:
                 raise
-            applies = False  # the order lacks what this policy reads: it is not one it governs
-        if applies:
+            governs = False  # the order lacks what this policy reads: it is not one it governs
+        if governs:
             governing.append(record)
     if not governing:
         named = f"policy {policy_id}" if policy_id else "policy"
@@ -249,11 +248,6 @@ def governing_policy(session: Session, trade: Trade, policy_id: str | None = Non
         raise _refused("policy-ambiguous", f"several published policies govern order "
                        f"{trade.order.id}: {names}", hint="name one with --policy ID")
     return governing[0]
-
-
-def _context_args(ctx: TradeContext) -> tuple[Any, ...]:
-    """The arguments a compiled ``applies_to`` expression takes (as the engine calls it)."""
-    return (ctx.order, ctx.security, ctx.statement, ctx.fill, None, None)
 
 
 def load_recorded_policy(record: PolicyRecord) -> Policy:

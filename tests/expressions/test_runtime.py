@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -39,8 +40,8 @@ def run_all() -> list[object]:
     return results
 
 
-@pytest.fixture
-def hostile_context() -> Iterator[None]:
+@contextmanager
+def hostile_decimal_context() -> Iterator[None]:
     """A host application that set a tiny, truncating, trapping global decimal context."""
     with decimal.localcontext() as context:
         context.prec = 3
@@ -51,14 +52,15 @@ def hostile_context() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def hostile_context() -> Iterator[None]:
+    with hostile_decimal_context():
+        yield
+
+
 def test_results_do_not_depend_on_the_thread_decimal_context() -> None:
     reference = run_all()
-    with decimal.localcontext() as context:
-        context.prec = 3
-        context.rounding = decimal.ROUND_DOWN
-        context.traps[decimal.Inexact] = True
-        context.traps[decimal.Rounded] = True
-        context.Emax = 10
+    with hostile_decimal_context():
         assert run_all() == reference
         assert [str(r) for r in run_all()] == [str(r) for r in reference]
 
