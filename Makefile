@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m engine.demo
+	$(BIN)/python -m fairalloc.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

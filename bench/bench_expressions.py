@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.expressions import ROOTS, Scope, Type, compile_expression
+from fairalloc.expressions import ROOTS, Scope, Type, compile_expression
 
 SOURCE = 'account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5'
 REPEATS = 9
@@ -154,10 +154,10 @@ def rates(candidates: list[Candidate]) -> list[tuple[float, float]]:
 
 def columnar_rate(accounts: int = 100_000) -> float:
     """Evaluations per second of the condition's columnar form, one call over ``accounts`` accounts
-    (what a large block does: engine.columnar)."""
+    (what a large block does: fairalloc.columnar)."""
     import numpy as np
 
-    from engine.expressions.vector import Frame, Rational, vectorise
+    from fairalloc.expressions.vector import Frame, Rational, vectorise
 
     function = vectorise(compile_expression(SOURCE, scope=_scope(), expect=Type.BOOLEAN))
     assert function is not None
@@ -193,9 +193,9 @@ def cold_start() -> list[tuple[str, float, float]]:
     """
     programs = {
         "python -c pass": "pass",
-        "import engine.expressions": "import engine.expressions",
+        "import fairalloc.expressions": "import fairalloc.expressions",
         "import + build parser + compile one expression": (
-            "from engine.expressions import ROOTS, Scope, Type, compile_expression\n"
+            "from fairalloc.expressions import ROOTS, Scope, Type, compile_expression\n"
             f"compile_expression({SOURCE!r}, scope=Scope.build(ROOTS, {{'type': Type.STRING}}), expect=Type.BOOLEAN)"
         ),
     }
@@ -227,7 +227,7 @@ def main() -> None:
     for note in notes:
         print(f"  {note}")
     print(f"{'fairalloc columnar (100,000 accounts a call)':<42} {columnar_rate():>14,.0f} {'':>14} "
-          f"{'':>13}  large blocks: engine.columnar")
+          f"{'':>13}  large blocks: fairalloc.columnar")
     print()
     print(f"{'parse + check + compile, one expression (warm parser)':<60} {compile_time() * 1e6:>9.0f} us")
     for label, wall, cpu in cold_start():

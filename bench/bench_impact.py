@@ -91,7 +91,7 @@ def main() -> None:
         generate_trades(work / "trades", TRADES)
         print(f"generated {TRADES} trades in {time.perf_counter() - started:.1f} s")
         (work / "v2.yaml").write_text(new_version(POLICY.read_text(encoding="utf-8")), encoding="utf-8")
-        command = [sys.executable, "-m", "engine", "diff", str(POLICY), str(work / "v2.yaml"),
+        command = [sys.executable, "-m", "fairalloc", "diff", str(POLICY), str(work / "v2.yaml"),
                    "--impact", str(work / "trades"), "--format", "table", "--no-progress",
                    "--markdown", str(work / "impact.md")]
         load = os.getloadavg()[0]

@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.ledger import pgcluster
-from engine.ledger.store import Ledger, NewEvent
-from engine.ledger.verify import verify
+from fairalloc.ledger import pgcluster
+from fairalloc.ledger.store import Ledger, NewEvent
+from fairalloc.ledger.verify import verify
 
 EVENTS = 100_000
 BATCHES = (1, 1_000, 10_000)

@@ -13,10 +13,10 @@ import resource
 import tempfile
 import time
 
-from engine.forensics.findings import dumps
-from engine.forensics.review import ReviewConfig, run
-from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
-from engine.forensics.write import write_outputs
+from fairalloc.forensics.findings import dumps
+from fairalloc.forensics.review import ReviewConfig, run
+from fairalloc.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
+from fairalloc.forensics.write import write_outputs
 
 ACCOUNTS = 100
 PARTICIPATION = 0.5

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import RotationState, allocate, load_policy, load_trade, policy_from_text
-from engine.cli._io import dump_json
-from engine.errors import InputError
-from engine.schema import schema
+from fairalloc import RotationState, allocate, load_policy, load_trade, policy_from_text
+from fairalloc.cli._io import dump_json
+from fairalloc.errors import InputError
+from fairalloc.schema import schema
 
 from .conftest import CONTRACT, EXAMPLES, POLICIES, example_trade
 

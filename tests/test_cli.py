@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from engine.cli import main
+from fairalloc.cli import main
 
 from .conftest import EXAMPLES, POLICIES
 
@@ -19,7 +19,7 @@ TRADE = str(EXAMPLES / "us-equity-pro-rata.trade.json")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "fairalloc", *args], capture_output=True, text=True)
 
 
 def test_validate_prints_identity_of_each_policy(capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,7 +98,7 @@ def test_usage_errors_exit_2() -> None:
 
 def test_a_command_imports_only_what_it_needs() -> None:
     code = (
-        "import sys; from engine.cli import main; main(['validate', %r]);"
+        "import sys; from fairalloc.cli import main; main(['validate', %r]);"
         "heavy = [m for m in ('sqlalchemy', 'polars', 'pydantic', 'numpy') if m in sys.modules];"
         "print('HEAVY=' + ','.join(heavy))"
     ) % EQUITY

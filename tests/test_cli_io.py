@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from engine.cli._io import write_output
+from fairalloc.cli._io import write_output
 
 
 def test_replacing_a_file_keeps_its_permissions(tmp_path: Path) -> None:

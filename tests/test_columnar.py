@@ -1,4 +1,4 @@
-"""The columnar path (engine.columnar) against the definition (engine.allocate.allocate_general).
+"""The columnar path (fairalloc.columnar) against the definition (fairalloc.allocate.allocate_general).
 
 For every policy and trade it accepts, the columnar path must produce the same document as the
 general path, byte for byte, explanations and exceptions included; where the general path
@@ -14,11 +14,11 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from engine import load_policy, load_trade, policy_from_text
-from engine.allocate import allocate, allocate_general
-from engine.cli._io import dump_json
-from engine.columnar import COLUMNAR_FROM, allocate_columnar, covers
-from engine.errors import FairallocError
+from fairalloc import load_policy, load_trade, policy_from_text
+from fairalloc.allocate import allocate, allocate_general
+from fairalloc.cli._io import dump_json
+from fairalloc.columnar import COLUMNAR_FROM, allocate_columnar, covers
+from fairalloc.errors import FairallocError
 
 from .conftest import POLICIES
 

@@ -9,9 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from engine import load_trade
-from engine.errors import FairallocError
-from engine.schema import schema_text
+from fairalloc import load_trade
+from fairalloc.errors import FairallocError
+from fairalloc.schema import schema_text
 
 from .conftest import CONTRACT, EXAMPLES, example_trade
 

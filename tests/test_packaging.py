@@ -26,10 +26,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_ships_grammar_and_schemas(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "engine/grammar/fairalloc.lark" in names
+    assert "fairalloc/grammar/fairalloc.lark" in names
     for schema in ("policy", "trade", "allocation"):
-        assert f"engine/schemas/{schema}.schema.json" in names
-    assert "engine/py.typed" in names
+        assert f"fairalloc/schemas/{schema}.schema.json" in names
+    assert "fairalloc/py.typed" in names
     assert any(name.endswith("entry_points.txt") for name in names)
 
 
@@ -39,9 +39,9 @@ def test_installed_wheel_validates_and_allocates(wheel: Path, tmp_path: Path) ->
                    check=True)
     env = dict(os.environ, PYTHONPATH=str(target))
     code = (
-        "import engine, sys; from engine.expressions import grammar;"
-        f"assert engine.__file__.startswith({str(target)!r}), engine.__file__;"
-        "from engine.cli import main;"
+        "import fairalloc, sys; from fairalloc.expressions import grammar;"
+        f"assert fairalloc.__file__.startswith({str(target)!r}), fairalloc.__file__;"
+        "from fairalloc.cli import main;"
         f"sys.exit(main(['allocate', '--policy', {str(POLICIES / 'us-equity-pro-rata.yaml')!r},"
         f" '--trade', {str(EXAMPLES / 'us-equity-pro-rata.trade.json')!r}]))"
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import PolicyError, load_policy
-from engine.cli import main
+from fairalloc import PolicyError, load_policy
+from fairalloc.cli import main
 
 from .conftest import CASES
 

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine import rounding
-from engine.rounding import largest_remainder, quota_method
+from fairalloc import rounding
+from fairalloc.rounding import largest_remainder, quota_method
 
 
 def reference_exact_shares(total: int, weights: list[int], caps: list[int | None]) -> list[Fraction]:
-    """Capped proportional shares by repeated re-spreading (independent of engine.rounding)."""
+    """Capped proportional shares by repeated re-spreading (independent of fairalloc.rounding)."""
     n = len(weights)
     fixed: dict[int, Fraction] = {}
     while True:

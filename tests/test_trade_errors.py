@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine import FairallocError, allocate, load_policy, load_trade
-from engine.cli import main
+from fairalloc import FairallocError, allocate, load_policy, load_trade
+from fairalloc.cli import main
 
 from .conftest import POLICIES, example_trade
 
@@ -154,7 +154,7 @@ def test_every_control_failure_is_reported_together() -> None:
 
 
 def test_expression_failing_on_an_accounts_data_names_the_account() -> None:
-    from engine import policy_from_text
+    from fairalloc import policy_from_text
 
     policy = policy_from_text(
         "fairalloc: 1\nid: x\nversion: 1\neffective: 2026-01-01\nowner: CCO\n"

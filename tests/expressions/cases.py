@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from engine.expressions import ROOTS, Scope, Type
+from fairalloc.expressions import ROOTS, Scope, Type
 
 CASES = Path(__file__).resolve().parents[1] / "cases" / "expressions"
 

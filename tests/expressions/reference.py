@@ -14,7 +14,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from engine.expressions.ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary
+from fairalloc.expressions.ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary
 
 PRECISION = 34
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 
-import engine.expressions as expressions
-from engine.errors import ExitCode, FairallocError, Location, PolicyError
-from engine.expressions import ROOTS, CompiledExpression, ExpressionRuntimeError, Scope, Type, compile_expression
+import fairalloc.expressions as expressions
+from fairalloc.errors import ExitCode, FairallocError, Location, PolicyError
+from fairalloc.expressions import ROOTS, CompiledExpression, ExpressionRuntimeError, Scope, Type, compile_expression
 
 
 def test_exports() -> None:
@@ -53,7 +53,7 @@ def test_error_classes() -> None:
 
 
 def test_tree_is_the_typed_tree_as_written() -> None:
-    from engine.expressions import ast
+    from fairalloc.expressions import ast
 
     scope = Scope.build(roots={"account"}, account_attributes={"type": Type.STRING})
     compiled = compile_expression("account.type in ['a', 'b'] and 1 + 1 == 2", scope=scope, expect=Type.BOOLEAN)

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine.errors import PolicyError
-from engine.expressions import ROOTS, ExpressionRuntimeError, compile_expression
+from fairalloc.errors import PolicyError
+from fairalloc.expressions import ROOTS, ExpressionRuntimeError, compile_expression
 
 from .cases import TYPES, ids, load, scope, value
 

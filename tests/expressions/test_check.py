@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import PolicyError
-from engine.expressions import Type, compile_expression
-from engine.expressions.check import check, distance, suggest
-from engine.expressions.parse import parse
+from fairalloc.errors import PolicyError
+from fairalloc.expressions import Type, compile_expression
+from fairalloc.expressions.check import check, distance, suggest
+from fairalloc.expressions.parse import parse
 
 from .cases import scope
 

@@ -10,13 +10,13 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import Location, PolicyError
-from engine.expressions import ROOTS, Type, compile_expression
-from engine.expressions.ast import Literal
-from engine.expressions.check import check
-from engine.expressions.codegen import Generated, generate
-from engine.expressions.optimize import fold
-from engine.expressions.parse import parse
+from fairalloc.errors import Location, PolicyError
+from fairalloc.expressions import ROOTS, Type, compile_expression
+from fairalloc.expressions.ast import Literal
+from fairalloc.expressions.check import check
+from fairalloc.expressions.codegen import Generated, generate
+from fairalloc.expressions.optimize import fold
+from fairalloc.expressions.parse import parse
 
 from .cases import scope
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.expressions import compile_expression
+from fairalloc.expressions import compile_expression
 
 from .cases import scope
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "expressions.md").read_text(encoding="utf-8")
 EXAMPLES = re.findall(r"`([^`]+)` is `([^`]+)`", DOC)
-PACKAGE = REPO / "engine" / "expressions"
+PACKAGE = REPO / "engine" / "fairalloc" / "expressions"
 
 
 def test_the_reference_has_worked_examples() -> None:
@@ -38,11 +38,11 @@ def test_every_error_code_is_documented_and_every_documented_code_exists() -> No
     documented = set(re.findall(r"`(expr-[a-z-]+)`", DOC))
     assert codes(sorted(PACKAGE.glob("*.py"))) <= documented
     # a few expr-* checks live in the policy compiler, which knows more than an expression does
-    assert documented <= codes(sorted((REPO / "engine").rglob("*.py")))
+    assert documented <= codes(sorted((REPO / "engine" / "fairalloc").rglob("*.py")))
 
 
 def test_documented_limits_match_the_constants() -> None:
-    from engine.expressions import DIVISION_PRECISION, MAX_DEPTH, MAX_LENGTH
+    from fairalloc.expressions import DIVISION_PRECISION, MAX_DEPTH, MAX_LENGTH
 
     assert f"{MAX_LENGTH:,} characters" in DOC
     assert f"{MAX_DEPTH} levels" in DOC
@@ -50,7 +50,7 @@ def test_documented_limits_match_the_constants() -> None:
 
 
 def test_functions_table_lists_every_function() -> None:
-    from engine.expressions.functions import FUNCTIONS
+    from fairalloc.expressions.functions import FUNCTIONS
 
     for function in FUNCTIONS.values():
         assert f"`{function.signature}`" in DOC, function.name

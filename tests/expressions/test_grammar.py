@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.expressions.grammar import GRAMMAR_NAME, grammar_text, parser
+from fairalloc.expressions.grammar import GRAMMAR_NAME, grammar_text, parser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,12 +32,12 @@ def test_wheel_ships_the_grammar_and_loads_it_from_the_installed_package(tmp_pat
     )
     (wheel,) = tmp_path.glob("fairalloc-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        assert f"engine/grammar/{GRAMMAR_NAME}" in archive.namelist()
+        assert f"fairalloc/grammar/{GRAMMAR_NAME}" in archive.namelist()
         installed = tmp_path / "installed"
         archive.extractall(installed)
     program = (
-        "import engine.expressions.grammar as g, pathlib\n"
-        "from engine.expressions import ROOTS, Scope, Type, compile_expression\n"
+        "import fairalloc.expressions.grammar as g, pathlib\n"
+        "from fairalloc.expressions import ROOTS, Scope, Type, compile_expression\n"
         f"assert pathlib.Path(g.__file__).is_relative_to({str(installed)!r}), g.__file__\n"
         "e = compile_expression('allocation > 1%', scope=Scope.build(ROOTS), expect=Type.BOOLEAN)\n"
         "assert e.evaluate(allocation=1) is True\n"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.expressions.ast import Binary, Call, Expr, Literal, Path
-from engine.expressions.check import check
-from engine.expressions.optimize import fold
-from engine.expressions.parse import parse
+from fairalloc.expressions.ast import Binary, Call, Expr, Literal, Path
+from fairalloc.expressions.check import check
+from fairalloc.expressions.optimize import fold
+from fairalloc.expressions.parse import parse
 
 from .cases import scope
 
@@ -55,7 +55,7 @@ def test_failing_constant_is_a_located_problem() -> None:
 
 
 def test_folded_trees_print_back_with_the_same_meaning() -> None:
-    from engine.expressions.ast import unparse
+    from fairalloc.expressions.ast import unparse
 
     assert unparse(folded("(1 + 2) * allocation")) == "(1 + 2) * allocation"
     assert unparse(folded("-(2) * allocation")) == "(-2) * allocation"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from engine.errors import Location, PolicyError
-from engine.expressions import MAX_DEPTH, MAX_LENGTH, compile_expression
-from engine.expressions.ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary, unparse
-from engine.expressions.parse import ParseFailure, expected_words, parse
+from fairalloc.errors import Location, PolicyError
+from fairalloc.expressions import MAX_DEPTH, MAX_LENGTH, compile_expression
+from fairalloc.expressions.ast import Binary, Call, Expr, ListExpr, Literal, Path, Unary, unparse
+from fairalloc.expressions.parse import ParseFailure, expected_words, parse
 
 from .cases import ids, load, scope
 

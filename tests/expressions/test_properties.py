@@ -12,13 +12,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import Location, PolicyError
-from engine.expressions import ExpressionRuntimeError, compile_expression
-from engine.expressions.check import check
-from engine.expressions.codegen import generate
-from engine.expressions.optimize import fold
-from engine.expressions.ast import unparse
-from engine.expressions.parse import parse
+from fairalloc.errors import Location, PolicyError
+from fairalloc.expressions import ExpressionRuntimeError, compile_expression
+from fairalloc.expressions.check import check
+from fairalloc.expressions.codegen import generate
+from fairalloc.expressions.optimize import fold
+from fairalloc.expressions.ast import unparse
+from fairalloc.expressions.parse import parse
 
 from .cases import scope
 from .reference import RefError, evaluate, same

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import ExitCode, FairallocError, Location
-from engine.expressions import DIVISION_PRECISION, ExpressionRuntimeError, Type, compile_expression
+from fairalloc.errors import ExitCode, FairallocError, Location
+from fairalloc.expressions import DIVISION_PRECISION, ExpressionRuntimeError, Type, compile_expression
 
 from .cases import scope
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.expressions import ROOTS, Scope, Type
+from fairalloc.expressions import ROOTS, Scope, Type
 
 
 def test_roots_are_fixed_and_ordered() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.expressions import Type
-from engine.expressions.types import assignable, equatable, join, orderable
+from fairalloc.expressions import Type
+from fairalloc.expressions.types import assignable, equatable, join, orderable
 
 
 def test_names() -> None:

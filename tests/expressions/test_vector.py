@@ -1,4 +1,4 @@
-"""The columnar form of an expression (engine.expressions.vector) against the compiled closure.
+"""The columnar form of an expression (fairalloc.expressions.vector) against the compiled closure.
 
 Random expressions over account fields, ``allocation`` and shared fields are evaluated both ways
 on random accounts: whenever the columnar form gives an answer it is the closure's answer for
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from engine.expressions import ExpressionRuntimeError, Scope, Type, compile_expression
-from engine.expressions.vector import Frame, Rational, Unsupported, vectorise
+from fairalloc.expressions import ExpressionRuntimeError, Scope, Type, compile_expression
+from fairalloc.expressions.vector import Frame, Rational, Unsupported, vectorise
 
 SCOPE = Scope.build({"order", "security", "statement", "fill", "account", "allocation"},
                     {"kind": Type.STRING, "flag": Type.BOOLEAN, "n": Type.NUMBER})

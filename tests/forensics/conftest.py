@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-import engine.cli
+import fairalloc.cli
 
 HEADER = (
     "order_id,trade_date,symbol,side,account,quantity,price,allocated_at,executed_at,intended,"
@@ -50,4 +50,4 @@ def history(tmp_path: pathlib.Path) -> pathlib.Path:
 @pytest.fixture
 def cli() -> Callable[[list[str]], int]:
     """Run ``fairalloc`` in this process, as a user would from a shell."""
-    return engine.cli.main
+    return fairalloc.cli.main

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.errors import ExitCode
+from fairalloc.errors import ExitCode
 from tests.forensics.conftest import write_history
 
 Cli = Callable[[list[str]], int]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import InputError
-from engine.forensics import groups
+from fairalloc.errors import InputError
+from fairalloc.forensics import groups
 
 TABLE: dict[str, list[str | None]] = {
     "fee_basis": ["performance", "asset", "Performance", None],

@@ -7,8 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from engine.errors import ExitCode, FileAccessError, InputError
-from engine.forensics import history
+from fairalloc.errors import ExitCode, FileAccessError, InputError
+from fairalloc.forensics import history
 from tests.forensics.conftest import ROWS, write_history
 
 

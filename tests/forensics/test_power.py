@@ -5,8 +5,8 @@ resolution, and the exact binomial test needs no draws)."""
 
 from __future__ import annotations
 
-from engine.forensics.power import review_year, scenario_spec, welhouse_spec
-from engine.forensics.simulate import FirmSpec
+from fairalloc.forensics.power import review_year, scenario_spec, welhouse_spec
+from fairalloc.forensics.simulate import FirmSpec
 
 YEARS = 200
 DRAWS = 1000

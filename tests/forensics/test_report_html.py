@@ -6,10 +6,10 @@ import pathlib
 import re
 from xml.etree import ElementTree
 
-import engine.forensics
-from engine.forensics.report_html import render
-from engine.forensics.review import ReviewConfig, run
-from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
+import fairalloc.forensics
+from fairalloc.forensics.report_html import render
+from fairalloc.forensics.review import ReviewConfig, run
+from fairalloc.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
 
 def test_report_is_self_contained(tmp_path: pathlib.Path) -> None:
@@ -32,7 +32,7 @@ def test_report_is_self_contained(tmp_path: pathlib.Path) -> None:
 
 
 def test_demo_writes_report_and_findings(tmp_path: pathlib.Path) -> None:
-    path = engine.forensics.demo(tmp_path)
+    path = fairalloc.forensics.demo(tmp_path)
     assert path == tmp_path / "report.html" and path.exists()
     text = (tmp_path / "findings.json").read_text()
     assert '"flagged": true' in text

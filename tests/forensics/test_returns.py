@@ -6,8 +6,8 @@ import pathlib
 
 import numpy as np
 
-from engine.forensics import history
-from engine.forensics.returns import exact_sum, first_day, money_text, peers, pool_of
+from fairalloc.forensics import history
+from fairalloc.forensics.returns import exact_sum, first_day, money_text, peers, pool_of
 from tests.forensics.conftest import write_history
 
 

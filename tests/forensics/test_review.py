@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.forensics.findings import SCHEMA, dumps
-from engine.forensics.power import review_year
-from engine.forensics.review import ReviewConfig, run
-from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
+from fairalloc.forensics.findings import SCHEMA, dumps
+from fairalloc.forensics.power import review_year
+from fairalloc.forensics.review import ReviewConfig, run
+from fairalloc.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pathlib
 
-from engine.forensics.history import load
-from engine.forensics.returns import first_day
-from engine.forensics.rotation import leaders, rotation
-from engine.forensics.simulate import CherryPicker, FirmSpec, simulate
+from fairalloc.forensics.history import load
+from fairalloc.forensics.returns import first_day
+from fairalloc.forensics.rotation import leaders, rotation
+from fairalloc.forensics.simulate import CherryPicker, FirmSpec, simulate
 from tests.forensics.conftest import write_history
 
 ROW = ("{o},2025-03-03,XYZ,buy,{a},{q},100.00,2025-03-03T10:05:00-05:00,"

@@ -6,10 +6,10 @@ import pathlib
 
 import polars as pl
 
-from engine.forensics.history import load
-from engine.forensics.power import review_year
-from engine.forensics.review import ReviewConfig, run
-from engine.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
+from fairalloc.forensics.history import load
+from fairalloc.forensics.power import review_year
+from fairalloc.forensics.review import ReviewConfig, run
+from fairalloc.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
 
 def test_same_seed_same_files(tmp_path: pathlib.Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.forensics.tests_stats import (
+from fairalloc.forensics.tests_stats import (
     benjamini_hochberg,
     binomial_upper_tail,
     normal_upper_tail,

@@ -6,8 +6,8 @@ import datetime as dt
 import pathlib
 from zoneinfo import ZoneInfo
 
-from engine.forensics.history import load
-from engine.forensics.timing import Market, allocation_timing, override_timing
+from fairalloc.forensics.history import load
+from fairalloc.forensics.timing import Market, allocation_timing, override_timing
 
 MARKET = Market(ZoneInfo("America/New_York"), dt.time(16, 0), 30)
 

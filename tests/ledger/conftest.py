@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from engine.ledger import pgcluster
-from engine.ledger.store import Ledger
+from fairalloc.ledger import pgcluster
+from fairalloc.ledger.store import Ledger
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine import load_policy, load_trade
-from engine.ledger import workflow
-from engine.ledger.store import Ledger
+from fairalloc import load_policy, load_trade
+from fairalloc.ledger import workflow
+from fairalloc.ledger.store import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 EQUITY_POLICY = ROOT / "policies" / "us-equity-pro-rata.yaml"

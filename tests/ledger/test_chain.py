@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.ledger.chain import GENESIS, Event, canonical_json, event_canonical, link_hash, recompute
+from fairalloc.ledger.chain import GENESIS, Event, canonical_json, event_canonical, link_hash, recompute
 
 
 def test_canonical_form_is_sorted_compact_json() -> None:

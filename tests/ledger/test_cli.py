@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.errors import ExitCode
+from fairalloc.cli import main
+from fairalloc.errors import ExitCode
 
 from .conftest import tamper
 from .helpers import EQUITY_POLICY, EQUITY_TRADE, ROOT, ROTATION_POLICY
@@ -93,7 +93,7 @@ def test_full_workflow_verify_replay_export(ledger_url: str, capsys: pytest.Capt
     assert set(moved) == {"INCOME-2", "SMALL-3"} and moved["SMALL-3"]["status"] == "approved"
     with (tmp_path / "export" / "fills.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 7  # every confirmation of the day
-    from engine.forensics.history import read_allocations, read_overrides
+    from fairalloc.forensics.history import read_allocations, read_overrides
 
     # The forensic review reads the export as it is, refusing no row even in strict mode.
     assert read_allocations(tmp_path / "export" / "allocations.csv", True)[1].refused == 0
@@ -158,7 +158,7 @@ def test_commands_other_than_init_do_not_create_a_ledger(tmp_path: Path,
 
 
 def test_verify_exit_status_on_tampering(ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.ledger.store import Ledger
+    from fairalloc.ledger.store import Ledger
 
     _staffed(capsys, ledger_url)
     with Ledger(ledger_url) as ledger:
@@ -170,7 +170,7 @@ def test_verify_exit_status_on_tampering(ledger_url: str, capsys: pytest.Capture
 
 
 def test_replay_reports_what_differs(ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.ledger.store import Ledger
+    from fairalloc.ledger.store import Ledger
 
     _staffed(capsys, ledger_url)
     _record_day(capsys, ledger_url)
@@ -192,8 +192,8 @@ def test_the_day_matches_the_stateless_engine_byte_for_byte(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """What the ledger recorded for each order of the example day is exactly what
     ``fairalloc allocate`` computes from the same trade file, policy and rotation state."""
-    from engine.ledger.chain import canonical_json
-    from engine.ledger.store import Ledger
+    from fairalloc.ledger.chain import canonical_json
+    from fairalloc.ledger.store import Ledger
 
     url = f"sqlite:///{tmp_path / 'day.db'}"
     _staffed(capsys, url)

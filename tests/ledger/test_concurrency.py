@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.ledger import workflow
-from engine.ledger.store import Ledger
-from engine.ledger.verify import verify
+from fairalloc.ledger import workflow
+from fairalloc.ledger.store import Ledger
+from fairalloc.ledger.verify import verify
 
 from .helpers import EQUITY_POLICY, ROOT, ROTATION_POLICY, ROTATION_TRADE, publish, record_through_fills, staff, trade_doc
 
@@ -83,7 +83,7 @@ def test_kill_inside_an_allocation_leaves_nothing_partial(ledger_url: str, tmp_p
     env = _env()
     env["FAIRALLOC_TEST_HANG_AFTER_INSERT"] = str(marker)
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "order", "allocate", doc["order"]["id"], "--user", "tom",
+        [sys.executable, "-m", "fairalloc", "order", "allocate", doc["order"]["id"], "--user", "tom",
          "--ledger", ledger_url], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not marker.exists():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from engine.errors import LedgerError
-from engine.ledger.chain import GENESIS
-from engine.ledger.schema import SCHEMA_REVISION
-from engine.ledger.store import Ledger, NewEvent, resolve_url
+from fairalloc.errors import LedgerError
+from fairalloc.ledger.chain import GENESIS
+from fairalloc.ledger.schema import SCHEMA_REVISION
+from fairalloc.ledger.store import Ledger, NewEvent, resolve_url
 
 
 def test_append_links_events_and_records_server_time(ledger: Ledger) -> None:
@@ -70,7 +70,7 @@ def test_reopening_is_idempotent_and_migrations_reach_the_expected_head(ledger_u
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    import engine.ledger.store as store
+    import fairalloc.ledger.store as store
 
     Ledger(ledger_url).close()
     with Ledger(ledger_url) as again, again.read() as session:

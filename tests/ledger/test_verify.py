@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from engine.ledger.store import Ledger, NewEvent
-from engine.ledger.verify import Anchor, verify
+from fairalloc.ledger.store import Ledger, NewEvent
+from fairalloc.ledger.verify import Anchor, verify
 
 from .conftest import tamper
 
@@ -85,7 +85,7 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(ledger: Ledger) -> None:
     _fill(ledger, 10)
     with ledger.read() as session:
         fifth = session.query()[4]
-    from engine.ledger.chain import recompute
+    from fairalloc.ledger.chain import recompute
 
     edited = fifth._replace(payload='{"n":0}')
     tamper(ledger, f"UPDATE events SET payload = '{edited.payload}', hash = '{recompute(edited)}'"
@@ -98,7 +98,7 @@ def test_time_going_backwards(ledger: Ledger) -> None:
     _fill(ledger, 3)
     with ledger.read() as session:
         second = session.query()[1]
-    from engine.ledger.chain import recompute
+    from fairalloc.ledger.chain import recompute
 
     # Rewrite event 2's time to the past and re-hash event 2 and 3 so only the time is wrong.
     moved = second._replace(recorded_at="2000-01-01T00:00:00.000000Z")

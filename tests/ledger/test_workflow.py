@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from engine import load_policy, load_trade
-from engine.errors import LedgerError, RefusedError
-from engine.ledger import workflow
-from engine.ledger.store import Ledger
-from engine.ledger.verify import verify
+from fairalloc import load_policy, load_trade
+from fairalloc.errors import LedgerError, RefusedError
+from fairalloc.ledger import workflow
+from fairalloc.ledger.store import Ledger
+from fairalloc.ledger.verify import verify
 
 from .helpers import (EQUITY_POLICY, ROTATION_POLICY, ROTATION_TRADE, publish, record_through_fills,
                       staff, trade_doc)
@@ -216,7 +216,7 @@ def test_policy_registry(ledger: Ledger) -> None:
     assert created and record.digest == policy.digest and record.canonical == policy.canonical
     assert record.published_by == "cole" and record.source == policy.source
     assert workflow.publish_policy(ledger, "cole", policy) == (record, False)
-    from engine import policy_from_text
+    from fairalloc import policy_from_text
 
     changed = policy_from_text(policy.source.replace("lot: 100", "lot: 10"), file="changed.yaml")
     with pytest.raises(LedgerError) as caught:
@@ -236,7 +236,7 @@ def test_the_version_in_effect_at_entry_governs(ledger: Ledger) -> None:
     publish(ledger, EQUITY_POLICY)
     doc = trade_doc(order_id="BEFORE")
     record_through_fills(ledger, doc)
-    from engine import policy_from_text
+    from fairalloc import policy_from_text
 
     source = load_policy(EQUITY_POLICY).source
     v2 = policy_from_text(source.replace("version: 1", "version: 2"), file="v2.yaml")
@@ -282,7 +282,7 @@ def test_override_names_every_statement_account(firm: Ledger) -> None:
 
 
 def test_a_rotation_can_be_seeded_once_before_it_starts(firm: Ledger) -> None:
-    from engine import RotationState
+    from fairalloc import RotationState
 
     group = "fixed-income-rotation/core"
     workflow.seed_rotation(firm, "cole", RotationState(group, 2))
@@ -295,6 +295,6 @@ def test_a_rotation_can_be_seeded_once_before_it_starts(firm: Ledger) -> None:
     assert caught.value.codes == ["rotation-already-started"]
     with pytest.raises(RefusedError):
         workflow.seed_rotation(firm, "tom", RotationState("fixed-income-rotation/other", 1))
-    from engine.ledger.replay import replay_order
+    from fairalloc.ledger.replay import replay_order
 
     assert replay_order(firm, "FI-S").identical

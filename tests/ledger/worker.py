@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine.ledger import workflow
-from engine.ledger.store import Ledger
+from fairalloc.ledger import workflow
+from fairalloc.ledger.store import Ledger
 
 
 def main(argv: list[str]) -> int:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import allocate, load_policy, load_trade, policy_from_text
-from engine.cli import main
-from engine.cli.test import coverage_by_policy
-from engine.review.coverage import measure
-from engine.review.policytest import discover, run_file
+from fairalloc import allocate, load_policy, load_trade, policy_from_text
+from fairalloc.cli import main
+from fairalloc.cli.test import coverage_by_policy
+from fairalloc.review.coverage import measure
+from fairalloc.review.policytest import discover, run_file
 
 from ..conftest import EXAMPLES, POLICIES, example_trade
 

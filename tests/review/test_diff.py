@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import Policy, load_policy, policy_from_text
-from engine.cli import main
-from engine.review.diff import describe_condition, diff_policies
-from engine.review.fmt import format_text
+from fairalloc import Policy, load_policy, policy_from_text
+from fairalloc.cli import main
+from fairalloc.review.diff import describe_condition, diff_policies
+from fairalloc.review.fmt import format_text
 
 from ..conftest import POLICIES
 

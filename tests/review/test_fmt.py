@@ -14,12 +14,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
-from engine import PolicyError, policy_from_text
-from engine.cli import main
-from engine.compile import canonical_json
-from engine.errors import FairallocError
-from engine.load import load_yaml
-from engine.review.fmt import format_file, format_text
+from fairalloc import PolicyError, policy_from_text
+from fairalloc.cli import main
+from fairalloc.compile import canonical_json
+from fairalloc.errors import FairallocError
+from fairalloc.load import load_yaml
+from fairalloc.review.fmt import format_file, format_text
 
 from ..conftest import POLICIES
 

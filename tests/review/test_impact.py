@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from bench.bench_impact import generate_trades, new_version
-from engine import Allocation, FairallocError, Policy, allocate, load_policy, load_trade, policy_from_text
-from engine.cli import main
-from engine.review import impact
-from engine.review.diff import diff_policies
-from engine.review.impact import Period, impact_markdown, impact_of, money
+from fairalloc import Allocation, FairallocError, Policy, allocate, load_policy, load_trade, policy_from_text
+from fairalloc.cli import main
+from fairalloc.review import impact
+from fairalloc.review.diff import diff_policies
+from fairalloc.review.impact import Period, impact_markdown, impact_of, money
 
 from ..conftest import EXAMPLES, POLICIES, example_trade
 

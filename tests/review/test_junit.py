@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from engine.cli import main
+from fairalloc.cli import main
 
 from ..conftest import POLICIES
 

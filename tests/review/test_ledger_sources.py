@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from engine import allocate, load_trade, policy_from_text
-from engine.cli import main
-from engine.errors import LedgerError
-from engine.ledger import workflow
-from engine.ledger.store import Ledger
-from engine.review.impact import Period
-from engine.review.sources import ledger_trades, load_source
-from engine.rotation import RotationState
+from fairalloc import allocate, load_trade, policy_from_text
+from fairalloc.cli import main
+from fairalloc.errors import LedgerError
+from fairalloc.ledger import workflow
+from fairalloc.ledger.store import Ledger
+from fairalloc.review.impact import Period
+from fairalloc.review.sources import ledger_trades, load_source
+from fairalloc.rotation import RotationState
 
 from ..ledger.helpers import EQUITY_POLICY, ROTATION_POLICY, ROTATION_TRADE, publish, record_through_fills, staff, trade_doc
 

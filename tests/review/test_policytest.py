@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InputError
-from engine.review.policytest import discover, load_test_file, run_file
+from fairalloc.errors import InputError
+from fairalloc.review.policytest import discover, load_test_file, run_file
 
 from ..conftest import POLICIES
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.errors import FileAccessError
-from engine.review.sources import load_source
+from fairalloc.cli import main
+from fairalloc.errors import FileAccessError
+from fairalloc.review.sources import load_source
 
 from ..conftest import POLICIES
 

@@ -6,7 +6,7 @@ import shlex
 
 import yaml
 
-from engine.cli import COMMANDS, build_parser
+from fairalloc.cli import COMMANDS, build_parser
 
 from ..conftest import ROOT
 

@@ -1,0 +1,99 @@
+"""fairalloc: fair and equitable allocation of block trades, as policy-as-code.
+
+The library API — the CLI, the HTTP service and the ledger are thin shells over it::
+
+    from fairalloc import load_policy, load_trade, allocate
+
+    policy = load_policy("policies/us-equity-pro-rata.yaml")   # load once...
+    for path in trade_files:                                     # ...allocate many
+        result = allocate(policy, load_trade(path))
+        print(result.document(explain=True))
+
+The pipeline, one module per stage: ``load`` (YAML with positions) → ``schema`` (structure) →
+``expressions`` (parse, check, compile) → ``compile`` (the policy plan) → ``allocate`` (execute
+against fills) → ``result`` (contract document and explanation).
+
+Names are imported on first use (PEP 562), so that ``fairalloc validate`` does not pay for the
+trade models and numpy it never uses: a whole ``validate`` process must start in well under a
+second.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fairalloc.allocate import allocate
+    from fairalloc.errors import (
+        Diagnostic,
+        ExitCode,
+        FairallocError,
+        InputError,
+        Location,
+        PolicyError,
+        RefusedError,
+    )
+    from fairalloc.plan import Policy
+    from fairalloc.result import Allocation
+    from fairalloc.rotation import RotationState
+    from fairalloc.trade import Trade, load_trade
+
+__all__ = [
+    "Allocation",
+    "Diagnostic",
+    "ExitCode",
+    "FairallocError",
+    "InputError",
+    "Location",
+    "Policy",
+    "PolicyError",
+    "RefusedError",
+    "RotationState",
+    "Trade",
+    "allocate",
+    "load_policy",
+    "load_trade",
+    "policy_from_text",
+]
+
+_HOMES = {
+    "allocate": "fairalloc.allocate",
+    "Allocation": "fairalloc.result",
+    "Diagnostic": "fairalloc.errors",
+    "ExitCode": "fairalloc.errors",
+    "FairallocError": "fairalloc.errors",
+    "InputError": "fairalloc.errors",
+    "Location": "fairalloc.errors",
+    "PolicyError": "fairalloc.errors",
+    "RefusedError": "fairalloc.errors",
+    "Policy": "fairalloc.plan",
+    "RotationState": "fairalloc.rotation",
+    "Trade": "fairalloc.trade",
+    "load_trade": "fairalloc.trade",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'fairalloc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def policy_from_text(text: str, file: str = "<policy>") -> Policy:
+    """Validate and compile a policy from its YAML text; raise :class:`PolicyError` listing every problem."""
+    from fairalloc.compile import compile_policy
+    from fairalloc.load import load_yaml
+
+    return compile_policy(load_yaml(text, file))
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read, validate and compile the policy file at ``path``."""
+    from fairalloc.load import read_text
+
+    return policy_from_text(read_text(str(path)), str(path))

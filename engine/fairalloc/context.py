@@ -1,0 +1,198 @@
+"""The data that policy expressions read, built once per trade from the validated trade.
+
+Expressions see plain dictionaries (``docs/expressions.md``, "Context"): ``order``, ``security``,
+``statement``, ``fill`` and one ``account`` dictionary per statement account, with the policy's
+declared attributes merged in. Attribute values are converted to the declared type here, exactly
+(numbers to int or Decimal, never float), and a missing or mistyped attribute is reported with the
+JSON pointer of the place in the trade document where it belongs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
+
+from fairalloc.errors import Diagnostic, InputError, Location
+from fairalloc.numbers import divide, exact_sum
+from fairalloc.plan import Attribute, Policy
+from fairalloc.trade import Trade, pointer
+
+
+@dataclass(frozen=True)
+class TradeContext:
+    """Everything expressions may read about one trade (accounts in statement order)."""
+
+    order: dict[str, Any]
+    security: dict[str, Any]
+    statement: dict[str, Any]
+    fill: dict[str, Any]
+    accounts: list[dict[str, Any]]  # empty from scalar_context: the columnar path reads columns
+    filled: int | Decimal
+    average_price: Fraction | None  # the block's volume-weighted average price, exact
+
+
+def _convert(attribute: Attribute, value: Any, where: str, file: str) -> Any:
+    """Convert one attribute value to its declared kind or raise :class:`InputError`."""
+    kind = attribute.kind
+    problem: str | None = None
+    if kind == "string":
+        if not isinstance(value, str):
+            problem = f"must be a string, not {value!r}"
+        elif attribute.values is not None and value not in attribute.values:
+            problem = f"'{value}' is not one of {', '.join(attribute.values)}"
+    elif kind == "number":
+        if isinstance(value, bool):
+            problem = "must be a number, not a boolean"
+        elif isinstance(value, int):
+            return value
+        elif isinstance(value, Decimal):
+            return value
+        elif isinstance(value, str):
+            try:
+                number = Decimal(value)
+            except InvalidOperation:
+                number = None
+            if number is None or not number.is_finite():
+                problem = f"'{value}' is not a number"
+            else:
+                return number
+        else:
+            problem = f"must be a number, not {value!r}"
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            problem = f"must be true or false, not {value!r}"
+    elif kind == "date":
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                problem = f"'{value}' is not a date (YYYY-MM-DD)"
+        else:
+            problem = f"must be a date string (YYYY-MM-DD), not {value!r}"
+    elif kind == "list":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            problem = "must be a list of strings"
+        else:
+            return tuple(value)
+    if problem is not None:
+        raise InputError(
+            Diagnostic(
+                "trade-attribute",
+                f"attribute '{attribute.name}' {problem}",
+                Location(file, pointer=where),
+                "the policy declares this attribute's type in its 'attributes' section",
+            )
+        )
+    return value
+
+
+def _attributes(
+    declared: tuple[Attribute, ...], given: dict[str, Any], base: tuple[int | str, ...], file: str
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    missing: list[Diagnostic] = []
+    for attribute in declared:
+        value = given.get(attribute.name)
+        if value is not None:
+            kind = type(value)
+            # fast paths for values already of the declared type; _convert explains the rest
+            if kind is str and attribute.kind == "string" and (attribute.values is None or value in attribute.values):
+                values[attribute.name] = value
+            elif kind is bool and attribute.kind == "boolean":
+                values[attribute.name] = value
+            elif kind is int and attribute.kind == "number":
+                values[attribute.name] = value
+            else:
+                where = pointer(base + (attribute.name,))
+                values[attribute.name] = _convert(attribute, value, where, file)
+        elif attribute.has_default:
+            values[attribute.name] = attribute.default
+        else:
+            missing.append(
+                Diagnostic(
+                    "trade-attribute-missing",
+                    f"attribute '{attribute.name}' is required by the policy and has no default",
+                    Location(file, pointer=pointer(base)),
+                    f"add \"{attribute.name}\" here, or give it a default in the policy",
+                )
+            )
+    if missing:
+        raise InputError(missing)
+    return values
+
+
+def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
+    """Build the expression context of ``trade`` under ``policy``'s declared attributes."""
+    ctx = scalar_context(policy, trade, file)
+    accounts = []
+    for index, entry in enumerate(trade.statement.accounts):
+        account = {
+            "id": entry.account,
+            "intended": _number(entry.intended),
+            "limit_price": entry.limit_price,
+            "received_at": entry.received_at,
+        }
+        base = ("statement", "accounts", index, "attributes")
+        account.update(_attributes(policy.account_attributes, entry.attributes, base, file))
+        accounts.append(account)
+    return replace(ctx, accounts=accounts)
+
+
+def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
+    """The context without its per-account records: what every account shares.
+
+    The columnar path (``fairalloc.columnar``) reads account fields as columns instead of building
+    one record per account.
+    """
+    order = trade.order
+    filled = exact_sum(fill.quantity for fill in trade.fills)
+    value = sum((Fraction(fill.quantity) * Fraction(fill.price) for fill in trade.fills), Fraction(0))
+    average = value / Fraction(filled) if filled else None
+    times = sorted(fill.executed_at for fill in trade.fills)
+    security = {"symbol": order.symbol}
+    security.update(_attributes(policy.security_attributes, order.security, ("order", "security"), file))
+    order_ctx = {
+        "id": order.id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "quantity": _number(order.quantity),
+        "trade_date": order.trade_date,
+        "entered_at": order.entered_at,
+        "limit_price": order.limit_price,
+    }
+    statement = trade.statement
+    total = exact_sum(statement.intended)
+    statement_ctx = {
+        "recorded_at": statement.recorded_at,
+        "recorded_by": statement.recorded_by,
+        "total": _number(total),
+        "accounts": len(statement.accounts),
+    }
+    fill_ctx = {
+        "quantity": _number(filled),
+        "ratio": divide(filled, order.quantity) if order.quantity else Decimal(0),
+        "average_price": divide(average.numerator, average.denominator) if average is not None else None,
+        "count": len(trade.fills),
+        "first_at": times[0] if times else None,
+        "last_at": times[-1] if times else None,
+    }
+    return TradeContext(order_ctx, security, statement_ctx, fill_ctx, [], filled, average)
+
+
+def applies(policy: Policy, ctx: TradeContext) -> bool:
+    """Whether ``policy``'s ``applies_to`` holds for the trade of ``ctx`` (no condition: it does).
+
+    Only ``true`` counts; the condition reads the shared records, never an account.
+    """
+    condition = policy.applies_to
+    return condition is None or condition.fn(ctx.order, ctx.security, ctx.statement, ctx.fill, None, None) is True
+
+
+def _number(value: int | Decimal) -> int | Decimal:
+    """Whole quantities are ints in expressions, so integer arithmetic stays integer."""
+    if isinstance(value, int):
+        return value
+    return int(value) if value == value.to_integral_value() else value

@@ -1,0 +1,111 @@
+"""Pre-allocation controls: refuse a well-formed trade that the playbook says must not be allocated.
+
+These are the checks a regulator expects an OMS to enforce before any share is handed out: intent
+recorded before the order, fills after it, fills within the order, a statement that covers the
+order exactly, no duplicates, no empty quantities, and a policy that actually governs the order.
+All failing controls are reported together as a :class:`RefusedError` (exit status 5), each with
+the JSON pointer of the offending value; ``docs/cli.md`` lists the codes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from fairalloc.errors import Diagnostic, Location, RefusedError
+from fairalloc.numbers import exact_sum
+from fairalloc.plan import Policy
+from fairalloc.trade import Trade, pointer
+
+
+def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
+    """Every control ``trade`` fails on its own (independent of the policy)."""
+    problems: list[Diagnostic] = []
+
+    def refuse(code: str, message: str, *where: int | str, hint: str | None = None) -> None:
+        problems.append(Diagnostic(code, message, Location(file, pointer=pointer(where)), hint))
+
+    order, statement = trade.order, trade.statement
+    if order.quantity <= 0:
+        refuse("zero-quantity", "the order quantity is zero", "order", "quantity")
+    if statement.recorded_at > order.entered_at:
+        refuse(
+            "statement-after-order",
+            f"the allocation statement was recorded at {statement.recorded_at.isoformat()}, "
+            f"after the order was entered at {order.entered_at.isoformat()}",
+            "statement", "recorded_at",
+            hint="intent must be documented before the order goes out; this trade cannot be allocated mechanically",
+        )
+    ids, intended = statement.account_ids, statement.intended
+    if len(set(ids)) != len(ids) or min(intended) <= 0:
+        # a statement of 100,000 accounts is checked with three passes over two lists; only a
+        # failing one is walked account by account to say where
+        seen_accounts: dict[str, int] = {}
+        for index, (account, quantity) in enumerate(zip(ids, intended)):
+            if account in seen_accounts:
+                refuse("duplicate-account", f"account '{account}' appears twice in the statement "
+                       f"(first at /statement/accounts/{seen_accounts[account]})",
+                       "statement", "accounts", index, "account")
+            seen_accounts.setdefault(account, index)
+            if quantity <= 0:
+                refuse("zero-quantity", f"account '{account}' intends a quantity of zero",
+                       "statement", "accounts", index, "intended",
+                       hint="leave accounts that take no part out of the statement")
+    total = exact_sum(intended)
+    if total != order.quantity:
+        refuse("statement-total-mismatch",
+               f"the statement intends {total} in total but the order is for {order.quantity}",
+               "statement", "accounts",
+               hint="the pre-trade statement must cover the whole order quantity")
+    seen_fills: dict[str, int] = {}
+    for index, fill in enumerate(trade.fills):
+        if fill.id in seen_fills:
+            refuse("duplicate-fill", f"fill '{fill.id}' appears twice (first at /fills/{seen_fills[fill.id]})",
+                   "fills", index, "id", hint="a fill reported twice must be counted once")
+        seen_fills.setdefault(fill.id, index)
+        if fill.quantity <= 0:
+            refuse("zero-quantity", f"fill '{fill.id}' has a quantity of zero", "fills", index, "quantity")
+        if fill.executed_at < order.entered_at:
+            refuse("fill-before-order",
+                   f"fill '{fill.id}' executed at {fill.executed_at.isoformat()}, before the order was "
+                   f"entered at {order.entered_at.isoformat()}",
+                   "fills", index, "executed_at")
+        if order.limit_price is not None and (
+            (order.side == "buy" and fill.price > order.limit_price)
+            or (order.side != "buy" and fill.price < order.limit_price)
+        ):
+            refuse("fill-outside-limit",
+                   f"fill '{fill.id}' at {fill.price} is outside the order's limit {order.limit_price}",
+                   "fills", index, "price")
+    filled = exact_sum(fill.quantity for fill in trade.fills)
+    if filled > order.quantity:
+        refuse("overfill", f"fills total {filled}, more than the order quantity {order.quantity}", "fills",
+               hint="an overfill must be resolved with the broker before allocation")
+    return problems
+
+
+def check_policy_governs(policy: Policy, trade: Trade, applies: bool, file: str = "<trade>") -> list[Diagnostic]:
+    """Refusals because ``policy`` does not govern ``trade`` (effective date, ``applies_to``)."""
+    problems: list[Diagnostic] = []
+    order = trade.order
+    if order.trade_date < policy.effective_date:
+        problems.append(Diagnostic(
+            "policy-not-effective",
+            f"policy {policy.ref} takes effect on {policy.effective_date.isoformat()}, "
+            f"after this order's trade date {order.trade_date.isoformat()}",
+            Location(file, pointer="/order/trade_date"),
+            "allocate under the version that was in effect on the trade date",
+        ))
+    if not applies:
+        source = policy.applies_to.source if policy.applies_to else ""
+        problems.append(Diagnostic(
+            "policy-not-applicable",
+            f"policy {policy.ref} does not govern this order: applies_to is false ({source})",
+            Location(file, pointer="/order"),
+            "choose the policy that governs this kind of order",
+        ))
+    return problems
+
+
+def refuse_if(problems: list[Diagnostic]) -> None:
+    if problems:
+        raise RefusedError(problems)

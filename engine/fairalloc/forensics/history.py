@@ -1,0 +1,535 @@
+"""Stage 1 of the forensic review: read and validate allocation history files.
+
+Reads ``allocations.csv``, ``prices.csv`` and the optional ``overrides.csv`` in the format of the
+allocation-history contract (``docs/forensics.md`` repeats it). Every value is checked column by
+column with vectorised expressions, so ten million rows validate in seconds.
+
+Contract on bad input:
+
+* a file that cannot be read is a :class:`~fairalloc.errors.FileAccessError` (exit 7);
+* a file that is not a CSV of the expected shape (missing required column, not UTF-8, broken
+  quoting) is an :class:`~fairalloc.errors.InputError` (exit 4);
+* an individual bad row is *refused*: it is counted with its reason and its first few are listed
+  with ``file:line:column`` (column = 1-based field number in the header). With ``strict=True``
+  any refused row turns into an :class:`~fairalloc.errors.InputError` instead. Nothing is dropped
+  without being counted.
+
+Quantities are integers; prices are decimal strings turned exactly into integers at a common
+scale (``price_scale`` decimal places), so money computed from them is exact.
+"""
+
+from __future__ import annotations
+
+import csv
+import pathlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from fairalloc.errors import Diagnostic, FileAccessError, InputError, Location
+
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+I8 = npt.NDArray[np.int8]
+Bool = npt.NDArray[np.bool_]
+
+#: Absent optional integers and timestamps are stored as this sentinel.
+MISSING = np.iinfo(np.int64).min
+#: How many refused rows per file are listed with their location (all are counted).
+LISTED_REFUSALS = 50
+#: Most decimal places accepted in a price (keeps scaled prices and money inside 64 bits).
+MAX_DECIMALS = 8
+#: Most integer digits accepted in a price or quantity.
+MAX_INT_DIGITS = 10
+
+ALLOCATION_REQUIRED = (
+    "order_id",
+    "trade_date",
+    "symbol",
+    "side",
+    "account",
+    "quantity",
+    "price",
+    "allocated_at",
+)
+ALLOCATION_OPTIONAL = (
+    "executed_at",
+    "intended",
+    "order_quantity",
+    "order_filled",
+    "allocated_by",
+)
+PRICE_REQUIRED = ("symbol", "date", "close")
+OVERRIDE_REQUIRED = ("order_id", "account", "recorded_at", "recorded_by", "reason_code", "memo")
+SIDES = {"buy": 1, "sell": -1, "sell_short": -1}
+TEXT_COLUMNS = frozenset({"order_id", "symbol", "account", "recorded_by"})
+
+_DECIMAL_RE = rf"^[0-9]{{1,{MAX_INT_DIGITS}}}(\.[0-9]{{1,{MAX_DECIMALS}}})?$"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why one row was refused: a stable code, the column at fault and a readable reason."""
+
+    code: str
+    column: str
+    reason: str
+
+
+@dataclass
+class FileTally:
+    """Rows read, used and refused in one file, refusal counts by reason, and the first few."""
+
+    file: str
+    read: int = 0
+    refused: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    listed: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def used(self) -> int:
+        return self.read - self.refused
+
+
+@dataclass
+class Allocations:
+    """Validated allocation rows as columns. Text columns are integer codes into a name list."""
+
+    order: I32
+    order_ids: list[str]
+    trade_day: I32  # days since 1970-01-01
+    symbol: I32
+    symbols: list[str]
+    side: I8  # +1 buy, -1 sell or sell short
+    account: I32
+    accounts: list[str]
+    quantity: I64
+    price: I64  # scaled by 10**price_scale
+    allocated_at: I64  # microseconds since the epoch, UTC
+    executed_at: I64  # MISSING when absent
+    intended: I64  # MISSING when absent
+    order_quantity: I64  # MISSING when absent
+    order_filled: I64  # MISSING when absent
+    allocated_by: I32  # -1 when absent
+    people: list[str]
+    attributes: dict[str, list[str | None]]  # per account code: attribute name -> value
+    price_scale: int
+
+    def __len__(self) -> int:
+        return int(self.order.shape[0])
+
+
+@dataclass
+class Closes:
+    """Closing prices by (symbol name, day), scaled like the allocations' prices."""
+
+    symbol: list[str]
+    day: I32
+    close: I64
+
+
+@dataclass
+class Overrides:
+    """Override and memo records; ``order`` and ``account`` use the allocations' codes (-1: unknown)."""
+
+    order: I32
+    account: I32
+    recorded_at: I64
+    recorded_by: list[str]
+    reason_code: list[str]
+    memo: list[str]
+
+
+@dataclass
+class History:
+    """Everything the analyses need, plus the per-file tallies the report shows."""
+
+    allocations: Allocations
+    closes: Closes
+    overrides: Overrides | None
+    tallies: list[FileTally]
+
+
+def _read_text_csv(path: pathlib.Path) -> pl.DataFrame:
+    """Read every column as text; map unreadable and malformed files onto the error contract."""
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        raise FileAccessError(
+            Diagnostic(
+                "forensics.unreadable",
+                f"cannot read {path}: {error.strerror or error}",
+                Location(file=str(path)),
+                "check the path and its permissions",
+            )
+        ) from None
+    try:
+        return pl.read_csv(
+            path,
+            infer_schema=False,
+            encoding="utf8",
+            raise_if_empty=True,
+        )
+    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(
+            Diagnostic(
+                "forensics.malformed_csv",
+                f"not a readable CSV file: {first}",
+                Location(file=str(path), line=1),
+                "export UTF-8 CSV with a header row and quoted fields where needed",
+            )
+        ) from None
+
+
+def _check_header(frame: pl.DataFrame, path: pathlib.Path, required: Iterable[str]) -> None:
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise InputError(
+            [
+                Diagnostic(
+                    "forensics.missing_column",
+                    f"required column {name!r} is missing from the header",
+                    Location(file=str(path), line=1),
+                    f"the header has: {', '.join(frame.columns)}",
+                )
+                for name in missing
+            ]
+        )
+
+
+def _record_lines(path: pathlib.Path, records: list[int]) -> dict[int, int]:
+    """Line number of each wanted 0-based data record, counting quoted line breaks correctly."""
+    wanted = set(records)
+    last = max(wanted)
+    lines: dict[int, int] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        start = reader.line_num + 1
+        for index, _row in enumerate(reader):
+            if index in wanted:
+                lines[index] = start
+            if index >= last:
+                break
+            start = reader.line_num + 1
+    return lines
+
+
+def _tally(
+    path: pathlib.Path,
+    frame: pl.DataFrame,
+    checks: list[tuple[pl.Expr, Refusal]],
+    strict: bool,
+    duplicates: tuple[Bool, Refusal] | None = None,
+) -> tuple[FileTally, Bool]:
+    """Evaluate ``checks`` (each an expression true on bad rows) and the optional ``duplicates``
+    mask (checked last); return the tally and the keep-mask.
+
+    A row failing several checks is refused once, for the first failing check in list order.
+    """
+    tally = FileTally(file=str(path), read=frame.height)
+    if frame.height == 0:
+        return tally, np.ones(frame.height, dtype=np.bool_)
+    bad = frame.select(
+        [expr.fill_null(False).alias(f"c{i}") for i, (expr, _) in enumerate(checks)]
+    ).to_numpy()
+    bad = np.asarray(bad, dtype=np.bool_).reshape(frame.height, len(checks))
+    if duplicates is not None:
+        bad = np.column_stack([bad, duplicates[0]])
+        checks = [*checks, (pl.lit(False), duplicates[1])]
+    any_bad = bad.any(axis=1)
+    first = np.where(any_bad, bad.argmax(axis=1), -1)
+    tally.refused = int(any_bad.sum())
+    for i, (_expr, refusal) in enumerate(checks):
+        count = int((first == i).sum())
+        if count:
+            key = f"{refusal.code}: {refusal.column}"
+            tally.reasons[key] = tally.reasons.get(key, 0) + count
+    if tally.refused:
+        records = [int(r) for r in np.flatnonzero(any_bad)[:LISTED_REFUSALS]]
+        lines = _record_lines(path, records)
+        for record in records:
+            refusal = checks[int(first[record])][1]
+            column = frame.columns.index(refusal.column) + 1
+            tally.listed.append(
+                Diagnostic(
+                    refusal.code,
+                    refusal.reason,
+                    Location(file=str(path), line=lines.get(record, record + 2), column=column),
+                )
+            )
+        if strict:
+            raise InputError(tally.listed)
+    keep: Bool = np.logical_not(any_bad)
+    return tally, keep
+
+
+def _required(name: str) -> tuple[pl.Expr, Refusal]:
+    """Empty required value. Whitespace-only text counts as empty; typed columns reject it in
+    their own format check."""
+    bad = pl.col(name).is_null()
+    if name in TEXT_COLUMNS:
+        bad = bad | (pl.col(name).str.strip_chars() == "")
+    return bad, Refusal("forensics.missing_value", name, f"required value {name!r} is empty")
+
+
+def _format_check(name: str, bad: pl.Expr, optional: bool, reason: str, message: str) -> tuple[pl.Expr, Refusal]:
+    """A value of column ``name`` in the wrong format; an empty optional value is not one."""
+    if optional:
+        bad = pl.col(name).is_not_null() & bad
+    return bad, Refusal(reason, name, message)
+
+
+def _decimal_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
+    col = pl.col(name)
+    bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
+    return _format_check(name, bad, optional, "forensics.bad_decimal",
+                         f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals")
+
+
+def _integer_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
+    col = pl.col(name)
+    value = col.cast(pl.Int64, strict=False)
+    bad = value.is_null() | (value <= 0) | col.str.contains("[^0-9]")
+    return _format_check(name, bad, optional, "forensics.bad_integer",
+                         f"{name!r} must be a whole number greater than zero")
+
+
+def _parsed(name: str) -> str:
+    """Name of the helper column holding a timestamp column parsed once (µs since the epoch)."""
+    return f"\x00{name}"
+
+
+def _with_parsed_times(frame: pl.DataFrame, names: Iterable[str]) -> pl.DataFrame:
+    """Parse each timestamp column once; unparseable or empty values become null."""
+    return frame.with_columns(
+        pl.col(name)
+        .str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us")
+        .dt.epoch("us")
+        .alias(_parsed(name))
+        for name in names
+    )
+
+
+def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
+    return _format_check(name, pl.col(_parsed(name)).is_null(), optional, "forensics.bad_timestamp",
+                         f"{name!r} must be an ISO 8601 timestamp with an offset, e.g. 2025-03-04T15:02:00-05:00")
+
+
+def _date_check(name: str) -> tuple[pl.Expr, Refusal]:
+    col = pl.col(name)
+    bad = (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null()
+    return bad, Refusal("forensics.bad_date", name, f"{name!r} must be a date YYYY-MM-DD")
+
+
+def _decimal_scale(frame: pl.DataFrame, name: str) -> int:
+    """Largest number of decimals used in a (validated) decimal column."""
+    if frame.height == 0:
+        return 0
+    col = pl.col(name)
+    longest = frame.select(
+        (col.str.len_bytes() - col.str.find(".", literal=True) - 1).max()
+    ).item()
+    return int(longest or 0)
+
+
+def _scaled(name: str, scale: int) -> pl.Expr:
+    """Exact integer value of a validated decimal column times ``10**scale``."""
+    col = pl.col(name)
+    point = col.str.find(".", literal=True)
+    decimals = (col.str.len_bytes() - point - 1).fill_null(0).cast(pl.Int64)
+    digits = col.str.replace(".", "", literal=True).cast(pl.Int64)
+    scaled: pl.Expr = digits * pl.lit(10, pl.Int64).pow(scale - decimals)
+    return scaled
+
+
+def _timestamps(name: str) -> pl.Expr:
+    return pl.col(_parsed(name)).fill_null(MISSING)
+
+
+def _codes(series: pl.Series) -> tuple[I32, list[str]]:
+    """Dense integer codes of a text column, names sorted so the codes do not depend on row order."""
+    names = sorted(series.drop_nulls().unique().to_list())
+    lookup = pl.DataFrame({"name": names, "code": np.arange(len(names), dtype=np.int32)})
+    coded = (
+        series.rename("name").to_frame().join(lookup, on="name", how="left", maintain_order="left")
+    )
+    return coded["code"].fill_null(-1).to_numpy().astype(np.int32), names
+
+
+def _duplicates(
+    frame: pl.DataFrame, columns: tuple[str, str], name: str, what: str
+) -> tuple[Bool, Refusal]:
+    """Rows whose pair of key columns repeats an earlier row's (the first one is kept)."""
+    codes = frame.select(
+        pl.col(c).fill_null("").cast(pl.Categorical).to_physical().cast(pl.Int64)
+        for c in columns
+    )
+    first, second = codes[columns[0]].to_numpy(), codes[columns[1]].to_numpy()
+    key = first * (int(second.max()) + 1 if second.size else 1) + second
+    order = np.argsort(key, kind="stable")
+    repeated = np.zeros(key.size, dtype=np.bool_)
+    repeated[order[1:]] = key[order[1:]] == key[order[:-1]]
+    return repeated, Refusal(
+        "forensics.duplicate_row", name, f"another row already has the same {what}"
+    )
+
+
+def read_allocations(
+    path: pathlib.Path, strict: bool = False
+) -> tuple[pl.DataFrame, FileTally, list[str]]:
+    """Read and validate ``allocations.csv``; return kept rows (text), tally and attribute names."""
+    frame = _read_text_csv(path)
+    _check_header(frame, path, ALLOCATION_REQUIRED)
+    for name in ALLOCATION_OPTIONAL:
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
+    frame = _with_parsed_times(frame, ("allocated_at", "executed_at"))
+    checks = [_required(name) for name in ALLOCATION_REQUIRED]
+    checks += [
+        _date_check("trade_date"),
+        (
+            ~pl.col("side").is_in(list(SIDES)),
+            Refusal("forensics.bad_side", "side", "'side' must be buy, sell or sell_short"),
+        ),
+        _integer_check("quantity"),
+        _decimal_check("price"),
+        _timestamp_check("allocated_at"),
+    ]
+    checks.append(_timestamp_check("executed_at", optional=True))
+    checks += [
+        _integer_check(name, optional=True)
+        for name in ("intended", "order_quantity", "order_filled")
+    ]
+    duplicates = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
+    tally, keep = _tally(path, frame, checks, strict, duplicates)
+    attributes = [name for name in frame.columns if name.startswith("attr.")]
+    return frame.filter(pl.Series(keep)), tally, attributes
+
+
+def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
+    """Read and validate ``prices.csv``; a repeated (symbol, date) row is refused."""
+    frame = _read_text_csv(path)
+    _check_header(frame, path, PRICE_REQUIRED)
+    checks = [_required(name) for name in PRICE_REQUIRED]
+    checks += [_date_check("date"), _decimal_check("close")]
+    duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
+    tally, keep = _tally(path, frame, checks, strict, duplicates)
+    return frame.filter(pl.Series(keep)), tally
+
+
+def read_overrides(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
+    """Read and validate ``overrides.csv`` (memos may span lines inside quotes)."""
+    frame = _read_text_csv(path)
+    _check_header(frame, path, OVERRIDE_REQUIRED)
+    frame = _with_parsed_times(frame, ("recorded_at",))
+    checks = [_required(name) for name in ("order_id", "account", "recorded_at", "recorded_by")]
+    checks.append(_timestamp_check("recorded_at"))
+    tally, keep = _tally(path, frame, checks, strict)
+    return frame.filter(pl.Series(keep)), tally
+
+
+def _attribute_table(
+    frame: pl.DataFrame, names: list[str], account: I32, count: int
+) -> dict[str, list[str | None]]:
+    """One value per account and attribute: the account's last non-empty value in the file.
+
+    Groups on the integer account codes (fast), then picks each account's last non-empty row.
+    """
+    table: dict[str, list[str | None]] = {}
+    for name in names:
+        present = frame[name].is_not_null().to_numpy()
+        rows = pl.DataFrame({"account": account[present], "row": np.flatnonzero(present)})
+        last = rows.group_by("account").agg(pl.col("row").max())
+        values: list[str | None] = [None] * count
+        picked = frame[name].gather(last["row"].to_numpy()).to_list()
+        for code, value in zip(last["account"].to_list(), picked, strict=True):
+            values[int(code)] = value
+        table[name.removeprefix("attr.")] = values
+    return table
+
+
+def load(
+    allocations_path: pathlib.Path,
+    prices_path: pathlib.Path,
+    overrides_path: pathlib.Path | None = None,
+    strict: bool = False,
+) -> History:
+    """Read all history files into columns; the single entry point of this stage."""
+    alloc_text, alloc_tally, attr_names = read_allocations(allocations_path, strict)
+    close_text, close_tally = read_closes(prices_path, strict)
+    scale = max(_decimal_scale(alloc_text, "price"), _decimal_scale(close_text, "close"))
+    order, order_ids = _codes(alloc_text["order_id"])
+    symbol, symbols = _codes(alloc_text["symbol"])
+    account, accounts = _codes(alloc_text["account"])
+    person, people = _codes(alloc_text["allocated_by"])
+    numbers = alloc_text.select(
+        pl.col("trade_date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("day"),
+        pl.col("side").replace_strict(SIDES, return_dtype=pl.Int8).alias("side"),
+        pl.col("quantity").cast(pl.Int64).alias("quantity"),
+        _scaled("price", scale).alias("price"),
+        _timestamps("allocated_at").alias("allocated_at"),
+        _timestamps("executed_at").alias("executed_at"),
+        *[
+            pl.col(name).cast(pl.Int64).fill_null(MISSING).alias(name)
+            for name in ("intended", "order_quantity", "order_filled")
+        ],
+    )
+    allocations = Allocations(
+        order=order,
+        order_ids=order_ids,
+        trade_day=numbers["day"].to_numpy().astype(np.int32),
+        symbol=symbol,
+        symbols=symbols,
+        side=numbers["side"].to_numpy().astype(np.int8),
+        account=account,
+        accounts=accounts,
+        quantity=numbers["quantity"].to_numpy().astype(np.int64),
+        price=numbers["price"].to_numpy().astype(np.int64),
+        allocated_at=numbers["allocated_at"].to_numpy().astype(np.int64),
+        executed_at=numbers["executed_at"].to_numpy().astype(np.int64),
+        intended=numbers["intended"].to_numpy().astype(np.int64),
+        order_quantity=numbers["order_quantity"].to_numpy().astype(np.int64),
+        order_filled=numbers["order_filled"].to_numpy().astype(np.int64),
+        allocated_by=person,
+        people=people,
+        attributes=_attribute_table(alloc_text, attr_names, account, len(accounts)),
+        price_scale=scale,
+    )
+    close_numbers = close_text.select(
+        pl.col("symbol"),
+        pl.col("date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("day"),
+        _scaled("close", scale).alias("close"),
+    )
+    closes = Closes(
+        symbol=close_numbers["symbol"].to_list(),
+        day=close_numbers["day"].to_numpy().astype(np.int32),
+        close=close_numbers["close"].to_numpy().astype(np.int64),
+    )
+    tallies = [alloc_tally, close_tally]
+    overrides: Overrides | None = None
+    if overrides_path is not None:
+        over_text, over_tally = read_overrides(overrides_path, strict)
+        tallies.append(over_tally)
+        overrides = _code_overrides(over_text, order_ids, accounts)
+    return History(allocations, closes, overrides, tallies)
+
+
+def _code_overrides(frame: pl.DataFrame, order_ids: list[str], accounts: list[str]) -> Overrides:
+    order_index = {name: i for i, name in enumerate(order_ids)}
+    account_index = {name: i for i, name in enumerate(accounts)}
+    return Overrides(
+        order=np.array([order_index.get(o, -1) for o in frame["order_id"]], dtype=np.int32),
+        account=np.array([account_index.get(a, -1) for a in frame["account"]], dtype=np.int32),
+        recorded_at=frame.select(_timestamps("recorded_at").alias("t"))["t"]
+        .to_numpy()
+        .astype(np.int64),
+        recorded_by=[str(v) for v in frame["recorded_by"]],
+        reason_code=[str(v) if v is not None else "" for v in frame["reason_code"]],
+        memo=[str(v) if v is not None else "" for v in frame["memo"]],
+    )

@@ -1,0 +1,114 @@
+"""Stage 2: first-day returns of every allocation, DERA-style.
+
+An allocation's first-day return is the move from the account's price to the trade date's close,
+signed by side (a buy gains when the close is higher, a sale or short sale when it is lower):
+
+    return = side × (close − price) / price        (float64: a statistic)
+    money  = side × (close − price) × quantity     (exact integer at the prices' decimal scale)
+
+Allocations whose symbol has no close on the trade date get no return and are counted, not used
+by the return tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import numpy.typing as npt
+
+from fairalloc.errors import Diagnostic, InputError
+from fairalloc.forensics.history import MISSING, Allocations, Closes
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+
+
+@dataclass
+class FirstDay:
+    """Per allocation: return statistic, exact money outcome, and whether a close was found."""
+
+    returns: F64  # NaN where there is no close
+    money: I64  # scaled by 10**scale; 0 where there is no close
+    has_close: Bool
+    partial: Bool  # the block was only partly filled (order_filled < order_quantity)
+    scale: int
+
+
+def _keys(symbol: npt.NDArray[np.int64], day: npt.NDArray[np.int64]) -> I64:
+    return (symbol << np.int64(32)) + (day + np.int64(1 << 30))
+
+
+def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
+    """Join each allocation to its trade date's close and compute return and money."""
+    index = {name: code for code, name in enumerate(allocations.symbols)}
+    close_symbol = np.array([index.get(name, -1) for name in closes.symbol], dtype=np.int64)
+    known = close_symbol >= 0
+    close_keys = _keys(close_symbol[known], closes.day[known].astype(np.int64))
+    close_values = closes.close[known]
+    order = np.argsort(close_keys, kind="stable")
+    close_keys, close_values = close_keys[order], close_values[order]
+    keys = _keys(allocations.symbol.astype(np.int64), allocations.trade_day.astype(np.int64))
+    position = np.searchsorted(close_keys, keys)
+    position = np.minimum(position, max(close_keys.shape[0] - 1, 0))
+    has_close = (
+        close_keys[position] == keys if close_keys.shape[0] else np.zeros(keys.shape, np.bool_)
+    )
+    close = np.where(has_close, close_values[position] if close_keys.shape[0] else 0, 0)
+    side = allocations.side.astype(np.int64)
+    move = side * (close - allocations.price)
+    returns = np.where(has_close, move / allocations.price.astype(np.float64), np.nan)
+    if move.size and float(np.abs(move).max()) * float(allocations.quantity.max()) >= 2.0**62:
+        raise InputError(
+            Diagnostic(
+                "forensics.too_large",
+                "price moves times quantities exceed exact 64-bit money arithmetic",
+                hint="check for mis-scaled prices or quantities",
+            )
+        )
+    money = np.where(has_close, move * allocations.quantity, 0).astype(np.int64)
+    partial = (
+        (allocations.order_quantity != MISSING)
+        & (allocations.order_filled != MISSING)
+        & (allocations.order_filled < allocations.order_quantity)
+    )
+    return FirstDay(returns, money, has_close, partial, allocations.price_scale)
+
+
+def exact_sum(values: I64) -> int:
+    """Exact sum of int64 values as a Python int (no overflow: high and low halves summed apart)."""
+    low = (values & np.int64(0xFFFFFFFF)).sum(dtype=np.int64)
+    high = (values >> np.int64(32)).sum(dtype=np.int64)
+    return (int(high) << 32) + int(low)
+
+
+def money_text(scaled: int, scale: int, places: int = 2) -> str:
+    """Decimal text of a scaled money amount, rounded half-even to ``places`` decimals."""
+    amount = Decimal(scaled).scaleb(-scale)
+    return str(amount.quantize(Decimal(1).scaleb(-places)))
+
+
+def peers(order: npt.NDArray[np.int32], account: npt.NDArray[np.int32], accounts: int) -> Bool:
+    """Account × account matrix: True where two accounts took part in at least one common order.
+
+    The re-allocation tests draw only among these peers: an allocation could plausibly have gone
+    to any account that was in the same orders, not to one that never trades alongside.
+    """
+    matrix = np.zeros((accounts, accounts), dtype=np.bool_)
+    if order.size == 0:
+        return matrix
+    orders = int(order.max()) + 1
+    step = max(1, 20_000_000 // max(accounts, 1))
+    for start in range(0, orders, step):
+        rows = (order >= start) & (order < start + step)
+        incidence = np.zeros((min(step, orders - start), accounts), dtype=np.float32)
+        incidence[order[rows] - start, account[rows]] = 1.0
+        matrix |= (incidence.T @ incidence) > 0
+    return matrix
+
+
+def pool_of(favoured_accounts: Bool, peer_matrix: Bool) -> Bool:
+    """Accounts in the comparison pool of a favoured set: the set and all its peers."""
+    return favoured_accounts | peer_matrix[favoured_accounts].any(axis=0)

@@ -1,0 +1,41 @@
+"""Who acts, as established by authentication — never by what the caller typed.
+
+Every workflow step of the ledger takes an :class:`Actor`. Its ``name`` comes from the way the
+caller was authenticated: the operating-system user running the command (embedded SQLite), the
+database role of the connection (PostgreSQL, taken server-side), or the verified subject of a
+bearer token (the HTTP service). ``on_behalf_of`` is what a person *said* (``--user``); it is
+recorded beside the authenticated name and never used for an authority check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fairalloc.names import normalise
+
+Source = Literal["os-user", "database-role", "token"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """An authenticated principal: ``name`` normalised (see :mod:`fairalloc.names`), ``source``
+    saying how it was established, ``service`` the identity of the process that vouches for a
+    token subject (the service's own database role or OS user), and an optional, unverified
+    ``on_behalf_of``."""
+
+    name: str
+    source: Source
+    service: str | None = None
+    on_behalf_of: str | None = None
+
+    @staticmethod
+    def of(name: str, source: Source, *, service: str | None = None,
+           on_behalf_of: str | None = None) -> Actor:
+        """An actor with every name normalised; :class:`fairalloc.names.NameProblem` if one is not a name."""
+        return Actor(
+            normalise(name),
+            source,
+            normalise(service) if service is not None else None,
+            normalise(on_behalf_of) if on_behalf_of is not None else None,
+        )

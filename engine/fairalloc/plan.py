@@ -1,0 +1,141 @@
+"""The compiled policy: an immutable plan that the allocation stage executes.
+
+Everything a policy says is resolved here into plain, frozen dataclasses holding compiled
+expressions, so that executing a trade does no parsing, no name lookups and no YAML. A
+:class:`Policy` carries its identity — id, version and the ``sha256:`` digest of its canonical
+form — so every result can name the exact policy version that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fairalloc.expressions import CompiledExpression, Type
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """A declared account or security attribute: its type, allowed values and default."""
+
+    name: str
+    type: Type
+    kind: str  # the policy's word for the type: string, number, boolean, date, list
+    values: tuple[str, ...] | None = None
+    default: Any = None
+    has_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """How a rotation is ordered, advanced and grouped."""
+
+    sequence: tuple[str, ...] | None
+    order_by: CompiledExpression | None
+    advance: str  # per_order | per_day
+    group: CompiledExpression | None
+
+
+@dataclass(frozen=True, slots=True)
+class Minimum:
+    """The minimum allocation an account must reach, or be denied."""
+
+    kind: str  # absolute | relative_to_intended | expression
+    absolute: Decimal | None
+    relative: Decimal | None
+    expression: CompiledExpression | None
+    denied: str  # pro_rata | rotation
+
+    def describe(self) -> str:
+        if self.kind == "absolute":
+            return f"at least {self.absolute}"
+        if self.kind == "relative_to_intended":
+            return f"at least {self.relative} x intended"
+        assert self.expression is not None
+        return f"at least {self.expression.source}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An exception rule: when its condition holds for an account, its action applies."""
+
+    id: str
+    when: CompiledExpression
+    action: str  # exclude | cap | zero | flag
+    quantity: CompiledExpression | Decimal | None  # the cap, for action 'cap'
+    reason: str
+    review: bool
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When an allocation must be recorded by: a wall-clock time some days after trade date."""
+
+    days_after_trade_date: int
+    time: dt.time
+    timezone: str
+
+    def for_trade_date(self, trade_date: dt.date) -> dt.datetime:
+        day = trade_date + dt.timedelta(days=self.days_after_trade_date)
+        return dt.datetime.combine(day, self.time, tzinfo=ZoneInfo(self.timezone))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated, compiled policy. Build it with :func:`fairalloc.load_policy`."""
+
+    id: str
+    version: int
+    effective_date: dt.date
+    owner: str
+    description: str
+    digest: str
+    canonical: str
+    source: str
+    file: str
+    applies_to: CompiledExpression | None
+    account_attributes: tuple[Attribute, ...]
+    security_attributes: tuple[Attribute, ...]
+    method: str
+    weight: CompiledExpression | None  # None: the intended quantity
+    rotation: Rotation | None
+    unlimited_first: bool
+    lot: Decimal
+    rounding_method: str
+    remainder: str
+    tie_break: str
+    price_precision: int
+    price_rounding: str
+    allow_above_intended: bool
+    minimum: Minimum | None
+    rules: tuple[Rule, ...]
+    reason_code_descriptions: tuple[tuple[str, str], ...]
+    deadline: Deadline | None
+    data: dict[str, Any] = field(repr=False, compare=False, hash=False)
+
+    @property
+    def reason_codes(self) -> frozenset[str]:
+        """Reason codes a manual override may cite."""
+        return frozenset(code for code, _ in self.reason_code_descriptions)
+
+    @property
+    def ref(self) -> str:
+        """``id@version``: how people and the ledger name a policy version."""
+        return f"{self.id}@{self.version}"
+
+    def allocation_deadline(self, trade_date: dt.date) -> dt.datetime | None:
+        """The cut-off after which an allocation for ``trade_date`` is late, if the policy sets one."""
+        return self.deadline.for_trade_date(trade_date) if self.deadline else None
+
+    def rotation_group(self, trade: Any) -> str | None:
+        """The rotation group ``trade`` belongs to under this policy (None: the policy has no rotation)."""
+        from fairalloc.allocate import rotation_group  # the plan does not depend on execution at import
+
+        return rotation_group(self, trade)
+
+    def rules_by_action(self, *actions: str) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.rules if rule.action in actions)

@@ -1,0 +1,224 @@
+"""Stage 2 — schema: check the loaded policy's structure against the shipped JSON Schema.
+
+The schema (``engine/fairalloc/schemas/policy.schema.json``) is the single description of the policy's keys;
+editors can use it too (``fairalloc schema policy``). This stage turns every jsonschema error into a
+:class:`Diagnostic` located at the offending key or value, with a hint ("did you mean ...?" for a
+misspelt key, the allowed values for an enum), sorted by position so the user reads them in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from fairalloc.errors import Diagnostic
+from fairalloc.load import Path, SourceDocument
+
+SCHEMAS = ("policy", "trade", "allocation")
+
+
+@cache
+def schema_text(name: str) -> str:
+    """The text of a shipped JSON Schema: ``policy``, ``trade`` or ``allocation``."""
+    if name not in SCHEMAS:
+        raise ValueError(f"unknown schema {name!r}")
+    return (resources.files("fairalloc") / "schemas" / f"{name}.schema.json").read_text("utf-8")
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_text(name))
+    return loaded
+
+
+@cache
+def validator(name: str) -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema(name))
+    checker: jsonschema.protocols.Validator = cls(schema(name), format_checker=cls.FORMAT_CHECKER)
+    return checker
+
+
+def json_compatible(value: Any) -> Any:
+    """Dates become ISO strings; everything else is kept (Decimal counts as a JSON number)."""
+    if isinstance(value, dict):
+        return {key: json_compatible(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_compatible(item) for item in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def check_policy_structure(doc: SourceDocument) -> list[Diagnostic]:
+    """Every structural error in ``doc``, located and ordered by position in the file."""
+    data = json_compatible(doc.data)
+    found: list[tuple[tuple[int, int], Diagnostic]] = []
+    for error in validator("policy").iter_errors(data):
+        for diagnostic in _diagnostics(doc, error):
+            loc = diagnostic.location
+            found.append(((loc.line or 0, loc.column or 0), diagnostic))
+    found.sort(key=lambda pair: (pair[0], pair[1].code, pair[1].message))
+    unique: list[Diagnostic] = []
+    for _, diagnostic in found:
+        if diagnostic not in unique:
+            unique.append(diagnostic)
+    return unique
+
+
+def _describe(path: Path) -> str:
+    if not path:
+        return "the policy"
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return f"'{text}'"
+
+
+def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list[Diagnostic]:
+    path: Path = tuple(error.absolute_path)
+    kind = error.validator
+    schema_part: Any = error.schema
+    value: Any = error.validator_value
+    where = doc.locate(path)
+    described = _describe(path)
+    if kind == "additionalProperties":
+        allowed = sorted((schema_part.get("properties") or {}).keys())
+        extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        result = []
+        for extra in extras:
+            close = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+            result.append(
+                Diagnostic(
+                    "schema-unknown-key",
+                    f"unknown key '{extra}' in {described}",
+                    doc.locate(path + (extra,), key=True),
+                    hint,
+                )
+            )
+        return result
+    if kind == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else "?"
+        return [
+            Diagnostic(
+                "schema-missing-key",
+                f"{described} is missing the required key '{missing}'",
+                where,
+                f"add '{missing}:' (see docs/policy-language.md)",
+            )
+        ]
+    if kind in ("enum", "const"):
+        options = value if kind == "enum" else [value]
+        shown = ", ".join(json.dumps(option) for option in options)
+        close = difflib.get_close_matches(str(error.instance), [str(o) for o in options], n=1)
+        hint = f"did you mean {json.dumps(close[0])}?" if close else f"use one of: {shown}"
+        return [
+            Diagnostic(
+                "schema-value",
+                f"{described} must be one of {shown}, not {json.dumps(_plain(error.instance))}",
+                where,
+                hint,
+            )
+        ]
+    if kind == "type":
+        expected_text = " or ".join(value) if isinstance(value, list) else str(value)
+        return [
+            Diagnostic(
+                "schema-type",
+                f"{described} must be {_article(expected_text)}, not {_type_name(error.instance)}",
+                where,
+                _type_hint(expected_text),
+            )
+        ]
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = error.validator_value
+        relation = {
+            "minimum": f"at least {bound}",
+            "exclusiveMinimum": f"greater than {bound}",
+            "maximum": f"at most {bound}",
+            "exclusiveMaximum": f"less than {bound}",
+        }[kind]
+        return [
+            Diagnostic(
+                "schema-range",
+                f"{described} must be {relation}, not {_plain(error.instance)}",
+                where,
+            )
+        ]
+    if kind == "oneOf" and path and path[-1] == "minimum":
+        return [
+            Diagnostic(
+                "schema-minimum-kind",
+                "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression'",
+                where,
+                "choose one way of stating the threshold",
+            )
+        ]
+    if kind == "pattern":
+        return [
+            Diagnostic(
+                "schema-format",
+                f"{described} has an invalid form: {json.dumps(_plain(error.instance))}",
+                where,
+                f"it must match {error.validator_value}",
+            )
+        ]
+    if kind == "format":
+        return [
+            Diagnostic(
+                "schema-format",
+                f"{described} is not a valid {error.validator_value}: {json.dumps(_plain(error.instance))}",
+                where,
+                "write dates as YYYY-MM-DD" if error.validator_value == "date" else None,
+            )
+        ]
+    if kind in ("minItems", "minLength"):
+        return [Diagnostic("schema-empty", f"{described} must not be empty", where)]
+    if kind == "uniqueItems":
+        return [Diagnostic("schema-duplicate", f"{described} lists a value twice", where)]
+    return [Diagnostic("schema", f"{described}: {error.message}", where)]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    return value
+
+
+def _article(text: str) -> str:
+    return f"an {text}" if text[:1] in "aeiou" else f"a {text}"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, Decimal)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _type_hint(expected: str) -> str | None:
+    if expected == "string":
+        return "quote the value"
+    if expected == "object":
+        return "write a mapping of 'key: value' lines indented under this key"
+    if expected == "array":
+        return "write a list, one '- item' per line"
+    return None
