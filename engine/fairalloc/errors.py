@@ -124,3 +124,8 @@ class FileAccessError(FairallocError):
     """A file could not be read or written."""
 
     exit_code = ExitCode.IO
+
+
+def pointer(parts: tuple[int | str, ...] | list[int | str]) -> str:
+    """RFC 6901 JSON pointer for a path (the ``pointer`` of a :class:`Location` in a JSON document)."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)

@@ -4,7 +4,7 @@
 examiner's "why this number?" for each account: the method, weight, exact share, rounding step,
 tie-break rank, cap, threshold and the rules that fired. ``document()`` renders the
 ``allocation.schema.json`` contract (plus extra fields the contract allows); ``explain=True`` adds a
-plain-words explanation per account.
+plain-words explanation per account and says which backend computed the result (``backend``).
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ class Allocation:
         lot: Fraction,
         notes: tuple[str, ...],
         scale: int,
+        backend: dict[str, Any],
     ) -> None:
         self.policy = policy
         self.order_id = order_id
@@ -170,6 +171,7 @@ class Allocation:
         self._details = details
         self._own_prices = own_prices  # price/time: each account's own average price
         self._rotation_order = rotation_order
+        self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
 
     def quantities(self) -> dict[str, Fraction]:
         """Each account's allocated quantity (exact), by account id."""
@@ -263,6 +265,8 @@ class Allocation:
             document["rotation"] = {"before": self.rotation_before.to_json(), "after": self.rotation_after.to_json()}
         if self.notes:
             document["notes"] = list(self.notes)
+        if explain:
+            document["backend"] = dict(self.backend)
         return document
 
     def explain(self, account: AccountAllocation) -> dict[str, Any]:
