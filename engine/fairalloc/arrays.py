@@ -116,7 +116,9 @@ class ArrayBook(Book[Array, Array]):
     def union(self, first: Array, second: Array) -> Array:
         import numpy as np
 
-        return np.union1d(first, second) if len(second) else first
+        if not len(first) or not len(second):
+            return second if len(second) else first
+        return np.union1d(first, second)
 
     def positions(self, accounts: Array) -> list[int]:
         return list(accounts.tolist())

@@ -131,9 +131,12 @@ def _attributes(
     return values
 
 
-def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
-    """Build the expression context of ``trade`` under ``policy``'s declared attributes."""
-    ctx = scalar_context(policy, trade, file)
+def build_context(policy: Policy, trade: Trade, file: str = "<trade>", shared: TradeContext | None = None) -> TradeContext:
+    """Build the expression context of ``trade`` under ``policy``'s declared attributes.
+
+    ``shared``: the :func:`scalar_context` of the same trade and policy, if already built.
+    """
+    ctx = shared if shared is not None else scalar_context(policy, trade, file)
     accounts = []
     for index, entry in enumerate(trade.statement.accounts):
         account = {

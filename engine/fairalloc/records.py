@@ -35,7 +35,7 @@ class RecordBook(Book[Positions, Units]):
 
     def __init__(self, policy: Policy, trade: Trade, ctx: TradeContext, file: str) -> None:
         self.policy, self.trade, self.file = policy, trade, file
-        self.ctx = build_context(policy, trade, file)
+        self.ctx = build_context(policy, trade, file, ctx)
         statement = trade.statement
         self.scale = units_scale([policy.lot, *(f.quantity for f in trade.fills), *statement.intended])
         self.lot = to_units(policy.lot, self.scale)
@@ -69,7 +69,9 @@ class RecordBook(Book[Positions, Units]):
         return [k for k in accounts if k not in gone]
 
     def union(self, first: Positions, second: Positions) -> Positions:
-        return sorted(set(first) | set(second)) if second else first
+        if not first or not second:
+            return second or first
+        return sorted(set(first) | set(second))
 
     def positions(self, accounts: Positions) -> list[int]:
         return accounts
