@@ -151,6 +151,3 @@ class Policy:
     def rotation_group(self, trade: Trade) -> str | None:
         """The rotation group ``trade`` belongs to under this policy (None: the policy has no rotation)."""
         return rotation_group(self, trade)
-
-    def rules_by_action(self, *actions: Action) -> tuple[Rule, ...]:
-        return tuple(rule for rule in self.rules if rule.action in actions)
