@@ -139,10 +139,32 @@ class _Run(Generic[S, U]):
                      if ACTIONS[rule.action].stage is stage and (action is None or rule.action is action))
 
     def execute(self) -> Allocation:
+        """Stages 3 to 6 (the module docstring), then the result."""
+        policy, book = self.policy, self.book
+        eligible = self.eligibility()
+        plan = self.schedule(eligible)
+        if policy.minimum is not None:
+            book.set_minimums(eligible)
+        shares, participants = self.rounds(eligible)
+        if policy.minimum is not None and policy.minimum.denied is Denied.ROTATION and policy.method is Method.PRO_RATA:
+            shares, participants = self.deny_by_rotation(participants, shares)
+        for rule in self.rules(Stage.FINAL):
+            self.fire(rule, participants, shares)
+        allocated = book.total(shares.units)
+        if allocated != book.filled:
+            raise RefusedError(Diagnostic(
+                "unallocatable",
+                f"only {allocated} of {book.filled} units could be allocated under {policy.ref}",
+                Location(self.file, pointer="/fills"),
+                self.shortfall_hint(participants),
+            ))
+        return self.result(shares, plan)
+
+    def eligibility(self) -> S:
+        """Rank every account, apply ``exclude`` then ``cap`` rules, weigh the eligible accounts."""
         policy, book = self.policy, self.book
         everyone = book.everyone()
         book.rank(TIE_BREAKS[policy.tie_break])
-        # stage 3: eligibility
         excluded = book.nobody()
         for rule in self.rules(Stage.ELIGIBILITY, Action.EXCLUDE):
             excluded = book.union(excluded, self.fire(rule, everyone, None))
@@ -150,10 +172,12 @@ class _Run(Generic[S, U]):
         for rule in self.rules(Stage.ELIGIBILITY, Action.CAP):
             book.cap(rule, self.fire(rule, eligible, None))
         book.weigh(eligible)
-        plan = self.schedule(eligible)
-        if policy.minimum is not None:
-            book.set_minimums(eligible)
-        # stage 4: rounds
+        return eligible
+
+    def rounds(self, eligible: S) -> tuple[Shares[S, U], S]:
+        """Run the method, deny, run again without the denied, to the fixed point; a round whose
+        denials would leave accounts unable to hold the fill is not applied (and noted)."""
+        policy, book = self.policy, self.book
         minimum_in_rounds = policy.minimum is not None and (
             policy.method is Method.ROTATION or policy.minimum.denied is Denied.PRO_RATA)
         zero_rules = self.rules(Stage.ROUNDS)
@@ -185,35 +209,23 @@ class _Run(Generic[S, U]):
                 break
             for denier, accounts in by:
                 if book.size(accounts):
-                    reason = None if denier != "minimum" else f"allocation below the minimum ({_minimum_words(policy)})"
+                    reason = None if denier != "minimum" or policy.minimum is None else (
+                        f"allocation below the minimum ({policy.minimum.describe()})")
                     self.denials.append((round_number, denier, accounts, reason))
             participants = remaining
             shares = self.method(participants)
-        # stage 5
-        if policy.minimum is not None and policy.minimum.denied is Denied.ROTATION and policy.method is Method.PRO_RATA:
-            shares, participants = self.deny_by_rotation(participants, shares)
-        # stage 6
-        for rule in self.rules(Stage.FINAL):
-            self.fire(rule, participants, shares)
-        allocated = book.total(shares.units)
-        if allocated != book.filled:
-            raise RefusedError(Diagnostic(
-                "unallocatable",
-                f"only {allocated} of {book.filled} units could be allocated under {policy.ref}",
-                Location(self.file, pointer="/fills"),
-                self.shortfall_hint(eligible, participants),
-            ))
-        return self.result(shares, plan)
+        return shares, participants
 
-    def shortfall_hint(self, eligible: S, participants: S) -> str:
-        """Say which it is: no account left to take the fill, or caps too small to hold it."""
+    def shortfall_hint(self, participants: S) -> str:
+        """Say which it is: no account left to take the fill, or caps too small to hold it. (A
+        round that would deny every account is not applied, so only rules can exclude them all.)"""
         book = self.book
-        if not book.size(participants):
-            what = "excluded" if not book.size(eligible) else "excluded or denied"
-            return f"every account is {what}; the policy must say where such shares go"
         room = book.room(participants)
-        return (f"the accounts taking part can hold {room} units in all under their caps"
-                if room is not None else "the policy must say where such shares go")
+        if not book.size(participants):
+            return "every account is excluded; the policy must say where such shares go"
+        if room is None:
+            return "the policy must say where such shares go"
+        return f"the accounts taking part can hold {room} units in all under their caps"
 
     # -- methods ------------------------------------------------------------------------------
     def method(self, participants: S) -> Shares[S, U]:
@@ -379,8 +391,3 @@ class _Run(Generic[S, U]):
             )
 
         return build
-
-
-def _minimum_words(policy: Policy) -> str:
-    assert policy.minimum is not None
-    return policy.minimum.describe()
