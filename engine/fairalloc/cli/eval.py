@@ -22,6 +22,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fairalloc.errors import Diagnostic, InputError, Location, PolicyError
+from fairalloc.expressions import ROOTS, Kind, Scope, Type, compile_expression
+from fairalloc.expressions.check import suggest
+from fairalloc.expressions.scope import BUILTIN_FIELDS
+from fairalloc.load import read_text
+from fairalloc.numbers import decimal_text
+from fairalloc.trade import parse_json
 
 EXPRESSION_FILE = "<expr>"
 _PLAIN_DIGITS = 100  # beyond this exponent a decimal is printed in scientific notation (still exact JSON)
@@ -41,10 +47,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fairalloc.expressions import Scope, compile_expression
-
     context: dict[str, Any] = {}
-    scope_attributes: dict[str, dict[str, Any]] = {"account": {}, "security": {}}
+    scope_attributes: dict[str, dict[str, Type]] = {"account": {}, "security": {}}
     if args.context:
         context, scope_attributes = read_context(args.context)
 
@@ -66,21 +70,15 @@ def _context_hint(diagnostic: Diagnostic) -> Diagnostic:
     return dataclasses.replace(diagnostic, hint="give it in the --context file, e.g. {\"account\": {...}}")
 
 
-def read_context(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def read_context(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Type]]]:
     """The roots of the context file as the runtime takes them, and the attribute types of
     ``account`` and ``security``; raise :class:`InputError` listing every problem."""
-    from fairalloc.expressions import ROOTS
-    from fairalloc.expressions.scope import BUILTIN_FIELDS
-    from fairalloc.load import read_text
-    from fairalloc.expressions.check import suggest
-    from fairalloc.trade import parse_json
-
     data = parse_json(read_text(path), path)
     if not isinstance(data, dict):
         raise InputError(Diagnostic("context-type", "the context must be a JSON object of roots", Location(path, pointer="")))
     problems: list[Diagnostic] = []
     context: dict[str, Any] = {}
-    attributes: dict[str, dict[str, Any]] = {"account": {}, "security": {}}
+    attributes: dict[str, dict[str, Type]] = {"account": {}, "security": {}}
     for root, value in data.items():
         where = Location(path, pointer=f"/{_escape(root)}")
         if root not in ROOTS:
@@ -96,7 +94,7 @@ def read_context(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
                 at = Location(path, pointer=f"{where.pointer}/{_escape(name)}")
                 builtin = BUILTIN_FIELDS[root].get(name)
                 if builtin is not None:
-                    record[name] = _builtin(item, str(builtin), at, problems)
+                    record[name] = _builtin(item, builtin, at, problems)
                 elif root in attributes:
                     kind = _attribute_type(item)
                     if kind is None:
@@ -114,27 +112,27 @@ def read_context(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     return context, attributes
 
 
-def _builtin(value: Any, type_name: str, where: Location, problems: list[Diagnostic]) -> Any:
+def _builtin(value: Any, kind: Type, where: Location, problems: list[Diagnostic]) -> Any:
     """A built-in field's JSON value in the runtime's form, for its declared type."""
     if value is None:
-        if not type_name.endswith(" or null"):
-            problems.append(Diagnostic("context-value", f"this field is a {type_name}; it cannot be null", where))
+        if not kind.nullable:
+            problems.append(Diagnostic("context-value", f"this field is a {kind}; it cannot be null", where))
         return None
-    kind = type_name.removesuffix(" or null")
     try:
-        if kind == "number":
+        if kind.kind is Kind.NUMBER:
             return _number(value, where, problems)
-        if kind == "date" and isinstance(value, str):
+        if kind.kind is Kind.DATE and isinstance(value, str):
             return dt.date.fromisoformat(value)
-        if kind == "timestamp" and isinstance(value, str):
+        if kind.kind is Kind.TIMESTAMP and isinstance(value, str):
             stamp = dt.datetime.fromisoformat(value)
             if stamp.tzinfo is not None:
                 return stamp
-        if kind == "string" and isinstance(value, str):
+        if kind.kind is Kind.STRING and isinstance(value, str):
             return value
     except ValueError:
         pass
-    expected = {"date": "a date 'YYYY-MM-DD'", "timestamp": "an ISO 8601 timestamp with its offset"}.get(kind, f"a {kind}")
+    expected = {Kind.DATE: "a date 'YYYY-MM-DD'", Kind.TIMESTAMP: "an ISO 8601 timestamp with its offset"}.get(
+        kind.kind, f"a {kind.non_null()}")
     problems.append(Diagnostic("context-value", f"expected {expected}, not {json.dumps(value, default=str)}", where))
     return None
 
@@ -154,10 +152,8 @@ def _number(value: Any, where: Location, problems: list[Diagnostic]) -> int | De
     return None
 
 
-def _attribute_type(value: Any) -> Any:
+def _attribute_type(value: Any) -> Type | None:
     """The language type of an attribute's JSON value, or None when it has none."""
-    from fairalloc.expressions import Type
-
     if value is None:
         return Type.ANY
     if isinstance(value, bool):
@@ -170,7 +166,8 @@ def _attribute_type(value: Any) -> Any:
         kinds = {_attribute_type(item) for item in value}
         if None in kinds or len(kinds) > 1:
             return None
-        return Type.list_of(kinds.pop() if kinds else Type.ANY)
+        element = kinds.pop() if kinds else Type.ANY
+        return Type.list_of(element) if element is not None else None
     return None
 
 
@@ -184,8 +181,6 @@ def _escape(key: str) -> str:
 
 def json_text(value: Any) -> str:
     """``value`` as JSON: numbers exactly as computed (no float on the way), dates as ISO text."""
-    from fairalloc.numbers import decimal_text
-
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, int):
