@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairalloc.cli import COMMANDS, build_parser, main
-from fairalloc.cli._extras import COMMAND_EXTRAS, _missing, require_extras
+from fairalloc.cli._extras import COMMAND_EXTRAS, _missing, extra_providing, require_extras
 from fairalloc.cli._files import POLICY_KEY, TEST_KEY, find_files
 
 from . import cli_reference
@@ -369,6 +369,25 @@ def test_missing_extra_names_what_to_install() -> None:
     assert _missing(requirements, "pyyaml") == []
     require_extras("the ledger", "ledger", "review", "postgres")  # all installed here: no error
     # the refusal itself, from an installation without the extras: tests/test_packaging.py
+
+
+@pytest.mark.parametrize(("module", "extra"), [
+    ("polars", "review"), ("sqlalchemy.orm", "ledger"), ("alembic", "ledger"), ("psycopg", "postgres"),
+    ("yaml", None), ("fairalloc.nothing", None), (None, None),
+])
+def test_the_smallest_extra_bringing_a_module(module: str | None, extra: str | None) -> None:
+    assert extra_providing(module) == extra
+
+
+def test_an_extra_needed_by_one_option_is_named_when_its_import_fails() -> None:
+    """The ledger on PostgreSQL with only fairalloc[ledger] installed: psycopg cannot be imported."""
+    code = ("import sys; sys.modules['psycopg'] = None\nfrom fairalloc.cli import main\n"
+            "sys.exit(main(['ledger', 'verify', '--ledger', 'postgresql://nobody@127.0.0.1:1/none']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 69, done.stderr
+    assert done.stderr.splitlines() == [
+        "error[missing-extra]: 'fairalloc ledger' needs the optional extra 'postgres', not installed (missing: psycopg)",
+        "  hint: pip install 'fairalloc[postgres]'"]
 
 
 def test_docs_cli_reference_is_the_help_of_every_command() -> None:

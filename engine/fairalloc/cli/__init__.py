@@ -18,7 +18,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from importlib import metadata
 
-from fairalloc.cli._extras import COMMAND_EXTRAS, DISTRIBUTION, MissingExtraError, require_extras
+from fairalloc.cli._extras import (
+    COMMAND_EXTRAS,
+    DISTRIBUTION,
+    MissingExtraError,
+    extra_providing,
+    missing_module_error,
+    require_extras,
+)
 from fairalloc.cli._io import report_error
 from fairalloc.errors import ExitCode, FairallocError
 
@@ -134,18 +141,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        extra = extra_providing(error.name)
+        if extra is None or args.debug:
+            return _internal_error(error, args.debug)
+        missing = missing_module_error(f"'fairalloc {args.command}'", error.name or "", extra)
+        report_error(missing, args.error_format)
+        return int(missing.exit_code)
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
-        if args.debug:
-            raise
-        print(
-            f"internal error: {type(error).__name__}: {error}\n"
-            "  this is a defect in fairalloc; run again with --debug and report the traceback",
-            file=sys.stderr,
-        )
-        return int(ExitCode.INTERNAL)
+        return _internal_error(error, args.debug)
     return status
+
+
+def _internal_error(error: Exception, debug: bool) -> int:
+    if debug:
+        raise error
+    print(
+        f"internal error: {type(error).__name__}: {error}\n"
+        "  this is a defect in fairalloc; run again with --debug and report the traceback",
+        file=sys.stderr,
+    )
+    return int(ExitCode.INTERNAL)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -60,6 +60,40 @@ def require_extras(feature: str, *extras: str) -> None:
     ))
 
 
+def extra_providing(module: str | None) -> str | None:
+    """The smallest extra that brings the distribution of the top-level ``module``, if any: a
+    command can need an extra for one option only (the ledger on PostgreSQL needs
+    ``fairalloc[postgres]``), and the import failing there must still name what to install."""
+    if not module:
+        return None
+    try:
+        requirements = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        return None
+    wanted = _normal(module.partition(".")[0])
+    members: dict[str, set[str]] = {}
+    for requirement in requirements:
+        requirement_text, _, marker = requirement.partition(";")
+        extra, named = _EXTRA_MARKER.search(marker), _NAME.match(requirement_text)
+        if extra is not None and named is not None:
+            members.setdefault(extra.group(1), set()).add(_normal(named.group(1)))
+    providing = [(len(names), extra) for extra, names in members.items() if wanted in names]
+    return min(providing)[1] if providing else None
+
+
+def missing_module_error(feature: str, module: str, extra: str) -> MissingExtraError:
+    """The refusal when ``feature`` imported ``module``, which ``extra`` brings, and it was not there."""
+    return MissingExtraError(Diagnostic(
+        "missing-extra", f"{feature} needs the optional extra '{extra}', not installed (missing: {module})",
+        hint=f"pip install '{DISTRIBUTION}[{extra}]'",
+    ))
+
+
+def _normal(name: str) -> str:
+    """A distribution or module name as package indexes compare them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _missing(requirements: list[str], extra: str, seen: frozenset[str] = frozenset()) -> list[str]:
     """Distributions ``extra`` requires (following ``fairalloc[...]`` references) that are not installed."""
     missing: list[str] = []
