@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 import zipfile
@@ -90,10 +91,23 @@ def test_wheel_ships_grammar_schemas_license_and_demo_data(wheel: Path) -> None:
         assert f"fairalloc/schemas/{schema}.schema.json" in names
     assert "fairalloc/py.typed" in names
     assert any(name.endswith("entry_points.txt") for name in names)
-    assert f"fairalloc-{VERSION}.dist-info/licenses/LICENSE" in names
+    license_text = zipfile.ZipFile(wheel).read(f"fairalloc-{VERSION}.dist-info/licenses/LICENSE").decode()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "License-Expression: Apache-2.0" in zipfile.ZipFile(wheel).read(
+        f"fairalloc-{VERSION}.dist-info/METADATA").decode()
     assert "fairalloc/demo_data/policies/us-equity-pro-rata.yaml" in names
     assert "fairalloc/demo_data/examples/ledger-day/day.json" in names
     assert not [name for name in names if name.startswith("engine/")]
+
+
+def test_sdist_carries_the_license_and_the_examples(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)], cwd=ROOT,
+                   check=True, capture_output=True)
+    (sdist,) = tmp_path.glob("fairalloc-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = set(archive.getnames())
+    assert {f"fairalloc-{VERSION}/{name}" for name in ("LICENSE", "pyproject.toml", "policies/us-equity-pro-rata.yaml",
+                                                        "grammar/fairalloc.lark")} <= names
 
 
 def test_core_install_is_small(core: Venv) -> None:
