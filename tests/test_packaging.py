@@ -150,6 +150,11 @@ def test_core_commands_work_on_folders(core: Venv) -> None:
     assert '"CLIENT-A"' in allocated.stdout and '"quantity": 15000' in allocated.stdout
     schema = core.run("fairalloc", "schema", "policy")
     assert schema.returncode == 0 and '"$schema"' in schema.stdout
+    same = str(POLICIES / "us-equity-pro-rata.yaml")
+    diffed = core.run("fairalloc", "diff", same, same, "--format", "json")
+    assert diffed.returncode == 0, diffed.stderr
+    completion = core.run("fairalloc", "completion", "bash")
+    assert completion.returncode == 0 and "validate" in completion.stdout, completion.stderr
 
 
 @pytest.mark.parametrize(("argv", "extra"), [
