@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairalloc.cli import COMMANDS, build_parser, main
-from fairalloc.cli._extras import COMMAND_EXTRAS, _missing, extra_providing, require_extras
+from fairalloc.cli._extras import COMMAND_EXTRAS, declared_extras, extra_providing, missing, require_extras
 from fairalloc.cli._files import POLICY_KEY, TEST_KEY, find_files
 
 from . import cli_reference
@@ -364,9 +364,12 @@ def test_every_command_with_an_extra_is_a_command_and_every_extra_is_declared() 
 def test_missing_extra_names_what_to_install() -> None:
     requirements = ["pyyaml>=6", "no-such-distribution-x>=1; extra == 'x'", "pyyaml; extra == 'x'",
                     "fairalloc[x,z]; extra == 'y'", "also-absent[binary]>=3; extra == 'z'"]
-    assert _missing(requirements, "x") == ["no-such-distribution-x"]
-    assert _missing(requirements, "y") == ["no-such-distribution-x", "also-absent"]
-    assert _missing(requirements, "pyyaml") == []
+    declared = declared_extras(requirements)
+    assert set(declared) == {"x", "y", "z"}  # the core's requirement (no marker) is no extra's
+    assert declared["y"] == [("fairalloc", ("x", "z"))] and declared["z"] == [("also-absent", ("binary",))]
+    assert missing(declared, "x") == ["no-such-distribution-x"]
+    assert missing(declared, "y") == ["no-such-distribution-x", "also-absent"]
+    assert missing(declared, "undeclared") == []
     require_extras("the ledger", "ledger", "review", "postgres")  # all installed here: no error
     # the refusal itself, from an installation without the extras: tests/test_packaging.py
 

@@ -37,47 +37,76 @@ class MissingExtraError(FairallocError):
     exit_code = ExitCode.MISSING_EXTRA
 
 
+Declared = dict[str, list[tuple[str, tuple[str, ...]]]]
+"""Each extra's requirements as (distribution, the extras of it asked for)."""
+
+
+def declared_extras(requirements: list[str]) -> Declared:
+    """The extras of ``Requires-Dist`` lines (``sqlalchemy>=2; extra == 'ledger'``); the lines
+    without an extra marker are the core's and are left out."""
+    declared: Declared = {}
+    for requirement in requirements:
+        text, _, marker = requirement.partition(";")
+        extra, named = _EXTRA_MARKER.search(marker), _NAME.match(text)
+        if extra is not None and named is not None:
+            nested = tuple(item.strip() for item in (named.group(2) or "").split(",") if item.strip())
+            declared.setdefault(extra.group(1), []).append((named.group(1), nested))
+    return declared
+
+
+def _installed_declaration() -> Declared | None:
+    """The installed distribution's extras; None without installed metadata (a bare source tree
+    on ``sys.path``), where nothing can be checked and a failing import reports itself."""
+    try:
+        return declared_extras(metadata.requires(DISTRIBUTION) or [])
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def require_extras(feature: str, *extras: str) -> None:
     """Raise :class:`MissingExtraError` naming ``pip install 'fairalloc[...]'`` when a distribution
-    one of ``extras`` requires is not installed; ``feature`` says what needs it, for the message.
-
-    Without installed metadata (a source tree on ``sys.path``) nothing can be checked and the
-    import that follows reports itself."""
-    try:
-        requirements = metadata.requires(DISTRIBUTION) or []
-    except metadata.PackageNotFoundError:
+    one of ``extras`` requires is not installed; ``feature`` says what needs it, for the message."""
+    declared = _installed_declaration()
+    if declared is None:
         return
-    lacking = [extra for extra in extras if _missing(requirements, extra)]
+    lacking = {extra: names for extra in extras if (names := missing(declared, extra))}
     if not lacking:
         return
-    missing = sorted({name for extra in lacking for name in _missing(requirements, extra)})
-    spec = f"{DISTRIBUTION}[{','.join(lacking)}]"
+    absent = sorted({name for names in lacking.values() for name in names})
     raise MissingExtraError(Diagnostic(
         "missing-extra",
         f"{feature} needs the optional {'extras' if len(lacking) > 1 else 'extra'} "
-        f"{', '.join(repr(extra) for extra in lacking)}, not installed (missing: {', '.join(missing)})",
-        hint=f"pip install '{spec}'",
+        f"{', '.join(repr(extra) for extra in lacking)}, not installed (missing: {', '.join(absent)})",
+        hint=f"pip install '{DISTRIBUTION}[{','.join(lacking)}]'",
     ))
+
+
+def missing(declared: Declared, extra: str, seen: frozenset[str] = frozenset()) -> list[str]:
+    """Distributions ``extra`` requires (following ``fairalloc[...]`` references) that are not installed."""
+    absent: list[str] = []
+    for name, nested in declared.get(extra, []):
+        if name == DISTRIBUTION:
+            for inner in nested:
+                if inner not in seen:
+                    absent.extend(missing(declared, inner, seen | {extra}))
+            continue
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            absent.append(name)
+    return absent
 
 
 def extra_providing(module: str | None) -> str | None:
     """The smallest extra that brings the distribution of the top-level ``module``, if any: a
     command can need an extra for one option only (the ledger on PostgreSQL needs
     ``fairalloc[postgres]``), and the import failing there must still name what to install."""
-    if not module:
-        return None
-    try:
-        requirements = metadata.requires(DISTRIBUTION) or []
-    except metadata.PackageNotFoundError:
+    declared = _installed_declaration()
+    if not module or declared is None:
         return None
     wanted = _normal(module.partition(".")[0])
-    members: dict[str, set[str]] = {}
-    for requirement in requirements:
-        requirement_text, _, marker = requirement.partition(";")
-        extra, named = _EXTRA_MARKER.search(marker), _NAME.match(requirement_text)
-        if extra is not None and named is not None:
-            members.setdefault(extra.group(1), set()).add(_normal(named.group(1)))
-    providing = [(len(names), extra) for extra, names in members.items() if wanted in names]
+    providing = [(len(requirements), extra) for extra, requirements in declared.items()
+                 if any(_normal(name) == wanted for name, _ in requirements)]
     return min(providing)[1] if providing else None
 
 
@@ -92,25 +121,3 @@ def missing_module_error(feature: str, module: str, extra: str) -> MissingExtraE
 def _normal(name: str) -> str:
     """A distribution or module name as package indexes compare them (PEP 503)."""
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _missing(requirements: list[str], extra: str, seen: frozenset[str] = frozenset()) -> list[str]:
-    """Distributions ``extra`` requires (following ``fairalloc[...]`` references) that are not installed."""
-    missing: list[str] = []
-    for requirement in requirements:
-        requirement_text, _, marker = requirement.partition(";")
-        wanted = _EXTRA_MARKER.search(marker)
-        named = _NAME.match(requirement_text)
-        if wanted is None or wanted.group(1) != extra or named is None:
-            continue
-        name, nested = named.group(1), named.group(2)
-        if name == DISTRIBUTION and nested:
-            for inner in (item.strip() for item in nested.split(",")):
-                if inner not in seen:
-                    missing.extend(_missing(requirements, inner, seen | {extra}))
-            continue
-        try:
-            metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            missing.append(name)
-    return missing
