@@ -292,6 +292,23 @@ def test_eval_reads_the_roots_from_the_context(tmp_path: Path, capsys: pytest.Ca
     assert status == 4 and "<expr>:1:12: error[expr-division-by-zero]" in err
 
 
+def test_eval_types_attributes_as_a_policy_declares_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = str(POLICIES / "intraday-fill-monotone.yaml")  # declares account.assets: number
+    context = tmp_path / "context.json"
+    context.write_text(json.dumps({"account": {"id": "M", "intended": 10, "assets": "2000000.00"}}))
+    at = ("--policy", policy, "--context", str(context))
+    assert eval_(capsys, *at, "account.assets / 3")[:2] == (0, "666666.6666666666666666666666666667\n")
+    # without the policy the same text is a string, and arithmetic on it a type error
+    assert eval_(capsys, "--context", str(context), "account.assets / 3")[0] == 3
+    context.write_text(json.dumps({"account": {"proprietary": True}}))
+    equity = ("--policy", str(POLICIES / "us-equity-pro-rata.yaml"), "--context", str(context))
+    assert eval_(capsys, *equity, "account.fee_basis")[:2] == (0, '"standard"\n')  # the declared default
+    context.write_text(json.dumps({"account": {"fee_basis": "hourly", "proprietary": "yes", "nick": 1}}))
+    status, _, err = eval_(capsys, *equity, "1")
+    assert status == 4 and err.count("error[") == 3
+    assert "'hourly' is not one of standard, performance" in err and "'account' has no field 'nick'" in err
+
+
 def test_eval_refuses_a_malformed_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     context = tmp_path / "context.json"
     context.write_text(json.dumps({"acount": {}, "order": {"trade_date": 5, "id": None, "nickname": "x"},

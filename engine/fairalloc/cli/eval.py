@@ -1,4 +1,4 @@
-"""``fairalloc eval EXPR [--context FILE.json]``: evaluate one expression of the policy language.
+"""``fairalloc eval EXPR [--context FILE.json] [--policy FILE]``: evaluate one expression of the policy language.
 
 For a policy author trying a condition before writing it into a policy: the expression is parsed,
 checked and compiled exactly as in a policy (the same diagnostics and codes, located in the
@@ -7,8 +7,9 @@ JSON (exact decimals, dates and timestamps as ISO 8601 strings). The context fil
 object whose keys are roots of the language — ``order``, ``security``, ``statement``, ``fill``,
 ``account`` (objects) and ``allocation`` (a number); only the roots it gives may be used. Built-in
 fields take the type the language defines (a date or timestamp as its ISO text; a number as a
-JSON number or a decimal string); any other field of ``account`` or ``security`` is an attribute
-whose type is that of its value. A context that breaks these rules is an input error (exit 4),
+JSON number or a decimal string). With ``--policy`` the attributes of ``account`` and
+``security`` are those the policy declares, typed, checked and defaulted as in a trade; without,
+any other field of ``account`` or ``security`` is an attribute whose type is that of its value. A context that breaks these rules is an input error (exit 4),
 located by JSON pointer, as is an expression that fails on the data.
 """
 
@@ -21,12 +22,14 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from fairalloc import load_policy
 from fairalloc.errors import Diagnostic, InputError, Location, PolicyError
 from fairalloc.expressions import ROOTS, Kind, Scope, Type, compile_expression
 from fairalloc.expressions.check import suggest
 from fairalloc.expressions.scope import BUILTIN_FIELDS
 from fairalloc.load import read_text
 from fairalloc.numbers import decimal_text
+from fairalloc.plan import Attribute, Policy
 from fairalloc.trade import parse_json
 
 EXPRESSION_FILE = "<expr>"
@@ -43,16 +46,19 @@ def register(sub: Any) -> None:
     parser.add_argument("expression", metavar="EXPR", help="the expression, e.g. '2 * 3 + 1'")
     parser.add_argument("--context", metavar="FILE",
                         help="JSON object with the roots: order, security, statement, fill, account, allocation")
+    parser.add_argument("--policy", metavar="FILE",
+                        help="type account and security attributes as this policy declares them (with their defaults)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy) if args.policy else None
+    declared = _declared(policy)
     context: dict[str, Any] = {}
-    scope_attributes: dict[str, dict[str, Type]] = {"account": {}, "security": {}}
+    attributes = {root: {name: a.type for name, a in fields.items()} for root, fields in declared.items()}
     if args.context:
-        context, scope_attributes = read_context(args.context)
-
-    scope = Scope.build(context, scope_attributes["account"], scope_attributes["security"])
+        context, attributes = read_context(args.context, declared, infer=policy is None)
+    scope = Scope.build(context, attributes["account"], attributes["security"])
     try:
         compiled = compile_expression(
             args.expression, scope, locate=lambda offset: Location(EXPRESSION_FILE, 1, offset + 1)
@@ -63,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _declared(policy: Policy | None) -> dict[str, dict[str, Attribute]]:
+    """The attributes ``policy`` declares for ``account`` and ``security`` (none without a policy)."""
+    if policy is None:
+        return {"account": {}, "security": {}}
+    return {"account": {a.name: a for a in policy.account_attributes},
+            "security": {a.name: a for a in policy.security_attributes}}
+
+
 def _context_hint(diagnostic: Diagnostic) -> Diagnostic:
     """A root the expression may not use is one the context does not give: say where to give it."""
     if diagnostic.code != "expr-unknown-root":
@@ -70,15 +84,18 @@ def _context_hint(diagnostic: Diagnostic) -> Diagnostic:
     return dataclasses.replace(diagnostic, hint="give it in the --context file, e.g. {\"account\": {...}}")
 
 
-def read_context(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Type]]]:
+def read_context(path: str, declared: dict[str, dict[str, Attribute]], *,
+                 infer: bool) -> tuple[dict[str, Any], dict[str, dict[str, Type]]]:
     """The roots of the context file as the runtime takes them, and the attribute types of
-    ``account`` and ``security``; raise :class:`InputError` listing every problem."""
+    ``account`` and ``security``: the ``declared`` ones (with their defaults where not given)
+    and, with ``infer``, any other field typed by its value. Raise :class:`InputError` listing
+    every problem."""
     data = parse_json(read_text(path), path)
     if not isinstance(data, dict):
         raise InputError(Diagnostic("context-type", "the context must be a JSON object of roots", Location(path, pointer="")))
     problems: list[Diagnostic] = []
     context: dict[str, Any] = {}
-    attributes: dict[str, dict[str, Type]] = {"account": {}, "security": {}}
+    attributes = {root: {name: a.type for name, a in fields.items()} for root, fields in declared.items()}
     for root, value in data.items():
         where = Location(path, pointer=f"/{_escape(root)}")
         if root not in ROOTS:
@@ -89,36 +106,50 @@ def read_context(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Type]]]
         elif not isinstance(value, dict):
             problems.append(Diagnostic("context-type", f"'{root}' must be a JSON object of fields", where))
         else:
-            record: dict[str, Any] = {}
-            for name, item in value.items():
-                at = Location(path, pointer=f"{where.pointer}/{_escape(name)}")
-                builtin = BUILTIN_FIELDS[root].get(name)
-                if builtin is not None:
-                    record[name] = _builtin(item, builtin, at, problems)
-                elif root in attributes:
-                    kind = _attribute_type(item)
-                    if kind is None:
-                        problems.append(Diagnostic("context-value", "an attribute must be a number, text, "
-                                                   "boolean, null or a list of one of these", at))
-                    else:
-                        attributes[root][name] = kind
-                        record[name] = item
-                else:
-                    problems.append(Diagnostic("context-unknown-field", f"'{root}' has no field '{name}'", at,
-                                               _hint(suggest(name, BUILTIN_FIELDS[root]), None)))
-            context[root] = record
+            context[root] = _record(root, value, where, declared.get(root, {}), attributes.get(root), problems,
+                                    infer=infer)
     if problems:
         raise InputError(problems)
     return context, attributes
 
 
-def _builtin(value: Any, kind: Type, where: Location, problems: list[Diagnostic]) -> Any:
-    """A built-in field's JSON value in the runtime's form, for its declared type."""
+def _record(root: str, value: dict[str, Any], where: Location, declared: dict[str, Attribute],
+            inferred: dict[str, Type] | None, problems: list[Diagnostic], *, infer: bool) -> dict[str, Any]:
+    """One record root's fields in the runtime's form; ``inferred`` collects the types of the
+    attributes typed by their value (``account`` and ``security`` only)."""
+    record: dict[str, Any] = {}
+    typed = {**BUILTIN_FIELDS[root], **{name: a.type for name, a in declared.items()}}
+    for name, item in value.items():
+        at = dataclasses.replace(where, pointer=f"{where.pointer}/{_escape(name)}")
+        if name in typed:
+            record[name] = _typed(item, typed[name], at, problems)
+            values = declared[name].values if name in declared else None
+            if values is not None and isinstance(item, str) and item not in values:
+                problems.append(Diagnostic("context-value", f"'{item}' is not one of {', '.join(values)}", at))
+        elif infer and inferred is not None and (kind := _attribute_type(item)) is not None:
+            inferred[name] = kind
+            record[name] = item
+        elif infer and inferred is not None:
+            problems.append(Diagnostic("context-value", "an attribute must be a number, text, boolean, null or a "
+                                       "list of one of these", at))
+        else:
+            problems.append(Diagnostic("context-unknown-field", f"'{root}' has no field '{name}'", at,
+                                       _hint(suggest(name, typed), None)))
+    for name, attribute in declared.items():
+        if name not in record and attribute.has_default:
+            record[name] = attribute.default
+    return record
+
+
+def _typed(value: Any, kind: Type, where: Location, problems: list[Diagnostic]) -> Any:
+    """A field's JSON value in the runtime's form, for its type in the language."""
     if value is None:
-        if not kind.nullable:
+        if not kind.nullable and not kind.is_any:
             problems.append(Diagnostic("context-value", f"this field is a {kind}; it cannot be null", where))
         return None
     try:
+        if kind.is_any:
+            return value
         if kind.kind is Kind.NUMBER:
             return _number(value, where, problems)
         if kind.kind is Kind.DATE and isinstance(value, str):
@@ -129,6 +160,12 @@ def _builtin(value: Any, kind: Type, where: Location, problems: list[Diagnostic]
                 return stamp
         if kind.kind is Kind.STRING and isinstance(value, str):
             return value
+        if kind.kind is Kind.BOOLEAN and isinstance(value, bool):
+            return value
+        if kind.kind is Kind.LIST and isinstance(value, list) and kind.element is not None:
+            element = kind.element
+            return tuple(_typed(item, element, dataclasses.replace(where, pointer=f"{where.pointer}/{index}"),
+                                problems) for index, item in enumerate(value))
     except ValueError:
         pass
     expected = {Kind.DATE: "a date 'YYYY-MM-DD'", Kind.TIMESTAMP: "an ISO 8601 timestamp with its offset"}.get(
