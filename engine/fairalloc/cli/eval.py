@@ -1,4 +1,4 @@
-"""``fairalloc eval EXPR [--context FILE.json] [--policy FILE]``: evaluate one expression of the policy language.
+"""``fairalloc eval EXPR [--context FILE.json] [--policy FILE]``: evaluate one expression.
 
 For a policy author trying a condition before writing it into a policy: the expression is parsed,
 checked and compiled exactly as in a policy (the same diagnostics and codes, located in the
@@ -9,8 +9,9 @@ object whose keys are roots of the language — ``order``, ``security``, ``state
 fields take the type the language defines (a date or timestamp as its ISO text; a number as a
 JSON number or a decimal string). With ``--policy`` the attributes of ``account`` and
 ``security`` are those the policy declares, typed, checked and defaulted as in a trade; without,
-any other field of ``account`` or ``security`` is an attribute whose type is that of its value. A context that breaks these rules is an input error (exit 4),
-located by JSON pointer, as is an expression that fails on the data.
+any other field of ``account`` or ``security`` is an attribute whose type is that of its value.
+A context that breaks these rules is an input error (exit 4), located by JSON pointer, as is an
+expression that fails on the data.
 """
 
 from __future__ import annotations
