@@ -26,7 +26,7 @@ from fairalloc.expressions import CompiledExpression, Scope, Type, ast, compile_
 from fairalloc.expressions.grammar import KEYWORDS
 from fairalloc.expressions.ast import Expr
 from fairalloc.load import Path, SourceDocument
-from fairalloc.numbers import EXACT
+from fairalloc.numbers import EXACT, decimal_text
 from fairalloc.plan import Attribute, Deadline, Minimum, Policy, Rotation, Rule
 from fairalloc.schema import check_policy_structure
 
@@ -66,8 +66,7 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, Decimal):
-        normal = value.normalize()
-        return format(normal, "f") if normal != normal.to_integral_value() else str(int(normal))
+        return decimal_text(value)
     if isinstance(value, dt.date):
         return canonical_json(value.isoformat())
     text = str(value)

@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from fairalloc.errors import Diagnostic, InputError, Location
-from fairalloc.numbers import divide, exact_sum
+from fairalloc.numbers import divide, exact_sum, number_problem
 from fairalloc.plan import Attribute, Policy
 from fairalloc.trade import Trade, pointer
 
@@ -57,6 +57,8 @@ def _convert(attribute: Attribute, value: Any, where: str, file: str) -> Any:
                 number = None
             if number is None or not number.is_finite():
                 problem = f"'{value}' is not a number"
+            elif number_problem(number) is not None:
+                problem = f"'{value[:40]}' {number_problem(number)} (see the limits on numbers)"
             else:
                 return number
         else:

@@ -256,6 +256,11 @@ def load_yaml(text: str, file: str = "<policy>") -> SourceDocument:
         mark = error.problem_mark or error.context_mark
         location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         message = error.problem or error.context or "malformed YAML"
+        if "nesting depth" in message:  # libyaml's own limit, met while it reads ahead of this builder
+            builder.diagnostics.append(Diagnostic(
+                Code.YAML_TOO_DEEP, f"mappings and lists nest deeper than {MAX_DEPTH} levels", location,
+                "a policy nests a few levels deep; flatten the structure"))
+            raise PolicyError(builder.diagnostics) from None
         builder.diagnostics.append(Diagnostic(
             Code.YAML_SYNTAX,
             f"YAML syntax error: {message}",
@@ -281,7 +286,14 @@ class _Stop(Exception):
     """Reading cannot go on (a limit is reached); the diagnostics say why."""
 
 
+def _mark(event: Event) -> Any:
+    """An event's start mark (the parser always sets it; the stubs allow ``None``)."""
+    assert event.start_mark is not None
+    return event.start_mark
+
+
 def _span(start: Event, end: Event) -> Span:
+    assert start.start_mark is not None and end.end_mark is not None
     style = (start.style or None) if isinstance(start, ScalarEvent) else None  # libyaml: "" for plain
     return Span(start.start_mark.line, start.start_mark.column, start.start_mark.index,
                 end.end_mark.index, style)
@@ -303,13 +315,13 @@ class _Builder:
         self.empty = False
 
     def _error(self, event: Event, code: Code, message: str, hint: str | None = None) -> None:
-        mark = event.start_mark
+        mark = _mark(event)
         self.diagnostics.append(Diagnostic(code, message, Location(self.file, mark.line + 1, mark.column + 1), hint))
         if len(self.diagnostics) >= MAX_DIAGNOSTICS:
             raise _Stop
 
     def _stop(self, event: Event, code: Code, message: str, hint: str) -> _Stop:
-        mark = event.start_mark
+        mark = _mark(event)
         self.diagnostics.append(Diagnostic(code, message, Location(self.file, mark.line + 1, mark.column + 1), hint))
         return _Stop()
 

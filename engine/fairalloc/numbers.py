@@ -120,17 +120,28 @@ def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
         or (rule == "half_even" and (twice > denominator or (twice == denominator and quotient % 2)))
     ):
         quotient += 1
-    return _strip(Decimal(sign * quotient).scaleb(-places, CONTEXT))
+    return _strip(Decimal(f"{sign * quotient}E-{places}"))  # exact: no context rounds it
 
 
 def _strip(value: Decimal) -> Decimal:
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1), context=CONTEXT)
-    return value.normalize(CONTEXT)
+    """``value`` without trailing fractional zeros, exactly (``normalize`` would round to the
+    context's precision: 100.00000000000000000000000001 became 100 at 28 digits)."""
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int), "only finite numbers are stripped"
+    if not any(digits):
+        return Decimal(0)
+    if exponent >= 0:
+        return Decimal(int(value))
+    keep = len(digits)
+    while exponent < 0 and keep > 1 and digits[keep - 1] == 0:
+        keep -= 1
+        exponent += 1
+    return Decimal((sign, digits[:keep], exponent))
 
 
 def decimal_text(value: Decimal | int) -> str:
-    """Plain positional text of a number (no exponent), as the contract requires."""
+    """Plain positional text of a number (no exponent, no trailing fractional zeros), exactly, as
+    the contract requires; also the policy digest's spelling of a number."""
     if isinstance(value, int):
         return str(value)
     return format(_strip(value), "f")
