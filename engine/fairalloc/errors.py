@@ -153,7 +153,7 @@ class Code(enum.StrEnum):
     TRADE_ACCOUNT_ID = "trade-account-id", _INPUT
     TRADE_ACCOUNT_LOOKALIKE = "trade-account-lookalike", _INPUT
     TRADE_ATTRIBUTE_KEY = "trade-attribute-key", _INPUT
-    TRADE_TOO_DEEP = "trade-too-deep", _INPUT
+
 
     TRADE_ATTRIBUTE = "trade-attribute", _INPUT
     TRADE_ATTRIBUTE_MISSING = "trade-attribute-missing", _INPUT

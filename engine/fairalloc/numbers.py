@@ -43,7 +43,7 @@ ROUNDING_RULES: dict[str, str] = {
 MAX_INTEGER_DIGITS = 30
 """Digits an input number may have before the decimal point (its magnitude is below 10**30)."""
 
-MAX_FRACTION_DIGITS = 30
+MAX_FRACTION_DIGITS = 40
 """Digits an input number may have after the decimal point, trailing zeros included."""
 
 MAX_NUMBER_TEXT = 100
