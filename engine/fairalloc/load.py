@@ -215,12 +215,16 @@ def _get(data: Any, path: Path) -> Any:
     return data
 
 
-def read_text(path: str, *, limit: int | None = None) -> str:
+MAX_FILE_CHARS = 64 * 1024 * 1024
+"""The most characters any input file is read to (the largest input limit, a trade's)."""
+
+
+def read_text(path: str, *, limit: int | None = MAX_FILE_CHARS) -> str:
     """Read a UTF-8 text file or raise :class:`FileAccessError` saying why.
 
-    With ``limit``, at most ``limit + 1`` characters are read, so that a file of any size costs at
-    most that much memory; the caller's parser refuses a text longer than ``limit`` with its own
-    located error (a too-large policy is an invalid policy, not an unreadable file).
+    At most ``limit + 1`` characters are read, so that a file of any size costs at most that much
+    memory; the caller's parser refuses a text longer than its own limit with its own located error
+    (a too-large policy is an invalid policy, not an unreadable file).
     """
     try:
         with open(path, encoding="utf-8") as handle:

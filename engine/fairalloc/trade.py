@@ -33,12 +33,12 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from pydantic_core import PydanticCustomError
 
 from fairalloc.errors import Code, Diagnostic, InputError, Location
-from fairalloc.load import read_text
+from fairalloc.load import MAX_FILE_CHARS, read_text
 from fairalloc.names import NameProblem, normalise
 from fairalloc.numbers import MAX_NUMBER_TEXT, number_problem
 from fairalloc.schema import is_timestamp
 
-MAX_CHARS = 64 * 1024 * 1024
+MAX_CHARS = MAX_FILE_CHARS
 """Characters a JSON input document (a trade, a rotation state) may have: 64 MiB of ASCII text,
 room for a statement of several hundred thousand accounts."""
 
