@@ -14,7 +14,8 @@ plain Python values from the events itself, so that
 (e) a plain scalar means one thing to every reader: it is accepted only when YAML 1.1 (PyYAML,
     this loader's resolver) and YAML 1.2 (ruamel.yaml behind ``fairalloc fmt``, editors and JSON
     Schema tools) read it as the same value. ``yes``, ``on``, ``0777``, ``1_000``, ``1:30`` or
-    ``1e3`` written plain are refused with the quoted form as the hint. :func:`plain_is_text` is
+    ``1e3`` written plain are refused with the quoted form as the hint, and so is text made of a
+    number's characters (``1.2.3``, ``-_0``), which lenient readers take for a number. :func:`plain_is_text` is
     the same rule for writers (``fmt``).
 
 Later stages address values by their *path* (a tuple of keys and indices) and ask this module
@@ -88,6 +89,11 @@ _CORE_12: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# Text made of a number's characters (digits, underscores, points, colons, a sign, an exponent or a
+# base prefix) with at least one digit or underscore: readers disagree on what such text is.
+_NUMBER_LIKE = re.compile(r"(?=.*[0-9_])[-+]?(?:[0-9_.:]+(?:[eE][-+]?[0-9_]*)?|0[xXoObB][0-9a-fA-F_]*)")
+
+
 def resolve_11(text: str) -> str:
     """The tag YAML 1.1 (PyYAML) gives the plain scalar ``text``."""
     tag: str = _RESOLVER_11.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
@@ -112,12 +118,15 @@ def plain_agreement(text: str) -> str | None:
     """The one tag both YAML versions give the plain scalar ``text``, or ``None`` if they differ.
 
     A date (``2026-01-01``) is a timestamp to YAML 1.1 and text to YAML 1.2; this loader keeps it
-    as the date that text names, so both read the same date. Integers agree only without a leading
-    zero, which YAML 1.1 reads as octal.
+    as the date that text names, so both read the same date (a JSON Schema tool sees its text).
+    Other timestamps (``2026-01-01 10:00:00``) are an instant to one reader and text to another, and
+    so are refused. Integers agree only without a leading zero, which YAML 1.1 reads as octal.
     """
     old, new = resolve_11(text), resolve_12(text)
+    if old == new == _STR and _NUMBER_LIKE.fullmatch(text):
+        return None  # text to both schemas, a number to lenient readers (ruamel.yaml reads -_0 as 0)
     if old == _TIMESTAMP and new == _STR:
-        return _STR if not _DATE.fullmatch(text) else _TIMESTAMP
+        return _TIMESTAMP if _DATE.fullmatch(text) else None
     if old != new:
         return None
     if old == _INT and _octal_11(text):
