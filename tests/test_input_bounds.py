@@ -193,3 +193,24 @@ def test_hostile_policy_test_file_is_refused(tmp_path: Path) -> None:
     completed = run_child("test", str(tests))
     assert completed.returncode == 1  # the file is reported as an error among the test results
     assert f"{tests}:3:5: error[yaml-alias]" in completed.stdout
+
+
+def test_documented_limits_match_the_constants() -> None:
+    from fairalloc.load import MAX_DIAGNOSTICS
+    from fairalloc.numbers import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT
+    from fairalloc.trade import MAX_CHARS as TRADE_CHARS
+    from fairalloc.trade import MAX_DEPTH as TRADE_DEPTH
+
+    docs = POLICIES.parent / "docs"
+    policy_doc = (docs / "policy-language.md").read_text(encoding="utf-8").split("## Limits", 1)[1]
+    oms_doc = (docs / "oms-integration.md").read_text(encoding="utf-8").split("## Limits", 1)[1]
+    numbers = f"at most {MAX_INTEGER_DIGITS} before the decimal point and {MAX_FRACTION_DIGITS} after it"
+    for doc in (policy_doc, oms_doc):
+        assert numbers in doc
+        assert f"{MAX_NUMBER_TEXT} characters" in doc
+    assert f"{MAX_CHARS:,} characters" in policy_doc
+    assert f"{MAX_DEPTH} levels" in policy_doc
+    assert f"{MAX_VALUES:,} mappings" in policy_doc
+    assert f"{MAX_DIAGNOSTICS} per file" in policy_doc
+    assert f"{TRADE_CHARS:,} characters" in oms_doc
+    assert f"{TRADE_DEPTH} levels" in oms_doc
