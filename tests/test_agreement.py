@@ -62,7 +62,7 @@ def _same(ours: Any, theirs: Any) -> bool:
     if isinstance(theirs, int):
         return type(ours) is int and ours == theirs
     if isinstance(theirs, dt.date):
-        return ours == theirs or ours == theirs.isoformat()
+        return bool(ours == theirs or ours == theirs.isoformat())
     return isinstance(ours, str) and ours == str(theirs)
 
 
