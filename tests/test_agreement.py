@@ -244,3 +244,20 @@ def test_look_alike_attribute_keys_are_refused() -> None:
 def test_the_example_trades_still_load(tmp_path: Path) -> None:
     for path in sorted((POLICIES.parent / "examples").glob("*.trade.json")):
         load_trade(path)
+
+
+def test_policy_publish_tells_a_28th_digit_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fairalloc.cli import main
+    from fairalloc.errors import ExitCode
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    nearly = tmp_path / "nearly.yaml"
+    nearly.write_text(POLICY.read_text(encoding="utf-8").replace(
+        "absolute: 100", "absolute: 100.00000000000000000000000001"), encoding="utf-8")
+    assert main(["ledger", "init", "--admin", "ada", "--ledger", url]) == 0
+    assert main(["ledger", "user", "grant", "cole", "cco", "--user", "ada", "--ledger", url]) == 0
+    assert main(["policy", "publish", str(POLICY), "--user", "cole", "--ledger", url]) == 0
+    capsys.readouterr()
+    status = main(["policy", "publish", str(nearly), "--user", "cole", "--ledger", url])
+    out, err = capsys.readouterr()
+    assert status == ExitCode.LEDGER and "policy-version-conflict" in err and "identical" not in out
