@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fairalloc.ledger import pgcluster
+from tests.ledger import pgcluster
 from fairalloc.ledger.store import Ledger, NewEvent
 from fairalloc.ledger.verify import verify
 

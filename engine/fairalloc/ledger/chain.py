@@ -54,7 +54,11 @@ class Event(NamedTuple):
     """One recorded event as stored: the chained fields plus its own hash.
 
     A tuple in column order, so rows fetched straight from the database driver can be checked
-    without building objects (see ``verify``)."""
+    without building objects (see ``verify``). The last three fields say how the actor was
+    authenticated (see :mod:`fairalloc.ledger.identity`): ``source`` (``os-user``,
+    ``database-role``, ``token``), ``service`` (for a token, the authenticated process that
+    vouches for its subject) and ``on_behalf_of`` (a name the caller gave, never checked).
+    Events recorded before these existed hold None in all three."""
 
     seq: int
     recorded_at: str
@@ -66,6 +70,9 @@ class Event(NamedTuple):
     payload: str
     prev_hash: str
     hash: str
+    source: str | None = None
+    service: str | None = None
+    on_behalf_of: str | None = None
 
     def data(self) -> Any:
         """The payload parsed back into JSON values."""
@@ -81,16 +88,25 @@ def event_canonical(
     key: str | None,
     topic: str | None,
     payload: str,
+    source: str | None = None,
+    service: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> str:
-    """The canonical JSON text of an event (without its hashes); ``payload`` is canonical text."""
+    """The canonical JSON text of an event (without its hashes); ``payload`` is canonical text.
+
+    The authentication fields (``source``, ``service``, ``on_behalf_of``) appear only when set,
+    so an event recorded before they existed keeps its canonical form and its hash."""
     return (
         '{"actor":' + _quote(actor)
         + ',"key":' + _opt(key)
         + ',"kind":' + _quote(kind)
+        + ('' if on_behalf_of is None else ',"on_behalf_of":' + _quote(on_behalf_of))
         + ',"order_id":' + _opt(order_id)
         + ',"payload":' + payload
         + ',"recorded_at":' + _quote(recorded_at)
         + ',"seq":' + str(seq)
+        + ('' if service is None else ',"service":' + _quote(service))
+        + ('' if source is None else ',"source":' + _quote(source))
         + ',"topic":' + _opt(topic)
         + "}"
     )
@@ -103,8 +119,8 @@ def link_hash(prev_hash: str, canonical: str) -> str:
 
 def recompute(event: tuple[Any, ...]) -> str:
     """The hash an event (an :class:`Event` or a raw row in its column order) should carry."""
-    seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, _hash = event
+    seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, _hash, *auth = event
     return link_hash(
         prev_hash,
-        event_canonical(seq, recorded_at, actor, kind, order_id, key, topic, payload),
+        event_canonical(seq, recorded_at, actor, kind, order_id, key, topic, payload, *auth),
     )
