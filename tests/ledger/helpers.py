@@ -19,6 +19,8 @@ ROTATION_POLICY = ROOT / "policies" / "fixed-income-rotation.yaml"
 EQUITY_TRADE = ROOT / "examples" / "us-equity-pro-rata.trade.json"
 ROTATION_TRADE = ROOT / "examples" / "fixed-income-rotation.trade.json"
 
+TODAY_UTC = dt.datetime.now(dt.timezone.utc).date()
+
 STAFF = {"ada": "admin", "pam": "pm", "tom": "trader", "tess": "trader", "cole": "cco", "cara": "cco"}
 
 
