@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fairalloc.errors import Diagnostic, LedgerError
+from fairalloc.errors import Diagnostic, LedgerError, RefusedError
 from fairalloc.ledger.store import Ledger
 from fairalloc.names import NameProblem, normalise
 
@@ -34,7 +34,7 @@ def _quoted(name: str) -> str:
         if normalise(name) != name:
             raise NameProblem("name-not-normal", f"{name!r} is not in normal form ({normalise(name)!r})")
     except NameProblem as problem:
-        raise LedgerError(Diagnostic("actor-role-name", f"cannot use {name!r} as a role: {problem}",
+        raise RefusedError(Diagnostic("actor-role-name", f"cannot use {name!r} as a role: {problem}",
                                      hint="role names are lower case, without invisible characters")) from problem
     return '"' + name.replace('"', '""') + '"'
 
