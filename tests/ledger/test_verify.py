@@ -136,3 +136,23 @@ def test_an_untouched_ledger_of_a_hundred_thousand_events_verifies(ledger: Ledge
     with ledger.read() as session:
         report = check_chain(session.stream_rows())
     assert report.ok and report.events == 100_000
+
+
+def test_a_fully_rechained_chain_is_found_only_against_a_head_kept_elsewhere(ledger: Ledger) -> None:
+    from fairalloc.ledger.chain import GENESIS, recompute
+
+    _fill(ledger, 10)
+    with ledger.read() as session:
+        events = session.query()
+    anchor = Anchor(events[-1].seq, events[-1].hash)
+    rewritten, prev = [], GENESIS
+    for event in events:  # edit event 3, then recompute every link and hash after it
+        changed = event._replace(payload='{"n":333}' if event.seq == 3 else event.payload,
+                                 prev_hash=prev)
+        changed = changed._replace(hash=recompute(changed))
+        rewritten.append(changed)
+        prev = changed.hash
+    tamper(ledger, *(f"UPDATE events SET payload = '{e.payload}', prev_hash = '{e.prev_hash}', "
+                     f"hash = '{e.hash}' WHERE seq = {e.seq}" for e in rewritten))
+    assert _codes(ledger) == []  # self-consistent ...
+    assert _codes(ledger, anchor) == ["ledger-anchor-mismatch"]  # ... but not the head kept elsewhere

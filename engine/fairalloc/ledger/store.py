@@ -196,8 +196,9 @@ class Session:
             return self._head.recorded_at
         return now
 
-    def stream_rows(self, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
-        """The whole chain in order as the driver's raw rows, in :class:`Event` column order.
+    def stream_batches(self, batch: int = 20_000) -> Iterator[Sequence[Any]]:
+        """The whole chain in order as lists of the driver's raw rows, in :class:`Event` column
+        order.
 
         Verification's hot path: rows come in batches from a server-side cursor (PostgreSQL) or
         SQLite's lazy cursor, so memory stays flat, and no row objects are built."""
@@ -208,9 +209,14 @@ class Session:
         try:
             cursor.execute(f"SELECT {_NAMES} FROM events ORDER BY seq")
             while rows := cursor.fetchmany(batch):
-                yield from rows
+                yield rows
         finally:
             cursor.close()
+
+    def stream_rows(self, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
+        """The whole chain in order, row by row (see :meth:`stream_batches`)."""
+        for rows in self.stream_batches(batch):
+            yield from rows
 
     def head(self) -> Event | None:
         """The last event of the chain, or None for an empty ledger."""
@@ -282,12 +288,12 @@ class Session:
         prev = self._head.hash if self._head is not None else GENESIS
         seq = self._head.seq if self._head is not None else 0
         now = self.now
-        checked: set[Actor] = set()
+        checked: Actor | None = None  # a batch usually has one actor: check it once
         for item in new:
             actor = item.actor
-            if actor not in checked:
+            if actor is not checked:
                 self.check_actor(actor)
-                checked.add(actor)
+                checked = actor
             seq += 1
             payload = canonical_json(item.payload)
             digest = link_hash(
