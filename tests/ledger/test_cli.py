@@ -257,3 +257,52 @@ def test_the_day_matches_the_stateless_engine_byte_for_byte(tmp_path: Path,
             assert main(argv) == 0
             computed = json.loads(capsys.readouterr().out)
             assert canonical_json(recorded.data()["document"]) == canonical_json(computed)
+
+
+def test_fill_corrections_busts_and_a_late_statement_through_the_cli(
+        cli_url: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+
+    from .helpers import now_iso
+
+    _staffed(capsys, cli_url)
+    url = cli_url[0]
+    doc = json.loads(EQUITY_TRADE.read_text())
+    doc["order"]["entered_at"] = now_iso(-80 * 60 - 60)
+    for fill in doc["fills"]:
+        fill["executed_at"] = now_iso(-80 * 60)
+    trade = tmp_path / "late.json"
+    trade.write_text(json.dumps(doc))
+    status, _out, err = run(capsys, url, "order", "statement", str(trade))
+    assert status == ExitCode.REFUSED and "intent-after-execution" in err and "80 minutes" in err
+    status, _out, err = run(capsys, url, "order", "statement", str(trade), "--memo", "why")
+    assert status == ExitCode.INVALID_INPUT and "bad-late-statement" in err
+    status, out, err = run(capsys, url, "order", "statement", str(trade), "--late-reason",
+                           "MANUAL-TICKET", "--memo", "telephone order")
+    assert status == 0 and "LATE (MANUAL-TICKET)" in out, err
+    for argv in (("order", "enter", str(trade), "--policy", "us-equity-pro-rata"),
+                 ("order", "fills", str(trade)), ("order", "allocate", "XYZ-BLOCK-1")):
+        status, _out, err = run(capsys, url, *argv)
+        assert status == 0, err
+    status, out, err = run(capsys, url, "order", "fill", "correct", "XYZ-BLOCK-1", "F-2", "--id", "F-2C",
+                           "--quantity", "2000", "--price", "100.075", "--executed-at", now_iso())
+    assert status == 0 and "RE-ALLOCATED (fill-corrected" in out, err
+    status, out, err = run(capsys, url, "order", "fill", "bust", "XYZ-BLOCK-1", "F-1")
+    assert status == 0 and "RE-ALLOCATED (fill-busted" in out, err
+    status, again, err = run(capsys, url, "order", "fill", "bust", "XYZ-BLOCK-1", "F-1")  # a retry
+    assert status == 0 and again == out, err
+    status, out, _ = run(capsys, url, "ledger", "alerts", "--json")
+    assert [a["alert"] for a in json.loads(out)] == ["late-statement", "late-allocation", "reallocation",
+                                                     "reallocation"]  # dated 2026-03-02: late too
+    status, out, _ = run(capsys, url, "replay", "XYZ-BLOCK-1", "--json")
+    assert status == 0 and json.loads(out)[0]["identical"]
+    status, out, _ = run(capsys, url, "ledger", "verify")
+    assert status == 0 and "ledger intact" in out
+    assert dt.date.fromisoformat(doc["order"]["trade_date"])  # the trade date was kept
+
+
+def test_ledger_roles_is_for_postgresql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = str(tmp_path / "l.db")
+    assert run(capsys, url, "ledger", "init", "--admin", os_user())[0] == 0
+    status, _out, err = run(capsys, url, "ledger", "roles", "--writer", "tom")
+    assert status == ExitCode.LEDGER and "roles-sqlite" in err
