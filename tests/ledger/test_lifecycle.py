@@ -68,6 +68,8 @@ def test_after_allocation_each_change_reallocates_with_a_reason_alerts_and_repla
     else:
         late = [{"id": "F-LATE", "quantity": 10000, "price": "100", "executed_at": now_iso()}]
         result = workflow.record_fills(firm, tom, order_id, late).reallocation
+        retry = workflow.record_fills(firm, tom, order_id, late)  # answers as the first time did
+        assert retry.recorded == [] and retry.already == ["F-LATE"] and retry.reallocation == result
         reason, filled = "late-fill", 40000
     assert result is not None
     data = result.event.data()

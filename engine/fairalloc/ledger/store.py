@@ -136,7 +136,7 @@ def _event(row: Sequence[Any]) -> Event:
     return Event(int(row[0]), *row[1:])
 
 
-def _identity(conn: Connection) -> Identity:
+def identity_of(conn: Connection) -> Identity:
     """The authenticated identity of ``conn``: the OS user (SQLite) or the connected role."""
     if conn.dialect.name != "postgresql":
         return Identity(os_user(), "os-user", False)
@@ -408,7 +408,7 @@ class Ledger:
         Refused as the owner or a superuser (``ledger-privileged-writer``) unless this is a test
         database or the write is the ledger's bootstrap at ``init`` (run by the schema's owner)."""
         with self._transaction(writable=True) as conn:
-            identity = self._identity or _identity(conn)
+            identity = self._identity or identity_of(conn)
             self._identity = identity
             if identity.privileged and not (bootstrap or self.test_database):
                 raise RefusedError(Diagnostic(
@@ -429,7 +429,7 @@ class Ledger:
         """Who this ledger handle writes as (the OS user, or the connected database role)."""
         if self._identity is None:
             with self._transaction(writable=False) as conn:
-                self._identity = _identity(conn)
+                self._identity = identity_of(conn)
         return self._identity
 
     def actor(self, on_behalf_of: str | None = None) -> Actor:

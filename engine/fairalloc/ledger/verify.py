@@ -56,7 +56,7 @@ from typing import Any, Protocol
 from fairalloc.errors import Diagnostic, Location
 from fairalloc.ledger.chain import GENESIS, Event, recompute
 from fairalloc.ledger.schema import POSTGRES_FUNCTIONS, POSTGRES_TRIGGERS, SQLITE_TRIGGERS
-from fairalloc.ledger.store import Session, _identity
+from fairalloc.ledger.store import Session, identity_of
 from fairalloc.ledger.workflow import KIND_ACTION, MAY
 
 MAX_FINDINGS = 100
@@ -345,7 +345,7 @@ def _postgres_protection(session: Session) -> list[Diagnostic]:
     for name in sorted(set(held) - set(POSTGRES_TRIGGERS)):
         found.append(_protection("ledger-trigger-unexpected", name,
                                  f"the events table has a trigger the ledger did not create: {name}"))
-    identity = _identity(session.conn)
+    identity = identity_of(session.conn)
     if identity.privileged and not session.test_database:
         found.append(_protection(
             "ledger-connected-as-owner", "role",

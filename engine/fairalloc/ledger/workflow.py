@@ -748,8 +748,10 @@ def record_fills(ledger: Ledger, actor: Actor, order_id: str, fills: list[dict[s
             added.append(fill)
             new.append(NewEvent("fill.recorded", actor, {"fill": fill}, order_id=order_id,
                                 key=f"fill:{order_id}:{fill['id']}"))
-        if not new:
-            return FillsResult([], already)
+        if not new:  # a retry: the re-allocation the first time caused, if it caused one
+            caused = [e for e in record.fills if e.kind == "fill.recorded" and e.data()["fill"]["id"] in already]
+            redo = next((r for e in caused if (r := _reallocation_caused_by(record, e)) is not None), None)
+            return FillsResult([], already, redo)
         policy = _governing(session, record)
         _check_fill_times(session, record, added, clock_skew(policy))
         _check_filled_total(record, record.effective_fills() + added)
