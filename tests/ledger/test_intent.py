@@ -175,3 +175,13 @@ def test_account_ids_that_are_look_alikes_are_refused(firm: Ledger) -> None:
     with pytest.raises(RefusedError) as caught:
         workflow.record_statement(firm, who(firm, "pam"), load_trade(doc))
     assert caught.value.codes == ["account-id-invalid"]
+
+
+def test_an_actor_holds_only_normalised_names() -> None:
+    from fairalloc.names import NameProblem
+
+    assert Actor.of("Tom.Kim", "token", service="Svc", on_behalf_of="PAM") == Actor(
+        "tom.kim", "token", "svc", "pam")
+    for raw in (("TOM", None, None), ("tom", "SVC", None), ("tom", None, "pam\u200b")):
+        with pytest.raises(NameProblem):
+            Actor(raw[0], "token", raw[1], raw[2])

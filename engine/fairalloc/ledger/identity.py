@@ -24,7 +24,7 @@ import pwd
 from dataclasses import dataclass
 from typing import Literal
 
-from fairalloc.names import normalise
+from fairalloc.names import NameProblem, normalise
 
 Source = Literal["os-user", "database-role", "token"]
 
@@ -40,6 +40,14 @@ class Actor:
     source: Source
     service: str | None = None
     on_behalf_of: str | None = None
+
+    def __post_init__(self) -> None:
+        """Every name already normalised: an actor built directly, bypassing :meth:`of`, cannot
+        carry a look-alike into a comparison."""
+        for text in (self.name, self.service, self.on_behalf_of):
+            if text is not None and normalise(text) != text:
+                raise NameProblem("name-not-normal", f"{text!r} is not a normalised name; "
+                                  "build actors with Actor.of")
 
     @staticmethod
     def of(name: str, source: Source, *, service: str | None = None,
