@@ -3,6 +3,9 @@
 SQLite writes to a temporary file with the ledger's normal settings (WAL, synchronous FULL).
 PostgreSQL uses ``FAIRALLOC_TEST_PG_URL`` if set, otherwise a throwaway local cluster with fsync on,
 so both figures include real commits. Figures go to docs/performance.md (section "Ledger").
+Each ledger is bootstrapped and its writer granted the trader role first, so that ``verify`` —
+which re-derives every event's authority as well as the chain — finds it intact. The PostgreSQL
+ledgers are throwaway databases written as the server's superuser (``test_database=True``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fairalloc.ledger import pgcluster
+from tests.ledger import pgcluster
+from fairalloc.ledger import workflow
 from fairalloc.ledger.store import Ledger, NewEvent
 from fairalloc.ledger.verify import verify
 
@@ -24,12 +28,15 @@ BATCHES = (1, 1_000, 10_000)
 def _append(url: str, count: int, batch: int) -> tuple[float, float]:
     """Append ``count`` fill-sized events in transactions of ``batch``; return events per second
     of wall time and per second of this process's CPU time."""
-    with Ledger(url) as ledger:
+    with Ledger(url, test_database=True) as ledger:
+        actor = ledger.actor()
+        workflow.initialise(ledger, actor, actor.name)
+        workflow.set_role(ledger, actor, actor.name, "trader", grant=True)
         started, cpu = time.perf_counter(), time.process_time()
         for first in range(0, count, batch):
             with ledger.write() as session:
                 session.append(*(
-                    NewEvent("fill.recorded", "trader.bench",
+                    NewEvent("fill.recorded", actor,
                              {"fill": {"id": f"F-{n}", "quantity": 100, "price": "99.95",
                                        "executed_at": "2026-03-02T14:31:05Z"}},
                              order_id=f"O-{n // 10}", key=f"fill:O-{n // 10}:F-{n}")
@@ -39,7 +46,7 @@ def _append(url: str, count: int, batch: int) -> tuple[float, float]:
 
 def _verify_seconds(url: str) -> tuple[float, float]:
     """Wall time and this process's CPU time of one ``verify`` (the server's CPU not included)."""
-    with Ledger(url) as ledger, ledger.read() as session:
+    with Ledger(url, test_database=True) as ledger, ledger.read() as session:
         started, cpu = time.perf_counter(), time.process_time()
         report = verify(session)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -276,6 +276,38 @@ class Code(enum.StrEnum):
     CONTEXT_UNKNOWN_FIELD = "context-unknown-field", _EVAL_CONTEXT
     CONTEXT_VALUE = "context-value", _EVAL_CONTEXT
 
+    ACCOUNT_ID_INVALID = "account-id-invalid", _WORKFLOW_REFUSAL
+    ACCOUNT_ID_DUPLICATE = "account-id-duplicate", _WORKFLOW_REFUSAL
+    ACTOR_NOT_AUTHENTICATED = "actor-not-authenticated", _WORKFLOW_REFUSAL
+    ACTOR_ROLE_NAME = "actor-role-name", _WORKFLOW_REFUSAL
+    EXECUTION_IN_FUTURE = "execution-in-future", _WORKFLOW_REFUSAL
+    FILL_NOT_IN_FORCE = "fill-not-in-force", _WORKFLOW_REFUSAL
+    INTENT_AFTER_ENTRY = "intent-after-entry", _WORKFLOW_REFUSAL
+    INTENT_AFTER_EXECUTION = "intent-after-execution", _WORKFLOW_REFUSAL
+    LAST_ADMIN = "last-admin", _WORKFLOW_REFUSAL
+    LATE_MEMO_REQUIRED = "late-memo-required", _WORKFLOW_REFUSAL
+    LATE_REASON_UNKNOWN = "late-reason-unknown", _WORKFLOW_REFUSAL
+    LEDGER_PRIVILEGED_WRITER = "ledger-privileged-writer", _WORKFLOW_REFUSAL
+    ROLE_NOT_HELD = "role-not-held", _WORKFLOW_REFUSAL
+    SERVICE_NOT_AUTHORISED = "service-not-authorised", _WORKFLOW_REFUSAL
+    LEDGER_ALREADY_INITIALISED = "ledger-already-initialised", _WORKFLOW_CONFLICT
+    LEDGER_BUSY = "ledger-busy", _WORKFLOW_CONFLICT
+    ROLES_SQLITE = "roles-sqlite", _WORKFLOW_CONFLICT
+    BAD_LATE_STATEMENT = "bad-late-statement", _LEDGER_INPUT
+    LEDGER_EMPTY = "ledger-empty", _VERIFY
+    AUTHORITY_NO_BOOTSTRAP = "authority-no-bootstrap", _VERIFY
+    AUTHORITY_BOOTSTRAP_LATE = "authority-bootstrap-late", _VERIFY
+    AUTHORITY_ROLE_MISSING = "authority-role-missing", _VERIFY
+    AUTHORITY_SERVICE_MISSING = "authority-service-missing", _VERIFY
+    AUTHORITY_SELF_REVIEW = "authority-self-review", _VERIFY
+    AUTHORITY_LAST_ADMIN_REMOVED = "authority-last-admin-removed", _VERIFY
+    AUTHORITY_UNEXPECTED_EVENT = "authority-unexpected-event", _VERIFY
+    LEDGER_TRIGGER_MISSING = "ledger-trigger-missing", _VERIFY
+    LEDGER_TRIGGER_MODIFIED = "ledger-trigger-modified", _VERIFY
+    LEDGER_TRIGGER_DISABLED = "ledger-trigger-disabled", _VERIFY
+    LEDGER_TRIGGER_UNEXPECTED = "ledger-trigger-unexpected", _VERIFY
+    LEDGER_CONNECTED_AS_OWNER = "ledger-connected-as-owner", _VERIFY
+
 
 @dataclass(frozen=True, slots=True)
 class Location:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from fairalloc import RotationState
 from fairalloc.cli._io import argparse_date
-from fairalloc.cli._ledger import add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
+from fairalloc.cli._ledger import acting, add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import Diagnostic, ExitCode, InputError
 from fairalloc.ledger import workflow
 from fairalloc.ledger.export import export
+from fairalloc.ledger.roles import setup_roles
 from fairalloc.ledger.verify import Anchor, verify
 from fairalloc.load import read_text
 from fairalloc.trade import parse_json
@@ -23,8 +24,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     init = sub.add_parser("init", help="create (or migrate) a ledger and name its first admin")
     add_ledger_option(init)
-    init.add_argument("--admin", required=True, help="user to receive the admin role")
+    init.add_argument("--admin", required=True,
+                      help="the OS user (SQLite) or database role (PostgreSQL) to receive the admin role")
     init.set_defaults(handler=_init)
+
+    who = sub.add_parser("whoami", help="the identity this ledger records for you, and its roles")
+    add_ledger_option(who)
+    who.set_defaults(handler=_whoami)
+
+    roles = sub.add_parser("roles", help="PostgreSQL: create the writer and reader roles "
+                           "(run as the owner)")
+    roles.add_argument("--writer", action="append", default=[], metavar="ROLE",
+                       help="a login role that records events (repeat)")
+    roles.add_argument("--reader", action="append", default=[], metavar="ROLE",
+                       help="a login role that only reads (repeat)")
+    add_ledger_option(roles)
+    roles.set_defaults(handler=_roles)
 
     user = sub.add_parser("user", help="grant, revoke or list roles (trader, pm, cco, admin)")
     user_sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -72,17 +87,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _init(args: argparse.Namespace) -> int:
     with open_ledger(args, create=True) as ledger:
-        if "admin" in workflow.list_users(ledger).get(args.admin, set()):
-            print(f"ledger ready at {ledger.url}; {args.admin} is already an admin")
-            return int(ExitCode.OK)
-        workflow.set_role(ledger, args.admin, args.admin, "admin", grant=True)
-        print(f"ledger ready at {ledger.url}; {args.admin} is its admin")
+        event = workflow.initialise(ledger, acting(args, ledger), args.admin)
+        print(f"ledger ready at {ledger.url}; {event.data()['user']} is its admin (event {event.seq})")
+    return int(ExitCode.OK)
+
+
+def _whoami(args: argparse.Namespace) -> int:
+    with open_ledger(args) as ledger:
+        identity = ledger.identity()
+        roles = workflow.list_users(ledger).get(identity.name, set())
+    print(f"{identity.name} ({identity.source}): {', '.join(sorted(roles)) or '(no roles)'}")
+    return int(ExitCode.OK)
+
+
+def _roles(args: argparse.Namespace) -> int:
+    with open_ledger(args) as ledger:
+        statements = setup_roles(ledger, args.writer, args.reader)
+    for statement in statements:
+        print(statement + ";")
     return int(ExitCode.OK)
 
 
 def _set_role(args: argparse.Namespace) -> int:
     with open_ledger(args) as ledger:
-        event = workflow.set_role(ledger, args.user, args.name, args.role, grant=args.grant)
+        event = workflow.set_role(ledger, acting(args, ledger), args.name, args.role, grant=args.grant)
     verb = "granted" if args.grant else "revoked"
     print(f"{verb} {args.role} {'to' if args.grant else 'from'} {args.name} (event {event.seq})")
     return int(ExitCode.OK)
@@ -102,7 +130,7 @@ def _list_users(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     state = RotationState.from_json(parse_json(read_text(args.state), args.state), args.state)
     with open_ledger(args) as ledger:
-        event = workflow.seed_rotation(ledger, args.user, state)
+        event = workflow.seed_rotation(ledger, acting(args, ledger), state)
     print(f"rotation {state.group} starts at position {state.position} (event {event.seq})")
     return int(ExitCode.OK)
 
