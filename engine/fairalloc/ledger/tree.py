@@ -1,0 +1,186 @@
+"""The ledger's events as the leaves of an RFC 6962 Merkle tree, read from a ledger session.
+
+**The leaf.** Event ``seq`` is leaf ``seq - 1``; its leaf data is the 32 bytes of the event's chain
+hash, ``sha256(prev_hash + "\\n" + canonical)`` (see :mod:`fairalloc.ledger.chain`), so its leaf
+hash is ``SHA-256(0x00 || chain hash)``. The chain hash covers every field of the event — its
+number (its position), time, actor, kind, order, key, topic and payload — and the link to the event
+before it: a leaf commits to the whole event and where it stands. Anyone holding an event's fields
+can recompute its leaf without the database.
+
+**Who computes what.** A checkpoint (:func:`build`) reads the chain hashes as stored, after checking
+that the numbers run 1, 2, 3 … and that each event links to the hash before it; checking each
+event's *content* against its hash is ``ledger verify``'s job (the close of day runs both).
+Verification against a checkpoint (:func:`recomputed_root`) trusts nothing stored: it recomputes
+every chain hash from the events' content.
+
+**Speed.** Building the tree streams three columns once (about a second per million events, see
+docs/performance.md) and keeps only ``log2(n)`` hashes. The hashes of complete subtrees of
+:data:`CACHE_LEVEL` levels and more (256 events and up) are stored in ``merkle_nodes`` when a
+checkpoint is taken, so a proof (:class:`LedgerTree`) reads a few hundred events and a few dozen
+cached hashes instead of the whole ledger. The cache is never trusted: a proof built from a
+tampered cache fails verification against the signed checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fairalloc.errors import Diagnostic, LedgerError, Location
+from fairalloc.ledger.chain import GENESIS, recompute
+from fairalloc.ledger.merkle import Frontier, leaf_hash, node_hash, root_of, split_point
+from fairalloc.ledger.schema import merkle_nodes
+from fairalloc.ledger.store import Session
+
+CACHE_LEVEL = 8
+"""Subtrees of ``2**CACHE_LEVEL`` events and more are cached; smaller ones are hashed from events."""
+
+_LINKS = "SELECT seq, prev_hash, hash FROM events ORDER BY seq"
+_COLUMNS = "seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, hash"
+
+
+def event_leaf(chain_hash: str) -> bytes:
+    """The Merkle leaf hash of an event whose chain hash (lower-case hex) is ``chain_hash``."""
+    return leaf_hash(bytes.fromhex(chain_hash))
+
+
+def _cursor(session: Session, sql: str, params: Sequence[Any] = (), batch: int = 20_000
+            ) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql`` (``?`` placeholders) straight from the driver, in batches (flat memory)."""
+    raw = session.conn.connection.dbapi_connection
+    assert raw is not None
+    postgres = session.conn.dialect.name == "postgresql"
+    cursor = raw.cursor(name="fairalloc_tree") if postgres and not params else raw.cursor()
+    try:
+        cursor.execute(sql.replace("?", "%s") if postgres else sql, tuple(params))
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _at(seq: int) -> Location:
+    return Location(pointer=f"/events/{seq}")
+
+
+@dataclass(slots=True)
+class Built:
+    """A tree built from the stored chain: its size and root, the roots at the sizes asked for on
+    the way, the cacheable subtree hashes, and the first broken link if the chain has one."""
+
+    size: int
+    root: bytes
+    roots_at: dict[int, bytes]
+    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
+    finding: Diagnostic | None = None
+
+
+def build(session: Session, at: Sequence[int] = ()) -> Built:
+    """The tree of every event in ``session``'s snapshot, from the stored chain hashes.
+
+    Stops at the first event whose number or link is out of place (``finding``): a chain broken
+    like that is not signed. ``at`` names earlier sizes whose roots are wanted too (the last
+    checkpoint's, to prove the new one extends it) without a second pass."""
+    nodes: list[tuple[int, int, bytes]] = []
+    frontier = Frontier(lambda level, index, digest: nodes.append((level, index, digest)),
+                        min_level=CACHE_LEVEL)
+    wanted = set(at)
+    roots_at: dict[int, bytes] = {0: frontier.root()} if 0 in wanted else {}
+    previous = GENESIS
+    finding: Diagnostic | None = None
+    append, fromhex = frontier.append, bytes.fromhex
+    for seq, prev_hash, digest in _cursor(session, _LINKS):
+        if seq != frontier.size + 1:
+            finding = Diagnostic("ledger-event-missing",
+                                 f"event {frontier.size + 1} is missing (the next event recorded is "
+                                 f"{seq}): events were deleted", _at(frontier.size + 1))
+            break
+        if prev_hash != previous:
+            finding = Diagnostic("ledger-chain-broken",
+                                 f"event {seq} does not link to event {seq - 1}", _at(seq))
+            break
+        append(leaf_hash(fromhex(digest)))
+        previous = digest
+        if wanted and frontier.size in wanted:
+            roots_at[frontier.size] = frontier.root()
+    return Built(frontier.size, frontier.root(), roots_at, nodes, finding)
+
+
+def remember(session: Session, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+    """Store subtree hashes in the cache (in a write session); ones already there are kept."""
+    if not nodes:
+        return
+    rows = [{"level": level, "idx": index, "hash": digest.hex()} for level, index, digest in nodes]
+    dialect = postgresql if session.conn.dialect.name == "postgresql" else sqlite
+    for start in range(0, len(rows), 5_000):
+        statement = dialect.insert(merkle_nodes).on_conflict_do_nothing()
+        session.conn.execute(statement, rows[start:start + 5_000])
+
+
+def recomputed_root(session: Session, size: int) -> tuple[int, bytes]:
+    """The number of events read (at most ``size``) and the root of the tree of their hashes as
+    recomputed from each event's content: what an outsider gets from the events alone.
+
+    Events are taken in stored order whatever their numbers, so a deleted, inserted or reordered
+    event changes the root just as an edited one does."""
+    frontier = Frontier()
+    if size:
+        for raw in _cursor(session, f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
+            frontier.append(leaf_hash(bytes.fromhex(recompute(raw))))
+            if frontier.size == size:
+                break
+    return frontier.size, frontier.root()
+
+
+class LedgerTree:
+    """Subtree hashes of the ledger's tree for proofs: cached subtrees, else hashed from events."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        postgres = session.conn.dialect.name == "postgresql"
+        mark = "%s" if postgres else "?"
+        self._node_sql = f"SELECT hash FROM merkle_nodes WHERE level = {mark} AND idx = {mark}"
+        self._leaves_sql = (f"SELECT seq, hash FROM events WHERE seq > {mark} AND seq <= {mark} "
+                            "ORDER BY seq")
+
+    def size(self) -> int:
+        head = self.session.head()
+        return 0 if head is None else head.seq
+
+    def event(self, seq: int) -> tuple[Any, ...] | None:
+        """The stored row of event ``seq`` (event column order), or None."""
+        mark = "%s" if self.session.conn.dialect.name == "postgresql" else "?"
+        sql = f"SELECT {_COLUMNS} FROM events WHERE seq = {mark}"
+        row = self.session.conn.exec_driver_sql(sql, (seq,)).first()
+        return None if row is None else tuple(row)
+
+    def _leaves(self, start: int, end: int) -> list[bytes]:
+        rows = self.session.conn.exec_driver_sql(self._leaves_sql, (start, end)).all()
+        if len(rows) != end - start or (rows and (rows[0][0], rows[-1][0]) != (start + 1, end)):
+            missing = next((start + 1 + i for i, row in enumerate(rows) if row[0] != start + 1 + i),
+                           start + 1 + len(rows))
+            raise LedgerError(Diagnostic(
+                "ledger-event-missing", f"event {missing} is missing: no proof can be built over it",
+                _at(missing), hint="run: fairalloc ledger verify"))
+        return [leaf_hash(bytes.fromhex(row[1])) for row in rows]
+
+    def _cached(self, level: int, index: int) -> bytes | None:
+        row = self.session.conn.exec_driver_sql(self._node_sql, (level, index)).first()
+        return None if row is None else bytes.fromhex(row[0])
+
+    def range_hash(self, start: int, end: int) -> bytes:
+        size = end - start
+        if size & (size - 1) == 0:  # a perfect subtree: cached once it reaches CACHE_LEVEL
+            level = size.bit_length() - 1
+            if level >= CACHE_LEVEL and start % size == 0:
+                cached = self._cached(level, start >> level)
+                if cached is not None:
+                    return cached
+            return root_of(self._leaves(start, end))
+        if size <= 1 << CACHE_LEVEL:
+            return root_of(self._leaves(start, end))
+        k = split_point(size)
+        return node_hash(self.range_hash(start, start + k), self.range_hash(start + k, end))
