@@ -72,15 +72,15 @@ def verify_findings(args: argparse.Namespace, session: Session) -> list[Diagnost
 
 
 def signing_key(path: Path) -> cp.SigningKey:
-    return cp.SigningKey.parse(cp.read_small(path, "signing key"), str(path))
+    return cp.SigningKey.parse(cp.read_small(path, "signing key", "bad-signing-key"), str(path))
 
 
 def _verifier(path: Path) -> cp.VerifierKey:
-    return cp.VerifierKey.parse(cp.read_small(path, "verifier key"), str(path))
+    return cp.VerifierKey.parse(cp.read_small(path, "verifier key", "bad-verifier-key"), str(path))
 
 
 def _open(path: Path, key: cp.VerifierKey | None) -> cp.Checkpoint:
-    note = cp.read_small(path, "checkpoint")
+    note = cp.read_small(path, "checkpoint", "checkpoint-malformed")
     if key is None:
         return cp.parse_note(note, str(path))[0]
     return cp.open_checkpoint(note, key, str(path))

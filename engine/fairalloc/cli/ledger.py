@@ -169,4 +169,6 @@ def _export(args: argparse.Namespace) -> int:
         print(f"{args.out / name}: {rows} rows")
     if summary.head is not None:
         print(f"anchor {summary.head.seq}:{summary.head.hash}")
+    if key is not None:
+        print(f"{args.out / 'checkpoint'}: signed checkpoint by {key.name}")
     return int(ExitCode.OK)

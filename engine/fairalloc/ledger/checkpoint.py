@@ -249,8 +249,9 @@ def open_checkpoint(note: str, key: VerifierKey, file: str | None = None) -> Che
     return checkpoint
 
 
-def read_small(path: Path, what: str) -> str:
-    """A key or checkpoint file's text, bounded in size; a clear error when it cannot be read."""
+def read_small(path: Path, what: str, code: str) -> str:
+    """A key or checkpoint file's text, bounded in size; a clear error when it cannot be read
+    (``file-unreadable``), or ``code`` when it is too large or not text."""
     where = Location(file=str(path))
     try:
         with path.open("rb") as handle:
@@ -259,13 +260,11 @@ def read_small(path: Path, what: str) -> str:
         raise FileAccessError(Diagnostic("file-unreadable", f"cannot read the {what} {path}: "
                                          f"{error.strerror}", where)) from error
     if len(data) > MAX_NOTE_BYTES:
-        raise InputError(Diagnostic(f"bad-{what.replace(' ', '-')}",
-                                    f"{path} is too large to be a {what}", where))
+        raise InputError(Diagnostic(code, f"{path} is too large to be a {what}", where))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputError(Diagnostic(f"bad-{what.replace(' ', '-')}",
-                                    f"{path} is not UTF-8 text", where)) from error
+        raise InputError(Diagnostic(code, f"{path} is not UTF-8 text", where)) from error
 
 
 def write_new(path: Path, text: str, mode: int) -> None:

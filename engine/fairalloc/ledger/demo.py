@@ -5,7 +5,8 @@ SQLite ledger ``out/ledger.db`` (created afresh): users and roles, policy public
 every order of ``examples/ledger-day/day.json`` (after seeding the rotation positions it names)
 the pre-trade statement, order entry, fills and
 allocation, an override with its CCO review, and finally ``ledger verify``, ``replay`` of the whole
-day and the export for examiners into ``out/ledger-export/``.
+day, and the close of day: a signed checkpoint into ``out/checkpoints/``, ``ledger verify`` against
+it, and the export for examiners (with its checkpoint) into ``out/ledger-export/``.
 """
 
 from __future__ import annotations
@@ -62,4 +63,12 @@ def run(root: Path = Path("."), out: Path = Path("out")) -> None:
     _run("ledger", "alerts", *at)
     _run("ledger", "verify", *at)
     _run("replay", "--date", day["trade_date"], *at)
-    _run("ledger", "export", "--out", str(out / "ledger-export"), "--date", day["trade_date"], *at)
+    # Close of day: sign the day's checkpoint, check the ledger against it, export with it.
+    key, checkpoints = out / "ledger.key", out / "checkpoints"
+    for stale in (key, Path(f"{key}.pub"), *checkpoints.glob("*")):
+        stale.unlink(missing_ok=True)
+    _run("ledger", "keygen", "--name", "demo.fairalloc.example/ledger", "--key", str(key))
+    _run("ledger", "checkpoint", "--key", str(key), "--out", f"{checkpoints}/", *at)
+    _run("ledger", "verify", "--checkpoint", str(checkpoints / "latest"), "--verifier-key", f"{key}.pub", *at)
+    _run("ledger", "export", "--out", str(out / "ledger-export"), "--date", day["trade_date"],
+         "--key", str(key), *at)
