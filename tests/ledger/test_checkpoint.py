@@ -318,3 +318,29 @@ def test_ledger_tree_proofs_equal_the_in_memory_tree(partly_cached: Ledger, data
         assert merkle.consistency_proof(source, first, size) == merkle.consistency_proof(
             memory, first, size)
         assert tree.build(session).root == merkle.root_of(memory.leaves)
+
+
+def test_build_over_several_blocks_equals_the_reference_tree(tmp_path: Path) -> None:
+    """Past one block of events (the fast path): the same root, subtree hashes and earlier
+    roots as the in-memory tree, and a break inside a full block located exactly."""
+    count = tree.BLOCK + 300
+    with Ledger(f"sqlite:///{tmp_path / 'big.db'}") as ledger:
+        with ledger.write() as session:
+            session.append(*(NewEvent("test.event", "alice", {"n": n}) for n in range(count)))
+        with ledger.read() as session:
+            sizes = [0, 1, 255, 256, 4_097, tree.BLOCK - 1, tree.BLOCK, tree.BLOCK + 1, count]
+            built = tree.build(session, at=sizes)
+            leaves = [tree.event_leaf(e.hash) for e in session.query()]
+        assert built.finding is None and built.size == count
+        assert built.root == merkle.root_of(leaves)
+        assert built.roots_at == {size: merkle.root_of(leaves[:size]) for size in sizes}
+        expected = {(level, index): merkle.root_of(leaves[index << level:(index + 1) << level])
+                    for level in range(tree.CACHE_LEVEL, 17)
+                    for index in range(count >> level)}
+        assert {(level, index): digest for level, index, digest in built.nodes} == expected
+        _insider(ledger, lambda cursor: cursor.execute(
+            "UPDATE events SET prev_hash = ? WHERE seq = 4097", ("ab" * 32,)))
+        with ledger.read() as session:
+            finding = tree.build(session).finding
+        assert finding is not None and finding.code == "ledger-chain-broken"
+        assert finding.location.pointer == "/events/4097"

@@ -211,12 +211,26 @@ def test_consistency_between_any_sizes_and_any_flipped_byte_fails(
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.binary(max_size=4), max_size=300), st.integers(0, 4))
-def test_frontier_reports_every_perfect_subtree(leaves: list[bytes], min_level: int) -> None:
+@given(st.lists(st.binary(max_size=4), max_size=300), st.integers(0, 4),
+       st.lists(st.integers(1, 64), max_size=20))
+def test_frontier_reports_every_perfect_subtree(leaves: list[bytes], min_level: int,
+                                               runs: list[int]) -> None:
+    """Fed leaf by leaf or in runs of any length (aligned powers of two take the fast path),
+    the frontier has the RFC root and reports each perfect subtree exactly once."""
     seen: dict[tuple[int, int], bytes] = {}
-    frontier = Frontier(lambda level, index, digest: seen.__setitem__((level, index), digest),
-                        min_level=max(min_level, 1))
-    frontier.extend(leaf_hash(d) for d in leaves)
+
+    def report(level: int, index: int, digest: bytes) -> None:
+        assert (level, index) not in seen
+        seen[(level, index)] = digest
+
+    frontier = Frontier(report, min_level=max(min_level, 1))
+    hashes = [leaf_hash(d) for d in leaves]
+    at = 0
+    for run in runs:
+        frontier.extend(hashes[at:at + run])
+        at = min(len(hashes), at + run)
+        assert frontier.size == at and frontier.copy().root() == _mth(leaves[:at])
+    frontier.extend(hashes[at:])
     assert frontier.root() == _mth(leaves)
     expected = {}
     level = max(min_level, 1)
