@@ -160,15 +160,26 @@ def recomputed_root(session: Session, size: int) -> tuple[int, bytes]:
 
 
 class LedgerTree:
-    """Subtree hashes of the ledger's tree for proofs: cached subtrees, else hashed from events."""
+    """Subtree hashes of the ledger's tree for proofs: cached subtrees, else hashed from events.
+
+    A proof asks for a few dozen subtree hashes; each is one indexed lookup through the driver
+    directly, and events are read in aligned blocks of ``2**CACHE_LEVEL``, each block once."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        postgres = session.conn.dialect.name == "postgresql"
-        mark = "%s" if postgres else "?"
-        self._node_sql = f"SELECT hash FROM merkle_nodes WHERE level = {mark} AND idx = {mark}"
-        self._leaves_sql = (f"SELECT seq, hash FROM events WHERE seq > {mark} AND seq <= {mark} "
-                            "ORDER BY seq")
+        raw = session.conn.connection.dbapi_connection
+        assert raw is not None
+        self._raw = raw
+        self._mark = "%s" if session.conn.dialect.name == "postgresql" else "?"
+        self._blocks: dict[int, list[bytes]] = {}
+
+    def _rows(self, sql: str, params: tuple[int, ...]) -> list[Any]:
+        cursor = self._raw.cursor()
+        try:
+            cursor.execute(sql.replace("?", self._mark), params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     def size(self) -> int:
         head = self.session.head()
@@ -176,24 +187,42 @@ class LedgerTree:
 
     def event(self, seq: int) -> tuple[Any, ...] | None:
         """The stored row of event ``seq`` (event column order), or None."""
-        mark = "%s" if self.session.conn.dialect.name == "postgresql" else "?"
-        sql = f"SELECT {_COLUMNS} FROM events WHERE seq = {mark}"
-        row = self.session.conn.exec_driver_sql(sql, (seq,)).first()
-        return None if row is None else tuple(row)
+        rows = self._rows(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        return tuple(rows[0]) if rows else None
+
+    def _contiguous(self, first: int, end: int) -> list[bytes]:
+        """Leaf hashes of events ``first + 1`` … while their numbers run on, at most to ``end``."""
+        rows = self._rows("SELECT seq, hash FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+                          (first, end))
+        leaves: list[bytes] = []
+        for seq, digest in rows:
+            if seq != first + len(leaves) + 1:
+                break
+            leaves.append(leaf_hash(bytes.fromhex(digest)))
+        return leaves
 
     def _leaves(self, start: int, end: int) -> list[bytes]:
-        rows = self.session.conn.exec_driver_sql(self._leaves_sql, (start, end)).all()
-        if len(rows) != end - start or (rows and (rows[0][0], rows[-1][0]) != (start + 1, end)):
-            missing = next((start + 1 + i for i, row in enumerate(rows) if row[0] != start + 1 + i),
-                           start + 1 + len(rows))
+        width = 1 << CACHE_LEVEL
+        blocks = range(start // width, (end - 1) // width + 1)
+        if len(blocks) > 4:  # a wide range with no cached subtree: one read
+            leaves = self._contiguous(start, end)
+        else:
+            leaves = []
+            for block in blocks:
+                if block not in self._blocks:
+                    self._blocks[block] = self._contiguous(block * width, (block + 1) * width)
+                base = block * width
+                leaves += self._blocks[block][max(start, base) - base:min(end, base + width) - base]
+        if len(leaves) != end - start:
+            missing = start + len(leaves) + 1
             raise LedgerError(Diagnostic(
                 "ledger-event-missing", f"event {missing} is missing: no proof can be built over it",
                 _at(missing), hint="run: fairalloc ledger verify"))
-        return [leaf_hash(bytes.fromhex(row[1])) for row in rows]
+        return leaves
 
     def _cached(self, level: int, index: int) -> bytes | None:
-        row = self.session.conn.exec_driver_sql(self._node_sql, (level, index)).first()
-        return None if row is None else bytes.fromhex(row[0])
+        rows = self._rows("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index))
+        return bytes.fromhex(rows[0][0]) if rows else None
 
     def range_hash(self, start: int, end: int) -> bytes:
         size = end - start
