@@ -344,3 +344,18 @@ def test_build_over_several_blocks_equals_the_reference_tree(tmp_path: Path) -> 
             finding = tree.build(session).finding
         assert finding is not None and finding.code == "ledger-chain-broken"
         assert finding.location.pointer == "/events/4097"
+
+
+def test_a_stored_hash_that_is_not_a_hash_is_a_finding_not_a_crash(
+        ledger: Ledger, keys: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fill(ledger, 30)
+    assert _checkpoint(capsys, ledger.url, keys, str(tmp_path / "cp"))[0] == 0
+    _insider(ledger, lambda cursor: cursor.execute(
+        "UPDATE events SET hash = ? WHERE seq = 30", ("not hex at all",)))
+    status, err = _checkpoint(capsys, ledger.url, keys, str(tmp_path / "cp"))
+    assert (status, _codes(err)) == (1, ["ledger-hash-forged"])
+    status, _out, err = fa(capsys, "ledger", "prove", "--ledger", ledger.url, "--event", "30")
+    assert (status, _codes(err)) == (6, ["ledger-hash-forged"])
+    # The chain names the damage; the content, rehashed, still matches the checkpoint.
+    assert _verify(capsys, ledger.url, *_against(tmp_path / "cp", keys)) == (
+        1, ["ledger-event-edited"])

@@ -383,7 +383,7 @@ def inclusion(session: Session, seq: int, checkpoint: Checkpoint | None) -> dict
     leaf = tree.event_leaf(recompute(event))
     proof = merkle.inclusion_proof(source, seq - 1, size)
     root = checkpoint.root if checkpoint is not None else merkle.root_from_inclusion(
-        seq - 1, size, tree.event_leaf(event.hash), proof)
+        seq - 1, size, tree.stored_leaf(seq, event.hash), proof)
     if root is None or not merkle.verify_inclusion(seq - 1, size, leaf, proof, root):
         raise _unverified(f"event {seq} as stored is not the leaf the tree of {size} events holds")
     return {

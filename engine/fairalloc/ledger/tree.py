@@ -48,6 +48,19 @@ def event_leaf(chain_hash: str) -> bytes:
     return leaf_hash(bytes.fromhex(chain_hash))
 
 
+def _not_a_hash(seq: int) -> Diagnostic:
+    return Diagnostic("ledger-hash-forged", f"event {seq}'s stored hash is not a SHA-256 hash",
+                      Location(pointer=f"/events/{seq}"), hint="run: fairalloc ledger verify")
+
+
+def stored_leaf(seq: int, digest: str) -> bytes:
+    """The leaf of event ``seq`` from its stored hash; a stored hash that is not hex is a finding."""
+    try:
+        return event_leaf(digest)
+    except (ValueError, TypeError) as error:
+        raise LedgerError(_not_a_hash(seq)) from error
+
+
 BLOCK = 1 << 16
 """Events are read and hashed in aligned blocks of this many (a power of two)."""
 
@@ -104,7 +117,11 @@ def build(session: Session, at: Sequence[int] = ()) -> Built:
                 or links[1:] != digests[:-1]:
             return Built(frontier.size, frontier.root(), roots_at, nodes,
                          _break(rows, first, previous))
-        leaves = [sha256(b"\x00" + fromhex(digest)).digest() for digest in digests]
+        try:
+            leaves = [sha256(b"\x00" + fromhex(digest)).digest() for digest in digests]
+        except (ValueError, TypeError):
+            bad = next(seq for seq, _link, digest in rows if not _is_hex(digest))
+            return Built(frontier.size, frontier.root(), roots_at, nodes, _not_a_hash(bad))
         for size in wanted:
             if frontier.size < size <= frontier.size + len(leaves):
                 partial = frontier.copy()
@@ -116,6 +133,14 @@ def build(session: Session, at: Sequence[int] = ()) -> Built:
         if size == 0:
             roots_at[0] = EMPTY_ROOT
     return Built(frontier.size, frontier.root(), roots_at, nodes)
+
+
+def _is_hex(text: object) -> bool:
+    try:
+        bytes.fromhex(text)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _break(rows: Sequence[tuple[Any, ...]], first: int, previous: str) -> Diagnostic:
@@ -198,7 +223,7 @@ class LedgerTree:
         for seq, digest in rows:
             if seq != first + len(leaves) + 1:
                 break
-            leaves.append(leaf_hash(bytes.fromhex(digest)))
+            leaves.append(stored_leaf(seq, digest))
         return leaves
 
     def _leaves(self, start: int, end: int) -> list[bytes]:
