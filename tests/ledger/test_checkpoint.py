@@ -359,3 +359,32 @@ def test_a_stored_hash_that_is_not_a_hash_is_a_finding_not_a_crash(
     # The chain names the damage; the content, rehashed, still matches the checkpoint.
     assert _verify(capsys, ledger.url, *_against(tmp_path / "cp", keys)) == (
         1, ["ledger-event-edited"])
+
+
+@pytest.mark.parametrize("first", [256, 300, 512, 700])
+def test_a_checkpoint_after_a_checkpoint_reads_only_the_events_since(
+        tmp_path: Path, first: int) -> None:
+    """Resumed from the signed tree and the cache, the tree equals the one built from the first
+    event; damage to the cache or to the signed events' tail sends it back to the full build."""
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        _fill(ledger, first)
+        with ledger.read() as session:
+            signed = tree.build(session)
+        with ledger.write() as session:
+            tree.remember(session, signed.nodes)
+        _fill(ledger, 333, first=first)
+        with ledger.read() as session:
+            resumed = tree.resume(session, first, signed.root)
+            full = tree.build(session)
+            assert tree.resume(session, first, bytes(32)) is None
+        assert resumed is not None and resumed.finding is None
+        assert (resumed.size, resumed.root) == (full.size, full.root) == (first + 333, full.root)
+        assert {(lv, ix) for lv, ix, _ in resumed.nodes} <= {(lv, ix) for lv, ix, _ in full.nodes}
+        with ledger.engine.connect() as conn, conn.begin():
+            conn.execute(text("UPDATE merkle_nodes SET hash = :h"), {"h": "00" * 32})
+        with ledger.read() as session:
+            again = tree.resume(session, first, signed.root)
+        if first <= 256:  # the signed tree is its last block alone: rebuilt from events only
+            assert again is not None and again.root == full.root
+        else:
+            assert again is None

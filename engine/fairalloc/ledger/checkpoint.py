@@ -303,13 +303,18 @@ def _truncated(size: int, found: int, file: str | None) -> Diagnostic:
 def take(ledger: Ledger, key: SigningKey, previous: Checkpoint | None = None) -> tuple[Checkpoint, str]:
     """Sign a checkpoint of the ledger as it stands; also cache its subtree hashes for proofs.
 
+    After a checkpoint whose tree the cache rebuilds, only the events since are read
+    (:func:`fairalloc.ledger.tree.resume`); otherwise every event's stored hash is.
+
     A log must never sign a checkpoint inconsistent with one it signed before: with
     ``previous`` (the last checkpoint, already verified), a ledger now shorter than it
     (``checkpoint-ledger-truncated``) or whose first ``previous.size`` events no longer hash to
     its root (``checkpoint-inconsistent``) is refused, and so is a chain whose numbers or links
     are broken."""
     with ledger.read() as session:
-        built = tree.build(session, at=[previous.size] if previous else [])
+        built = tree.resume(session, previous.size, previous.root) if previous else None
+        if built is None:
+            built = tree.build(session, at=[previous.size] if previous else [])
     if built.finding is not None:
         raise CheckpointRejected(built.finding)
     if previous is not None:

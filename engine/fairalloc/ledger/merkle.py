@@ -83,7 +83,7 @@ class Frontier:
 
     def append(self, leaf: bytes) -> None:
         """Add the next leaf's hash."""
-        self._push(0, leaf)
+        self.push(0, leaf)
 
     def extend(self, leaves: Sequence[bytes]) -> None:
         """Add many leaves' hashes. A run of a power-of-two length that starts at a multiple of
@@ -91,7 +91,7 @@ class Frontier:
         count = len(leaves)
         if count < 2 or count & (count - 1) or self.size % count:
             for leaf in leaves:
-                self._push(0, leaf)
+                self.push(0, leaf)
             return
         level, hashes = 0, list(leaves)
         while len(hashes) > 1:
@@ -102,10 +102,12 @@ class Frontier:
                 base = self.size >> level
                 for offset, digest in enumerate(hashes):
                     self._on_subtree(level, base + offset, digest)
-        self._push(level, hashes[0])
+        self.push(level, hashes[0])
 
-    def _push(self, level: int, digest: bytes) -> None:
-        """Add the perfect subtree of ``2**level`` leaves that starts at :attr:`size`."""
+    def push(self, level: int, digest: bytes) -> None:
+        """Add the hash of the perfect subtree of ``2**level`` leaves that starts at :attr:`size`
+        (which must be a multiple of ``2**level``): how a frontier is rebuilt from stored
+        subtree hashes, largest first."""
         hashes, levels = self._hashes, self._levels
         self.size += 1 << level
         while levels and levels[-1] == level:

@@ -39,7 +39,7 @@ from fairalloc.ledger.store import Session
 CACHE_LEVEL = 8
 """Subtrees of ``2**CACHE_LEVEL`` events and more are cached; smaller ones are hashed from events."""
 
-_LINKS = "SELECT seq, prev_hash, hash FROM events ORDER BY seq"
+_LINKS = "SELECT seq, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq"
 _COLUMNS = "seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, hash"
 
 
@@ -65,16 +65,20 @@ BLOCK = 1 << 16
 """Events are read and hashed in aligned blocks of this many (a power of two)."""
 
 
-def _batches(session: Session, sql: str, batch: int = BLOCK) -> Iterator[Sequence[Any]]:
-    """Rows of ``sql`` straight from the driver, ``batch`` at a time (flat memory)."""
+def _batches(session: Session, sql: str, params: tuple[Any, ...] = (), first: int = BLOCK
+             ) -> Iterator[Sequence[Any]]:
+    """Rows of ``sql`` (``?`` placeholders) straight from the driver, ``first`` rows and then
+    :data:`BLOCK` at a time (flat memory)."""
     raw = session.conn.connection.dbapi_connection
     assert raw is not None
     postgres = session.conn.dialect.name == "postgresql"
     cursor = raw.cursor(name="fairalloc_tree") if postgres else raw.cursor()
     try:
-        cursor.execute(sql)
+        cursor.execute(sql.replace("?", "%s") if postgres else sql, params)
+        batch = first
         while rows := cursor.fetchmany(batch):
             yield rows
+            batch = BLOCK
     finally:
         cursor.close()
 
@@ -103,36 +107,76 @@ def build(session: Session, at: Sequence[int] = ()) -> Built:
     checkpoint's, to prove the new one extends it) without a second pass. Each block of events
     is checked with whole-list comparisons and hashed level by level: the per-event Python work
     is one hex decoding and one leaf hash."""
-    nodes: list[tuple[int, int, bytes]] = []
-    frontier = Frontier(lambda level, index, digest: nodes.append((level, index, digest)),
-                        min_level=CACHE_LEVEL)
-    wanted = sorted(set(at))
-    roots_at: dict[int, bytes] = {}
-    previous = GENESIS
+    built = Built(0, EMPTY_ROOT, {0: EMPTY_ROOT} if 0 in at else {})
+    _extend(session, built, _frontier(built), GENESIS, sorted(set(at) - {0}))
+    return built
+
+
+def _frontier(built: Built) -> Frontier:
+    return Frontier(lambda level, index, digest: built.nodes.append((level, index, digest)),
+                    min_level=CACHE_LEVEL)
+
+
+def _extend(session: Session, built: Built, frontier: Frontier, previous: str,
+            wanted: Sequence[int]) -> None:
+    """Add the events after ``frontier.size`` (the first linking to ``previous``) to ``built``."""
     sha256, fromhex = hashlib.sha256, bytes.fromhex
-    for rows in _batches(session, _LINKS):
+    start = frontier.size
+    for rows in _batches(session, _LINKS, (start,), first=BLOCK - start % BLOCK):
         seqs, links, digests = zip(*rows, strict=True)
         first = frontier.size + 1
         if seqs != tuple(range(first, first + len(rows))) or links[0] != previous \
                 or links[1:] != digests[:-1]:
-            return Built(frontier.size, frontier.root(), roots_at, nodes,
-                         _break(rows, first, previous))
+            built.finding = _break(rows, first, previous)
+            break
         try:
             leaves = [sha256(b"\x00" + fromhex(digest)).digest() for digest in digests]
         except (ValueError, TypeError):
-            bad = next(seq for seq, _link, digest in rows if not _is_hex(digest))
-            return Built(frontier.size, frontier.root(), roots_at, nodes, _not_a_hash(bad))
+            built.finding = _not_a_hash(next(seq for seq, _link, digest in rows if not _is_hex(digest)))
+            break
         for size in wanted:
             if frontier.size < size <= frontier.size + len(leaves):
                 partial = frontier.copy()
                 partial.extend(leaves[:size - frontier.size])
-                roots_at[size] = partial.root()
+                built.roots_at[size] = partial.root()
         frontier.extend(leaves)
         previous = digests[-1]
-    for size in wanted:
-        if size == 0:
-            roots_at[0] = EMPTY_ROOT
-    return Built(frontier.size, frontier.root(), roots_at, nodes)
+    built.size, built.root = frontier.size, frontier.root()
+
+
+def resume(session: Session, size: int, root: bytes) -> Built | None:
+    """The tree of every event, built on a signed tree of ``size`` events and ``root`` instead
+    of from the first event: what a checkpoint after a checkpoint costs (the events since).
+
+    The tree of the first ``size`` events is rebuilt from the cached subtree hashes and the
+    events of its last block (whole or not), which ends with the event the next one links to.
+    Only if that rebuilds ``root`` exactly — the cached and stored hashes it used are then the
+    signed ones — are the later events read, checked and added. Otherwise (a cache not filled
+    that far, or anything stored that no longer matches) None: build from the first event,
+    which finds what changed. Links *within* the signed events are not re-read here; ``ledger
+    verify`` checks the whole chain."""
+    if size == 0:
+        return None
+    source = LedgerTree(session)
+    width = 1 << CACHE_LEVEL
+    tail = size - (size % width or width)  # the last block, whole or not, is read from events
+    built = Built(0, EMPTY_ROOT, {size: root})
+    frontier = _frontier(built)
+    for level in range(tail.bit_length() - 1, CACHE_LEVEL - 1, -1):
+        if tail >> level & 1:
+            cached = source.cached(level, frontier.size >> level)
+            if cached is None:
+                return None
+            frontier.push(level, cached)
+    try:
+        frontier.extend(source.leaves(tail, size))
+    except LedgerError:
+        return None
+    if frontier.size != size or frontier.root() != root:
+        return None
+    rows = source.rows("SELECT hash FROM events WHERE seq = ?", (size,))
+    _extend(session, built, frontier, rows[0][0], ())
+    return built
 
 
 def _is_hex(text: object) -> bool:
@@ -198,7 +242,7 @@ class LedgerTree:
         self._mark = "%s" if session.conn.dialect.name == "postgresql" else "?"
         self._blocks: dict[int, list[bytes]] = {}
 
-    def _rows(self, sql: str, params: tuple[int, ...]) -> list[Any]:
+    def rows(self, sql: str, params: tuple[int, ...]) -> list[Any]:
         cursor = self._raw.cursor()
         try:
             cursor.execute(sql.replace("?", self._mark), params)
@@ -212,12 +256,12 @@ class LedgerTree:
 
     def event(self, seq: int) -> tuple[Any, ...] | None:
         """The stored row of event ``seq`` (event column order), or None."""
-        rows = self._rows(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        rows = self.rows(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
         return tuple(rows[0]) if rows else None
 
     def _contiguous(self, first: int, end: int) -> list[bytes]:
         """Leaf hashes of events ``first + 1`` … while their numbers run on, at most to ``end``."""
-        rows = self._rows("SELECT seq, hash FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+        rows = self.rows("SELECT seq, hash FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
                           (first, end))
         leaves: list[bytes] = []
         for seq, digest in rows:
@@ -226,7 +270,8 @@ class LedgerTree:
             leaves.append(stored_leaf(seq, digest))
         return leaves
 
-    def _leaves(self, start: int, end: int) -> list[bytes]:
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of events ``start + 1`` to ``end``; a missing one is an error."""
         width = 1 << CACHE_LEVEL
         blocks = range(start // width, (end - 1) // width + 1)
         if len(blocks) > 4:  # a wide range with no cached subtree: one read
@@ -245,8 +290,9 @@ class LedgerTree:
                 _at(missing), hint="run: fairalloc ledger verify"))
         return leaves
 
-    def _cached(self, level: int, index: int) -> bytes | None:
-        rows = self._rows("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index))
+    def cached(self, level: int, index: int) -> bytes | None:
+        """The cached hash of subtree ``index`` of ``level``, if it is cached."""
+        rows = self.rows("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index))
         return bytes.fromhex(rows[0][0]) if rows else None
 
     def range_hash(self, start: int, end: int) -> bytes:
@@ -254,11 +300,11 @@ class LedgerTree:
         if size & (size - 1) == 0:  # a perfect subtree: cached once it reaches CACHE_LEVEL
             level = size.bit_length() - 1
             if level >= CACHE_LEVEL and start % size == 0:
-                cached = self._cached(level, start >> level)
+                cached = self.cached(level, start >> level)
                 if cached is not None:
                     return cached
-            return root_of(self._leaves(start, end))
+            return root_of(self.leaves(start, end))
         if size <= 1 << CACHE_LEVEL:
-            return root_of(self._leaves(start, end))
+            return root_of(self.leaves(start, end))
         k = split_point(size)
         return node_hash(self.range_hash(start, start + k), self.range_hash(start + k, end))
