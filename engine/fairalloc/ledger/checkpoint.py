@@ -386,6 +386,7 @@ def inclusion(session: Session, seq: int, checkpoint: Checkpoint | None) -> dict
             Location(pointer=f"/events/{seq}")))
     event = Event(int(row[0]), *row[1:])
     leaf = tree.event_leaf(recompute(event))
+    source.prepare(lambda hashes: merkle.inclusion_proof(hashes, seq - 1, size))
     proof = merkle.inclusion_proof(source, seq - 1, size)
     root = checkpoint.root if checkpoint is not None else merkle.root_from_inclusion(
         seq - 1, size, tree.stored_leaf(seq, event.hash), proof)
@@ -408,6 +409,7 @@ def consistency(session: Session, first: Checkpoint, second: Checkpoint) -> dict
     source = tree.LedgerTree(session)
     if source.size() < second.size:
         raise CheckpointRejected(_truncated(second.size, source.size(), None))
+    source.prepare(lambda hashes: merkle.consistency_proof(hashes, first.size, second.size))
     proof = merkle.consistency_proof(source, first.size, second.size)
     if not merkle.verify_consistency(first.size, second.size, first.root, second.root, proof):
         raise _unverified(f"the ledger does not prove the checkpoint of {first.size} events a "

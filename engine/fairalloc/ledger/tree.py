@@ -24,7 +24,7 @@ tampered cache fails verification against the signed checkpoint.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fairalloc.errors import Diagnostic, LedgerError, Location
 from fairalloc.ledger.chain import GENESIS, recompute
-from fairalloc.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, node_hash, root_of, split_point
+from fairalloc.ledger.merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    Hashes,
+    leaf_hash,
+    node_hash,
+    root_of,
+    split_point,
+)
 from fairalloc.ledger.schema import merkle_nodes
 from fairalloc.ledger.store import Session
 
@@ -231,8 +239,9 @@ def recomputed_root(session: Session, size: int) -> tuple[int, bytes]:
 class LedgerTree:
     """Subtree hashes of the ledger's tree for proofs: cached subtrees, else hashed from events.
 
-    A proof asks for a few dozen subtree hashes; each is one indexed lookup through the driver
-    directly, and events are read in aligned blocks of ``2**CACHE_LEVEL``, each block once."""
+    A proof asks for a few dozen subtree hashes. :meth:`prepare` reads the cached ones it will
+    need in one query and the events in aligned blocks of ``2**CACHE_LEVEL`` (each block once),
+    so a proof costs a handful of round trips to the database whatever the ledger's size."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -241,6 +250,40 @@ class LedgerTree:
         self._raw = raw
         self._mark = "%s" if session.conn.dialect.name == "postgresql" else "?"
         self._blocks: dict[int, list[bytes]] = {}
+        self._nodes: dict[tuple[int, int], bytes | None] = {}
+
+    def prepare(self, proof: Callable[[Hashes], object]) -> None:
+        """Fetch at once what ``proof`` (a proof generator called with a source) will read."""
+        asked = _Asked()
+        proof(asked)
+        keys: set[tuple[int, int]] = set()
+        blocks: set[int] = set()
+        for start, end in asked.ranges:
+            self._plan(start, end, keys, blocks)
+        keys -= self._nodes.keys()
+        if keys:
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(keys))
+            params = tuple(value for key in sorted(keys) for value in key)
+            found = {(level, index): digest for level, index, digest in
+                     self.rows(f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}", params)}
+            for key in keys:
+                self._nodes[key] = _unhex(found.get(key))
+        width = 1 << CACHE_LEVEL
+        for block in sorted(blocks - self._blocks.keys()):
+            self._blocks[block] = self._contiguous(block * width, (block + 1) * width)
+
+    def _plan(self, start: int, end: int, keys: set[tuple[int, int]], blocks: set[int]) -> None:
+        """What :meth:`range_hash` reads for ``start``–``end``: cache keys and event blocks."""
+        size, width = end - start, 1 << CACHE_LEVEL
+        level = size.bit_length() - 1
+        if size & (size - 1) == 0 and level >= CACHE_LEVEL and start % size == 0:
+            keys.add((level, start >> level))
+        elif size <= width or size & (size - 1) == 0:
+            blocks.update(range(start // width, (end - 1) // width + 1))
+        else:
+            k = split_point(size)
+            self._plan(start, start + k, keys, blocks)
+            self._plan(start + k, end, keys, blocks)
 
     def rows(self, sql: str, params: tuple[int, ...]) -> list[Any]:
         cursor = self._raw.cursor()
@@ -291,9 +334,12 @@ class LedgerTree:
         return leaves
 
     def cached(self, level: int, index: int) -> bytes | None:
-        """The cached hash of subtree ``index`` of ``level``, if it is cached."""
-        rows = self.rows("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index))
-        return bytes.fromhex(rows[0][0]) if rows else None
+        """The cached hash of subtree ``index`` of ``level``, if it is cached (and is a hash)."""
+        if (level, index) not in self._nodes:
+            rows = self.rows("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?",
+                             (level, index))
+            self._nodes[(level, index)] = _unhex(rows[0][0] if rows else None)
+        return self._nodes[(level, index)]
 
     def range_hash(self, start: int, end: int) -> bytes:
         size = end - start
@@ -308,3 +354,24 @@ class LedgerTree:
             return root_of(self.leaves(start, end))
         k = split_point(size)
         return node_hash(self.range_hash(start, start + k), self.range_hash(start + k, end))
+
+
+class _Asked:
+    """A stand-in source that records which subtree ranges a proof generator asks for."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+
+    def range_hash(self, start: int, end: int) -> bytes:
+        self.ranges.append((start, end))
+        return bytes(32)
+
+
+def _unhex(text: str | None) -> bytes | None:
+    """A cached hash, or None when there is none or it is not 32 bytes of hex (the cache is
+    never trusted: a damaged entry is treated as missing)."""
+    try:
+        digest = bytes.fromhex(text) if text is not None else None
+    except (ValueError, TypeError):
+        return None
+    return digest if digest is not None and len(digest) == 32 else None
