@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fairalloc.errors import Diagnostic, LedgerError, Location
+from fairalloc.errors import Diagnostic, ExitCode, FairallocError, Location
 from fairalloc.ledger.chain import GENESIS, recompute
 from fairalloc.ledger.merkle import (
     EMPTY_ROOT,
@@ -51,6 +51,12 @@ _LINKS = "SELECT seq, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq"
 _COLUMNS = "seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, hash"
 
 
+class BrokenLedger(FairallocError):
+    """The events cannot carry a proof: one is missing, or its stored hash is not a hash."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+
 def event_leaf(chain_hash: str) -> bytes:
     """The Merkle leaf hash of an event whose chain hash (lower-case hex) is ``chain_hash``."""
     return leaf_hash(bytes.fromhex(chain_hash))
@@ -66,7 +72,7 @@ def stored_leaf(seq: int, digest: str) -> bytes:
     try:
         return event_leaf(digest)
     except (ValueError, TypeError) as error:
-        raise LedgerError(_not_a_hash(seq)) from error
+        raise BrokenLedger(_not_a_hash(seq)) from error
 
 
 BLOCK = 1 << 16
@@ -178,7 +184,7 @@ def resume(session: Session, size: int, root: bytes) -> Built | None:
             frontier.push(level, cached)
     try:
         frontier.extend(source.leaves(tail, size))
-    except LedgerError:
+    except BrokenLedger:
         return None
     if frontier.size != size or frontier.root() != root:
         return None
@@ -328,7 +334,7 @@ class LedgerTree:
                 leaves += self._blocks[block][max(start, base) - base:min(end, base + width) - base]
         if len(leaves) != end - start:
             missing = start + len(leaves) + 1
-            raise LedgerError(Diagnostic(
+            raise BrokenLedger(Diagnostic(
                 "ledger-event-missing", f"event {missing} is missing: no proof can be built over it",
                 _at(missing), hint="run: fairalloc ledger verify"))
         return leaves
