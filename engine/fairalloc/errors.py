@@ -54,6 +54,9 @@ _WORKFLOW_REFUSAL = _Family(ExitCode.REFUSED, "ledger.md#exit-statuses-and-error
 _WORKFLOW_CONFLICT = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
 _LEDGER = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
 _VERIFY = _Family(ExitCode.CHECK_FAILED, "ledger.md#tamper-evidence-fairalloc-ledger-verify")
+_CHECKPOINT = _Family(ExitCode.CHECK_FAILED, "ledger.md#signed-checkpoints-and-proofs")
+_CHECKPOINT_INPUT = _Family(ExitCode.INVALID_INPUT, "ledger.md#signed-checkpoints-and-proofs")
+_CHECKPOINT_FILE = _Family(ExitCode.IO, "ledger.md#signed-checkpoints-and-proofs")
 _EXTRA = _Family(ExitCode.MISSING_EXTRA, "cli.md#installation-and-extras")
 _EVAL_CONTEXT = _Family(ExitCode.INVALID_INPUT, "cli.md#fairalloc-eval-expr---context-file")
 
@@ -268,6 +271,24 @@ class Code(enum.StrEnum):
     LEDGER_EVENTS_REORDERED = "ledger-events-reordered", _VERIFY
     LEDGER_HASH_FORGED = "ledger-hash-forged", _VERIFY
     LEDGER_TIME_REVERSED = "ledger-time-reversed", _VERIFY
+
+    CHECKPOINT_UNKNOWN_KEY = "checkpoint-unknown-key", _CHECKPOINT
+    CHECKPOINT_SIGNATURE_INVALID = "checkpoint-signature-invalid", _CHECKPOINT
+    CHECKPOINT_ORIGIN_MISMATCH = "checkpoint-origin-mismatch", _CHECKPOINT
+    CHECKPOINT_LEDGER_TRUNCATED = "checkpoint-ledger-truncated", _CHECKPOINT
+    CHECKPOINT_ROOT_MISMATCH = "checkpoint-root-mismatch", _CHECKPOINT
+    CHECKPOINT_INCONSISTENT = "checkpoint-inconsistent", _CHECKPOINT
+    BAD_KEY_NAME = "bad-key-name", _CHECKPOINT_INPUT
+    BAD_SIGNING_KEY = "bad-signing-key", _CHECKPOINT_INPUT
+    BAD_VERIFIER_KEY = "bad-verifier-key", _CHECKPOINT_INPUT
+    CHECKPOINT_MALFORMED = "checkpoint-malformed", _CHECKPOINT_INPUT
+    CHECKPOINT_NEEDS_KEY = "checkpoint-needs-key", _CHECKPOINT_INPUT
+    PROOF_ARGUMENTS = "proof-arguments", _CHECKPOINT_INPUT
+    PROOF_EVENT_UNKNOWN = "proof-event-unknown", _CHECKPOINT_INPUT
+    PROOF_CHECKPOINT_ORDER = "proof-checkpoint-order", _CHECKPOINT_INPUT
+    KEY_FILE_EXISTS = "key-file-exists", _CHECKPOINT_FILE
+    KEY_FILE_WRITE = "key-file-write", _CHECKPOINT_FILE
+    CHECKPOINT_WRITE = "checkpoint-write", _CHECKPOINT_FILE
 
     MISSING_EXTRA = "missing-extra", _EXTRA
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from fairalloc import RotationState
+from fairalloc.cli import _checkpoint
 from fairalloc.cli._io import argparse_date
 from fairalloc.cli._ledger import acting, add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import Diagnostic, ExitCode, InputError
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_format_option(check)
     check.add_argument("--anchor", metavar="SEQ:HASH",
                        help="a head recorded earlier (ledger head, head.json of an export)")
+    _checkpoint.add_verify_options(check)
     check.set_defaults(handler=_verify)
 
     head = sub.add_parser("head", help="print the chain head (keep it elsewhere as an anchor)")
@@ -82,7 +84,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_ledger_option(out)
     out.add_argument("--out", required=True, type=Path, help="directory to write into")
     out.add_argument("--date", type=argparse_date, help="only orders of this trade date (YYYY-MM-DD)")
+    out.add_argument("--key", type=Path, help="sign a checkpoint of the exported ledger into "
+                     "DIR/checkpoint (the signing key from ledger keygen)")
     out.set_defaults(handler=_export)
+
+    _checkpoint.register(sub)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -149,6 +155,7 @@ def _verify(args: argparse.Namespace) -> int:
     anchor = _anchor(args.anchor)
     with open_ledger(args) as ledger, ledger.read() as session:
         report = verify(session, anchor)
+        report.findings += _checkpoint.verify_findings(args, session)
     if args.format == "json":
         emit_json({"ok": report.ok, "events": report.events,
                    "head": {"seq": report.head.seq, "hash": report.head.hash} if report.head else None,
@@ -183,10 +190,13 @@ def _alerts(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    key = _checkpoint.signing_key(args.key) if args.key is not None else None
     with open_ledger(args) as ledger:
-        summary = export(ledger, args.out, args.date)
+        summary = export(ledger, args.out, args.date, key)
     for name, rows in summary.files.items():
         print(f"{args.out / name}: {rows} rows")
     if summary.head is not None:
         print(f"anchor {summary.head.seq}:{summary.head.hash}")
+    if key is not None:
+        print(f"{args.out / 'checkpoint'}: signed checkpoint by {key.name}")
     return int(ExitCode.OK)

@@ -8,7 +8,9 @@ and roles, policy publication, the rotation position, then per order the pre-tra
 entry, fills and allocation, and an override left for the CCO's review. One order is deliberately
 late: its fills executed 80 minutes before its statement reaches the ledger, which refuses it
 (``intent-after-execution``) until it is recorded as a reason-coded late statement, alerting the
-CCO. Then ``ledger alerts``, ``ledger verify``, ``replay`` of the day and the export.
+CCO. Then ``ledger alerts``, ``ledger verify``, ``replay`` of the day and the close of day: a signed
+checkpoint into ``out/checkpoints/``, ``ledger verify`` against it, and the export for examiners
+(with its checkpoint) into ``out/ledger-export/``.
 
 Every step is recorded as the operating-system user running the demo (``--user`` only names on
 whose behalf), so that user holds every role here — and, being the override's requester, cannot
@@ -106,7 +108,15 @@ def run(root: Path = Path("."), out: Path = Path("out")) -> None:
     _run("ledger", "alerts", *at)
     _run("ledger", "verify", *at)
     _run("replay", "--date", today.isoformat(), *at)
-    _run("ledger", "export", "--out", str(out / "ledger-export"), "--date", today.isoformat(), *at)
+    # Close of day: sign the day's checkpoint, check the ledger against it, export with it.
+    key, checkpoints = out / "ledger.key", out / "checkpoints"
+    for stale in (key, Path(f"{key}.pub"), *checkpoints.glob("*")):
+        stale.unlink(missing_ok=True)
+    _run("ledger", "keygen", "--name", "demo.fairalloc.example/ledger", "--key", str(key))
+    _run("ledger", "checkpoint", "--key", str(key), "--out", f"{checkpoints}/", *at)
+    _run("ledger", "verify", "--checkpoint", str(checkpoints / "latest"), "--verifier-key", f"{key}.pub", *at)
+    _run("ledger", "export", "--out", str(out / "ledger-export"), "--date", today.isoformat(),
+         "--key", str(key), *at)
 
 
 def _late_order(day_file: Path, day: dict[str, Any], today: dt.date, trades: Path,

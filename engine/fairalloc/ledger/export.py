@@ -12,7 +12,9 @@
 * ``orders.csv`` — the timeline of each order: intent recorded, order entered, allocated, under
   which policy version, and whether the allocation was late;
 * ``allocations.jsonl`` and ``events.jsonl`` / ``events.csv`` — the full records;
-* ``head.json`` — the chain head at export time, an anchor for ``ledger verify --anchor``.
+* ``head.json`` — the chain head at export time, an anchor for ``ledger verify --anchor``;
+* ``checkpoint`` — with a signing key, the signed checkpoint of the ledger the export was taken
+  from (:mod:`fairalloc.ledger.checkpoint`), for ``ledger verify --checkpoint``.
 
 Together these are the trade-date record set of confirmations, allocations and their time stamps
 that T+1 settlement rules require advisers to keep. Numbers are written as decimal text, never in
@@ -41,6 +43,7 @@ from typing import Any, TextIO
 
 from fairalloc.errors import Diagnostic, FileAccessError, Location
 from fairalloc.ledger.chain import Event
+from fairalloc.ledger.checkpoint import SigningKey, sign_snapshot
 from fairalloc.ledger.store import Ledger, Session
 from fairalloc.ledger.workflow import OrderRecord, order_record, quantity, quantity_json
 from fairalloc.names import escape
@@ -218,8 +221,10 @@ def _orders(session: Session, trade_date: dt.date | None) -> list[OrderRecord]:
     return [order_record(session, order_id) for order_id in ids]
 
 
-def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> ExportSummary:
-    """Write the record set (of one trade date, or everything) into directory ``out``."""
+def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None,
+           key: SigningKey | None = None) -> ExportSummary:
+    """Write the record set (of one trade date, or everything) into directory ``out``; with
+    ``key``, also the signed checkpoint of the same snapshot of the ledger."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -228,6 +233,7 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
     with ledger.read() as session:
         records = _orders(session, trade_date)
         head = session.head()
+        signed = sign_snapshot(session, key)[1] if key is not None else None
         if trade_date is None:
             events = session.query()
         else:
@@ -292,6 +298,8 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
         anchor = {"seq": head.seq, "hash": head.hash, "recorded_at": head.recorded_at} if head else None
         _replace(out / "head.json",
                  lambda handle: handle.write(json.dumps({"head": anchor}, indent=2) + "\n"))
+        if signed is not None:
+            _replace(out / "checkpoint", lambda handle: handle.write(signed))
     except OSError as error:
         raise FileAccessError(Diagnostic("export-write", f"cannot write into {out}: {error.strerror}",
                                          Location(file=str(out)))) from error

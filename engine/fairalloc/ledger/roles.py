@@ -52,7 +52,10 @@ def role_statements(writers: Sequence[str], readers: Sequence[str]) -> list[str]
                   f"GRANT USAGE ON SCHEMA public TO {WRITER}, {READER}",
                   f"GRANT SELECT, INSERT ON events TO {WRITER}",
                   f"GRANT SELECT ON events TO {READER}",
-                  f"GRANT SELECT ON alembic_version TO {WRITER}, {READER}"]
+                  f"GRANT SELECT ON alembic_version TO {WRITER}, {READER}",
+                  # the Merkle tree's cache of subtree hashes (checkpoints, proofs): never trusted
+                  f"GRANT SELECT, INSERT ON merkle_nodes TO {WRITER}",
+                  f"GRANT SELECT ON merkle_nodes TO {READER}"]
     for group, names in ((WRITER, writers), (READER, readers)):
         for name in names:
             statements += [_ensure(name, True), f"GRANT {group} TO {_quoted(name)}"]

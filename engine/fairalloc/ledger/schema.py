@@ -51,7 +51,17 @@ events = Table(
     Index("ix_events_topic_seq", "topic", "seq"),
 )
 
-SCHEMA_REVISION = "0002"
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    # The hash of the perfect subtree of 2**level events from event idx * 2**level + 1: a cache
+    # for Merkle proofs (``fairalloc.ledger.tree``), never trusted, only inserted into.
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+SCHEMA_REVISION = "0003"
 """The Alembic head revision this code expects; opening a ledger migrates it up to here."""
 
 SQLITE_TRIGGERS: dict[str, str] = {
