@@ -99,3 +99,63 @@ def test_line_numbers_count_quoted_line_breaks(tmp_path: pathlib.Path) -> None:
     assert refusal.code == "forensics.bad_timestamp"
     assert (refusal.location.line, refusal.location.column) == (4, 3)
     assert h.overrides is not None and h.overrides.memo == ["two\nlines"]
+
+
+@pytest.mark.parametrize(
+    ("row", "code", "line", "column"),
+    [
+        ("B9,2025-03-04,XYZ,buy,A,10", "forensics.short_row", 6, 7),
+        (ROWS[0] + ",surplus", "forensics.extra_field", 6, 15),
+        ('B9,"2025-03-04",XYZ,buy,A,10', "forensics.short_row", 6, 7),  # quoted: exact path
+    ],
+)
+def test_ragged_rows_are_refused_with_their_location(
+    tmp_path: pathlib.Path, row: str, code: str, line: int, column: int
+) -> None:
+    folder = write_history(tmp_path, ROWS + [row])
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.line, diagnostic.location.column) == (
+        code, line, column)
+
+
+def test_duplicate_header_is_refused(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path)
+    (folder / "prices.csv").write_text("symbol,date,symbol\nXYZ,2025-03-03,1.00\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.line, diagnostic.location.column) == (
+        "forensics.duplicate_column", 1, 3)
+
+
+def test_header_only_and_all_refused_files_are_clean_errors(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path)
+    (folder / "prices.csv").write_text("symbol,date,close\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    assert caught.value.codes == ["forensics.no_rows"]
+    (folder / "prices.csv").write_text("symbol,date,close\nXYZ,yesterday,1.00\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    assert caught.value.codes == ["forensics.no_usable_rows", "forensics.bad_date"]
+
+
+def test_header_only_overrides_mean_no_overrides(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path, overrides="order_id,account,recorded_at,recorded_by,"
+                           "reason_code,memo\n")
+    h = _load(folder)
+    assert h.overrides is not None and h.overrides.memo == []
+
+
+def test_overlong_field_is_located(tmp_path: pathlib.Path) -> None:
+    memo = "x" * (history.MAX_FIELD_BYTES + 1)
+    overrides = ("order_id,account,recorded_at,recorded_by,reason_code,memo\n"
+                 f"B1,A,2025-03-03T18:00:00-05:00,pm,MKT_COND,{memo}\n")
+    folder = write_history(tmp_path, overrides=overrides)
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.line, diagnostic.location.column) == (
+        "forensics.field_too_long", 2, 6)

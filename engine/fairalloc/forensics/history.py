@@ -7,8 +7,11 @@ column with vectorised expressions, so ten million rows validate in seconds.
 Contract on bad input:
 
 * a file that cannot be read is a :class:`~fairalloc.errors.FileAccessError` (exit 7);
-* a file that is not a CSV of the expected shape (missing required column, not UTF-8, broken
-  quoting) is an :class:`~fairalloc.errors.InputError` (exit 4);
+* a file that is not a CSV of the expected shape is an :class:`~fairalloc.errors.InputError`
+  (exit 4), located at ``file:line:column``: a missing required column, a repeated column name,
+  a row with fewer or more fields than the header, a field longer than ``MAX_FIELD_BYTES``, more
+  than ``MAX_ROWS`` rows, not UTF-8, broken quoting, or (for allocations and prices) a header
+  with no rows or no usable row;
 * an individual bad row is *refused*: it is counted with its reason and its first few are listed
   with ``file:line:column`` (column = 1-based field number in the header). With ``strict=True``
   any refused row turns into an :class:`~fairalloc.errors.InputError` instead. Nothing is dropped
@@ -44,6 +47,12 @@ LISTED_REFUSALS = 50
 MAX_DECIMALS = 8
 #: Most integer digits accepted in a price or quantity.
 MAX_INT_DIGITS = 10
+#: Longest field accepted (a memo of a few pages); longer ones are a malformed file.
+MAX_FIELD_BYTES = 65_536
+#: Most data rows accepted in one file (keeps memory bounded: ~1 KiB per row at worst).
+MAX_ROWS = 200_000_000
+#: Structural errors listed per file before the run stops.
+LISTED_STRUCTURE = 50
 
 ALLOCATION_REQUIRED = (
     "order_id",
@@ -153,11 +162,111 @@ class History:
     tallies: list[FileTally]
 
 
-def _read_text_csv(path: pathlib.Path) -> pl.DataFrame:
-    """Read every column as text; map unreadable and malformed files onto the error contract."""
+def _malformed(path: pathlib.Path, code: str, message: str, line: int | None = 1,
+               column: int | None = None, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(code, message, Location(file=str(path), line=line, column=column), hint)
+
+
+def _header(path: pathlib.Path) -> list[str]:
+    """The header row (quote-aware); a repeated column name is a malformed file."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except UnicodeDecodeError:
+        raise InputError(_malformed(path, "forensics.malformed_csv", "not a UTF-8 file",
+                                    hint="export UTF-8 CSV")) from None
+    except csv.Error as error:
+        raise InputError(_malformed(path, "forensics.malformed_csv",
+                                    f"not a readable CSV header: {error}")) from None
+    seen: dict[str, int] = {}
+    problems = []
+    for column, name in enumerate(header, start=1):
+        if name in seen:
+            problems.append(_malformed(
+                path, "forensics.duplicate_column",
+                f"column {name!r} appears twice in the header (first as column {seen[name]})",
+                1, column, "give every column one name"))
+        seen.setdefault(name, column)
+    if problems:
+        raise InputError(problems)
+    return header
+
+
+def _field_counts(path: pathlib.Path) -> list[tuple[int, int]]:
+    """(line, fields) of every data record, counting quoted line breaks (the exact path)."""
+    out = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        start = reader.line_num + 1
+        for row in reader:
+            if row:
+                out.append((start, len(row)))
+            start = reader.line_num + 1
+    return out
+
+
+def _check_structure(path: pathlib.Path, width: int) -> None:
+    """Every record has exactly ``width`` fields: short rows and extra fields are refused.
+
+    Fast path: when the file has no quote character, each line is one record and its fields are
+    its commas plus one (counted by polars over the raw lines). Otherwise the file is walked by
+    Python's ``csv`` module, which understands quoted separators and line breaks.
+    """
+    lines = pl.read_csv(path, has_header=False, separator="\x1f", quote_char=None,
+                        schema={"line": pl.String}, truncate_ragged_lines=True,
+                        n_rows=MAX_ROWS + 2, encoding="utf8")["line"]
+    if lines.len() > MAX_ROWS + 1:
+        raise InputError(_malformed(path, "forensics.too_many_rows",
+                                    f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
+                                    hint="split the history by year"))
+    if bool(lines.str.contains('"', literal=True).any()):
+        counts = _field_counts(path)
+    else:
+        fields = (lines.str.count_matches(",", literal=True) + 1).to_numpy()
+        numbers = np.arange(1, fields.size + 1)
+        keep = (lines.str.len_bytes() > 0).to_numpy() & (numbers > 1)
+        counts = list(zip(numbers[keep].tolist(), fields[keep].tolist(), strict=True))
+    problems = []
+    for line, count in counts:
+        if count == width:
+            continue
+        if count < width:
+            problems.append(_malformed(
+                path, "forensics.short_row",
+                f"the row has {count} fields, the header {width}", line, count + 1,
+                "every row needs a field for every column (an empty one is fine)"))
+        else:
+            problems.append(_malformed(
+                path, "forensics.extra_field",
+                f"the row has {count} fields, the header {width}", line, width + 1,
+                "quote fields that contain a comma"))
+        if len(problems) >= LISTED_STRUCTURE:
+            break
+    if problems:
+        raise InputError(problems)
+
+
+def _check_field_sizes(path: pathlib.Path, frame: pl.DataFrame) -> None:
+    """No field longer than ``MAX_FIELD_BYTES`` (a sign of a broken export or a wrong file)."""
+    longest = frame.select(pl.all().str.len_bytes().max()).row(0)
+    for column, size in enumerate(longest, start=1):
+        if size is not None and size > MAX_FIELD_BYTES:
+            name = frame.columns[column - 1]
+            record = int(np.argmax(frame[name].str.len_bytes().fill_null(0).to_numpy()))
+            line = _record_lines(path, [record]).get(record, record + 2)
+            raise InputError(_malformed(
+                path, "forensics.field_too_long",
+                f"a {name!r} field of {size:,} bytes exceeds {MAX_FIELD_BYTES:,}", line, column,
+                "check that this is the right file and its quoting is balanced"))
+
+
+def _read_text_csv(path: pathlib.Path, need_rows: bool = True) -> pl.DataFrame:
+    """Read every column as text after checking the file's structure; map unreadable and
+    malformed files onto the error contract."""
     try:
         with path.open("rb") as handle:
-            handle.read(1)
+            empty = handle.read(1) == b""
     except OSError as error:
         raise FileAccessError(
             Diagnostic(
@@ -167,13 +276,13 @@ def _read_text_csv(path: pathlib.Path) -> pl.DataFrame:
                 "check the path and its permissions",
             )
         ) from None
+    if empty:
+        raise InputError(_malformed(path, "forensics.empty_file", "the file is empty",
+                                    hint="export the file with its header row"))
+    header = _header(path)
     try:
-        return pl.read_csv(
-            path,
-            infer_schema=False,
-            encoding="utf8",
-            raise_if_empty=True,
-        )
+        _check_structure(path, len(header))
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True)
     except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(
@@ -184,6 +293,11 @@ def _read_text_csv(path: pathlib.Path) -> pl.DataFrame:
                 "export UTF-8 CSV with a header row and quoted fields where needed",
             )
         ) from None
+    if need_rows and frame.height == 0:
+        raise InputError(_malformed(path, "forensics.no_rows", "the file has a header but no rows",
+                                    2, None, "export the history with its data rows"))
+    _check_field_sizes(path, frame)
+    return frame
 
 
 def _check_header(frame: pl.DataFrame, path: pathlib.Path, required: Iterable[str]) -> None:
@@ -267,6 +381,16 @@ def _tally(
             raise InputError(tally.listed)
     keep: Bool = np.logical_not(any_bad)
     return tally, keep
+
+
+def _require_usable(path: pathlib.Path, tally: FileTally) -> None:
+    """A file whose every row was refused leaves nothing to review: a malformed file."""
+    if tally.read and tally.used == 0:
+        raise InputError([
+            _malformed(path, "forensics.no_usable_rows",
+                       f"all {tally.read:,} rows were refused; the first follow", 2, None),
+            *tally.listed,
+        ])
 
 
 def _required(name: str) -> tuple[pl.Expr, Refusal]:
@@ -408,6 +532,7 @@ def read_allocations(
     ]
     duplicates = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
     tally, keep = _tally(path, frame, checks, strict, duplicates)
+    _require_usable(path, tally)
     attributes = [name for name in frame.columns if name.startswith("attr.")]
     return frame.filter(pl.Series(keep)), tally, attributes
 
@@ -420,12 +545,14 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
     checks += [_date_check("date"), _decimal_check("close")]
     duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
     tally, keep = _tally(path, frame, checks, strict, duplicates)
+    _require_usable(path, tally)
     return frame.filter(pl.Series(keep)), tally
 
 
 def read_overrides(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
-    """Read and validate ``overrides.csv`` (memos may span lines inside quotes)."""
-    frame = _read_text_csv(path)
+    """Read and validate ``overrides.csv`` (memos may span lines inside quotes); a header with no
+    rows is a firm without overrides."""
+    frame = _read_text_csv(path, need_rows=False)
     _check_header(frame, path, OVERRIDE_REQUIRED)
     frame = _with_parsed_times(frame, ("recorded_at",))
     checks = [_required(name) for name in ("order_id", "account", "recorded_at", "recorded_by")]
