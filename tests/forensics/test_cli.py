@@ -123,3 +123,32 @@ def test_outputs_get_the_usual_file_mode(cli: Cli, tmp_path: pathlib.Path) -> No
     os.umask(umask)
     for name in ("findings.json", "report.html"):
         assert (tmp_path / "o" / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_every_exit_status_is_documented() -> None:
+    docs = pathlib.Path(__file__).parents[2] / "docs"
+    table = (docs / "cli.md").read_text()
+    for code in ExitCode:
+        assert f"| {int(code)} | `{code.name}` |" in table, code
+    forensics = (docs / "forensics.md").read_text()
+    for status, verdict in ((0, "clean"), (1, "flagged"), (8, "not tested")):
+        assert f"| **{status}** | {verdict} |" in forensics
+
+
+def test_a_parquet_history_folder_is_reviewed_like_csv(cli: Cli, tmp_path: pathlib.Path) -> None:
+    from tests.forensics.test_history import _to_parquet
+
+    folder = tmp_path / "h"
+    assert cli(["simulate", str(folder), "--orders", "80", "--cherry-picker"]) == 0
+    args = ["--favoured", 'attr.fee_basis == "performance"', "--draws", "300", "--quiet"]
+    assert cli(["review", str(folder), *args, "--out", str(tmp_path / "csv")]) == 1
+    for name, decimals in (("allocations", {"price": 2}), ("prices", {"close": 2}),
+                           ("overrides", {})):
+        _to_parquet(folder / f"{name}.csv", decimals)
+        (folder / f"{name}.csv").unlink()
+    assert cli(["review", str(folder), *args, "--out", str(tmp_path / "pq")]) == 1
+    csv_doc = json.loads((tmp_path / "csv" / "findings.json").read_text())
+    pq_doc = json.loads((tmp_path / "pq" / "findings.json").read_text())
+    assert [f["id"] for f in csv_doc["findings"]] == [f["id"] for f in pq_doc["findings"]]
+    assert csv_doc["analyses"] == pq_doc["analyses"]
+    assert pq_doc["inputs"]["files"][0]["file"].endswith("allocations.parquet")

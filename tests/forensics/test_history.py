@@ -159,3 +159,50 @@ def test_overlong_field_is_located(tmp_path: pathlib.Path) -> None:
     diagnostic = caught.value.diagnostics[0]
     assert (diagnostic.code, diagnostic.location.line, diagnostic.location.column) == (
         "forensics.field_too_long", 2, 6)
+
+
+def _to_parquet(csv_path: pathlib.Path, decimals: dict[str, int]) -> pathlib.Path:
+    """The CSV's table as Parquet with typed columns: DECIMAL prices, zoned TIMESTAMPs."""
+    import polars as pl
+
+    frame = pl.read_csv(csv_path, infer_schema=False)
+    casts = []
+    for name in frame.columns:
+        if name in decimals:
+            casts.append(pl.col(name).cast(pl.Decimal(18, decimals[name])))
+        elif name in ("allocated_at", "executed_at", "recorded_at"):
+            casts.append(pl.col(name).str.to_datetime("%+", time_zone="UTC", time_unit="us"))
+        elif name in ("quantity", "intended", "order_quantity", "order_filled"):
+            casts.append(pl.col(name).cast(pl.Int64))
+        else:
+            casts.append(pl.col(name))
+    out = csv_path.with_suffix(".parquet")
+    frame.select(casts).write_parquet(out)
+    return out
+
+
+def test_parquet_history_reads_like_its_csv(tmp_path: pathlib.Path) -> None:
+    from fairalloc.forensics.simulate import CherryPicker, FirmSpec, simulate
+
+    firm = simulate(FirmSpec(seed=3, orders=60, cherry=CherryPicker()), tmp_path)
+    from_csv = history.load(firm.allocations, firm.prices, firm.overrides)
+    from_parquet = history.load(_to_parquet(firm.allocations, {"price": 2}),
+                                _to_parquet(firm.prices, {"close": 2}),
+                                _to_parquet(firm.overrides, {}))
+    a, b = from_csv.allocations, from_parquet.allocations
+    for name in ("order", "quantity", "price", "allocated_at", "executed_at", "intended"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.price_scale == b.price_scale and a.attributes == b.attributes
+    assert np.array_equal(from_csv.closes.close, from_parquet.closes.close)
+
+
+def test_parquet_float_prices_are_refused_with_their_column(tmp_path: pathlib.Path) -> None:
+    import polars as pl
+
+    folder = write_history(tmp_path)
+    frame = pl.read_csv(folder / "prices.csv")  # close inferred as a binary float
+    frame.write_parquet(folder / "prices.parquet")
+    with pytest.raises(InputError) as caught:
+        history.load(folder / "allocations.csv", folder / "prices.parquet")
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.column) == ("forensics.float_column", 3)

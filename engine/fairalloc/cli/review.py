@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Forensic review of allocation history (see docs/forensics.md).",
     )
     parser.add_argument("history", type=pathlib.Path, nargs="?", default=None,
-                        help="folder with allocations.csv, prices.csv and optional overrides.csv")
+                        help="folder with allocations.csv, prices.csv and optional overrides.csv "
+                        "(or the same names as .parquet)")
     parser.add_argument("--allocations", type=pathlib.Path, help="allocations file")
     parser.add_argument("--prices", type=pathlib.Path, help="closing prices file")
     parser.add_argument("--overrides", type=pathlib.Path, help="overrides and memos file")
@@ -65,19 +66,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _path(explicit: pathlib.Path | None, folder: pathlib.Path | None, name: str,
           optional: bool = False) -> pathlib.Path | None:
+    """The file given, else ``folder/name.csv``, else ``folder/name.parquet`` if only it exists."""
     if explicit is not None:
         return explicit
     if folder is None:
         return None
-    candidate = folder / name
+    candidate = folder / f"{name}.csv"
+    parquet = folder / f"{name}.parquet"
+    if not candidate.exists() and parquet.exists():
+        return parquet
     if optional and not candidate.exists():
         return None
     return candidate
 
 
 def handle(args: argparse.Namespace) -> int:
-    allocations = _path(args.allocations, args.history, "allocations.csv")
-    prices = _path(args.prices, args.history, "prices.csv")
+    allocations = _path(args.allocations, args.history, "allocations")
+    prices = _path(args.prices, args.history, "prices")
     if allocations is None or prices is None:
         print("fairalloc review: give a history folder or --allocations and --prices",
               file=sys.stderr)
@@ -90,7 +95,7 @@ def handle(args: argparse.Namespace) -> int:
     config = ReviewConfig(
         allocations=allocations,
         prices=prices,
-        overrides=_path(args.overrides, args.history, "overrides.csv", optional=True),
+        overrides=_path(args.overrides, args.history, "overrides", optional=True),
         favoured=args.favoured,
         seed=args.seed,
         draws=args.draws,

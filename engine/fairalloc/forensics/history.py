@@ -1,7 +1,9 @@
 """Stage 1 of the forensic review: read and validate allocation history files.
 
 Reads ``allocations.csv``, ``prices.csv`` and the optional ``overrides.csv`` in the format of the
-allocation-history contract (``docs/forensics.md`` repeats it). Every value is checked column by
+allocation-history contract (``docs/forensics.md`` repeats it), or the same tables as Parquet
+files (``.parquet``: text, integer, DECIMAL, DATE and zoned TIMESTAMP columns, read in polars'
+streaming engine). Every value is checked column by
 column with vectorised expressions, so ten million rows validate in seconds.
 
 Contract on bad input:
@@ -209,37 +211,42 @@ def _field_counts(path: pathlib.Path) -> list[tuple[int, int]]:
 def _check_structure(path: pathlib.Path, width: int) -> None:
     """Every record has exactly ``width`` fields: short rows and extra fields are refused.
 
-    Fast path: when the file has no quote character, each line is one record and its fields are
-    its commas plus one (counted by polars over the raw lines). Otherwise the file is walked by
-    Python's ``csv`` module, which understands quoted separators and line breaks.
+    Fast path, streamed with bounded memory: when the file has no quote character, each line is
+    one record and its fields are its commas plus one (two lazy scans of the raw lines; only bad
+    lines are collected). Otherwise the file is walked by Python's ``csv`` module, which
+    understands quoted separators and line breaks.
     """
-    lines = pl.read_csv(path, has_header=False, separator="\x1f", quote_char=None,
+    lines = pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None,
                         schema={"line": pl.String}, truncate_ragged_lines=True,
-                        n_rows=MAX_ROWS + 2, encoding="utf8")["line"]
-    if lines.len() > MAX_ROWS + 1:
+                        encoding="utf8").with_row_index("number", offset=1)
+    quoted, count = lines.select(
+        pl.col("line").str.contains('"', literal=True).any(), pl.len()
+    ).collect(engine="streaming").row(0)
+    if count > MAX_ROWS + 1:
         raise InputError(_malformed(path, "forensics.too_many_rows",
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
                                     hint="split the history by year"))
-    if bool(lines.str.contains('"', literal=True).any()):
+    if quoted:
         counts = _field_counts(path)
     else:
-        fields = (lines.str.count_matches(",", literal=True) + 1).to_numpy()
-        numbers = np.arange(1, fields.size + 1)
-        keep = (lines.str.len_bytes() > 0).to_numpy() & (numbers > 1)
-        counts = list(zip(numbers[keep].tolist(), fields[keep].tolist(), strict=True))
+        fields = pl.col("line").str.count_matches(",", literal=True) + 1
+        bad = (lines.filter((pl.col("number") > 1) & pl.col("line").is_not_null() & (fields != width))
+               .select("number", fields.alias("fields")).head(LISTED_STRUCTURE)
+               .collect(engine="streaming"))
+        counts = list(zip(bad["number"].to_list(), bad["fields"].to_list(), strict=True))
     problems = []
-    for line, count in counts:
-        if count == width:
+    for line, fields_in_row in counts:
+        if fields_in_row == width:
             continue
-        if count < width:
+        if fields_in_row < width:
             problems.append(_malformed(
                 path, "forensics.short_row",
-                f"the row has {count} fields, the header {width}", line, count + 1,
-                "every row needs a field for every column (an empty one is fine)"))
+                f"the row has {fields_in_row} fields, the header {width}", line,
+                fields_in_row + 1, "every row needs a field for every column (an empty one is fine)"))
         else:
             problems.append(_malformed(
                 path, "forensics.extra_field",
-                f"the row has {count} fields, the header {width}", line, width + 1,
+                f"the row has {fields_in_row} fields, the header {width}", line, width + 1,
                 "quote fields that contain a comma"))
         if len(problems) >= LISTED_STRUCTURE:
             break
@@ -261,9 +268,62 @@ def _check_field_sizes(path: pathlib.Path, frame: pl.DataFrame) -> None:
                 "check that this is the right file and its quoting is balanced"))
 
 
+def is_parquet(path: pathlib.Path) -> bool:
+    """Parquet files are recognised by their suffix; everything else is read as CSV."""
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _text_column(path: pathlib.Path, name: str, column: int, dtype: pl.DataType) -> pl.Expr:
+    """A Parquet column as the text the CSV contract defines; binary floats and timestamps
+    without a zone are refused (they cannot carry an exact decimal or an offset)."""
+    col = pl.col(name)
+    if dtype == pl.String:
+        return col
+    if dtype.is_float():
+        raise InputError(_malformed(
+            path, "forensics.float_column",
+            f"column {name!r} holds binary floats, which cannot carry an exact decimal", None,
+            column, "store decimals as Parquet DECIMAL or as text"))
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            raise InputError(_malformed(
+                path, "forensics.bad_timestamp",
+                f"column {name!r} holds timestamps without a time zone", None, column,
+                "store timestamps with their zone (UTC is fine)"))
+        return col.dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z")
+    if dtype == pl.Date:
+        return col.dt.to_string("%Y-%m-%d")
+    if dtype.is_integer() or isinstance(dtype, pl.Decimal):
+        return col.cast(pl.String)
+    if dtype == pl.Boolean:
+        return pl.when(col).then(pl.lit("true")).when(~col).then(pl.lit("false"))
+    raise InputError(_malformed(path, "forensics.bad_column_type",
+                                f"column {name!r} has the unsupported Parquet type {dtype}",
+                                None, column, "use text, integers, DECIMAL, DATE or TIMESTAMP"))
+
+
+def _read_parquet(path: pathlib.Path) -> pl.DataFrame:
+    """A Parquet file's columns as text, converted in polars' streaming engine."""
+    try:
+        lazy = pl.scan_parquet(path)
+        schema = lazy.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(_malformed(path, "forensics.malformed_parquet",
+                                    f"not a readable Parquet file: {first}", None)) from None
+    exprs = [_text_column(path, name, i, dtype).alias(name)
+             for i, (name, dtype) in enumerate(schema.items(), start=1)]
+    count = lazy.select(pl.len()).collect().item()
+    if count > MAX_ROWS:
+        raise InputError(_malformed(path, "forensics.too_many_rows",
+                                    f"more than {MAX_ROWS:,} rows", MAX_ROWS + 1))
+    return lazy.select(exprs).collect(engine="streaming")
+
+
 def _read_text_csv(path: pathlib.Path, need_rows: bool = True) -> pl.DataFrame:
     """Read every column as text after checking the file's structure; map unreadable and
-    malformed files onto the error contract."""
+    malformed files onto the error contract. Parquet files (by suffix) are read the same way,
+    their typed columns turned into the contract's text; their "line" is the 1-based row."""
     try:
         with path.open("rb") as handle:
             empty = handle.read(1) == b""
@@ -279,6 +339,8 @@ def _read_text_csv(path: pathlib.Path, need_rows: bool = True) -> pl.DataFrame:
     if empty:
         raise InputError(_malformed(path, "forensics.empty_file", "the file is empty",
                                     hint="export the file with its header row"))
+    if is_parquet(path):
+        return _checked(path, _read_parquet(path), need_rows, 1)
     header = _header(path)
     try:
         _check_structure(path, len(header))
@@ -293,9 +355,13 @@ def _read_text_csv(path: pathlib.Path, need_rows: bool = True) -> pl.DataFrame:
                 "export UTF-8 CSV with a header row and quoted fields where needed",
             )
         ) from None
+    return _checked(path, frame, need_rows, 2)
+
+
+def _checked(path: pathlib.Path, frame: pl.DataFrame, need_rows: bool, first_line: int) -> pl.DataFrame:
     if need_rows and frame.height == 0:
         raise InputError(_malformed(path, "forensics.no_rows", "the file has a header but no rows",
-                                    2, None, "export the history with its data rows"))
+                                    first_line, None, "export the history with its data rows"))
     _check_field_sizes(path, frame)
     return frame
 
@@ -317,7 +383,10 @@ def _check_header(frame: pl.DataFrame, path: pathlib.Path, required: Iterable[st
 
 
 def _record_lines(path: pathlib.Path, records: list[int]) -> dict[int, int]:
-    """Line number of each wanted 0-based data record, counting quoted line breaks correctly."""
+    """Line number of each wanted 0-based data record, counting quoted line breaks correctly
+    (for Parquet: the 1-based row number)."""
+    if is_parquet(path):
+        return {r: r + 1 for r in records}
     wanted = set(records)
     last = max(wanted)
     lines: dict[int, int] = {}

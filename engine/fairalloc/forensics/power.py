@@ -109,10 +109,10 @@ def print_bars(years: int, draws: int, alpha: float) -> None:
     print(f"fair round-lot firm-years, each-account scan: flagged {_rate(scan, lambda r: r.flagged)}")
     half = study(half_steering_spec, PERFORMANCE_FAVOURED, 4_000)
     print(f"half of the partly filled orders steered: within-order test p < {alpha} on partly "
-          f"filled orders {_rate(half, lambda r: r.p['returns.favoured.partial'] < alpha)}")
+          f"filled orders {_rate(half, lambda r: r.p.get('returns.favoured.partial', 1.0) < alpha)}")
     source = study(scenario_spec, PERFORMANCE_FAVOURED, 5_000)
     print(f"source document's scenario: p < {alpha} "
-          f"{_rate(source, lambda r: r.p['returns.favoured.partial'] < alpha)}")
+          f"{_rate(source, lambda r: r.p.get('returns.favoured.partial', 1.0) < alpha)}")
     innocent = study(innocent_spec, PROPRIETARY, 6_000)
     print("innocent proprietary account (employee favoured): a return or intent finding "
           "flagged " + _rate(innocent, lambda r: any(i.startswith(("returns.", "intent."))
@@ -132,7 +132,8 @@ def power_table(sizes: list[int], rates: list[float], years: int, draws: int,
             cherry = CherryPicker(rate=rate) if rate > 0 else None
             results = [review_year(replace(base, seed=10_000 + y, cherry=cherry), draws, alpha)
                        for y in range(years)]
-            row.append(float(np.mean([r.p["returns.favoured.partial"] < alpha for r in results])))
+            row.append(float(np.mean([r.p.get("returns.favoured.partial", 1.0) < alpha
+                                            for r in results])))
             print(f"partly filled orders={orders} rate={rate}: {row[-1]:.2f}", flush=True)
         table[orders] = row
     return table
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print_bars(args.years, args.draws, args.alpha)
         return 0
     sizes = [10, 25, 50, 100]
-    rates = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
+    rates = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
     start, cpu = time.perf_counter(), time.process_time()
     table = power_table(sizes, rates, args.years, args.draws, args.alpha)
     chart = charts.power_curve(rates, {f"{n} partly filled orders": table[n] for n in sizes},
