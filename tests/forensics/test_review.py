@@ -110,3 +110,13 @@ def test_fair_simulations_yield_no_statistical_flags(seed: int, lots: bool) -> N
     result = review_year(spec, draws=500, favoured="attr.employee" if lots else PERFORMANCE_FAVOURED)
     assert not result.flagged, result.flagged_ids
     assert result.status == "clean"
+
+
+def test_no_closing_price_at_all_is_not_a_clean_bill(tmp_path: pathlib.Path) -> None:
+    simulate(FirmSpec(seed=4, orders=60), tmp_path)
+    (tmp_path / "prices.csv").write_text("symbol,date,close\nNOPE,2025-01-02,1.00\n")
+    review = run(_config(tmp_path, favoured=PERFORMANCE_FAVOURED, draws=200))
+    assert review.exit_code == 8
+    untested = {f.id for f in review.findings if not f.tested}
+    assert "returns.favoured.all" in untested
+    assert not any(f.flagged for f in review.findings)

@@ -85,7 +85,7 @@ EXPLAIN = {
     ),
     "rotation": (
         "Rotation. In a partly filled order an account leads when it received more than its "
-        "exact pro-rata share by at least the order's lot and the clearly highest fill, so "
+        "exact pro-rata share by at least the order's lot and the order's highest fill ratio, so "
         "rounding a round-lot split is never a lead. With equal turns each participant of a led "
         "order is equally likely to lead; the number of leads is then Poisson-binomial and its "
         "exact tail is the p-value, with false-discovery-rate control across accounts."
