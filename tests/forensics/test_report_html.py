@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 import shutil
@@ -66,8 +67,8 @@ def test_long_tables_say_how_many_they_show(review: Review) -> None:
 def test_demo_writes_report_and_findings(tmp_path: pathlib.Path) -> None:
     path = fairalloc.forensics.demo(tmp_path)
     assert path == tmp_path / "report.html" and path.exists()
-    text = (tmp_path / "findings.json").read_text()
-    assert '"flagged": true' in text
+    doc = json.loads((tmp_path / "findings.json").read_text())
+    assert doc["verdict"]["status"] == "flagged" and doc["verdict"]["exit_code"] == 1
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -39,8 +39,12 @@ Bool = npt.NDArray[np.bool_]
 STAGES = ("read history", "first-day returns", "return tests", "intent", "timing", "rotation",
           "overrides")
 NOT_PROOF = "a statistical pattern, not proof of intent"
-#: Re-allocations drawn for the chance band of the cumulative-advantage chart.
+#: Re-allocations drawn for the chance band of the cumulative-advantage chart, and the share of
+#: the work budget the band may spend (it is a picture, not a test).
 CHART_DRAWS = 1000
+CHART_BUDGET_SHARE = 10
+#: Points of the allocated-against-fair scatter (a deterministic sample of the rows).
+SCATTER_POINTS = 2000
 #: Findings reported from an each-account scan (all tests are in the analysis table).
 SCAN_FINDINGS = 5
 
@@ -646,7 +650,8 @@ def _return_charts(
     unique_days, day_index = np.unique(days, return_inverse=True)
     observed = np.bincount(day_index, weights=np.where(in_group, inputs.value, 0.0),
                            minlength=unique_days.size)
-    draws = min(CHART_DRAWS, config.work_budget // max(inputs.rows.size, 1))
+    draws = min(CHART_DRAWS,
+                config.work_budget // CHART_BUDGET_SHARE // max(inputs.rows.size, 1))
     chart_rng = np.random.default_rng([config.seed, 1])
     paths = within_order_paths(inputs.value, inputs.order, in_group, day_index.astype(np.int64),
                                unique_days.size, draws, chart_rng)
@@ -669,7 +674,7 @@ def _intent(
                               "order_quantity and order_filled columns"}
         return []
     table = intent.deviation_table(allocations, first, favoured_rows, has, fair)
-    sample = np.flatnonzero(has)[:: max(1, int(has.sum()) // 5000)]
+    sample = np.flatnonzero(has)[:: max(1, int(has.sum()) // SCATTER_POINTS)]
     charts.fair = fair[sample]
     charts.allocated = allocations.quantity[sample].astype(np.float64)
     charts.fair_favoured = favoured_rows[sample]

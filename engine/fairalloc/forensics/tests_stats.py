@@ -187,8 +187,7 @@ def within_order_test(
         done = 0
         while done < made:
             size = min(chunk, made - done)
-            perm = np.argsort(rng.random((size, g, n)), axis=2)
-            permuted = np.take_along_axis(np.broadcast_to(vals, (size, g, n)), perm, axis=2)
+            permuted = rng.permuted(np.broadcast_to(vals, (size, g, n)), axis=2)
             flat = permuted.reshape(size, g * n)[:, wanted]
             index = (np.arange(size)[:, None] * n_labels + flat_labels[wanted][None, :]).ravel()
             totals[done:done + size] += np.bincount(
@@ -234,8 +233,7 @@ def within_order_paths(
             if n == 1:
                 sums = np.broadcast_to((vals * fav).sum(axis=1), (size, g))
             else:
-                perm = np.argsort(rng.random((size, g, n)), axis=2)
-                permuted = np.take_along_axis(np.broadcast_to(vals, (size, g, n)), perm, axis=2)
+                permuted = rng.permuted(np.broadcast_to(vals, (size, g, n)), axis=2)
                 sums = (permuted * fav[None]).sum(axis=2)
             index = (np.arange(size)[:, None] * columns + cols[None, :]).ravel()
             out[done:done + size] += np.bincount(

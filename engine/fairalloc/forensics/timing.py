@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from fairalloc.forensics.history import Allocations, Overrides
 
@@ -90,29 +91,38 @@ def judge(recorded: I64, days: npt.NDArray[np.int32], market: Market) -> tuple[I
     return severity, close, deadline, recorded - deadline
 
 
-def _stamp(micros: int, tz: ZoneInfo) -> str:
-    instant = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
-    return instant.astimezone(tz).isoformat()
+def _stamps(micros: I64, tz: ZoneInfo) -> list[str]:
+    """ISO 8601 texts with the market's offset, vectorised (polars)."""
+    series = (pl.Series(micros, dtype=pl.Int64).cast(pl.Datetime("us"))
+              .dt.replace_time_zone("UTC").dt.convert_time_zone(str(tz))
+              .dt.to_string("%Y-%m-%dT%H:%M:%S%:z"))
+    return [str(v) for v in series.to_list()]
+
+
+def _entries(kind: str, rows: I64, severity: I8, recorded: I64, close: I64, deadline: I64,
+             market: Market, names: Callable[[I64], tuple[list[str], list[str], list[str]]],
+             ) -> list[dict[str, object]]:
+    """The listed records, built column by column."""
+    if rows.size == 0:
+        return []
+    order_ids, accounts, people = names(rows)
+    frame = pl.DataFrame({
+        "kind": [kind] * rows.size, "order_id": order_ids, "account": accounts, "by": people,
+        "recorded_at": _stamps(recorded[rows], market.tz),
+        "deadline": _stamps(deadline[rows], market.tz),
+        "minutes_after_close": np.round((recorded[rows] - close[rows]) / 60 / _MICROS, 1),
+        "minutes_after_deadline": np.round((recorded[rows] - deadline[rows]) / 60 / _MICROS, 1),
+        "severity": np.array(SEVERITIES, dtype=object)[severity[rows]].tolist(),
+    })
+    return frame.to_dicts()
 
 
 def _listing(
     kind: str, severity: I8, recorded: I64, close: I64, deadline: I64, market: Market,
-    name: Callable[[int], tuple[str, str, str]],
+    names: Callable[[I64], tuple[list[str], list[str], list[str]]],
 ) -> dict[str, object]:
     """Counts per severity, every record after the deadline, the first records within policy."""
     counts = {label: int((severity == code).sum()) for code, label in enumerate(SEVERITIES)}
-
-    def entry(row: int) -> dict[str, object]:
-        order_id, account, by = name(row)
-        return {
-            "kind": kind, "order_id": order_id, "account": account, "by": by,
-            "recorded_at": _stamp(int(recorded[row]), market.tz),
-            "deadline": _stamp(int(deadline[row]), market.tz),
-            "minutes_after_close": round(int(recorded[row] - close[row]) / 60 / _MICROS, 1),
-            "minutes_after_deadline": round(int(recorded[row] - deadline[row]) / 60 / _MICROS, 1),
-            "severity": SEVERITIES[int(severity[row])],
-        }
-
     after = np.flatnonzero(severity >= WITHIN_GRACE)
     late_first = after[np.lexsort((after, -(recorded[after] - deadline[after]),
                                    -severity[after]))]
@@ -120,11 +130,13 @@ def _listing(
     within = within[np.lexsort((within, -(recorded[within] - close[within])))]
     return {
         "counts": counts,
-        "after_deadline": [entry(int(i)) for i in late_first],
+        "after_deadline": _entries(kind, late_first, severity, recorded, close, deadline, market,
+                                   names),
         "after_close_within_policy": {
             "count": int(within.size),
             "shown": min(int(within.size), LISTED),
-            "listed": [entry(int(i)) for i in within[:LISTED]],
+            "listed": _entries(kind, within[:LISTED], severity, recorded, close, deadline,
+                               market, names),
         },
     }
 
@@ -145,16 +157,17 @@ def allocation_timing(
     severity, close, deadline, _ = judge(allocations.allocated_at, allocations.trade_day, market)
     severity[(severity == LATE) & memo_after_close[allocations.order]] = LATE_WITH_MEMO
 
-    def name(row: int) -> tuple[str, str, str]:
-        person = int(allocations.allocated_by[row])
-        return (
-            allocations.order_ids[allocations.order[row]],
-            allocations.accounts[allocations.account[row]],
-            allocations.people[person] if person >= 0 else "(not recorded)",
-        )
+    order_ids = np.array(allocations.order_ids, dtype=object)
+    accounts = np.array(allocations.accounts, dtype=object)
+    people = np.array(["(not recorded)", *allocations.people], dtype=object)
+
+    def names(rows: I64) -> tuple[list[str], list[str], list[str]]:
+        return (order_ids[allocations.order[rows]].tolist(),
+                accounts[allocations.account[rows]].tolist(),
+                people[allocations.allocated_by[rows] + 1].tolist())
 
     listing = _listing("allocation", severity, allocations.allocated_at, close, deadline,
-                       market, name)
+                       market, names)
     late = severity >= LATE
     counts = np.bincount(allocations.allocated_by[late] + 1, minlength=len(allocations.people) + 1)
     labels = ["(not recorded)", *allocations.people]
@@ -183,15 +196,16 @@ def override_timing(
     memo_after_close = np.zeros(orders, dtype=np.bool_)
     memo_after_close[overrides.order[known & (severity >= AFTER_CLOSE)]] = True
 
-    def name(row: int) -> tuple[str, str, str]:
-        o, a = int(overrides.order[row]), int(overrides.account[row])
-        return (
-            allocations.order_ids[o] if o >= 0 else "(unknown order)",
-            allocations.accounts[a] if a >= 0 else "(unknown account)",
-            overrides.recorded_by[row],
-        )
+    order_ids = np.array([*allocations.order_ids, "(unknown order)"], dtype=object)
+    accounts = np.array([*allocations.accounts, "(unknown account)"], dtype=object)
+    people = np.array(overrides.recorded_by, dtype=object)
 
-    listing = _listing("override", severity, overrides.recorded_at, close, deadline, market, name)
+    def names(rows: I64) -> tuple[list[str], list[str], list[str]]:
+        # Code -1 (unknown) indexes the last name, the "(unknown …)" placeholder.
+        return (order_ids[overrides.order[rows]].tolist(),
+                accounts[overrides.account[rows]].tolist(), people[rows].tolist())
+
+    listing = _listing("override", severity, overrides.recorded_at, close, deadline, market, names)
     listing["late_by_person"] = _by_person(overrides.recorded_by, severity)
     listing["unmatched_records"] = int((~known).sum())
     return listing, severity, memo_after_close
