@@ -30,6 +30,7 @@ class ExitCode(enum.IntEnum):
     REFUSED = 5  # input is well-formed but a control refuses it (pre-trade, timing, coverage)
     LEDGER = 6  # the ledger refused a write or is unreachable
     IO = 7  # a file could not be read or written
+    NOT_TESTED = 8  # review: a test could not run, so the result is no clean bill
     MISSING_EXTRA = 69  # the command needs an optional extra that is not installed (sysexits EX_UNAVAILABLE)
     INTERNAL = 70  # a defect in fairalloc itself
 
