@@ -29,12 +29,14 @@ class ExitCode(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """Where a problem is: a position in a text file, a JSON pointer into a document, or both."""
+    """Where a problem is: a position in a text file, a JSON pointer into a document, or both;
+    ``tag`` names the FIX field of a FIX message (its line and column are the field's)."""
 
     file: str | None = None
     line: int | None = None
     column: int | None = None
     pointer: str | None = None
+    tag: int | None = None
 
     def __str__(self) -> str:
         parts: list[str] = []
@@ -47,6 +49,8 @@ class Location:
         text = ":".join(parts)
         if self.pointer is not None:
             text = f"{text}#{self.pointer}" if text else f"#{self.pointer}"
+        if self.tag is not None:
+            text = f"{text} (tag {self.tag})" if text else f"tag {self.tag}"
         return text
 
 
@@ -77,6 +81,7 @@ class Diagnostic:
             "line": loc.line,
             "column": loc.column,
             "pointer": loc.pointer,
+            "tag": loc.tag,
         }
 
 
