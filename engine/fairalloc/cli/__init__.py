@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "fmt": "format policy files canonically",
     "test": "run policy tests, with rule coverage",
     "diff": "semantic diff of two policy versions, with impact on recorded trades",
+    "fix": "FIX 4.4: allocate orders and executions, send AllocationInstructions",
 }
 _GLOBAL_WITH_VALUE = ("--error-format",)
 
