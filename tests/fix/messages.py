@@ -22,13 +22,15 @@ examples/us-equity-pro-rata.trade.json."""
 
 
 def build(msg_type: str, body: Pairs, *, seq: int = 1, sending_time: str = "20260302-14:30:00",
-          sender: str = "ALPHA-OMS", target: str = "BROKER") -> bytes:
+          sender: str = "ALPHA-OMS", target: str = "BROKER", sub_id: str | None = None) -> bytes:
     """One message, framed by simplefix (BodyLength and CheckSum computed by the library)."""
     message = simplefix.FixMessage()
     message.append_pair(8, "FIX.4.4", header=True)
     message.append_pair(35, msg_type, header=True)
     message.append_pair(49, sender, header=True)
     message.append_pair(56, target, header=True)
+    if sub_id is not None:
+        message.append_pair(50, sub_id, header=True)  # SenderSubID
     message.append_pair(34, str(seq), header=True)
     message.append_pair(52, sending_time, header=True)
     for tag, value in body:
@@ -42,12 +44,12 @@ def new_order(cl_ord_id: str = "XYZ-BLOCK-1", accounts: Sequence[tuple[str, str]
               seq: int = 1, extra: Pairs = ()) -> bytes:
     """A 35=D with its pre-trade allocation in NoAllocs (OrderQty: the intended total by default)."""
     total = quantity or str(sum(int(q) for _, q in accounts))
-    body: list[tuple[int, str]] = [(11, cl_ord_id), (50, "pm.alpha"), (75, "20260302"), (78, str(len(accounts)))]
+    body: list[tuple[int, str]] = [(11, cl_ord_id), (75, "20260302"), (78, str(len(accounts)))]
     for account, intended in accounts:
         body += [(79, account), (80, intended)]
     body += [(21, "1"), (55, symbol), (167, "CS"), (54, "1"), (60, transact_time), (38, total), (40, "1"),
              *extra]
-    return build("D", body, seq=seq, sending_time=transact_time)
+    return build("D", body, seq=seq, sending_time=transact_time, sub_id="pm.alpha")
 
 
 def execution(exec_id: str, exec_type: str, *, cl_ord_id: str = "XYZ-BLOCK-1", last_qty: str = "0",

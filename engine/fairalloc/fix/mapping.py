@@ -298,7 +298,7 @@ class Book:
         entries = message.body.group(78)
         if not entries:
             raise _problem("fix-missing-tag", "a 35=D carries its pre-trade allocation in NoAllocs 78 (at least "
-                           "one AllocAccount 79 with AllocQty 80)", message.where(78 if message.get(78) else 11))
+                           "one AllocAccount 79 with AllocQty 80)", message.where(78))
         accounts: list[dict[str, Any]] = []
         seen: set[str] = set()
         total = Decimal(0)
