@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from fairalloc import load_policy
 from fairalloc.cli import main
+from fairalloc.fix import allocate_messages, read_messages
+from fairalloc.fix.codec import parse_message
 
-from ..conftest import POLICIES
+from ..conftest import POLICIES, ROOT
 from .conftest import assert_valid, simplefix_pairs
 from .messages import (
     ACCOUNTS,
@@ -172,3 +178,46 @@ def test_conservation_stays_in_the_engine(tmp_path: Path, capsys: pytest.Capture
     assert_valid(greedy)
     status, error = refused(tmp_path, capsys, [greedy])
     assert (status, *located(error)) == (5, "fix-allocation-exceeds-order", 1, 78)
+
+
+_ACCOUNT = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=10)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(accounts=st.lists(st.tuples(_ACCOUNT, st.integers(1, 500).map(lambda lots: str(lots * 100))),
+                         min_size=1, max_size=20, unique_by=lambda pair: pair[0]),
+       fills=st.lists(st.tuples(st.integers(1, 200), st.integers(9000, 11000)), min_size=1, max_size=4),
+       bust=st.booleans())
+def test_every_instruction_written_is_valid_and_reads_back(accounts: list[tuple[str, str]],
+                                                           fills: list[tuple[int, int]], bust: bool) -> None:
+    total = sum(int(q) for _, q in accounts)
+    messages = [new_order(accounts=accounts)]
+    cum = 0
+    for index, (lots, cents) in enumerate(fills):
+        quantity = min(lots * 100, total - cum)
+        if quantity <= 0:
+            break
+        cum += quantity
+        messages.append(execution(f"F-{index}", "F", last_qty=str(quantity), last_px=f"{cents / 100:.2f}",
+                                  cum_qty=str(cum), avg_px="100", leaves_qty=str(total - cum), seq=index + 2))
+    if bust and len(messages) > 2:
+        messages.append(execution("B-1", "H", ref="F-0", seq=99))
+    policy = load_policy(EQUITY)
+    read = read_messages(lines(messages), "in.fix")
+    (instruction,) = allocate_messages(policy, read, file="in.fix")
+    assert_valid(instruction.message)
+    again = parse_message(instruction.message)
+    assert again.msg_type == "J" and again.get(70) == instruction.alloc_id
+    entries = again.body.group(78)
+    assert sum(Decimal(e.get(80) or "0") for e in entries) == Decimal(again.get(53) or "")
+    assert {e.get(79) for e in entries} <= {account for account, _ in accounts}
+
+
+def test_the_docs_show_what_the_command_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = (ROOT / "docs" / "fix.md").read_text()
+    status, (message,), _ = allocate(tmp_path, capsys, worked_example())
+    assert status == 0 and message.replace(b"\x01", b"|").decode() in docs
+    monkeypatch.chdir(ROOT)
+    main(["fix", "allocate", "--policy", EQUITY, "--messages", "examples/fix/bad-checksum.fix"])
+    assert capsys.readouterr().err.strip() in docs
