@@ -10,9 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fairalloc import load_policy
+from fairalloc import allocate as engine_allocate
+from fairalloc import load_policy, load_trade
 from fairalloc.cli import main
-from fairalloc.fix import allocate_messages, read_messages
+from fairalloc.fix import Book, allocate_messages, read_messages
+from fairalloc.fix.mapping import allocation_instruction
 from fairalloc.fix.codec import parse_message
 
 from ..conftest import POLICIES, ROOT
@@ -221,3 +223,20 @@ def test_the_docs_show_what_the_command_prints(tmp_path: Path, capsys: pytest.Ca
     monkeypatch.chdir(ROOT)
     main(["fix", "allocate", "--policy", EQUITY, "--messages", "examples/fix/bad-checksum.fix"])
     assert capsys.readouterr().err.strip() in docs
+
+
+def test_a_replacement_names_the_instruction_it_replaces() -> None:
+    policy = load_policy(EQUITY)
+    first_book = Book()
+    first_book.read(read_messages(lines(worked_example()), "in.fix"))
+    order = first_book.orders["XYZ-BLOCK-1"]
+    first = engine_allocate(policy, load_trade(first_book.trade_document("XYZ-BLOCK-1"))).document()
+    sent = allocation_instruction(order, first, seq=1)
+    book = Book()
+    book.read(read_messages(lines([*worked_example(), bust_of_second_fill()]), "in.fix"))
+    after = engine_allocate(policy, load_trade(book.trade_document("XYZ-BLOCK-1"))).document()
+    replace = allocation_instruction(book.orders["XYZ-BLOCK-1"], after, seq=2, trans_type="1",
+                                     ref_alloc_id=sent.alloc_id)
+    assert_valid(replace.message)
+    assert (field(replace.message, 71), field(replace.message, 72)) == ("1", sent.alloc_id)
+    assert replace.alloc_id != sent.alloc_id and field(replace.message, 53) == "18000"

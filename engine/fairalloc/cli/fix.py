@@ -21,6 +21,8 @@ def _sending_time(text: str) -> dt.datetime:
 
 
 def register(sub: Any) -> None:
+    from fairalloc.cli._ledger import add_ledger_option
+
     parser: argparse.ArgumentParser = sub.add_parser(
         "fix", help="FIX 4.4: allocate orders and executions, send AllocationInstructions",
         description="Read FIX 4.4 messages (35=D with NoAllocs, 35=8 executions); write 35=J.")
@@ -33,6 +35,16 @@ def register(sub: Any) -> None:
     allocate.add_argument("--policy", required=True, metavar="FILE", help="policy YAML file")
     _common(allocate)
     allocate.set_defaults(handler=_allocate)
+
+    record = commands.add_parser(
+        "record", help="record a FIX messages file through the ledger's workflow; print the 35=J sent",
+        description="Record each 35=D (statement, then entry: the hard stop), 35=8 (fills) and 35=P/35=AS "
+                    "(acknowledgements) in the ledger, allocate the orders with fills, and print the "
+                    "AllocationInstructions (35=J) sent. The actor is the operating-system user.")
+    add_ledger_option(record)
+    record.add_argument("--policy", metavar="ID", help="policy id (needed if several are published)")
+    _common(record)
+    record.set_defaults(handler=_record)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -57,4 +69,25 @@ def _allocate(args: argparse.Namespace) -> int:
     instructions = allocate_messages(policy, messages, file=args.messages, accounts=accounts,
                                      sending_time=args.sending_time)
     write_output("".join(i.message.decode() + "\n" for i in instructions), args.output)
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    import sys
+
+    from fairalloc.cli._io import write_output
+    from fairalloc.cli._ledger import open_ledger
+    from fairalloc.fix import load_accounts
+    from fairalloc.fix.codec import read_file, read_messages
+    from fairalloc.fix.record import record_messages
+
+    accounts = load_accounts(args.accounts) if args.accounts else None
+    messages = read_messages(read_file(args.messages), args.messages)
+    with open_ledger(args) as ledger:
+        recorded = record_messages(ledger, messages, accounts=accounts, policy_id=args.policy,
+                                   sending_time=args.sending_time)
+    for ack in recorded.acks:
+        print(f"35={ack.message.msg_type} for {ack.alloc_id}: {ack.outcome}"
+              + (" (alert raised for the CCO)" if ack.rejected else ""), file=sys.stderr)
+    write_output("".join(i.message.decode() + "\n" for i in recorded.instructions), args.output)
     return 0

@@ -229,6 +229,10 @@ class Book:
         self.acks: list[Ack] = []
         self._owner: dict[str, tuple[str, str]] = {}  # any ExecID seen -> (ClOrdID, trade's ExecID or "")
 
+    def known(self, cl_ord_id: str, exec_id: str) -> None:
+        """Register a trade of ``cl_ord_id`` reported before these messages (a recorded fill)."""
+        self._owner[exec_id] = (cl_ord_id, exec_id)
+
     def read(self, messages: Iterable[Message], limit: int = 50) -> None:
         problems: list[MessageProblem] = []
         for message in messages:
