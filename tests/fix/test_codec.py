@@ -130,3 +130,12 @@ def test_reader_agrees_with_simplefix_on_every_example_message() -> None:
         assert {tag: read.get(tag) for tag in once} == once
         assert [(e.get(79), e.get(80)) for e in read.body.group(78)] == [
             (v, pairs[i + 1][1]) for i, (t, v) in enumerate(pairs) if t == 79]
+
+
+def test_values_are_utf8_text() -> None:
+    fine = reframed("D", [(11, "O"), (58, "café")])
+    assert parse_message(fine).get(58) == "café"
+    broken = fine.replace("café".encode(), b"caf\xe9\xe9")  # same length: Latin-1, not UTF-8
+    body_end = broken.rindex(b"10=")
+    broken = broken[:body_end] + b"10=" + checksum(broken[:body_end]).encode() + b"\x01"
+    assert refusal(broken)[0] == "fix-encoding"

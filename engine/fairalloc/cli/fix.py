@@ -21,8 +21,6 @@ def _sending_time(text: str) -> dt.datetime:
 
 
 def register(sub: Any) -> None:
-    from fairalloc.cli._ledger import add_ledger_option
-
     parser: argparse.ArgumentParser = sub.add_parser(
         "fix", help="FIX 4.4: allocate orders and executions, send AllocationInstructions",
         description="Read FIX 4.4 messages (35=D with NoAllocs, 35=8 executions); write 35=J.")
@@ -41,7 +39,11 @@ def register(sub: Any) -> None:
         description="Record each 35=D (statement, then entry: the hard stop), 35=8 (fills) and 35=P/35=AS "
                     "(acknowledgements) in the ledger, allocate the orders with fills, and print the "
                     "AllocationInstructions (35=J) sent. The actor is the operating-system user.")
-    add_ledger_option(record)
+    # the option as the ledger's commands word it, without importing the ledger's database layer,
+    # which `fix allocate` does not use
+    record.add_argument("--ledger", metavar="URL", default=None,
+                        help="ledger database: a file path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+                             "(default: $FAIRALLOC_LEDGER, else fairalloc-ledger.db)")
     record.add_argument("--policy", metavar="ID", help="policy id (needed if several are published)")
     _common(record)
     record.set_defaults(handler=_record)

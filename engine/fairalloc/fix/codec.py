@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from fairalloc.errors import Diagnostic, FileAccessError, InputError, Location
 
@@ -84,8 +84,7 @@ GROUPS: dict[str, dict[int, GroupSpec]] = {
 Another message type is read with the header's groups only."""
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     tag: int
     value: str
     column: int  # 1-based byte offset of the field in its line
@@ -132,14 +131,13 @@ def checksum(data: bytes) -> str:
 
 def encode(msg_type: str, header: list[tuple[int, str]], body: list[tuple[int, str]]) -> bytes:
     """A complete message: BeginString, BodyLength, MsgType, ``header``, ``body``, CheckSum."""
-    parts = [f"35={msg_type}".encode()]
-    for tag, value in (*header, *body):
+    pairs = (*header, *body)
+    for tag, value in pairs:
         if not value or "\x01" in value or "\n" in value:
             raise ValueError(f"tag {tag}: a FIX value is non-empty and has no SOH or newline: {value!r}")
-        parts.append(f"{tag}={value}".encode())
-    content = SOH.join(parts) + SOH
-    framed = f"8={BEGIN_STRING}".encode() + SOH + f"9={len(content)}".encode() + SOH + content
-    return framed + f"10={checksum(framed)}".encode() + SOH
+    content = "\x01".join([f"35={msg_type}", *[f"{tag}={value}" for tag, value in pairs], ""]).encode()
+    framed = f"8={BEGIN_STRING}\x019={len(content)}\x01".encode() + content
+    return framed + f"10={checksum(framed)}\x01".encode()
 
 
 _TRAILER = re.compile(rb"\x0110=([0-9]{3})\x01\Z")
@@ -237,26 +235,30 @@ def parse_message(line: bytes, file: str = "<fix>", number: int = 1) -> Message:
     return Message(msg_type, Entry(top, body.groups), file, number, bytes(line))
 
 
-_FIELD = re.compile(rb"([1-9][0-9]{0,8})=([^\x01]+)\Z")
+_FIELD = re.compile(r"([1-9][0-9]{0,8})=([^\x01]+)\x01")
 
 
 def _split(line: bytes, start: int, end: int, refuse: _RefuseFn) -> list[Field]:
+    """The fields between ``start`` and ``end`` (which ends with a delimiter), in one pass.
+    Columns count bytes (the same as characters in ASCII, which FIX values almost always are)."""
+    try:
+        text = line[:end].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise refuse("fix-encoding", "a field's value is not UTF-8 text", None, error.start + 1) from None
     fields: list[Field] = []
     position = start
-    for raw in line[start:end - 1].split(SOH):
-        match = _FIELD.match(raw)
-        if match is None:
-            tag_text = raw.partition(b"=")[0]
-            tag = int(tag_text) if tag_text.isdigit() and len(tag_text) < 10 else None
-            raise refuse("fix-field-syntax", f"not a tag=value field: {raw[:40]!r}", tag, position + 1,
-                         "a field is a positive tag, '=', and a non-empty value")
-        try:
-            value = match.group(2).decode("utf-8")
-        except UnicodeDecodeError:
-            raise refuse("fix-encoding", "a field's value is not UTF-8 text", int(match.group(1)),
-                         position + 1) from None
-        fields.append(Field(int(match.group(1)), value, position + 1))
-        position += len(raw) + 1
+    for match in _FIELD.finditer(text, start):
+        if match.start() != position:
+            break
+        tag, value = match.groups()
+        fields.append(Field(int(tag), value, position + 1))
+        position = match.end()
+    if position != len(text):
+        raw = text[position:text.find("\x01", position)]
+        tag_text = raw.partition("=")[0]
+        found = int(tag_text) if tag_text.isdigit() and len(tag_text) < 10 else None
+        raise refuse("fix-field-syntax", f"not a tag=value field: {raw[:40]!r}", found, position + 1,
+                     "a field is a positive tag, '=', and a non-empty value")
     return fields
 
 
