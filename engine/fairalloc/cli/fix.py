@@ -48,6 +48,17 @@ def register(sub: Any) -> None:
     _common(record)
     record.set_defaults(handler=_record)
 
+    serve = commands.add_parser(
+        "serve", help="accept FIX sessions (QuickFIX); send a 35=J for each completed order",
+        description="Run a FIX 4.4 acceptor configured by a QuickFIX settings file: receive 35=D and 35=8, "
+                    "send a 35=J when an order completes (LeavesQty 0) and a replacement when it changes. "
+                    "Needs the 'fix' extra (quickfix). Stops on SIGINT or SIGTERM.")
+    serve.add_argument("--settings", required=True, metavar="FILE", help="QuickFIX session settings file")
+    serve.add_argument("--policy", required=True, metavar="FILE", help="policy YAML file")
+    serve.add_argument("--accounts", metavar="FILE",
+                       help="JSON object of account id to attributes; every AllocAccount must be in it")
+    serve.set_defaults(handler=_serve)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", required=True, metavar="FILE",
@@ -92,4 +103,40 @@ def _record(args: argparse.Namespace) -> int:
         print(f"35={ack.message.msg_type} for {ack.alloc_id}: {ack.outcome}"
               + (" (alert raised for the CCO)" if ack.rejected else ""), file=sys.stderr)
     write_output("".join(i.message.decode() + "\n" for i in recorded.instructions), args.output)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+    import threading
+
+    from fairalloc import load_policy
+    from fairalloc.errors import Diagnostic, FileAccessError, Location
+    from fairalloc.fix import load_accounts
+
+    policy = load_policy(args.policy)
+    accounts = load_accounts(args.accounts) if args.accounts else None
+    try:
+        from fairalloc.fix.session import Acceptor
+    except ImportError:
+        raise FileAccessError(Diagnostic("fix-engine-missing", "fix serve needs QuickFIX",
+                                         hint="install the extra: pip install 'fairalloc[fix]'")) from None
+    import quickfix
+
+    try:
+        acceptor = Acceptor(args.settings, policy, accounts)
+    except quickfix.ConfigError as error:
+        raise FileAccessError(Diagnostic("fix-settings", f"QuickFIX settings: {error}",
+                                         Location(args.settings))) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    acceptor.start()
+    print("fairalloc fix serve: accepting sessions", file=sys.stderr, flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        acceptor.stop()
     return 0
