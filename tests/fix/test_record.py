@@ -116,10 +116,18 @@ def test_acknowledgements_recorded_and_a_reject_alerts_the_cco(tmp_path: Path, c
     assert_valid(rejected)
     status, _, err = record(tmp_path, capsys, ledger_url, [rejected], name="reject.fix")
     assert status == 0 and "alert raised" in err
+    # a sell-side AllocationReport (35=AS) carrying the status is recorded the same way
+    report = build("AS", [(755, "R-1"), (70, identifier), (71, "0"), (794, "3"), (87, "0"), (857, "1"),
+                          (54, "1"), (55, "XYZ"), (53, "30000"), (6, "100"), (75, field(sent, 75))],
+                   sender="BROKER", target="ALPHA-OMS", seq=12, sending_time=now)
+    assert_valid(report)
+    status, _, err = record(tmp_path, capsys, ledger_url, [report], name="report.fix")
+    assert status == 0 and "35=AS" in err and "accepted" in err
     with Ledger(ledger_url) as ledger:
         acks = [e.data() for e in ledger_events(ledger, "fix.ack_received")]
-        assert [(a["outcome"], a["alloc_id"]) for a in acks] == [("accepted", identifier),
-                                                                 ("account-level-reject", identifier)]
+        assert [(a["outcome"], a["msg_type"]) for a in acks] == [
+            ("accepted", "P"), ("account-level-reject", "P"), ("accepted", "AS")]
+        assert {a["alloc_id"] for a in acks} == {identifier}
         assert acks[1]["accounts"] == [{"account": "CLIENT-C", "reject_code": "0", "text": None}]
         (alert,) = [a.data() for a in workflow.alerts(ledger) if a.data()["alert"] == "allocation-rejected"]
         assert alert["for"] == "cco" and identifier in alert["message"]

@@ -343,6 +343,7 @@ class Book:
             raise _problem("fix-order-mismatch", f"tag {tag} of this 35=8 differs from order {cl_ord_id}'s 35=D",
                            message.where(tag))
         exec_type = _required(message, 150)
+        moment = timestamp(message, 60) if message.get(60) is not None else None
         if exec_type == "F":
             fill = self._trade(message, exec_id)
             order.executions[exec_id] = fill
@@ -364,8 +365,8 @@ class Book:
         else:
             self._owner[exec_id] = (cl_ord_id, "")
         order.broker_order_id = message.get(37)
-        if message.get(60) is not None:
-            order.latest = max(order.latest, timestamp(message, 60))
+        if moment is not None:
+            order.latest = max(order.latest, moment)
 
     def _trade(self, message: Message, exec_id: str) -> Execution:
         return Execution(exec_id, exec_id, quantity(message, 32, positive=True), price(message, 31),

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
