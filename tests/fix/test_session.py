@@ -83,7 +83,9 @@ class Oms(quickfix.Application):  # type: ignore[misc]
                 continue
             if kind == want and (msg_type is None or dict(simplefix_pairs(raw))[35] == msg_type):
                 return raw
-        raise AssertionError(f"no {want} {msg_type or ''} within {TIMEOUT} s")
+        logs = sorted(self.acceptor_log.glob("*.log")) if self.acceptor_log else []
+        seen = "\n".join(f"{log.name}:\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
+        raise AssertionError(f"no {want} {msg_type or ''} within {TIMEOUT} s; the acceptor's logs:\n{seen}")
 
     def send(self, message: bytes) -> None:
         dictionary = quickfix.DataDictionary(str(DICTIONARY))
@@ -94,7 +96,7 @@ class Oms(quickfix.Application):  # type: ignore[misc]
 def oms(tmp_path: Path) -> Iterator[Oms]:
     port = free_port()
     acceptor = subprocess.Popen(
-        [sys.executable, "-m", "fairalloc", "fix", "serve", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"),
+        [sys.executable, "-X", "faulthandler", "-m", "fairalloc", "fix", "serve", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"),
          "--accounts", str(EXAMPLES / "accounts.json"),
          "--settings", str(settings(tmp_path, "acceptor", port, "FAIRALLOC", "ALPHA-OMS"))],
         stderr=subprocess.PIPE, text=True)
@@ -114,7 +116,8 @@ def oms(tmp_path: Path) -> Iterator[Oms]:
             initiator.stop()
     finally:
         acceptor.send_signal(signal.SIGTERM)
-        assert acceptor.wait(timeout=TIMEOUT) == 0
+        status = acceptor.wait(timeout=TIMEOUT)
+        assert status == 0, acceptor.stderr.read() if acceptor.stderr else ""
 
 
 def fields(raw: bytes) -> dict[int, str]:

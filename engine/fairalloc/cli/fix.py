@@ -130,13 +130,22 @@ def _serve(args: argparse.Namespace) -> int:
         raise FileAccessError(Diagnostic("fix-settings", f"QuickFIX settings: {error}",
                                          Location(args.settings))) from None
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    acceptor.start()
-    print("fairalloc fix serve: accepting sessions", file=sys.stderr, flush=True)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    # QuickFIX's threads must not take the stop signals (a socket thread interrupted by one left
+    # the acceptor crashing as it stopped): they start with both blocked, and only this thread
+    # waits for them
+    stopping = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        acceptor.start()
+    except quickfix.RuntimeError as error:
+        raise FileAccessError(Diagnostic("fix-session-start", f"cannot accept sessions: {error}",
+                                         Location(args.settings))) from None
     finally:
-        acceptor.stop()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
+    print("fairalloc fix serve: accepting sessions", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
+    acceptor.stop()
     return 0

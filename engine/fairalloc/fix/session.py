@@ -133,17 +133,23 @@ def _business_reject(message: quickfix.Message, refusal: Diagnostic) -> quickfix
 
 
 class Acceptor:
-    """A QuickFIX socket acceptor running an :class:`Allocator` with the given settings file."""
+    """A QuickFIX socket acceptor running an :class:`Allocator` with the given settings file.
+
+    The threaded acceptor (a thread per session): the single-threaded one crashed the process
+    when it was stopped while a session was still closing."""
 
     def __init__(self, settings: str, policy: Policy, accounts: dict[str, dict[str, Any]] | None) -> None:
         self.allocator = Allocator(policy, accounts)
         self.application = _Application(self.allocator)
         self.settings = quickfix.SessionSettings(settings)
-        self.acceptor = quickfix.SocketAcceptor(self.application, quickfix.FileStoreFactory(self.settings),
-                                                self.settings, quickfix.FileLogFactory(self.settings))
+        # QuickFIX keeps references to the factories, not ownership: they must outlive the acceptor
+        self.store = quickfix.FileStoreFactory(self.settings)
+        self.log = quickfix.FileLogFactory(self.settings)
+        self.acceptor = quickfix.ThreadedSocketAcceptor(self.application, self.store, self.settings, self.log)
 
     def start(self) -> None:
         self.acceptor.start()
 
     def stop(self) -> None:
+        """Log out and stop the session threads."""
         self.acceptor.stop()
