@@ -88,6 +88,9 @@ def _allocate(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     import sys
 
+    from fairalloc.cli._extras import require_extras
+
+    require_extras("'fairalloc fix record'", "ledger")
     from fairalloc.cli._io import write_output
     from fairalloc.cli._ledger import open_ledger
     from fairalloc.fix import load_accounts
@@ -111,18 +114,18 @@ def _serve(args: argparse.Namespace) -> int:
     import sys
     import threading
 
+    from fairalloc.cli._extras import require_extras
+
+    require_extras("'fairalloc fix serve'", "fix")
+    import quickfix
+
     from fairalloc import load_policy
     from fairalloc.errors import Diagnostic, FileAccessError, Location
     from fairalloc.fix import load_accounts
+    from fairalloc.fix.session import Acceptor
 
     policy = load_policy(args.policy)
     accounts = load_accounts(args.accounts) if args.accounts else None
-    try:
-        from fairalloc.fix.session import Acceptor
-    except ImportError:
-        raise FileAccessError(Diagnostic("fix-engine-missing", "fix serve needs QuickFIX",
-                                         hint="install the extra: pip install 'fairalloc[fix]'")) from None
-    import quickfix
 
     try:
         acceptor = Acceptor(args.settings, policy, accounts)

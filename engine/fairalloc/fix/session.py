@@ -26,7 +26,7 @@ from typing import Any
 
 import quickfix
 
-from fairalloc.allocate import allocate
+from fairalloc import allocate
 from fairalloc.errors import Diagnostic, FairallocError, InputError
 from fairalloc.fix.codec import read_messages
 from fairalloc.fix.mapping import Book, MessageProblem, allocation_instruction
