@@ -240,3 +240,16 @@ def test_a_replacement_names_the_instruction_it_replaces() -> None:
     assert_valid(replace.message)
     assert (field(replace.message, 71), field(replace.message, 72)) == ("1", sent.alloc_id)
     assert replace.alloc_id != sent.alloc_id and field(replace.message, 53) == "18000"
+
+
+def test_a_correction_can_itself_be_corrected_or_busted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = execution("F-2-C", "G", ref="F-2", last_qty="2000", last_px="100", cum_qty="20000", avg_px="99.96",
+                      leaves_qty="30000", seq=4)
+    second = execution("F-2-C2", "G", ref="F-2-C", last_qty="6000", last_px="100", cum_qty="24000",
+                       avg_px="99.96", leaves_qty="26000", seq=5)
+    status, (message,), _ = allocate(tmp_path, capsys, [*worked_example(), first, second])
+    assert status == 0 and field(message, 53) == "24000"
+    assert [e["ExecID"] for e in assert_valid(message)["NoExecs"]] == ["F-1", "F-2-C2"]
+    bust = execution("F-2-B", "H", ref="F-2-C", seq=5)
+    status, (message,), _ = allocate(tmp_path, capsys, [*worked_example(), first, bust])
+    assert status == 0 and field(message, 53) == "18000"

@@ -143,8 +143,8 @@ def fix_time(moment: dt.datetime) -> str:
 class Execution:
     """An execution of an order as it stands: its trade, as corrected, or busted."""
 
-    exec_id: str  # the trade's own ExecID (150=F): the fill's id in the trade document
-    current_id: str  # the ExecID of its latest version (the trade, or its last correction)
+    exec_id: str  # the trade's own ExecID (150=F): its key in the order's executions
+    current_id: str  # the ExecID of its latest version (the trade, or its last correction): the fill's id
     quantity: int | str
     price: str
     executed_at: dt.datetime
@@ -152,7 +152,7 @@ class Execution:
     busted: bool = False
 
     def fill(self) -> dict[str, Any]:
-        document: dict[str, Any] = {"id": self.exec_id, "quantity": self.quantity, "price": self.price,
+        document: dict[str, Any] = {"id": self.current_id, "quantity": self.quantity, "price": self.price,
                                     "executed_at": iso(self.executed_at)}
         if self.venue is not None:
             document["venue"] = self.venue
@@ -166,7 +166,8 @@ class FillEvent:
     kind: Literal["trade", "correct", "bust"]
     exec_id: str  # the ExecID of this report
     original: str  # the trade's ExecID it concerns
-    fill: dict[str, Any] | None  # the fill as it now stands (trade and correct)
+    refers: str  # the fill id in force that it changes (a correction's or bust's target as it stood)
+    fill: dict[str, Any] | None  # the fill as it now stands, under its new id (trade and correct)
     message: Message
 
 
@@ -348,19 +349,21 @@ class Book:
             fill = self._trade(message, exec_id)
             order.executions[exec_id] = fill
             self._owner[exec_id] = (cl_ord_id, exec_id)
-            order.events.append(FillEvent("trade", exec_id, exec_id, fill.fill(), message))
+            order.events.append(FillEvent("trade", exec_id, exec_id, exec_id, fill.fill(), message))
         elif exec_type in ("G", "H"):
             target = self._referenced(message, order)
+            in_force = target.current_id
             if exec_type == "G":
                 corrected = self._trade(message, exec_id)
                 target.quantity, target.price = corrected.quantity, corrected.price
                 if corrected.venue is not None:
                     target.venue = corrected.venue
                 target.current_id = exec_id
-                order.events.append(FillEvent("correct", exec_id, target.exec_id, target.fill(), message))
+                order.events.append(FillEvent("correct", exec_id, target.exec_id, in_force, target.fill(),
+                                              message))
             else:
                 target.busted = True
-                order.events.append(FillEvent("bust", exec_id, target.exec_id, None, message))
+                order.events.append(FillEvent("bust", exec_id, target.exec_id, in_force, None, message))
             self._owner[exec_id] = (cl_ord_id, target.exec_id)
         else:
             self._owner[exec_id] = (cl_ord_id, "")
