@@ -78,8 +78,7 @@ def record_messages(ledger: Ledger, messages: list[Message], *, accounts: dict[s
             orders[order.cl_ord_id] = order
     for ack in book.acks:
         _located(ack.message, lambda: _ack(ledger, who, ack))
-    instructions = [sent for order in orders.values() if order.live()
-                    for sent in [_send(ledger, who, order, sending_time)]]
+    instructions = [_send(ledger, who, order, sending_time) for order in orders.values() if order.live()]
     return Recorded(instructions, book.acks)
 
 
