@@ -56,6 +56,9 @@ _LEDGER = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
 _VERIFY = _Family(ExitCode.CHECK_FAILED, "ledger.md#tamper-evidence-fairalloc-ledger-verify")
 _EXTRA = _Family(ExitCode.MISSING_EXTRA, "cli.md#installation-and-extras")
 _EVAL_CONTEXT = _Family(ExitCode.INVALID_INPUT, "cli.md#fairalloc-eval-expr---context-file")
+_FIX_INPUT = _Family(ExitCode.INVALID_INPUT, "fix.md#error-codes")
+_FIX_REFUSAL = _Family(ExitCode.REFUSED, "fix.md#error-codes")
+_FIX_FILE = _Family(ExitCode.IO, "fix.md#error-codes")
 
 
 class Code(enum.StrEnum):
@@ -275,6 +278,36 @@ class Code(enum.StrEnum):
     CONTEXT_UNKNOWN_ROOT = "context-unknown-root", _EVAL_CONTEXT
     CONTEXT_UNKNOWN_FIELD = "context-unknown-field", _EVAL_CONTEXT
     CONTEXT_VALUE = "context-value", _EVAL_CONTEXT
+
+    FIX_FILE_TOO_LARGE = "fix-file-too-large", _FIX_INPUT
+    FIX_MESSAGE_TOO_LONG = "fix-message-too-long", _FIX_INPUT
+    FIX_BEGIN_STRING = "fix-begin-string", _FIX_INPUT
+    FIX_BODY_LENGTH = "fix-body-length", _FIX_INPUT
+    FIX_CHECKSUM_MISSING = "fix-checksum-missing", _FIX_INPUT
+    FIX_CHECKSUM = "fix-checksum", _FIX_INPUT
+    FIX_MSG_TYPE = "fix-msg-type", _FIX_INPUT
+    FIX_FIELD_SYNTAX = "fix-field-syntax", _FIX_INPUT
+    FIX_ENCODING = "fix-encoding", _FIX_INPUT
+    FIX_DUPLICATE_TAG = "fix-duplicate-tag", _FIX_INPUT
+    FIX_GROUP_COUNT = "fix-group-count", _FIX_INPUT
+    FIX_MISSING_TAG = "fix-missing-tag", _FIX_INPUT
+    FIX_BAD_VALUE = "fix-bad-value", _FIX_INPUT
+    FIX_UNSUPPORTED_MESSAGE = "fix-unsupported-message", _FIX_INPUT
+    FIX_UNSUPPORTED_VALUE = "fix-unsupported-value", _FIX_INPUT
+    FIX_DUPLICATE_ORDER = "fix-duplicate-order", _FIX_INPUT
+    FIX_DUPLICATE_ACCOUNT = "fix-duplicate-account", _FIX_INPUT
+    FIX_UNKNOWN_ACCOUNT = "fix-unknown-account", _FIX_INPUT
+    FIX_ACCOUNTS_TYPE = "fix-accounts-type", _FIX_INPUT
+    FIX_UNKNOWN_ORDER = "fix-unknown-order", _FIX_INPUT
+    FIX_ORDER_MISMATCH = "fix-order-mismatch", _FIX_INPUT
+    FIX_DUPLICATE_EXEC_ID = "fix-duplicate-exec-id", _FIX_INPUT
+    FIX_UNKNOWN_EXEC_REF = "fix-unknown-exec-ref", _FIX_INPUT
+    FIX_EXEC_REF_BUSTED = "fix-exec-ref-busted", _FIX_INPUT
+    FIX_UNKNOWN_ALLOC_ID = "fix-unknown-alloc-id", _FIX_INPUT
+    FIX_ALLOCATION_EXCEEDS_ORDER = "fix-allocation-exceeds-order", _FIX_REFUSAL
+    FIX_LIFECYCLE_NOT_RECORDED = "fix-lifecycle-not-recorded", _FIX_REFUSAL
+    FIX_SETTINGS = "fix-settings", _FIX_FILE
+    FIX_SESSION_START = "fix-session-start", _FIX_FILE
 
 
 @dataclass(frozen=True, slots=True)

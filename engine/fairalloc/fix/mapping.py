@@ -70,14 +70,14 @@ class MessageProblem(Exception):
         self.refused = refused
 
 
-def _problem(code: str, text: str, where: Location, hint: str | None = None, refused: bool = False) -> MessageProblem:
+def problem(code: str, text: str, where: Location, hint: str | None = None, refused: bool = False) -> MessageProblem:
     return MessageProblem(Diagnostic(code, text, where, hint), refused)
 
 
 def _required(message: Message, tag: int, entry: Entry | None = None) -> str:
     value = (entry or message.body).get(tag)
     if value is None:
-        raise _problem("fix-missing-tag", f"35={message.msg_type} lacks required tag {tag}", message.where(tag))
+        raise problem("fix-missing-tag", f"35={message.msg_type} lacks required tag {tag}", message.where(tag))
     return value
 
 
@@ -85,11 +85,11 @@ def quantity(message: Message, tag: int, entry: Entry | None = None, *, positive
     """A Qty field as the contract writes quantities: an int when whole, else a decimal string."""
     text = _required(message, tag, entry)
     if not _QTY.fullmatch(text):
-        raise _problem("fix-bad-value", f"tag {tag}={text!r} is not a quantity (digits, an optional fraction)",
+        raise problem("fix-bad-value", f"tag {tag}={text!r} is not a quantity (digits, an optional fraction)",
                        message.where(tag, entry))
     value = Decimal(text)
     if positive and value == 0:
-        raise _problem("fix-bad-value", f"tag {tag} must be above zero", message.where(tag, entry))
+        raise problem("fix-bad-value", f"tag {tag} must be above zero", message.where(tag, entry))
     return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
 
 
@@ -97,7 +97,7 @@ def price(message: Message, tag: int) -> str:
     """A Price field as the contract's decimal string (positive)."""
     text = _required(message, tag)
     if not _QTY.fullmatch(text) or Decimal(text) == 0:
-        raise _problem("fix-bad-value", f"tag {tag}={text!r} is not a positive price", message.where(tag))
+        raise problem("fix-bad-value", f"tag {tag}={text!r} is not a positive price", message.where(tag))
     return format(Decimal(text), "f")
 
 
@@ -113,7 +113,7 @@ def timestamp(message: Message, tag: int) -> dt.datetime:
         return dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
                            tzinfo=dt.timezone.utc)
     except ValueError:
-        raise _problem("fix-bad-value", f"tag {tag}={text!r} is not a UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss])",
+        raise problem("fix-bad-value", f"tag {tag}={text!r} is not a UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss])",
                        message.where(tag)) from None
 
 
@@ -125,7 +125,7 @@ def local_date(message: Message, tag: int) -> dt.date:
             raise ValueError(text)
         return dt.date(*map(int, match.groups()))
     except ValueError:
-        raise _problem("fix-bad-value", f"tag {tag}={text!r} is not a date (YYYYMMDD)", message.where(tag)) from None
+        raise problem("fix-bad-value", f"tag {tag}={text!r} is not a date (YYYYMMDD)", message.where(tag)) from None
 
 
 def iso(moment: dt.datetime) -> str:
@@ -255,7 +255,7 @@ class Book:
             return
         handler = {"D": self._order, "8": self._report, "P": self._ack, "AS": self._ack}.get(kind)
         if handler is None:
-            raise _problem("fix-unsupported-message", f"35={kind} is not a message this adapter maps",
+            raise problem("fix-unsupported-message", f"35={kind} is not a message this adapter maps",
                            message.where(35), "mapped: 35=D, 35=8, 35=P, 35=AS (session messages are skipped)")
         for tag in REQUIRED[kind]:
             _required(message, tag)
@@ -264,12 +264,12 @@ class Book:
     def _order(self, message: Message) -> None:
         cl_ord_id = _required(message, 11)
         if cl_ord_id in self.orders:
-            raise _problem("fix-duplicate-order", f"ClOrdID {cl_ord_id} was already used by the 35=D on line "
+            raise problem("fix-duplicate-order", f"ClOrdID {cl_ord_id} was already used by the 35=D on line "
                            f"{self.orders[cl_ord_id].message.line}", message.where(11))
         side_code = _required(message, 54)
         side = SIDES.get(side_code)
         if side is None:
-            raise _problem("fix-unsupported-value", f"Side 54={side_code} is not mapped",
+            raise problem("fix-unsupported-value", f"Side 54={side_code} is not mapped",
                            message.where(54), "mapped: 1 buy, 2 sell, 5 sell short, 6 sell short exempt")
         ordered = quantity(message, 38, positive=True)
         entered = timestamp(message, 60)
@@ -302,7 +302,7 @@ class Book:
     def _statement_accounts(self, message: Message, ordered: int | str) -> list[dict[str, Any]]:
         entries = message.body.group(78)
         if not entries:
-            raise _problem("fix-missing-tag", "a 35=D carries its pre-trade allocation in NoAllocs 78 (at least "
+            raise problem("fix-missing-tag", "a 35=D carries its pre-trade allocation in NoAllocs 78 (at least "
                            "one AllocAccount 79 with AllocQty 80)", message.where(78))
         accounts: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -310,11 +310,11 @@ class Book:
         for entry in entries:
             account = _required(message, 79, entry)
             if account in seen:
-                raise _problem("fix-duplicate-account", f"AllocAccount {account} appears twice in NoAllocs",
+                raise problem("fix-duplicate-account", f"AllocAccount {account} appears twice in NoAllocs",
                                message.where(79, entry))
             seen.add(account)
             if self.accounts is not None and account not in self.accounts:
-                raise _problem("fix-unknown-account", f"AllocAccount {account} is not in the accounts file",
+                raise problem("fix-unknown-account", f"AllocAccount {account} is not in the accounts file",
                                message.where(79, entry), "every account of a 35=D must be in the accounts file")
             intended = quantity(message, 80, entry)
             total += Decimal(intended)
@@ -323,7 +323,7 @@ class Book:
                 item["attributes"] = self.accounts[account]
             accounts.append(item)
         if total > Decimal(ordered):
-            raise _problem("fix-allocation-exceeds-order",
+            raise problem("fix-allocation-exceeds-order",
                            f"the NoAllocs entries intend {format(total.normalize(), 'f')} in all, more than "
                            f"OrderQty 38={ordered}", message.where(78),
                            "the pre-trade allocation cannot intend more than the order", refused=True)
@@ -333,15 +333,15 @@ class Book:
         cl_ord_id = _required(message, 11)
         order = self.orders.get(cl_ord_id)
         if order is None:
-            raise _problem("fix-unknown-order", f"35=8 for ClOrdID {cl_ord_id}, which no earlier 35=D entered",
+            raise problem("fix-unknown-order", f"35=8 for ClOrdID {cl_ord_id}, which no earlier 35=D entered",
                            message.where(11))
         exec_id = _required(message, 17)
         if exec_id in self._owner:
-            raise _problem("fix-duplicate-exec-id", f"ExecID {exec_id} was already reported", message.where(17),
+            raise problem("fix-duplicate-exec-id", f"ExecID {exec_id} was already reported", message.where(17),
                            "each execution report has its own ExecID")
         if message.get(55) != order.order["symbol"] or message.get(54) != order.side_code:
             tag = 55 if message.get(55) != order.order["symbol"] else 54
-            raise _problem("fix-order-mismatch", f"tag {tag} of this 35=8 differs from order {cl_ord_id}'s 35=D",
+            raise problem("fix-order-mismatch", f"tag {tag} of this 35=8 differs from order {cl_ord_id}'s 35=D",
                            message.where(tag))
         exec_type = _required(message, 150)
         moment = timestamp(message, 60) if message.get(60) is not None else None
@@ -379,12 +379,12 @@ class Book:
         reference = _required(message, 19)
         owner = self._owner.get(reference)
         if owner is None or owner[0] != order.cl_ord_id or not owner[1]:
-            raise _problem("fix-unknown-exec-ref", f"ExecRefID 19={reference} names no trade of order "
+            raise problem("fix-unknown-exec-ref", f"ExecRefID 19={reference} names no trade of order "
                            f"{order.cl_ord_id}", message.where(19),
                            "a correction (150=G) or bust (150=H) names an earlier execution's ExecID")
         target = order.executions[owner[1]]
         if target.busted:
-            raise _problem("fix-exec-ref-busted", f"execution {target.exec_id} is already busted",
+            raise problem("fix-exec-ref-busted", f"execution {target.exec_id} is already busted",
                            message.where(19))
         return target
 
