@@ -60,6 +60,9 @@ _CHECKPOINT_INPUT = _Family(ExitCode.INVALID_INPUT, "ledger.md#signed-checkpoint
 _CHECKPOINT_FILE = _Family(ExitCode.IO, "ledger.md#signed-checkpoints-and-proofs")
 _EXTRA = _Family(ExitCode.MISSING_EXTRA, "cli.md#installation-and-extras")
 _EVAL_CONTEXT = _Family(ExitCode.INVALID_INPUT, "cli.md#fairalloc-eval-expr---context-file")
+_FIX_INPUT = _Family(ExitCode.INVALID_INPUT, "fix.md#error-codes")
+_FIX_REFUSAL = _Family(ExitCode.REFUSED, "fix.md#error-codes")
+_FIX_FILE = _Family(ExitCode.IO, "fix.md#error-codes")
 
 
 class Code(enum.StrEnum):
@@ -330,15 +333,46 @@ class Code(enum.StrEnum):
     LEDGER_TRIGGER_UNEXPECTED = "ledger-trigger-unexpected", _VERIFY
     LEDGER_CONNECTED_AS_OWNER = "ledger-connected-as-owner", _VERIFY
 
+    FIX_FILE_TOO_LARGE = "fix-file-too-large", _FIX_INPUT
+    FIX_MESSAGE_TOO_LONG = "fix-message-too-long", _FIX_INPUT
+    FIX_BEGIN_STRING = "fix-begin-string", _FIX_INPUT
+    FIX_BODY_LENGTH = "fix-body-length", _FIX_INPUT
+    FIX_CHECKSUM_MISSING = "fix-checksum-missing", _FIX_INPUT
+    FIX_CHECKSUM = "fix-checksum", _FIX_INPUT
+    FIX_MSG_TYPE = "fix-msg-type", _FIX_INPUT
+    FIX_FIELD_SYNTAX = "fix-field-syntax", _FIX_INPUT
+    FIX_ENCODING = "fix-encoding", _FIX_INPUT
+    FIX_DUPLICATE_TAG = "fix-duplicate-tag", _FIX_INPUT
+    FIX_GROUP_COUNT = "fix-group-count", _FIX_INPUT
+    FIX_MISSING_TAG = "fix-missing-tag", _FIX_INPUT
+    FIX_BAD_VALUE = "fix-bad-value", _FIX_INPUT
+    FIX_UNSUPPORTED_MESSAGE = "fix-unsupported-message", _FIX_INPUT
+    FIX_UNSUPPORTED_VALUE = "fix-unsupported-value", _FIX_INPUT
+    FIX_DUPLICATE_ORDER = "fix-duplicate-order", _FIX_INPUT
+    FIX_DUPLICATE_ACCOUNT = "fix-duplicate-account", _FIX_INPUT
+    FIX_UNKNOWN_ACCOUNT = "fix-unknown-account", _FIX_INPUT
+    FIX_ACCOUNTS_TYPE = "fix-accounts-type", _FIX_INPUT
+    FIX_UNKNOWN_ORDER = "fix-unknown-order", _FIX_INPUT
+    FIX_ORDER_MISMATCH = "fix-order-mismatch", _FIX_INPUT
+    FIX_DUPLICATE_EXEC_ID = "fix-duplicate-exec-id", _FIX_INPUT
+    FIX_UNKNOWN_EXEC_REF = "fix-unknown-exec-ref", _FIX_INPUT
+    FIX_EXEC_REF_BUSTED = "fix-exec-ref-busted", _FIX_INPUT
+    FIX_UNKNOWN_ALLOC_ID = "fix-unknown-alloc-id", _FIX_INPUT
+    FIX_ALLOCATION_EXCEEDS_ORDER = "fix-allocation-exceeds-order", _FIX_REFUSAL
+    FIX_SETTINGS = "fix-settings", _FIX_FILE
+    FIX_SESSION_START = "fix-session-start", _FIX_FILE
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """Where a problem is: a position in a text file, a JSON pointer into a document, or both."""
+    """Where a problem is: a position in a text file, a JSON pointer into a document, or both;
+    ``tag`` names the FIX field of a FIX message (its line and column are the field's)."""
 
     file: str | None = None
     line: int | None = None
     column: int | None = None
     pointer: str | None = None
+    tag: int | None = None
 
     def __str__(self) -> str:
         parts: list[str] = []
@@ -351,6 +385,8 @@ class Location:
         text = ":".join(parts)
         if self.pointer is not None:
             text = f"{text}#{self.pointer}" if text else f"#{self.pointer}"
+        if self.tag is not None:
+            text = f"{text} (tag {self.tag})" if text else f"tag {self.tag}"
         return text
 
 
@@ -381,6 +417,7 @@ class Diagnostic:
             "line": loc.line,
             "column": loc.column,
             "pointer": loc.pointer,
+            "tag": loc.tag,
         }
 
 

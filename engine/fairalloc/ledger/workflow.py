@@ -83,6 +83,8 @@ KIND_ACTION: dict[str, str | None] = {
     "order.reallocated": "fill",
     "override.requested": "override",
     "override.reviewed": "review",
+    "fix.instruction_sent": "allocate",  # fairalloc.fix.record: the 35=J sent for an allocation
+    "fix.ack_received": "allocate",  # and the broker's 35=P / 35=AS answer to it
     "alert.raised": None,
 }
 """The step (a key of :data:`MAY`) each event kind records; None: raised by the step before it
