@@ -218,7 +218,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
         return [
             Diagnostic(
                 Code.SCHEMA_MINIMUM_KIND,
-                "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression'",
+                "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression' (and may add 'value')",
                 where,
                 "choose one way of stating the threshold",
             )
