@@ -84,6 +84,56 @@ def median_seconds(action: Callable[[], object], repeat: int,
     return statistics.median(times)
 
 
+TIERED_POLICY = BIG_POLICY.replace(
+    "    restricted: {type: boolean, default: false}\n",
+    "    restricted: {type: boolean, default: false}\n    tier: {type: number, default: 3}\n",
+).replace("method: pro_rata\n", "method: pro_rata\npro_rata:\n  priority: 'account.tier'\n")
+"""The benchmark's policy with priority tiers (``pro_rata.priority``): the issue's bar is this
+block within 1.5x of the plain block's time."""
+
+
+def tiered_document(accounts: int) -> dict[str, Any]:
+    """:func:`trade_document` with three tiers: every 10th account tier 1, every 3rd tier 2, the
+    rest tier 3 (default); the fill covers tier 1 and runs short in tier 2."""
+    document = trade_document(accounts)
+    for i, account in enumerate(document["statement"]["accounts"]):
+        if i % 10 == 0:
+            account["attributes"]["tier"] = 1
+        elif i % 3 == 0:
+            account["attributes"]["tier"] = 2
+    return document
+
+
+def tiers_against_plain(accounts: int = 100_000, rounds: int = 7) -> tuple[float, float, float, float]:
+    """Median CPU and wall seconds of the plain and the tiered block, measured in interleaved
+    rounds (plain, tiered, plain, ...) so that load on a shared machine falls on both alike:
+    (plain CPU, tiered CPU, plain wall, tiered wall)."""
+    plain_policy, tiered_policy = policy_from_text(BIG_POLICY), policy_from_text(TIERED_POLICY)
+    plain_document, tiered_document_ = trade_document(accounts), tiered_document(accounts)
+    assert tiered_policy.priority is not None
+    allocate(plain_policy, load_trade(plain_document))  # warm up both
+    allocate(tiered_policy, load_trade(tiered_document_))
+    times: dict[str, list[tuple[float, float]]] = {"plain": [], "tiered": []}
+    for _ in range(rounds):
+        for name, policy, document in (("plain", plain_policy, plain_document),
+                                       ("tiered", tiered_policy, tiered_document_)):
+            trade = load_trade(document)  # a fresh trade object: nothing is reused between runs
+            cpu, wall = time.process_time(), time.perf_counter()
+            allocate(policy, trade)
+            times[name].append((time.process_time() - cpu, time.perf_counter() - wall))
+    cpu_of = {name: statistics.median(t[0] for t in runs) for name, runs in times.items()}
+    wall_of = {name: statistics.median(t[1] for t in runs) for name, runs in times.items()}
+    return cpu_of["plain"], cpu_of["tiered"], wall_of["plain"], wall_of["tiered"]
+
+
+def tier_rows() -> list[tuple[str, str, str]]:
+    plain_cpu, tiered_cpu, plain_wall, tiered_wall = tiers_against_plain()
+    return [("1 block x 100,000 accounts with 3 priority tiers (library)",
+             f"{tiered_wall * 1000:.0f} ms (cpu {tiered_cpu * 1000:.0f} ms)", ""),
+            ("  tiered / plain, interleaved rounds",
+             f"{tiered_cpu / plain_cpu:.2f}x cpu, {tiered_wall / plain_wall:.2f}x wall", "<= 1.5x")]
+
+
 def run_cli(*args: str) -> tuple[float, float]:
     """Wall-clock and CPU (user + system) seconds of one whole ``fairalloc`` process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -120,6 +170,8 @@ def main() -> None:
     fresh = iter([load_trade(document) for _ in range(3)])
     seconds = median_seconds(lambda: allocate(policy, next(fresh)).document(explain=True), 3)
     rows.append(("  the same, with --explain for every account", f"{seconds * 1000:.0f} ms", ""))
+
+    rows.extend(tier_rows())
 
     small = [load_trade(trade_document(20, seed)) for seed in range(10_000)]
     start = time.perf_counter()
