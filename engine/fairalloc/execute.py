@@ -7,9 +7,11 @@ dependence on the order of accounts or fills in the input. It runs in this fixed
 1. controls — refuse trades the playbook forbids allocating (``fairalloc.controls``);
 2. governance — the policy must be in effect on the trade date and ``applies_to`` must hold;
 3. eligibility — ``exclude`` rules remove accounts; ``cap`` rules and the intended quantity cap them;
-4. rounds — the method allocates the filled quantity among the participating accounts; accounts
-   for which a ``zero`` rule fires or which fall below the minimum are denied and the method runs
-   again without them, until no account is denied (a fixed point: at most one round per account).
+4. rounds — the method allocates the filled quantity among the participating accounts (pro-rata:
+   tier by tier under ``pro_rata.priority``, the odd quantity set aside for ``odd_lots.recipient``,
+   :meth:`_Run.pro_rata`); accounts for which a ``zero`` rule fires or which fall below the
+   minimum are denied and the method runs again without them, until no account is denied (a
+   fixed point: at most one round per account).
    A round that would leave the remaining accounts unable to take the fill under their caps (for
    example, by denying all of them) is not applied, and the result says so in its notes;
 5. ``minimum.denied: rotation`` — below-minimum shares are handed on in rotation order instead;
