@@ -70,13 +70,13 @@ def _checkpoints(backend: str, url: str) -> None:
     """Checkpoint of CHECKPOINT_EVENTS events, then inclusion and consistency proofs against it."""
     _append(url, CHECKPOINT_EVENTS, 10_000)
     key = cp.SigningKey.generate("bench.example/ledger")
-    with Ledger(url) as ledger:
+    with Ledger(url, test_database=True) as ledger:
         signed: list[cp.Checkpoint] = []
         wall, cpu = _timed(lambda: signed.append(cp.take(ledger, key)[0]))
         print(f"{backend:<10} checkpoint {CHECKPOINT_EVENTS:,} events: {wall:.3f} s wall, "
               f"{cpu:.3f} s CPU (first; caches subtree hashes)")
         with ledger.write() as session:
-            session.append(*(NewEvent("fill.recorded", "trader.bench", {"n": n})
+            session.append(*(NewEvent("fill.recorded", ledger.actor(), {"n": n})
                              for n in range(NEXT_DAY)))
         wall, cpu = _timed(lambda: cp.take(ledger, key, signed[0]))
         print(f"{backend:<10} checkpoint {CHECKPOINT_EVENTS + NEXT_DAY:,} events: {wall:.3f} s "
