@@ -41,6 +41,7 @@ class Shares(Generic[S, U]):
     fills: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # price/time: fills taken
     tiers: dict[int, tuple[bool, str]] = field(default_factory=dict)  # tier -> (filled to caps, words)
     odd_lot: tuple[int, int] | None = None  # odd_lots.recipient: (position, units) it took
+    parts: list[Shares[S, U]] = field(default_factory=list)  # priority tiers: each tier's own shares
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ give the same document byte for byte; ``document(explain=True)["backend"]`` says
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -303,9 +304,8 @@ class _Run(Generic[S, U]):
                 left -= room
             else:
                 outcomes[tier] = (False, "received nothing: the tiers before it took the whole fill")
-        units = book.combine(parts)
-        steps = _joined(book, parts, participants, units)
-        shares: Shares[S, U] = Shares(units, participants, steps, tiers=outcomes)
+        # the tiers' apportionments are joined only for the explanation (details), on demand
+        shares: Shares[S, U] = Shares(book.combine(parts), participants, tiers=outcomes, parts=parts)
         return shares
 
     def records(self) -> RecordBook:
@@ -397,8 +397,9 @@ class _Run(Generic[S, U]):
         if freed:
             raise RefusedError(Diagnostic("unallocatable", "denied shares found no account with room in the rotation",
                                           Location(self.file, pointer="/fills")))
-        moved = Shares(units, members, shares.apportionment)
-        return cast("Shares[S, U]", moved), cast(S, keep)
+        # tiers and the odd lot are kept for the explanation
+        moved = dataclasses.replace(shares, units=cast(U, units), members=cast(S, members))
+        return moved, cast(S, keep)
 
     # -- the result ---------------------------------------------------------------------------
     def result(self, shares: Shares[S, U], plan: Schedule | None) -> Allocation:
@@ -472,10 +473,13 @@ class _Run(Generic[S, U]):
             ]
             members = book.positions(shares.members)
             units = book.allocated(shares.units)
+            apportionment = shares.apportionment
+            if apportionment is None and shares.parts:
+                apportionment = _joined(book, shares.parts, members, units)
             return states, Outcome(
                 {ids[k]: units[k] for k in members},
-                apportionment=shares.apportionment,
-                positions={ids[k]: i for i, k in enumerate(members)} if shares.apportionment else {},
+                apportionment=apportionment,
+                positions={ids[k]: i for i, k in enumerate(members)} if apportionment else {},
                 prices={ids[k]: price for k, price in shares.prices.items()},
                 fills={ids[k]: taken for k, taken in shares.fills.items()},
                 tiers=shares.tiers,
@@ -490,10 +494,8 @@ def _quantity(units: int, scale: int) -> str:
     return str(quantity_json(Fraction(units, scale)))
 
 
-def _joined(book: Book[S, U], parts: list[Shares[S, U]], members: S, combined: U) -> Apportionment:
-    """The tiers' apportionments as one, in ``members`` order (its steps built on first use)."""
-    units = book.allocated(combined)
-    positions = book.positions(members)
+def _joined(book: Book[S, U], parts: list[Shares[S, U]], positions: list[int], units: list[int]) -> Apportionment:
+    """The tiers' apportionments as one, in the order of ``positions`` (the members)."""
 
     def steps() -> list[Step]:
         table: dict[int, Step] = {}
