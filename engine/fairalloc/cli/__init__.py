@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "fmt": "format policy files canonically",
     "test": "run policy tests, with rule coverage",
     "diff": "semantic diff of two policy versions, with impact on recorded trades",
+    "serve": "serve allocation and the recorded workflow over HTTP",
 }
 _GLOBAL_WITH_VALUE = ("--error-format",)
 
