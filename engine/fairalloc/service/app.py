@@ -35,7 +35,7 @@ from fairalloc.service.auth import Principal, forbidden
 from fairalloc.service.body import member, parse_body, read_bytes
 from fairalloc.service.config import ServiceConfig
 from fairalloc.service.decisions import digest, now_text
-from fairalloc.service.idempotency import MAX_KEY_LENGTH, Stored, fingerprint
+from fairalloc.service.idempotency import MAX_KEY_LENGTH, Stored, fingerprint, scope_key
 from fairalloc.service.problems import PROBLEM_TYPE, Problem, problem
 from fairalloc.service.state import Service, service
 
@@ -93,7 +93,7 @@ async def idempotent(request: Request, svc: Service, principal: Principal, raw: 
         return problem_response(svc, problem(400, "idempotency-key-invalid",
                                              f"an Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable "
                                              "characters"), instance)
-    scoped = f"{principal.actor.name}\0{request.method}\0{instance}\0{key}"
+    scoped = scope_key(principal.actor.name, request.method, instance, key)
     request_print = fingerprint(request.url.query, raw)
     store = svc.idempotency
     try:

@@ -18,6 +18,7 @@ process died is taken over after ``stale_seconds``.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ MAX_KEY_LENGTH = 255
 _metadata = MetaData()
 _keys = Table(
     "fairalloc_idempotency", _metadata,
-    Column("key", String(800), primary_key=True),
+    Column("key", String(64), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("status", Integer, nullable=True),  # NULL while the first request runs
     Column("media_type", String(100), nullable=True),
@@ -53,7 +54,14 @@ class Stored:
 
 
 def fingerprint(query: str, body: bytes) -> str:
+    """What makes two requests "the same": their query string and body bytes."""
     return hashlib.sha256(query.encode("utf-8") + b"\0" + body).hexdigest()
+
+
+def scope_key(subject: str, method: str, path: str, key: str) -> str:
+    """The stored name of a caller's key: a digest of who, what and the key (fixed length, and
+    free of the NUL bytes PostgreSQL text cannot hold)."""
+    return hashlib.sha256(json.dumps([subject, method, path, key]).encode("utf-8")).hexdigest()
 
 
 class Store(Protocol):
