@@ -115,7 +115,9 @@ class MemoryStore:
 
     def release(self, key: str) -> None:
         with self._lock:
-            self._entries.pop(key, None)
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] is None:
+                del self._entries[key]
 
 
 class DatabaseStore:
