@@ -187,6 +187,9 @@ class Client:
     def revoke(self, user: str, role: str) -> Any:
         return self._json("DELETE", f"/v1/users/{user}/roles/{role}")
 
+    def seed_rotation(self, state: Mapping[str, Any]) -> Any:
+        return self._json("PUT", f"/v1/rotations/{state['group']}", body=_json_bytes(dict(state)))
+
     def head(self) -> Any:
         return self._json("GET", "/v1/ledger/head")
 

@@ -202,3 +202,18 @@ def test_readyz_checks_the_ledger(server: Server) -> None:
     assert ready["ready"] is True
     assert ready["checks"]["ledger"]["reachable"] is True
     assert ready["checks"]["ledger"]["schema"] == "0001"
+
+
+def test_a_cco_seeds_a_rotation_once_and_a_trader_cannot(users: dict[str, Client]) -> None:
+    state = json.loads((ROOT / "examples" / "fixed-income-rotation.state.json").read_text())
+    with pytest.raises(ServiceError) as caught:
+        users["trader.kim"].seed_rotation(state)
+    assert (caught.value.status, caught.value.code) == (403, "role-forbidden")
+    with pytest.raises(ServiceError) as caught:
+        users["cco.reyes"].request("PUT", "/v1/rotations/other-group", body=json.dumps(state).encode())
+    assert (caught.value.status, caught.value.code, caught.value.pointer) == (422, "rotation-group-mismatch", "/group")
+    seeded = users["cco.reyes"].seed_rotation(state)
+    assert seeded["event"]["actor"] == "cco.reyes"
+    with pytest.raises(ServiceError) as caught:
+        users["cco.reyes"].seed_rotation(state)
+    assert (caught.value.status, caught.value.code) == (409, "rotation-already-started")

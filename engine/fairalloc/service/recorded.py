@@ -17,6 +17,7 @@ Resources, as ``fairalloc order`` / ``policy`` / ``ledger`` / ``replay`` name th
     GET  /v1/policies[?id=ID]                 published versions
     GET  /v1/policies/{ref}                   one version's source and canonical form
     GET  /v1/users                            users and roles;  PUT/DELETE /v1/users/{u}/roles/{r}
+    PUT  /v1/rotations/{group}                where a rotation group starts (before its first order)
     GET  /v1/ledger/head, /v1/ledger/verify   the chain head; walk and check the chain
     GET  /v1/exports[?date=D]                 the examiner's record set, as a zip archive
 
@@ -43,7 +44,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fairalloc import load_trade, policy_from_text
+from fairalloc import RotationState, load_trade, policy_from_text
 from fairalloc.errors import Diagnostic, FairallocError, InputError, Location
 from fairalloc.ledger import workflow
 from fairalloc.ledger.chain import Event
@@ -69,7 +70,7 @@ router = APIRouter(prefix="/v1", tags=["recorded workflow"], responses=PROBLEM_R
 
 WRITERS = frozenset({"trader", "pm"})
 REVIEWERS = frozenset({"cco"})
-PUBLISHERS = frozenset({"cco", "admin"})
+PUBLISHERS = frozenset({"cco", "admin"})  # publish policies, seed rotations
 ADMINS = frozenset({"admin"})
 
 _QUANTITY = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
@@ -410,6 +411,29 @@ async def put_role(user: str, role: str, request: Request, svc: Service = Depend
 async def delete_role(user: str, role: str, request: Request, svc: Service = Depends(service),
                       principal: Principal = Depends(authenticated)) -> Response:
     return await _set_role(request, svc, principal, user, role, False)
+
+
+@router.put("/rotations/{group:path}", status_code=201,
+            summary="record where a rotation group starts, before its first allocation here (cco, admin)",
+            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["group", "position"]}}}}})
+async def put_rotation(group: str, request: Request, svc: Service = Depends(service),
+                       principal: Principal = Depends(authenticated)) -> Response:
+    allowed(principal, "seed a rotation", PUBLISHERS)
+    raw = await read_bytes(request, svc.config.limits)
+
+    async def run() -> Response:
+        try:
+            state = RotationState.from_json(parse_body(raw, svc.config.limits), "request")
+        except FairallocError as error:
+            raise Problem.of(error) from None
+        if state.group != group:
+            raise Problem.of(InputError(Diagnostic("rotation-group-mismatch", f"the state is for group "
+                                                   f"{state.group!r}, not {group!r}", Location(pointer="/group"))))
+        event = await _step(svc, "seed-rotation", workflow.seed_rotation, workflow_actor(principal.actor), state)
+        return json_response({"event": event_json(event)}, 201)
+
+    return await idempotent(request, svc, principal, raw, run)
 
 
 # --- the chain ---------------------------------------------------------------------------------
