@@ -17,24 +17,14 @@ from fairalloc.errors import Diagnostic, ExitCode, FairallocError, Location
 PROBLEM_TYPE = "application/problem+json"
 
 _STATUS_BY_CODE: dict[str, int] = {
+    # library codes whose HTTP meaning is narrower than their category's
     "json-syntax": 400,
-    "json-encoding": 400,
-    "request-too-large": 413,
-    "unsupported-media-type": 415,
-    "role-forbidden": 403,
     "role-required": 403,
     "review-by-requester": 403,
     "order-unknown": 404,
     "policy-not-published": 404,
-    "policy-unknown": 404,
-    "not-found": 404,
-    "method-not-allowed": 405,
-    "idempotency-key-reused": 409,
-    "idempotency-key-in-flight": 409,
     "ledger-unreachable": 503,
     "ledger-not-initialised": 503,
-    "ledger-not-configured": 503,
-    "ledger-timeout": 504,
 }
 
 _STATUS_BY_EXIT: dict[ExitCode, int] = {
