@@ -44,7 +44,8 @@ def reference_depth(value: Any) -> int:
 @given(json_values)
 @settings(max_examples=200)
 def test_depth_is_the_nesting_of_arrays_and_objects(value: Any) -> None:
-    assert depth(value) == reference_depth(value)
+    assert depth(json.dumps(value)) == reference_depth(value)
+    assert depth(json.dumps(value, ensure_ascii=False, indent=1)) == reference_depth(value)
 
 
 @given(json_values)
@@ -229,3 +230,24 @@ def test_a_line_that_cannot_be_written_is_counted(tmp_path: Path) -> None:
     written.close()
     assert json.loads((tmp_path / "d.jsonl").read_text()) == {"decision_id": "e", "quantity": 5}
     assert registry.get_sample_value("unwritten_total") == 1
+
+
+def test_a_remembered_token_still_expires(keys: Keys) -> None:
+    verifier = _verifier(keys, leeway_seconds=0)
+    token = keys.mint("oms", ["trader"], expires_in=1)
+    assert verifier.principal(f"Bearer {token}").roles == frozenset({"trader"})
+    assert verifier.principal(f"Bearer {token}").actor.name == "oms"
+    time.sleep(1.6)
+    with pytest.raises(Problem) as caught:
+        verifier.principal(f"Bearer {token}")
+    assert caught.value.code == "token-expired"
+
+
+def test_a_remembered_token_is_not_valid_before_its_nbf(keys: Keys) -> None:
+    verifier = _verifier(keys, leeway_seconds=0)
+    token = keys.mint("oms", ["trader"], not_before=1)
+    with pytest.raises(Problem) as caught:
+        verifier.principal(f"Bearer {token}")
+    assert caught.value.code == "token-not-yet-valid"
+    time.sleep(1.6)
+    assert verifier.principal(f"Bearer {token}").actor.name == "oms"

@@ -20,6 +20,7 @@ A missing or unacceptable token is a 401 problem with a ``WWW-Authenticate`` cha
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,31 @@ class Principal:
     roles: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token whose signature and claims were checked: only its times can change its verdict."""
+
+    principal: Principal
+    expires: float
+    not_before: float | None
+
+    def still_valid(self, now: float, leeway: int) -> bool:
+        return now < self.expires + leeway and (self.not_before is None or now >= self.not_before - leeway)
+
+
+_CACHED_TOKENS = 4096
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 class Verifier:
-    """Verifies bearer tokens for one issuer and audience against the keys of one JWKS file."""
+    """Verifies bearer tokens for one issuer and audience against the keys of one JWKS file.
+
+    A token already verified is remembered (at most 4,096 of them): the keys do not change while
+    the process runs, so only the token's times are checked again on its next use — a caller
+    sending one token for many requests pays for one signature check."""
 
     def __init__(self, jwks: Path, *, issuer: str, audience: str, service_identity: str,
                  roles_claim: str = "roles", role_map: dict[str, str] | None = None,
@@ -64,6 +88,7 @@ class Verifier:
         self.roles_claim = roles_claim
         self.role_map = {normalise(k): v for k, v in (role_map or {}).items()}
         self.leeway = leeway_seconds
+        self._verified: dict[str, _Verified] = {}
 
     def principal(self, authorization: str | None) -> Principal:
         """The caller named by an ``Authorization`` header, or a 401 problem saying why not."""
@@ -73,12 +98,20 @@ class Verifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("token-missing", "the Authorization header must be 'Bearer TOKEN'",
                                 challenge_error="invalid_request")
-        claims = self._claims(token.strip())
+        token = token.strip()
+        cached = self._verified.get(token)
+        if cached is not None and cached.still_valid(time.time(), self.leeway):
+            return cached.principal
+        claims = self._claims(token)
         try:
             actor = Actor.of(str(claims["sub"]), "token", service=self.service_identity)
         except NameProblem as error:
             raise _unauthorized("token-subject", f"the token's subject is not a name: {error}") from None
-        return Principal(actor, self._roles(claims.get(self.roles_claim)))
+        principal = Principal(actor, self._roles(claims.get(self.roles_claim)))
+        if len(self._verified) >= _CACHED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = _Verified(principal, float(claims["exp"]), _number(claims.get("nbf")))
+        return principal
 
     def _key(self, token: str) -> PyJWK:
         try:

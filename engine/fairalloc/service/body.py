@@ -5,11 +5,12 @@ size limit — a declared ``Content-Length`` above it is refused before anything
 must be UTF-8 and is parsed by :func:`fairalloc.trade.parse_json`: numbers with a fraction become
 :class:`~decimal.Decimal` (and are then refused where the contract wants strings), duplicate keys
 are refused with the CLI's code. Nesting deeper than the limit is refused (422, ``json-too-deep``)
-before any model sees the value, so no request can make validation recurse without bound.
+before the text is parsed, so no request can make the parser or validation recurse without bound.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -42,32 +43,33 @@ def parse_body(raw: bytes, limits: Limits) -> Any:
     except UnicodeDecodeError as error:
         raise problem(400, "json-encoding", f"the body is not UTF-8 (byte {error.start})",
                       hint="send JSON encoded as UTF-8") from None
+    if depth(text) > limits.max_depth:
+        raise _too_deep(limits)
     try:
-        value = parse_json(text, "request")
-    except RecursionError:
-        raise _too_deep(limits) from None
+        return parse_json(text, "request")
     except FairallocError as error:
         raise Problem.of(error) from None
-    if depth(value) > limits.max_depth:
-        raise _too_deep(limits)
-    return value
 
 
-def depth(value: Any) -> int:
-    """How deeply arrays and objects nest in ``value`` (a scalar is 0), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a string literal, escapes included
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text (a scalar is 0), read before parsing.
+
+    String literals are cut out first (brackets inside them do not nest), then the brackets are
+    counted; both passes are regular expressions, so a large body costs little and a deep one
+    never reaches the parser's recursion. Malformed text is measured as well as it can be and
+    left to the parser to refuse."""
+    deepest = level = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            level += 1
+            if level > deepest:
+                deepest = level
         else:
-            continue
-        level += 1
-        deepest = max(deepest, level)
-        stack.extend((child, level) for child in children if isinstance(child, (dict, list)))
+            level -= 1
     return deepest
 
 

@@ -40,6 +40,11 @@ class DecisionLog:
         if target not in (None, "-"):
             self._fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether lines are written at all (``--decision-log`` given)."""
+        return self.target is not None
+
     def write(self, entry: dict[str, Any]) -> None:
         """Write one line; count it as unwritten if that fails."""
         if self.target is None:

@@ -125,7 +125,7 @@ class Service:
             raise Problem.of(error) from None
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
     """The dependency that gives a route its application's :class:`Service`."""
     found: Service = request.app.state.service
     return found
