@@ -217,3 +217,30 @@ def test_a_cco_seeds_a_rotation_once_and_a_trader_cannot(users: dict[str, Client
     with pytest.raises(ServiceError) as caught:
         users["cco.reyes"].seed_rotation(state)
     assert (caught.value.status, caught.value.code) == (409, "rotation-already-started")
+
+
+def test_a_ledger_call_that_waits_too_long_is_504(keys: Keys, tmp_path: Path, serve: Any) -> None:
+    """Another session holds SQLite's write lock; the step waits past --ledger-timeout."""
+    import sqlite3
+
+    path = tmp_path / "locked.db"
+    assert fairalloc("ledger", "init", "--admin", ADMIN, "--ledger", str(path)).returncode == 0
+    server = serve("--ledger", str(path), "--ledger-timeout", "1")
+    admin = server.client(keys.mint(ADMIN, ["admin"]))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServiceError) as caught:
+            admin.grant("pm.late", "pm")
+        assert (caught.value.status, caught.value.code) == (504, "ledger-timeout")
+        assert time.monotonic() - started < 30
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert server.client().readyz()["ready"] is True
+    # as the problem says, the step may still have been recorded: it was waiting, not refused
+    deadline = time.monotonic() + 30
+    while admin.users().get("pm.late") != ["pm"]:
+        assert time.monotonic() < deadline, "the waiting step never completed"
+        time.sleep(0.2)

@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -112,18 +113,29 @@ async def idempotent(request: Request, svc: Service, principal: Principal, raw: 
     except BaseException:
         await _store_call(svc, store.release, scoped)
         raise
-    if response.status_code >= 500:
-        await _store_call(svc, store.release, scoped)
-    else:
-        answer = Stored(response.status_code, response.media_type or "application/json", bytes(response.body))
-        await _store_call(svc, store.finish, scoped, answer)
+    try:
+        if response.status_code >= 500:
+            await _store_call(svc, store.release, scoped)
+        else:
+            answer = Stored(response.status_code, response.media_type or "application/json", bytes(response.body))
+            await _store_call(svc, store.finish, scoped, answer)
+    except Problem as refusal:
+        # The step was answered; only keeping its answer failed. The caller gets the answer, and
+        # a retry finds the key still reserved (409 in flight) until the reservation goes stale.
+        log.warning("could not keep the answer of an Idempotency-Key: %s", refusal)
     return response
 
 
 async def _store_call(svc: Service, function: Callable[..., Any], *args: Any) -> Any:
+    """An idempotency store call: inline in memory, else a ledger call (timed out, and a database
+    that cannot be reached answered 503 ``ledger-unreachable``)."""
     if svc.ledger is None:
         return function(*args)
-    return await svc.ledger_call("idempotency", function, *args)
+    try:
+        return await svc.ledger_call("idempotency", function, *args)
+    except SQLAlchemyError as error:
+        raise problem(503, "ledger-unreachable", f"the ledger's database could not keep an "
+                      f"Idempotency-Key: {type(error).__name__}", exit_code=ExitCode.LEDGER) from None
 
 
 # --- the stateless engine ----------------------------------------------------------------------
