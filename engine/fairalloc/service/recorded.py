@@ -50,6 +50,7 @@ from fairalloc.ledger import workflow
 from fairalloc.ledger.chain import Event
 from fairalloc.ledger.export import export
 from fairalloc.ledger.replay import ReplayResult, replay_many, replay_order
+from fairalloc.ledger.store import Ledger
 from fairalloc.ledger.verify import Anchor, verify
 from fairalloc.service.app import (
     ANY_ROLE,
@@ -63,7 +64,7 @@ from fairalloc.service.app import (
 from fairalloc.service.auth import Principal
 from fairalloc.service.body import member, parse_body, read_bytes
 from fairalloc.service.problems import Problem, problem
-from fairalloc.service.state import Service, service, workflow_actor
+from fairalloc.service.state import Service, WorkflowActor, service, workflow_actor
 from fairalloc.trade import Trade
 
 router = APIRouter(prefix="/v1", tags=["recorded workflow"], responses=PROBLEM_RESPONSES)
@@ -192,7 +193,7 @@ async def post_allocation(order_id: str, request: Request, svc: Service = Depend
     return await idempotent(request, svc, principal, raw, run)
 
 
-def _allocate_and_read(ledger: Any, actor: Any, order_id: str) -> tuple[workflow.AllocationRecord, Any]:
+def _allocate_and_read(ledger: Ledger, actor: WorkflowActor, order_id: str) -> tuple[workflow.AllocationRecord, Any]:
     """Allocate, then read back the inputs the allocation was computed from (for the decision log)."""
     record = workflow.allocate_order(ledger, actor, order_id)
     recorded = workflow.read_order(ledger, order_id)
@@ -397,7 +398,7 @@ async def _set_role(request: Request, svc: Service, principal: Principal, user: 
     return await idempotent(request, svc, principal, raw, run)
 
 
-def _role_step(ledger: Any, actor: Any, user: str, role: str, grant: bool) -> Event:
+def _role_step(ledger: Ledger, actor: WorkflowActor, user: str, role: str, grant: bool) -> Event:
     return workflow.set_role(ledger, actor, user, role, grant=grant)
 
 
@@ -439,7 +440,7 @@ async def put_rotation(group: str, request: Request, svc: Service = Depends(serv
 # --- the chain ---------------------------------------------------------------------------------
 
 
-def _head(ledger: Any) -> Event | None:
+def _head(ledger: Ledger) -> Event | None:
     with ledger.read() as session:
         head: Event | None = session.head()
         return head
@@ -452,7 +453,7 @@ async def get_head(svc: Service = Depends(service), principal: Principal = Depen
     return json_response({"seq": head.seq if head else 0, "hash": head.hash if head else "0" * 64})
 
 
-def _verify(ledger: Any, anchor: Anchor | None) -> dict[str, Any]:
+def _verify(ledger: Ledger, anchor: Anchor | None) -> dict[str, Any]:
     with ledger.read() as session:
         report = verify(session, anchor)
     return {"ok": report.ok, "events": report.events,
@@ -473,7 +474,7 @@ async def get_verify(anchor: str | None = Query(None, description="SEQ:HASH reco
     return json_response(await _step(svc, "verify", _verify, chosen))
 
 
-def _export_zip(ledger: Any, trade_date: dt.date | None) -> bytes:
+def _export_zip(ledger: Ledger, trade_date: dt.date | None) -> bytes:
     with tempfile.TemporaryDirectory(prefix="fairalloc-export-") as folder:
         export(ledger, Path(folder), trade_date)
         buffer = io.BytesIO()

@@ -37,7 +37,11 @@ log = logging.getLogger("fairalloc.service")
 LEDGER_THREADS = 4
 
 
-def workflow_actor(actor: Actor) -> str:
+WorkflowActor = str
+"""What the ledger's workflow steps take as their ``actor`` argument."""
+
+
+def workflow_actor(actor: Actor) -> WorkflowActor:
     """The actor as the ledger's workflow steps take it: the authenticated, normalised name.
 
     Every call of a workflow step passes its actor through here and nowhere else. The service's
