@@ -244,3 +244,14 @@ def test_a_ledger_call_that_waits_too_long_is_504(keys: Keys, tmp_path: Path, se
     while admin.users().get("pm.late") != ["pm"]:
         assert time.monotonic() < deadline, "the waiting step never completed"
         time.sleep(0.2)
+
+
+def test_stateless_allocation_reads_the_ledgers_registry(users: dict[str, Client]) -> None:
+    """This server has no policy folder: ID@VERSION and ID come from the published versions."""
+    auditor = users["auditor.lee"]
+    decision = auditor.allocate("us-equity-pro-rata@1", EXAMPLE.read_bytes())
+    assert [a["quantity"] for a in decision["allocations"]] == [15000, 6000, 3000, 6000]
+    assert auditor.allocate("us-equity-pro-rata", EXAMPLE.read_bytes())["policy"]["version"] == 1
+    with pytest.raises(ServiceError) as caught:
+        auditor.allocate("us-equity-pro-rata@9", EXAMPLE.read_bytes())
+    assert (caught.value.status, caught.value.code) == (404, "policy-not-published")
