@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -20,11 +21,12 @@ from fairalloc.errors import FileAccessError
 from fairalloc.ledger.store import Ledger
 from fairalloc.service.auth import Verifier, load_jwks
 from fairalloc.service.body import depth, parse_body
+from fairalloc.service.bundle import Bundle
 from fairalloc.service.config import Limits
 from fairalloc.service.decisions import DecisionLog
 from fairalloc.service.idempotency import DatabaseStore, MemoryStore, Store, Stored
 from fairalloc.service.problems import Problem
-from tests.service.conftest import AUDIENCE, ISSUER, Keys
+from tests.service.conftest import AUDIENCE, ISSUER, ROOT, Keys
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -141,6 +143,28 @@ def test_a_token_without_exp_is_refused(keys: Keys) -> None:
 def test_the_leeway_is_bounded(keys: Keys) -> None:
     with pytest.raises(ValueError):
         _verifier(keys, leeway_seconds=3600)
+
+
+def test_a_policy_folder_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileAccessError) as caught:
+        Bundle(tmp_path / "absent")
+    assert caught.value.codes == ["policies-not-a-folder"]
+
+
+def test_a_policy_that_stops_compiling_keeps_its_last_good_version(tmp_path: Path) -> None:
+    source = (ROOT / "policies" / "us-equity-pro-rata.yaml").read_text()
+    (tmp_path / "p.yaml").write_text(source)
+    (tmp_path / "not-a-policy.yaml").write_text("cases: []\n")
+    bundle = Bundle(tmp_path)
+    assert bundle.refresh() is True
+    assert list(bundle.versions) == [("us-equity-pro-rata", 1)]
+    (tmp_path / "p.yaml").write_text(source.replace("method: pro_rata", "method: pro_rota"))
+    os.utime(tmp_path / "p.yaml", ns=(1, 1))
+    assert bundle.refresh() is True
+    assert list(bundle.versions) == [("us-equity-pro-rata", 1)] and list(bundle.errors) == [tmp_path / "p.yaml"]
+    (tmp_path / "copy.yaml").write_text(source.replace("owner: Chief", "owner: Deputy"))
+    bundle.refresh()
+    assert bundle.versions == {}, "one id and version with two contents is served from neither"
 
 
 # --- idempotency stores ---------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from fairalloc import policy_from_text
-from fairalloc.errors import Diagnostic, FairallocError, InputError, Location
+from fairalloc.errors import Diagnostic, FairallocError, FileAccessError, InputError, Location
 from fairalloc.plan import Policy
 from fairalloc.service.problems import Problem, problem
 
@@ -45,6 +45,10 @@ class Bundle:
     """The policy versions of a folder, reloaded by :meth:`refresh` when its files change."""
 
     def __init__(self, folder: Path | None) -> None:
+        if folder is not None and not folder.is_dir():
+            raise FileAccessError(Diagnostic("policies-not-a-folder", f"{folder} is not a folder",
+                                             Location(file=str(folder)),
+                                             "--policies names the folder of policy files"))
         self.folder = folder
         self._snapshot: Snapshot = {}
         self._by_file: dict[Path, Loaded] = {}
