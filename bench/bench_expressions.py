@@ -154,7 +154,7 @@ def rates(candidates: list[Candidate]) -> list[tuple[float, float]]:
 
 def columnar_rate(accounts: int = 100_000) -> float:
     """Evaluations per second of the condition's columnar form, one call over ``accounts`` accounts
-    (what a large block does: fairalloc.columnar)."""
+    (what a large block does: fairalloc.arrays)."""
     import numpy as np
 
     from fairalloc.expressions.vector import Frame, Rational, vectorise
@@ -227,7 +227,7 @@ def main() -> None:
     for note in notes:
         print(f"  {note}")
     print(f"{'fairalloc columnar (100,000 accounts a call)':<42} {columnar_rate():>14,.0f} {'':>14} "
-          f"{'':>13}  large blocks: fairalloc.columnar")
+          f"{'':>13}  large blocks: fairalloc.arrays")
     print()
     print(f"{'parse + check + compile, one expression (warm parser)':<60} {compile_time() * 1e6:>9.0f} us")
     for label, wall, cpu in cold_start():

@@ -10,8 +10,10 @@ The library API — the CLI, the HTTP service and the ledger are thin shells ove
         print(result.document(explain=True))
 
 The pipeline, one module per stage: ``load`` (YAML with positions) → ``schema`` (structure) →
-``expressions`` (parse, check, compile) → ``compile`` (the policy plan) → ``allocate`` (execute
-against fills) → ``result`` (contract document and explanation).
+``expressions`` (parse, check, compile) → ``compile`` (the policy plan) → ``execute`` (the
+allocation stages against fills, over a ``records`` or an ``arrays`` account book) → ``result``
+(contract document and explanation). No public name is also a submodule's name, so importing any
+submodule never hides a function (``tests/test_public_names.py``).
 
 Names are imported on first use (PEP 562), so that ``fairalloc validate`` does not pay for the
 trade models and numpy it never uses: a whole ``validate`` process must start in well under a
@@ -25,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fairalloc.allocate import allocate
+    from fairalloc.execute import allocate
+    from fairalloc.options import Backend
     from fairalloc.errors import (
         Diagnostic,
         ExitCode,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Allocation",
+    "Backend",
     "Diagnostic",
     "ExitCode",
     "FairallocError",
@@ -59,8 +63,9 @@ __all__ = [
 ]
 
 _HOMES = {
-    "allocate": "fairalloc.allocate",
+    "allocate": "fairalloc.execute",
     "Allocation": "fairalloc.result",
+    "Backend": "fairalloc.options",
     "Diagnostic": "fairalloc.errors",
     "ExitCode": "fairalloc.errors",
     "FairallocError": "fairalloc.errors",

@@ -27,6 +27,7 @@ from fairalloc.expressions.grammar import KEYWORDS
 from fairalloc.expressions.ast import Expr
 from fairalloc.load import Path, SourceDocument
 from fairalloc.numbers import EXACT
+from fairalloc.options import Action, Denied, Method, MinimumKind, Remainder, RoundingMethod, TieBreak
 from fairalloc.plan import Attribute, Deadline, Minimum, Policy, Rotation, Rule
 from fairalloc.schema import check_policy_structure
 
@@ -281,14 +282,14 @@ class _Compiler:
             applies_to=applies_to,
             account_attributes=tuple(self.account_attributes.values()),
             security_attributes=tuple(self.security_attributes.values()),
-            method=method,
+            method=Method(method),
             weight=weight,
             rotation=rotation,
             unlimited_first=bool(self.get("price_time", "unlimited_first", default=True)),
             lot=lot,
-            rounding_method=rounding_method,
-            remainder=remainder,
-            tie_break=tie_break,
+            rounding_method=RoundingMethod(rounding_method),
+            remainder=Remainder(remainder),
+            tie_break=TieBreak(tie_break),
             price_precision=int(price.get("precision", 6)),
             price_rounding=price.get("rounding", "half_even"),
             allow_above_intended=allow_above,
@@ -356,9 +357,9 @@ class _Compiler:
         spec = self.get("minimum")
         if spec is None:
             return None
-        denied = spec.get("denied", "pro_rata")
+        denied = Denied(spec.get("denied", "pro_rata"))
         if "absolute" in spec:
-            return Minimum("absolute", Decimal(spec["absolute"]), None, None, denied)
+            return Minimum(MinimumKind.ABSOLUTE, Decimal(spec["absolute"]), None, None, denied)
         if "relative_to_intended" in spec:
             relative = _fraction_value(spec["relative_to_intended"])
             path: Path = ("minimum", "relative_to_intended")
@@ -374,11 +375,11 @@ class _Compiler:
                     "allocations never exceed the intended quantity unless caps.allow_above_intended is true",
                 )
                 return None
-            return Minimum("relative_to_intended", None, relative, None, denied)
+            return Minimum(MinimumKind.RELATIVE_TO_INTENDED, None, relative, None, denied)
         expression = self.expression(("minimum", "expression"), ACCOUNT_ROOTS, Type.NUMBER)
         if expression is None:
             return None
-        return Minimum("expression", None, None, expression, denied)
+        return Minimum(MinimumKind.EXPRESSION, None, None, expression, denied)
 
     def rules(self) -> tuple[Rule, ...]:
         compiled: list[Rule] = []
@@ -414,7 +415,7 @@ class _Compiler:
                 self.error("rule-quantity-unused", f"'quantity' only applies to action 'cap', not '{action}'",
                            path + ("quantity",), key=True)
             if when is not None:
-                compiled.append(Rule(rule_id, when, action, quantity, " ".join(spec["reason"].split()),
+                compiled.append(Rule(rule_id, when, Action(action), quantity, " ".join(spec["reason"].split()),
                                      bool(spec.get("review", False)), index))
         return tuple(compiled)
 

@@ -5,6 +5,11 @@ Expressions see plain dictionaries (``docs/expressions.md``, "Context"): ``order
 declared attributes merged in. Attribute values are converted to the declared type here, exactly
 (numbers to int or Decimal, never float), and a missing or mistyped attribute is reported with the
 JSON pointer of the place in the trade document where it belongs.
+
+Two questions about a trade under a policy live here too, below execution, because the plan asks
+them (:meth:`fairalloc.plan.Policy.rotation_group`) and execution asks them: which rotation group
+the trade belongs to, and whether the policy governs the trade at all. This module reads the
+plan's types only for annotations, so the plan can import it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fairalloc.errors import Diagnostic, InputError, Location
+from fairalloc.errors import Diagnostic, InputError, Location, pointer
 from fairalloc.numbers import divide, exact_sum
-from fairalloc.plan import Attribute, Policy
-from fairalloc.trade import Trade, pointer
+
+if TYPE_CHECKING:
+    from fairalloc.plan import Attribute, Policy
+    from fairalloc.trade import Trade
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class TradeContext:
     security: dict[str, Any]
     statement: dict[str, Any]
     fill: dict[str, Any]
-    accounts: list[dict[str, Any]]  # empty from scalar_context: the columnar path reads columns
+    accounts: list[dict[str, Any]]  # empty from scalar_context: the array backend reads columns
     filled: int | Decimal
     average_price: Fraction | None  # the block's volume-weighted average price, exact
 
@@ -124,9 +131,12 @@ def _attributes(
     return values
 
 
-def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
-    """Build the expression context of ``trade`` under ``policy``'s declared attributes."""
-    ctx = scalar_context(policy, trade, file)
+def build_context(policy: Policy, trade: Trade, file: str = "<trade>", shared: TradeContext | None = None) -> TradeContext:
+    """Build the expression context of ``trade`` under ``policy``'s declared attributes.
+
+    ``shared``: the :func:`scalar_context` of the same trade and policy, if already built.
+    """
+    ctx = shared if shared is not None else scalar_context(policy, trade, file)
     accounts = []
     for index, entry in enumerate(trade.statement.accounts):
         account = {
@@ -144,7 +154,7 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeC
 def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
     """The context without its per-account records: what every account shares.
 
-    The columnar path (``fairalloc.columnar``) reads account fields as columns instead of building
+    The array backend (``fairalloc.arrays``) reads account fields as columns instead of building
     one record per account.
     """
     order = trade.order
@@ -189,6 +199,41 @@ def applies(policy: Policy, ctx: TradeContext) -> bool:
     """
     condition = policy.applies_to
     return condition is None or condition.fn(ctx.order, ctx.security, ctx.statement, ctx.fill, None, None) is True
+
+
+def check_policy_governs(policy: Policy, trade: Trade, ctx: TradeContext, file: str = "<trade>") -> list[Diagnostic]:
+    """Refusals because ``policy`` does not govern ``trade`` (effective date, ``applies_to``)."""
+    problems: list[Diagnostic] = []
+    order = trade.order
+    if order.trade_date < policy.effective_date:
+        problems.append(Diagnostic(
+            "policy-not-effective",
+            f"policy {policy.ref} takes effect on {policy.effective_date.isoformat()}, "
+            f"after this order's trade date {order.trade_date.isoformat()}",
+            Location(file, pointer="/order/trade_date"),
+            "allocate under the version that was in effect on the trade date",
+        ))
+    if not applies(policy, ctx):
+        source = policy.applies_to.source if policy.applies_to else ""
+        problems.append(Diagnostic(
+            "policy-not-applicable",
+            f"policy {policy.ref} does not govern this order: applies_to is false ({source})",
+            Location(file, pointer="/order"),
+            "choose the policy that governs this kind of order",
+        ))
+    return problems
+
+
+def rotation_group(policy: Policy, trade: Trade, ctx: TradeContext | None = None) -> str | None:
+    """The rotation group of ``trade``: the policy id, or ``id/<group expression>`` when it sets one
+    (``None``: the policy has no rotation). The group expression reads the order and security only."""
+    rotation = policy.rotation
+    if rotation is None:
+        return None
+    if rotation.group is None:
+        return policy.id
+    ctx = ctx or scalar_context(policy, trade)
+    return f"{policy.id}/{rotation.group.fn(ctx.order, ctx.security, None, None, None, None)}"
 
 
 def _number(value: int | Decimal) -> int | Decimal:

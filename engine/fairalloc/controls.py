@@ -2,19 +2,21 @@
 
 These are the checks a regulator expects an OMS to enforce before any share is handed out: intent
 recorded before the order, fills after it, fills within the order, a statement that covers the
-order exactly, no duplicates, no empty quantities, and a policy that actually governs the order.
+order exactly, no duplicates, no empty quantities (whether the policy governs the order is
+:func:`fairalloc.context.check_policy_governs`).
 All failing controls are reported together as a :class:`RefusedError` (exit status 5), each with
 the JSON pointer of the offending value; ``docs/cli.md`` lists the codes.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from fairalloc.errors import Diagnostic, Location, RefusedError
+from fairalloc.errors import Diagnostic, Location, RefusedError, pointer
 from fairalloc.numbers import exact_sum
-from fairalloc.plan import Policy
-from fairalloc.trade import Trade, pointer
+
+if TYPE_CHECKING:
+    from fairalloc.trade import Trade
 
 
 def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
@@ -80,29 +82,6 @@ def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
     if filled > order.quantity:
         refuse("overfill", f"fills total {filled}, more than the order quantity {order.quantity}", "fills",
                hint="an overfill must be resolved with the broker before allocation")
-    return problems
-
-
-def check_policy_governs(policy: Policy, trade: Trade, applies: bool, file: str = "<trade>") -> list[Diagnostic]:
-    """Refusals because ``policy`` does not govern ``trade`` (effective date, ``applies_to``)."""
-    problems: list[Diagnostic] = []
-    order = trade.order
-    if order.trade_date < policy.effective_date:
-        problems.append(Diagnostic(
-            "policy-not-effective",
-            f"policy {policy.ref} takes effect on {policy.effective_date.isoformat()}, "
-            f"after this order's trade date {order.trade_date.isoformat()}",
-            Location(file, pointer="/order/trade_date"),
-            "allocate under the version that was in effect on the trade date",
-        ))
-    if not applies:
-        source = policy.applies_to.source if policy.applies_to else ""
-        problems.append(Diagnostic(
-            "policy-not-applicable",
-            f"policy {policy.ref} does not govern this order: applies_to is false ({source})",
-            Location(file, pointer="/order"),
-            "choose the policy that governs this kind of order",
-        ))
     return problems
 
 

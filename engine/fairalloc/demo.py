@@ -6,23 +6,47 @@ where there is one), prints each allocation as a table and writes the contract d
 explanations, to ``out/``; then records the example trade day in the embedded SQLite ledger
 (``out/ledger.db``: intent, order, fills, allocation, override, CCO review, verify, replay,
 export); and ends with a forensic review of a simulated firm-year, printing the path of the
-HTML report. Run from the repository root.
+HTML report.
+
+The example policies and trades are those of the source tree in a checkout, else the copies an
+installed wheel ships in ``fairalloc/demo_data/`` (:func:`example_root`); ``out/`` is made in the
+current directory. The demo needs the ``ledger`` and ``review`` extras (``fairalloc[all]``) and
+says so, before writing anything, when they are missing.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from fairalloc import allocate, load_policy, load_trade
-from fairalloc.cli._io import dump_json, print_allocation, write_output
+from fairalloc.cli._extras import require_extras
+from fairalloc.cli._io import dump_json, print_allocation, report_error, write_output
 from fairalloc.errors import FairallocError
 from fairalloc.load import read_text
 from fairalloc.rotation import RotationState
 from fairalloc.trade import parse_json
 
+SHIPPED = "demo_data"  # the folder of the package an installed wheel holds policies/ and examples/ in
 
-def main(root: Path = Path("."), out: Path = Path("out")) -> int:
+
+def example_root() -> Path:
+    """Where ``policies/`` and ``examples/`` are, relative to the current directory when that is
+    shorter (``make demo`` in a checkout prints ``policies/...``, as a user would type it).
+
+    The source tree wins when it is there, as for the grammar: an editable install has no
+    shipped copy, and a checkout's examples are the ones being edited."""
+    package = Path(__file__).resolve().parent
+    source_tree = package.parents[1]
+    root = source_tree if (source_tree / "policies").is_dir() else package / SHIPPED
+    relative = os.path.relpath(root)
+    return Path(relative) if not relative.startswith("..") else root
+
+
+def main(root: Path | None = None, out: Path = Path("out")) -> int:
+    require_extras("the demo (python -m fairalloc.demo)", "ledger", "review")
+    root = example_root() if root is None else root
     out.mkdir(exist_ok=True)
     policies = sorted((root / "policies").glob("*.yaml"))
     print(f"Validating {len(policies)} policies")
@@ -62,5 +86,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except FairallocError as error:
-        print(error, file=sys.stderr)
+        report_error(error, "text")
         sys.exit(int(error.exit_code))

@@ -24,6 +24,7 @@ class ExitCode(enum.IntEnum):
     REFUSED = 5  # input is well-formed but a control refuses it (pre-trade, timing, coverage)
     LEDGER = 6  # the ledger refused a write or is unreachable
     IO = 7  # a file could not be read or written
+    MISSING_EXTRA = 69  # the command needs an optional extra that is not installed (sysexits EX_UNAVAILABLE)
     INTERNAL = 70  # a defect in fairalloc itself
 
 
@@ -124,3 +125,8 @@ class FileAccessError(FairallocError):
     """A file could not be read or written."""
 
     exit_code = ExitCode.IO
+
+
+def pointer(parts: tuple[int | str, ...] | list[int | str]) -> str:
+    """RFC 6901 JSON pointer for a path (the ``pointer`` of a :class:`Location` in a JSON document)."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)

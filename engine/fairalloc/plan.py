@@ -11,10 +11,25 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from fairalloc.arrayform import ArrayForm, Decline, array_form
+from fairalloc.context import rotation_group
 from fairalloc.expressions import CompiledExpression, Type
+from fairalloc.options import (
+    MINIMUM_KINDS,
+    Action,
+    Denied,
+    Method,
+    MinimumKind,
+    Remainder,
+    RoundingMethod,
+    TieBreak,
+)
+
+if TYPE_CHECKING:
+    from fairalloc.trade import Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +58,16 @@ class Rotation:
 class Minimum:
     """The minimum allocation an account must reach, or be denied."""
 
-    kind: str  # absolute | relative_to_intended | expression
+    kind: MinimumKind
     absolute: Decimal | None
     relative: Decimal | None
     expression: CompiledExpression | None
-    denied: str  # pro_rata | rotation
+    denied: Denied
 
     def describe(self) -> str:
-        if self.kind == "absolute":
-            return f"at least {self.absolute}"
-        if self.kind == "relative_to_intended":
-            return f"at least {self.relative} x intended"
-        assert self.expression is not None
-        return f"at least {self.expression.source}"
+        value = {MinimumKind.ABSOLUTE: self.absolute, MinimumKind.RELATIVE_TO_INTENDED: self.relative,
+                 MinimumKind.EXPRESSION: self.expression.source if self.expression else None}[self.kind]
+        return MINIMUM_KINDS[self.kind].describe.format(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +76,7 @@ class Rule:
 
     id: str
     when: CompiledExpression
-    action: str  # exclude | cap | zero | flag
+    action: Action
     quantity: CompiledExpression | Decimal | None  # the cap, for action 'cap'
     reason: str
     review: bool
@@ -100,14 +112,14 @@ class Policy:
     applies_to: CompiledExpression | None
     account_attributes: tuple[Attribute, ...]
     security_attributes: tuple[Attribute, ...]
-    method: str
+    method: Method
     weight: CompiledExpression | None  # None: the intended quantity
     rotation: Rotation | None
     unlimited_first: bool
     lot: Decimal
-    rounding_method: str
-    remainder: str
-    tie_break: str
+    rounding_method: RoundingMethod
+    remainder: Remainder
+    tie_break: TieBreak
     price_precision: int
     price_rounding: str
     allow_above_intended: bool
@@ -116,6 +128,11 @@ class Policy:
     reason_code_descriptions: tuple[tuple[str, str], ...]
     deadline: Deadline | None
     data: dict[str, Any] = field(repr=False, compare=False, hash=False)
+    arrays: ArrayForm | Decline = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # the columnar form of every expression, built once with the plan: what large blocks run on
+        object.__setattr__(self, "arrays", array_form(self))
 
     @property
     def reason_codes(self) -> frozenset[str]:
@@ -131,11 +148,6 @@ class Policy:
         """The cut-off after which an allocation for ``trade_date`` is late, if the policy sets one."""
         return self.deadline.for_trade_date(trade_date) if self.deadline else None
 
-    def rotation_group(self, trade: Any) -> str | None:
+    def rotation_group(self, trade: Trade) -> str | None:
         """The rotation group ``trade`` belongs to under this policy (None: the policy has no rotation)."""
-        from fairalloc.allocate import rotation_group  # the plan does not depend on execution at import
-
         return rotation_group(self, trade)
-
-    def rules_by_action(self, *actions: str) -> tuple[Rule, ...]:
-        return tuple(rule for rule in self.rules if rule.action in actions)

@@ -4,7 +4,7 @@
 examiner's "why this number?" for each account: the method, weight, exact share, rounding step,
 tie-break rank, cap, threshold and the rules that fired. ``document()`` renders the
 ``allocation.schema.json`` contract (plus extra fields the contract allows); ``explain=True`` adds a
-plain-words explanation per account.
+plain-words explanation per account and says which backend computed the result (``backend``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.numbers import decimal_text, present
+from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ class Allocation:
         *,
         policy: Policy,
         order_id: str,
-        method: str,
+        method: Method,
         filled: Fraction,
         average_price: Fraction | None,
         columns: Columns,
@@ -154,6 +155,7 @@ class Allocation:
         lot: Fraction,
         notes: tuple[str, ...],
         scale: int,
+        backend: dict[str, Any],
     ) -> None:
         self.policy = policy
         self.order_id = order_id
@@ -170,6 +172,7 @@ class Allocation:
         self._details = details
         self._own_prices = own_prices  # price/time: each account's own average price
         self._rotation_order = rotation_order
+        self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
 
     def quantities(self) -> dict[str, Fraction]:
         """Each account's allocated quantity (exact), by account id."""
@@ -237,6 +240,7 @@ class Allocation:
     def document(self, *, explain: bool = False) -> dict[str, Any]:
         """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""
         policy = self.policy
+        apportioned = METHODS[self.method].rounding
         allocations = self._allocation_entries()
         if explain:
             for entry, account in zip(allocations, self.accounts):
@@ -247,8 +251,8 @@ class Allocation:
             "method": self.method,
             "rounding": {
                 "lot": quantity_json(self.lot),
-                "method": policy.rounding_method if self.method == "pro_rata" else None,
-                "remainder": policy.remainder if self.method == "pro_rata" else None,
+                "method": policy.rounding_method if apportioned else None,
+                "remainder": policy.remainder if apportioned else None,
                 "tie_break": policy.tie_break,
                 "price_precision": policy.price_precision,
                 "price_rounding": policy.price_rounding,
@@ -263,6 +267,8 @@ class Allocation:
             document["rotation"] = {"before": self.rotation_before.to_json(), "after": self.rotation_after.to_json()}
         if self.notes:
             document["notes"] = list(self.notes)
+        if explain:
+            document["backend"] = dict(self.backend)
         return document
 
     def explain(self, account: AccountAllocation) -> dict[str, Any]:
@@ -270,34 +276,36 @@ class Allocation:
         policy = self.policy
         lot = quantity_json(self.lot)
         out: dict[str, Any] = {"method": self.method}
+        apportioned = METHODS[self.method].rounding
+        remainder_rule = ROUNDING_METHODS[policy.rounding_method].remainder_rule
         if account.denied_by == "exclude":
             out["outcome"] = f"excluded before allocation by rule(s) {', '.join(account.rules)}"
             out["rules"] = list(account.rules)
             return out
-        if self.method == "pro_rata":
+        if apportioned:
             out["weight"] = account.weight_text if policy.weight is not None else quantity_json(account.intended)
             out["weight_basis"] = policy.weight.source if policy.weight is not None else "intended quantity"
         out["cap"] = quantity_json(account.cap) if account.cap is not None else "none (allowed above intended)"
         step = account.step
-        if step is not None and self.method == "pro_rata":
-            if policy.rounding_method == "quota":
+        if step is not None and apportioned:
+            if not remainder_rule:
                 # the quota method respects caps as it hands out lots; it computes no capped share
                 out["exact_share_before_caps"] = fraction_text(self._units(step.exact))
             else:
                 out["exact_share"] = fraction_text(self._units(step.exact))
                 out["capped_in_water_filling"] = step.capped
-            if policy.rounding_method == "quota":
+            if not remainder_rule:
                 words = f"{step.base_lots} lot(s) of {lot} by the quota method (priority weight/(lots+1))"
             else:
                 words = f"exact share rounded down to {step.base_lots} lot(s) of {lot}"
                 if step.extra_lot:
                     words += f"; +1 lot for its remainder (position {step.order} in remainder order)"
             if step.odd:
-                words += f"; +{quantity_json(self._units(Fraction(step.odd)))} odd quantity (remainder rule '{policy.remainder if policy.rounding_method != 'quota' else 'next in line'}')"
+                words += f"; +{quantity_json(self._units(Fraction(step.odd)))} odd quantity (remainder rule '{policy.remainder if remainder_rule else 'next in line'}')"
             out["rounding"] = words
-        if self.method == "rotation" or account.rotation_rank is not None:
+        if self.method is Method.ROTATION or account.rotation_rank is not None:
             out["rotation_position"] = account.rotation_rank
-        if self.method == "price_time":
+        if self.method is Method.PRICE_TIME:
             out["fills"] = [{"fill": fill, "quantity": quantity_json(q)} for fill, q in account.fills]
         out["tie_break"] = f"{policy.tie_break} (rank {account.rank})"
         if account.minimum is not None:

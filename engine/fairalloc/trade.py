@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from fairalloc.errors import Diagnostic, InputError, Location
+from fairalloc.errors import Diagnostic, InputError, Location, pointer
 from fairalloc.load import read_text
 
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
@@ -151,11 +151,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
-
-
-def pointer(parts: tuple[int | str, ...] | list[int | str]) -> str:
-    """RFC 6901 JSON pointer for a path."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def test_full_workflow_verify_replay_export(ledger_url: str, capsys: pytest.Capt
     ids = _record_day(capsys, ledger_url)
     status, out, _ = run(capsys, ledger_url, "ledger", "verify")
     assert status == 0 and "ledger intact" in out
-    status, out, _ = run(capsys, ledger_url, "replay", "--date", "2026-03-02", "--json")
+    status, out, _ = run(capsys, ledger_url, "replay", "--date", "2026-03-02", "--format", "json")
     assert status == 0
     assert [(r["order_id"], r["identical"]) for r in json.loads(out)] == [(i, True) for i in ids]
     status, out, _ = run(capsys, ledger_url, "ledger", "export", "--out", str(tmp_path / "export"),
@@ -126,14 +126,14 @@ def test_hard_stop_and_self_review_through_the_cli(ledger_url: str,
     status, _out, err = run(capsys, ledger_url, "order", "review", "XYZ-BLOCK-1", "--approve",
                             "--user", "tom")
     assert status == ExitCode.REFUSED and "review-by-requester" in err
-    status, out, _ = run(capsys, ledger_url, "order", "show", "XYZ-BLOCK-1", "--json")
+    status, out, _ = run(capsys, ledger_url, "order", "show", "XYZ-BLOCK-1", "--format", "json")
     kinds = [e["kind"] for e in json.loads(out)]
     assert kinds.count("fill.recorded") == 2 and "override.reviewed" not in kinds
 
 
 def test_policy_commands(ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     _staffed(capsys, ledger_url)
-    status, out, _ = run(capsys, ledger_url, "policy", "history", "--json")
+    status, out, _ = run(capsys, ledger_url, "policy", "history", "--format", "json")
     history = json.loads(out)
     assert [(h["id"], h["version"], h["published_by"]) for h in history] == [
         ("us-equity-pro-rata", 1, "cole"), ("fixed-income-rotation", 1, "cole")]
@@ -163,7 +163,7 @@ def test_verify_exit_status_on_tampering(ledger_url: str, capsys: pytest.Capture
     _staffed(capsys, ledger_url)
     with Ledger(ledger_url) as ledger:
         tamper(ledger, "UPDATE events SET actor = 'mallory' WHERE seq = 2")
-    status, out, _ = run(capsys, ledger_url, "ledger", "verify", "--json")
+    status, out, _ = run(capsys, ledger_url, "ledger", "verify", "--format", "json")
     report = json.loads(out)
     assert status == ExitCode.CHECK_FAILED and not report["ok"]
     assert report["findings"][0]["code"] == "ledger-event-edited"
@@ -180,7 +180,7 @@ def test_replay_reports_what_differs(ledger_url: str, capsys: pytest.CaptureFixt
         assert fill is not None
         edited = fill.payload.replace('"quantity":12000', '"quantity":2000')
         tamper(ledger, f"UPDATE events SET payload = '{edited}' WHERE seq = {fill.seq}")
-    status, out, _ = run(capsys, ledger_url, "replay", "XYZ-BLOCK-1", "--json")
+    status, out, _ = run(capsys, ledger_url, "replay", "XYZ-BLOCK-1", "--format", "json")
     result = json.loads(out)[0]
     assert status == ExitCode.CHECK_FAILED and not result["identical"]
     pointers = {d["pointer"] for d in result["differences"]}

@@ -11,13 +11,14 @@ from fairalloc import allocate, load_policy, load_trade, policy_from_text
 from fairalloc.cli import main
 from fairalloc.cli.test import coverage_by_policy
 from fairalloc.review.coverage import measure
-from fairalloc.review.policytest import discover, run_file
+from fairalloc.cli._files import TEST_KEY, find_files
+from fairalloc.review.policytest import run_file
 
 from ..conftest import EXAMPLES, POLICIES, example_trade
 
 
 def test_shipped_suites_cover_every_rule_and_branch() -> None:
-    coverage = coverage_by_policy([run_file(p) for p in discover([str(POLICIES / "tests")])])
+    coverage = coverage_by_policy([run_file(p) for p in find_files([str(POLICIES / "tests")], TEST_KEY)])
     assert len(coverage) == 5
     assert {item.policy: [f"{b.target}:{b.branch}" for b in item.uncovered] for item in coverage.values()} == {
         item.policy: [] for item in coverage.values()}

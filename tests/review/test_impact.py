@@ -155,8 +155,8 @@ def test_cli_writes_markdown_and_json(trades: Path, tmp_path: Path, capsys: pyte
     new = tmp_path / "v2.yaml"
     new.write_text(new_version(US_EQUITY.read_text()))
     markdown, document = tmp_path / "impact.md", tmp_path / "impact.json"
-    status = main(["diff", str(US_EQUITY), str(new), "--impact", str(trades), "--markdown", str(markdown),
-                   "--json", str(document), "--limit", "5", "--exit-code"])
+    status = main(["diff", str(US_EQUITY), str(new), "--impact", str(trades), "--markdown-file", str(markdown),
+                   "--json-file", str(document), "--limit", "5", "--exit-code"])
     assert status == 1
     out = capsys.readouterr().out
     assert "Impact on 300 recorded orders" in out and "By cause" in out

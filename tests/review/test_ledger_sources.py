@@ -63,7 +63,7 @@ def test_unpublished_version_is_a_ledger_error(url: str, capsys: pytest.CaptureF
 def test_impact_over_a_date_range_of_the_ledger(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "impact.json"
     status = main(["diff", "ledger:us-equity-pro-rata@1", "ledger:us-equity-pro-rata@2", "--ledger", url,
-                   "--impact-ledger", "--from", "2026-03-03", "--to", "2026-03-04", "--json", str(report),
+                   "--impact-ledger", "--from", "2026-03-03", "--to", "2026-03-04", "--json-file", str(report),
                    "--format", "markdown"])
     assert status == 0
     out = capsys.readouterr().out

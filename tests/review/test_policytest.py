@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fairalloc.errors import InputError
-from fairalloc.review.policytest import discover, load_test_file, run_file
+from fairalloc.review.policytest import load_test_file, run_file
 
 from ..conftest import POLICIES
 
@@ -84,10 +84,3 @@ def test_missing_policy_is_an_error_not_a_crash(tmp_path: Path) -> None:
     path.write_text("policy: nowhere.yaml\ncases:\n  - name: x\n    trade: x.json\n    expect: {}\n")
     result = run_file(str(path))
     assert [d.code for d in result.errors] == ["file-not-found"]
-
-
-def test_discover_searches_directories(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "x.yaml").write_text("")
-    (tmp_path / "notes.txt").write_text("")
-    assert discover([str(tmp_path)]) == [str(tmp_path / "a" / "x.yaml")]

@@ -51,6 +51,6 @@ def test_the_systemd_unit_runs_a_valid_serve_command() -> None:
     (line,) = [line for line in GUIDE.splitlines() if line.startswith("ExecStart=")]
     argv = shlex.split(line.removeprefix("ExecStart=").replace("%i", "8081"))
     assert argv[0].endswith("/fairalloc") and argv[1] == "serve"
-    args = build_parser("serve").parse_args(argv[1:])
+    args = build_parser(["serve"]).parse_args(argv[1:])
     assert args.port == 8081 and args.ledger.startswith("postgresql://")
     assert args.handler.__module__ == "fairalloc.cli.serve"

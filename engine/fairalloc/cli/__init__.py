@@ -4,6 +4,10 @@ Each subcommand lives in its own module of this package and exposes ``register(s
 which adds its parser and sets ``handler`` to a function ``(args) -> int``. This module only
 dispatches and turns :class:`~fairalloc.errors.FairallocError` into a rendered message on stderr and
 the documented exit status; no traceback reaches a user unless ``--debug`` is given.
+
+Only the module of the command being run is imported: each command imports what it needs — the
+ledger's database layer, the forensic review's data frames — and `fairalloc validate` must not pay
+for them, nor fail when an optional extra is not installed (:mod:`fairalloc.cli._extras`).
 """
 
 from __future__ import annotations
@@ -11,28 +15,47 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from importlib import metadata
 
+from fairalloc.cli._extras import (
+    COMMAND_EXTRAS,
+    DISTRIBUTION,
+    MissingExtraError,
+    extra_providing,
+    missing_module_error,
+    require_extras,
+)
 from fairalloc.cli._io import report_error
 from fairalloc.errors import ExitCode, FairallocError
 
 # Order here is the order in `fairalloc --help`; the text is the one-line help of each command.
 COMMANDS: dict[str, str] = {
     "validate": "check policy files",
+    "fmt": "format policy files canonically",
+    "test": "run policy tests, with rule coverage",
+    "eval": "evaluate an expression of the policy language",
     "allocate": "allocate a trade's fills under a policy",
     "schema": "print a JSON Schema",
+    "diff": "semantic diff of two policy versions, with impact on recorded trades",
     "policy": "publish policy versions and read the registry",
     "order": "record an order's workflow in the ledger",
     "replay": "recompute recorded allocations from the ledger",
     "ledger": "the system of record: users, verify, export",
     "review": "find cherry-picking and unfair allocation patterns in allocation history",
     "simulate": "write a synthetic firm-year of allocation history (optionally with a cherry-picker)",
-    "fmt": "format policy files canonically",
-    "test": "run policy tests, with rule coverage",
-    "diff": "semantic diff of two policy versions, with impact on recorded trades",
     "serve": "serve allocation and the recorded workflow over HTTP",
+    "completion": "print a shell completion script (bash or zsh)",
 }
 _GLOBAL_WITH_VALUE = ("--error-format",)
+
+
+def version() -> str:
+    """The installed distribution's version (package metadata), or ``unknown`` in a bare source tree."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def requested_command(argv: Sequence[str]) -> str | None:
@@ -48,14 +71,28 @@ def requested_command(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser. With ``only``, just that command's module is imported and registered
-    (the others get a placeholder): each command imports what it needs — the ledger's database
-    layer, the forensic review's data frames — and `fairalloc validate` must not pay for them."""
+def error_format(argv: Sequence[str]) -> str:
+    """The ``--error-format`` given before the subcommand, read before the parser can be built
+    (a command whose extra is missing is reported before its parser exists)."""
+    for index, token in enumerate(argv):
+        if token == "--error-format" and index + 1 < len(argv):
+            return argv[index + 1]
+        if token.startswith("--error-format="):
+            return token.partition("=")[2]
+        if not token.startswith("-"):
+            break
+    return "text"
+
+
+def build_parser(commands: Iterable[str] = ()) -> argparse.ArgumentParser:
+    """The argument parser, with the named ``commands`` registered in full and the others as
+    placeholders that only list their name and help. A named command whose extra is missing
+    raises :class:`~fairalloc.cli._extras.MissingExtraError`."""
     parser = argparse.ArgumentParser(
         prog="fairalloc",
         description="Fair and equitable allocation of block trades, as policy-as-code.",
     )
+    parser.add_argument("--version", action="version", version=f"fairalloc {version()}")
     parser.add_argument(
         "--debug", action="store_true", help="show Python tracebacks for internal errors"
     )
@@ -66,17 +103,36 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         help="how errors are printed on stderr (default: text)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    full = set(commands)
     for name, help_text in COMMANDS.items():
-        if only is None or name == only:
+        if name in full:
+            require_extras(f"'fairalloc {name}'", *COMMAND_EXTRAS.get(name, ()))
             importlib.import_module(f"fairalloc.cli.{name}").register(sub)
         else:
             sub.add_parser(name, help=help_text)
     return parser
 
 
+def installed_commands() -> list[str]:
+    """The commands whose extras are installed: those a completion script can describe in full."""
+    available = []
+    for name in COMMANDS:
+        try:
+            require_extras(name, *COMMAND_EXTRAS.get(name, ()))
+        except MissingExtraError:
+            continue
+        available.append(name)
+    return available
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(requested_command(arguments))
+    command = requested_command(arguments)
+    try:
+        parser = build_parser([command] if command else [])
+    except FairallocError as error:
+        report_error(error, error_format(arguments))
+        return int(error.exit_code)
     args = parser.parse_args(arguments)
     try:
         status: int = args.handler(args)
@@ -86,18 +142,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        extra = extra_providing(error.name)
+        if extra is None or args.debug:
+            return _internal_error(error, args.debug)
+        missing = missing_module_error(f"'fairalloc {args.command}'", error.name or "", extra)
+        report_error(missing, args.error_format)
+        return int(missing.exit_code)
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
-        if args.debug:
-            raise
-        print(
-            f"internal error: {type(error).__name__}: {error}\n"
-            "  this is a defect in fairalloc; run again with --debug and report the traceback",
-            file=sys.stderr,
-        )
-        return int(ExitCode.INTERNAL)
+        return _internal_error(error, args.debug)
     return status
+
+
+def _internal_error(error: Exception, debug: bool) -> int:
+    if debug:
+        raise error
+    print(
+        f"internal error: {type(error).__name__}: {error}\n"
+        "  this is a defect in fairalloc; run again with --debug and report the traceback",
+        file=sys.stderr,
+    )
+    return int(ExitCode.INTERNAL)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -99,23 +99,44 @@ def _mode_for(path: str) -> int:
 
 
 def print_allocation(result: Any, title: str | None = None) -> None:
-    """An allocation as a table for people, captioned with its method, fill and policy version."""
+    """An allocation as a table for people, captioned with its method, fill and policy version,
+    followed by the allocation's notes (what the engine did that the numbers alone do not say).
+
+    The table is at least as wide as its longest caption line, so the policy digest is never
+    wrapped: people copy it from here into a ledger query or an examiner's letter."""
     policy = result.policy
-    caption = (f"{result.method}, filled {result.document()['filled']} "
-               f"@ {result.price_text(result.average_price) or '-'}; {len(result.exceptions)} exception(s)"
-               f"\npolicy {policy.ref}\n{policy.digest}")
+    caption = [f"{result.method}, filled {result.document()['filled']} "
+               f"@ {result.price_text(result.average_price) or '-'}; {len(result.exceptions)} exception(s)",
+               f"policy {policy.ref}", policy.digest]
     print_table(title or f"Allocation of order {result.order_id}",
                 ("account", "intended", "allocated", "avg price", "% of intended", "rules"),
-                result.rows(), right=(1, 2, 3, 4), caption=caption)
+                result.rows(), right=(1, 2, 3, 4), caption="\n".join(caption),
+                min_width=max(len(line) for line in caption))
+    for note in result.notes:
+        print(f"note: {note}")
+
+
+def words(value: Any) -> str:
+    """A value of an explanation as a policy author writes it: ``true``/``false``, lists
+    comma-separated (``none`` when empty), a fill as ``ID: QUANTITY`` — never a Python repr."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {words(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return "; ".join(words(item) for item in value) if value else "none"
+    return str(value)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
-                right: Sequence[int] = (), caption: str | None = None) -> None:
+                right: Sequence[int] = (), caption: str | None = None, min_width: int | None = None) -> None:
     """Print a table for people (plain text when stdout is not a terminal)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, caption=caption, show_lines=False)
+    table = Table(title=title, caption=caption, show_lines=False, min_width=min_width)
     for index, column in enumerate(columns):
         table.add_column(column, justify="right" if index in right else "left")
     for row in rows:

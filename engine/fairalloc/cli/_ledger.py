@@ -25,8 +25,9 @@ def add_user_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", required=True, help="the user performing this step (recorded)")
 
 
-def add_json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="print the result as text or JSON (default: text)")
 
 
 def open_ledger(args: argparse.Namespace, *, create: bool = False) -> Ledger:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fairalloc.cli._io import dump_json, print_allocation, write_output
+from fairalloc.cli._io import dump_json, print_allocation, words, write_output
 
 
 def register(sub: Any) -> None:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                 explanation = result.explain(account)
                 print(f"\n{account.account}:")
                 for key, value in explanation.items():
-                    print(f"  {key}: {value}")
+                    print(f"  {key}: {words(value)}")
         if args.output:
             write_output(dump_json(result.document(explain=args.explain)), args.output)
     else:

@@ -4,8 +4,8 @@ OLD and NEW are policy files, ``REV:path`` (a file at a git revision) or ``ledge
 (a version published in the ledger). The semantic diff is printed in words; with ``--impact`` the
 trades in a folder, or with ``--impact-ledger`` the orders allocated in the ledger, are replayed
 under both versions (``--from``/``--to`` limit the trade dates) and every changed order and
-account is reported (tables on the terminal; ``--markdown FILE`` for a pull request, ``--json
-FILE`` for tools). Exit status 0, or with ``--exit-code`` 1 when the
+account is reported (tables on the terminal; ``--markdown-file FILE`` for a pull request,
+``--json-file FILE`` for tools). Exit status 0, or with ``--exit-code`` 1 when the
 versions differ in meaning (with ``--impact``: when an allocation would change).
 """
 
@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fairalloc.cli._io import argparse_date, dump_json, print_table, write_output
-from fairalloc.cli._ledger import add_ledger_option
+from fairalloc.cli._extras import require_extras
 from fairalloc.errors import ExitCode
 from fairalloc.review.diff import PolicyDiff, diff_policies
 from fairalloc.review.impact import (
@@ -39,7 +39,7 @@ from fairalloc.review.impact import (
     summary_rows,
     trade_files,
 )
-from fairalloc.review.sources import ledger_trades, load_source
+from fairalloc.review.sources import LEDGER_PREFIX, ledger_trades, load_source
 
 PROGRESS_FROM = 200  # trade files: below this a replay is too quick for a progress bar to help
 
@@ -58,13 +58,16 @@ def register(sub: Any) -> None:
     replay_from.add_argument("--impact", metavar="TRADES", help="folder of recorded trade documents (*.json) to replay")
     replay_from.add_argument("--impact-ledger", action="store_true",
                              help="replay the orders allocated in the ledger (of the --from/--to trade dates)")
-    add_ledger_option(parser)
+    # not the ledger commands' option helper: that imports the ledger, which diffing files does not need
+    parser.add_argument("--ledger", metavar="URL", default=None,
+                        help="the ledger of ledger: sources and --impact-ledger, as for the ledger commands "
+                        "(default: $FAIRALLOC_LEDGER, else the ledger commands' default file)")
     parser.add_argument("--from", dest="first", type=argparse_date, metavar="DATE",
                         help="replay only trades on or after this trade date (YYYY-MM-DD)")
     parser.add_argument("--to", dest="last", type=argparse_date, metavar="DATE",
                         help="replay only trades on or before this trade date (YYYY-MM-DD)")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (for a pull request)")
-    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--markdown-file", metavar="FILE", help="also write the report as Markdown (for a pull request)")
+    parser.add_argument("--json-file", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table",
                         help="what to print on stdout (default: table)")
     parser.add_argument("--limit", type=int, default=50, metavar="N",
@@ -128,6 +131,8 @@ def _show_progress(args: argparse.Namespace, trades: int) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.impact_ledger or any(source.startswith(LEDGER_PREFIX) for source in (args.old, args.new)):
+        require_extras("'fairalloc diff' with the ledger", "ledger")
     old, new = load_source(args.old, args.ledger), load_source(args.new, args.ledger)
     diff = diff_policies(old.policy, new.policy, old_note=old.provenance, new_note=new.provenance)
     report = _impact(args, diff)
@@ -142,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
         _print_tables(diff, report, args.limit)
     else:
         write_output(markdown() if args.format == "markdown" else document(), None)
-    if args.markdown:
-        write_output(markdown(), args.markdown)
-    if args.json:
-        write_output(document(), args.json)
+    if args.markdown_file:
+        write_output(markdown(), args.markdown_file)
+    if args.json_file:
+        write_output(document(), args.json_file)
     changed = bool(report.orders) if report is not None else not diff.same_meaning
     return int(ExitCode.CHECK_FAILED if args.exit_code and changed else ExitCode.OK)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fairalloc import RotationState
 from fairalloc.cli._io import argparse_date
-from fairalloc.cli._ledger import add_json_option, add_ledger_option, add_user_option, emit_json, open_ledger
+from fairalloc.cli._ledger import add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import Diagnostic, ExitCode, InputError
 from fairalloc.ledger import workflow
 from fairalloc.ledger.export import export
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action.set_defaults(handler=_set_role, grant=grant)
     listing = user_sub.add_parser("list", help="users and the roles they hold")
     add_ledger_option(listing)
-    add_json_option(listing)
+    add_format_option(listing)
     listing.set_defaults(handler=_list_users)
 
     seed = sub.add_parser("rotation-seed", help="record a rotation group's starting position "
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     check = sub.add_parser("verify", help="walk the hash chain; exit 1 at the first break")
     add_ledger_option(check)
-    add_json_option(check)
+    add_format_option(check)
     check.add_argument("--anchor", metavar="SEQ:HASH",
                        help="a head recorded earlier (ledger head, head.json of an export)")
     check.set_defaults(handler=_verify)
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     alerts = sub.add_parser("alerts", help="alerts raised for the CCO (late allocations, overrides)")
     add_ledger_option(alerts)
-    add_json_option(alerts)
+    add_format_option(alerts)
     alerts.set_defaults(handler=_alerts)
 
     out = sub.add_parser("export", help="CSV and JSON Lines record set for examiners and review")
@@ -91,7 +91,7 @@ def _set_role(args: argparse.Namespace) -> int:
 def _list_users(args: argparse.Namespace) -> int:
     with open_ledger(args) as ledger:
         users = workflow.list_users(ledger)
-    if args.json:
+    if args.format == "json":
         emit_json({user: sorted(roles) for user, roles in users.items()})
         return int(ExitCode.OK)
     for user, roles in users.items():
@@ -121,7 +121,7 @@ def _verify(args: argparse.Namespace) -> int:
     anchor = _anchor(args.anchor)
     with open_ledger(args) as ledger, ledger.read() as session:
         report = verify(session, anchor)
-    if args.json:
+    if args.format == "json":
         emit_json({"ok": report.ok, "events": report.events,
                    "head": {"seq": report.head.seq, "hash": report.head.hash} if report.head else None,
                    "findings": [d.to_json() for d in report.findings]})
@@ -144,7 +144,7 @@ def _head(args: argparse.Namespace) -> int:
 def _alerts(args: argparse.Namespace) -> int:
     with open_ledger(args) as ledger:
         raised = workflow.alerts(ledger)
-    if args.json:
+    if args.format == "json":
         emit_json([{"seq": e.seq, "recorded_at": e.recorded_at, "order_id": e.order_id, **e.data()}
                    for e in raised])
         return int(ExitCode.OK)

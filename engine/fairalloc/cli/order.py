@@ -10,7 +10,7 @@ import argparse
 import re
 from decimal import Decimal
 
-from fairalloc.cli._ledger import add_json_option, add_ledger_option, add_user_option, emit_json, open_ledger
+from fairalloc.cli._ledger import add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import Diagnostic, ExitCode, InputError
 from fairalloc.ledger import workflow
 from fairalloc.trade import Trade, load_trade
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     step("fills", "record the trade document's fills (idempotent by fill id)", _fills, trade=True)
     allocate = step("allocate", "allocate the fills under the governing policy version", _allocate,
                     order_id=True)
-    add_json_option(allocate)
+    add_format_option(allocate)
     override = step("override", "replace the allocation manually (pending CCO review)", _override,
                     order_id=True)
     override.add_argument("--set", dest="quantities", action="append", required=True,
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     decision.add_argument("--reject", action="store_true")
     review.add_argument("--memo", default="", help="the reviewer's note")
     show = step("show", "print everything recorded about an order", _show, order_id=True, user=False)
-    add_json_option(show)
+    add_format_option(show)
 
 
 def _trade(path: str) -> Trade:
@@ -94,7 +94,7 @@ def _fills(args: argparse.Namespace) -> int:
 def _allocate(args: argparse.Namespace) -> int:
     with open_ledger(args) as ledger:
         record = workflow.allocate_order(ledger, args.user, args.order_id)
-    if args.json:
+    if args.format == "json":
         emit_json({"event": record.event.seq, "recorded_at": record.event.recorded_at,
                    "late": record.late, "deadline": record.deadline,
                    "rotation_before": record.rotation_before, "rotation_after": record.rotation_after,
@@ -145,7 +145,7 @@ def _show(args: argparse.Namespace) -> int:
     events = [e for e in (record.statement, record.entered, *record.fills, record.allocation,
                           *record.overrides, *record.reviews, *record.alerts) if e is not None]
     events.sort(key=lambda e: e.seq)
-    if args.json:
+    if args.format == "json":
         emit_json([{"seq": e.seq, "recorded_at": e.recorded_at, "actor": e.actor, "kind": e.kind,
                     "payload": e.data(), "hash": e.hash} for e in events])
         return int(ExitCode.OK)

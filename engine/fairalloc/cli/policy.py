@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fairalloc import load_policy
-from fairalloc.cli._ledger import add_json_option, add_ledger_option, add_user_option, emit_json, open_ledger
+from fairalloc.cli._ledger import add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import ExitCode
 from fairalloc.ledger import workflow
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     history = sub.add_parser("history", help="published versions, oldest first")
     history.add_argument("id", nargs="?", help="only this policy id")
     add_ledger_option(history)
-    add_json_option(history)
+    add_format_option(history)
     history.set_defaults(handler=_history)
 
     show = sub.add_parser("show", help="print a published version's source (or canonical form)")
@@ -45,7 +45,7 @@ def _publish(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     with open_ledger(args) as ledger:
         records = workflow.policy_history(ledger, args.id)
-    if args.json:
+    if args.format == "json":
         emit_json([{"id": r.id, "version": r.version, "digest": r.digest,
                     "effective_date": r.effective_date, "published_by": r.published_by,
                     "published_at": r.published_at, "event": r.seq} for r in records])

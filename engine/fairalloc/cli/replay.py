@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import json
 
-from fairalloc.cli._ledger import add_json_option, add_ledger_option, emit_json, open_ledger
+from fairalloc.cli._ledger import add_format_option, add_ledger_option, emit_json, open_ledger
 from fairalloc.errors import ExitCode
 from fairalloc.ledger.replay import replay_many, replay_order
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     target.add_argument("--date", type=dt.date.fromisoformat, help="every order of a trade date")
     target.add_argument("--all", action="store_true", help="every allocated order")
     add_ledger_option(parser)
-    add_json_option(parser)
+    add_format_option(parser)
     parser.set_defaults(handler=_replay)
 
 
@@ -28,7 +28,7 @@ def _replay(args: argparse.Namespace) -> int:
             results = [replay_order(ledger, args.order_id)]
         else:
             results = replay_many(ledger, None if args.all else args.date)
-    if args.json:
+    if args.format == "json":
         emit_json([{"order_id": r.order_id, "identical": r.identical,
                     "differences": [{"pointer": d.pointer, "recorded": d.recorded,
                                      "recomputed": d.recomputed} for d in r.differences]}

@@ -10,11 +10,12 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from fairalloc.cli._files import TEST_KEY, find_files
 from fairalloc.cli._io import dump_json, print_table, write_output
 from fairalloc.errors import ExitCode
 from fairalloc.review.coverage import PolicyCoverage, measure
 from fairalloc.review.junit import junit_xml
-from fairalloc.review.policytest import SuiteResult, discover, run_file
+from fairalloc.review.policytest import SuiteResult, run_file
 
 DEFAULT_PATH = "policies/tests"
 
@@ -24,7 +25,7 @@ def register(sub: Any) -> None:
         "test",
         help="run policy tests, with rule coverage",
         description="Run policy test files (YAML: trade, optional rotation state, expected allocations and "
-        "exceptions). Directories are searched for *.yaml files.",
+        "exceptions). Folders are searched for test files: YAML files with a top-level 'cases' key.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", default=[DEFAULT_PATH],
                         help=f"test files or directories (default: {DEFAULT_PATH})")
@@ -74,7 +75,7 @@ def _print_coverage(coverage: dict[str, PolicyCoverage]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = [run_file(path) for path in discover(args.paths)]
+    results = [run_file(path) for path in find_files(args.paths, TEST_KEY)]
     coverage = coverage_by_policy(results)
     _print_results(results)
     cases = sum(len(r.results) for r in results)

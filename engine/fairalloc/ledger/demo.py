@@ -43,11 +43,11 @@ def run(root: Path = Path("."), out: Path = Path("out")) -> None:
     for policy in sorted((root / "policies").glob("*.yaml")):
         _run("policy", "publish", str(policy), "--user", "cco.reyes", *at)
     for state in day.get("rotation_states", []):
-        _run("ledger", "rotation-seed", str((day_file.parent / state).resolve().relative_to(root.resolve())),
+        _run("ledger", "rotation-seed", str(root / (day_file.parent / state).resolve().relative_to(root.resolve())),
              "--user", "cco.reyes", *at)
     for entry in day["orders"]:
-        trade = str((day_file.parent / entry["trade"]).resolve().relative_to(root.resolve()))
-        order_id = json.loads((root / trade).read_text(encoding="utf-8"))["order"]["id"]
+        trade = str(root / (day_file.parent / entry["trade"]).resolve().relative_to(root.resolve()))
+        order_id = json.loads(Path(trade).read_text(encoding="utf-8"))["order"]["id"]
         _run("order", "statement", trade, "--user", "pm.alpha", *at)
         _run("order", "enter", trade, "--policy", entry["policy"], "--user", "trader.kim", *at)
         _run("order", "fills", trade, "--user", "trader.kim", *at)

@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path as FsPath
 from typing import Any
 
 from fairalloc import allocate, load_policy, load_trade
@@ -137,17 +136,6 @@ class _Reader:
         except (ArithmeticError, ValueError):
             self.error("policytest-quantity", f"'{value}' is not a quantity", path)
             return None
-
-
-def discover(paths: list[str]) -> list[str]:
-    """Test files named by ``paths``: files as given, directories searched for ``*.yaml``/``*.yml``."""
-    found: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            found.extend(sorted(str(p) for p in FsPath(path).rglob("*") if p.suffix in (".yaml", ".yml")))
-        else:
-            found.append(path)
-    return found
 
 
 def load_test_file(path: str) -> PolicyTestFile:

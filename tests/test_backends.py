@@ -1,8 +1,9 @@
-"""The columnar path (fairalloc.columnar) against the definition (fairalloc.allocate.allocate_general).
+"""The two backends of the one allocation driver (fairalloc.execute): records and arrays.
 
-For every policy and trade it accepts, the columnar path must produce the same document as the
-general path, byte for byte, explanations and exceptions included; where the general path
-refuses or rejects a trade, the columnar path must hand it back (``None``) rather than answer.
+For every policy and trade, ``allocate(..., backend=Backend.ARRAYS)`` must give the document
+``backend=Backend.RECORDS`` gives, byte for byte, explanations and exceptions included, apart from
+the ``backend`` entry that says which ran; where one refuses or rejects a trade, the other must
+raise the same error. Where the array backend declines, the explanation says why.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from fairalloc import load_policy, load_trade, policy_from_text
-from fairalloc.allocate import allocate, allocate_general
+from fairalloc import Allocation, Backend, Policy, Trade, allocate, load_policy, load_trade, policy_from_text
+from fairalloc.arrayform import ARRAYS_FROM, ArrayForm, Decline, Why
 from fairalloc.cli._io import dump_json
-from fairalloc.columnar import COLUMNAR_FROM, allocate_columnar, covers
 from fairalloc.errors import FairallocError
 
 from .conftest import POLICIES
@@ -122,26 +122,42 @@ def trade_documents(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=400, deadline=None)
-@given(policy_texts(), trade_documents())
-def test_columnar_path_gives_the_general_paths_document(policy_text: str, document: dict[str, Any]) -> None:
-    policy = policy_from_text(policy_text)
-    trade = load_trade(document)
-    fast = allocate_columnar(policy, trade)
+def run(policy: Policy, trade: Trade, backend: Backend) -> tuple[Allocation | None, str, dict[str, Any] | None]:
+    """The result (or the error's codes and messages), the explained document without its
+    ``backend`` entry, and that entry."""
     try:
-        general = allocate_general(policy, trade)
+        result = allocate(policy, trade, backend=backend)
     except FairallocError as error:
-        event(f"general path refuses: {error.codes[0]}")
-        assert fast is None
-        return
-    if fast is None:
-        event("handed back: " + ("the trade" if covers(policy) else "the policy"))
+        return None, repr([(d.code, d.message, d.hint) for d in error.diagnostics]), None
+    document = result.document(explain=True)
+    used = document.pop("backend")
+    return result, dump_json(document), used
+
+
+def both(policy: Policy, trade: Trade) -> tuple[Allocation | None, dict[str, Any] | None]:
+    """Run both backends, assert they agree, return the array run's result and its backend entry."""
+    records, by_records, used_records = run(policy, trade, Backend.RECORDS)
+    arrays, by_arrays, used_arrays = run(policy, trade, Backend.ARRAYS)
+    assert by_arrays == by_records
+    if records is not None:
+        assert used_records == {"used": "records", "why": "the caller asked for the record backend"}
+        assert arrays is not None and arrays.quantities() == records.quantities()
+        assert [a.rules for a in arrays.accounts] == [a.rules for a in records.accounts]
+    return arrays, used_arrays
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy_texts(), trade_documents())
+def test_the_backends_give_the_same_document(policy_text: str, document: dict[str, Any]) -> None:
+    policy = policy_from_text(policy_text)
+    result, used = both(policy, load_trade(document))
+    if used is None:
+        event("refused or rejected")
+    elif used["used"] == "arrays":
+        event("arrays")
     else:
-        event("columnar")
-    if fast is not None:
-        assert dump_json(fast.document(explain=True)) == dump_json(general.document(explain=True))
-        assert fast.quantities() == general.quantities()
-        assert [a.rules for a in fast.accounts] == [a.rules for a in general.accounts]
+        event("declined: " + used["why"].split(":")[0])
+        assert isinstance(policy.arrays, Decline) or "the trade holds data" in used["why"]
 
 
 def large_trade(accounts: int) -> dict[str, Any]:
@@ -157,39 +173,47 @@ def large_trade(accounts: int) -> dict[str, Any]:
     }
 
 
-def test_the_shipped_equity_policy_runs_columnar_on_a_large_block() -> None:
+def test_the_shipped_equity_policy_runs_on_arrays_for_a_large_block() -> None:
     policy = load_policy(POLICIES / "us-equity-pro-rata.yaml")
-    assert covers(policy)
-    trade = load_trade(large_trade(COLUMNAR_FROM * 2))
-    fast = allocate_columnar(policy, trade)
-    assert fast is not None
-    general = allocate_general(policy, trade)
-    assert dump_json(fast.document(explain=True)) == dump_json(general.document(explain=True))
-    assert dump_json(allocate(policy, trade).document()) == dump_json(general.document())
-    assert any(record.rule == "proprietary-in-partial-fill" for record in fast.exceptions)
+    assert isinstance(policy.arrays, ArrayForm)
+    trade = load_trade(large_trade(ARRAYS_FROM * 2))
+    result, used = both(policy, trade)
+    assert used == {"used": "arrays"}
+    assert result is not None and any(record.rule == "proprietary-in-partial-fill" for record in result.exceptions)
+    automatic = allocate(policy, trade).document(explain=True)
+    assert automatic["backend"] == {"used": "arrays"}
 
 
-def test_policies_outside_the_columnar_subset_are_handed_back() -> None:
+def test_a_small_block_runs_by_records_unless_arrays_are_asked_for() -> None:
+    policy = load_policy(POLICIES / "us-equity-pro-rata.yaml")
+    trade = load_trade(large_trade(ARRAYS_FROM - 2))
+    assert allocate(policy, trade).document(explain=True)["backend"] == {
+        "used": "records", "why": f"blocks under 64 accounts are faster by records: {ARRAYS_FROM - 2} accounts"}
+    assert allocate(policy, trade, backend=Backend.ARRAYS).document(explain=True)["backend"] == {"used": "arrays"}
+
+
+def test_policies_without_an_array_form_say_why() -> None:
     rotation = load_policy(POLICIES / "fixed-income-rotation.yaml")
     price_time = load_policy(POLICIES / "limit-order-price-time.yaml")
-    assert not covers(rotation) and not covers(price_time)
+    assert rotation.arrays == Decline(Why.METHOD, "method rotation")
+    assert price_time.arrays == Decline(Why.METHOD, "method price_time")
     divides = policy_from_text(HEADER.format(n=1) + "rounding:\n  lot: 1\nrules:\n  - id: half\n"
                                "    when: 'allocation / 2 > 10'\n    action: flag\n    reason: r\n")
-    assert not covers(divides)
+    assert divides.arrays == Decline(Why.CONDITION, "rule 'half': allocation / 2 > 10")
+    trade = load_trade(large_trade(ARRAYS_FROM))
+    assert allocate(divides, trade, backend=Backend.ARRAYS).document(explain=True)["backend"] == {
+        "used": "records", "why": "a rule's condition has no columnar form: rule 'half': allocation / 2 > 10"}
 
 
-def test_a_refused_trade_is_handed_back_and_refused_by_the_general_path() -> None:
+def test_a_refused_trade_is_refused_alike_by_both() -> None:
     policy = load_policy(POLICIES / "us-equity-pro-rata.yaml")
-    document = large_trade(COLUMNAR_FROM)
+    document = large_trade(ARRAYS_FROM)
     document["statement"]["accounts"][5]["account"] = document["statement"]["accounts"][6]["account"]
     trade = load_trade(document)
-    assert allocate_columnar(policy, trade) is None
-    try:
-        allocate(policy, trade)
-    except FairallocError as error:
-        assert error.codes == ["duplicate-account"]
-    else:
-        raise AssertionError("a duplicate account must be refused")
+    for backend in Backend:
+        with pytest.raises(FairallocError) as caught:
+            allocate(policy, trade, backend=backend)
+        assert caught.value.codes == ["duplicate-account"]
 
 
 @pytest.mark.parametrize("section", [
@@ -199,10 +223,6 @@ def test_a_refused_trade_is_handed_back_and_refused_by_the_general_path() -> Non
     "rules:\n  - id: huge-cap\n    when: 'account.restricted'\n    action: cap\n    quantity: 100000000000000000000000\n"
     "    reason: r\n",
 ])
-def test_numbers_beyond_int64_hand_the_block_back_or_agree(section: str) -> None:
+def test_numbers_beyond_int64_decline_to_records_or_agree(section: str) -> None:
     policy = policy_from_text(HEADER.format(n=2) + "rounding:\n  lot: 1\n" + section)
-    trade = load_trade(large_trade(COLUMNAR_FROM))
-    fast = allocate_columnar(policy, trade)  # must not raise
-    general = allocate_general(policy, trade)
-    assert fast is None or dump_json(fast.document(explain=True)) == dump_json(general.document(explain=True))
-    assert dump_json(allocate(policy, trade).document()) == dump_json(general.document())
+    both(policy, load_trade(large_trade(ARRAYS_FROM)))

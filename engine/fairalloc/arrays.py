@@ -1,0 +1,355 @@
+"""The array book: one trade's accounts as one numpy array per field, for large pro-rata blocks.
+
+A block of 100,000 accounts spends most of its time on per-account Python objects: one context
+record and one closure call per rule and account. This book holds each account field as a column
+and evaluates each rule once over all accounts with the columnar forms the policy was compiled
+with (:class:`fairalloc.arrayform.ArrayForm`); the records behind ``--explain`` are built only when
+asked for. Positions are int64 arrays, units int64 arrays; every integer is kept below
+:data:`~fairalloc.expressions.vector.SAFE` so no product leaves int64.
+
+This book never reports an error in the trade's data: where it cannot evaluate exactly — a value
+that needs converting or is missing, a number beyond int64, a condition that gives no boolean — it
+raises :class:`~fairalloc.arrayform.Declined` and the trade runs on the record book, which reports
+any error with its location. :func:`open_arrays` returns the :class:`~fairalloc.arrayform.Decline`
+instead of a book when the trade's attributes already say so.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+from fairalloc.arrayform import ArrayForm, Decline, Declined, Why
+from fairalloc.book import Book, Ledger, Shares
+from fairalloc.context import TradeContext
+from fairalloc.expressions.vector import SAFE, Frame, Rational, Unsupported
+from fairalloc.numbers import decimal_text, to_units, units_scale
+from fairalloc.options import Backend, MinimumKind, RoundingMethod
+from fairalloc.plan import Attribute, Policy, Rule
+from fairalloc.rounding import NO_CAP, Apportionment, largest_remainder, largest_remainder_array, quota_method
+from fairalloc.trade import Trade
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Array = NDArray[np.int64]
+else:
+    Array = Any
+
+
+def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext) -> ArrayBook | Decline:
+    """The array book of ``trade``, or why its data keep it off arrays."""
+    import numpy as np
+
+    entries = trade.statement.accounts
+    raw: dict[str, tuple[str, list[Any]]] = {}
+    given = [entry.attributes for entry in entries] if policy.account_attributes else []
+    for attribute in policy.account_attributes:
+        values = _attribute_column(attribute, list(map(dict.get, given, repeat(attribute.name))))
+        if values is None:
+            return Decline(Why.DATA, f"account.{attribute.name} needs converting or is missing")
+        raw[attribute.name] = (attribute.kind, values)
+    quantities = trade.statement.intended
+    scale = units_scale([policy.lot, *(fill.quantity for fill in trade.fills), *quantities])
+    if scale > 1 or not set(map(type, quantities)) <= {int}:
+        quantities = [to_units(q, scale) for q in quantities]
+    if max(quantities) >= SAFE:
+        return Decline(Why.DATA, "an intended quantity beyond int64")
+    ids = trade.statement.account_ids
+    index = sorted(range(len(ids)), key=ids.__getitem__)  # one pass if already in id order
+    if index == list(range(len(ids))):
+        return ArrayBook(policy, form, ctx, ids, index, np.asarray(quantities, dtype=np.int64), scale, raw)
+    intended = np.asarray(quantities, dtype=np.int64)[index]
+    return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended, scale, raw)
+
+
+class ArrayBook(Book[Array, Array]):
+    """Accounts by position (account-id order), each field an array."""
+
+    backend = Backend.ARRAYS
+
+    def __init__(self, policy: Policy, form: ArrayForm, ctx: TradeContext, ids: list[str], index: list[int],
+                 intended: Array, scale: int, raw: dict[str, tuple[str, list[Any]]]) -> None:
+        import numpy as np
+
+        self.policy, self.form, self.ctx = policy, form, ctx
+        self.ids, self.index, self.intended, self.scale = ids, index, intended, scale
+        self.raw = raw  # declared attributes: (kind, values in statement order, of that kind)
+        self.n = n = len(ids)
+        self.order = np.asarray(index, dtype=np.int64)
+        self.cache: dict[str, Any] = {}
+        self.lot = int(Fraction(policy.lot) * scale)
+        self.filled = int(Fraction(ctx.filled) * scale)
+        self.caps = np.full(n, NO_CAP, dtype=np.int64) if policy.allow_above_intended else intended.copy()
+        self.weights = np.zeros(n, dtype=np.int64)
+        self.weight_values: list[Any] | None = None  # a weight attribute's values (None: not eligible)
+        self.ranks = np.arange(n, dtype=np.int64)
+        self.minimums: Array | None = None
+        self.eligible = np.zeros(n, dtype=bool)
+
+    # -- selections -------------------------------------------------------------------------
+    def everyone(self) -> Array:
+        import numpy as np
+
+        return np.arange(self.n, dtype=np.int64)
+
+    def nobody(self) -> Array:
+        import numpy as np
+
+        return np.zeros(0, dtype=np.int64)
+
+    def size(self, accounts: Array) -> int:
+        return len(accounts)
+
+    def without(self, accounts: Array, removed: Array) -> Array:
+        import numpy as np
+
+        if not len(removed):
+            return accounts
+        keep = np.ones(self.n, dtype=bool)
+        keep[removed] = False
+        return accounts[keep[accounts]]
+
+    def union(self, first: Array, second: Array) -> Array:
+        import numpy as np
+
+        if not len(first) or not len(second):
+            return second if len(second) else first
+        return np.union1d(first, second)
+
+    def positions(self, accounts: Array) -> list[int]:
+        return list(accounts.tolist())
+
+    # -- columns for expressions ------------------------------------------------------------
+    def column(self, name: str) -> Any:
+        """``account.<name>`` in account-id order, built on first use."""
+        import numpy as np
+
+        if name in self.cache:
+            return self.cache[name]
+        if name == "id":
+            value: Any = np.asarray(self.ids, dtype=object)
+        elif name == "intended":
+            value = Rational(self.intended, self.scale)
+        elif name in self.raw:
+            kind, values = self.raw[name]
+            if kind == "boolean":
+                value = np.asarray(values, dtype=bool)[self.order]
+            elif kind == "number":
+                scale = units_scale(values)
+                units = values if scale == 1 else [to_units(number, scale) for number in values]
+                if max(map(abs, units)) >= SAFE:
+                    raise Unsupported(f"account.{name} leaves int64")
+                value = Rational(np.asarray(units, dtype=np.int64)[self.order], scale)
+            else:
+                value = np.asarray(values, dtype=object)[self.order]
+        else:
+            raise Unsupported(f"account.{name} has no column")
+        self.cache[name] = value
+        return value
+
+    def frame(self, units: Array | None) -> Frame:
+        """What a vectorised expression reads; ``units``: the provisional allocation, if any."""
+        c = self.ctx
+        roots = {"order": c.order, "security": c.security, "statement": c.statement, "fill": c.fill}
+        allocation = None if units is None else Rational(units, self.scale)
+        return Frame(roots, self.column, allocation)
+
+    def fires(self, rule: Rule, among: Array, shares: Shares[Array, Array] | None) -> Array:
+        try:
+            value = self.form.conditions[rule.id](self.frame(None if shares is None else shares.units))
+        except Unsupported as unsupported:
+            raise Declined(Decline(Why.DATA, f"rule '{rule.id}': {unsupported}")) from None
+        if type(value) is bool:
+            return among if value else among[:0]
+        if hasattr(value, "dtype") and value.dtype == bool:
+            hits: Array = among[value[among]]
+            return hits
+        raise Declined(Decline(Why.DATA, f"rule '{rule.id}' does not give a boolean for every account"))
+
+    # -- eligibility, weights, minimums ---------------------------------------------------------
+    def rank(self, sign: int) -> None:
+        import numpy as np
+
+        if sign:
+            ordered = np.lexsort((np.arange(self.n), sign * self.intended))
+            self.ranks[ordered] = np.arange(self.n)
+
+    def cap(self, rule: Rule, accounts: Array) -> None:
+        import numpy as np
+
+        quantity = self.form.caps[rule.id]
+        if not isinstance(quantity, Decimal):
+            try:
+                value = quantity(self.frame(None))
+            except Unsupported as unsupported:
+                raise Declined(Decline(Why.DATA, f"the quantity of rule '{rule.id}': {unsupported}")) from None
+            if isinstance(value, Rational):
+                _bounded(value.top * self.scale, f"the quantity of rule '{rule.id}'")
+                units = np.maximum(0, (value.numerators[accounts] * self.scale) // value.denominator)
+                self.caps[accounts] = np.minimum(self.caps[accounts], units)
+                return
+            if type(value) is not int and type(value) is not Decimal:
+                raise Declined(Decline(Why.DATA, f"rule '{rule.id}' gives a cap that is not a number"))
+            quantity = Decimal(value)
+        cap = max(0, int(Fraction(quantity) * self.scale // 1))
+        _bounded(cap, f"the quantity of rule '{rule.id}'")
+        self.caps[accounts] = np.minimum(self.caps[accounts], cap)
+
+    def weigh(self, eligible: Array) -> None:
+        """Weights in integer units: the intended quantity, or a number attribute scaled by the
+        power of ten that makes every eligible account's value whole (its text kept for the
+        explanation)."""
+        import numpy as np
+
+        self.eligible[eligible] = True
+        name = self.form.weight
+        if name is None:
+            self.weights[eligible] = self.intended[eligible]
+            return
+        _, values = self.raw[name]
+        taking = self.eligible.tolist()
+        chosen = [values[i] for i, take in zip(self.index, taking) if take]
+        if chosen and min(chosen) < 0:
+            raise Declined(Decline(Why.DATA, "a negative weight"))
+        scale = units_scale(chosen)
+        units = [to_units(values[i], scale) if take else 0 for i, take in zip(self.index, taking)]
+        if units and max(units) >= SAFE:
+            raise Declined(Decline(Why.DATA, "a weight beyond int64"))
+        self.weight_values = [values[i] if take else None for i, take in zip(self.index, taking)]
+        self.weights = np.asarray(units, dtype=np.int64)
+
+    def set_minimums(self, eligible: Array) -> None:
+        import numpy as np
+
+        minimum = self.policy.minimum
+        assert minimum is not None
+        if minimum.kind is MinimumKind.ABSOLUTE:
+            assert minimum.absolute is not None
+            value = -((-Fraction(minimum.absolute) * self.scale) // 1)
+            _bounded(value, "the minimum")
+            self.minimums = np.full(self.n, value, dtype=np.int64)
+            return
+        assert minimum.relative is not None  # the array form covers no other kind
+        ratio = Fraction(minimum.relative)
+        _bounded(int(self.intended.max(initial=0)) * ratio.numerator, "the minimum")
+        _bounded(ratio.denominator, "the minimum")
+        self.minimums = -((-self.intended * ratio.numerator) // ratio.denominator)
+
+    def below_minimum(self, members: Array, units: Array) -> Array:
+        assert self.minimums is not None
+        got = units[members]
+        low: Array = members[(got > 0) & (got < self.minimums[members])]
+        return low
+
+    def can_hold(self, accounts: Array) -> bool:
+        if not len(accounts):
+            return False
+        counted = accounts[(self.weights[accounts] > 0) | (self.caps[accounts] == NO_CAP)]
+        room = self.room(counted)
+        return room is None or room >= self.filled
+
+    def room(self, accounts: Array) -> int | None:
+        caps = self.caps[accounts]
+        return None if (caps == NO_CAP).any() else int(caps.sum(dtype=object))
+
+    # -- methods ------------------------------------------------------------------------------
+    def odd_key(self, sign: int) -> list[int] | None:
+        return (sign * self.intended).tolist() if sign else None
+
+    def apportion(self, members: Array, method: RoundingMethod, odd_key: list[int] | None) -> Shares[Array, Array]:
+        import numpy as np
+
+        weights, caps, ranks = self.weights[members], self.caps[members], self.ranks[members]
+        result: Apportionment
+        if method is RoundingMethod.QUOTA:
+            result = quota_method(self.filled, weights.tolist(), _cap_list(caps), self.lot, ranks.tolist())
+            allocations = np.asarray(result.allocations, dtype=np.int64)
+        else:
+            keys = None if odd_key is None else np.asarray(odd_key, dtype=np.int64)[members]
+            arrays = largest_remainder_array(self.filled, weights, caps, self.lot, ranks, keys)
+            if arrays is None:
+                result = largest_remainder(self.filled, weights.tolist(), _cap_list(caps), self.lot, ranks.tolist(),
+                                           None if keys is None else keys.tolist())
+                allocations = np.asarray(result.allocations, dtype=np.int64)
+            else:
+                allocations, result = arrays
+        units = np.zeros(self.n, dtype=np.int64)
+        units[members] = allocations
+        return Shares(units, members, result)
+
+    # -- results ------------------------------------------------------------------------------
+    def nothing(self) -> Shares[Array, Array]:
+        import numpy as np
+
+        return Shares(np.zeros(self.n, dtype=np.int64), self.nobody())
+
+    def allocated(self, units: Array) -> list[int]:
+        return list(units.tolist())
+
+    def total(self, units: Array) -> int:
+        return int(units.sum())
+
+    def intended_units(self) -> list[int]:
+        return list(self.intended.tolist())
+
+    def ledger(self) -> Ledger:
+        texts: list[str | None] = [None] * self.n
+        if self.weight_values is not None:
+            texts = [None if value is None else decimal_text(Decimal(value)) for value in self.weight_values]
+        eligible = self.eligible.tolist()
+        minimums = None
+        if self.minimums is not None:
+            minimums = [value if take else None for value, take in zip(self.minimums.tolist(), eligible)]
+        return Ledger(self.index, self.intended.tolist(), _cap_list(self.caps), self.weights.tolist(), texts,
+                      self.ranks.tolist(), minimums)
+
+
+def _cap_list(caps: Array) -> list[int | None]:
+    """Caps as the list functions and the explanation take them (``None``: no cap)."""
+    return [None if cap == NO_CAP else cap for cap in caps.tolist()]
+
+
+def _bounded(value: int, what: str) -> None:
+    if value >= SAFE:
+        raise Declined(Decline(Why.DATA, f"{what} leaves int64"))
+
+
+def _attribute_column(attribute: Attribute, values: list[Any]) -> list[Any] | None:
+    """``values`` with defaults filled in, if every one is already of the declared type; else ``None``
+    (a conversion, a missing value or a wrong one: the record book converts or reports it)."""
+    kinds = set(map(type, values))
+    if type(None) in kinds:
+        if not attribute.has_default:
+            return None
+        default = attribute.default
+        values = [default if value is None else value for value in values]
+        kinds = set(map(type, values))
+    if attribute.kind == "string":
+        if kinds != {str} or (attribute.values is not None and not set(values) <= set(attribute.values)):
+            return None
+    elif attribute.kind == "boolean":
+        if kinds != {bool}:
+            return None
+    elif attribute.kind == "number":
+        if kinds <= {int}:
+            return values
+        if not kinds <= {int, Decimal, str}:
+            return None
+        numbers: list[Any] = []
+        for value in values:  # as fairalloc.context converts a number attribute
+            if type(value) is str:
+                try:
+                    value = Decimal(value)
+                except InvalidOperation:
+                    return None
+            if type(value) is Decimal and not value.is_finite():
+                return None
+            numbers.append(value)
+        return numbers
+    else:
+        return None
+    return values

@@ -1,0 +1,183 @@
+"""The policy language's closed sets of words, each declared once: an enum and one table.
+
+A policy chooses a method, a rounding method, a remainder rule, a tie-break, rule actions and a
+minimum kind from fixed lists. Each list is an enum here, and each enum has one table saying what
+the rest of the engine needs to know about a choice — which stage runs it, what it needs, which
+backends can run it, how it is described — so that adding a rounding method or an action is one
+entry here plus its implementation and its documentation (``tests/test_options.py`` holds the
+policy schema, the docs and these tables to the same words).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Method(enum.StrEnum):
+    """How the filled quantity is split among the accounts (``method:``)."""
+
+    PRO_RATA = "pro_rata"
+    ROTATION = "rotation"
+    PRICE_TIME = "price_time"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """What a method needs and allows."""
+
+    rounding: bool  # reads rounding.method / remainder (and the lot arithmetic of apportionment)
+    minimum: bool  # minimum thresholds may be set
+    arrays: bool  # the array backend runs it (large blocks)
+    summary: str
+
+
+METHODS: dict[Method, MethodSpec] = {
+    Method.PRO_RATA: MethodSpec(True, True, True, "in proportion to a weight, in whole lots"),
+    Method.ROTATION: MethodSpec(False, True, False, "accounts filled in full, one after another, in rotation order"),
+    Method.PRICE_TIME: MethodSpec(False, False, False, "each fill to the best-ranked account whose limit it meets"),
+}
+
+
+class RoundingMethod(enum.StrEnum):
+    """How exact pro-rata shares become whole lots (``rounding.method:``)."""
+
+    LARGEST_REMAINDER = "largest_remainder"
+    QUOTA = "quota"
+
+
+@dataclass(frozen=True, slots=True)
+class RoundingSpec:
+    remainder_rule: bool  # the policy's remainder rule chooses who takes the odd quantity
+    fill_monotone: bool
+    summary: str
+
+
+ROUNDING_METHODS: dict[RoundingMethod, RoundingSpec] = {
+    RoundingMethod.LARGEST_REMAINDER: RoundingSpec(True, False, "Hamilton: round down, spare lots by largest remainder"),
+    RoundingMethod.QUOTA: RoundingSpec(False, True, "Balinski-Young quota method: lots one at a time by priority"),
+}
+
+
+class Remainder(enum.StrEnum):
+    """Who takes a final odd quantity smaller than a lot (``rounding.remainder:``)."""
+
+    LARGEST_REMAINDER = "largest_remainder"
+    SMALLEST_ACCOUNT = "smallest_account"
+    LARGEST_ACCOUNT = "largest_account"
+    ROTATION = "rotation"
+
+
+@dataclass(frozen=True, slots=True)
+class RemainderSpec:
+    """``by_intended``: +1 orders by intended quantity ascending, -1 descending, 0 not by it."""
+
+    by_intended: int
+    rotation: bool  # ordered by this order's rotation order (needs a rotation section)
+    words: str
+
+
+REMAINDERS: dict[Remainder, RemainderSpec] = {
+    Remainder.LARGEST_REMAINDER: RemainderSpec(0, False, "the largest remainder"),
+    Remainder.SMALLEST_ACCOUNT: RemainderSpec(1, False, "the smallest account first"),
+    Remainder.LARGEST_ACCOUNT: RemainderSpec(-1, False, "the largest account first"),
+    Remainder.ROTATION: RemainderSpec(0, True, "the rotation order"),
+}
+
+
+class TieBreak(enum.StrEnum):
+    """How equal claims are ordered; always ends on the account id (``rounding.tie_break:``)."""
+
+    ACCOUNT_ID = "account_id"
+    SMALLEST_ACCOUNT = "smallest_account"
+    LARGEST_ACCOUNT = "largest_account"
+
+
+TIE_BREAKS: dict[TieBreak, int] = {
+    TieBreak.ACCOUNT_ID: 0,
+    TieBreak.SMALLEST_ACCOUNT: 1,
+    TieBreak.LARGEST_ACCOUNT: -1,
+}
+"""The sign each tie-break gives the intended quantity in the rank key (0: account id alone)."""
+
+
+class Stage(enum.StrEnum):
+    """Where in the allocation a rule action runs (``docs/policy-language.md``, "Order of evaluation")."""
+
+    ELIGIBILITY = "eligibility"  # before the method: reads the account, not the allocation
+    ROUNDS = "rounds"  # after each round of the method: reads the provisional allocation
+    FINAL = "final"  # on the final allocation: records, changes nothing
+
+
+class Action(enum.StrEnum):
+    """What a rule does to an account its condition holds for (``rules[].action:``)."""
+
+    EXCLUDE = "exclude"
+    CAP = "cap"
+    ZERO = "zero"
+    FLAG = "flag"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    stage: Stage
+    reads_allocation: bool
+    quantity: bool  # takes a 'quantity'
+    words: str
+
+
+ACTIONS: dict[Action, ActionSpec] = {
+    Action.EXCLUDE: ActionSpec(Stage.ELIGIBILITY, False, False, "removed before allocation"),
+    Action.CAP: ActionSpec(Stage.ELIGIBILITY, False, True, "allocation capped at the rule's quantity"),
+    Action.ZERO: ActionSpec(Stage.ROUNDS, True, False, "denied in a round; its share re-spread"),
+    Action.FLAG: ActionSpec(Stage.FINAL, True, False, "recorded as an exception; nothing changes"),
+}
+"""Rules of the same stage run in the order the policy lists them."""
+
+
+class MinimumKind(enum.StrEnum):
+    """How the minimum allocation is stated (the key under ``minimum:``)."""
+
+    ABSOLUTE = "absolute"
+    RELATIVE_TO_INTENDED = "relative_to_intended"
+    EXPRESSION = "expression"
+
+
+@dataclass(frozen=True, slots=True)
+class MinimumSpec:
+    per_account: bool  # differs from account to account
+    arrays: bool  # the array backend computes it
+    describe: str  # how the explanation states it; {} is the policy's value
+
+
+MINIMUM_KINDS: dict[MinimumKind, MinimumSpec] = {
+    MinimumKind.ABSOLUTE: MinimumSpec(False, True, "at least {}"),
+    MinimumKind.RELATIVE_TO_INTENDED: MinimumSpec(True, True, "at least {} x intended"),
+    MinimumKind.EXPRESSION: MinimumSpec(True, False, "at least {}"),
+}
+
+
+class Denied(enum.StrEnum):
+    """Where a below-minimum account's share goes (``minimum.denied:``)."""
+
+    PRO_RATA = "pro_rata"
+    ROTATION = "rotation"
+
+
+DENIED: dict[Denied, str] = {
+    Denied.PRO_RATA: "re-spread by the method, in the rounds",
+    Denied.ROTATION: "handed on in rotation order, once after the rounds",
+}
+
+
+class Backend(enum.StrEnum):
+    """How an allocation is computed; the result is the same either way (``allocate(backend=...)``)."""
+
+    RECORDS = "records"
+    ARRAYS = "arrays"
+
+
+BACKENDS: dict[Backend, str] = {
+    Backend.RECORDS: "one record per account (every policy; fastest for small blocks)",
+    Backend.ARRAYS: "one array per account field (large pro-rata blocks)",
+}
