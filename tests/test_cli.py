@@ -92,8 +92,9 @@ def test_table_shows_the_notes_and_explain_speaks_policy_words(tmp_path: Path) -
                    str(EXAMPLES / f"{name}.trade.json"), "--format", "table", "--explain")
         explanations = done.stdout.split("\n\n", 1)[1]
         assert not [w for w in ("True", "False", "None", "['", "{'", "[]") if w in explanations], explanations
-    assert "  capped_in_water_filling: false" in run(
-        "allocate", "--policy", EQUITY, "--trade", TRADE, "--format", "table", "--explain").stdout
+    explained = run("allocate", "--policy", EQUITY, "--trade", TRADE, "--format", "table", "--explain").stdout
+    assert "  capped_in_water_filling: false" in explained
+    assert "\nbackend: used: records, why: " in explained
 
 
 def test_rotation_state_round_trip_through_files(tmp_path: Path) -> None:

@@ -99,6 +99,6 @@ def policy_from_text(text: str, file: str = "<policy>") -> Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Read, validate and compile the policy file at ``path``."""
-    from fairalloc.load import read_text
+    from fairalloc.load import MAX_CHARS, read_text
 
-    return policy_from_text(read_text(str(path)), str(path))
+    return policy_from_text(read_text(str(path), limit=MAX_CHARS), str(path))

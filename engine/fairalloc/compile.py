@@ -1,32 +1,37 @@
 """Stages 3–5 — parse, check and compile a structurally valid policy into a :class:`Policy` plan.
 
-The passes run in a fixed order, each collecting diagnostics rather than stopping at the first:
+:func:`compile_policy` first checks the structure against the JSON Schema (``schema.py``), the one
+check that stops compilation; then the passes of :data:`PASSES` run in order, each collecting
+diagnostics rather than stopping at the first:
 
-1. ``attributes``  — declared account/security attributes become typed scopes for expressions;
-2. ``expressions`` — every expression is parsed, name- and type-checked against the scope of the
-   place it stands in (``applies_to`` sees no account; an ``exclude`` rule sees no allocation);
-3. ``semantics``   — cross-key checks no schema can express (unused sections, unreachable
-   thresholds, duplicate ids, rules that can never fire, rotation sequences).
+1. ``attributes`` — declared account/security attributes become typed scopes for expressions;
+2. ``selection``  — ``applies_to``, checked against the order alone;
+3. ``method``     — weights, rotation and rounding of the allocation method, and the sections the
+   method does not use;
+4. ``thresholds`` — the minimum allocation (which may hand denied shares to the rotation);
+5. ``exceptions`` — rules, override reason codes, the deadline.
 
-Passes 2 and 3 need pass 1's scopes; if pass 1 fails, the rest still run with what was declared
-correctly, so the author sees as many problems as possible at once.
+Every expression is parsed, name- and type-checked against the scope of the place it stands in
+(``applies_to`` sees no account; an ``exclude`` rule sees no allocation). If pass 1 finds a
+problem, the rest still run with what was declared correctly, so the author sees as many problems
+as possible at once; they are reported sorted by location.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import hashlib
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fairalloc.errors import Diagnostic, PolicyError
+from fairalloc.errors import Code, Diagnostic, PolicyError, suggest
 from fairalloc.expressions import CompiledExpression, Scope, Type, ast, compile_expression
 from fairalloc.expressions.grammar import KEYWORDS
 from fairalloc.expressions.ast import Expr
 from fairalloc.load import Path, SourceDocument
-from fairalloc.numbers import EXACT
+from fairalloc.numbers import EXACT, decimal_text
 from fairalloc.options import Action, Denied, Method, MinimumKind, Remainder, RoundingMethod, TieBreak
 from fairalloc.plan import Attribute, Deadline, Minimum, Policy, Rotation, Rule
 from fairalloc.schema import check_policy_structure
@@ -67,8 +72,7 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, Decimal):
-        normal = value.normalize()
-        return format(normal, "f") if normal != normal.to_integral_value() else str(int(normal))
+        return decimal_text(value)
     if isinstance(value, dt.date):
         return canonical_json(value.isoformat())
     text = str(value)
@@ -99,6 +103,13 @@ class _Compiler:
         self.diagnostics: list[Diagnostic] = []
         self.account_attributes: dict[str, Attribute] = {}
         self.security_attributes: dict[str, Attribute] = {}
+        self.applies_to: CompiledExpression | None = None
+        self.weight_expression: CompiledExpression | None = None
+        self.rotation_plan: Rotation | None = None
+        self.minimum_plan: Minimum | None = None
+        self.rule_plans: tuple[Rule, ...] = ()
+        self.reason_code_plan: tuple[tuple[str, str], ...] = ()
+        self.deadline_plan: Deadline | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def error(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool = False) -> None:
@@ -137,12 +148,12 @@ class _Compiler:
             self.diagnostics.extend(error.diagnostics)
             return None
         for offset, path_text, literal, values in _impossible_values(compiled.tree, self.declared_values()):
-            close = difflib.get_close_matches(literal, values, n=1)
+            close = suggest(literal, values)
             self.diagnostics.append(Diagnostic(
-                "expr-impossible-value",
+                Code.EXPR_IMPOSSIBLE_VALUE,
                 f"'{path_text}' is never {literal!r}: the policy declares its values as {', '.join(values)}",
                 self.doc.locate_in_scalar(path, offset),
-                f"did you mean {close[0]!r}?" if close else "compare with one of the declared values",
+                f"did you mean {close!r}?" if close else "compare with one of the declared values",
             ))
         return compiled
 
@@ -158,7 +169,7 @@ class _Compiler:
     def number_or_expression(self, path: Path, roots: frozenset[str]) -> CompiledExpression | Decimal | None:
         value = self.get(*path)
         if isinstance(value, bool):
-            self.error("policy-type", "expected a number or an expression", path)
+            self.error(Code.POLICY_TYPE, "expected a number or an expression", path)
             return None
         if isinstance(value, (int, Decimal)):
             return Decimal(value)
@@ -176,7 +187,7 @@ class _Compiler:
                 path: Path = ("attributes", owner, name)
                 if name in builtins[owner]:
                     self.error(
-                        "attribute-shadows-field",
+                        Code.ATTRIBUTE_SHADOWS_FIELD,
                         f"attribute '{name}' would hide the built-in field '{owner}.{name}'",
                         path,
                         "rename the attribute",
@@ -185,7 +196,7 @@ class _Compiler:
                     continue
                 if name in KEYWORDS:
                     self.error(
-                        "attribute-reserved-word",
+                        Code.ATTRIBUTE_RESERVED_WORD,
                         f"attribute '{name}' is a reserved word of the expression language",
                         path,
                         "rename the attribute; expressions could not name it",
@@ -195,18 +206,18 @@ class _Compiler:
                 kind = spec["type"]
                 values = tuple(spec["values"]) if "values" in spec else None
                 if values is not None and kind != "string":
-                    self.error("attribute-values", "'values' is only allowed for string attributes", path + ("values",), key=True)
+                    self.error(Code.ATTRIBUTE_VALUES, "'values' is only allowed for string attributes", path + ("values",), key=True)
                 has_default = "default" in spec
                 default = spec.get("default")
                 if has_default and not _matches_kind(default, kind):
                     self.error(
-                        "attribute-default",
+                        Code.ATTRIBUTE_DEFAULT,
                         f"default of '{owner}.{name}' must be a {kind}, not {default!r}",
                         path + ("default",),
                     )
                 elif has_default and values is not None and default not in values:
                     self.error(
-                        "attribute-default",
+                        Code.ATTRIBUTE_DEFAULT,
                         f"default {default!r} of '{owner}.{name}' is not one of its values",
                         path + ("default",),
                         f"use one of: {', '.join(values)}",
@@ -214,60 +225,70 @@ class _Compiler:
                 table[name] = Attribute(name, _KIND_TYPES[kind], kind, values, default, has_default)
 
     # -- passes 2 and 3 --------------------------------------------------------------------
-    def compile(self) -> Policy:
-        self.attributes()
+    # -- passes 2 to 6 (see PASSES) ---------------------------------------------------------
+    def selection(self) -> None:
+        """Which orders the policy governs: ``applies_to``, read against the order alone."""
+        self.applies_to = self.expression(("applies_to",), ORDER_ROOTS, Type.BOOLEAN)
+
+    def method(self) -> None:
+        """The allocation method and what it needs: weights, rotation, rounding."""
         method = self.data["method"]
-        applies_to = self.expression(("applies_to",), ORDER_ROOTS, Type.BOOLEAN)
-        weight = self.weight(method)
-        rotation = self.rotation(method)
+        self.weight_expression = self.weight(method)
+        self.rotation_plan = self.rotation(method)
         rounding = self.data["rounding"]
-        lot = Decimal(rounding["lot"])
         rounding_method = rounding.get("method", "largest_remainder")
         remainder = rounding.get("remainder", "largest_remainder")
-        tie_break = rounding.get("tie_break", "account_id")
         if rounding_method == "quota" and "remainder" in rounding:
             self.error(
-                "remainder-with-quota",
+                Code.REMAINDER_WITH_QUOTA,
                 "'remainder' cannot be set with the quota method",
                 ("rounding", "remainder"),
                 "the quota method gives the odd lot to the account next in line, which keeps it fill-monotone",
                 key=True,
             )
-        if remainder == "rotation" and rotation is None:
+        if remainder == "rotation" and self.rotation_plan is None:
             self.error(
-                "remainder-needs-rotation",
+                Code.REMAINDER_NEEDS_ROTATION,
                 "'remainder: rotation' needs a 'rotation' section saying the order",
                 ("rounding", "remainder"),
                 "add 'rotation: {order_by: account.id}' or an explicit 'sequence'",
             )
         if "price_time" in self.data and method != "price_time":
-            self.error("section-unused", f"'price_time' section is unused: this policy allocates by {method}",
+            self.error(Code.SECTION_UNUSED, f"'price_time' section is unused: this policy allocates by {method}",
                        ("price_time",), "remove it, or change 'method'", key=True)
         if method != "pro_rata" and ("method" in rounding or "remainder" in rounding or "tie_break" in rounding):
             which = next(key for key in ("method", "remainder", "tie_break") if key in rounding)
             self.error(
-                "rounding-unused",
+                Code.ROUNDING_UNUSED,
                 f"'rounding.{which}' only applies to pro_rata; this policy allocates by {method}",
                 ("rounding", which),
                 "remove it, or change 'method'",
                 key=True,
             )
+
+    def thresholds(self) -> None:
+        """The minimum allocation, which needs the rotation (``denied: rotation``) and the caps."""
         allow_above = bool(self.get("caps", "allow_above_intended", default=False))
-        minimum = self.minimum(allow_above, rotation)
-        rules = self.rules()
-        reason_codes = self.reason_codes()
-        deadline = self.deadline()
-        if method == "price_time" and minimum is not None:
+        self.minimum_plan = self.minimum(allow_above, self.rotation_plan)
+        if self.data["method"] == "price_time" and self.minimum_plan is not None:
             self.error(
-                "minimum-with-price-time",
+                Code.MINIMUM_WITH_PRICE_TIME,
                 "minimum thresholds do not apply to price/time allocation",
                 ("minimum",),
                 "each fill goes to the best-ranked eligible account; remove 'minimum'",
                 key=True,
             )
+
+    def exceptions(self) -> None:
+        """Rules, override reason codes and the deadline."""
+        self.rule_plans = self.rules()
+        self.reason_code_plan = self.reason_codes()
+        self.deadline_plan = self.deadline()
+
+    def plan(self) -> Policy:
+        """The immutable plan, once every pass has run without a diagnostic."""
+        rounding = self.data["rounding"]
         price = self.data.get("price", {})
-        if self.diagnostics:
-            raise PolicyError(self.diagnostics)
         canonical = canonical_json(self.data)
         return Policy(
             id=self.data["id"],
@@ -279,30 +300,30 @@ class _Compiler:
             canonical=canonical,
             source=self.doc.text,
             file=self.doc.file,
-            applies_to=applies_to,
+            applies_to=self.applies_to,
             account_attributes=tuple(self.account_attributes.values()),
             security_attributes=tuple(self.security_attributes.values()),
-            method=Method(method),
-            weight=weight,
-            rotation=rotation,
+            method=Method(self.data["method"]),
+            weight=self.weight_expression,
+            rotation=self.rotation_plan,
             unlimited_first=bool(self.get("price_time", "unlimited_first", default=True)),
-            lot=lot,
-            rounding_method=RoundingMethod(rounding_method),
-            remainder=Remainder(remainder),
-            tie_break=TieBreak(tie_break),
+            lot=Decimal(rounding["lot"]),
+            rounding_method=RoundingMethod(rounding.get("method", "largest_remainder")),
+            remainder=Remainder(rounding.get("remainder", "largest_remainder")),
+            tie_break=TieBreak(rounding.get("tie_break", "account_id")),
             price_precision=int(price.get("precision", 6)),
             price_rounding=price.get("rounding", "half_even"),
-            allow_above_intended=allow_above,
-            minimum=minimum,
-            rules=rules,
-            reason_code_descriptions=reason_codes,
-            deadline=deadline,
+            allow_above_intended=bool(self.get("caps", "allow_above_intended", default=False)),
+            minimum=self.minimum_plan,
+            rules=self.rule_plans,
+            reason_code_descriptions=self.reason_code_plan,
+            deadline=self.deadline_plan,
             data=self.data,
         )
 
     def weight(self, method: str) -> CompiledExpression | None:
         if "pro_rata" in self.data and method != "pro_rata":
-            self.error("section-unused", f"'pro_rata' section is unused: this policy allocates by {method}",
+            self.error(Code.SECTION_UNUSED, f"'pro_rata' section is unused: this policy allocates by {method}",
                        ("pro_rata",), "remove it, or change 'method'", key=True)
             return None
         weight = self.get("pro_rata", "weight", default="intended")
@@ -319,31 +340,31 @@ class _Compiler:
         )
         if spec is None:
             if method == "rotation":
-                self.error("rotation-missing", "method 'rotation' needs a 'rotation' section", ("method",),
+                self.error(Code.ROTATION_MISSING, "method 'rotation' needs a 'rotation' section", ("method",),
                            "add 'rotation:' with a 'sequence' of account ids or an 'order_by' expression")
             elif self.get("minimum", "denied") == "rotation":
-                self.error("rotation-missing", "'denied: rotation' needs a 'rotation' section saying the order",
+                self.error(Code.ROTATION_MISSING, "'denied: rotation' needs a 'rotation' section saying the order",
                            ("minimum", "denied"),
                            "add 'rotation:' with a 'sequence' of account ids or an 'order_by' expression")
             return None
         if not uses_rotation:
-            self.error("section-unused", "'rotation' section is unused by this policy", ("rotation",),
+            self.error(Code.SECTION_UNUSED, "'rotation' section is unused by this policy", ("rotation",),
                        "remove it, or use it: method: rotation, remainder: rotation or denied: rotation", key=True)
             return None
         sequence = spec.get("sequence")
         if (sequence is None) == ("order_by" not in spec):
-            self.error("rotation-order", "'rotation' needs exactly one of 'sequence' or 'order_by'", ("rotation",),
+            self.error(Code.ROTATION_ORDER, "'rotation' needs exactly one of 'sequence' or 'order_by'", ("rotation",),
                        "list the account ids in 'sequence', or give an 'order_by' expression over the account")
         if sequence is not None:
             seen: set[str] = set()
             for index, account in enumerate(sequence):
                 if account in seen:
-                    self.error("rotation-duplicate", f"account '{account}' appears twice in the rotation sequence",
+                    self.error(Code.ROTATION_DUPLICATE, f"account '{account}' appears twice in the rotation sequence",
                                ("rotation", "sequence", index), "each account may lead once per cycle")
                 seen.add(account)
         order_by = self.expression(("rotation", "order_by"), ACCOUNT_ROOTS - {"fill"}, Type.ANY)
         if order_by is not None and order_by.type not in (Type.STRING, Type.NUMBER, Type.DATE):
-            self.error("rotation-order-type", f"'order_by' must give a string, number or date, not {order_by.type}",
+            self.error(Code.ROTATION_ORDER_TYPE, f"'order_by' must give a string, number or date, not {order_by.type}",
                        ("rotation", "order_by"))
         group = self.expression(("rotation", "group"), frozenset({"order", "security"}), Type.STRING)
         return Rotation(
@@ -364,12 +385,12 @@ class _Compiler:
             relative = _fraction_value(spec["relative_to_intended"])
             path: Path = ("minimum", "relative_to_intended")
             if relative is None or relative <= 0:
-                self.error("minimum-relative", "'relative_to_intended' must be a positive fraction such as 10% or 0.1",
+                self.error(Code.MINIMUM_RELATIVE, "'relative_to_intended' must be a positive fraction such as 10% or 0.1",
                            path, "write a percentage like '10%' or a decimal like 0.1")
                 return None
             if relative > 1 and not allow_above:
                 self.error(
-                    "threshold-unreachable",
+                    Code.THRESHOLD_UNREACHABLE,
                     f"a minimum of {relative} x intended is above every possible allocation",
                     path,
                     "allocations never exceed the intended quantity unless caps.allow_above_intended is true",
@@ -388,7 +409,7 @@ class _Compiler:
             path: Path = ("rules", index)
             rule_id = spec["id"]
             if rule_id in seen:
-                self.error("rule-duplicate-id", f"rule id '{rule_id}' is used twice (first at rule {seen[rule_id] + 1})",
+                self.error(Code.RULE_DUPLICATE_ID, f"rule id '{rule_id}' is used twice (first at rule {seen[rule_id] + 1})",
                            path + ("id",), "give every rule its own id: the ledger and reports cite it")
             seen.setdefault(rule_id, index)
             action = spec["action"]
@@ -397,7 +418,7 @@ class _Compiler:
             if when is not None and not when.names:
                 value = when.evaluate()
                 self.error(
-                    "rule-constant",
+                    Code.RULE_CONSTANT,
                     f"rule '{rule_id}' {'always' if value else 'never'} fires: its condition reads no data",
                     path + ("when",),
                     "a rule's condition must depend on the order, the security or the account",
@@ -405,14 +426,14 @@ class _Compiler:
             quantity: CompiledExpression | Decimal | None = None
             if action == "cap":
                 if "quantity" not in spec:
-                    self.error("rule-cap-quantity", f"rule '{rule_id}' caps but says no 'quantity'", path,
+                    self.error(Code.RULE_CAP_QUANTITY, f"rule '{rule_id}' caps but says no 'quantity'", path,
                                "add 'quantity:' with a number or an expression")
                 else:
                     quantity = self.number_or_expression(path + ("quantity",), ACCOUNT_ROOTS)
                     if isinstance(quantity, Decimal) and quantity < 0:
-                        self.error("rule-cap-quantity", "a cap cannot be negative", path + ("quantity",))
+                        self.error(Code.RULE_CAP_QUANTITY, "a cap cannot be negative", path + ("quantity",))
             elif "quantity" in spec:
-                self.error("rule-quantity-unused", f"'quantity' only applies to action 'cap', not '{action}'",
+                self.error(Code.RULE_QUANTITY_UNUSED, f"'quantity' only applies to action 'cap', not '{action}'",
                            path + ("quantity",), key=True)
             if when is not None:
                 compiled.append(Rule(rule_id, when, Action(action), quantity, " ".join(spec["reason"].split()),
@@ -424,7 +445,7 @@ class _Compiler:
         seen: set[str] = set()
         for index, spec in enumerate(self.get("overrides", "reason_codes", default=[])):
             if spec["code"] in seen:
-                self.error("reason-code-duplicate", f"reason code '{spec['code']}' is listed twice",
+                self.error(Code.REASON_CODE_DUPLICATE, f"reason code '{spec['code']}' is listed twice",
                            ("overrides", "reason_codes", index, "code"))
             seen.add(spec["code"])
             codes.append((spec["code"], spec["description"]))
@@ -438,7 +459,7 @@ class _Compiler:
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            self.error("deadline-timezone", f"unknown time zone '{zone}'", ("deadline", "timezone"),
+            self.error(Code.DEADLINE_TIMEZONE, f"unknown time zone '{zone}'", ("deadline", "timezone"),
                        "use an IANA name such as America/New_York or UTC")
             return None
         return Deadline(int(spec.get("days_after_trade_date", 0)), dt.time.fromisoformat(spec["time"]), zone)
@@ -508,9 +529,35 @@ def _fraction_value(value: Any) -> Decimal | None:
         return None
 
 
+PASSES: tuple[tuple[str, Callable[[_Compiler], None]], ...] = (
+    # Every later pass reads declared attributes through the scopes this pass builds.
+    ("attributes", _Compiler.attributes),
+    ("selection", _Compiler.selection),
+    # Before thresholds: 'denied: rotation' reads the rotation this pass compiles.
+    ("method", _Compiler.method),
+    ("thresholds", _Compiler.thresholds),
+    ("exceptions", _Compiler.exceptions),
+)
+"""The compile passes after the structural check, in order. Each collects diagnostics instead of
+stopping, so an author sees as many problems as possible at once; the structural check before them
+is the one that stops compilation, since every pass relies on the shape it guarantees."""
+
+
 def compile_policy(doc: SourceDocument) -> Policy:
-    """Check ``doc``'s structure, then compile it; raise :class:`PolicyError` with every problem found."""
+    """Check ``doc``'s structure, then run :data:`PASSES`; raise :class:`PolicyError` with every
+    problem found, sorted by location."""
     structural = check_policy_structure(doc)
     if structural:
         raise PolicyError(structural)
-    return _Compiler(doc).compile()
+    compiler = _Compiler(doc)
+    for _name, run in PASSES:
+        run(compiler)
+    if compiler.diagnostics:
+        raise PolicyError(sorted(compiler.diagnostics, key=by_location))
+    return compiler.plan()
+
+
+def by_location(diagnostic: Diagnostic) -> tuple[str, int, int]:
+    """Sort key of diagnostics: file, line, column (stable, so same-place problems keep their order)."""
+    loc = diagnostic.location
+    return (loc.file or "", loc.line or 0, loc.column or 0)

@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.errors import Diagnostic, InputError, Location, pointer
-from fairalloc.numbers import divide, exact_sum
+from fairalloc.numbers import divide, exact_sum, number_problem
 
 if TYPE_CHECKING:
     from fairalloc.plan import Attribute, Policy
@@ -64,6 +64,8 @@ def _convert(attribute: Attribute, value: Any, where: str, file: str) -> Any:
                 number = None
             if number is None or not number.is_finite():
                 problem = f"'{value}' is not a number"
+            elif number_problem(number) is not None:
+                problem = f"'{value[:40]}' {number_problem(number)} (see the limits on numbers)"
             else:
                 return number
         else:

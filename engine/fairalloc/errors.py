@@ -5,11 +5,17 @@ message, an optional one-line ``hint`` saying how to fix it, and a :class:`Locat
 ``file:line:column`` into a policy or a JSON pointer into a trade document. Stages collect
 diagnostics and raise one :class:`FairallocError` carrying all of them, so that a user sees every
 mistake at once. The CLI maps the error's category to a documented exit code (see ``docs/cli.md``).
+
+Every code is a member of :class:`Code`, the registry: the code's text (what tools match on), the
+exit status it is reported with and the docs section that explains it. ``docs/cli.md`` lists the
+registry and a test holds every code raised anywhere in the package to it. :func:`suggest` is the
+one "did you mean ...?" of the code base.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -26,6 +32,249 @@ class ExitCode(enum.IntEnum):
     IO = 7  # a file could not be read or written
     MISSING_EXTRA = 69  # the command needs an optional extra that is not installed (sysexits EX_UNAVAILABLE)
     INTERNAL = 70  # a defect in fairalloc itself
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """What the codes of one family share: the exit status and the docs section."""
+
+    exit: ExitCode
+    anchor: str
+
+
+_POLICY = _Family(ExitCode.INVALID_POLICY, "policy-language.md#checks-and-their-error-codes")
+_INPUT = _Family(ExitCode.INVALID_INPUT, "cli.md#trade-document-errors-status-4")
+_REFUSAL = _Family(ExitCode.REFUSED, "cli.md#refusals-by-controls-status-5")
+_FILE = _Family(ExitCode.IO, "cli.md#file-errors-status-7")
+_REVIEW_FILE = _Family(ExitCode.IO, "policy-review.md#exit-statuses-and-error-codes")
+_POLICY_TEST = _Family(ExitCode.INVALID_INPUT, "policy-review.md#policy-tests")
+_DEFECT = _Family(ExitCode.INTERNAL, "policy-review.md#fairalloc-fmt")
+_LEDGER_INPUT = _Family(ExitCode.INVALID_INPUT, "ledger.md#exit-statuses-and-error-codes")
+_WORKFLOW_REFUSAL = _Family(ExitCode.REFUSED, "ledger.md#exit-statuses-and-error-codes")
+_WORKFLOW_CONFLICT = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
+_LEDGER = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
+_VERIFY = _Family(ExitCode.CHECK_FAILED, "ledger.md#tamper-evidence-fairalloc-ledger-verify")
+_EXTRA = _Family(ExitCode.MISSING_EXTRA, "cli.md#installation-and-extras")
+_EVAL_CONTEXT = _Family(ExitCode.INVALID_INPUT, "cli.md#fairalloc-eval-expr---context-file")
+
+
+class Code(enum.StrEnum):
+    """The registry of error codes. A member *is* its code's text (``Code.YAML_SYNTAX == "yaml-syntax"``),
+    so it stands wherever a code string does; ``exit`` is the status the CLI exits with when the code
+    is reported, ``anchor`` the ``docs/`` page and section explaining it.
+
+    Codes are stable: a code once shipped keeps its text. Trade-document codes not listed here are
+    ``trade-`` followed by the contract check that failed (see ``docs/cli.md``).
+    """
+
+    exit: ExitCode
+    anchor: str
+
+    def __new__(cls, value: str, family: _Family) -> Code:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.exit = family.exit
+        member.anchor = family.anchor
+        return member
+
+    YAML_SYNTAX = "yaml-syntax", _POLICY
+    YAML_EMPTY = "yaml-empty", _POLICY
+    YAML_DUPLICATE_KEY = "yaml-duplicate-key", _POLICY
+    YAML_MERGE = "yaml-merge", _POLICY
+    YAML_KEY = "yaml-key", _POLICY
+    YAML_NUMBER = "yaml-number", _POLICY
+    YAML_DATE = "yaml-date", _POLICY
+
+    YAML_TOO_LARGE = "yaml-too-large", _POLICY
+    YAML_TOO_DEEP = "yaml-too-deep", _POLICY
+    YAML_TOO_MANY_VALUES = "yaml-too-many-values", _POLICY
+    YAML_ALIAS = "yaml-alias", _POLICY
+    YAML_TAG = "yaml-tag", _POLICY
+    YAML_AMBIGUOUS_SCALAR = "yaml-ambiguous-scalar", _POLICY
+    YAML_NUMBER_RANGE = "yaml-number-range", _POLICY
+
+    SCHEMA = "schema", _POLICY
+    SCHEMA_UNKNOWN_KEY = "schema-unknown-key", _POLICY
+    SCHEMA_MISSING_KEY = "schema-missing-key", _POLICY
+    SCHEMA_VALUE = "schema-value", _POLICY
+    SCHEMA_TYPE = "schema-type", _POLICY
+    SCHEMA_RANGE = "schema-range", _POLICY
+    SCHEMA_FORMAT = "schema-format", _POLICY
+    SCHEMA_MINIMUM_KIND = "schema-minimum-kind", _POLICY
+    SCHEMA_EMPTY = "schema-empty", _POLICY
+    SCHEMA_DUPLICATE = "schema-duplicate", _POLICY
+
+    EXPR_SYNTAX = "expr-syntax", _POLICY
+    EXPR_UNKNOWN_ROOT = "expr-unknown-root", _POLICY
+    EXPR_UNKNOWN_FIELD = "expr-unknown-field", _POLICY
+    EXPR_UNKNOWN_NAME = "expr-unknown-name", _POLICY
+    EXPR_UNKNOWN_FUNCTION = "expr-unknown-function", _POLICY
+    EXPR_ARITY = "expr-arity", _POLICY
+    EXPR_TYPE = "expr-type", _POLICY
+    EXPR_BAD_LITERAL = "expr-bad-literal", _POLICY
+    EXPR_TOO_LONG = "expr-too-long", _POLICY
+    EXPR_TOO_DEEP = "expr-too-deep", _POLICY
+    EXPR_NUMBER_RANGE = "expr-number-range", _POLICY
+    EXPR_IMPOSSIBLE_VALUE = "expr-impossible-value", _POLICY
+
+    ATTRIBUTE_SHADOWS_FIELD = "attribute-shadows-field", _POLICY
+    ATTRIBUTE_RESERVED_WORD = "attribute-reserved-word", _POLICY
+    ATTRIBUTE_VALUES = "attribute-values", _POLICY
+    ATTRIBUTE_DEFAULT = "attribute-default", _POLICY
+    SECTION_UNUSED = "section-unused", _POLICY
+    ROUNDING_UNUSED = "rounding-unused", _POLICY
+    REMAINDER_WITH_QUOTA = "remainder-with-quota", _POLICY
+    REMAINDER_NEEDS_ROTATION = "remainder-needs-rotation", _POLICY
+    ROTATION_MISSING = "rotation-missing", _POLICY
+    ROTATION_ORDER = "rotation-order", _POLICY
+    ROTATION_DUPLICATE = "rotation-duplicate", _POLICY
+    ROTATION_ORDER_TYPE = "rotation-order-type", _POLICY
+    MINIMUM_RELATIVE = "minimum-relative", _POLICY
+    THRESHOLD_UNREACHABLE = "threshold-unreachable", _POLICY
+    MINIMUM_WITH_PRICE_TIME = "minimum-with-price-time", _POLICY
+    RULE_DUPLICATE_ID = "rule-duplicate-id", _POLICY
+    RULE_CONSTANT = "rule-constant", _POLICY
+    RULE_CAP_QUANTITY = "rule-cap-quantity", _POLICY
+    RULE_QUANTITY_UNUSED = "rule-quantity-unused", _POLICY
+    POLICY_TYPE = "policy-type", _POLICY
+    REASON_CODE_DUPLICATE = "reason-code-duplicate", _POLICY
+    DEADLINE_TIMEZONE = "deadline-timezone", _POLICY
+
+    JSON_SYNTAX = "json-syntax", _INPUT
+    JSON_DUPLICATE_KEY = "json-duplicate-key", _INPUT
+    JSON_TOO_LARGE = "json-too-large", _INPUT
+    JSON_TOO_DEEP = "json-too-deep", _INPUT
+    JSON_NUMBER_RANGE = "json-number-range", _INPUT
+
+    TRADE_TYPE = "trade-type", _INPUT
+    TRADE_MISSING = "trade-missing", _INPUT
+    TRADE_UNKNOWN_FIELD = "trade-unknown-field", _INPUT
+    TRADE_VALUE = "trade-value", _INPUT
+    TRADE_TIMESTAMP = "trade-timestamp", _INPUT
+    TRADE_DATE = "trade-date", _INPUT
+    TRADE_NUMBER_RANGE = "trade-number-range", _INPUT
+    TRADE_ACCOUNT_ID = "trade-account-id", _INPUT
+    TRADE_ACCOUNT_LOOKALIKE = "trade-account-lookalike", _INPUT
+    TRADE_ATTRIBUTE_KEY = "trade-attribute-key", _INPUT
+
+
+    TRADE_ATTRIBUTE = "trade-attribute", _INPUT
+    TRADE_ATTRIBUTE_MISSING = "trade-attribute-missing", _INPUT
+
+    EXPR_NULL = "expr-null", _INPUT
+    EXPR_DIVISION_BY_ZERO = "expr-division-by-zero", _INPUT
+    EXPR_OVERFLOW = "expr-overflow", _INPUT
+    EXPR_BAD_VALUE = "expr-bad-value", _INPUT
+    EXPR_INVALID_ARGUMENT = "expr-invalid-argument", _INPUT
+    EXPR_MISSING_FIELD = "expr-missing-field", _INPUT
+    EXPRESSION_RUNTIME = "expression-runtime", _INPUT
+    WEIGHT_INVALID = "weight-invalid", _INPUT
+    MINIMUM_INVALID = "minimum-invalid", _INPUT
+    CAP_INVALID = "cap-invalid", _INPUT
+    ROTATION_STATE = "rotation-state", _INPUT
+    ROTATION_GROUP_MISMATCH = "rotation-group-mismatch", _INPUT
+
+    ZERO_QUANTITY = "zero-quantity", _REFUSAL
+    STATEMENT_AFTER_ORDER = "statement-after-order", _REFUSAL
+    DUPLICATE_ACCOUNT = "duplicate-account", _REFUSAL
+    STATEMENT_TOTAL_MISMATCH = "statement-total-mismatch", _REFUSAL
+    DUPLICATE_FILL = "duplicate-fill", _REFUSAL
+    FILL_BEFORE_ORDER = "fill-before-order", _REFUSAL
+    FILL_OUTSIDE_LIMIT = "fill-outside-limit", _REFUSAL
+    OVERFILL = "overfill", _REFUSAL
+    POLICY_NOT_EFFECTIVE = "policy-not-effective", _REFUSAL
+    POLICY_NOT_APPLICABLE = "policy-not-applicable", _REFUSAL
+
+    UNALLOCATABLE = "unallocatable", _REFUSAL
+    FILL_UNALLOCATABLE = "fill-unallocatable", _REFUSAL
+    ROTATION_UNKNOWN_ACCOUNT = "rotation-unknown-account", _REFUSAL
+    ROTATION_OUT_OF_ORDER = "rotation-out-of-order", _REFUSAL
+
+    FILE_NOT_FOUND = "file-not-found", _FILE
+    FILE_NOT_UTF8 = "file-not-utf8", _FILE
+    FILE_UNREADABLE = "file-unreadable", _FILE
+    FILE_UNWRITABLE = "file-unwritable", _FILE
+
+    EXPORT_DIRECTORY = "export-directory", _REVIEW_FILE
+    EXPORT_WRITE = "export-write", _REVIEW_FILE
+    GIT_SHOW_FAILED = "git-show-failed", _REVIEW_FILE
+    GIT_UNAVAILABLE = "git-unavailable", _REVIEW_FILE
+    SOURCE_NOT_FOUND = "source-not-found", _REVIEW_FILE
+    IMPACT_TRADES = "impact-trades", _REVIEW_FILE
+
+    POLICYTEST_ALLOCATIONS = "policytest-allocations", _POLICY_TEST
+    POLICYTEST_CASES = "policytest-cases", _POLICY_TEST
+    POLICYTEST_EXCEPTIONS = "policytest-exceptions", _POLICY_TEST
+    POLICYTEST_EXPECT = "policytest-expect", _POLICY_TEST
+    POLICYTEST_NAME = "policytest-name", _POLICY_TEST
+    POLICYTEST_POLICY = "policytest-policy", _POLICY_TEST
+    POLICYTEST_QUANTITY = "policytest-quantity", _POLICY_TEST
+    POLICYTEST_REFUSED = "policytest-refused", _POLICY_TEST
+    POLICYTEST_ROTATION = "policytest-rotation", _POLICY_TEST
+    POLICYTEST_TRADE = "policytest-trade", _POLICY_TEST
+    POLICYTEST_TYPE = "policytest-type", _POLICY_TEST
+    POLICYTEST_UNKNOWN_KEY = "policytest-unknown-key", _POLICY_TEST
+
+    FMT_MEANING_CHANGED = "fmt-meaning-changed", _DEFECT
+
+    BAD_ANCHOR = "bad-anchor", _LEDGER_INPUT
+    BAD_OVERRIDE_QUANTITY = "bad-override-quantity", _LEDGER_INPUT
+
+    BAD_USER = "bad-user", _WORKFLOW_REFUSAL
+    FILLS_EXCEED_ORDER = "fills-exceed-order", _WORKFLOW_REFUSAL
+    NO_POLICY_IN_EFFECT = "no-policy-in-effect", _WORKFLOW_REFUSAL
+    ORDER_NOT_ALLOCATED = "order-not-allocated", _WORKFLOW_REFUSAL
+    ORDER_NOT_ENTERED = "order-not-entered", _WORKFLOW_REFUSAL
+    ORDER_NOT_FILLED = "order-not-filled", _WORKFLOW_REFUSAL
+    OVERRIDE_MEMO_REQUIRED = "override-memo-required", _WORKFLOW_REFUSAL
+    OVERRIDE_NEGATIVE = "override-negative", _WORKFLOW_REFUSAL
+    OVERRIDE_NOT_PENDING = "override-not-pending", _WORKFLOW_REFUSAL
+    OVERRIDE_REASON_NOT_ALLOWED = "override-reason-not-allowed", _WORKFLOW_REFUSAL
+    OVERRIDE_TOTAL_MISMATCH = "override-total-mismatch", _WORKFLOW_REFUSAL
+    OVERRIDE_UNKNOWN_ACCOUNT = "override-unknown-account", _WORKFLOW_REFUSAL
+    POLICY_AMBIGUOUS = "policy-ambiguous", _WORKFLOW_REFUSAL
+    PRETRADE_ACCOUNT_NOT_COVERED = "pretrade-account-not-covered", _WORKFLOW_REFUSAL
+    PRETRADE_QUANTITY_NOT_COVERED = "pretrade-quantity-not-covered", _WORKFLOW_REFUSAL
+    PRETRADE_STATEMENT_MISMATCH = "pretrade-statement-mismatch", _WORKFLOW_REFUSAL
+    PRETRADE_STATEMENT_MISSING = "pretrade-statement-missing", _WORKFLOW_REFUSAL
+    REVIEW_BY_REQUESTER = "review-by-requester", _WORKFLOW_REFUSAL
+    ROLE_REQUIRED = "role-required", _WORKFLOW_REFUSAL
+    UNKNOWN_ROLE = "unknown-role", _WORKFLOW_REFUSAL
+
+    FILL_CONFLICT = "fill-conflict", _WORKFLOW_CONFLICT
+    ORDER_ALREADY_ALLOCATED = "order-already-allocated", _WORKFLOW_CONFLICT
+    ORDER_ALREADY_ENTERED = "order-already-entered", _WORKFLOW_CONFLICT
+    ORDER_UNKNOWN = "order-unknown", _WORKFLOW_CONFLICT
+    OVERRIDE_PENDING = "override-pending", _WORKFLOW_CONFLICT
+    POLICY_DIGEST_MISMATCH = "policy-digest-mismatch", _WORKFLOW_CONFLICT
+    POLICY_NOT_PUBLISHED = "policy-not-published", _WORKFLOW_CONFLICT
+    POLICY_VERSION_CONFLICT = "policy-version-conflict", _WORKFLOW_CONFLICT
+    ROTATION_ALREADY_STARTED = "rotation-already-started", _WORKFLOW_CONFLICT
+    STATEMENT_ALREADY_RECORDED = "statement-already-recorded", _WORKFLOW_CONFLICT
+
+    LEDGER_BAD_URL = "ledger-bad-url", _LEDGER
+    LEDGER_CONFLICT = "ledger-conflict", _LEDGER
+    LEDGER_NOT_INITIALISED = "ledger-not-initialised", _LEDGER
+    LEDGER_UNREACHABLE = "ledger-unreachable", _LEDGER
+    LEDGER_APPEND_ONLY = "ledger-append-only", _LEDGER
+    LEDGER_DATABASE_ERROR = "ledger-database-error", _LEDGER
+    REPLAY_NO_ALLOCATION = "replay-no-allocation", _LEDGER
+    DEMO_STEP_FAILED = "demo-step-failed", _LEDGER
+
+    LEDGER_ANCHOR_MISMATCH = "ledger-anchor-mismatch", _VERIFY
+    LEDGER_CHAIN_BROKEN = "ledger-chain-broken", _VERIFY
+    LEDGER_EVENT_EDITED = "ledger-event-edited", _VERIFY
+    LEDGER_EVENT_MISSING = "ledger-event-missing", _VERIFY
+    LEDGER_EVENTS_REORDERED = "ledger-events-reordered", _VERIFY
+    LEDGER_HASH_FORGED = "ledger-hash-forged", _VERIFY
+    LEDGER_TIME_REVERSED = "ledger-time-reversed", _VERIFY
+
+    MISSING_EXTRA = "missing-extra", _EXTRA
+
+    CONTEXT_TYPE = "context-type", _EVAL_CONTEXT
+    CONTEXT_UNKNOWN_ROOT = "context-unknown-root", _EVAL_CONTEXT
+    CONTEXT_UNKNOWN_FIELD = "context-unknown-field", _EVAL_CONTEXT
+    CONTEXT_VALUE = "context-value", _EVAL_CONTEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +379,40 @@ class FileAccessError(FairallocError):
 def pointer(parts: tuple[int | str, ...] | list[int | str]) -> str:
     """RFC 6901 JSON pointer for a path (the ``pointer`` of a :class:`Location` in a JSON document)."""
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def distance(a: str, b: str) -> int:
+    """Optimal-string-alignment edit distance: insert, delete, substitute, swap neighbours."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[len(b)]
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` if it is close enough to be a likely typo, else None.
+
+    Close enough: case-insensitive equality, or at most one edit per three characters (minimum
+    one). Ties go to the alphabetically first candidate, so the hint is deterministic. Every
+    "did you mean" of fairalloc (keys, values, names, functions) is this function.
+    """
+    best: tuple[int, str] | None = None
+    limit = max(1, len(name) // 3)
+    for candidate in sorted(candidates):
+        score = 0 if candidate.lower() == name.lower() else distance(name, candidate)
+        if score <= limit and (best is None or score < best[0]):
+            best = (score, candidate)
+    return best[1] if best else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str], prefix: str = "") -> str | None:
+    """The hint ``did you mean '<prefix><closest>'?``, or ``None`` when nothing is close."""
+    match = suggest(name, candidates)
+    return f"did you mean '{prefix}{match}'?" if match else None

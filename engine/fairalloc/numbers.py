@@ -1,7 +1,9 @@
 """Exact numbers and named rounding rules.
 
 Quantities and money are ``int``, :class:`~decimal.Decimal` or :class:`~fractions.Fraction`,
-never binary floats. Division goes through :data:`CONTEXT`, a decimal context this module owns
+never binary floats, and every number read from a policy, a trade or any other input is first
+held to :func:`number_problem`'s bounds (``docs/policy-language.md#limits``), so that no input
+number can make exact arithmetic slow. Division goes through :data:`CONTEXT`, a decimal context this module owns
 (34 significant digits, half-even — IEEE decimal128), never the thread's global context, which a
 host application could change: results must be a pure function of the inputs. Presentation
 rounding is explicit and named (``docs/rounding.md``).
@@ -36,6 +38,42 @@ ROUNDING_RULES: dict[str, str] = {
     "floor": ROUND_FLOOR,
     "ceiling": ROUND_CEILING,
 }
+
+
+MAX_INTEGER_DIGITS = 30
+"""Digits an input number may have before the decimal point (its magnitude is below 10**30)."""
+
+MAX_FRACTION_DIGITS = 40
+"""Digits an input number may have after the decimal point, trailing zeros included."""
+
+MAX_NUMBER_TEXT = 100
+"""Characters a number may be written with (sign, digits, point, exponent), checked before it is
+converted, so that converting is never the slow part."""
+
+
+def number_problem(value: int | Decimal) -> str | None:
+    """Why ``value`` is outside the input bounds, or ``None`` when it is inside them.
+
+    An integer may have at most :data:`MAX_INTEGER_DIGITS` digits; a decimal at most that many
+    before its point and :data:`MAX_FRACTION_DIGITS` after it once its exponent is applied
+    (``1e-999999999`` has a billion digits after the point) and must be finite. The check costs
+    a few operations whatever the number, so it is safe on the largest input.
+    """
+    if type(value) is int:
+        if -(10**MAX_INTEGER_DIGITS) < value < 10**MAX_INTEGER_DIGITS:
+            return None
+        return f"has more than {MAX_INTEGER_DIGITS} digits"
+    if not isinstance(value, Decimal):
+        raise TypeError(f"not an exact number: {type(value).__name__}")
+    if not value.is_finite():
+        return "is not a finite number"
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent < -MAX_FRACTION_DIGITS:
+        return f"has more than {MAX_FRACTION_DIGITS} digits after the decimal point"
+    if len(digits) + exponent > MAX_INTEGER_DIGITS and value != 0:
+        return f"has more than {MAX_INTEGER_DIGITS} digits before the decimal point"
+    return None
 
 
 EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
@@ -82,17 +120,28 @@ def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
         or (rule == "half_even" and (twice > denominator or (twice == denominator and quotient % 2)))
     ):
         quotient += 1
-    return _strip(Decimal(sign * quotient).scaleb(-places, CONTEXT))
+    return _strip(Decimal(f"{sign * quotient}E-{places}"))  # exact: no context rounds it
 
 
 def _strip(value: Decimal) -> Decimal:
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1), context=CONTEXT)
-    return value.normalize(CONTEXT)
+    """``value`` without trailing fractional zeros, exactly (``normalize`` would round to the
+    context's precision: 100.00000000000000000000000001 became 100 at 28 digits)."""
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int), "only finite numbers are stripped"
+    if not any(digits):
+        return Decimal(0)
+    if exponent >= 0:
+        return Decimal(int(value))
+    keep = len(digits)
+    while exponent < 0 and keep > 1 and digits[keep - 1] == 0:
+        keep -= 1
+        exponent += 1
+    return Decimal((sign, digits[:keep], exponent))
 
 
 def decimal_text(value: Decimal | int) -> str:
-    """Plain positional text of a number (no exponent), as the contract requires."""
+    """Plain positional text of a number (no exponent, no trailing fractional zeros), exactly, as
+    the contract requires; also the policy digest's spelling of a number."""
     if isinstance(value, int):
         return str(value)
     return format(_strip(value), "f")

@@ -4,13 +4,19 @@ The schema (``engine/fairalloc/schemas/policy.schema.json``) is the single descr
 editors can use it too (``fairalloc schema policy``). This stage turns every jsonschema error into a
 :class:`Diagnostic` located at the offending key or value, with a hint ("did you mean ...?" for a
 misspelt key, the allowed values for an enum), sorted by position so the user reads them in order.
+
+The validator reads a schema as JSON Schema means it, whatever Python's ``re`` would do: a
+``pattern`` is an ECMA-262 expression, whose ``$`` matches only at the very end of the text (Python's
+also before a final newline, which let ``id: "us-equity-pro-rata\\n"`` through), and ``date-time`` is
+checked as RFC 3339 — the same rules the engine applies to trades (``fairalloc.trade``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
+import re
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -18,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from fairalloc.errors import Diagnostic
+from fairalloc.errors import Code, Diagnostic, suggest
 from fairalloc.load import Path, SourceDocument
 
 SCHEMAS = ("policy", "trade", "allocation")
@@ -38,10 +44,66 @@ def schema(name: str) -> dict[str, Any]:
     return loaded
 
 
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+"""An RFC 3339 ``date-time`` (JSON Schema's format), fractions of a second to the microsecond."""
+
+
+def is_timestamp(text: str) -> bool:
+    """Whether ``text`` is an RFC 3339 date-time that names a real instant."""
+    if not RFC3339.fullmatch(text):
+        return False
+    try:
+        dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+@cache
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled with ECMA-262's meaning of ``$`` (the very end: Python's ``\\Z``)."""
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append("\\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(
+    validator: jsonschema.protocols.Validator, pattern: str, instance: Any, _schema: Any
+) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def validator(name: str) -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema(name))
-    checker: jsonschema.protocols.Validator = cls(schema(name), format_checker=cls.FORMAT_CHECKER)
+    """A validator for the shipped schema ``name``, with JSON Schema's semantics (see above)."""
+    return validator_for_schema(json.dumps(schema(name)))
+
+
+@cache
+def validator_for_schema(text: str) -> jsonschema.protocols.Validator:
+    """A validator for any JSON Schema ``text`` (the shared contract's, too) with the same semantics."""
+    document = json.loads(text)
+    base = jsonschema.validators.validator_for(document)
+    cls = jsonschema.validators.extend(base, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    formats = jsonschema.FormatChecker()
+    formats.checks("date-time")(lambda value: not isinstance(value, str) or is_timestamp(value))
+    checker: jsonschema.protocols.Validator = cls(document, format_checker=formats)
     return checker
 
 
@@ -93,11 +155,11 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
         extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         result = []
         for extra in extras:
-            close = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+            close = suggest(extra, allowed)
+            hint = f"did you mean '{close}'?" if close else f"allowed keys: {', '.join(allowed)}"
             result.append(
                 Diagnostic(
-                    "schema-unknown-key",
+                    Code.SCHEMA_UNKNOWN_KEY,
                     f"unknown key '{extra}' in {described}",
                     doc.locate(path + (extra,), key=True),
                     hint,
@@ -108,7 +170,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
         missing = str(error.message).split("'")[1] if "'" in error.message else "?"
         return [
             Diagnostic(
-                "schema-missing-key",
+                Code.SCHEMA_MISSING_KEY,
                 f"{described} is missing the required key '{missing}'",
                 where,
                 f"add '{missing}:' (see docs/policy-language.md)",
@@ -117,11 +179,11 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
     if kind in ("enum", "const"):
         options = value if kind == "enum" else [value]
         shown = ", ".join(json.dumps(option) for option in options)
-        close = difflib.get_close_matches(str(error.instance), [str(o) for o in options], n=1)
-        hint = f"did you mean {json.dumps(close[0])}?" if close else f"use one of: {shown}"
+        close = suggest(str(error.instance), [str(o) for o in options])
+        hint = f"did you mean {json.dumps(close)}?" if close else f"use one of: {shown}"
         return [
             Diagnostic(
-                "schema-value",
+                Code.SCHEMA_VALUE,
                 f"{described} must be one of {shown}, not {json.dumps(_plain(error.instance))}",
                 where,
                 hint,
@@ -131,7 +193,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
         expected_text = " or ".join(value) if isinstance(value, list) else str(value)
         return [
             Diagnostic(
-                "schema-type",
+                Code.SCHEMA_TYPE,
                 f"{described} must be {_article(expected_text)}, not {_type_name(error.instance)}",
                 where,
                 _type_hint(expected_text),
@@ -147,7 +209,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
         }[kind]
         return [
             Diagnostic(
-                "schema-range",
+                Code.SCHEMA_RANGE,
                 f"{described} must be {relation}, not {_plain(error.instance)}",
                 where,
             )
@@ -155,7 +217,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
     if kind == "oneOf" and path and path[-1] == "minimum":
         return [
             Diagnostic(
-                "schema-minimum-kind",
+                Code.SCHEMA_MINIMUM_KIND,
                 "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression'",
                 where,
                 "choose one way of stating the threshold",
@@ -164,7 +226,7 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
     if kind == "pattern":
         return [
             Diagnostic(
-                "schema-format",
+                Code.SCHEMA_FORMAT,
                 f"{described} has an invalid form: {json.dumps(_plain(error.instance))}",
                 where,
                 f"it must match {error.validator_value}",
@@ -173,17 +235,17 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
     if kind == "format":
         return [
             Diagnostic(
-                "schema-format",
+                Code.SCHEMA_FORMAT,
                 f"{described} is not a valid {error.validator_value}: {json.dumps(_plain(error.instance))}",
                 where,
                 "write dates as YYYY-MM-DD" if error.validator_value == "date" else None,
             )
         ]
     if kind in ("minItems", "minLength"):
-        return [Diagnostic("schema-empty", f"{described} must not be empty", where)]
+        return [Diagnostic(Code.SCHEMA_EMPTY, f"{described} must not be empty", where)]
     if kind == "uniqueItems":
-        return [Diagnostic("schema-duplicate", f"{described} lists a value twice", where)]
-    return [Diagnostic("schema", f"{described}: {error.message}", where)]
+        return [Diagnostic(Code.SCHEMA_DUPLICATE, f"{described} lists a value twice", where)]
+    return [Diagnostic(Code.SCHEMA, f"{described}: {error.message}", where)]
 
 
 def _plain(value: Any) -> Any:

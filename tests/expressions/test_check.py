@@ -6,7 +6,8 @@ import pytest
 
 from fairalloc.errors import PolicyError
 from fairalloc.expressions import Type, compile_expression
-from fairalloc.expressions.check import check, distance, suggest
+from fairalloc.errors import distance, suggest
+from fairalloc.expressions.check import check
 from fairalloc.expressions.parse import parse
 
 from .cases import scope

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "table":
         print_allocation(result)
         if args.explain:
+            print(f"\nbackend: {words(result.backend)}")
             for account in result.accounts:
                 explanation = result.explain(account)
                 print(f"\n{account.account}:")

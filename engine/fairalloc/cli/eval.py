@@ -24,9 +24,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fairalloc import load_policy
-from fairalloc.errors import Diagnostic, InputError, Location, PolicyError
+from fairalloc.errors import Diagnostic, InputError, Location, PolicyError, suggest
 from fairalloc.expressions import ROOTS, Kind, Scope, Type, compile_expression
-from fairalloc.expressions.check import suggest
 from fairalloc.expressions.scope import BUILTIN_FIELDS
 from fairalloc.load import read_text
 from fairalloc.numbers import decimal_text

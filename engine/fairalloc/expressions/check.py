@@ -3,7 +3,7 @@
 The checker visits the whole tree and keeps going after an error, so a user sees every mistake at
 once. A node that failed gets the type ANY, which every operation accepts: one mistake is reported
 once, not again by every operation above it. Unknown names come with a "did you mean ...?" hint
-chosen by edit distance (:func:`suggest`). ``date("...")`` and ``timestamp("...")`` are turned
+chosen by edit distance (:func:`fairalloc.errors.suggest`). ``date("...")`` and ``timestamp("...")`` are turned
 into literals here.
 """
 
@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+
+from fairalloc.errors import did_you_mean
 
 from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Problem, Unary, unparse
 from .functions import FUNCTIONS, LITERAL_FUNCTIONS, Function
@@ -415,36 +417,5 @@ def _parse_timestamp(text: str) -> datetime.datetime | None:
         return None
 
 
-def distance(a: str, b: str) -> int:
-    """Optimal-string-alignment edit distance: insert, delete, substitute, swap neighbours."""
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cost = 0 if ca == cb else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        previous2, previous = previous, current
-    return previous[len(b)]
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate closest to ``name`` if it is close enough to be a likely typo, else None.
-
-    Close enough: case-insensitive equality, or at most one edit per three characters (minimum
-    one). Ties go to the alphabetically first candidate, so the hint is deterministic.
-    """
-    best: tuple[int, str] | None = None
-    limit = max(1, len(name) // 3)
-    for candidate in sorted(candidates):
-        score = 0 if candidate.lower() == name.lower() else distance(name, candidate)
-        if score <= limit and (best is None or score < best[0]):
-            best = (score, candidate)
-    return best[1] if best else None
-
-
 def _did_you_mean(name: str, candidates: Iterable[str], prefix: str = "") -> str | None:
-    match = suggest(name, candidates)
-    return f"did you mean '{prefix}{match}'?" if match else None
+    return did_you_mean(name, candidates, prefix)

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fairalloc.errors import Code
+from fairalloc.numbers import MAX_NUMBER_TEXT, number_problem
 
 from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Problem, Unary
 from .grammar import parser
@@ -25,6 +28,8 @@ from .runtime import EXACT
 
 if TYPE_CHECKING:
     from lark import Token
+
+N = TypeVar("N", int, Decimal)
 
 MAX_LENGTH = 4_000
 """Longest expression text accepted, in characters."""
@@ -152,16 +157,33 @@ def _make(rule: str, tokens: list[Token], subs: list[Expr]) -> Expr:
     return _make_token(tokens[0])
 
 
+def _digits(text: str, start: int) -> str:
+    """A number literal's digits, refused before conversion when there are too many of them."""
+    if len(text) > MAX_NUMBER_TEXT:
+        raise ParseFailure(Problem(Code.EXPR_NUMBER_RANGE, f"a number written with more than {MAX_NUMBER_TEXT} characters",
+                                   start, "see the limits on numbers in docs/policy-language.md"))
+    return text.replace("_", "")
+
+
+def _bounded(value: N, text: str, start: int) -> N:
+    problem = number_problem(value)
+    if problem is not None:
+        raise ParseFailure(Problem(Code.EXPR_NUMBER_RANGE, f"the number {text} {problem}", start,
+                                   "see the limits on numbers in docs/policy-language.md"))
+    return value
+
+
 def _make_token(token: Token) -> Literal:
     text = str(token)
     start = _pos(token)
     kind = token.type
     if kind == "INTEGER":
-        return Literal(int(text.replace("_", "")), text, start)
+        return Literal(_bounded(int(_digits(text, start)), text, start), text, start)
     if kind == "DECIMAL":
-        return Literal(Decimal(text.replace("_", "")), text, start)
+        return Literal(_bounded(Decimal(_digits(text, start)), text, start), text, start)
     if kind == "PERCENT":
-        return Literal(Decimal(text[:-1].replace("_", "")).scaleb(-2, EXACT), text, start)
+        number = Decimal(_digits(text[:-1], start))
+        return Literal(_bounded(number, text, start).scaleb(-2, EXACT), text, start)
     if kind == "STRING":
         return Literal(_decode_string(text, start), text, start)
     if kind == "TRUE":

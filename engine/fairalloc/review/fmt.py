@@ -1,7 +1,9 @@
 """``fairalloc fmt``: one canonical layout for policy files, so that a diff shows meaning only.
 
 The file is read twice: once by the engine's own loader (:func:`fairalloc.load.load_yaml`), which
-gives the data whose canonical JSON is the policy digest, and once by ruamel.yaml's round-trip
+gives the data whose canonical JSON is the policy digest and refuses every plain scalar on whose
+meaning YAML 1.1 and 1.2 disagree (so ruamel.yaml, a YAML 1.2 reader, sees the same values), and
+once by ruamel.yaml's round-trip
 loader, which keeps comments, key order and block scalars. The round-trip tree is normalised and
 written back with these rules:
 
@@ -12,8 +14,9 @@ written back with these rules:
   so that a test's trade can stay compact in flow style;
 * expressions (``applies_to``, ``when``, ``quantity``, ``weight``, ``order_by``, ``group``,
   ``minimum.expression``) single-quoted, as the shipped policies write them;
-* every other string plain where YAML 1.1 reads the plain text back as the same string, otherwise
-  single-quoted (``time: '23:59:59'`` would otherwise become a number);
+* every other string plain where every YAML reader reads the plain text back as the same string
+  (:func:`fairalloc.load.plain_is_text`, the loader's own rule), otherwise single-quoted
+  (``time: '23:59:59'`` would otherwise become a number, ``'yes'`` a boolean);
 * literal (``|``) and folded (``>``) block scalars, comments and key order stay as written.
 
 Contract: :func:`format_text` never changes meaning. It re-loads its own output with the engine's
@@ -27,15 +30,14 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString, SingleQuotedScalarString
 
 from fairalloc.compile import canonical_json
-from fairalloc.errors import Diagnostic, FairallocError, Location, PolicyError
-from fairalloc.load import load_yaml, read_text
+from fairalloc.errors import Code, Diagnostic, FairallocError, Location, PolicyError
+from fairalloc.load import load_yaml, plain_is_text, read_text
 
 Path = tuple[str | int, ...]
 
@@ -48,8 +50,6 @@ _EXPRESSION_PATHS: frozenset[Path] = frozenset({
     ("minimum", "expression"),
 })
 _RULE_EXPRESSION_KEYS = frozenset({"when", "quantity"})
-_PYYAML_RESOLVER = yaml.resolver.Resolver()
-_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +83,11 @@ def is_expression(path: Path, value: str) -> bool:
     return len(path) == 3 and path[0] == "rules" and path[2] in _RULE_EXPRESSION_KEYS
 
 
-def _plain_reads_back(value: str) -> bool:
-    """Whether YAML 1.1 (the engine's loader) reads ``value`` written plain as this same string."""
-    tag: str = _PYYAML_RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-    return tag == _STR_TAG
-
-
 def _scalar(path: Path, value: Any) -> Any:
     """The canonical representation of a scalar at ``path``."""
     if not isinstance(value, str) or isinstance(value, (LiteralScalarString, FoldedScalarString)):
         return value
-    if is_expression(path, value) or not _plain_reads_back(value):
+    if is_expression(path, value) or not plain_is_text(value):
         return SingleQuotedScalarString(value)
     return str(value)
 
@@ -152,7 +146,7 @@ def format_text(text: str, file: str = "<policy>") -> str:
     except RoundTripError as error:
         mark = getattr(error, "problem_mark", None)
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-        raise PolicyError(Diagnostic("yaml-syntax", f"YAML syntax error: {error}", where)) from None
+        raise PolicyError(Diagnostic(Code.YAML_SYNTAX, f"YAML syntax error: {error}", where)) from None
     _normalise(tree, (), block_mappings=isinstance(tree, CommentedMap) and "fairalloc" in tree)
     if isinstance(tree, CommentedSeq):
         _sequence_style(tree, None)
@@ -165,7 +159,7 @@ def format_text(text: str, file: str = "<policy>") -> str:
         after = None  # the emitter produced YAML that does not load: treat as a change of meaning
     if after != before:
         raise FairallocError(Diagnostic(
-            "fmt-meaning-changed",
+            Code.FMT_MEANING_CHANGED,
             "formatting would change what this file means; it was left as it is",
             Location(file),
             "this is a defect in fairalloc fmt: please report it with the file",
