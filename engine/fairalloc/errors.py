@@ -56,6 +56,9 @@ _LEDGER = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
 _VERIFY = _Family(ExitCode.CHECK_FAILED, "ledger.md#tamper-evidence-fairalloc-ledger-verify")
 _EXTRA = _Family(ExitCode.MISSING_EXTRA, "cli.md#installation-and-extras")
 _EVAL_CONTEXT = _Family(ExitCode.INVALID_INPUT, "cli.md#fairalloc-eval-expr---context-file")
+_SERVICE_START = _Family(ExitCode.INVALID_INPUT, "service.md#the-http-service-fairalloc-serve")
+_SERVICE_FILE = _Family(ExitCode.IO, "service.md#the-http-service-fairalloc-serve")
+_SERVICE_INPUT = _Family(ExitCode.INVALID_INPUT, "service.md#problems-every-refusal-with-the-clis-code-and-pointer")
 
 
 class Code(enum.StrEnum):
@@ -275,6 +278,20 @@ class Code(enum.StrEnum):
     CONTEXT_UNKNOWN_ROOT = "context-unknown-root", _EVAL_CONTEXT
     CONTEXT_UNKNOWN_FIELD = "context-unknown-field", _EVAL_CONTEXT
     CONTEXT_VALUE = "context-value", _EVAL_CONTEXT
+
+    BAD_ROLE_MAP = "bad-role-map", _SERVICE_START
+    JWKS_UNREADABLE = "jwks-unreadable", _SERVICE_FILE
+    JWKS_INVALID = "jwks-invalid", _SERVICE_FILE
+    JWKS_SYMMETRIC_KEY = "jwks-symmetric-key", _SERVICE_FILE
+    JWKS_KEY_UNUSABLE = "jwks-key-unusable", _SERVICE_FILE
+    POLICIES_NOT_A_FOLDER = "policies-not-a-folder", _SERVICE_FILE
+    REQUEST_TYPE = "request-type", _SERVICE_INPUT
+    REQUEST_MISSING = "request-missing", _SERVICE_INPUT
+    REQUEST_UNKNOWN_FIELD = "request-unknown-field", _SERVICE_INPUT
+    REQUEST_PARAMETER = "request-parameter", _SERVICE_INPUT
+    POLICY_REFERENCE = "policy-reference", _SERVICE_INPUT
+    ORDER_ID_MISMATCH = "order-id-mismatch", _SERVICE_INPUT
+    REVIEW_DECISION = "review-decision", _SERVICE_INPUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,7 +248,7 @@ def _handlers(app: FastAPI, svc: Service) -> None:
         diagnostics = [Diagnostic("request-parameter", str(item.get("msg", "invalid")),
                                   Location(pointer="/" + "/".join(str(p) for p in item.get("loc", ()))))
                        for item in error.errors()]
-        return problem_response(svc, Problem(422, diagnostics, ExitCode.USAGE), request.url.path)
+        return problem_response(svc, Problem(422, diagnostics, ExitCode.INVALID_INPUT), request.url.path)
 
     async def on_defect(request: Request, error: Exception) -> Response:
         log.exception("internal error answering %s %s", request.method, request.url.path)
