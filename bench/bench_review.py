@@ -54,7 +54,8 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         flagged = sum(f.flagged for f in review.findings)
         document = json.loads(dumps(review.document))
-        draws = [c["monte_carlo"]["draws"] for c in document["analyses"]["returns"]["comparisons"]]
+        draws = [c["monte_carlo"]["draws"] for c in document["analyses"]["returns"]["comparisons"]
+                 if c.get("tested")]
         print(f"reviewed {firm.rows:,} rows in {elapsed:.1f} s wall, {cpu:.1f} s CPU "
               f"({firm.rows / elapsed:,.0f} rows/s), peak RSS {peak:.1f} GiB, "
               f"{flagged} findings flagged, Monte Carlo draws made {draws}")

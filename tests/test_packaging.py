@@ -163,6 +163,10 @@ def test_core_commands_work_on_folders(core: Venv) -> None:
     (("fairalloc", "review", "--help"), "review"),
     (("fairalloc", "diff", "ledger:us-equity-pro-rata@1", str(POLICIES / "us-equity-pro-rata.yaml")), "ledger"),
     (("python", "-m", "fairalloc.demo"), "ledger,review"),
+    (("fairalloc", "fix", "record", "--ledger", "out/l.db", "--messages", str(EXAMPLES / "fix" / "us-equity-pro-rata.fix")),
+     "ledger"),
+    (("fairalloc", "fix", "serve", "--settings", "out/s.cfg", "--policy", str(POLICIES / "us-equity-pro-rata.yaml")),
+     "fix"),
 ])
 def test_a_command_whose_extra_is_missing_names_it(core: Venv, argv: tuple[str, ...], extra: str) -> None:
     done = core.run(*argv)
@@ -170,6 +174,14 @@ def test_a_command_whose_extra_is_missing_names_it(core: Venv, argv: tuple[str, 
     assert f"pip install 'fairalloc[{extra}]'" in done.stderr
     assert "error[missing-extra]" in done.stderr and "Traceback" not in done.stderr
     assert not (core.work / "out").exists()
+
+
+def test_fix_allocate_needs_no_extra(core: Venv) -> None:
+    done = core.run("fairalloc", "fix", "allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"),
+                    "--messages", str(EXAMPLES / "fix" / "us-equity-pro-rata.fix"),
+                    "--accounts", str(EXAMPLES / "fix" / "accounts.json"))
+    assert done.returncode == 0, done.stderr
+    assert "\x0135=J\x01" in done.stdout and "\x0153=30000\x01" in done.stdout
 
 
 def test_missing_extra_as_json_for_machines(core: Venv) -> None:

@@ -30,6 +30,7 @@ class ExitCode(enum.IntEnum):
     REFUSED = 5  # input is well-formed but a control refuses it (pre-trade, timing, coverage)
     LEDGER = 6  # the ledger refused a write or is unreachable
     IO = 7  # a file could not be read or written
+    NOT_TESTED = 8  # review: a test could not run, so the result is no clean bill
     MISSING_EXTRA = 69  # the command needs an optional extra that is not installed (sysexits EX_UNAVAILABLE)
     INTERNAL = 70  # a defect in fairalloc itself
 
@@ -54,8 +55,15 @@ _WORKFLOW_REFUSAL = _Family(ExitCode.REFUSED, "ledger.md#exit-statuses-and-error
 _WORKFLOW_CONFLICT = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
 _LEDGER = _Family(ExitCode.LEDGER, "ledger.md#exit-statuses-and-error-codes")
 _VERIFY = _Family(ExitCode.CHECK_FAILED, "ledger.md#tamper-evidence-fairalloc-ledger-verify")
+_CHECKPOINT = _Family(ExitCode.CHECK_FAILED, "ledger.md#signed-checkpoints-and-proofs")
+_CHECKPOINT_INPUT = _Family(ExitCode.INVALID_INPUT, "ledger.md#signed-checkpoints-and-proofs")
+_CHECKPOINT_FILE = _Family(ExitCode.IO, "ledger.md#signed-checkpoints-and-proofs")
 _EXTRA = _Family(ExitCode.MISSING_EXTRA, "cli.md#installation-and-extras")
 _EVAL_CONTEXT = _Family(ExitCode.INVALID_INPUT, "cli.md#fairalloc-eval-expr---context-file")
+_FIX_INPUT = _Family(ExitCode.INVALID_INPUT, "fix.md#error-codes")
+_FIX_REFUSAL = _Family(ExitCode.REFUSED, "fix.md#error-codes")
+_FIX_FILE = _Family(ExitCode.IO, "fix.md#error-codes")
+
 _SERVICE_START = _Family(ExitCode.INVALID_INPUT, "service.md#the-http-service-fairalloc-serve")
 _SERVICE_FILE = _Family(ExitCode.IO, "service.md#the-http-service-fairalloc-serve")
 _SERVICE_INPUT = _Family(ExitCode.INVALID_INPUT, "service.md#problems-every-refusal-with-the-clis-code-and-pointer")
@@ -272,12 +280,91 @@ class Code(enum.StrEnum):
     LEDGER_HASH_FORGED = "ledger-hash-forged", _VERIFY
     LEDGER_TIME_REVERSED = "ledger-time-reversed", _VERIFY
 
+    CHECKPOINT_UNKNOWN_KEY = "checkpoint-unknown-key", _CHECKPOINT
+    CHECKPOINT_SIGNATURE_INVALID = "checkpoint-signature-invalid", _CHECKPOINT
+    CHECKPOINT_ORIGIN_MISMATCH = "checkpoint-origin-mismatch", _CHECKPOINT
+    CHECKPOINT_LEDGER_TRUNCATED = "checkpoint-ledger-truncated", _CHECKPOINT
+    CHECKPOINT_ROOT_MISMATCH = "checkpoint-root-mismatch", _CHECKPOINT
+    CHECKPOINT_INCONSISTENT = "checkpoint-inconsistent", _CHECKPOINT
+    BAD_KEY_NAME = "bad-key-name", _CHECKPOINT_INPUT
+    BAD_SIGNING_KEY = "bad-signing-key", _CHECKPOINT_INPUT
+    BAD_VERIFIER_KEY = "bad-verifier-key", _CHECKPOINT_INPUT
+    CHECKPOINT_MALFORMED = "checkpoint-malformed", _CHECKPOINT_INPUT
+    CHECKPOINT_NEEDS_KEY = "checkpoint-needs-key", _CHECKPOINT_INPUT
+    PROOF_ARGUMENTS = "proof-arguments", _CHECKPOINT_INPUT
+    PROOF_EVENT_UNKNOWN = "proof-event-unknown", _CHECKPOINT_INPUT
+    PROOF_CHECKPOINT_ORDER = "proof-checkpoint-order", _CHECKPOINT_INPUT
+    KEY_FILE_EXISTS = "key-file-exists", _CHECKPOINT_FILE
+    KEY_FILE_WRITE = "key-file-write", _CHECKPOINT_FILE
+    CHECKPOINT_WRITE = "checkpoint-write", _CHECKPOINT_FILE
+
     MISSING_EXTRA = "missing-extra", _EXTRA
 
     CONTEXT_TYPE = "context-type", _EVAL_CONTEXT
     CONTEXT_UNKNOWN_ROOT = "context-unknown-root", _EVAL_CONTEXT
     CONTEXT_UNKNOWN_FIELD = "context-unknown-field", _EVAL_CONTEXT
     CONTEXT_VALUE = "context-value", _EVAL_CONTEXT
+
+    ACCOUNT_ID_INVALID = "account-id-invalid", _WORKFLOW_REFUSAL
+    ACCOUNT_ID_DUPLICATE = "account-id-duplicate", _WORKFLOW_REFUSAL
+    ACTOR_NOT_AUTHENTICATED = "actor-not-authenticated", _WORKFLOW_REFUSAL
+    ACTOR_ROLE_NAME = "actor-role-name", _WORKFLOW_REFUSAL
+    EXECUTION_IN_FUTURE = "execution-in-future", _WORKFLOW_REFUSAL
+    FILL_NOT_IN_FORCE = "fill-not-in-force", _WORKFLOW_REFUSAL
+    INTENT_AFTER_ENTRY = "intent-after-entry", _WORKFLOW_REFUSAL
+    INTENT_AFTER_EXECUTION = "intent-after-execution", _WORKFLOW_REFUSAL
+    LAST_ADMIN = "last-admin", _WORKFLOW_REFUSAL
+    LATE_MEMO_REQUIRED = "late-memo-required", _WORKFLOW_REFUSAL
+    LATE_REASON_UNKNOWN = "late-reason-unknown", _WORKFLOW_REFUSAL
+    LEDGER_PRIVILEGED_WRITER = "ledger-privileged-writer", _WORKFLOW_REFUSAL
+    ROLE_NOT_HELD = "role-not-held", _WORKFLOW_REFUSAL
+    SERVICE_NOT_AUTHORISED = "service-not-authorised", _WORKFLOW_REFUSAL
+    LEDGER_ALREADY_INITIALISED = "ledger-already-initialised", _WORKFLOW_CONFLICT
+    LEDGER_BUSY = "ledger-busy", _WORKFLOW_CONFLICT
+    ROLES_SQLITE = "roles-sqlite", _WORKFLOW_CONFLICT
+    BAD_LATE_STATEMENT = "bad-late-statement", _LEDGER_INPUT
+    LEDGER_EMPTY = "ledger-empty", _VERIFY
+    AUTHORITY_NO_BOOTSTRAP = "authority-no-bootstrap", _VERIFY
+    AUTHORITY_BOOTSTRAP_LATE = "authority-bootstrap-late", _VERIFY
+    AUTHORITY_ROLE_MISSING = "authority-role-missing", _VERIFY
+    AUTHORITY_SERVICE_MISSING = "authority-service-missing", _VERIFY
+    AUTHORITY_SELF_REVIEW = "authority-self-review", _VERIFY
+    AUTHORITY_LAST_ADMIN_REMOVED = "authority-last-admin-removed", _VERIFY
+    AUTHORITY_UNEXPECTED_EVENT = "authority-unexpected-event", _VERIFY
+    LEDGER_TRIGGER_MISSING = "ledger-trigger-missing", _VERIFY
+    LEDGER_TRIGGER_MODIFIED = "ledger-trigger-modified", _VERIFY
+    LEDGER_TRIGGER_DISABLED = "ledger-trigger-disabled", _VERIFY
+    LEDGER_TRIGGER_UNEXPECTED = "ledger-trigger-unexpected", _VERIFY
+    LEDGER_CONNECTED_AS_OWNER = "ledger-connected-as-owner", _VERIFY
+
+    FIX_FILE_TOO_LARGE = "fix-file-too-large", _FIX_INPUT
+    FIX_MESSAGE_TOO_LONG = "fix-message-too-long", _FIX_INPUT
+    FIX_BEGIN_STRING = "fix-begin-string", _FIX_INPUT
+    FIX_BODY_LENGTH = "fix-body-length", _FIX_INPUT
+    FIX_CHECKSUM_MISSING = "fix-checksum-missing", _FIX_INPUT
+    FIX_CHECKSUM = "fix-checksum", _FIX_INPUT
+    FIX_MSG_TYPE = "fix-msg-type", _FIX_INPUT
+    FIX_FIELD_SYNTAX = "fix-field-syntax", _FIX_INPUT
+    FIX_ENCODING = "fix-encoding", _FIX_INPUT
+    FIX_DUPLICATE_TAG = "fix-duplicate-tag", _FIX_INPUT
+    FIX_GROUP_COUNT = "fix-group-count", _FIX_INPUT
+    FIX_MISSING_TAG = "fix-missing-tag", _FIX_INPUT
+    FIX_BAD_VALUE = "fix-bad-value", _FIX_INPUT
+    FIX_UNSUPPORTED_MESSAGE = "fix-unsupported-message", _FIX_INPUT
+    FIX_UNSUPPORTED_VALUE = "fix-unsupported-value", _FIX_INPUT
+    FIX_DUPLICATE_ORDER = "fix-duplicate-order", _FIX_INPUT
+    FIX_DUPLICATE_ACCOUNT = "fix-duplicate-account", _FIX_INPUT
+    FIX_UNKNOWN_ACCOUNT = "fix-unknown-account", _FIX_INPUT
+    FIX_ACCOUNTS_TYPE = "fix-accounts-type", _FIX_INPUT
+    FIX_UNKNOWN_ORDER = "fix-unknown-order", _FIX_INPUT
+    FIX_ORDER_MISMATCH = "fix-order-mismatch", _FIX_INPUT
+    FIX_DUPLICATE_EXEC_ID = "fix-duplicate-exec-id", _FIX_INPUT
+    FIX_UNKNOWN_EXEC_REF = "fix-unknown-exec-ref", _FIX_INPUT
+    FIX_EXEC_REF_BUSTED = "fix-exec-ref-busted", _FIX_INPUT
+    FIX_UNKNOWN_ALLOC_ID = "fix-unknown-alloc-id", _FIX_INPUT
+    FIX_ALLOCATION_EXCEEDS_ORDER = "fix-allocation-exceeds-order", _FIX_REFUSAL
+    FIX_SETTINGS = "fix-settings", _FIX_FILE
+    FIX_SESSION_START = "fix-session-start", _FIX_FILE
 
     BAD_ROLE_MAP = "bad-role-map", _SERVICE_START
     JWKS_UNREADABLE = "jwks-unreadable", _SERVICE_FILE
@@ -296,12 +383,14 @@ class Code(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """Where a problem is: a position in a text file, a JSON pointer into a document, or both."""
+    """Where a problem is: a position in a text file, a JSON pointer into a document, or both;
+    ``tag`` names the FIX field of a FIX message (its line and column are the field's)."""
 
     file: str | None = None
     line: int | None = None
     column: int | None = None
     pointer: str | None = None
+    tag: int | None = None
 
     def __str__(self) -> str:
         parts: list[str] = []
@@ -314,6 +403,8 @@ class Location:
         text = ":".join(parts)
         if self.pointer is not None:
             text = f"{text}#{self.pointer}" if text else f"#{self.pointer}"
+        if self.tag is not None:
+            text = f"{text} (tag {self.tag})" if text else f"tag {self.tag}"
         return text
 
 
@@ -344,6 +435,7 @@ class Diagnostic:
             "line": loc.line,
             "column": loc.column,
             "pointer": loc.pointer,
+            "tag": loc.tag,
         }
 
 

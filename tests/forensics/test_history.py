@@ -99,3 +99,110 @@ def test_line_numbers_count_quoted_line_breaks(tmp_path: pathlib.Path) -> None:
     assert refusal.code == "forensics.bad_timestamp"
     assert (refusal.location.line, refusal.location.column) == (4, 3)
     assert h.overrides is not None and h.overrides.memo == ["two\nlines"]
+
+
+@pytest.mark.parametrize(
+    ("row", "code", "line", "column"),
+    [
+        ("B9,2025-03-04,XYZ,buy,A,10", "forensics.short_row", 6, 7),
+        (ROWS[0] + ",surplus", "forensics.extra_field", 6, 15),
+        ('B9,"2025-03-04",XYZ,buy,A,10', "forensics.short_row", 6, 7),  # quoted: exact path
+    ],
+)
+def test_ragged_rows_are_refused_with_their_location(
+    tmp_path: pathlib.Path, row: str, code: str, line: int, column: int
+) -> None:
+    folder = write_history(tmp_path, ROWS + [row])
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.line, diagnostic.location.column) == (
+        code, line, column)
+
+
+def test_duplicate_header_is_refused(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path)
+    (folder / "prices.csv").write_text("symbol,date,symbol\nXYZ,2025-03-03,1.00\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.line, diagnostic.location.column) == (
+        "forensics.duplicate_column", 1, 3)
+
+
+def test_header_only_and_all_refused_files_are_clean_errors(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path)
+    (folder / "prices.csv").write_text("symbol,date,close\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    assert caught.value.codes == ["forensics.no_rows"]
+    (folder / "prices.csv").write_text("symbol,date,close\nXYZ,yesterday,1.00\n")
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    assert caught.value.codes == ["forensics.no_usable_rows", "forensics.bad_date"]
+
+
+def test_header_only_overrides_mean_no_overrides(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path, overrides="order_id,account,recorded_at,recorded_by,"
+                           "reason_code,memo\n")
+    h = _load(folder)
+    assert h.overrides is not None and h.overrides.memo == []
+
+
+def test_overlong_field_is_located(tmp_path: pathlib.Path) -> None:
+    memo = "x" * (history.MAX_FIELD_BYTES + 1)
+    overrides = ("order_id,account,recorded_at,recorded_by,reason_code,memo\n"
+                 f"B1,A,2025-03-03T18:00:00-05:00,pm,MKT_COND,{memo}\n")
+    folder = write_history(tmp_path, overrides=overrides)
+    with pytest.raises(InputError) as caught:
+        _load(folder)
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.line, diagnostic.location.column) == (
+        "forensics.field_too_long", 2, 6)
+
+
+def _to_parquet(csv_path: pathlib.Path, decimals: dict[str, int]) -> pathlib.Path:
+    """The CSV's table as Parquet with typed columns: DECIMAL prices, zoned TIMESTAMPs."""
+    import polars as pl
+
+    frame = pl.read_csv(csv_path, infer_schema=False)
+    casts = []
+    for name in frame.columns:
+        if name in decimals:
+            casts.append(pl.col(name).cast(pl.Decimal(18, decimals[name])))
+        elif name in ("allocated_at", "executed_at", "recorded_at"):
+            casts.append(pl.col(name).str.to_datetime("%+", time_zone="UTC", time_unit="us"))
+        elif name in ("quantity", "intended", "order_quantity", "order_filled"):
+            casts.append(pl.col(name).cast(pl.Int64))
+        else:
+            casts.append(pl.col(name))
+    out = csv_path.with_suffix(".parquet")
+    frame.select(casts).write_parquet(out)
+    return out
+
+
+def test_parquet_history_reads_like_its_csv(tmp_path: pathlib.Path) -> None:
+    from fairalloc.forensics.simulate import CherryPicker, FirmSpec, simulate
+
+    firm = simulate(FirmSpec(seed=3, orders=60, cherry=CherryPicker()), tmp_path)
+    from_csv = history.load(firm.allocations, firm.prices, firm.overrides)
+    from_parquet = history.load(_to_parquet(firm.allocations, {"price": 2}),
+                                _to_parquet(firm.prices, {"close": 2}),
+                                _to_parquet(firm.overrides, {}))
+    a, b = from_csv.allocations, from_parquet.allocations
+    for name in ("order", "quantity", "price", "allocated_at", "executed_at", "intended"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.price_scale == b.price_scale and a.attributes == b.attributes
+    assert np.array_equal(from_csv.closes.close, from_parquet.closes.close)
+
+
+def test_parquet_float_prices_are_refused_with_their_column(tmp_path: pathlib.Path) -> None:
+    import polars as pl
+
+    folder = write_history(tmp_path)
+    frame = pl.read_csv(folder / "prices.csv")  # close inferred as a binary float
+    frame.write_parquet(folder / "prices.parquet")
+    with pytest.raises(InputError) as caught:
+        history.load(folder / "allocations.csv", folder / "prices.parquet")
+    diagnostic = caught.value.diagnostics[0]
+    assert (diagnostic.code, diagnostic.location.column) == ("forensics.float_column", 3)

@@ -50,8 +50,24 @@ def test_backdating_hides_the_timing_but_not_the_pattern(tmp_path: pathlib.Path)
     spec = FirmSpec(seed=6, orders=150, cherry=CherryPicker(backdate=True))
     firm = simulate(spec, tmp_path)
     review = run(ReviewConfig(firm.allocations, firm.prices, firm.overrides,
-                              favoured=PERFORMANCE_FAVOURED, draws=500))
+                              favoured=PERFORMANCE_FAVOURED, draws=2000))
     flagged = {f.id for f in review.findings if f.flagged}
     assert not any(fid.startswith("timing.") for fid in flagged)
     assert "returns.favoured.partial" in flagged
-    assert review_year(spec, 500).flagged
+    assert review_year(spec, 2000).flagged
+
+
+def test_round_lots_split_pro_rata_in_whole_lots(tmp_path: pathlib.Path) -> None:
+    firm = simulate(FirmSpec(seed=5, orders=80, partial_share=0.5, lot=100, small_employee=True),
+                    tmp_path)
+    frame = pl.read_csv(firm.allocations)
+    assert (frame["quantity"] % 100 == 0).all()
+    per_order = frame.group_by("order_id").agg(
+        pl.col("quantity").sum(), pl.col("order_filled").first(),
+        ((pl.col("quantity") - pl.col("intended") * pl.col("order_filled")
+          / pl.col("order_quantity")).abs().max()).alias("worst"),
+    )
+    assert (per_order["quantity"] == per_order["order_filled"]).all()
+    assert float(str(per_order["worst"].max())) < 100.0  # rounding within one lot
+    employee = frame.filter(pl.col("attr.employee").cast(pl.String) == "true")
+    assert employee["intended"].max() <= 200

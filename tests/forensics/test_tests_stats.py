@@ -1,33 +1,70 @@
-"""Statistical building blocks: exact tails, BH, and the re-allocation Monte Carlo."""
+"""Statistical building blocks: exact tails, BH, the within-order re-allocation Monte Carlo."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from fractions import Fraction
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairalloc.forensics.tests_stats import (
+    MonteCarlo,
     benjamini_hochberg,
     binomial_upper_tail,
-    normal_upper_tail,
+    fisher_greater,
     permutation_product_test,
-    reallocation_test,
+    poisson_binomial_upper_tail,
+    pool_test,
+    within_order_test,
 )
+
+
+def exact_poisson_binomial_tail(k: int, chances: list[Fraction]) -> Fraction:
+    """P(X >= k) by exact rational convolution: the reference the review must match."""
+    dist = [Fraction(1)]
+    for q in chances:
+        new = [Fraction(0)] * (len(dist) + 1)
+        for i, v in enumerate(dist):
+            new[i] += v * (1 - q)
+            new[i + 1] += v * q
+        dist = new
+    return sum(dist[k:], Fraction(0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(2, 12), min_size=1, max_size=60), st.data())
+def test_poisson_binomial_tail_is_exact_to_three_digits(sizes: list[int], data: st.DataObject) -> None:
+    k = data.draw(st.integers(0, len(sizes) + 1))
+    chances = np.array([1.0 / n for n in sizes])
+    exact = exact_poisson_binomial_tail(k, [Fraction(1, n) for n in sizes])
+    got = poisson_binomial_upper_tail(k, chances)
+    if exact == 0:
+        assert got == 0.0
+    else:
+        assert math.isclose(got, float(exact), rel_tol=5e-4), (got, float(exact))
+
+
+def test_poisson_binomial_far_tail_where_a_normal_approximation_fails() -> None:
+    # 60 led orders of 7 accounts, expected leads below 9: 40 leads.
+    exact = float(exact_poisson_binomial_tail(40, [Fraction(1, 7)] * 60))
+    got = poisson_binomial_upper_tail(40, np.full(60, 1 / 7))
+    assert exact < 1e-15 and math.isclose(got, exact, rel_tol=5e-4)
 
 
 @given(st.integers(1, 40), st.floats(0.01, 0.99))
 def test_binomial_tail_matches_direct_sum(n: int, p: float) -> None:
-    for k in range(0, n + 2):
+    for k in range(1, n + 1):
         direct = sum(math.comb(n, x) * p**x * (1 - p) ** (n - x) for x in range(k, n + 1))
-        assert math.isclose(binomial_upper_tail(k, n, p), min(direct, 1.0), rel_tol=1e-9,
+        assert math.isclose(binomial_upper_tail(k, n, p), min(direct, 1.0), rel_tol=1e-6,
                             abs_tol=1e-300)
 
 
-def test_tails_reach_far() -> None:
-    assert math.isclose(binomial_upper_tail(50, 50, 0.5), 0.5**50, rel_tol=1e-12)
-    assert 0 < normal_upper_tail(10.0) < 1e-22
+def test_fisher_is_one_sided() -> None:
+    assert fisher_greater(10, 0, 2, 8) < 1e-3
+    assert fisher_greater(2, 8, 10, 0) > 0.99
 
 
 @given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=60))
@@ -44,57 +81,87 @@ def test_bh_known_values() -> None:
     assert np.allclose(q, [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.integers(20, 120))
-def test_monte_carlo_p_is_invariant_to_row_order(seed: int, n: int) -> None:
+def test_monte_carlo_reports_a_bound_when_no_draw_is_as_extreme() -> None:
+    mc = MonteCarlo(99_999, 0)
+    assert mc.is_bound and mc.p == 1e-5
+    assert not MonteCarlo(1000, 3).is_bound
+
+
+def _exact_within_order_p(values: list[list[float]], labels: list[list[int]]) -> float:
+    """Share of all within-order permutations whose group-0 sum is at least the observed."""
+    observed = sum(v for vs, ls in zip(values, labels, strict=True)
+                   for v, lab in zip(vs, ls, strict=True) if lab == 0)
+    sums = [0.0]
+    for vs, ls in zip(values, labels, strict=True):
+        options = [sum(v for v, lab in zip(p, ls, strict=True) if lab == 0)
+                   for p in itertools.permutations(vs)]
+        sums = [s + o for s in sums for o in options]
+    return sum(s >= observed - 1e-9 for s in sums) / len(sums)
+
+
+def test_within_order_monte_carlo_agrees_with_full_enumeration() -> None:
+    values = [[3.0, -1.0, -2.0], [1.5, -0.5], [2.0, 0.0, -1.0, -1.0], [0.7, -0.7]]
+    labels = [[0, -1, -1], [0, -1], [0, 0, -1, -1], [-1, 0]]
+    exact = _exact_within_order_p(values, labels)
+    flat = np.array([v for vs in values for v in vs])
+    order = np.array([i for i, vs in enumerate(values) for _ in vs], dtype=np.int64)
+    lab = np.array([x for ls in labels for x in ls], dtype=np.int64)
+    result = within_order_test(flat, order, lab, 1, 50_000, np.random.default_rng(3))
+    hits_share = result.hits[0] / result.draws
+    assert abs(hits_share - exact) < 4 * math.sqrt(exact * (1 - exact) / result.draws) + 1e-4
+    # The exact mean and variance of the permutation distribution.
+    assert math.isclose(result.mean[0], 0.5, abs_tol=1e-9)  # Σ m × mean per order
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_within_order_result_does_not_depend_on_row_order(seed: int) -> None:
     data = np.random.default_rng(seed)
-    returns = data.normal(0, 0.02, n)
-    favoured = data.random(n) < 0.3
-    favoured[0], favoured[1] = True, False
-    order = data.permutation(n)
-    a = reallocation_test(returns, favoured, 500, np.random.default_rng(7))
-    b = reallocation_test(returns[order], favoured[order], 500, np.random.default_rng(7))
-    assert a is not None and b is not None
-    assert (a.hits_mean, a.hits_wins, a.p_mc_mean) == (b.hits_mean, b.hits_wins, b.p_mc_mean)
-    assert math.isclose(a.p_normal_mean, b.p_normal_mean, rel_tol=1e-9)
+    order = np.repeat(np.arange(30), data.integers(2, 6, size=30)).astype(np.int64)
+    values = data.normal(size=order.size)
+    labels = np.where(data.random(order.size) < 0.3, 0, -1).astype(np.int64)
+    a = within_order_test(values, order, labels, 1, 300, np.random.default_rng(1))
+    shuffle = data.permutation(order.size)
+    b = within_order_test(values[shuffle], order[shuffle], labels[shuffle], 1, 300,
+                          np.random.default_rng(1))
+    assert math.isclose(a.observed[0], b.observed[0], rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(a.sd[0], b.sd[0], rel_tol=1e-9, abs_tol=1e-12)
 
 
-def test_monte_carlo_p_never_below_its_resolution() -> None:
+def test_within_order_is_one_sided() -> None:
+    data = np.random.default_rng(5)
+    order = np.repeat(np.arange(60), 5).astype(np.int64)
+    values = data.normal(size=order.size)
+    labels = np.tile(np.array([0, -1, -1, -1, -1]), 60).astype(np.int64)
+    values[labels == 0] = np.abs(values[labels == 0]) + 1.0  # the group always does best
+    winner = within_order_test(values, order, labels, 1, 2000, np.random.default_rng(2))
+    loser = within_order_test(-values, order, labels, 1, 2000, np.random.default_rng(2))
+    assert winner.result(0).is_bound and winner.result(0).p < 1e-3
+    assert loser.result(0).p > 0.99
+
+
+def test_within_order_draws_respect_the_work_budget() -> None:
+    order = np.repeat(np.arange(100), 4).astype(np.int64)
+    values = np.random.default_rng(1).normal(size=400)
+    labels = np.tile(np.array([0, -1, -1, -1]), 100).astype(np.int64)
+    result = within_order_test(values, order, labels, 1, 10_000, np.random.default_rng(1),
+                               work_budget=40_000)
+    assert result.draws == 100
+
+
+def test_pool_test_combines_monte_carlo_and_fisher() -> None:
     returns = np.r_[np.full(30, 0.05), np.full(300, -0.01)]
     favoured = np.r_[np.ones(30, bool), np.zeros(300, bool)]
-    result = reallocation_test(returns, favoured, 999, np.random.default_rng(1))
+    result = pool_test(returns, favoured, 999, np.random.default_rng(1))
     assert result is not None
-    assert result.hits_mean == 0 and result.p_mc_mean == 1 / 1000
-    assert result.p_value == result.p_normal_mean < 1e-12  # beyond MC resolution
-    assert result.p_binomial_wins < 1e-12
-
-
-def test_monte_carlo_agrees_with_normal_approximation_under_the_null() -> None:
-    data = np.random.default_rng(3)
-    returns = data.normal(0, 0.02, 2000)
-    favoured = data.random(2000) < 0.2
-    result = reallocation_test(returns, favoured, 20_000, np.random.default_rng(5))
-    assert result is not None
-    assert abs(result.p_mc_mean - result.p_normal_mean) < 0.02
-
-
-def test_null_p_values_are_roughly_uniform() -> None:
-    data = np.random.default_rng(11)
-    ps = []
-    for _ in range(300):
-        returns = data.normal(0, 0.02, 200)
-        favoured = data.random(200) < 0.25
-        result = reallocation_test(returns, favoured, 0, data)
-        assert result is not None
-        ps.append(result.p_normal_mean)
-    assert 0.03 < np.mean(np.array(ps) <= 0.1) < 0.17
+    assert result.monte_carlo.is_bound and result.monte_carlo.p == 1 / 1000
+    assert result.p_fisher_wins < 1e-12
+    assert result.p_value == 2 * result.p_fisher_wins
 
 
 def test_permutation_product_detects_alignment() -> None:
     data = np.random.default_rng(2)
     outcomes = np.sign(data.normal(size=200))
     weights = 0.1 * outcomes + data.normal(0, 0.05, 200)
-    statistic, z, draws, hits, p_normal = permutation_product_test(
-        weights, outcomes, 5000, np.random.default_rng(1)
-    )
-    assert draws == 5000 and hits == 0 and z > 8 and p_normal < 1e-15 and statistic > 0
+    statistic, mc = permutation_product_test(weights, outcomes, 5000, np.random.default_rng(1))
+    assert mc.draws == 5000 and mc.hits == 0 and mc.is_bound and statistic > 0

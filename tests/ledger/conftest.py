@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from fairalloc.ledger import pgcluster
+from . import pgcluster
 from fairalloc.ledger.store import Ledger
 
 BACKENDS = ("sqlite", "postgresql")
@@ -62,7 +62,9 @@ def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    with Ledger(ledger_url) as opened:
+    """A ledger opened as the test database it is: on PostgreSQL the tests connect as the
+    server's superuser, which a real ledger refuses to write as."""
+    with Ledger(ledger_url, test_database=True) as opened:
         yield opened
 
 

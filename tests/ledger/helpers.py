@@ -10,6 +10,7 @@ from typing import Any
 
 from fairalloc import load_policy, load_trade
 from fairalloc.ledger import workflow
+from fairalloc.ledger.identity import Actor
 from fairalloc.ledger.store import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,25 +19,57 @@ ROTATION_POLICY = ROOT / "policies" / "fixed-income-rotation.yaml"
 EQUITY_TRADE = ROOT / "examples" / "us-equity-pro-rata.trade.json"
 ROTATION_TRADE = ROOT / "examples" / "fixed-income-rotation.trade.json"
 
+TODAY_UTC = dt.datetime.now(dt.timezone.utc).date()
+
 STAFF = {"ada": "admin", "pam": "pm", "tom": "trader", "tess": "trader", "cole": "cco", "cara": "cco"}
 
 
+def me(ledger: Ledger) -> Actor:
+    """The identity the tests run as: the OS user (SQLite) or the connected role (PostgreSQL)."""
+    return ledger.actor()
+
+
+def who(ledger: Ledger, name: str) -> Actor:
+    """Staff member ``name`` as a token subject vouched for by the tests' own identity — the
+    path the HTTP service takes, and the one way several people act from one process."""
+    return Actor.of(name, "token", service=ledger.identity().name)
+
+
 def staff(ledger: Ledger) -> None:
-    """An admin, a PM, two traders and two CCOs."""
-    workflow.set_role(ledger, "ada", "ada", "admin", grant=True)
+    """The tests' identity bootstraps the ledger and may vouch for staff (service role); then an
+    admin, a PM, two traders and two CCOs."""
+    self = me(ledger)
+    workflow.initialise(ledger, self, self.name)
+    workflow.set_role(ledger, self, self.name, "service", grant=True)
     for user, role in STAFF.items():
-        if user != "ada":
-            workflow.set_role(ledger, "ada", user, role, grant=True)
+        workflow.set_role(ledger, self, user, role, grant=True)
 
 
 def publish(ledger: Ledger, *paths: Path) -> None:
     for path in paths or (EQUITY_POLICY, ROTATION_POLICY):
-        workflow.publish_policy(ledger, "cole", load_policy(path))
+        workflow.publish_policy(ledger, who(ledger, "cole"), load_policy(path))
+
+
+def now_iso(offset: float = 0.0) -> str:
+    """The current UTC time (plus ``offset`` seconds) as the contract writes times."""
+    moment = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def retimed(doc: dict[str, Any], offset: float = 0.0) -> dict[str, Any]:
+    """``doc`` entered and executed now (plus ``offset`` seconds), as a trade recorded as it
+    happens is; its trade date is kept."""
+    moved = copy.deepcopy(doc)
+    moved["order"]["entered_at"] = now_iso(offset)
+    for fill in moved["fills"]:
+        fill["executed_at"] = now_iso(offset)
+    return moved
 
 
 def trade_doc(path: Path = EQUITY_TRADE, order_id: str | None = None,
               trade_date: dt.date | None = None) -> dict[str, Any]:
-    """An example trade, optionally renamed and moved to another trade date (times move too)."""
+    """An example trade, optionally renamed and moved to another trade date, entered and
+    executed now (see :func:`retimed`)."""
     doc: dict[str, Any] = copy.deepcopy(json.loads(path.read_text()))
     if order_id is not None:
         doc["order"]["id"] = order_id
@@ -46,11 +79,14 @@ def trade_doc(path: Path = EQUITY_TRADE, order_id: str | None = None,
         old = doc["order"]["trade_date"]
         text = json.dumps(doc).replace(old, trade_date.isoformat())
         doc = json.loads(text)
-    return doc
+    return retimed(doc)
 
 
-def record_through_fills(ledger: Ledger, doc: dict[str, Any]) -> None:
+def record_through_fills(ledger: Ledger, doc: dict[str, Any]) -> dict[str, Any]:
+    """Statement, entry and fills of ``doc`` as they happen now; returns the document recorded."""
+    doc = retimed(doc)
     trade = load_trade(doc)
-    workflow.record_statement(ledger, "pam", trade)
-    workflow.enter_order(ledger, "tom", trade)
-    workflow.record_fills(ledger, "tom", doc["order"]["id"], trade.to_json()["fills"])
+    workflow.record_statement(ledger, who(ledger, "pam"), trade)
+    workflow.enter_order(ledger, who(ledger, "tom"), trade)
+    workflow.record_fills(ledger, who(ledger, "tom"), doc["order"]["id"], trade.to_json()["fills"])
+    return doc

@@ -6,6 +6,8 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fairalloc.ledger.chain import GENESIS, Event, canonical_json, event_canonical, link_hash, recompute
 
@@ -37,3 +39,31 @@ def test_link_hash_is_sha256_of_prev_and_canonical() -> None:
     import hashlib
 
     assert link_hash(GENESIS, "{}") == hashlib.sha256(f"{GENESIS}\n{{}}".encode()).hexdigest()
+
+
+_NAME = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(actor=_NAME, kind=_NAME, order_id=st.none() | _NAME, key=st.none() | _NAME,
+       topic=st.none() | _NAME, source=st.none() | st.sampled_from(["os-user", "database-role", "token"]),
+       service=st.none() | _NAME, on_behalf_of=st.none() | _NAME, seq=st.integers(1, 10**12))
+def test_the_canonical_form_is_json_with_sorted_keys_and_the_authentication_fields_when_set(
+        actor: str, kind: str, order_id: str | None, key: str | None, topic: str | None,
+        source: str | None, service: str | None, on_behalf_of: str | None, seq: int) -> None:
+    text = event_canonical(seq, "2026-03-02T14:30:00.000000Z", actor, kind, order_id, key, topic,
+                           '{"a":1}', source, service, on_behalf_of)
+    expected: dict[str, object] = {"seq": seq, "recorded_at": "2026-03-02T14:30:00.000000Z",
+                                   "actor": actor, "kind": kind, "order_id": order_id, "key": key,
+                                   "topic": topic, "payload": {"a": 1}}
+    for name, value in (("source", source), ("service", service), ("on_behalf_of", on_behalf_of)):
+        if value is not None:
+            expected[name] = value
+    assert text == json.dumps(expected, sort_keys=True, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("field", ["source", "service", "on_behalf_of"])
+def test_the_authentication_fields_are_covered_by_the_hash(field: str) -> None:
+    base = Event(1, "2026-01-01T00:00:00.000000Z", "a", "k", "o", "key", "t", '{"x":1}', GENESIS, "",
+                 "token", "svc", "pam")
+    assert recompute(base._replace(**{field: "changed"})) != recompute(base)  # type: ignore[arg-type]
+    assert recompute(base._replace(**{field: None})) != recompute(base)  # type: ignore[arg-type]

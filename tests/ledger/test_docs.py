@@ -11,7 +11,7 @@ _RAISERS = re.compile(r'(?:_refused|_conflict|Diagnostic)\(\s*"([a-z][a-z0-9-]+)
 
 def test_every_ledger_error_code_is_documented() -> None:
     sources = [*sorted((ROOT / "engine" / "fairalloc" / "ledger").glob("*.py")),
-               *(ROOT / "engine" / "fairalloc" / "cli" / f"{name}.py" for name in ("ledger", "order", "policy", "replay"))]
+               *(ROOT / "engine" / "fairalloc" / "cli" / f"{name}.py" for name in ("ledger", "_checkpoint", "order", "policy", "replay"))]
     codes = {code for path in sources for code in _RAISERS.findall(path.read_text())}
     codes |= {"ledger-append-only", "ledger-database-error"}  # chosen from the database's message
     codes -= {"demo-step-failed"}  # the demo's own failure, not a user-facing command's

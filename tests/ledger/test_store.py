@@ -10,12 +10,14 @@ from fairalloc.ledger.chain import GENESIS
 from fairalloc.ledger.schema import SCHEMA_REVISION
 from fairalloc.ledger.store import Ledger, NewEvent, resolve_url
 
+from .helpers import me
+
 
 def test_append_links_events_and_records_server_time(ledger: Ledger) -> None:
     with ledger.write() as session:
-        first = session.append(NewEvent("test.a", "alice", {"n": 1}, order_id="O-1", key="a:1"))
+        first = session.append(NewEvent("test.a", me(ledger), {"n": 1}, order_id="O-1", key="a:1"))
     with ledger.write() as session:
-        rest = session.append(NewEvent("test.b", "bob", {"n": 2}), NewEvent("test.c", "bob", [3]))
+        rest = session.append(NewEvent("test.b", me(ledger), {"n": 2}), NewEvent("test.c", me(ledger), [3]))
     events = first + rest
     assert [e.seq for e in events] == [1, 2, 3]
     assert events[0].prev_hash == GENESIS
@@ -30,9 +32,9 @@ def test_append_links_events_and_records_server_time(ledger: Ledger) -> None:
 
 def test_duplicate_key_is_refused_and_nothing_is_written(ledger: Ledger) -> None:
     with ledger.write() as session:
-        session.append(NewEvent("k", "a", {}, key="once"))
+        session.append(NewEvent("k", me(ledger), {}, key="once"))
     with pytest.raises(LedgerError) as caught, ledger.write() as session:
-        session.append(NewEvent("k", "a", {"other": 1}), NewEvent("k", "a", {}, key="once"))
+        session.append(NewEvent("k", me(ledger), {"other": 1}), NewEvent("k", me(ledger), {}, key="once"))
     assert caught.value.codes == ["ledger-conflict"]
     with ledger.read() as session:
         assert len(session.query()) == 1
@@ -40,7 +42,7 @@ def test_duplicate_key_is_refused_and_nothing_is_written(ledger: Ledger) -> None
 
 def test_an_error_inside_a_step_rolls_the_whole_step_back(ledger: Ledger) -> None:
     with pytest.raises(ZeroDivisionError), ledger.write() as session:
-        session.append(NewEvent("k", "a", {}))
+        session.append(NewEvent("k", me(ledger), {}))
         _ = 1 / 0
     with ledger.read() as session:
         assert session.query() == []
@@ -50,14 +52,14 @@ def test_an_error_inside_a_step_rolls_the_whole_step_back(ledger: Ledger) -> Non
                                        "DELETE FROM events"])
 def test_database_refuses_update_and_delete(ledger: Ledger, statement: str) -> None:
     with ledger.write() as session:
-        session.append(NewEvent("k", "a", {}))
+        session.append(NewEvent("k", me(ledger), {}))
     with pytest.raises(LedgerError) as caught, ledger.write() as session:
         session.conn.execute(text(statement))
     assert caught.value.codes == ["ledger-append-only"]
 
 
 def test_postgres_refuses_truncate(pg_url: str) -> None:
-    ledger = Ledger(pg_url)
+    ledger = Ledger(pg_url, test_database=True)
     with pytest.raises(LedgerError) as caught, ledger.write() as session:
         session.conn.execute(text("TRUNCATE events"))
     ledger.close()

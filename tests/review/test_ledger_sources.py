@@ -18,7 +18,7 @@ from fairalloc.review.impact import Period
 from fairalloc.review.sources import ledger_trades, load_source
 from fairalloc.rotation import RotationState
 
-from ..ledger.helpers import EQUITY_POLICY, ROTATION_POLICY, ROTATION_TRADE, publish, record_through_fills, staff, trade_doc
+from ..ledger.helpers import EQUITY_POLICY, ROTATION_POLICY, ROTATION_TRADE, publish, record_through_fills, staff, trade_doc, who
 
 NO_PROPRIETARY = ("  - id: no-proprietary\n    when: 'account.proprietary'\n    action: zero\n"
                   "    reason: Proprietary accounts stand aside.\n\n")
@@ -39,8 +39,8 @@ def url(tmp_path: Path) -> str:
         for day in (2, 3, 4):
             doc = trade_doc(order_id=f"EQ-{day}", trade_date=dt.date(2026, 3, day))
             record_through_fills(ledger, doc)
-            workflow.allocate_order(ledger, "tom", f"EQ-{day}")
-        workflow.publish_policy(ledger, "cara", policy_from_text(version_2()))
+            workflow.allocate_order(ledger, who(ledger, "tom"), f"EQ-{day}")
+        workflow.publish_policy(ledger, who(ledger, "cara"), policy_from_text(version_2()))
     return location
 
 
@@ -92,10 +92,10 @@ def test_rotation_replay_starts_where_the_ledger_stood(tmp_path: Path) -> None:
     with Ledger(location) as ledger:
         staff(ledger)
         publish(ledger, ROTATION_POLICY)
-        workflow.seed_rotation(ledger, "cole", RotationState("fixed-income-rotation/core", 2))
+        workflow.seed_rotation(ledger, who(ledger, "cole"), RotationState("fixed-income-rotation/core", 2))
         doc = trade_doc(ROTATION_TRADE, order_id="FI-1")
         record_through_fills(ledger, doc)
-        workflow.allocate_order(ledger, "tom", "FI-1")
+        workflow.allocate_order(ledger, who(ledger, "tom"), "FI-1")
     trades, states = ledger_trades(location, Period())
     assert [t.trade.order.id for t in trades] == ["FI-1"]
     assert states == {"fixed-income-rotation/core": RotationState("fixed-income-rotation/core", 2)}

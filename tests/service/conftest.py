@@ -154,3 +154,30 @@ def serve(keys: Keys, tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.stop()
+
+
+def bootstrap(url: str) -> str:
+    """Initialise a ledger for a service and return the URL the service connects with.
+
+    The service vouches for token subjects as the identity the ledger authenticates for its
+    connection, which must hold the ``service`` role; the token subject ``ADMIN`` is the firm's
+    admin. On SQLite that identity is the OS user running the tests; on PostgreSQL it is a writer
+    role (``clerk``), as deployed: the schema's owner bootstraps and sets up the role split only."""
+    from sqlalchemy import make_url
+
+    from fairalloc.ledger.identity import os_user
+
+    if url.startswith("postgresql"):
+        identity = "clerk"
+        writer = make_url(url).set(username=identity).render_as_string(hide_password=False)
+        steps = [(url, ("ledger", "init", "--admin", identity)),
+                 (url, ("ledger", "roles", "--writer", identity))]
+    else:
+        identity, writer = os_user(), url
+        steps = [(url, ("ledger", "init", "--admin", identity))]
+    steps += [(writer, ("ledger", "user", "grant", identity, "service")),
+              (writer, ("ledger", "user", "grant", ADMIN, "admin"))]
+    for where, step in steps:
+        done = fairalloc(*step, "--ledger", where)
+        assert done.returncode == 0, (step, done.stderr)
+    return writer

@@ -29,7 +29,8 @@ from fairalloc.service.problems import Problem
 from tests.service.conftest import AUDIENCE, ISSUER, ROOT, Keys
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    # integers within the documented bound on every number (30 digits; fairalloc.numbers)
+    st.none() | st.booleans() | st.integers(-(10**30) + 1, 10**30 - 1) | st.text(max_size=5),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
     max_leaves=30,
 )

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from fairalloc.client import Client
-from fairalloc.ledger import pgcluster
+from tests.ledger import pgcluster
 from tests.ledger.conftest import pg_server  # noqa: F401 - the PostgreSQL fixture of the ledger tests
-from tests.service.conftest import ADMIN, ROOT, Keys, fairalloc, start_server
+from tests.service.conftest import ADMIN, ROOT, Keys, bootstrap, start_server
 from tests.service.test_recorded import trade_now, wait_until
 
 CLIENTS = 8
@@ -37,8 +37,7 @@ def rotation_trade(order_id: str) -> dict[str, Any]:
 
 def test_two_servers_and_workers_on_one_postgresql_ledger_keep_one_rotation(
         keys: Keys, pg_server: str, tmp_path: Path) -> None:  # noqa: F811
-    url = pgcluster.create_database(pg_server)
-    assert fairalloc("ledger", "init", "--admin", ADMIN, "--ledger", url).returncode == 0
+    url = bootstrap(pgcluster.create_database(pg_server))
     servers = [start_server(keys, tmp_path, "--ledger", url, "--workers", "2"),
                start_server(keys, tmp_path, "--ledger", url)]
     try:

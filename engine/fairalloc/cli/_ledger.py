@@ -1,5 +1,9 @@
 """Options and helpers shared by the ledger's subcommands (``ledger``, ``policy``, ``order``,
-``replay``): where the ledger is, who is acting, and how results are printed."""
+``replay``): where the ledger is, who is acting, and how results are printed.
+
+Who acts is never an option: it is the operating-system user running the command (SQLite) or
+the database role of the connection (PostgreSQL, the user of the ``--ledger`` URL). ``--user``
+only names on whose behalf that identity acts; it is recorded beside it and never checked."""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ import json
 import sys
 from typing import Any
 
+from fairalloc.errors import Diagnostic, InputError
+from fairalloc.ledger.identity import Actor
 from fairalloc.ledger.store import DEFAULT_URL, Ledger
+from fairalloc.names import NameProblem
 
 
 def add_ledger_option(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +29,17 @@ def add_ledger_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_user_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user", required=True, help="the user performing this step (recorded)")
+    parser.add_argument("--user", metavar="NAME", default=None,
+                        help="on whose behalf this step is taken (recorded beside the "
+                        "authenticated OS user or database role; not an identity)")
+
+
+def acting(args: argparse.Namespace, ledger: Ledger) -> Actor:
+    """The authenticated actor of this command, with ``--user`` as its "on behalf of"."""
+    try:
+        return ledger.actor(on_behalf_of=getattr(args, "user", None))
+    except NameProblem as problem:
+        raise InputError(Diagnostic("bad-user", f"--user: {problem}")) from problem
 
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:

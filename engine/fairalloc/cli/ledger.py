@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 from fairalloc import RotationState
+from fairalloc.cli import _checkpoint
 from fairalloc.cli._io import argparse_date
-from fairalloc.cli._ledger import add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
+from fairalloc.cli._ledger import acting, add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import Diagnostic, ExitCode, InputError
 from fairalloc.ledger import workflow
 from fairalloc.ledger.export import export
+from fairalloc.ledger.roles import setup_roles
 from fairalloc.ledger.verify import Anchor, verify
 from fairalloc.load import read_text
 from fairalloc.trade import parse_json
@@ -23,8 +25,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     init = sub.add_parser("init", help="create (or migrate) a ledger and name its first admin")
     add_ledger_option(init)
-    init.add_argument("--admin", required=True, help="user to receive the admin role")
+    init.add_argument("--admin", required=True,
+                      help="the OS user (SQLite) or database role (PostgreSQL) to receive the admin role")
     init.set_defaults(handler=_init)
+
+    who = sub.add_parser("whoami", help="the identity this ledger records for you, and its roles")
+    add_ledger_option(who)
+    who.set_defaults(handler=_whoami)
+
+    roles = sub.add_parser("roles", help="PostgreSQL: create the writer and reader roles "
+                           "(run as the owner)")
+    roles.add_argument("--writer", action="append", default=[], metavar="ROLE",
+                       help="a login role that records events (repeat)")
+    roles.add_argument("--reader", action="append", default=[], metavar="ROLE",
+                       help="a login role that only reads (repeat)")
+    add_ledger_option(roles)
+    roles.set_defaults(handler=_roles)
 
     user = sub.add_parser("user", help="grant, revoke or list roles (trader, pm, cco, admin)")
     user_sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -52,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_format_option(check)
     check.add_argument("--anchor", metavar="SEQ:HASH",
                        help="a head recorded earlier (ledger head, head.json of an export)")
+    _checkpoint.add_verify_options(check)
     check.set_defaults(handler=_verify)
 
     head = sub.add_parser("head", help="print the chain head (keep it elsewhere as an anchor)")
@@ -67,22 +84,39 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_ledger_option(out)
     out.add_argument("--out", required=True, type=Path, help="directory to write into")
     out.add_argument("--date", type=argparse_date, help="only orders of this trade date (YYYY-MM-DD)")
+    out.add_argument("--key", type=Path, help="sign a checkpoint of the exported ledger into "
+                     "DIR/checkpoint (the signing key from ledger keygen)")
     out.set_defaults(handler=_export)
+
+    _checkpoint.register(sub)
 
 
 def _init(args: argparse.Namespace) -> int:
     with open_ledger(args, create=True) as ledger:
-        if "admin" in workflow.list_users(ledger).get(args.admin, set()):
-            print(f"ledger ready at {ledger.url}; {args.admin} is already an admin")
-            return int(ExitCode.OK)
-        workflow.set_role(ledger, args.admin, args.admin, "admin", grant=True)
-        print(f"ledger ready at {ledger.url}; {args.admin} is its admin")
+        event = workflow.initialise(ledger, acting(args, ledger), args.admin)
+        print(f"ledger ready at {ledger.url}; {event.data()['user']} is its admin (event {event.seq})")
+    return int(ExitCode.OK)
+
+
+def _whoami(args: argparse.Namespace) -> int:
+    with open_ledger(args) as ledger:
+        identity = ledger.identity()
+        roles = workflow.list_users(ledger).get(identity.name, set())
+    print(f"{identity.name} ({identity.source}): {', '.join(sorted(roles)) or '(no roles)'}")
+    return int(ExitCode.OK)
+
+
+def _roles(args: argparse.Namespace) -> int:
+    with open_ledger(args) as ledger:
+        statements = setup_roles(ledger, args.writer, args.reader)
+    for statement in statements:
+        print(statement + ";")
     return int(ExitCode.OK)
 
 
 def _set_role(args: argparse.Namespace) -> int:
     with open_ledger(args) as ledger:
-        event = workflow.set_role(ledger, args.user, args.name, args.role, grant=args.grant)
+        event = workflow.set_role(ledger, acting(args, ledger), args.name, args.role, grant=args.grant)
     verb = "granted" if args.grant else "revoked"
     print(f"{verb} {args.role} {'to' if args.grant else 'from'} {args.name} (event {event.seq})")
     return int(ExitCode.OK)
@@ -102,7 +136,7 @@ def _list_users(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     state = RotationState.from_json(parse_json(read_text(args.state), args.state), args.state)
     with open_ledger(args) as ledger:
-        event = workflow.seed_rotation(ledger, args.user, state)
+        event = workflow.seed_rotation(ledger, acting(args, ledger), state)
     print(f"rotation {state.group} starts at position {state.position} (event {event.seq})")
     return int(ExitCode.OK)
 
@@ -121,6 +155,7 @@ def _verify(args: argparse.Namespace) -> int:
     anchor = _anchor(args.anchor)
     with open_ledger(args) as ledger, ledger.read() as session:
         report = verify(session, anchor)
+        report.findings += _checkpoint.verify_findings(args, session)
     if args.format == "json":
         emit_json({"ok": report.ok, "events": report.events,
                    "head": {"seq": report.head.seq, "hash": report.head.hash} if report.head else None,
@@ -155,10 +190,13 @@ def _alerts(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    key = _checkpoint.signing_key(args.key) if args.key is not None else None
     with open_ledger(args) as ledger:
-        summary = export(ledger, args.out, args.date)
+        summary = export(ledger, args.out, args.date, key)
     for name, rows in summary.files.items():
         print(f"{args.out / name}: {rows} rows")
     if summary.head is not None:
         print(f"anchor {summary.head.seq}:{summary.head.hash}")
+    if key is not None:
+        print(f"{args.out / 'checkpoint'}: signed checkpoint by {key.name}")
     return int(ExitCode.OK)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fairalloc import load_policy
-from fairalloc.cli._ledger import add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
+from fairalloc.cli._ledger import acting, add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import ExitCode
 from fairalloc.ledger import workflow
 
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _publish(args: argparse.Namespace) -> int:
     policy = load_policy(args.file)
     with open_ledger(args) as ledger:
-        record, created = workflow.publish_policy(ledger, args.user, policy)
+        record, created = workflow.publish_policy(ledger, acting(args, ledger), policy)
     state = "published" if created else "already published (identical content)"
     print(f"{record.id}@{record.version} {state}: {record.digest}")
     return int(ExitCode.OK)

@@ -1,14 +1,19 @@
 """Stage 1 of the forensic review: read and validate allocation history files.
 
 Reads ``allocations.csv``, ``prices.csv`` and the optional ``overrides.csv`` in the format of the
-allocation-history contract (``docs/forensics.md`` repeats it). Every value is checked column by
+allocation-history contract (``docs/forensics.md`` repeats it), or the same tables as Parquet
+files (``.parquet``: text, integer, DECIMAL, DATE and zoned TIMESTAMP columns, read in polars'
+streaming engine). Every value is checked column by
 column with vectorised expressions, so ten million rows validate in seconds.
 
 Contract on bad input:
 
 * a file that cannot be read is a :class:`~fairalloc.errors.FileAccessError` (exit 7);
-* a file that is not a CSV of the expected shape (missing required column, not UTF-8, broken
-  quoting) is an :class:`~fairalloc.errors.InputError` (exit 4);
+* a file that is not a CSV of the expected shape is an :class:`~fairalloc.errors.InputError`
+  (exit 4), located at ``file:line:column``: a missing required column, a repeated column name,
+  a row with fewer or more fields than the header, a field longer than ``MAX_FIELD_BYTES``, more
+  than ``MAX_ROWS`` rows, not UTF-8, broken quoting, or (for allocations and prices) a header
+  with no rows or no usable row;
 * an individual bad row is *refused*: it is counted with its reason and its first few are listed
   with ``file:line:column`` (column = 1-based field number in the header). With ``strict=True``
   any refused row turns into an :class:`~fairalloc.errors.InputError` instead. Nothing is dropped
@@ -44,6 +49,12 @@ LISTED_REFUSALS = 50
 MAX_DECIMALS = 8
 #: Most integer digits accepted in a price or quantity.
 MAX_INT_DIGITS = 10
+#: Longest field accepted (a memo of a few pages); longer ones are a malformed file.
+MAX_FIELD_BYTES = 65_536
+#: Most data rows accepted in one file (keeps memory bounded: ~1 KiB per row at worst).
+MAX_ROWS = 200_000_000
+#: Structural errors listed per file before the run stops.
+LISTED_STRUCTURE = 50
 
 ALLOCATION_REQUIRED = (
     "order_id",
@@ -153,11 +164,169 @@ class History:
     tallies: list[FileTally]
 
 
-def _read_text_csv(path: pathlib.Path) -> pl.DataFrame:
-    """Read every column as text; map unreadable and malformed files onto the error contract."""
+def _malformed(path: pathlib.Path, code: str, message: str, line: int | None = 1,
+               column: int | None = None, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(code, message, Location(file=str(path), line=line, column=column), hint)
+
+
+def _header(path: pathlib.Path) -> list[str]:
+    """The header row (quote-aware); a repeated column name is a malformed file."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except UnicodeDecodeError:
+        raise InputError(_malformed(path, "forensics.malformed_csv", "not a UTF-8 file",
+                                    hint="export UTF-8 CSV")) from None
+    except csv.Error as error:
+        raise InputError(_malformed(path, "forensics.malformed_csv",
+                                    f"not a readable CSV header: {error}")) from None
+    seen: dict[str, int] = {}
+    problems = []
+    for column, name in enumerate(header, start=1):
+        if name in seen:
+            problems.append(_malformed(
+                path, "forensics.duplicate_column",
+                f"column {name!r} appears twice in the header (first as column {seen[name]})",
+                1, column, "give every column one name"))
+        seen.setdefault(name, column)
+    if problems:
+        raise InputError(problems)
+    return header
+
+
+def _field_counts(path: pathlib.Path) -> list[tuple[int, int]]:
+    """(line, fields) of every data record, counting quoted line breaks (the exact path)."""
+    out = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        start = reader.line_num + 1
+        for row in reader:
+            if row:
+                out.append((start, len(row)))
+            start = reader.line_num + 1
+    return out
+
+
+def _check_structure(path: pathlib.Path, width: int) -> None:
+    """Every record has exactly ``width`` fields: short rows and extra fields are refused.
+
+    Fast path, streamed with bounded memory: when the file has no quote character, each line is
+    one record and its fields are its commas plus one (two lazy scans of the raw lines; only bad
+    lines are collected). Otherwise the file is walked by Python's ``csv`` module, which
+    understands quoted separators and line breaks.
+    """
+    lines = pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None,
+                        schema={"line": pl.String}, truncate_ragged_lines=True,
+                        encoding="utf8").with_row_index("number", offset=1)
+    quoted, count = lines.select(
+        pl.col("line").str.contains('"', literal=True).any(), pl.len()
+    ).collect(engine="streaming").row(0)
+    if count > MAX_ROWS + 1:
+        raise InputError(_malformed(path, "forensics.too_many_rows",
+                                    f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
+                                    hint="split the history by year"))
+    if quoted:
+        counts = _field_counts(path)
+    else:
+        fields = pl.col("line").str.count_matches(",", literal=True) + 1
+        bad = (lines.filter((pl.col("number") > 1) & pl.col("line").is_not_null() & (fields != width))
+               .select("number", fields.alias("fields")).head(LISTED_STRUCTURE)
+               .collect(engine="streaming"))
+        counts = list(zip(bad["number"].to_list(), bad["fields"].to_list(), strict=True))
+    problems = []
+    for line, fields_in_row in counts:
+        if fields_in_row == width:
+            continue
+        if fields_in_row < width:
+            problems.append(_malformed(
+                path, "forensics.short_row",
+                f"the row has {fields_in_row} fields, the header {width}", line,
+                fields_in_row + 1, "every row needs a field for every column (an empty one is fine)"))
+        else:
+            problems.append(_malformed(
+                path, "forensics.extra_field",
+                f"the row has {fields_in_row} fields, the header {width}", line, width + 1,
+                "quote fields that contain a comma"))
+        if len(problems) >= LISTED_STRUCTURE:
+            break
+    if problems:
+        raise InputError(problems)
+
+
+def _check_field_sizes(path: pathlib.Path, frame: pl.DataFrame) -> None:
+    """No field longer than ``MAX_FIELD_BYTES`` (a sign of a broken export or a wrong file)."""
+    longest = frame.select(pl.all().str.len_bytes().max()).row(0)
+    for column, size in enumerate(longest, start=1):
+        if size is not None and size > MAX_FIELD_BYTES:
+            name = frame.columns[column - 1]
+            record = int(np.argmax(frame[name].str.len_bytes().fill_null(0).to_numpy()))
+            line = _record_lines(path, [record]).get(record, record + 2)
+            raise InputError(_malformed(
+                path, "forensics.field_too_long",
+                f"a {name!r} field of {size:,} bytes exceeds {MAX_FIELD_BYTES:,}", line, column,
+                "check that this is the right file and its quoting is balanced"))
+
+
+def is_parquet(path: pathlib.Path) -> bool:
+    """Parquet files are recognised by their suffix; everything else is read as CSV."""
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _text_column(path: pathlib.Path, name: str, column: int, dtype: pl.DataType) -> pl.Expr:
+    """A Parquet column as the text the CSV contract defines; binary floats and timestamps
+    without a zone are refused (they cannot carry an exact decimal or an offset)."""
+    col = pl.col(name)
+    if dtype == pl.String:
+        return col
+    if dtype.is_float():
+        raise InputError(_malformed(
+            path, "forensics.float_column",
+            f"column {name!r} holds binary floats, which cannot carry an exact decimal", None,
+            column, "store decimals as Parquet DECIMAL or as text"))
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            raise InputError(_malformed(
+                path, "forensics.bad_timestamp",
+                f"column {name!r} holds timestamps without a time zone", None, column,
+                "store timestamps with their zone (UTC is fine)"))
+        return col.dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z")
+    if dtype == pl.Date:
+        return col.dt.to_string("%Y-%m-%d")
+    if dtype.is_integer() or isinstance(dtype, pl.Decimal):
+        return col.cast(pl.String)
+    if dtype == pl.Boolean:
+        return pl.when(col).then(pl.lit("true")).when(~col).then(pl.lit("false"))
+    raise InputError(_malformed(path, "forensics.bad_column_type",
+                                f"column {name!r} has the unsupported Parquet type {dtype}",
+                                None, column, "use text, integers, DECIMAL, DATE or TIMESTAMP"))
+
+
+def _read_parquet(path: pathlib.Path) -> pl.DataFrame:
+    """A Parquet file's columns as text, converted in polars' streaming engine."""
+    try:
+        lazy = pl.scan_parquet(path)
+        schema = lazy.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(_malformed(path, "forensics.malformed_parquet",
+                                    f"not a readable Parquet file: {first}", None)) from None
+    exprs = [_text_column(path, name, i, dtype).alias(name)
+             for i, (name, dtype) in enumerate(schema.items(), start=1)]
+    count = lazy.select(pl.len()).collect().item()
+    if count > MAX_ROWS:
+        raise InputError(_malformed(path, "forensics.too_many_rows",
+                                    f"more than {MAX_ROWS:,} rows", MAX_ROWS + 1))
+    return lazy.select(exprs).collect(engine="streaming")
+
+
+def _read_text_csv(path: pathlib.Path, need_rows: bool = True) -> pl.DataFrame:
+    """Read every column as text after checking the file's structure; map unreadable and
+    malformed files onto the error contract. Parquet files (by suffix) are read the same way,
+    their typed columns turned into the contract's text; their "line" is the 1-based row."""
     try:
         with path.open("rb") as handle:
-            handle.read(1)
+            empty = handle.read(1) == b""
     except OSError as error:
         raise FileAccessError(
             Diagnostic(
@@ -167,13 +336,15 @@ def _read_text_csv(path: pathlib.Path) -> pl.DataFrame:
                 "check the path and its permissions",
             )
         ) from None
+    if empty:
+        raise InputError(_malformed(path, "forensics.empty_file", "the file is empty",
+                                    hint="export the file with its header row"))
+    if is_parquet(path):
+        return _checked(path, _read_parquet(path), need_rows, 1)
+    header = _header(path)
     try:
-        return pl.read_csv(
-            path,
-            infer_schema=False,
-            encoding="utf8",
-            raise_if_empty=True,
-        )
+        _check_structure(path, len(header))
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True)
     except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(
@@ -184,6 +355,15 @@ def _read_text_csv(path: pathlib.Path) -> pl.DataFrame:
                 "export UTF-8 CSV with a header row and quoted fields where needed",
             )
         ) from None
+    return _checked(path, frame, need_rows, 2)
+
+
+def _checked(path: pathlib.Path, frame: pl.DataFrame, need_rows: bool, first_line: int) -> pl.DataFrame:
+    if need_rows and frame.height == 0:
+        raise InputError(_malformed(path, "forensics.no_rows", "the file has a header but no rows",
+                                    first_line, None, "export the history with its data rows"))
+    _check_field_sizes(path, frame)
+    return frame
 
 
 def _check_header(frame: pl.DataFrame, path: pathlib.Path, required: Iterable[str]) -> None:
@@ -203,7 +383,10 @@ def _check_header(frame: pl.DataFrame, path: pathlib.Path, required: Iterable[st
 
 
 def _record_lines(path: pathlib.Path, records: list[int]) -> dict[int, int]:
-    """Line number of each wanted 0-based data record, counting quoted line breaks correctly."""
+    """Line number of each wanted 0-based data record, counting quoted line breaks correctly
+    (for Parquet: the 1-based row number)."""
+    if is_parquet(path):
+        return {r: r + 1 for r in records}
     wanted = set(records)
     last = max(wanted)
     lines: dict[int, int] = {}
@@ -267,6 +450,16 @@ def _tally(
             raise InputError(tally.listed)
     keep: Bool = np.logical_not(any_bad)
     return tally, keep
+
+
+def _require_usable(path: pathlib.Path, tally: FileTally) -> None:
+    """A file whose every row was refused leaves nothing to review: a malformed file."""
+    if tally.read and tally.used == 0:
+        raise InputError([
+            _malformed(path, "forensics.no_usable_rows",
+                       f"all {tally.read:,} rows were refused; the first follow", 2, None),
+            *tally.listed,
+        ])
 
 
 def _required(name: str) -> tuple[pl.Expr, Refusal]:
@@ -408,6 +601,7 @@ def read_allocations(
     ]
     duplicates = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
     tally, keep = _tally(path, frame, checks, strict, duplicates)
+    _require_usable(path, tally)
     attributes = [name for name in frame.columns if name.startswith("attr.")]
     return frame.filter(pl.Series(keep)), tally, attributes
 
@@ -420,12 +614,14 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
     checks += [_date_check("date"), _decimal_check("close")]
     duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
     tally, keep = _tally(path, frame, checks, strict, duplicates)
+    _require_usable(path, tally)
     return frame.filter(pl.Series(keep)), tally
 
 
 def read_overrides(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
-    """Read and validate ``overrides.csv`` (memos may span lines inside quotes)."""
-    frame = _read_text_csv(path)
+    """Read and validate ``overrides.csv`` (memos may span lines inside quotes); a header with no
+    rows is a firm without overrides."""
+    frame = _read_text_csv(path, need_rows=False)
     _check_header(frame, path, OVERRIDE_REQUIRED)
     frame = _with_parsed_times(frame, ("recorded_at",))
     checks = [_required(name) for name in ("order_id", "account", "recorded_at", "recorded_by")]

@@ -7,13 +7,15 @@ that fair quantity by group, singles out partial fills, and asks the cherry-pick
 do the favoured accounts get more than their share on orders that rose by the close and less on
 those that fell?
 
-That last test works order by order. For each order, the favoured group's excess is measured as
-the share of the fill the *other* accounts did not get (their fair quantity minus what they
-received, divided by the fill) — this also sees an order where the favoured account was dropped
-entirely, which leaves no row of its own. The statistic ``Σ excess × sign(order return)`` (a
-winner counts +1, a loser −1, whatever the size of the move, so a few volatile symbols cannot
-dominate) is compared with its distribution when the outcomes are shuffled among the orders
-(Monte Carlo, plus the exact-moment normal approximation).
+That last test works order by order on the favoured accounts' *own* rows: per order, the sum of
+their departures from the pro-rata share, as a share of the fill. Departures smaller than the
+order's lot (the greatest common divisor of its allocated quantities: 100 for a firm allocating
+in round lots, 1 for whole shares) are what rounding the split can produce and count as none.
+An order where no favoured account has a row has an excess of zero (who got nothing cannot be
+told from the rows, so another account's absence is never counted for or against the group):
+this is what keeps the test from blaming a group for another group's gains. The statistic ``Σ excess × sign(order return)`` (a
+winner counts +1, a loser −1, whatever the size of the move) is compared with its distribution
+when the outcomes are shuffled among the orders (Monte Carlo).
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ import numpy.typing as npt
 
 from fairalloc.forensics.history import MISSING, Allocations
 from fairalloc.forensics.returns import FirstDay
-from fairalloc.forensics.tests_stats import permutation_product_test
+from fairalloc.forensics.tests_stats import MonteCarlo, permutation_product_test
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
-#: Deviations smaller than this many shares are whole-share rounding, not deviations.
-ROUNDING = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +42,25 @@ class IntentLink:
     mean_excess_winning: float  # share of the fill, orders that rose by the close
     mean_excess_losing: float
     statistic: float
-    z: float
-    draws: int
-    hits: int
-    p_normal: float
+    monte_carlo: MonteCarlo
     excess_value: float  # money value of favoured deviations at the close (float, rounded later)
 
     @property
-    def p_mc(self) -> float:
-        return (self.hits + 1) / (self.draws + 1)
-
-    @property
     def p_value(self) -> float:
-        """Monte Carlo p while resolved (>= 10 hits), else the normal approximation."""
-        if self.draws > 0 and self.hits >= 10:
-            return self.p_mc
-        return self.p_normal
+        return self.monte_carlo.p
+
+
+def order_lots(allocations: Allocations) -> I64:
+    """Per order, the rounding unit of its split: the gcd of its allocated quantities."""
+    orders = len(allocations.order_ids)
+    lots = np.zeros(orders, dtype=np.int64)
+    if len(allocations) == 0:
+        return lots
+    sorter = np.argsort(allocations.order, kind="stable")
+    sorted_orders = allocations.order[sorter]
+    starts = np.flatnonzero(np.r_[True, sorted_orders[1:] != sorted_orders[:-1]])
+    lots[sorted_orders[starts]] = np.gcd.reduceat(allocations.quantity[sorter], starts)
+    return np.maximum(lots, 1)
 
 
 def fair_quantities(allocations: Allocations) -> tuple[Bool, F64]:
@@ -82,6 +86,7 @@ def deviation_table(
     """Deviation from fair quantity by group and by fill (partial / complete)."""
     table: list[dict[str, object]] = []
     deviation = allocations.quantity - np.where(has, fair, 0.0)
+    lot = order_lots(allocations)[allocations.order]
     for group, in_group in (("favoured", favoured_rows), ("rest", ~favoured_rows)):
         for fill, in_fill in (("partial", first.partial), ("complete", ~first.partial)):
             rows = has & in_group & in_fill
@@ -99,7 +104,7 @@ def deviation_table(
                     "mean_deviation_pct_of_fair": round(
                         float((dev / np.maximum(fair[rows], 1.0)).mean() * 100), 4
                     ),
-                    "rows_off_by_a_share_or_more": int((np.abs(dev) >= ROUNDING).sum()),
+                    "rows_off_by_a_lot_or_more": int((np.abs(dev) >= lot[rows]).sum()),
                 }
             )
     return table
@@ -108,46 +113,31 @@ def deviation_table(
 def order_excess(
     allocations: Allocations, first: FirstDay, favoured_rows: Bool, has: Bool, fair: F64
 ) -> tuple[F64, F64, F64]:
-    """Per eligible order: the favoured group's excess share of the fill and the order's return.
+    """Per eligible order: the favoured rows' own excess share of the fill and the order's return.
 
-    Returns (excess, order return, row-level excess quantity of the favoured rows).
-    Eligible: every row has intent data and a close, the fill is positive, and either a favoured
-    account has a row or the other rows' intent falls short of the order's quantity.
-    Row deviations under one share (the rounding of a whole-share pro-rata split) count as zero,
-    so a firm that allocates pro rata shows no excess at all.
+    Returns (excess, order return, row-level excess quantity of the favoured rows). Eligible:
+    every row has intent data and a close and the fill is positive. An order without a favoured
+    row has no excess (zero): it still takes part in the shuffle of outcomes.
+    Departures smaller than the order's lot count as zero, so a firm that allocates pro rata,
+    in whole shares or in round lots, shows no excess at all.
     """
     orders = len(allocations.order_ids)
     order = allocations.order
     rows_per_order = np.bincount(order, minlength=orders)
     complete = np.bincount(order, weights=(has & first.has_close), minlength=orders)
-    rest = ~favoured_rows
-    shortfall = np.where(rest & has, fair - allocations.quantity, 0.0)
-    # Whole-share rounding of a pro-rata split moves less than one share: not a deviation.
-    shortfall[np.abs(shortfall) < ROUNDING] = 0.0
-    rest_shortfall = np.bincount(order, weights=shortfall, minlength=orders)
-    rest_intent = np.bincount(
-        order, weights=np.where(rest & has, allocations.intended, 0).astype(np.float64),
-        minlength=orders,
-    )
-    fav_present = np.bincount(order, weights=favoured_rows, minlength=orders) > 0
+    lot = order_lots(allocations)[order]
+    row_excess = np.where(favoured_rows & has, allocations.quantity - fair, 0.0)
+    row_excess[np.abs(row_excess) < lot] = 0.0
+    fav_excess = np.bincount(order, weights=row_excess, minlength=orders)
     filled = np.zeros(orders)
-    order_qty = np.zeros(orders)
     filled[order[has]] = allocations.order_filled[has]
-    order_qty[order[has]] = allocations.order_quantity[has]
     weight = allocations.quantity.astype(np.float64)
     returns = np.where(first.has_close, first.returns, 0.0)
     order_return = np.bincount(order, weights=returns * weight, minlength=orders) / np.maximum(
         np.bincount(order, weights=weight, minlength=orders), 1.0
     )
-    eligible = (
-        (rows_per_order > 0)
-        & (complete == rows_per_order)
-        & (filled > 0)
-        & (fav_present | (rest_intent < order_qty))
-    )
-    excess = rest_shortfall / np.maximum(filled, 1.0)
-    row_excess = np.where(favoured_rows & has, allocations.quantity - fair, 0.0)
-    row_excess[np.abs(row_excess) < ROUNDING] = 0.0
+    eligible = (rows_per_order > 0) & (complete == rows_per_order) & (filled > 0)
+    excess = fav_excess / np.maximum(filled, 1.0)
     return excess[eligible], order_return[eligible], row_excess
 
 
@@ -159,14 +149,16 @@ def intent_link(
     rng: np.random.Generator,
     work_budget: int,
 ) -> IntentLink | None:
-    """Test whether the favoured group's excess share lines up with the orders' first-day returns."""
+    """Test whether the favoured group's excess share lines up with the orders' first-day returns.
+
+    ``None`` when fewer than two orders are eligible (the test cannot run)."""
     has, fair = fair_quantities(allocations)
     excess, order_return, row_excess = order_excess(
         allocations, first, favoured_rows, has, fair
     )
     if excess.size < 2:
         return None
-    statistic, z, made, hits, p_normal = permutation_product_test(
+    statistic, monte_carlo = permutation_product_test(
         excess, np.sign(order_return), draws, rng, work_budget
     )
     winning = order_return > 0
@@ -179,9 +171,6 @@ def intent_link(
         mean_excess_winning=float(excess[winning].mean()) if winning.any() else 0.0,
         mean_excess_losing=float(excess[~winning].mean()) if (~winning).any() else 0.0,
         statistic=statistic,
-        z=z,
-        draws=made,
-        hits=hits,
-        p_normal=p_normal,
+        monte_carlo=monte_carlo,
         excess_value=value,
     )

@@ -1,32 +1,33 @@
-"""Power and false-positive studies: many simulated firm-years reviewed with the default threshold.
+"""Calibration and power studies: many simulated firm-years reviewed with the default threshold.
 
-``python -m fairalloc.forensics.power`` reproduces the power curves of ``docs/forensics.md``: the
-share of simulated firm-years flagged against the cherry-picker's rate (share of partly filled
-orders he cherry-picks) and, separately, his strength (how far from pro rata he moves), for
-several numbers of orders. It writes ``forensics-power.svg`` and
-``forensics-power-strength.svg`` and prints Markdown tables. ``--bars`` prints the
-false-positive and detection figures instead.
+``python -m fairalloc.forensics.power --out docs`` reproduces the power curve of
+``docs/forensics.md``: the share of simulated firm-years whose within-order first-day-return test
+is flagged at p < alpha, against the cherry-picker's steering rate (the share of partly filled
+orders he steers) and the number of partly filled orders in the year. It writes
+``forensics-power.svg`` and prints a Markdown table. ``--bars`` prints the calibration and
+detection bars instead (fair firm-years, round lots with a small account, half the partly
+filled winners steered, the source document's scenario, an innocent group).
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
-from collections.abc import Callable
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fairalloc.forensics import svg
-from fairalloc.forensics.groups import EACH_ACCOUNT
+from fairalloc.forensics import charts
 from fairalloc.forensics.output import atomic_write_bytes
 from fairalloc.forensics.review import ReviewConfig, run
 from fairalloc.forensics.simulate import PERFORMANCE_FAVOURED, CherryPicker, FirmSpec, simulate
 
 STATISTICAL = ("returns", "intent", "rotation", "overrides")
-#: The strength curve's cherry-picker acts on this share of partly filled orders.
-STRENGTH_STUDY_RATE = 0.2
+EMPLOYEE = "attr.employee"
+PROPRIETARY = "attr.proprietary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,8 @@ class YearResult:
 
     flagged: bool  # any statistical finding flagged
     flagged_ids: tuple[str, ...]
-    p_returns_partial: float
-    p_returns_all: float
+    p: dict[str, float]
+    status: str
 
 
 def review_year(
@@ -53,15 +54,13 @@ def review_year(
                 favoured=favoured, seed=seed, draws=draws, alpha=alpha,
             )
         )
-    flagged = tuple(
-        f.id for f in review.findings if f.flagged and f.analysis in STATISTICAL
-    )
-    p = {f.id: f.p_value for f in review.findings}
+    flagged = tuple(f.id for f in review.findings if f.flagged and f.analysis in STATISTICAL)
+    verdict = review.document["verdict"]
+    assert isinstance(verdict, dict)
     return YearResult(
-        flagged=bool(flagged),
-        flagged_ids=flagged,
-        p_returns_partial=float(p.get("returns.favoured.partial") or 1.0),
-        p_returns_all=float(p.get("returns.favoured.all") or 1.0),
+        flagged=bool(flagged), flagged_ids=flagged,
+        p={f.id: f.p_value for f in review.findings if f.p_value is not None},
+        status=str(verdict["status"]),
     )
 
 
@@ -71,118 +70,100 @@ def scenario_spec(seed: int) -> FirmSpec:
     return FirmSpec(seed=seed, orders=50, partial_share=1.0, cherry=CherryPicker())
 
 
-def welhouse_spec(seed: int) -> FirmSpec:
-    """A Welhouse-sized gap: volatile instruments (15–25 % a day), 100 partly filled orders, and a
-    PM who gives the performance-fee accounts every order that rose by the close."""
-    return FirmSpec(seed=seed, orders=100, partial_share=1.0, volatility=(0.15, 0.25),
-                    cherry=CherryPicker())
+def half_steering_spec(seed: int) -> FirmSpec:
+    """The default firm-year (250 orders, 30 % partly filled); the PM steers half of the partly
+    filled orders: the winners to the performance-fee accounts, the losers away from them."""
+    return FirmSpec(seed=seed, cherry=CherryPicker(rate=0.5))
 
 
-def print_bars(years: int, draws: int) -> None:
-    """Print the false-positive rate, the scenario's detection rate and a Welhouse-sized gap."""
-    fair = [review_year(FirmSpec(seed=1_000 + y), draws) for y in range(years)]
-    flagged = sum(r.flagged for r in fair)
-    print(f"fair firm-years flagged: {flagged} of {years} ({flagged / years:.1%})")
-    scans = [review_year(FirmSpec(seed=1_000 + y), draws, favoured=EACH_ACCOUNT)
-             for y in range(years)]
-    scan_flagged = sum(r.flagged for r in scans)
-    print(f"fair firm-years flagged by the each-account scan: {scan_flagged} of {years} "
-          f"({scan_flagged / years:.1%})")
-    scenario = [review_year(scenario_spec(5_000 + y), draws) for y in range(years)]
-    detected = sum(r.p_returns_partial < 0.001 for r in scenario)
-    worst = max(r.p_returns_partial for r in scenario)
-    median = float(np.median([r.p_returns_partial for r in scenario]))
-    print(f"source scenario flagged at p < 0.001: {detected} of {years} "
-          f"({detected / years:.1%}); median p {median:.2g}, largest p {worst:.2g}")
-    with tempfile.TemporaryDirectory() as folder:
-        firm = simulate(welhouse_spec(77), pathlib.Path(folder))
-        review = run(ReviewConfig(allocations=firm.allocations, prices=firm.prices,
-                                  overrides=firm.overrides, favoured=PERFORMANCE_FAVOURED,
-                                  draws=draws))
-    finding = next(f for f in review.findings if f.id == "returns.favoured.partial")
-    evidence = finding.evidence
-    print(f"Welhouse-sized gap: favoured {evidence['mean_return_favoured_bps']} bps vs rest "
-          f"{evidence['mean_return_rest_bps']} bps, p = {finding.p_value:.2g} "
-          f"(binomial on winners {evidence['p_binomial_wins']:.2g})")
+def round_lot_spec(seed: int) -> FirmSpec:
+    """A fair firm allocating pro rata in round lots of 100 with a small employee account."""
+    return FirmSpec(seed=seed, lot=100, small_employee=True)
 
 
-def detection_rate(specs: list[FirmSpec], draws: int) -> float:
-    """Share of the given firm-years with at least one statistical finding flagged."""
-    return float(np.mean([review_year(s, draws).flagged for s in specs]))
+def innocent_spec(seed: int) -> FirmSpec:
+    """A cherry-picker favouring the employee account; the review is pointed at the proprietary
+    account, which did not benefit."""
+    return FirmSpec(seed=seed, cherry=CherryPicker(favoured=EMPLOYEE))
 
 
-def power_chart(title: str, xlabel: str, levels: list[float], sizes: list[int],
-                table: dict[int, list[float]]) -> str:
-    """A power curve: detection rate against a bias level, one line per number of orders."""
-    return svg.lines(
-        title, np.array(levels),
-        [(f"{n} partly filled orders", np.array(table[n])) for n in sizes],
-        xlabel, "detection rate", zero_line=False, legend_bottom=True,
-    )
+def _rate(results: list[YearResult], predicate: Callable[[YearResult], bool]) -> str:
+    hits = sum(bool(predicate(r)) for r in results)
+    return f"{hits} of {len(results)} ({hits / len(results):.1%})"
 
 
-def power_table(
-    sizes: list[int], levels: list[float], cherry: Callable[[float], CherryPicker | None],
-    years: int, draws: int, label: str,
-) -> dict[int, list[float]]:
-    """Detection rate per number of partly filled orders and bias level (seeds 10000 + year)."""
+def print_bars(years: int, draws: int, alpha: float) -> None:
+    """Print the calibration and detection bars (seeds fixed per study)."""
+    start, cpu = time.perf_counter(), time.process_time()
+
+    def study(spec: Callable[[int], FirmSpec], favoured: str, seeds: int) -> list[YearResult]:
+        return [review_year(spec(seeds + y), draws, alpha, favoured=favoured) for y in range(years)]
+
+    fair = study(lambda s: FirmSpec(seed=s), PERFORMANCE_FAVOURED, 1_000)
+    print(f"fair firm-years, performance-fee group: any statistical finding flagged "
+          f"{_rate(fair, lambda r: r.flagged)}; verdict clean {_rate(fair, lambda r: r.status == 'clean')}")
+    lots = study(round_lot_spec, EMPLOYEE, 2_000)
+    print(f"fair round-lot firm-years, small employee account reviewed: flagged "
+          f"{_rate(lots, lambda r: r.flagged)}; verdict clean {_rate(lots, lambda r: r.status == 'clean')}")
+    scan = study(round_lot_spec, "each-account", 3_000)
+    print(f"fair round-lot firm-years, each-account scan: flagged {_rate(scan, lambda r: r.flagged)}")
+    half = study(half_steering_spec, PERFORMANCE_FAVOURED, 4_000)
+    print(f"half of the partly filled orders steered: within-order test p < {alpha} on partly "
+          f"filled orders {_rate(half, lambda r: r.p.get('returns.favoured.partial', 1.0) < alpha)}")
+    source = study(scenario_spec, PERFORMANCE_FAVOURED, 5_000)
+    print(f"source document's scenario: p < {alpha} "
+          f"{_rate(source, lambda r: r.p.get('returns.favoured.partial', 1.0) < alpha)}")
+    innocent = study(innocent_spec, PROPRIETARY, 6_000)
+    print("innocent proprietary account (employee favoured): a return or intent finding "
+          "flagged " + _rate(innocent, lambda r: any(i.startswith(("returns.", "intent."))
+                                                       for i in r.flagged_ids)))
+    print(f"({years} years per study, {draws:,} Monte Carlo draws per test, alpha {alpha}; "
+          f"{time.perf_counter() - start:.0f} s wall, {time.process_time() - cpu:.0f} s CPU)")
+
+
+def power_table(sizes: list[int], rates: list[float], years: int, draws: int,
+                alpha: float) -> dict[int, list[float]]:
+    """Share of years with the partly-filled within-order test at p < alpha (seeds 10000 + y)."""
     table: dict[int, list[float]] = {}
     for orders in sizes:
         base = FirmSpec(orders=orders, partial_share=1.0)
         row = []
-        for level in levels:
-            specs = [replace(base, seed=10_000 + y, cherry=cherry(level)) for y in range(years)]
-            row.append(detection_rate(specs, draws))
-            print(f"orders={orders} {label}={level}: {row[-1]:.2f}", flush=True)
+        for rate in rates:
+            cherry = CherryPicker(rate=rate) if rate > 0 else None
+            results = [review_year(replace(base, seed=10_000 + y, cherry=cherry), draws, alpha)
+                       for y in range(years)]
+            row.append(float(np.mean([r.p.get("returns.favoured.partial", 1.0) < alpha
+                                            for r in results])))
+            print(f"partly filled orders={orders} rate={rate}: {row[-1]:.2f}", flush=True)
         table[orders] = row
     return table
-
-
-def print_table(label: str, levels: list[float], sizes: list[int],
-                table: dict[int, list[float]]) -> None:
-    """The table as Markdown."""
-    print("| orders | " + " | ".join(f"{label} {v:g}" for v in levels) + " |")
-    print("|" + "---|" * (len(levels) + 1))
-    for n in sizes:
-        print(f"| {n} | " + " | ".join(f"{v:.2f}" for v in table[n]) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--years", type=int, default=100, help="simulated years per point")
     parser.add_argument("--draws", type=int, default=2000, help="Monte Carlo draws per test")
+    parser.add_argument("--alpha", type=float, default=0.001)
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs"))
     parser.add_argument("--bars", action="store_true",
-                        help="print the false-positive and detection bars instead of the curve")
+                        help="print the calibration and detection bars instead of the curve")
     args = parser.parse_args(argv)
     if args.bars:
-        print_bars(args.years, args.draws)
+        print_bars(args.years, args.draws, args.alpha)
         return 0
-    sizes = [25, 50, 100]
+    sizes = [10, 25, 50, 100]
     rates = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0]
-    by_rate = power_table(sizes, rates, lambda r: CherryPicker(rate=r) if r > 0 else None,
-                          args.years, args.draws, "rate")
-    strengths = [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
-    by_strength = power_table(
-        sizes, strengths,
-        lambda s: CherryPicker(rate=STRENGTH_STUDY_RATE, strength=s) if s > 0 else None,
-        args.years, args.draws, "strength",
-    )
-    charts = {
-        "forensics-power.svg": power_chart(
-            "Share of simulated firm-years flagged (alpha 0.001)",
-            "share of partly filled orders cherry-picked (strength 1)", rates, sizes, by_rate),
-        "forensics-power-strength.svg": power_chart(
-            "Share of simulated firm-years flagged (alpha 0.001)",
-            "strength: how far from pro rata (one partly filled order in five)", strengths,
-            sizes,
-            by_strength),
-    }
-    for name, chart in charts.items():
-        atomic_write_bytes(args.out / name, chart.encode("utf-8"))
-    print_table("rate", rates, sizes, by_rate)
-    print_table("strength", strengths, sizes, by_strength)
-    print(f"({args.years} simulated years per cell, {args.draws} Monte Carlo draws per test)")
+    start, cpu = time.perf_counter(), time.process_time()
+    table = power_table(sizes, rates, args.years, args.draws, args.alpha)
+    chart = charts.power_curve(rates, {f"{n} partly filled orders": table[n] for n in sizes},
+                               args.alpha)
+    atomic_write_bytes(args.out / "forensics-power.svg", chart.encode("utf-8"))
+    print("| partly filled orders | " + " | ".join(f"rate {r:g}" for r in rates) + " |")
+    print("|" + "---|" * (len(rates) + 1))
+    for n in sizes:
+        print(f"| {n} | " + " | ".join(f"{v:.2f}" for v in table[n]) + " |")
+    print(f"({args.years} simulated years per cell, {args.draws:,} Monte Carlo draws per test; "
+          f"{time.perf_counter() - start:.0f} s wall, {time.process_time() - cpu:.0f} s CPU)")
     return 0
 
 

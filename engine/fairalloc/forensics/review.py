@@ -3,8 +3,8 @@
 :func:`run` reads the history files (stage ``history``), computes first-day returns (``returns``),
 runs each analysis and turns its results into ranked :class:`~fairalloc.forensics.findings.Finding`
 records plus the full analysis details, the findings document and the data the HTML charts need.
-Everything random draws from one ``numpy.random.Generator`` seeded by ``ReviewConfig.seed``, in a
-fixed order, so the same inputs and seed give the same document.
+Everything random draws from generators seeded by ``ReviewConfig.seed``, in a fixed order, so the
+same inputs and seed give the same document.
 """
 
 from __future__ import annotations
@@ -21,28 +21,78 @@ import numpy.typing as npt
 from fairalloc.errors import Diagnostic, InputError, Location
 from fairalloc.forensics import groups, history, intent, overrides, rotation, timing
 from fairalloc.forensics.findings import Finding, document, rank
-from fairalloc.forensics.returns import (
-    FirstDay,
-    exact_sum,
-    first_day,
-    money_text,
-    peers,
-    pool_of,
-)
+from fairalloc.forensics.returns import FirstDay, exact_sum, first_day, money_text, peers, pool_of
 from fairalloc.forensics.tests_stats import (
     DEFAULT_WORK_BUDGET,
-    ReallocationResult,
+    MonteCarlo,
+    PoolResult,
+    WithinOrder,
     benjamini_hochberg,
-    binomial_upper_tail,
-    normal_upper_tail,
-    reallocation_test,
+    pool_test,
+    within_order_paths,
+    within_order_test,
 )
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 STAGES = ("read history", "first-day returns", "return tests", "intent", "timing", "rotation",
           "overrides")
 NOT_PROOF = "a statistical pattern, not proof of intent"
+#: Re-allocations drawn for the chance band of the cumulative-advantage chart, and the share of
+#: the work budget the band may spend (it is a picture, not a test).
+CHART_DRAWS = 1000
+CHART_BUDGET_SHARE = 10
+#: Points of the allocated-against-fair scatter (a deterministic sample of the rows).
+SCATTER_POINTS = 2000
+#: Findings reported from an each-account scan (all tests are in the analysis table).
+SCAN_FINDINGS = 5
+
+WITHIN_ORDER_METHOD: dict[str, object] = {
+    "test": "within-order re-allocation (permutation) test, one-sided",
+    "null_hypothesis": "within each order, which account received which departure from its "
+                       "pro-rata share is unrelated to how the order did by the close",
+    "statistic": "sum over the group's allocations of (allocated − exact pro-rata share) × the "
+                 "order's mean price × (the order's signed first-day return − the mean over the "
+                 "tested orders): the group's first-day gain beyond its pro-rata share "
+                 "(≈ money, a float statistic)",
+    "assumptions": [
+        "the departures of the accounts in one order are exchangeable without favouritism "
+        "(rounding a pro-rata split moves every account by less than one lot, whatever its size)",
+        "where an order lacks the intended, order_quantity or order_filled column, the allocated "
+        "quantities themselves are re-dealt",
+        "an account that received nothing and has no row cannot be re-dealt",
+    ],
+    "p_value": "Monte Carlo: (k + 1) / (N + 1) for k of N re-allocations at least as large; an "
+               "upper bound when k = 0. Each draw re-deals every tested order independently.",
+}
+POOL_METHOD: dict[str, object] = {
+    "test": "re-labelling test of which allocations the group received (mean return by Monte "
+            "Carlo; winners by the exact one-sided Fisher test), Bonferroni-combined",
+    "null_hypothesis": "which of the pool's allocations went to the group is unrelated to how "
+                       "they did by the close",
+    "assumptions": [
+        "the pool is the group and every account that traded alongside it",
+        "allocations are exchangeable units; accounts in one order share its move, so when group "
+        "accounts always trade together the evidence is overstated — read with the within-order "
+        "test",
+    ],
+    "p_value": "2 × min(Monte Carlo (k + 1)/(N + 1), Fisher exact p), capped at 1",
+}
+INTENT_METHOD: dict[str, object] = {
+    "test": "order-level permutation test of the group's own excess share against the sign of "
+            "the order's first-day return, one-sided",
+    "null_hypothesis": "the group's departures from the pro-rata share are unrelated to whether "
+                       "the order rose or fell by the close",
+    "assumptions": [
+        "the firm's partial-fill policy is pro rata to the pre-trade intent",
+        "departures smaller than the order's lot (gcd of its quantities) are rounding and count "
+        "as none",
+        "an order without a row of the group counts as no excess",
+    ],
+    "p_value": "Monte Carlo: (k + 1) / (N + 1) over shuffles of the outcomes among the orders; "
+               "an upper bound when k = 0",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +111,7 @@ class ReviewConfig:
     market_close: str = "16:00"
     grace_minutes: int = 30
     work_budget: int = DEFAULT_WORK_BUDGET
+    policy: pathlib.Path | None = None
 
 
 @dataclass
@@ -68,15 +119,19 @@ class ChartData:
     """Arrays the HTML report draws (statistics, not money)."""
 
     group_label: str = ""
-    returns_favoured: F64 = field(default_factory=lambda: np.zeros(0))
-    returns_rest: F64 = field(default_factory=lambda: np.zeros(0))
-    advantage_days: list[str] = field(default_factory=list)
-    advantage_bps: F64 = field(default_factory=lambda: np.zeros(0))
+    returns: dict[str, F64] = field(default_factory=dict)  # "<group> <fill>" -> returns
+    advantage_days: list[dt.date] = field(default_factory=list)
+    advantage: F64 = field(default_factory=lambda: np.zeros(0))
+    band_low: F64 = field(default_factory=lambda: np.zeros(0))
+    band_high: F64 = field(default_factory=lambda: np.zeros(0))
+    band_draws: int = 0
     fair: F64 = field(default_factory=lambda: np.zeros(0))
     allocated: F64 = field(default_factory=lambda: np.zeros(0))
     fair_favoured: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
-    delays: F64 = field(default_factory=lambda: np.zeros(0))
-    delays_favoured: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    fair_partial: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    minutes_after_close: F64 = field(default_factory=lambda: np.zeros(0))
+    minutes_favoured: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    deadline_minutes: float = 0.0
     rotation: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -89,19 +144,28 @@ class Review:
     document: dict[str, object]
     charts: ChartData
 
+    @property
+    def exit_code(self) -> int:
+        """1 flagged, 8 a test could not run (and nothing flagged), 0 clean."""
+        verdict = self.document["verdict"]
+        assert isinstance(verdict, dict)
+        return int(verdict["exit_code"])
 
-def _market(config: ReviewConfig) -> timing.Market:
+
+def _zone(name: str, where: str) -> ZoneInfo:
     try:
-        tz = ZoneInfo(config.market_timezone)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError(
             Diagnostic(
-                "forensics.bad_timezone",
-                f"unknown time zone {config.market_timezone!r}",
-                Location(file="--market-timezone"),
+                "forensics.bad_timezone", f"unknown time zone {name!r}", Location(file=where),
                 "use an IANA name such as America/New_York or Europe/London",
             )
         ) from None
+
+
+def _market(config: ReviewConfig) -> timing.Market:
+    tz = _zone(config.market_timezone, "--market-timezone")
     try:
         close = dt.time.fromisoformat(config.market_close)
     except ValueError:
@@ -112,7 +176,20 @@ def _market(config: ReviewConfig) -> timing.Market:
                 Location(file="--market-close"),
             )
         ) from None
-    return timing.Market(tz, close, config.grace_minutes)
+    deadline = timing.Deadline(0, close, tz, "the market close (no --policy given)")
+    if config.policy is not None:
+        from fairalloc import load_policy
+
+        policy = load_policy(config.policy)
+        if policy.deadline is not None:
+            deadline = timing.Deadline(
+                policy.deadline.days_after_trade_date, policy.deadline.time,
+                _zone(policy.deadline.timezone, str(config.policy)), f"policy {policy.ref}",
+            )
+        else:
+            deadline = timing.Deadline(0, close, tz, f"the market close (policy {policy.ref} "
+                                                    "sets no deadline)")
+    return timing.Market(tz, close, config.grace_minutes, deadline)
 
 
 def _bps(value: float) -> str:
@@ -123,183 +200,322 @@ def _p_text(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-300 else "< 1e-300"
 
 
-def _combined(result: ReallocationResult) -> float:
-    """Headline p of a return comparison: two statistics, Bonferroni-combined."""
-    return min(1.0, 2.0 * min(result.p_value, result.p_binomial_wins))
+def _mc_text(mc: MonteCarlo) -> str:
+    """How a Monte Carlo p-value reads: a value, or a bound when no draw was as extreme."""
+    if mc.draws == 0:
+        return "no re-allocation could be drawn within the work budget (p = 1)"
+    if mc.is_bound:
+        return f"no re-allocation of {mc.draws:,} was as extreme: p ≤ {mc.p:.2g}"
+    return f"{mc.hits:,} of {mc.draws:,} re-allocations were as extreme: p = {mc.p:.2g}"
 
 
-def _money(
-    first: FirstDay, allocations: history.Allocations, rows: Bool
-) -> tuple[dict[str, str], int]:
-    """Exact first-day money outcome and notional of a set of rows (text), and the scaled notional."""
+def _not_tested(fid: str, analysis: str, title: str, why: str) -> Finding:
+    return Finding(
+        id=fid, analysis=analysis, title=title, tested=False, flagged=False,
+        statement=f"This test could not run: {why}. The review cannot give a clean bill on it.",
+        evidence={"reason": why},
+    )
+
+
+# --- the within-order re-allocation test ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WithinInputs:
+    """Rows of one subset prepared for the within-order test."""
+
+    rows: I64  # allocation row indices
+    order: I64  # order code per row
+    value: F64  # contribution to the statistic
+    deviation: F64  # shares beyond the exact pro-rata share (or the quantity itself)
+    rising: Bool  # per row: the order rose by the close (signed by side)
+    orders: int
+    intent_orders: int
+
+
+def _within_inputs(allocations: history.Allocations, first: FirstDay, subset: Bool) -> WithinInputs:
+    order = allocations.order.astype(np.int64)
+    orders = len(allocations.order_ids)
+    rows_per = np.bincount(order, minlength=orders)
+    with_close = np.bincount(order, weights=first.has_close, minlength=orders)
+    intent_row = (
+        (allocations.intended != history.MISSING) & (allocations.order_quantity != history.MISSING)
+        & (allocations.order_filled != history.MISSING) & (allocations.order_quantity > 0)
+    )
+    intent_order = np.bincount(order, weights=intent_row, minlength=orders) == rows_per
+    qty = allocations.quantity.astype(np.float64)
+    weight = np.bincount(order, weights=qty, minlength=orders)
+    ret = np.where(first.has_close, first.returns, 0.0)
+    order_ret = np.bincount(order, weights=qty * ret, minlength=orders) / np.maximum(weight, 1.0)
+    order_price = (np.bincount(order, weights=qty * allocations.price, minlength=orders)
+                   / np.maximum(weight, 1.0) / 10**allocations.price_scale)
+    fair = np.where(intent_row, allocations.intended * allocations.order_filled.astype(np.float64)
+                    / np.where(intent_row, allocations.order_quantity, 1), 0.0)
+    deviation = np.where(intent_order[order], qty - fair, qty)
+    idx = np.flatnonzero(subset & (rows_per == with_close)[order])
+    tested_orders = np.unique(order[idx])
+    centre = float(order_ret[tested_orders].mean()) if tested_orders.size else 0.0
+    value = deviation[idx] * order_price[order[idx]] * (order_ret[order[idx]] - centre)
+    return WithinInputs(
+        rows=idx, order=order[idx], value=value, deviation=deviation[idx],
+        rising=order_ret[order[idx]] > 0, orders=int(tested_orders.size),
+        intent_orders=int(intent_order[tested_orders].sum()),
+    )
+
+
+def _within_details(
+    label: str, inputs: WithinInputs, in_group: Bool, result: WithinOrder, index: int,
+    draws_requested: int,
+) -> dict[str, object]:
+    mc = result.result(index)
+    sd = float(result.sd[index])
+    return {
+        "subset": label,
+        "tested": True,
+        "orders": inputs.orders,
+        "orders_reallocated": result.orders,
+        "orders_with_pre_trade_intent": inputs.intent_orders,
+        "allocations_group": int(in_group.sum()),
+        "excess_shares_rising_orders": round(float(inputs.deviation[in_group & inputs.rising].sum()), 3),
+        "excess_shares_other_orders": round(float(inputs.deviation[in_group & ~inputs.rising].sum()), 3),
+        "statistic": round(float(result.observed[index]), 2),
+        "permutation_mean": round(float(result.mean[index]), 2),
+        "permutation_sd": round(sd, 2),
+        "z": round((float(result.observed[index]) - float(result.mean[index])) / sd, 3) if sd > 0 else 0.0,
+        "monte_carlo": {**mc.to_json(), "draws_requested": draws_requested},
+        "p_value": mc.p,
+    }
+
+
+def _within_finding(fid: str, who: str, details: dict[str, object], mc: MonteCarlo,
+                    config: ReviewConfig, q: float | None = None) -> Finding:
+    subset = "partly filled orders" if details["subset"] == "partial" else "all orders"
+    decisive = q if q is not None else mc.p
+    statement = (
+        f"On {subset}, {who} received {float(str(details['excess_shares_rising_orders'])):+,.0f} "
+        f"shares against its pro-rata share on orders that rose by the close and "
+        f"{float(str(details['excess_shares_other_orders'])):+,.0f} on the others "
+        f"({details['orders']} orders, {details['orders_reallocated']} of them re-dealt). Its "
+        f"first-day gain beyond the pro-rata share is ≈ {float(str(details['statistic'])):,.2f}. "
+        f"Re-dealing each order's departures at random among its accounts "
+        f"(seed {config.seed}): {_mc_text(mc)}"
+        + (f"; q = {_p_text(q)} after false-discovery-rate control" if q is not None else "")
+        + f". This is {NOT_PROOF}."
+    )
+    return Finding(
+        id=fid, analysis="returns",
+        title=f"First-day returns, within-order re-allocation: {who} ({subset})",
+        statement=statement, flagged=decisive <= config.alpha, p_value=mc.p, q_value=q,
+        p_value_is_upper_bound=mc.is_bound, evidence=details, method=WITHIN_ORDER_METHOD,
+    )
+
+
+def _subsets(first: FirstDay, rows: int) -> list[tuple[str, Bool]]:
+    everything = np.ones(rows, dtype=np.bool_)
+    return [("all", everything), ("partial", first.partial)]
+
+
+def _group_within(
+    allocations: history.Allocations, first: FirstDay, fav_accounts: Bool, who: str,
+    config: ReviewConfig, rng: np.random.Generator,
+) -> tuple[list[Finding], list[dict[str, object]]]:
+    findings: list[Finding] = []
+    comparisons: list[dict[str, object]] = []
+    favoured_rows = fav_accounts[allocations.account]
+    for label, subset in _subsets(first, len(allocations)):
+        if label == "partial" and not first.partial.any():
+            comparisons.append({"subset": label, "tested": False,
+                                "reason": "no partly filled orders in the history"})
+            continue
+        inputs = _within_inputs(allocations, first, subset)
+        in_group = favoured_rows[inputs.rows]
+        fid = f"returns.favoured.{label}"
+        title = f"First-day returns, within-order re-allocation: {who} ({label})"
+        why = None
+        if not fav_accounts.any():
+            why = f"the favoured group ({config.favoured}) matches no account"
+        elif inputs.orders == 0:
+            why = "no order has a closing price for every allocation"
+        elif not in_group.any():
+            why = "the favoured group has no allocation in the orders with closing prices"
+        elif in_group.all():
+            why = "every allocation with a closing price belongs to the favoured group"
+        if why is not None:
+            comparisons.append({"subset": label, "tested": False, "reason": why})
+            if label == "all" or fav_accounts.any():
+                findings.append(_not_tested(fid, "returns", title, why))
+            continue
+        labels = np.where(in_group, 0, -1).astype(np.int64)
+        result = within_order_test(inputs.value, inputs.order, labels, 1, config.draws, rng,
+                                   config.work_budget)
+        details = _within_details(label, inputs, in_group, result, 0, config.draws)
+        comparisons.append(details)
+        findings.append(_within_finding(fid, who, details, result.result(0), config))
+    return findings, comparisons
+
+
+def _scan_within(
+    allocations: history.Allocations, first: FirstDay, config: ReviewConfig,
+    rng: np.random.Generator,
+) -> tuple[list[Finding], dict[str, object], int]:
+    """Each account's within-order test, all orders and partly filled orders; BH over all."""
+    accounts = len(allocations.accounts)
+    tests: list[tuple[int, str, dict[str, object], MonteCarlo]] = []
+    for label, subset in _subsets(first, len(allocations)):
+        if label == "partial" and not first.partial.any():
+            continue
+        inputs = _within_inputs(allocations, first, subset)
+        if inputs.orders == 0:
+            continue
+        labels = allocations.account[inputs.rows].astype(np.int64)
+        result = within_order_test(inputs.value, inputs.order, labels, accounts, config.draws,
+                                   rng, config.work_budget)
+        present = np.bincount(labels, minlength=accounts)
+        for a in range(accounts):
+            if present[a] == 0 or present[a] == labels.size:
+                continue
+            details = _within_details(label, inputs, labels == a, result, a, config.draws)
+            tests.append((a, label, details, result.result(a)))
+    if not tests:
+        why = "no order has a closing price for every allocation and two or more accounts"
+        return [_not_tested("returns.scan", "returns", "First-day returns: each account", why)], {
+            "mode": "each-account", "tests": 0, "reason": why}, -1
+    p = np.array([t[3].p for t in tests], dtype=np.float64)
+    q = benjamini_hochberg(p)
+    order = sorted(range(len(tests)), key=lambda i: (q[i], p[i], tests[i][0], tests[i][1]))
+    findings = [
+        _within_finding(
+            f"returns.account.{allocations.accounts[tests[i][0]]}.{tests[i][1]}",
+            f"account {allocations.accounts[tests[i][0]]}", tests[i][2], tests[i][3], config,
+            float(q[i]),
+        )
+        for i in order[:SCAN_FINDINGS]
+    ]
+    table = [
+        {"account": allocations.accounts[tests[i][0]], "subset": tests[i][1],
+         "allocations": tests[i][2]["allocations_group"], "statistic": tests[i][2]["statistic"],
+         "p_value": float(p[i]), "p_value_is_upper_bound": tests[i][3].is_bound,
+         "q_value": float(q[i])}
+        for i in order
+    ]
+    scan = {
+        "mode": "each-account",
+        "tests": len(tests),
+        "method": WITHIN_ORDER_METHOD,
+        "multiple_testing": "Benjamini–Hochberg false discovery rate control over all "
+                            "account × subset tests; flagged where q <= alpha",
+        "accounts": table,
+    }
+    return findings, scan, tests[order[0]][0]
+
+
+# --- the pool comparison (which allocations a group received) ----------------------------------
+
+
+def _money(first: FirstDay, allocations: history.Allocations, rows: Bool) -> dict[str, str]:
     notional = exact_sum(allocations.quantity[rows] * allocations.price[rows])
     return {
         "first_day_pnl": money_text(exact_sum(first.money[rows]), first.scale),
         "notional": money_text(notional, allocations.price_scale),
-    }, notional
+    }
 
 
-def _comparison(
-    label: str,
-    allocations: history.Allocations,
-    first: FirstDay,
-    favoured_rows: Bool,
-    pool_rows: Bool,
-    config: ReviewConfig,
-    rng: np.random.Generator,
-) -> tuple[dict[str, object], ReallocationResult | None]:
-    """Return test of favoured rows against the rest of the pool; details for the JSON."""
+def _pool(
+    label: str, allocations: history.Allocations, first: FirstDay, favoured_rows: Bool,
+    pool_rows: Bool, config: ReviewConfig, rng: np.random.Generator,
+) -> tuple[dict[str, object], PoolResult | None]:
     rows = pool_rows & first.has_close
-    result = reallocation_test(
-        first.returns[rows], favoured_rows[rows], config.draws, rng, config.work_budget
-    )
+    result = pool_test(first.returns[rows], favoured_rows[rows], config.draws, rng,
+                       config.work_budget)
     if result is None:
         return {"subset": label, "tested": False, "reason": "one of the groups is empty"}, None
-    fav_money, notional = _money(first, allocations, rows & favoured_rows)
-    rest_money, _ = _money(first, allocations, rows & ~favoured_rows)
-    difference = result.mean_favoured - result.mean_rest
-    advantage = round(difference * notional / 10**allocations.price_scale, 2)
-    details: dict[str, object] = {
+    return {
         "subset": label,
         "tested": True,
         "allocations_favoured": result.n_favoured,
         "allocations_rest": result.n_rest,
         "mean_return_favoured_bps": round(result.mean_favoured * 1e4, 3),
         "mean_return_rest_bps": round(result.mean_rest * 1e4, 3),
-        "difference_bps": round(difference * 1e4, 3),
+        "difference_bps": round((result.mean_favoured - result.mean_rest) * 1e4, 3),
         "win_share_favoured": round(result.win_share_favoured, 4),
         "win_share_rest": round(result.win_share_rest, 4),
-        "favoured": fav_money,
-        "favoured_first_day_pnl": fav_money["first_day_pnl"],
-        "rest": rest_money,
-        "advantage_money_estimate": f"{advantage:.2f}",
-        "monte_carlo": {
-            "draws": result.draws,
-            "draws_requested": config.draws,
-            "as_extreme_mean": result.hits_mean,
-            "as_extreme_wins": result.hits_wins,
-            "p_mean": result.p_mc_mean,
-            "p_wins": result.p_mc_wins,
-        },
-        "z_mean": round(result.z_mean, 4),
-        "p_normal_mean": result.p_normal_mean,
-        "p_binomial_wins": result.p_binomial_wins,
-        "p_mean": result.p_value,
-        "p_value": _combined(result),
-    }
-    return details, result
+        "favoured": _money(first, allocations, rows & favoured_rows),
+        "rest": _money(first, allocations, rows & ~favoured_rows),
+        "monte_carlo": {**result.monte_carlo.to_json(), "draws_requested": config.draws},
+        "p_fisher_wins": result.p_fisher_wins,
+        "p_value": result.p_value,
+    }, result
 
 
-def _comparison_finding(
-    fid: str, who: str, details: dict[str, object], result: ReallocationResult,
-    config: ReviewConfig, q: float | None = None,
-) -> Finding:
-    p = _combined(result)
-    decisive = q if q is not None else p
+def _pool_finding(fid: str, who: str, details: dict[str, object], result: PoolResult,
+                  config: ReviewConfig, analysis: str = "returns") -> Finding:
     subset = "partly filled orders" if details["subset"] == "partial" else "all orders"
+    p = result.p_value
+    bound = result.monte_carlo.p <= result.p_fisher_wins and result.monte_carlo.is_bound
     statement = (
         f"On {subset}, allocations to {who} averaged a first-day return of "
         f"{_bps(result.mean_favoured)} against {_bps(result.mean_rest)} for the other accounts "
         f"trading alongside them; {result.win_share_favoured:.0%} of theirs were winners against "
-        f"{result.win_share_rest:.0%}. Favoured first-day result "
-        f"{details['favoured_first_day_pnl']} (advantage ≈ {details['advantage_money_estimate']} at the difference in mean return). "
-        f"If allocations were unrelated to outcomes, a pattern at least this strong would arise "
-        f"with probability {_p_text(p)} ({result.draws:,} Monte Carlo re-allocations, seed "
-        f"{config.seed}; normal approximation {_p_text(result.p_normal_mean)}; exact binomial on "
-        f"winners {_p_text(result.p_binomial_wins)}). This is {NOT_PROOF}."
+        f"{result.win_share_rest:.0%}. Mean return by re-labelling the pool's allocations "
+        f"(seed {config.seed}): {_mc_text(result.monte_carlo)}; winners by the exact Fisher "
+        f"test: p = {_p_text(result.p_fisher_wins)}; combined (Bonferroni) p "
+        f"{'≤' if bound else '='} {_p_text(p)}. This is {NOT_PROOF}."
     )
     return Finding(
-        id=fid,
-        analysis="returns",
-        title=f"First-day returns: {who} vs the rest ({subset})",
-        statement=statement,
-        flagged=decisive <= config.alpha,
-        p_value=p,
-        q_value=q,
-        evidence=details,
+        id=fid, analysis=analysis,
+        title=f"First-day returns, which allocations: {who} vs the rest ({subset})",
+        statement=statement, flagged=p <= config.alpha, p_value=p, p_value_is_upper_bound=bound,
+        evidence=details, method=POOL_METHOD,
     )
 
 
-def _scan_accounts(
-    allocations: history.Allocations, first: FirstDay, peer_matrix: Bool, config: ReviewConfig,
-    rng: np.random.Generator,
-) -> tuple[list[Finding], dict[str, object], int]:
-    """Each account against its peers, all orders and partly filled orders; BH over all tests."""
+def _return_stage(
+    analyses: dict[str, object], allocations: history.Allocations, first: FirstDay,
+    config: ReviewConfig, rng: np.random.Generator,
+) -> tuple[list[Finding], Bool, str]:
+    """Return tests: the favoured group (within-order and pool, all and partly filled orders) or
+    the each-account within-order scan.
+
+    Returns the findings, the accounts the later stages treat as favoured (in a scan, the account
+    ranked first) and how the statements name them.
+    """
     accounts = len(allocations.accounts)
-    tests: list[tuple[int, str, float, float, float, int, int]] = []
-    for subset, mask in (("all", first.has_close), ("partial", first.has_close & first.partial)):
-        account = allocations.account[mask]
-        values = first.returns[mask]
-        count = np.bincount(account, minlength=accounts).astype(np.float64)
-        total = np.bincount(account, weights=values, minlength=accounts)
-        squares = np.bincount(account, weights=values * values, minlength=accounts)
-        wins = np.bincount(account, weights=values > 0, minlength=accounts)
-        for a in range(accounts):
-            own = np.zeros(accounts, dtype=np.bool_)
-            own[a] = True
-            pool = pool_of(own, peer_matrix)
-            n = float(count[pool].sum())
-            m = float(count[a])
-            if m == 0 or m == n:
-                continue
-            s_pool, q_pool, w_pool = float(total[pool].sum()), float(squares[pool].sum()), float(
-                wins[pool].sum()
-            )
-            mean_f = total[a] / m
-            mean_r = (s_pool - total[a]) / (n - m)
-            variance = (q_pool - s_pool * s_pool / n) / (n - 1) * (1 / m + 1 / (n - m))
-            p_normal = (
-                normal_upper_tail((mean_f - mean_r) / np.sqrt(variance)) if variance > 0 else 1.0
-            )
-            p0 = (w_pool - wins[a]) / (n - m)
-            p_binom = binomial_upper_tail(int(wins[a]), int(m), float(p0))
-            tests.append(
-                (a, subset, min(1.0, 2 * min(p_normal, p_binom)), float(mean_f), float(mean_r),
-                 int(m), int(n - m))
-            )
-    p = np.array([t[2] for t in tests], dtype=np.float64)
-    q = benjamini_hochberg(p)
-    table = [
-        {
-            "account": allocations.accounts[t[0]],
-            "subset": t[1],
-            "allocations": t[5],
-            "mean_return_bps": round(t[3] * 1e4, 3),
-            "mean_return_peers_bps": round(t[4] * 1e4, 3),
-            "p_value": t[2],
-            "q_value": float(q[i]),
-        }
-        for i, t in enumerate(tests)
-    ]
-    order = sorted(range(len(tests)), key=lambda i: (q[i], p[i], tests[i][0], tests[i][1]))
-    findings: list[Finding] = []
-    best = tests[order[0]][0] if order else -1
-    for i in order[:5]:
-        a, subset = tests[i][0], tests[i][1]
-        favoured_rows = allocations.account == a
-        own = np.zeros(accounts, dtype=np.bool_)
-        own[a] = True
-        pool_rows = pool_of(own, peer_matrix)[allocations.account]
-        if subset == "partial":
-            pool_rows = pool_rows & first.partial
-        details, result = _comparison(subset, allocations, first, favoured_rows, pool_rows, config, rng)
-        if result is None:
-            continue
-        details["q_value_scan"] = float(q[i])
-        findings.append(
-            _comparison_finding(
-                f"returns.account.{allocations.accounts[a]}.{subset}",
-                f"account {allocations.accounts[a]}", details, result, config, float(q[i]),
-            )
+    if config.favoured.strip() == groups.EACH_ACCOUNT:
+        findings, scan, best = _scan_within(allocations, first, config, rng)
+        analyses["returns"] = scan
+        fav_accounts = np.zeros(accounts, dtype=np.bool_)
+        if best >= 0:
+            fav_accounts[best] = True
+        return findings, fav_accounts, (
+            f"account {allocations.accounts[best]}" if best >= 0 else "no account"
         )
-    scan = {
-        "mode": "each-account",
-        "tests": len(tests),
-        "multiple_testing": "Benjamini–Hochberg false discovery rate control over all "
-        "account × subset tests; flagged where q <= alpha",
-        "accounts": sorted(table, key=lambda r: (r["q_value"], r["account"], r["subset"])),
+    fav_accounts = np.array(
+        groups.favoured_accounts(config.favoured, allocations.attributes, accounts),
+        dtype=np.bool_,
+    ).reshape(accounts)
+    who = f"the favoured group ({config.favoured})"
+    findings, comparisons = _group_within(allocations, first, fav_accounts, who, config, rng)
+    pools: list[dict[str, object]] = []
+    if fav_accounts.any():
+        peer_matrix = peers(allocations.order, allocations.account, accounts)
+        pool_rows = pool_of(fav_accounts, peer_matrix)[allocations.account]
+        favoured_rows = fav_accounts[allocations.account]
+        for label, subset in _subsets(first, len(allocations)):
+            details, result = _pool(label, allocations, first, favoured_rows, pool_rows & subset,
+                                    config, rng)
+            pools.append(details)
+            if result is not None:
+                findings.append(_pool_finding(f"returns.pool.favoured.{label}", who, details,
+                                              result, config))
+    analyses["returns"] = {
+        "mode": "favoured-group",
+        "favoured_accounts": [a for a, f in zip(allocations.accounts, fav_accounts, strict=True) if f],
+        "method": WITHIN_ORDER_METHOD,
+        "comparisons": comparisons,
+        "pool_method": POOL_METHOD,
+        "pool_comparisons": pools,
     }
-    return findings, scan, best
+    return findings, fav_accounts, who
 
 
 def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> Review:
@@ -310,15 +526,13 @@ def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> R
     allocations = hist.allocations
     step(STAGES[0])
     first = first_day(allocations, hist.closes)
-    peer_matrix = peers(allocations.order, allocations.account, len(allocations.accounts))
     step(STAGES[1])
     rng = np.random.default_rng(config.seed)
     analyses: dict[str, object] = {}
     charts = ChartData()
-    findings, fav_accounts, who = _return_stage(analyses, allocations, first, peer_matrix,
-                                                config, rng)
+    findings, fav_accounts, who = _return_stage(analyses, allocations, first, config, rng)
     favoured_rows = fav_accounts[allocations.account]
-    _return_charts(charts, who, allocations, first, favoured_rows)
+    _return_charts(charts, who, allocations, first, favoured_rows, config)
     step(STAGES[2])
     findings += _intent(analyses, charts, who, allocations, first, favoured_rows, config, rng)
     step(STAGES[3])
@@ -331,53 +545,8 @@ def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> R
                                config, rng)
     step(STAGES[6])
     ranked = rank(findings)
-    doc = document(_settings(config), _inputs(hist, first), ranked, analyses)
+    doc = document(_settings(config, market), _inputs(hist, first), ranked, analyses)
     return Review(config, ranked, doc, charts)
-
-
-def _return_stage(
-    analyses: dict[str, object], allocations: history.Allocations, first: FirstDay,
-    peer_matrix: Bool, config: ReviewConfig, rng: np.random.Generator,
-) -> tuple[list[Finding], Bool, str]:
-    """Return tests: the favoured group (all and partly filled orders) or the each-account scan.
-
-    Returns the findings, the accounts the later stages treat as favoured (in a scan, the account
-    ranked first) and how the statements name them.
-    """
-    accounts = len(allocations.accounts)
-    if config.favoured.strip() == groups.EACH_ACCOUNT:
-        findings, scan, best = _scan_accounts(allocations, first, peer_matrix, config, rng)
-        analyses["returns"] = scan
-        fav_accounts = np.zeros(accounts, dtype=np.bool_)
-        if best >= 0:
-            fav_accounts[best] = True
-        return findings, fav_accounts, (
-            f"account {allocations.accounts[best]}" if best >= 0 else "no account"
-        )
-    fav_accounts = np.array(
-        groups.favoured_accounts(config.favoured, allocations.attributes, accounts),
-        dtype=np.bool_,
-    )
-    who = f"the favoured group ({config.favoured})"
-    pool_rows = pool_of(fav_accounts, peer_matrix)[allocations.account]
-    favoured_rows = fav_accounts[allocations.account]
-    findings = []
-    comparisons = []
-    for subset, rows in (("all", pool_rows), ("partial", pool_rows & first.partial)):
-        details, result = _comparison(subset, allocations, first, favoured_rows, rows, config, rng)
-        comparisons.append(details)
-        if result is not None:
-            findings.append(
-                _comparison_finding(f"returns.favoured.{subset}", who, details, result, config)
-            )
-    analyses["returns"] = {
-        "mode": "favoured-group",
-        "favoured_accounts": [
-            a for a, f in zip(allocations.accounts, fav_accounts, strict=True) if f
-        ],
-        "comparisons": comparisons,
-    }
-    return findings, fav_accounts, who
 
 
 def _rotation(
@@ -385,6 +554,10 @@ def _rotation(
     first: FirstDay, alpha: float,
 ) -> list[Finding]:
     """Rotation balance per account; one finding per account flagged after FDR control."""
+    if not rotation.has_intent(allocations):
+        analyses["rotation"] = {"tested": False, "reason": "the history has no intended, "
+                                "order_quantity and order_filled columns"}
+        return []
     result = rotation.rotation(allocations, first, alpha)
     analyses["rotation"] = result
     charts.rotation = list(result["accounts"])  # type: ignore[call-overload]
@@ -399,22 +572,24 @@ def _rotation(
                 analysis="rotation",
                 title=f"Rotation: account {row['account']} led partly filled orders often",
                 statement=(
-                    f"Account {row['account']} was filled first in {row['leads']} partly "
-                    f"filled orders where equal turns would give about "
-                    f"{row['expected_leads']}; chance of at least this many leads "
-                    f"{_p_text(p)} (false discovery rate controlled across accounts, "
-                    f"q = {_p_text(q)}). This is {NOT_PROOF}."
+                    f"Account {row['account']} received more than its pro-rata share by at "
+                    f"least a lot, and the highest fill, in {row['leads']} partly filled orders "
+                    f"where equal turns would give about {row['expected_leads']}; exact chance "
+                    f"of at least this many leads {_p_text(p)} (Poisson-binomial; false "
+                    f"discovery rate controlled across accounts, q = {_p_text(q)}). "
+                    f"This is {NOT_PROOF}."
                 ),
                 flagged=True,
                 p_value=p,
                 q_value=q,
                 evidence=row,
+                method=rotation.METHOD,
             )
         )
     return findings
 
 
-def _settings(config: ReviewConfig) -> dict[str, object]:
+def _settings(config: ReviewConfig, market: timing.Market) -> dict[str, object]:
     """The settings block of the findings document."""
     return {
         "seed": config.seed,
@@ -424,6 +599,13 @@ def _settings(config: ReviewConfig) -> dict[str, object]:
         "market_timezone": config.market_timezone,
         "market_close": config.market_close,
         "grace_minutes": config.grace_minutes,
+        "deadline": {
+            "source": market.deadline.source,
+            "days_after_trade_date": market.deadline.days_after,
+            "time": market.deadline.time.isoformat(),
+            "timezone": str(market.deadline.tz),
+        },
+        "policy": str(config.policy) if config.policy is not None else None,
         "work_budget": config.work_budget,
         "strict": config.strict,
     }
@@ -450,27 +632,36 @@ def _inputs(hist: history.History, first: FirstDay) -> dict[str, object]:
 
 def _return_charts(
     charts: ChartData, who: str, allocations: history.Allocations, first: FirstDay,
-    favoured_rows: Bool,
+    favoured_rows: Bool, config: ReviewConfig,
 ) -> None:
-    """Return distributions and the favoured group's cumulative excess return by trade date."""
-    rows = first.has_close
+    """Return distributions by group and fill, and the cumulative within-order advantage of the
+    favoured group on partly filled orders with its chance band."""
     charts.group_label = who
-    charts.returns_favoured = first.returns[rows & favoured_rows]
-    charts.returns_rest = first.returns[rows & ~favoured_rows]
-    days, inverse = np.unique(allocations.trade_day[rows], return_inverse=True)
-    fav = favoured_rows[rows]
-    values = first.returns[rows]
-    fav_sum = np.bincount(inverse, weights=np.where(fav, values, 0.0), minlength=days.size)
-    rest_sum = np.bincount(inverse, weights=np.where(~fav, values, 0.0), minlength=days.size)
-    fav_n = np.bincount(inverse, weights=fav, minlength=days.size)
-    rest_n = np.bincount(inverse, weights=~fav, minlength=days.size)
-    rest_mean = np.where(rest_n > 0, rest_sum / np.maximum(rest_n, 1), 0.0)
-    # Each favoured allocation's return above the other accounts' mean on the same day, summed.
-    advantage = np.cumsum(fav_sum - fav_n * rest_mean)
-    charts.advantage_days = [
-        (dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat() for d in days
-    ]
-    charts.advantage_bps = advantage * 1e4
+    rows = first.has_close
+    for fill, in_fill in (("partly filled", first.partial), ("completely filled", ~first.partial)):
+        charts.returns[f"favoured, {fill}"] = first.returns[rows & in_fill & favoured_rows]
+        charts.returns[f"others, {fill}"] = first.returns[rows & in_fill & ~favoured_rows]
+    subset = first.partial if first.partial.any() else np.ones(len(allocations), dtype=np.bool_)
+    inputs = _within_inputs(allocations, first, subset)
+    if inputs.orders == 0 or not favoured_rows.any():
+        return
+    in_group = favoured_rows[inputs.rows]
+    days = allocations.trade_day[inputs.rows]
+    unique_days, day_index = np.unique(days, return_inverse=True)
+    observed = np.bincount(day_index, weights=np.where(in_group, inputs.value, 0.0),
+                           minlength=unique_days.size)
+    draws = min(CHART_DRAWS,
+                config.work_budget // CHART_BUDGET_SHARE // max(inputs.rows.size, 1))
+    chart_rng = np.random.default_rng([config.seed, 1])
+    paths = within_order_paths(inputs.value, inputs.order, in_group, day_index.astype(np.int64),
+                               unique_days.size, draws, chart_rng)
+    cumulative = np.cumsum(paths, axis=1)
+    charts.advantage_days = [dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in unique_days]
+    charts.advantage = np.cumsum(observed)
+    if draws:
+        charts.band_low = np.quantile(cumulative, 0.005, axis=0)
+        charts.band_high = np.quantile(cumulative, 0.995, axis=0)
+    charts.band_draws = draws
 
 
 def _intent(
@@ -478,47 +669,57 @@ def _intent(
     first: FirstDay, favoured_rows: Bool, config: ReviewConfig, rng: np.random.Generator,
 ) -> list[Finding]:
     has, fair = intent.fair_quantities(allocations)
+    if not has.any():
+        analyses["intent"] = {"tested": False, "reason": "the history has no intended, "
+                              "order_quantity and order_filled columns"}
+        return []
     table = intent.deviation_table(allocations, first, favoured_rows, has, fair)
-    sample = np.flatnonzero(has)[:: max(1, int(has.sum()) // 5000)]
+    sample = np.flatnonzero(has)[:: max(1, int(has.sum()) // SCATTER_POINTS)]
     charts.fair = fair[sample]
     charts.allocated = allocations.quantity[sample].astype(np.float64)
     charts.fair_favoured = favoured_rows[sample]
+    charts.fair_partial = first.partial[sample]
     link = intent.intent_link(allocations, first, favoured_rows, config.draws, rng,
                               config.work_budget)
-    details: dict[str, object] = {"rows_with_intent": int(has.sum()), "deviation": table}
-    findings: list[Finding] = []
-    if link is not None:
-        details["excess_on_winners"] = {
-            "orders": link.orders,
-            "mean_excess_share_winning_orders": round(link.mean_excess_winning, 6),
-            "mean_excess_share_losing_orders": round(link.mean_excess_losing, 6),
-            "z": round(link.z, 4),
-            "monte_carlo": {"draws": link.draws, "as_extreme": link.hits, "p": link.p_mc},
-            "p_normal": link.p_normal,
-            "p_value": link.p_value,
-            "excess_value_estimate": f"{link.excess_value:.2f}",
-        }
-        findings.append(
-            Finding(
-                id="intent.excess_on_winners",
-                analysis="intent",
-                title=f"Allocation against intent: {who} on winning vs losing orders",
-                statement=(
-                    f"Measured against the pro-rata share of the pre-trade statement, {who} "
-                    f"received on average {link.mean_excess_winning:+.1%} of the fill on orders "
-                    f"that rose by the close and {link.mean_excess_losing:+.1%} on those that did "
-                    f"not ({link.orders} orders; deviations worth ≈ {link.excess_value:,.2f} at "
-                    f"the close). If deviations were unrelated to outcomes, a link at least this "
-                    f"strong would arise with probability {_p_text(link.p_value)} "
-                    f"({link.draws:,} shuffles, seed {config.seed}). This is {NOT_PROOF}."
-                ),
-                flagged=link.p_value <= config.alpha,
-                p_value=link.p_value,
-                evidence=details["excess_on_winners"],  # type: ignore[arg-type]
-            )
-        )
+    details: dict[str, object] = {"rows_with_intent": int(has.sum()), "deviation": table,
+                                  "method": INTENT_METHOD}
+    title = f"Allocation against intent: {who} on winning vs losing orders"
+    if link is None:
+        why = "fewer than two orders have intent data and a close for every allocation"
+        details["excess_on_winners"] = {"tested": False, "reason": why}
+        analyses["intent"] = details
+        return [_not_tested("intent.excess_on_winners", "intent", title, why)]
+    mc = link.monte_carlo
+    details["excess_on_winners"] = {
+        "orders": link.orders,
+        "mean_excess_share_winning_orders": round(link.mean_excess_winning, 6),
+        "mean_excess_share_losing_orders": round(link.mean_excess_losing, 6),
+        "statistic": round(link.statistic, 6),
+        "monte_carlo": {**mc.to_json(), "draws_requested": config.draws},
+        "p_value": mc.p,
+        "excess_value_estimate": f"{link.excess_value:.2f}",
+    }
     analyses["intent"] = details
-    return findings
+    return [
+        Finding(
+            id="intent.excess_on_winners",
+            analysis="intent",
+            title=title,
+            statement=(
+                f"Measured against the pro-rata share of the pre-trade statement, {who}'s own "
+                f"allocations received on average {link.mean_excess_winning:+.1%} of the fill on "
+                f"orders that rose by the close and {link.mean_excess_losing:+.1%} on those that "
+                f"did not ({link.orders} orders; deviations worth ≈ {link.excess_value:,.2f} at "
+                f"the close). Shuffling the outcomes among the orders (seed {config.seed}): "
+                f"{_mc_text(mc)}. This is {NOT_PROOF}."
+            ),
+            flagged=mc.p <= config.alpha,
+            p_value=mc.p,
+            p_value_is_upper_bound=mc.is_bound,
+            evidence=details["excess_on_winners"],  # type: ignore[arg-type]
+            method=INTENT_METHOD,
+        )
+    ]
 
 
 def _timing(
@@ -526,64 +727,82 @@ def _timing(
     market: timing.Market, favoured_rows: Bool,
 ) -> list[Finding]:
     allocations = hist.allocations
-    listing, category = timing.allocation_timing(allocations, market)
-    charts.delays = timing.delay_minutes(allocations)
-    charts.delays_favoured = favoured_rows[allocations.executed_at != history.MISSING]
-    serious = (category == 0) | (category == 1)
-    fav_total = max(int(favoured_rows.sum()), 1)
-    rest_total = max(int((~favoured_rows).sum()), 1)
-    listing["late_share_favoured"] = round(int((serious & favoured_rows).sum()) / fav_total, 4)
-    listing["late_share_rest"] = round(int((serious & ~favoured_rows).sum()) / rest_total, 4)
+    memo_after_close = np.zeros(len(allocations.order_ids), dtype=np.bool_)
+    over_listing: dict[str, object] | None = None
+    if hist.overrides is not None:
+        over_listing, _, memo_after_close = timing.override_timing(hist.overrides, allocations,
+                                                                   market)
+    listing, severity = timing.allocation_timing(allocations, market, memo_after_close)
+    charts.minutes_after_close = timing.minutes_after_close(allocations, market)
+    charts.minutes_favoured = favoured_rows
+    charts.deadline_minutes = timing.deadline_minutes_after_close(market)
+    late = severity >= timing.LATE
+    listing["late_share_favoured"] = round(int((late & favoured_rows).sum())
+                                           / max(int(favoured_rows.sum()), 1), 4)
+    listing["late_share_rest"] = round(int((late & ~favoured_rows).sum())
+                                       / max(int((~favoured_rows).sum()), 1), 4)
     details: dict[str, object] = {
         "market_timezone": str(market.tz),
         "market_close": market.close.isoformat("minutes"),
+        "deadline": market.deadline.source,
         "grace_minutes": market.grace_minutes,
         "allocations": listing,
     }
-    findings: list[Finding] = []
-    findings += _timing_findings("allocations", "allocation records", listing)
-    if hist.overrides is not None:
-        over_listing, _ = timing.override_timing(hist.overrides, allocations, market)
+    findings = _timing_findings("allocations", "allocation records", listing, market)
+    if over_listing is not None:
         details["overrides"] = over_listing
-        findings += _timing_findings("overrides", "override and memo records", over_listing)
+        findings += _timing_findings("overrides", "override and memo records", over_listing,
+                                     market)
     analyses["timing"] = details
     return findings
 
 
-def _timing_findings(kind: str, words: str, listing: dict[str, object]) -> list[Finding]:
-    counts = {c: int(listing[c]["count"]) for c in timing.CATEGORIES}  # type: ignore[index]
+def _timing_findings(kind: str, words: str, listing: dict[str, object],
+                     market: timing.Market) -> list[Finding]:
+    counts = listing["counts"]
+    assert isinstance(counts, dict)
     findings = []
-    late = counts["later_day"] + counts["after_close"]
+    late = counts["late"] + counts["late_with_memo"]
+    method: dict[str, object] = {
+        "test": "records judged against the deadline plus grace (no statistics)",
+        "deadline": market.deadline.source, "grace_minutes": market.grace_minutes,
+        "assumptions": ["timestamps are as exported; back-dated records cannot be seen"],
+    }
     if late:
-        findings.append(
-            Finding(
-                id=f"timing.{kind}.after_close",
-                analysis="timing",
-                title=f"Timing: {words} made after the close",
-                statement=(
-                    f"{late} {words} were made after the trade date's close "
-                    f"({counts['later_day']} of them on a later day), when the day's price move "
-                    f"was known. Each is listed with who recorded it and how late. Late records "
-                    f"are a control gap; they are not by themselves proof of intent."
-                ),
-                flagged=True,
-                evidence={"counts": counts},
-            )
-        )
-    if counts["after_last_fill"]:
-        findings.append(
-            Finding(
-                id=f"timing.{kind}.after_last_fill",
-                analysis="timing",
-                title=f"Timing: {words} made well after the last fill",
-                statement=(
-                    f"{counts['after_last_fill']} {words} were made more than the grace period "
-                    f"after the block's last fill but before the close."
-                ),
-                flagged=False,
-                evidence={"counts": counts},
-            )
-        )
+        findings.append(Finding(
+            id=f"timing.{kind}.late",
+            analysis="timing",
+            title=f"Timing: {words} made after the deadline",
+            statement=(
+                f"{late} {words} were made more than {market.grace_minutes} minutes after the "
+                f"deadline ({market.deadline.source})"
+                + (f", {counts['late_with_memo']} of them on orders that also carry an override "
+                   "or memo recorded after the close" if counts["late_with_memo"] else "")
+                + ". Each is listed with who recorded it and how late. Late records are a breach "
+                "of the policy and a control gap; they are not by themselves proof of intent."
+            ),
+            flagged=True,
+            severity="critical" if counts["late_with_memo"] else "major",
+            evidence={"counts": counts},
+            method=method,
+        ))
+    info = counts["after_close_within_policy"] + counts["within_grace"]
+    if info:
+        findings.append(Finding(
+            id=f"timing.{kind}.after_close",
+            analysis="timing",
+            title=f"Timing: {words} made after the close, within the policy",
+            statement=(
+                f"{counts['after_close_within_policy']} {words} were made after the close but by "
+                f"the deadline, and {counts['within_grace']} after the deadline within the "
+                f"{market.grace_minutes}-minute grace. The policy allows them; they do not count "
+                "against the firm."
+            ),
+            flagged=False,
+            severity="info",
+            evidence={"counts": counts},
+            method=method,
+        ))
     return findings
 
 
@@ -592,47 +811,59 @@ def _overrides(
     first: FirstDay, fav_accounts: Bool, who: str, config: ReviewConfig,
     rng: np.random.Generator,
 ) -> list[Finding]:
-    details = overrides.concentration(records, allocations, fav_accounts)
+    details = overrides.concentration(records, allocations, fav_accounts, config.alpha)
     overridden = overrides.overridden_rows(records, allocations)
-    comparison, result = _comparison(
+    comparison, result = _pool(
         "all", allocations, first, overridden, np.ones(len(allocations), dtype=np.bool_), config,
         rng,
     )
     details["beneficiaries"] = comparison
     analyses["overrides"] = details
+    p_fav = float(str(details["favoured_p_value"]))
     findings = [
         Finding(
             id="overrides.concentration",
             analysis="overrides",
-            title="Overrides: who receives, records and explains them",
+            title=f"Overrides: share of {who}",
             statement=(
                 f"{details['records']} override or memo records; {who} received "
-                f"{float(str(details['favoured_share_of_overrides'])):.0%} of them against "
-                f"{float(str(details['favoured_share_of_allocations'])):.0%} of all allocations. "
-                f"Counts by account, person and reason code are in the evidence."
+                f"{details['favoured_records']} of them "
+                f"({float(str(details['favoured_share_of_overrides'])):.0%}) against "
+                f"{float(str(details['favoured_share_of_allocations'])):.0%} of all allocations; "
+                f"exact binomial p = {_p_text(p_fav)}. This is {NOT_PROOF}."
             ),
-            flagged=False,
-            evidence={k: details[k] for k in ("by_account", "by_person", "by_reason_code")},
+            flagged=bool(p_fav <= config.alpha and fav_accounts.any()),
+            p_value=p_fav,
+            evidence={k: details[k] for k in ("by_account", "by_person", "by_reason_code",
+                                              "favoured_records")},
+            method=overrides.METHOD,
         )
     ]
+    tests = details["tests"]
+    assert isinstance(tests, list)
+    for test in tests:
+        if not test["flagged"]:
+            continue
+        scope = f"{test['scope']}.{test['name']}." if test["scope"] != "account" else ""
+        by = {"account": "all records", "person": f"records by {test['name']}",
+              "reason_code": f"records with reason code {test['name']}"}[str(test["scope"])]
+        findings.append(Finding(
+            id=f"overrides.{test['scope']}.{scope.split('.', 1)[1] if scope else ''}"
+               f"{test['account']}",
+            analysis="overrides",
+            title=f"Overrides concentrated on account {test['account']} ({by})",
+            statement=(
+                f"Of {test['records_in_scope']} {by}, {test['records']} concern account "
+                f"{test['account']}, which has {float(str(test['account_share_of_allocations'])):.1%} "
+                f"of the allocations (about {test['expected']} expected); exact binomial p = "
+                f"{_p_text(float(str(test['p_value'])))}, q = {_p_text(float(str(test['q_value'])))} "
+                f"across all account, person and reason-code tests. This is {NOT_PROOF}."
+            ),
+            flagged=True, p_value=float(str(test["p_value"])),
+            q_value=float(str(test["q_value"])), evidence=test, method=overrides.METHOD,
+        ))
     if result is not None:
-        p = _combined(result)
-        findings.append(
-            Finding(
-                id="overrides.beneficiaries",
-                analysis="overrides",
-                title="Overrides: first-day returns of the overridden allocations",
-                statement=(
-                    f"Allocations that carry an override or memo averaged "
-                    f"{_bps(result.mean_favoured)} on the first day against "
-                    f"{_bps(result.mean_rest)} for the others ({result.win_share_favoured:.0%} "
-                    f"vs {result.win_share_rest:.0%} winners); probability of a gap at least this "
-                    f"large if overrides were unrelated to outcomes: {_p_text(p)}. "
-                    f"This is {NOT_PROOF}."
-                ),
-                flagged=p <= config.alpha,
-                p_value=p,
-                evidence=comparison,
-            )
-        )
+        findings.append(_pool_finding("overrides.beneficiaries",
+                                      "allocations carrying an override or memo",
+                                      comparison, result, config, "overrides"))
     return findings

@@ -1,73 +1,104 @@
 """Stage 5: rotation fairness — how often each account was first in line.
 
-When a block is only partly filled, someone's order is filled first: under a rotation policy
-every account should take its turn; under pro rata nobody should lead. The *leader* of a partly
-filled order is the account whose fill ratio (allocated ÷ intended) is clearly the highest (more
-than one percentage point above the next). Orders split pro rata have no leader.
+When a block is only partly filled, someone's order may be filled first: under a rotation policy
+every account should take its turn; under pro rata nobody should lead. The *leaders* of a partly
+filled order are the accounts that received more than their exact pro-rata share by at least the
+order's lot (the gcd of its allocated quantities) and whose fill ratio (allocated ÷ intended) is
+the order's highest (within one percentage point); an order where everybody would lead has none. Conditioning on the lot is
+what keeps rounding from looking like favour: a firm that splits pro rata in round lots of 100
+gives a small account 100 shares where its exact share is 50, but that is within one lot of its
+share and no lead.
 
-For each account, the expected number of leads if every participant of a led order were equally
-likely to lead is ``Σ 1/n`` over the led orders it took part in (``n`` participants). An account
-leading far more often than that is reported; accounts are scanned together, so the false
-discovery rate is controlled (Benjamini–Hochberg).
+Test (per account): the null hypothesis is equal turns — in each led order every participant is
+equally likely to be the leader, independently across orders. An account's number of leads is
+then Poisson-binomial (one Bernoulli(leaders/participants) per led order it took part in); the p-value
+is its exact upper tail (``scipy.stats.poisson_binom``). Accounts are scanned together, so the
+false discovery rate is controlled (Benjamini–Hochberg).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import numpy.typing as npt
 
 from fairalloc.forensics.history import MISSING, Allocations
+from fairalloc.forensics.intent import order_lots
 from fairalloc.forensics.returns import FirstDay
-from fairalloc.forensics.tests_stats import benjamini_hochberg, normal_upper_tail
+from fairalloc.forensics.tests_stats import benjamini_hochberg, poisson_binomial_upper_tail
+
+Bool = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
 
 #: A leader's fill ratio must exceed the next account's by more than this.
 LEAD_MARGIN = 0.01
 
+METHOD: dict[str, object] = {
+    "test": "exact Poisson-binomial test of leads per account, Benjamini–Hochberg across accounts",
+    "null_hypothesis": "equal turns: in each led partly filled order every participant is equally "
+                       "likely to be among its leaders, independently across orders",
+    "assumptions": [
+        "a lead is an allocation above the exact pro-rata share by at least the order's lot "
+        "(gcd of its allocated quantities) with the order's highest fill ratio (within one "
+        "percentage point)",
+        "needs the intended, order_quantity and order_filled columns",
+    ],
+    "p_value": "exact: upper tail of the Poisson-binomial distribution, summed from its "
+               "probability mass function (scipy.stats.poisson_binom)",
+}
 
-def leaders(allocations: Allocations, first: FirstDay) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Leader account per order (-1: none) and which rows belong to led orders."""
+
+def leaders(allocations: Allocations, first: FirstDay) -> tuple[Bool, Bool, I64]:
+    """Which rows led their order, which rows belong to led orders, and leaders per order.
+
+    In a partly filled order the leaders are the accounts above their exact pro-rata share by at
+    least the order's lot whose fill ratio is within ``LEAD_MARGIN`` of the order's highest; an
+    order where every participant would lead, or nobody does, has no leader.
+    """
     orders = len(allocations.order_ids)
-    has = (allocations.intended != MISSING) & (allocations.intended > 0) & first.partial
-    rows = np.flatnonzero(has)
-    ratio = allocations.quantity[rows] / allocations.intended[rows].astype(np.float64)
-    order = allocations.order[rows]
-    ranked = np.lexsort((allocations.account[rows], -ratio, order))
-    order_sorted = order[ranked]
-    ratio_sorted = ratio[ranked]
-    starts = np.flatnonzero(np.r_[True, order_sorted[1:] != order_sorted[:-1]])
-    counts = np.diff(np.r_[starts, order_sorted.size])
-    leader = np.full(orders, -1, dtype=np.int64)
-    multi = counts >= 2
-    top = starts[multi]
-    clear = ratio_sorted[top] - ratio_sorted[top + 1] > LEAD_MARGIN
-    winners = top[clear]
-    leader[order_sorted[winners]] = allocations.account[rows[ranked[winners]]]
-    led_rows = np.zeros(len(allocations), dtype=np.bool_)
-    led_rows[rows] = leader[order] >= 0
-    return leader, led_rows
+    has = (
+        (allocations.intended != MISSING) & (allocations.intended > 0)
+        & (allocations.order_quantity != MISSING) & (allocations.order_quantity > 0)
+        & (allocations.order_filled != MISSING) & first.partial
+    )
+    order = allocations.order
+    rows_per = np.bincount(order, minlength=orders)
+    complete = np.bincount(order, weights=has, minlength=orders) == rows_per
+    ok = has & complete[order] & (rows_per[order] >= 2)
+    lot = order_lots(allocations)[order]
+    exact = np.where(ok, allocations.intended * allocations.order_filled.astype(np.float64)
+                     / np.where(ok, allocations.order_quantity, 1), 0.0)
+    ratio = np.where(ok, allocations.quantity / np.where(ok, allocations.intended, 1), -np.inf)
+    top = np.full(orders, -np.inf)
+    np.maximum.at(top, order, ratio)
+    lead = ok & (allocations.quantity - exact >= lot - 1e-9) & (ratio >= top[order] - LEAD_MARGIN)
+    count = np.bincount(order, weights=lead, minlength=orders).astype(np.int64)
+    count[count == rows_per] = 0
+    led_order = count > 0
+    lead &= led_order[order]
+    return lead, ok & led_order[order], count
 
 
 def rotation(allocations: Allocations, first: FirstDay, alpha: float) -> dict[str, object]:
-    """Leads per account against equal turns, with BH-adjusted one-sided p-values."""
-    leader, led_rows = leaders(allocations, first)
+    """Leads per account against equal turns: exact one-sided p-values, BH-adjusted."""
+    lead, led_rows, count = leaders(allocations, first)
     accounts = len(allocations.accounts)
-    led_orders = int((leader >= 0).sum())
     participants = np.bincount(allocations.order[led_rows], minlength=len(allocations.order_ids))
     chance = np.zeros(len(allocations), dtype=np.float64)
-    chance[led_rows] = 1.0 / participants[allocations.order[led_rows]]
+    chance[led_rows] = (count[allocations.order[led_rows]]
+                        / participants[allocations.order[led_rows]])
     expected = np.bincount(allocations.account, weights=chance, minlength=accounts)
-    variance = np.bincount(allocations.account, weights=chance * (1 - chance), minlength=accounts)
     taken = np.bincount(allocations.account, weights=led_rows, minlength=accounts)
-    leads = np.bincount(leader[leader >= 0], minlength=accounts)
+    leads = np.bincount(allocations.account, weights=lead, minlength=accounts).astype(np.int64)
+    by_account = np.argsort(allocations.account[led_rows], kind="stable")
+    led_accounts = allocations.account[led_rows][by_account]
+    led_chances = chance[led_rows][by_account]
+    bounds = np.searchsorted(led_accounts, np.arange(accounts + 1))
     p = np.array(
         [
-            normal_upper_tail((leads[a] - expected[a]) / math.sqrt(variance[a]))
-            if variance[a] > 0
-            else 1.0
+            poisson_binomial_upper_tail(int(leads[a]), led_chances[bounds[a]:bounds[a + 1]])
             for a in range(accounts)
-        ]
+        ],
+        dtype=np.float64,
     )
     q = benjamini_hochberg(p)
     table = [
@@ -82,4 +113,10 @@ def rotation(allocations: Allocations, first: FirstDay, alpha: float) -> dict[st
         }
         for a in range(accounts)
     ]
-    return {"orders_with_a_leader": led_orders, "accounts": table}
+    return {"orders_with_a_leader": int((count > 0).sum()), "method": METHOD, "accounts": table}
+
+
+def has_intent(allocations: Allocations) -> bool:
+    """Whether the history carries the pre-trade statement the rotation and intent tests need."""
+    return bool(((allocations.intended != MISSING) & (allocations.order_quantity != MISSING)
+                 & (allocations.order_filled != MISSING)).any())

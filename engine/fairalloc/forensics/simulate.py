@@ -6,8 +6,12 @@ bars (false positives on fair firms, detection of the source document's scenario
 The fair firm: accounts with attributes (one proprietary performance-fee account, one more
 performance-fee account, one employee account, the rest asset-based fees); block orders on random
 trading days, each with a random set of participating accounts and a pre-trade intent; some blocks
-only partly filled; fills allocated pro rata to intent (largest remainder, whole shares) and
-recorded minutes after the last fill. Prices follow a random walk with a realistic daily
+only partly filled; fills allocated pro rata to intent (largest remainder, in whole shares or in
+round lots of ``lot`` shares) and recorded minutes after the last fill — for the blocks whose
+last fill comes in the final minutes of the session (``close_share`` of them), that is up to 19
+minutes after the close, as at a real firm, and within a policy deadline at the end of the day.
+``small_employee`` gives the employee account intents of one or two round lots, so that a
+round-lot split often rounds its share up to a whole lot or down to nothing. Prices follow a random walk with a realistic daily
 volatility (by default 1–3 % a day per symbol); the execution price sits between the previous close and the
 day's close.
 
@@ -66,6 +70,9 @@ class FirmSpec:
     symbols: int = 40
     overrides_share: float = 0.03
     volatility: tuple[float, float] = (0.01, 0.03)
+    lot: int = 1
+    small_employee: bool = False
+    close_share: float = 0.1
     cherry: CherryPicker | None = None
 
 
@@ -204,6 +211,9 @@ def simulate(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
     order, account = np.nonzero(joins)
     order = order.astype(np.int64)
     intended = rng.integers(1, 50, size=order.size).astype(np.int64) * 100
+    if spec.small_employee:
+        employee = account == 2
+        intended[employee] = rng.integers(1, 3, size=int(employee.sum())) * 100
     order_quantity = np.bincount(order, weights=intended).astype(np.int64)
     partial = rng.random(spec.orders) < spec.partial_share
     fraction = rng.uniform(0.3, 0.9, size=spec.orders)
@@ -211,14 +221,19 @@ def simulate(spec: FirmSpec, out_dir: pathlib.Path) -> SimulatedFirm:
         partial, np.maximum((order_quantity * fraction // 100).astype(np.int64) * 100, 100),
         order_quantity,
     )
-    quantity = _pro_rata(order, intended, filled)
+    lot = max(1, spec.lot)
+    filled = np.maximum(filled // lot, 1) * lot
+    quantity = _pro_rata(order, intended, filled // lot) * lot
     price_cents = execution[order_symbol, order_day]
     close_cents = close[order_symbol, order_day]
     side_sign = np.where(order_side > 0, 1, -1)
-    executed = (
-        day_close[order_day] - rng.integers(30, 375, size=spec.orders) * _MINUTE
-    )
-    allocated = executed[order] + rng.integers(1, 10, size=order.size) * _MINUTE
+    at_close = rng.random(spec.orders) < spec.close_share
+    executed = day_close[order_day] - np.where(
+        at_close, rng.integers(0, 10, size=spec.orders), rng.integers(30, 375, size=spec.orders)
+    ) * _MINUTE
+    delay = np.where(at_close[order], rng.integers(10, 20, size=order.size),
+                     rng.integers(1, 10, size=order.size))
+    allocated = executed[order] + delay * _MINUTE
     allocated_by = np.where(rng.random(order.size) < 0.85, "pm.jones", "ops.lee").astype(object)
 
     over_order, over_account, over_time, over_by, over_code, over_memo = [], [], [], [], [], []

@@ -52,19 +52,29 @@ def print_summary(review: Review, console: Console) -> None:
     table.add_column("#", justify="right")
     table.add_column("flag")
     table.add_column("finding")
+    table.add_column("status")
     table.add_column("p", justify="right")
     table.add_column("q (FDR)", justify="right")
     for i, finding in enumerate(review.findings, start=1):
+        status = ("not tested" if not finding.tested
+                  else finding.severity if finding.severity else "")
+        p = _p(finding.p_value)
         table.add_row(
             str(i),
             "[bold red]FLAG[/]" if finding.flagged else "",
             finding.title,
-            _p(finding.p_value),
+            status,
+            f"≤ {p}" if finding.p_value_is_upper_bound else p,
             _p(finding.q_value),
         )
     console.print(table)
     flagged = sum(f.flagged for f in review.findings)
+    verdict = review.document["verdict"]
+    assert isinstance(verdict, dict)
+    words = {"flagged": "flagged", "clean": "clean: every test ran, none flagged",
+             "not_tested": "NOT a clean result: a test could not run"}[str(verdict["status"])]
     console.print(
-        f"{flagged} of {len(review.findings)} findings flagged. Findings describe statistical "
-        "patterns and control gaps; they are evidence to look into, not proof of intent."
+        f"{flagged} of {len(review.findings)} findings flagged; verdict {words}. Findings "
+        "describe statistical patterns and control gaps; they are evidence to look into, not "
+        "proof of intent."
     )

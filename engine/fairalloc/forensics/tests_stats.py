@@ -1,210 +1,264 @@
-"""Statistical tests of the forensic review: re-allocation Monte Carlo, exact binomial, BH.
+"""Statistical tests of the forensic review: within-order re-allocation, exact tails, BH.
 
-All tests are one-sided in the direction of favouritism ("the favoured group did better"). Every
-function here is pure: inputs are arrays of statistics (float64 returns, 0/1 winners), outputs are
-plain numbers; randomness comes only from the ``numpy.random.Generator`` passed in.
+Every test here is one-sided in the direction of favouritism ("the group did better than chance
+would give it"): a group that did not benefit gets a p-value near 1, never a flag. Every function
+is pure: inputs are arrays of statistics, outputs plain numbers; randomness comes only from the
+``numpy.random.Generator`` passed in, consumed in a fixed order.
 
-Why three p-values for one question:
+How p-values are computed, and reported:
 
-* the **Monte Carlo** re-allocation p-value is the most direct ("how often does a random
-  re-allocation of the same allocations do as well for the favoured group?"), reported as
-  ``(k + 1) / (N + 1)`` for ``k`` of ``N`` draws at least as extreme, so it can never be below
-  ``1 / (N + 1)``;
-* the **normal approximation** to the same re-allocation distribution (its mean and variance are
-  known exactly) reaches the far tail, where a Welhouse-sized gap lives (p < 10⁻⁶);
-* the **exact binomial** test on winners needs no approximation at all.
+* **Monte Carlo permutation tests** report ``(k + 1) / (N + 1)`` for ``k`` of ``N`` draws at least
+  as extreme. When no draw was as extreme the value is an *upper bound* (``p ≤ 1/(N + 1)``),
+  and :class:`MonteCarlo` says so; it is never extrapolated into the tail.
+* **Exact tests** come from SciPy where it has them: ``scipy.stats.fisher_exact`` (winners,
+  hypergeometric), ``scipy.stats.binomtest`` (override concentration), ``scipy.stats.poisson_binom``
+  (rotation leads; its tail summed from the probability mass function, because ``sf`` is
+  ``1 − cdf`` and loses the far tail), ``scipy.stats.false_discovery_control`` (Benjamini–Hochberg).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 
 #: Array elements one Monte Carlo chunk may hold (keeps memory near 100 MB).
-CHUNK_ELEMENTS = 12_000_000
-#: Default work (draws × pool size) one re-allocation test may spend re-dealing rows exactly;
-#: beyond it the Monte Carlo re-deals cells of similar returns (all draws are still made).
+CHUNK_ELEMENTS = 4_000_000
+#: Default work (draws × rows re-dealt) one permutation test may spend; beyond it fewer draws are
+#: made and the evidence says how many.
 DEFAULT_WORK_BUDGET = 60_000_000
-#: Largest group size re-dealt by partial Fisher–Yates rather than a full shuffle.
-PARTIAL_SHUFFLE_MAX = 32
-#: Cells of the binned path, and the cost of one hypergeometric draw in budget units.
-MIN_CELLS, MAX_CELLS, HYPERGEOMETRIC_COST = 16, 32, 8
 #: Cost of one shuffled element of the order-level permutation test, in budget units.
 PERMUTATION_COST = 4
-#: Fewer "as extreme" draws than this and the Monte Carlo cannot resolve the p-value.
-MC_RESOLUTION_HITS = 10
 
 
 @dataclass(frozen=True, slots=True)
-class ReallocationResult:
-    """Outcome of one re-allocation test of the favoured group's mean return and win share."""
+class MonteCarlo:
+    """A Monte Carlo p-value: ``hits`` of ``draws`` re-allocations at least as extreme."""
 
-    n_favoured: int
-    n_rest: int
-    mean_favoured: float
-    mean_rest: float
-    win_share_favoured: float
-    win_share_rest: float
     draws: int
-    method: str  # "exact" (rows re-dealt) or "binned" (cells of similar returns re-dealt)
-    cells: int  # number of cells on the binned path, 0 on the exact path
-    hits_mean: int
-    hits_wins: int
-    p_mc_mean: float
-    p_mc_wins: float
-    z_mean: float
-    p_normal_mean: float
-    p_binomial_wins: float
+    hits: int
 
     @property
-    def p_value(self) -> float:
-        """The headline p-value of the mean-return test.
+    def p(self) -> float:
+        """``(hits + 1) / (draws + 1)``: counts the observed allocation as one of the draws."""
+        return (self.hits + 1) / (self.draws + 1)
 
-        The Monte Carlo p-value while it is resolved (at least ``MC_RESOLUTION_HITS`` draws as
-        extreme); beyond its resolution (or when no draw was affordable), the normal approximation
-        to the same re-allocation distribution.
-        """
-        if self.draws > 0 and self.hits_mean >= MC_RESOLUTION_HITS:
-            return self.p_mc_mean
-        return self.p_normal_mean
+    @property
+    def is_bound(self) -> bool:
+        """True when no draw was as extreme: ``p`` is then only an upper bound."""
+        return self.hits == 0
 
-
-def normal_upper_tail(z: float) -> float:
-    """P(Z >= z) for a standard normal, accurate far into the tail (erfc, not 1 - cdf)."""
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
+    def to_json(self) -> dict[str, object]:
+        return {"draws": self.draws, "as_extreme": self.hits, "p": self.p,
+                "p_is_upper_bound": self.is_bound}
 
 
-def binomial_upper_tail(k: int, n: int, p: float) -> float:
-    """Exact P(X >= k) for X ~ Binomial(n, p), summed in log space so tiny tails stay accurate."""
+def benjamini_hochberg(p_values: F64) -> F64:
+    """BH-adjusted p-values (q-values) via ``scipy.stats.false_discovery_control``.
+
+    Contract: same order as the input; each q >= its p; q <= 1; flag where q <= alpha to control
+    the false discovery rate.
+    """
+    if p_values.shape[0] == 0:
+        return p_values.astype(np.float64).copy()
+    q: F64 = np.asarray(stats.false_discovery_control(p_values, method="bh"), dtype=np.float64)
+    return np.minimum(np.maximum(q, p_values), 1.0)
+
+
+def poisson_binomial_upper_tail(k: int, chances: F64) -> float:
+    """Exact P(X >= k) for X a sum of independent Bernoulli(``chances``) (Poisson-binomial).
+
+    ``scipy.stats.poisson_binom``'s mass function summed over k..n: accurate far into the tail,
+    where ``sf`` (computed as 1 − cdf) rounds to zero.
+    """
+    n = int(chances.shape[0])
     if k <= 0:
         return 1.0
     if k > n:
         return 0.0
+    mass = stats.poisson_binom(np.clip(chances, 0.0, 1.0)).pmf(np.arange(k, n + 1))
+    return float(min(1.0, max(0.0, float(np.sum(mass)))))
+
+
+def binomial_upper_tail(k: int, n: int, p: float) -> float:
+    """Exact one-sided binomial P(X >= k), X ~ Binomial(n, p) (``scipy.stats.binomtest``)."""
+    if k <= 0 or n == 0:
+        return 1.0
     if p <= 0.0:
         return 0.0
-    if p >= 1.0:
+    return float(stats.binomtest(k, n, min(p, 1.0), alternative="greater").pvalue)
+
+
+def fisher_greater(a: int, b: int, c: int, d: int) -> float:
+    """One-sided Fisher exact test on the 2×2 table [[a, b], [c, d]]: is a/(a+b) > c/(c+d)?
+
+    Exact under re-allocation of the rows between the two groups (hypergeometric)."""
+    if (a + b) == 0 or (c + d) == 0:
         return 1.0
-    x = np.arange(k, n + 1, dtype=np.float64)
-    log_first = (
-        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-        + k * math.log(p) + (n - k) * math.log1p(-p)
-    )
-    # pmf(x+1)/pmf(x) = (n-x)/(x+1) * p/(1-p)
-    ratios = np.log((n - x[:-1]) / (x[:-1] + 1.0)) + math.log(p) - math.log1p(-p)
-    logs = log_first + np.concatenate(([0.0], np.cumsum(ratios)))
-    top = float(logs.max())
-    return float(min(1.0, math.exp(top) * float(np.exp(logs - top).sum())))
+    table = np.array([[a, b], [c, d]], dtype=np.int64)
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
 
 
-def benjamini_hochberg(p_values: F64) -> F64:
-    """BH-adjusted p-values (q-values): flag where q <= alpha to control the false discovery rate.
+@dataclass(frozen=True, slots=True)
+class WithinOrder:
+    """Within-order re-allocation test of one or more labelled groups of rows.
 
-    Contract: same order as the input; monotone in the input p-values; each q >= its p; q <= 1.
+    ``observed[l]`` is the statistic of label ``l`` (the sum of its rows' values); ``mean`` and
+    ``sd`` are the exact mean and standard deviation of that sum over all within-order
+    re-allocations; ``monte_carlo[l]`` counts the draws at least as large as observed.
+    ``orders`` is the number of orders whose re-allocation can change the statistic.
     """
-    n = p_values.shape[0]
-    if n == 0:
-        return p_values.copy()
-    order = np.argsort(p_values, kind="stable")
-    ranked = p_values[order] * n / np.arange(1, n + 1)
-    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
-    q = np.empty(n, dtype=np.float64)
-    q[order] = np.minimum(adjusted, 1.0)
-    return q
+
+    observed: F64
+    mean: F64
+    sd: F64
+    hits: I64
+    draws: int
+    orders: int
+
+    def result(self, label: int) -> MonteCarlo:
+        return MonteCarlo(self.draws, int(self.hits[label]))
 
 
-def _subset_sums(
-    values: F64, wins: F64, m: int, draws: int, rng: np.random.Generator
-) -> tuple[F64, F64]:
-    """Sums of ``values`` and ``wins`` over ``draws`` random subsets of size ``m`` (no replacement).
+def _size_groups(order: I64) -> list[tuple[int, I64]]:
+    """Rows (positions) of each order, grouped by order size: ``(n, matrix G × n of rows)``."""
+    sorter = np.argsort(order, kind="stable")
+    sorted_orders = order[sorter]
+    starts = np.flatnonzero(np.r_[True, sorted_orders[1:] != sorted_orders[:-1]])
+    sizes = np.diff(np.r_[starts, sorted_orders.size])
+    groups = []
+    for n in np.unique(sizes):
+        first = starts[sizes == n]
+        rows = sorter[first[:, None] + np.arange(n)[None, :]]
+        groups.append((int(n), rows.astype(np.int64)))
+    return groups
 
-    Exact and vectorised over draws: for a small ``m`` a partial Fisher–Yates shuffle of a tile
-    of row indices (``m`` column steps), otherwise ``Generator.permuted`` on the whole tile.
+
+def within_order_test(
+    values: F64, order: I64, labels: I64, n_labels: int, draws: int,
+    rng: np.random.Generator, work_budget: int = DEFAULT_WORK_BUDGET,
+) -> WithinOrder:
+    """Re-deal ``values`` at random among the rows of the same order; compare labelled sums.
+
+    ``values[i]`` is row ``i``'s contribution to the statistic (for the return test: its
+    departure from the pro-rata share times the order's signed, centred first-day move);
+    ``labels[i]`` is the group (0 .. n_labels-1) row ``i`` belongs to, -1 for none. The null
+    hypothesis: within an order, which account received which value is unrelated to anything
+    else, so every permutation of the order's values among its rows is equally likely. Orders
+    whose values are all equal, or whose rows all carry the same label, cannot change any
+    statistic and are left out of the draws. ``draws`` is reduced so that ``draws × rows`` stays
+    within ``work_budget``; ``WithinOrder.draws`` is the number made.
     """
-    n = values.shape[0]
-    out_values = np.empty(draws, dtype=np.float64)
-    out_wins = np.empty(draws, dtype=np.float64)
-    chunk = max(1, min(draws, CHUNK_ELEMENTS // max(n, 1)))
-    base = np.arange(n, dtype=np.int32)
-    done = 0
-    while done < draws:
-        size = min(chunk, draws - done)
-        if m <= PARTIAL_SHUFFLE_MAX:
-            tile = np.tile(base, (size, 1))
-            rows = np.arange(size)
-            for j in range(m):
-                swap = rng.integers(j, n, size=size)
-                held = tile[rows, swap]
-                tile[rows, swap] = tile[:, j]
-                tile[:, j] = held
-        else:
-            tile = rng.permuted(np.broadcast_to(base, (size, n)), axis=1)
-        picks = tile[:, :m]
-        out_values[done : done + size] = values[picks].sum(axis=1)
-        out_wins[done : done + size] = wins[picks].sum(axis=1)
-        done += size
-    return out_values, out_wins
+    observed = np.bincount(labels[labels >= 0], weights=values[labels >= 0],
+                           minlength=n_labels).astype(np.float64)
+    groups = _size_groups(order)
+    mean = np.zeros(n_labels)
+    variance = np.zeros(n_labels)
+    live: list[tuple[F64, I64]] = []
+    orders = 0
+    for n, rows in groups:
+        vals, labs = values[rows], labels[rows]
+        centred = vals - vals.mean(axis=1, keepdims=True)
+        spread = (centred * centred).sum(axis=1)
+        varies = (spread > 1e-18 * np.maximum(1.0, (vals * vals).sum(axis=1))) & (n > 1)
+        for lab in range(n_labels):
+            m = (labs == lab).sum(axis=1).astype(np.float64)
+            mean[lab] += float((m * vals.mean(axis=1)).sum())
+            if n > 1:
+                variance[lab] += float((m * (n - m) / (n * (n - 1)) * spread).sum())
+        keep = varies & ~np.all(labs == labs[:, :1], axis=1)
+        if keep.any():
+            live.append((vals[keep], labs[keep]))
+            orders += int(keep.sum())
+    live_rows = sum(v.size for v, _ in live)
+    made = min(draws, work_budget // max(live_rows, 1)) if live_rows else 0
+    totals = np.zeros((made, n_labels))
+    for vals, labs in live:
+        g, n = vals.shape
+        flat_labels = labs.ravel()
+        wanted = flat_labels >= 0
+        chunk = max(1, CHUNK_ELEMENTS // vals.size)
+        done = 0
+        while done < made:
+            size = min(chunk, made - done)
+            permuted = rng.permuted(np.broadcast_to(vals, (size, g, n)), axis=2)
+            flat = permuted.reshape(size, g * n)[:, wanted]
+            index = (np.arange(size)[:, None] * n_labels + flat_labels[wanted][None, :]).ravel()
+            totals[done:done + size] += np.bincount(
+                index, weights=flat.ravel(), minlength=size * n_labels
+            ).reshape(size, n_labels)
+            done += size
+    # Orders left out of the draws add the same amount to every draw: their (fixed) label sums.
+    fixed = observed - _live_observed(live, n_labels)
+    tolerance = 1e-9 * np.maximum(1.0, np.abs(observed))
+    hits = ((totals + fixed[None, :]) >= (observed - tolerance)[None, :]).sum(axis=0)
+    return WithinOrder(observed, mean, np.sqrt(np.maximum(variance, 0.0)),
+                       hits.astype(np.int64), made, orders)
 
 
-def bin_cells(values: F64, cells: int) -> tuple[F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Group values into at most ``cells`` quantile cells per sign of winning.
-
-    Returns (cell value = mean of its members, cell win flag, cell sizes, cell of each value).
-    """
-    wins = values > 0
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, cells + 1)[1:-1]))
-    cell = np.searchsorted(edges, values, side="right") * 2 + wins
-    keys, inverse, sizes = np.unique(cell, return_inverse=True, return_counts=True)
-    means = np.bincount(inverse, weights=values) / sizes
-    return means, (keys % 2).astype(np.float64), sizes.astype(np.int64), inverse.astype(np.int64)
+def _live_observed(live: list[tuple[F64, I64]], n_labels: int) -> F64:
+    total = np.zeros(n_labels)
+    for vals, labs in live:
+        wanted = labs >= 0
+        total += np.bincount(labs[wanted], weights=vals[wanted], minlength=n_labels)
+    return total
 
 
-def _binned_sums(
-    cell_values: F64, cell_wins: F64, sizes: npt.NDArray[np.int64], m: int, draws: int,
+def within_order_paths(
+    values: F64, order: I64, favoured: Bool, column: I64, columns: int, draws: int,
     rng: np.random.Generator,
-) -> tuple[F64, F64]:
-    """Random m-subset sums drawn cell by cell (a multivariate hypergeometric, sequentially)."""
-    remaining_total = int(sizes.sum())
-    remaining = np.full(draws, m, dtype=np.int64)
-    sums = np.zeros(draws)
-    win_sums = np.zeros(draws)
-    for value, win, size in zip(cell_values, cell_wins, sizes, strict=True):
-        taken = rng.hypergeometric(int(size), remaining_total - int(size), remaining)
-        sums += taken * value
-        win_sums += taken * win
-        remaining -= taken
-        remaining_total -= int(size)
-    return sums, win_sums
+) -> F64:
+    """``draws`` re-allocated favoured sums per column (draws × columns).
+
+    The same re-allocation as :func:`within_order_test` for one group, summed per ``column``
+    (constant within an order, e.g. the trade date's index) so that a chart can draw the chance
+    band of the cumulative statistic over time.
+    """
+    out = np.zeros((draws, columns))
+    for n, rows in _size_groups(order):
+        vals = values[rows]
+        fav = favoured[rows]
+        cols = column[rows[:, 0]]
+        g = vals.shape[0]
+        chunk = max(1, CHUNK_ELEMENTS // vals.size)
+        done = 0
+        while done < draws:
+            size = min(chunk, draws - done)
+            if n == 1:
+                sums = np.broadcast_to((vals * fav).sum(axis=1), (size, g))
+            else:
+                permuted = rng.permuted(np.broadcast_to(vals, (size, g, n)), axis=2)
+                sums = (permuted * fav[None]).sum(axis=2)
+            index = (np.arange(size)[:, None] * columns + cols[None, :]).ravel()
+            out[done:done + size] += np.bincount(
+                index, weights=np.ascontiguousarray(sums).ravel(), minlength=size * columns
+            ).reshape(size, columns)
+            done += size
+    return out
 
 
 def permutation_product_test(
     weights: F64, outcomes: F64, draws: int, rng: np.random.Generator,
     work_budget: int = DEFAULT_WORK_BUDGET,
-) -> tuple[float, float, int, int, float]:
+) -> tuple[float, MonteCarlo]:
     """One-sided test that ``sum(weights * outcomes)`` is larger than under shuffled outcomes.
 
-    Used to ask whether deviations from intent line up with how orders did by the close. Returns
-    (statistic, z, draws made, hits, normal-approximation p); the Monte Carlo p is
-    ``(hits + 1) / (draws + 1)``. Draws are capped so that ``draws × n × PERMUTATION_COST`` stays
-    within ``work_budget``; the draws actually made are reported.
+    Used to ask whether deviations from intent line up with how orders did by the close. Draws are
+    capped so that ``draws × n × PERMUTATION_COST`` stays within ``work_budget``; the draws made
+    are in the result.
     """
     n = weights.shape[0]
     canonical = np.lexsort((outcomes, weights))
     weights, outcomes = weights[canonical], outcomes[canonical]
     statistic = float(weights @ outcomes)
     if n < 2:
-        return statistic, 0.0, 0, 0, 1.0
-    mean = float(weights.sum()) * float(outcomes.sum()) / n
-    w = weights - weights.mean()
-    o = outcomes - outcomes.mean()
-    variance = float(w @ w) * float(o @ o) / (n - 1)
-    z = (statistic - mean) / math.sqrt(variance) if variance > 0 else 0.0
-    p_normal = normal_upper_tail(z) if variance > 0 else 1.0
+        return statistic, MonteCarlo(0, 0)
     effective = min(draws, work_budget // (PERMUTATION_COST * n))
     hits = 0
     chunk = max(1, CHUNK_ELEMENTS // n)
@@ -215,91 +269,85 @@ def permutation_product_test(
         shuffled = rng.permuted(np.broadcast_to(outcomes, (size, n)), axis=1)
         hits += int((shuffled @ weights >= statistic - tolerance).sum())
         done += size
-    return statistic, z, effective, hits, p_normal
+    return statistic, MonteCarlo(effective, hits)
 
 
-def reallocation_test(
-    returns: F64,
-    favoured: Bool,
-    draws: int,
-    rng: np.random.Generator,
+@dataclass(frozen=True, slots=True)
+class PoolResult:
+    """Which allocations a group received: its mean return and winners against the rest's."""
+
+    n_favoured: int
+    n_rest: int
+    mean_favoured: float
+    mean_rest: float
+    wins_favoured: int
+    wins_rest: int
+    monte_carlo: MonteCarlo
+    p_fisher_wins: float
+
+    @property
+    def win_share_favoured(self) -> float:
+        return self.wins_favoured / self.n_favoured
+
+    @property
+    def win_share_rest(self) -> float:
+        return self.wins_rest / self.n_rest
+
+    @property
+    def p_value(self) -> float:
+        """Two statistics (mean return by Monte Carlo, winners by Fisher), Bonferroni-combined."""
+        return min(1.0, 2.0 * min(self.monte_carlo.p, self.p_fisher_wins))
+
+
+def _subset_sums(values: F64, m: int, draws: int, rng: np.random.Generator) -> F64:
+    """Sums of ``values`` over ``draws`` random subsets of size ``m`` (without replacement)."""
+    n = values.shape[0]
+    out = np.empty(draws, dtype=np.float64)
+    chunk = max(1, min(draws, CHUNK_ELEMENTS // max(n, 1)))
+    done = 0
+    while done < draws:
+        size = min(chunk, draws - done)
+        keys = rng.random((size, n))
+        picks = np.argpartition(keys, m - 1, axis=1)[:, :m] if m < n else np.tile(np.arange(n), (size, 1))
+        out[done:done + size] = values[picks].sum(axis=1)
+        done += size
+    return out
+
+
+def pool_test(
+    returns: F64, favoured: Bool, draws: int, rng: np.random.Generator,
     work_budget: int = DEFAULT_WORK_BUDGET,
-) -> ReallocationResult | None:
-    """Test whether the favoured allocations' first-day returns beat a random re-allocation.
+) -> PoolResult | None:
+    """Did the favoured group receive the better allocations of the pool it traded in?
 
-    ``returns`` are the signed first-day returns of the allocations in the comparison pool and
-    ``favoured`` marks the favoured group's. The null hypothesis: which allocations went to the
-    favoured group is unrelated to how they did, so every re-labelling of the pool that keeps the
-    group sizes is equally likely. Statistics: difference in mean return and in win share.
-
-    The Monte Carlo always makes ``draws`` draws. While ``draws × pool size`` fits in
-    ``work_budget`` it re-deals the rows themselves (``method == "exact"``); beyond that it
-    re-deals quantile cells of similar returns, split by winning and losing
-    (``method == "binned"``), which is an exact permutation test of the statistic computed on
-    cell means and costs ``draws × cells`` whatever the pool size. Returns ``None`` when either
-    group is empty.
+    The null hypothesis: which of the pool's allocations went to the favoured group is unrelated
+    to how they did, so every re-labelling keeping the group sizes is equally likely. Mean return
+    by Monte Carlo re-labelling (draws capped by ``work_budget``), winners by the exact Fisher
+    test. Assumes allocations are exchangeable units; when favoured accounts always trade
+    together this overstates the evidence, which is why the within-order test is the main one.
+    Returns ``None`` when either group is empty.
     """
     n = returns.shape[0]
     m = int(favoured.sum())
     if m == 0 or m == n:
         return None
-    # Canonical order: the result depends on the allocations, never on the order of the rows.
     canonical = np.lexsort((favoured, returns))
     returns, favoured = returns[canonical], favoured[canonical]
-    wins = (returns > 0).astype(np.float64)
     fav_sum = float(returns[favoured].sum())
     total = float(returns.sum())
+    wins = returns > 0
     fav_wins = int(wins[favoured].sum())
-    total_wins = int(wins.sum())
-    n_rest = n - m
-    mean_f = fav_sum / m
-    mean_r = (total - fav_sum) / n_rest
-    exact = draws * n <= work_budget
-    method = "exact" if exact else "binned"
-    cells = 0
-    hits_mean = hits_wins = 0
-    if draws > 0:
-        small = m if m <= n_rest else n_rest
-        if exact:
-            sums, win_sums = _subset_sums(returns, wins, small, draws, rng)
-            observed = fav_sum
-            pool_total = total
-        else:
-            # Too large to re-deal row by row: re-deal cells of similar returns instead (an exact
-            # permutation test of the statistic computed on the cell means).
-            cells = max(MIN_CELLS, min(MAX_CELLS, work_budget // (draws * HYPERGEOMETRIC_COST)))
-            cell_values, cell_wins, sizes, cell_of = bin_cells(returns, cells)
-            binned = cell_values[cell_of]
-            sums, win_sums = _binned_sums(cell_values, cell_wins, sizes, small, draws, rng)
-            observed = float(binned[favoured].sum())
-            pool_total = float(binned.sum())
-            cells = int(sizes.size)
-        if small != m:
-            sums, win_sums = pool_total - sums, total_wins - win_sums
-        tolerance = 1e-9 * max(1.0, float(np.abs(returns).sum()) / n) * m
-        hits_mean = int((sums >= observed - tolerance).sum())
-        hits_wins = int((win_sums >= fav_wins).sum())
-    centred = returns - total / n
-    variance = float(centred @ centred) / (n - 1) * (1.0 / m + 1.0 / n_rest)
-    z = (mean_f - mean_r) / math.sqrt(variance) if variance > 0 else 0.0
-    p_normal = normal_upper_tail(z) if variance > 0 else 1.0
-    rest_wins = total_wins - fav_wins
-    p0 = rest_wins / n_rest
-    return ReallocationResult(
-        n_favoured=m,
-        n_rest=n_rest,
-        mean_favoured=mean_f,
-        mean_rest=mean_r,
-        win_share_favoured=fav_wins / m,
-        win_share_rest=rest_wins / n_rest,
-        draws=draws,
-        method=method,
-        cells=cells,
-        hits_mean=hits_mean,
-        hits_wins=hits_wins,
-        p_mc_mean=(hits_mean + 1) / (draws + 1),
-        p_mc_wins=(hits_wins + 1) / (draws + 1),
-        z_mean=z,
-        p_normal_mean=p_normal,
-        p_binomial_wins=binomial_upper_tail(fav_wins, m, p0),
+    rest_wins = int(wins.sum()) - fav_wins
+    small = min(m, n - m)
+    made = min(draws, work_budget // n)
+    sums = _subset_sums(returns, small, made, rng) if made else np.zeros(0)
+    if small != m:
+        sums = total - sums
+    tolerance = 1e-9 * max(1.0, float(np.abs(returns).sum()) / n) * m
+    hits = int((sums >= fav_sum - tolerance).sum())
+    return PoolResult(
+        n_favoured=m, n_rest=n - m, mean_favoured=fav_sum / m,
+        mean_rest=(total - fav_sum) / (n - m), wins_favoured=fav_wins, wins_rest=rest_wins,
+        monte_carlo=MonteCarlo(made, hits),
+        p_fisher_wins=fisher_greater(fav_wins, m - fav_wins, rest_wins, n - m - rest_wins),
     )

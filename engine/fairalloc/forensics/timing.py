@@ -1,14 +1,21 @@
-"""Stage 4: when allocations, overrides and memos were recorded.
+"""Stage 4: when allocations, overrides and memos were recorded, judged against the policy.
 
-A fair allocation is decided before the outcome is known. Records made after the close, or on a
-later day, were made when the day's price move could be seen; records made long after the last
-fill deserve a look too. Each record is put in its most serious category:
+A fair allocation is decided before the outcome is known, and the firm's policy says by when it
+must be recorded (its ``deadline``: a wall-clock time some days after the trade date). Each record
+is judged against that deadline plus a stated grace period, and given a severity:
 
-* ``later_day`` — recorded on a calendar day (market time zone) after the trade date;
-* ``after_close`` — recorded after the trade date's close;
-* ``after_last_fill`` — recorded more than the grace period after the block's last fill.
+* ``after_close_within_policy`` — recorded after the trade date's close but by the deadline: the
+  policy allows it; the day's price move could be seen, so the records are counted and shown;
+* ``within_grace`` — after the deadline, within the grace period: listed, not counted against
+  the firm (clock skew, a batch that ran a few minutes late);
+* ``late`` — beyond the deadline plus grace: a breach of the policy;
+* ``late_with_memo`` — a late allocation on an order that also carries an override or memo
+  recorded after the close: the pattern of an allocation decided after the outcome and explained
+  afterwards, the most serious.
 
-Overrides and memos are timed against their order's trade date and last fill.
+Only ``late`` and ``late_with_memo`` count toward the review's status. Every record after the
+deadline is listed (who, when, how late); records within the policy are counted and the first
+``LISTED`` shown. Without a policy the deadline is the market close of the trade date.
 """
 
 from __future__ import annotations
@@ -20,149 +27,202 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
-from fairalloc.forensics.history import MISSING, Allocations, Overrides
+from fairalloc.forensics.history import Allocations, Overrides
 
 I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
+Bool = npt.NDArray[np.bool_]
 _MICROS = 1_000_000
 _EPOCH = dt.date(1970, 1, 1)
-CATEGORIES = ("later_day", "after_close", "after_last_fill")
-#: Records listed per category and kind (all are counted).
+#: Severity codes, in increasing order of seriousness (index = code).
+SEVERITIES = ("on_time", "after_close_within_policy", "within_grace", "late", "late_with_memo")
+ON_TIME, AFTER_CLOSE, WITHIN_GRACE, LATE, LATE_WITH_MEMO = range(5)
+#: Records within the policy shown per kind (all are counted; every record after the deadline
+#: is listed).
 LISTED = 100
 
 
 @dataclass(frozen=True, slots=True)
+class Deadline:
+    """The allocation deadline: ``time`` in ``tz``, ``days_after`` the trade date."""
+
+    days_after: int
+    time: dt.time
+    tz: ZoneInfo
+    source: str  # e.g. "policy us-equity-pro-rata@3" or "market close (no policy given)"
+
+
+@dataclass(frozen=True, slots=True)
 class Market:
-    """Where and when the market closes: the reference for "after the close" and "later day"."""
+    """Where and when the market closes, the deadline and the grace after it."""
 
     tz: ZoneInfo
     close: dt.time
     grace_minutes: int
+    deadline: Deadline
 
 
-def _day_bounds(days: npt.NDArray[np.int32], market: Market) -> tuple[I64, I64]:
-    """Close instant and next local midnight (µs since epoch, UTC) for each trade day."""
+def _instants(days: npt.NDArray[np.int32], market: Market) -> tuple[I64, I64]:
+    """Close and deadline instants (µs since epoch, UTC) for each trade day."""
     unique, inverse = np.unique(days, return_inverse=True)
     closes = np.empty(unique.size, dtype=np.int64)
-    midnights = np.empty(unique.size, dtype=np.int64)
+    deadlines = np.empty(unique.size, dtype=np.int64)
     for i, value in enumerate(unique):
         day = _EPOCH + dt.timedelta(days=int(value))
         closes[i] = int(dt.datetime.combine(day, market.close, market.tz).timestamp()) * _MICROS
-        nxt = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), market.tz)
-        midnights[i] = int(nxt.timestamp()) * _MICROS
-    return closes[inverse], midnights[inverse]
+        due = day + dt.timedelta(days=market.deadline.days_after)
+        deadlines[i] = int(
+            dt.datetime.combine(due, market.deadline.time, market.deadline.tz).timestamp()
+        ) * _MICROS
+    return closes[inverse], deadlines[inverse]
 
 
-def categorise(
-    recorded: I64, days: npt.NDArray[np.int32], executed: I64, market: Market
-) -> tuple[I8, I64]:
-    """Category code per record (0 later day, 1 after close, 2 after last fill, -1 on time)
-    and lateness in microseconds against the category's reference instant."""
-    close, midnight = _day_bounds(days, market)
-    has_fill = executed != MISSING
-    fill_limit = np.where(has_fill, executed + market.grace_minutes * 60 * _MICROS, np.iinfo(np.int64).max)
-    category = np.full(recorded.shape, -1, dtype=np.int8)
-    late = np.zeros(recorded.shape, dtype=np.int64)
-    after_fill = recorded > fill_limit
-    category[after_fill] = 2
-    late[after_fill] = (recorded - executed)[after_fill]
-    after_close = recorded > close
-    category[after_close] = 1
-    late[after_close] = (recorded - close)[after_close]
-    later = recorded >= midnight
-    category[later] = 0
-    late[later] = (recorded - close)[later]
-    return category, late
+def judge(recorded: I64, days: npt.NDArray[np.int32], market: Market) -> tuple[I8, I64, I64, I64]:
+    """Severity per record (``late_with_memo`` is assigned by the caller), with the close and
+    deadline instants and the minutes after the deadline (µs)."""
+    close, deadline = _instants(days, market)
+    grace = market.grace_minutes * 60 * _MICROS
+    severity = np.full(recorded.shape, ON_TIME, dtype=np.int8)
+    severity[recorded > close] = AFTER_CLOSE
+    severity[recorded > deadline] = WITHIN_GRACE
+    severity[recorded > deadline + grace] = LATE
+    return severity, close, deadline, recorded - deadline
+
+
+def _stamps(micros: I64, tz: ZoneInfo) -> list[str]:
+    """ISO 8601 texts with the market's offset, vectorised (polars)."""
+    series = (pl.Series(micros, dtype=pl.Int64).cast(pl.Datetime("us"))
+              .dt.replace_time_zone("UTC").dt.convert_time_zone(str(tz))
+              .dt.to_string("%Y-%m-%dT%H:%M:%S%:z"))
+    return [str(v) for v in series.to_list()]
+
+
+def _entries(kind: str, rows: I64, severity: I8, recorded: I64, close: I64, deadline: I64,
+             market: Market, names: Callable[[I64], tuple[list[str], list[str], list[str]]],
+             ) -> list[dict[str, object]]:
+    """The listed records, built column by column."""
+    if rows.size == 0:
+        return []
+    order_ids, accounts, people = names(rows)
+    frame = pl.DataFrame({
+        "kind": [kind] * rows.size, "order_id": order_ids, "account": accounts, "by": people,
+        "recorded_at": _stamps(recorded[rows], market.tz),
+        "deadline": _stamps(deadline[rows], market.tz),
+        "minutes_after_close": np.round((recorded[rows] - close[rows]) / 60 / _MICROS, 1),
+        "minutes_after_deadline": np.round((recorded[rows] - deadline[rows]) / 60 / _MICROS, 1),
+        "severity": np.array(SEVERITIES, dtype=object)[severity[rows]].tolist(),
+    })
+    return frame.to_dicts()
 
 
 def _listing(
-    category: I8, late: I64, kind: str, name: Callable[[int], tuple[str, str, str]]
+    kind: str, severity: I8, recorded: I64, close: I64, deadline: I64, market: Market,
+    names: Callable[[I64], tuple[list[str], list[str], list[str]]],
 ) -> dict[str, object]:
-    """Counts and the latest records of each category, with who and how late."""
-    out: dict[str, object] = {}
-    for code, label in enumerate(CATEGORIES):
-        rows = np.flatnonzero(category == code)
-        order = rows[np.lexsort((rows, -late[rows]))][:LISTED]
-        listed = []
-        for i in order:
-            order_id, account, by = name(int(i))
-            listed.append(
-                {
-                    "kind": kind,
-                    "order_id": order_id,
-                    "account": account,
-                    "by": by,
-                    "minutes_late": round(int(late[int(i)]) / 60 / _MICROS, 1),
-                }
-            )
-        out[label] = {"count": int(rows.size), "listed": listed}
-    return out
+    """Counts per severity, every record after the deadline, the first records within policy."""
+    counts = {label: int((severity == code).sum()) for code, label in enumerate(SEVERITIES)}
+    after = np.flatnonzero(severity >= WITHIN_GRACE)
+    late_first = after[np.lexsort((after, -(recorded[after] - deadline[after]),
+                                   -severity[after]))]
+    within = np.flatnonzero(severity == AFTER_CLOSE)
+    within = within[np.lexsort((within, -(recorded[within] - close[within])))]
+    return {
+        "counts": counts,
+        "after_deadline": _entries(kind, late_first, severity, recorded, close, deadline, market,
+                                   names),
+        "after_close_within_policy": {
+            "count": int(within.size),
+            "shown": min(int(within.size), LISTED),
+            "listed": _entries(kind, within[:LISTED], severity, recorded, close, deadline,
+                               market, names),
+        },
+    }
 
 
-def allocation_timing(allocations: Allocations, market: Market) -> tuple[dict[str, object], I8]:
-    """Timing summary of allocation records; also returns each row's category code."""
-    category, late = categorise(
-        allocations.allocated_at, allocations.trade_day, allocations.executed_at, market
-    )
+def _by_person(people: list[str], severity: I8) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for person, code in zip(people, severity.tolist(), strict=True):
+        if code >= LATE:
+            counts[person] = counts.get(person, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
-    def name(row: int) -> tuple[str, str, str]:
-        person = int(allocations.allocated_by[row])
-        return (
-            allocations.order_ids[allocations.order[row]],
-            allocations.accounts[allocations.account[row]],
-            allocations.people[person] if person >= 0 else "(not recorded)",
-        )
 
-    listing = _listing(category, late, "allocation", name)
-    serious = (category == 0) | (category == 1)
-    people = allocations.allocated_by[serious]
-    counts = np.bincount(people + 1, minlength=len(allocations.people) + 1)
+def allocation_timing(
+    allocations: Allocations, market: Market, memo_after_close: Bool
+) -> tuple[dict[str, object], I8]:
+    """Timing of allocation records; ``memo_after_close`` marks orders carrying an override or
+    memo recorded after the close. Also returns each row's severity code."""
+    severity, close, deadline, _ = judge(allocations.allocated_at, allocations.trade_day, market)
+    severity[(severity == LATE) & memo_after_close[allocations.order]] = LATE_WITH_MEMO
+
+    order_ids = np.array(allocations.order_ids, dtype=object)
+    accounts = np.array(allocations.accounts, dtype=object)
+    people = np.array(["(not recorded)", *allocations.people], dtype=object)
+
+    def names(rows: I64) -> tuple[list[str], list[str], list[str]]:
+        return (order_ids[allocations.order[rows]].tolist(),
+                accounts[allocations.account[rows]].tolist(),
+                people[allocations.allocated_by[rows] + 1].tolist())
+
+    listing = _listing("allocation", severity, allocations.allocated_at, close, deadline,
+                       market, names)
+    late = severity >= LATE
+    counts = np.bincount(allocations.allocated_by[late] + 1, minlength=len(allocations.people) + 1)
     labels = ["(not recorded)", *allocations.people]
     by_person = {labels[i]: int(c) for i, c in enumerate(counts) if c}
     listing["late_by_person"] = dict(sorted(by_person.items(), key=lambda kv: (-kv[1], kv[0])))
-    return listing, category
+    return listing, severity
 
 
 def override_timing(
     overrides: Overrides, allocations: Allocations, market: Market
-) -> tuple[dict[str, object], I8]:
-    """Timing summary of override and memo records against their order's day and last fill."""
+) -> tuple[dict[str, object], I8, Bool]:
+    """Timing of override and memo records against their order's trade date.
+
+    Returns the listing, each record's severity, and per order whether it carries a record made
+    after the close (used to grade late allocations)."""
     orders = len(allocations.order_ids)
     day = np.zeros(orders, dtype=np.int32)
-    executed = np.full(orders, MISSING, dtype=np.int64)
     day[allocations.order] = allocations.trade_day
-    executed[allocations.order] = allocations.executed_at
     known = overrides.order >= 0
-    category = np.full(overrides.order.shape, -1, dtype=np.int8)
-    late = np.zeros(overrides.order.shape, dtype=np.int64)
+    severity = np.full(overrides.order.shape, ON_TIME, dtype=np.int8)
+    close = np.zeros(overrides.order.shape, dtype=np.int64)
+    deadline = np.zeros(overrides.order.shape, dtype=np.int64)
     if known.any():
-        cat_known, late_known = categorise(
-            overrides.recorded_at[known],
-            day[overrides.order[known]],
-            executed[overrides.order[known]],
-            market,
-        )
-        category[known] = cat_known
-        late[known] = late_known
+        sev, c, d, _ = judge(overrides.recorded_at[known], day[overrides.order[known]], market)
+        severity[known], close[known], deadline[known] = sev, c, d
+    memo_after_close = np.zeros(orders, dtype=np.bool_)
+    memo_after_close[overrides.order[known & (severity >= AFTER_CLOSE)]] = True
 
-    def name(row: int) -> tuple[str, str, str]:
-        o, a = int(overrides.order[row]), int(overrides.account[row])
-        return (
-            allocations.order_ids[o] if o >= 0 else "(unknown order)",
-            allocations.accounts[a] if a >= 0 else "(unknown account)",
-            overrides.recorded_by[row],
-        )
+    order_ids = np.array([*allocations.order_ids, "(unknown order)"], dtype=object)
+    accounts = np.array([*allocations.accounts, "(unknown account)"], dtype=object)
+    people = np.array(overrides.recorded_by, dtype=object)
 
-    listing = _listing(category, late, "override", name)
+    def names(rows: I64) -> tuple[list[str], list[str], list[str]]:
+        # Code -1 (unknown) indexes the last name, the "(unknown …)" placeholder.
+        return (order_ids[overrides.order[rows]].tolist(),
+                accounts[overrides.account[rows]].tolist(), people[rows].tolist())
+
+    listing = _listing("override", severity, overrides.recorded_at, close, deadline, market, names)
+    listing["late_by_person"] = _by_person(overrides.recorded_by, severity)
     listing["unmatched_records"] = int((~known).sum())
-    return listing, category
+    return listing, severity, memo_after_close
 
 
-def delay_minutes(allocations: Allocations) -> npt.NDArray[np.float64]:
-    """Minutes from last fill to allocation record, for rows that carry a last-fill time."""
-    has = allocations.executed_at != MISSING
-    delays: npt.NDArray[np.float64] = (
-        allocations.allocated_at[has] - allocations.executed_at[has]
-    ) / (60 * _MICROS)
-    return delays
+def minutes_after_close(allocations: Allocations, market: Market) -> npt.NDArray[np.float64]:
+    """Minutes from the trade date's close to each allocation record (negative: before)."""
+    close, _ = _instants(allocations.trade_day, market)
+    minutes: npt.NDArray[np.float64] = (allocations.allocated_at - close) / (60 * _MICROS)
+    return minutes
+
+
+def deadline_minutes_after_close(market: Market) -> float:
+    """Where the deadline plus grace falls, in minutes after the close (on a plain weekday)."""
+    day = dt.date(2025, 1, 15)
+    close = dt.datetime.combine(day, market.close, market.tz)
+    due = dt.datetime.combine(day + dt.timedelta(days=market.deadline.days_after),
+                              market.deadline.time, market.deadline.tz)
+    return (due - close).total_seconds() / 60 + market.grace_minutes
+

@@ -46,15 +46,15 @@ def canonical_json(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def _opt(value: str | None) -> str:
-    return "null" if value is None else str(_quote(value))
-
-
 class Event(NamedTuple):
     """One recorded event as stored: the chained fields plus its own hash.
 
     A tuple in column order, so rows fetched straight from the database driver can be checked
-    without building objects (see ``verify``)."""
+    without building objects (see ``verify``). The last three fields say how the actor was
+    authenticated (see :mod:`fairalloc.ledger.identity`): ``source`` (``os-user``,
+    ``database-role``, ``token``), ``service`` (for a token, the authenticated process that
+    vouches for its subject) and ``on_behalf_of`` (a name the caller gave, never checked).
+    Events recorded before these existed hold None in all three."""
 
     seq: int
     recorded_at: str
@@ -66,6 +66,9 @@ class Event(NamedTuple):
     payload: str
     prev_hash: str
     hash: str
+    source: str | None = None
+    service: str | None = None
+    on_behalf_of: str | None = None
 
     def data(self) -> Any:
         """The payload parsed back into JSON values."""
@@ -81,18 +84,24 @@ def event_canonical(
     key: str | None,
     topic: str | None,
     payload: str,
+    source: str | None = None,
+    service: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> str:
-    """The canonical JSON text of an event (without its hashes); ``payload`` is canonical text."""
+    """The canonical JSON text of an event (without its hashes); ``payload`` is canonical text.
+
+    The authentication fields (``source``, ``service``, ``on_behalf_of``) appear only when set,
+    so an event recorded before they existed keeps its canonical form and its hash."""
+    # One f-string: the hot path of both append and verify.
+    null = "null"
+    behalf = "" if on_behalf_of is None else ',"on_behalf_of":' + _quote(on_behalf_of)
+    vouched = "" if service is None else ',"service":' + _quote(service)
+    how = "" if source is None else ',"source":' + _quote(source)
     return (
-        '{"actor":' + _quote(actor)
-        + ',"key":' + _opt(key)
-        + ',"kind":' + _quote(kind)
-        + ',"order_id":' + _opt(order_id)
-        + ',"payload":' + payload
-        + ',"recorded_at":' + _quote(recorded_at)
-        + ',"seq":' + str(seq)
-        + ',"topic":' + _opt(topic)
-        + "}"
+        f'{{"actor":{_quote(actor)},"key":{null if key is None else _quote(key)},'
+        f'"kind":{_quote(kind)}{behalf},"order_id":{null if order_id is None else _quote(order_id)},'
+        f'"payload":{payload},"recorded_at":{_quote(recorded_at)},"seq":{seq}{vouched}{how},'
+        f'"topic":{null if topic is None else _quote(topic)}}}'
     )
 
 
@@ -103,8 +112,5 @@ def link_hash(prev_hash: str, canonical: str) -> str:
 
 def recompute(event: tuple[Any, ...]) -> str:
     """The hash an event (an :class:`Event` or a raw row in its column order) should carry."""
-    seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, _hash = event
-    return link_hash(
-        prev_hash,
-        event_canonical(seq, recorded_at, actor, kind, order_id, key, topic, payload),
-    )
+    e = event
+    return link_hash(e[8], event_canonical(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], *e[10:13]))

@@ -12,11 +12,19 @@
 * ``orders.csv`` — the timeline of each order: intent recorded, order entered, allocated, under
   which policy version, and whether the allocation was late;
 * ``allocations.jsonl`` and ``events.jsonl`` / ``events.csv`` — the full records;
-* ``head.json`` — the chain head at export time, an anchor for ``ledger verify --anchor``.
+* ``head.json`` — the chain head at export time, an anchor for ``ledger verify --anchor``;
+* ``checkpoint`` — with a signing key, the signed checkpoint of the ledger the export was taken
+  from (:mod:`fairalloc.ledger.checkpoint`), for ``ledger verify --checkpoint``.
 
 Together these are the trade-date record set of confirmations, allocations and their time stamps
 that T+1 settlement rules require advisers to keep. Numbers are written as decimal text, never in
 exponent form; times are ISO 8601 in UTC (``Z``).
+
+The CSV files are opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return as a formula: such a cell (a memo, a name) is written with a
+leading ``'`` so it is shown as text, never run — numbers, negative ones included, are left as
+they are. A name (user, account, order or fill id) holding a control or invisible character is
+written escaped (``\\u200b``), so that what a reader sees is what is recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import csv
 import datetime as dt
 import json
 import os
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,8 +43,10 @@ from typing import Any, TextIO
 
 from fairalloc.errors import Diagnostic, FileAccessError, Location
 from fairalloc.ledger.chain import Event
+from fairalloc.ledger.checkpoint import SigningKey, sign_snapshot
 from fairalloc.ledger.store import Ledger, Session
 from fairalloc.ledger.workflow import OrderRecord, order_record, quantity, quantity_json
+from fairalloc.names import escape
 
 ALLOCATION_COLUMNS = (
     "order_id", "trade_date", "symbol", "side", "account", "quantity", "price", "allocated_at",
@@ -46,6 +58,7 @@ OVERRIDE_COLUMNS = (
 )
 FILL_COLUMNS = (
     "order_id", "fill_id", "quantity", "price", "executed_at", "venue", "recorded_at", "recorded_by",
+    "change", "refers_to",
 )
 ORDER_COLUMNS = (
     "order_id", "trade_date", "symbol", "side", "quantity", "filled", "statement_recorded_at",
@@ -54,7 +67,26 @@ ORDER_COLUMNS = (
 )
 EVENT_COLUMNS = (
     "seq", "recorded_at", "actor", "kind", "order_id", "key", "topic", "payload", "prev_hash", "hash",
+    "source", "service", "on_behalf_of",
 )
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+NAME_COLUMNS = frozenset({
+    "order_id", "account", "fill_id", "venue", "symbol", "actor", "recorded_by", "reviewed_by",
+    "allocated_by", "entered_by", "statement_recorded_by", "refers_to",
+})
+"""Columns holding names: shown escaped when they hold a control or invisible character."""
+
+
+def safe_cell(column: str, text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs as a formula (see the module's documentation)."""
+    if column in NAME_COLUMNS and any(unicodedata.category(c)[0] == "C" for c in text):
+        text = escape(text)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +117,20 @@ def _status(record: OrderRecord, override: Event) -> tuple[str, Event | None]:
 
 
 def _allocation_rows(record: OrderRecord) -> list[dict[str, str]]:
-    if record.allocation is None or record.entered is None or record.statement is None:
+    current = record.current_allocation
+    if current is None or record.entered is None or record.statement is None:
         return []
     order = record.entered.data()["order"]
-    document = record.allocation.data()["document"]
+    document = current.data()["document"]
     accounts = {a["account"]: a for a in record.statement.data()["statement"]["accounts"]}
-    fills = [f.data()["fill"] for f in record.fills if f.seq < record.allocation.seq]
+    fills = record.effective_fills(current.seq)
     executed_at = max((f["executed_at"] for f in fills), default=None)
-    allocated_at, allocated_by = record.allocation.recorded_at, record.allocation.actor
+    allocated_at, allocated_by = current.recorded_at, current.actor
     lines = [(a["account"], a["quantity"], a["average_price"]) for a in document["allocations"]]
     approved = record.approved_override()
     if approved is not None:
         allocated_at, allocated_by = approved.recorded_at, approved.actor
-        lines = [(a["account"], a["quantity"], document["average_price"])
+        lines = [(a["account"], a["quantity"], document.get("average_price"))
                  for a in approved.data()["allocations"]]
     rows: list[dict[str, str]] = []
     for account, qty, price in lines:
@@ -121,8 +154,9 @@ def _order_row(record: OrderRecord) -> dict[str, str]:
     entered = record.entered.data() if record.entered else {}
     order = entered.get("order") or (record.statement.data()["order"] if record.statement else {})
     policy = entered.get("policy", {})
-    allocation = record.allocation.data() if record.allocation else {}
-    filled = sum((quantity(f.data()["fill"]["quantity"]) for f in record.fills), Decimal(0))
+    current = record.current_allocation
+    allocation = current.data() if current else {}
+    filled = sum((quantity(f["quantity"]) for f in record.effective_fills()), Decimal(0))
     latest = record.overrides[-1] if record.overrides else None
     return {
         "order_id": record.order_id, "trade_date": order.get("trade_date", ""),
@@ -134,8 +168,8 @@ def _order_row(record: OrderRecord) -> dict[str, str]:
         "entered_by": record.entered.actor if record.entered else "",
         "policy_id": policy.get("id", ""), "policy_version": _text(policy.get("version")),
         "policy_digest": policy.get("digest", ""),
-        "allocated_at": record.allocation.recorded_at if record.allocation else "",
-        "allocated_by": record.allocation.actor if record.allocation else "",
+        "allocated_at": current.recorded_at if current else "",
+        "allocated_by": current.actor if current else "",
         "deadline": _text(allocation.get("deadline")), "late": _text(allocation.get("late")),
         "override_status": _status(record, latest)[0] if latest else "",
     }
@@ -155,7 +189,7 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]])
     def write(handle: TextIO) -> None:
         writer = csv.DictWriter(handle, fieldnames=[*columns, *extra], restval="")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: safe_cell(k, v) for k, v in row.items()} for row in rows)
 
     _replace(path, write)
     return len(rows)
@@ -173,7 +207,8 @@ def _write_jsonl(path: Path, items: list[Any]) -> int:
 def _event_json(event: Event) -> dict[str, Any]:
     return {"seq": event.seq, "recorded_at": event.recorded_at, "actor": event.actor,
             "kind": event.kind, "order_id": event.order_id, "key": event.key, "topic": event.topic,
-            "payload": event.data(), "prev_hash": event.prev_hash, "hash": event.hash}
+            "payload": event.data(), "prev_hash": event.prev_hash, "hash": event.hash,
+            "source": event.source, "service": event.service, "on_behalf_of": event.on_behalf_of}
 
 
 def _orders(session: Session, trade_date: dt.date | None) -> list[OrderRecord]:
@@ -186,8 +221,10 @@ def _orders(session: Session, trade_date: dt.date | None) -> list[OrderRecord]:
     return [order_record(session, order_id) for order_id in ids]
 
 
-def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> ExportSummary:
-    """Write the record set (of one trade date, or everything) into directory ``out``."""
+def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None,
+           key: SigningKey | None = None) -> ExportSummary:
+    """Write the record set (of one trade date, or everything) into directory ``out``; with
+    ``key``, also the signed checkpoint of the same snapshot of the ledger."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -196,6 +233,7 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
     with ledger.read() as session:
         records = _orders(session, trade_date)
         head = session.head()
+        signed = sign_snapshot(session, key)[1] if key is not None else None
         if trade_date is None:
             events = session.query()
         else:
@@ -208,12 +246,13 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
     for record in records:
         allocations += _allocation_rows(record)
         engine_quantities: dict[str, Decimal] = {}
-        if record.allocation is not None:
-            engine_quantities = {a["account"]: quantity(a["quantity"])
-                                 for a in record.allocation.data()["document"]["allocations"]}
+        replaced = {e.seq: e for e in record.allocations}
         for override in record.overrides:
             status, review = _status(record, override)
             data = override.data()
+            if data["replaces"] in replaced:
+                engine_quantities = {a["account"]: quantity(a["quantity"]) for a in
+                                     replaced[data["replaces"]].data()["document"]["allocations"]}
             for line in data["allocations"]:
                 if quantity(line["quantity"]) == engine_quantities.get(line["account"], Decimal(0)):
                     continue  # only the accounts the override moves are deviations
@@ -226,19 +265,23 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
                     "review_memo": review.data()["memo"] if review else "",
                 })
         for fill_event in record.fills:
-            fill = fill_event.data()["fill"]
+            data = fill_event.data()
+            fill = data.get("fill", {})
             fills.append({
-                "order_id": record.order_id, "fill_id": fill["id"], "quantity": _text(fill["quantity"]),
-                "price": _text(fill["price"]), "executed_at": fill["executed_at"],
-                "venue": fill.get("venue", ""), "recorded_at": fill_event.recorded_at,
-                "recorded_by": fill_event.actor,
+                "order_id": record.order_id, "fill_id": fill.get("id", data.get("id", "")),
+                "quantity": _text(fill.get("quantity")), "price": _text(fill.get("price")),
+                "executed_at": fill.get("executed_at", ""), "venue": fill.get("venue", ""),
+                "recorded_at": fill_event.recorded_at, "recorded_by": fill_event.actor,
+                "change": fill_event.kind.removeprefix("fill."),
+                "refers_to": data.get("corrects", data.get("busts", "")),
             })
-        if record.allocation is not None:
-            stored = record.allocation.data()
-            documents.append({"order_id": record.order_id, "allocated_at": record.allocation.recorded_at,
-                              "allocated_by": record.allocation.actor, "late": stored["late"],
+        for allocation in record.allocations:
+            stored = allocation.data()
+            documents.append({"order_id": record.order_id, "allocated_at": allocation.recorded_at,
+                              "allocated_by": allocation.actor, "late": stored["late"],
                               "deadline": stored["deadline"], "document": stored["document"],
-                              "event": record.allocation.seq})
+                              "event": allocation.seq, "reason": stored.get("reason"),
+                              "replaces": stored.get("replaces")})
     try:
         files = {
             "allocations.csv": _write_csv(out / "allocations.csv", ALLOCATION_COLUMNS, allocations),
@@ -255,6 +298,8 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
         anchor = {"seq": head.seq, "hash": head.hash, "recorded_at": head.recorded_at} if head else None
         _replace(out / "head.json",
                  lambda handle: handle.write(json.dumps({"head": anchor}, indent=2) + "\n"))
+        if signed is not None:
+            _replace(out / "checkpoint", lambda handle: handle.write(signed))
     except OSError as error:
         raise FileAccessError(Diagnostic("export-write", f"cannot write into {out}: {error.strerror}",
                                          Location(file=str(out)))) from error
@@ -262,5 +307,4 @@ def export(ledger: Ledger, out: Path, trade_date: dt.date | None = None) -> Expo
 
 
 def _event_tuple(event: Event) -> tuple[Any, ...]:
-    return (event.seq, event.recorded_at, event.actor, event.kind, event.order_id, event.key,
-            event.topic, event.payload, event.prev_hash, event.hash)
+    return tuple(event)

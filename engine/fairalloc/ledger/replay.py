@@ -1,7 +1,8 @@
 """``replay``: recompute recorded allocations from the ledger alone and compare byte for byte.
 
 For an allocated order, replay rebuilds the trade from the recorded statement, the entered order
-and the fills recorded before the allocation, takes the rotation position the ledger held at that
+and the fills in force before each allocation (the first, and every re-allocation after a
+correction, bust or late fill), takes the rotation position the ledger held at that
 point and the governing policy version from its recorded source (checking its digest), runs the
 engine again and compares the canonical JSON of the result with what was recorded. Allocation is
 a pure function of those inputs, so anything but identical bytes means the inputs, the policy or
@@ -17,7 +18,7 @@ from typing import Any
 from fairalloc.errors import Diagnostic, LedgerError
 from fairalloc.ledger.chain import canonical_json
 from fairalloc.ledger.store import Ledger
-from fairalloc.ledger.workflow import compute_allocation, order_record
+from fairalloc.ledger.workflow import compute_allocation, order_record, reallocation_inputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +32,12 @@ class Difference:
 
 @dataclass(slots=True)
 class ReplayResult:
+    """One order's replay: every allocation recomputed (``allocations``, their event numbers)
+    and where any differs (pointers start with ``/allocations/N``, N the event number)."""
+
     order_id: str
     differences: list[Difference] = field(default_factory=list)
+    allocations: list[int] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
@@ -65,20 +70,28 @@ def diff(recorded: Any, recomputed: Any, pointer: str = "") -> list[Difference]:
 
 
 def replay_order(ledger: Ledger, order_id: str) -> ReplayResult:
-    """Recompute one recorded allocation and compare it with the record."""
+    """Recompute every recorded allocation of one order and compare each with the record."""
+    result = ReplayResult(order_id)
     with ledger.read() as session:
         record = order_record(session, order_id)
         if record.allocation is None:
             raise LedgerError(Diagnostic("replay-no-allocation",
                                          f"the ledger holds no allocation of order {order_id!r}"))
-        document, before, after, _policy = compute_allocation(session, record, record.allocation.seq)
-    stored = record.allocation.data()
-    recorded = {"document": stored["document"], "rotation_before": stored["rotation_before"],
-                "rotation_after": stored["rotation_after"]}
-    recomputed = {"document": document, "rotation_before": before, "rotation_after": after}
-    result = ReplayResult(order_id)
-    if canonical_json(recorded) != canonical_json(recomputed):
-        result.differences = diff(recorded, recomputed) or [Difference("/", recorded, recomputed)]
+        for event in record.allocations:
+            if event is record.allocation:
+                computed = compute_allocation(session, record, event.seq)
+                document, before, after = computed.document, computed.rotation_before, computed.rotation_after
+            else:
+                document, before, after = reallocation_inputs(session, record, event.seq)
+            stored = event.data()
+            recorded = {"document": stored["document"], "rotation_before": stored["rotation_before"],
+                        "rotation_after": stored["rotation_after"]}
+            recomputed = {"document": document, "rotation_before": before, "rotation_after": after}
+            result.allocations.append(event.seq)
+            if canonical_json(recorded) != canonical_json(recomputed):
+                base = "" if len(record.allocations) == 1 else f"/allocations/{event.seq}"
+                found = diff(recorded, recomputed, base) or [Difference(base or "/", recorded, recomputed)]
+                result.differences += found
     return result
 
 

@@ -12,7 +12,15 @@ Constraints the database enforces on its own, whatever client writes:
   extend the same head, so the chain cannot fork even if the application lock were bypassed;
 * ``key`` is unique where set: one statement, one order entry and one allocation per order, one
   fill per fill id, one publication per policy id and version, one review per override;
-* triggers refuse UPDATE, DELETE (and TRUNCATE on PostgreSQL): history is append-only.
+* triggers refuse UPDATE, DELETE (and TRUNCATE on PostgreSQL): history is append-only;
+* on SQLite a trigger refuses an INSERT that does not extend the head or repeats a key, which
+  closes ``INSERT OR REPLACE`` (SQLite's REPLACE deletes the conflicting row without firing
+  DELETE triggers): no row can be replaced, only a new one appended;
+* on PostgreSQL a trigger refuses an INSERT whose actor (or, for a token subject, whose vouching
+  service) is not the connected database role, ``session_user``: no one records as someone else.
+
+The trigger texts live here, not only in the migrations, because ``ledger verify`` compares what
+the database holds with them: a dropped, disabled or replaced trigger is a finding.
 """
 
 from __future__ import annotations
@@ -35,10 +43,68 @@ events = Table(
     Column("payload", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("source", String(32), nullable=True),
+    Column("service", String(200), nullable=True),
+    Column("on_behalf_of", String(200), nullable=True),
     Index("ix_events_order_id", "order_id"),
     Index("ix_events_kind", "kind"),
     Index("ix_events_topic_seq", "topic", "seq"),
 )
 
-SCHEMA_REVISION = "0001"
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    # The hash of the perfect subtree of 2**level events from event idx * 2**level + 1: a cache
+    # for Merkle proofs (``fairalloc.ledger.tree``), never trusted, only inserted into.
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+SCHEMA_REVISION = "0003"
 """The Alembic head revision this code expects; opening a ledger migrates it up to here."""
+
+SQLITE_TRIGGERS: dict[str, str] = {
+    "events_no_update": """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+       BEGIN SELECT RAISE(ABORT, 'fairalloc ledger is append-only: UPDATE refused'); END""",
+    "events_no_delete": """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+       BEGIN SELECT RAISE(ABORT, 'fairalloc ledger is append-only: DELETE refused'); END""",
+    "events_append_at_head": """CREATE TRIGGER events_append_at_head BEFORE INSERT ON events
+       WHEN NEW.seq IS NOT coalesce((SELECT max(seq) FROM events), 0) + 1
+         OR (NEW.key IS NOT NULL AND EXISTS (SELECT 1 FROM events WHERE key = NEW.key))
+       BEGIN SELECT RAISE(ABORT,
+         'fairalloc ledger is append-only: an INSERT must extend the head with a new key'); END""",
+}
+"""Every trigger of the SQLite events table, by name, exactly as created (``sqlite_master.sql``)."""
+
+POSTGRES_FUNCTIONS: dict[str, str] = {
+    "fairalloc_append_only": """
+       BEGIN
+         RAISE EXCEPTION 'fairalloc ledger is append-only: % refused', TG_OP
+           USING ERRCODE = 'insufficient_privilege';
+       END """,
+    "fairalloc_actor_is_session_user": """
+       BEGIN
+         IF NEW.source = 'token' THEN
+           IF NEW.service IS DISTINCT FROM session_user THEN
+             RAISE EXCEPTION 'fairalloc ledger: a token event must be vouched for by the connected role %',
+               session_user USING ERRCODE = 'insufficient_privilege';
+           END IF;
+         ELSIF NEW.actor IS DISTINCT FROM session_user OR NEW.service IS NOT NULL THEN
+           RAISE EXCEPTION 'fairalloc ledger: an event''s actor must be the connected role %',
+             session_user USING ERRCODE = 'insufficient_privilege';
+         END IF;
+         RETURN NEW;
+       END """,
+}
+"""The bodies (``pg_proc.prosrc``) of the PostgreSQL trigger functions, exactly as created."""
+
+POSTGRES_TRIGGERS: dict[str, tuple[str, str]] = {
+    "events_no_update_delete": (
+        "BEFORE DELETE OR UPDATE ON events FOR EACH ROW", "fairalloc_append_only"),
+    "events_no_truncate": ("BEFORE TRUNCATE ON events FOR EACH STATEMENT", "fairalloc_append_only"),
+    "events_actor_is_session_user": (
+        "BEFORE INSERT ON events FOR EACH ROW", "fairalloc_actor_is_session_user"),
+}
+"""Every trigger of the PostgreSQL events table: when it fires (as ``pg_get_triggerdef`` writes
+it) and the function it runs."""

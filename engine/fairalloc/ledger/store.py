@@ -7,12 +7,23 @@ transaction that first takes the ledger's write lock (SQLite ``BEGIN IMMEDIATE``
 transaction-scoped advisory lock), then reads the chain head and the database server's clock.
 Everything a workflow step checks and everything it appends happens inside that one transaction:
 either all of its events are committed, linked to the head it read, or none is.
+
+Who writes is established here, not by the caller (see :mod:`fairalloc.ledger.identity`): on
+SQLite the operating-system user of this process, on PostgreSQL the connected role, which the
+INSERT itself records as ``session_user``. An event whose actor is not that identity (or, for a
+token subject, whose vouching service is not) is refused before anything is written. On
+PostgreSQL the engine also refuses to write as the owner of the events table or as a superuser —
+either could drop the triggers that keep history append-only — unless the ledger was opened with
+``test_database=True``, which says it is a throwaway test database.
+
+No writer waits forever: a write that cannot get the lock within ``lock_timeout`` seconds (SQLite
+busy timeout; PostgreSQL ``lock_timeout``), or whose statement runs longer than
+``statement_timeout`` (PostgreSQL), fails with ``ledger-busy`` and writes nothing.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,15 +37,22 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from fairalloc.errors import Diagnostic, LedgerError, Location
+from fairalloc.errors import Diagnostic, LedgerError, Location, RefusedError
 from fairalloc.ledger.chain import GENESIS, Event, canonical_json, event_canonical, link_hash
+from fairalloc.ledger.identity import Actor, Source, os_user
 from fairalloc.ledger.schema import SCHEMA_REVISION, events
+from fairalloc.names import NameProblem, normalise
 
 DEFAULT_URL = "sqlite:///fairalloc-ledger.db"
 """Where the ledger lives when neither ``--ledger`` nor ``FAIRALLOC_LEDGER`` says otherwise."""
 
+DEFAULT_LOCK_TIMEOUT = 10.0
+"""Seconds a writer waits for the ledger's lock before it fails with ``ledger-busy``."""
+
+DEFAULT_STATEMENT_TIMEOUT = 60.0
+"""Seconds one PostgreSQL statement of a write may run before it is cancelled (``ledger-busy``)."""
+
 _LOCK_KEY = 0x46414952  # "FAIR": the PostgreSQL advisory lock that serialises ledger writers
-_HANG_ENV = "FAIRALLOC_TEST_HANG_AFTER_INSERT"
 
 
 def resolve_url(text_url: str | None) -> str:
@@ -62,10 +80,11 @@ def _unreachable(url: str, error: Exception) -> LedgerError:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append. ``key`` makes it unique (e.g. one entry per order); ``topic`` groups."""
+    """An event to append. ``key`` makes it unique (e.g. one entry per order); ``topic`` groups.
+    ``actor`` must be the identity the store authenticated (see :meth:`Session.check_actor`)."""
 
     kind: str
-    actor: str
+    actor: Actor
     payload: Any
     order_id: str | None = None
     key: str | None = None
@@ -83,24 +102,73 @@ _COLUMNS = (
     events.c.payload,
     events.c.prev_hash,
     events.c.hash,
+    events.c.source,
+    events.c.service,
+    events.c.on_behalf_of,
 )
 
 
-_NAMES = "seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, hash"
-_INSERT_QMARK = f"INSERT INTO events ({_NAMES}) VALUES ({', '.join('?' * 10)})"
-_INSERT_PYFORMAT = f"INSERT INTO events ({_NAMES}) VALUES ({', '.join(['%s'] * 10)})"
+_NAMES = ("seq, recorded_at, actor, kind, order_id, key, topic, payload, prev_hash, hash, "
+          "source, service, on_behalf_of")
+_INSERT_SQLITE = f"INSERT INTO events ({_NAMES}) VALUES ({', '.join('?' * 13)})"
+# PostgreSQL: the database records the authenticated role itself, in the INSERT: the actor's
+# column (or, for a token subject, the vouching service's) is session_user, never a parameter.
+_PG_VALUES = ["%s"] * 13
+_INSERT_PG_ROLE = (f"INSERT INTO events ({_NAMES}) VALUES "
+                   f"({', '.join(_PG_VALUES[:2] + ['session_user'] + _PG_VALUES[3:])})")
+_INSERT_PG_TOKEN = (f"INSERT INTO events ({_NAMES}) VALUES "
+                    f"({', '.join(_PG_VALUES[:11] + ['session_user'] + _PG_VALUES[12:])})")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this connection is, as the database (or the operating system) establishes it.
+
+    ``name`` is normalised; ``privileged`` says the PostgreSQL role owns the events table or is
+    a superuser (always False on SQLite, where file permissions are the only privilege)."""
+
+    name: str
+    source: Source
+    privileged: bool
 
 
 def _event(row: Sequence[Any]) -> Event:
     return Event(int(row[0]), *row[1:])
 
 
+def identity_of(conn: Connection) -> Identity:
+    """The authenticated identity of ``conn``: the OS user (SQLite) or the connected role."""
+    if conn.dialect.name != "postgresql":
+        return Identity(os_user(), "os-user", False)
+    row = conn.exec_driver_sql(
+        "SELECT session_user::text, (SELECT rolsuper FROM pg_roles WHERE rolname = session_user), "
+        "pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = 'events'::regclass), "
+        "'MEMBER')"
+    ).one()
+    role = str(row[0])
+    try:
+        name = normalise(role)
+    except NameProblem as problem:
+        raise RefusedError(Diagnostic("actor-role-name", f"the database role {role!r} is not a "
+                                      f"usable name: {problem}")) from problem
+    if name != role:
+        raise RefusedError(Diagnostic(
+            "actor-role-name",
+            f"the database role {role!r} is not in normal form ({name!r}): the ledger compares "
+            "names after normalising them, so a role must be named in that form",
+            hint="create roles with lower-case names (CREATE ROLE \"tom.kim\" LOGIN)"))
+    return Identity(name, "database-role", bool(row[1]) or bool(row[2]))
+
+
 class Session:
     """One transaction on the ledger: queries, and (in a write session) appends."""
 
-    def __init__(self, conn: Connection, *, writable: bool) -> None:
+    def __init__(self, conn: Connection, *, writable: bool, identity: Identity | None = None,
+                 test_database: bool = False) -> None:
         self.conn = conn
         self.writable = writable
+        self.identity = identity
+        self.test_database = test_database
         self._head: Event | None = None
         self._now: str | None = None
         if writable:
@@ -128,8 +196,9 @@ class Session:
             return self._head.recorded_at
         return now
 
-    def stream_rows(self, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
-        """The whole chain in order as the driver's raw rows, in :class:`Event` column order.
+    def stream_batches(self, batch: int = 20_000) -> Iterator[Sequence[Any]]:
+        """The whole chain in order as lists of the driver's raw rows, in :class:`Event` column
+        order.
 
         Verification's hot path: rows come in batches from a server-side cursor (PostgreSQL) or
         SQLite's lazy cursor, so memory stays flat, and no row objects are built."""
@@ -140,9 +209,14 @@ class Session:
         try:
             cursor.execute(f"SELECT {_NAMES} FROM events ORDER BY seq")
             while rows := cursor.fetchmany(batch):
-                yield from rows
+                yield rows
         finally:
             cursor.close()
+
+    def stream_rows(self, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
+        """The whole chain in order, row by row (see :meth:`stream_batches`)."""
+        for rows in self.stream_batches(batch):
+            yield from rows
 
     def head(self) -> Event | None:
         """The last event of the chain, or None for an empty ledger."""
@@ -180,6 +254,32 @@ class Session:
         row = self.conn.execute(stmt.limit(1)).first()
         return None if row is None else _event(row)
 
+    def check_actor(self, actor: Actor) -> None:
+        """Refuse an actor this connection did not authenticate (``actor-not-authenticated``).
+
+        A person or process acts as itself: its name is the session's identity and its source is
+        how this backend authenticates (``os-user`` on SQLite, ``database-role`` on PostgreSQL).
+        A token subject acts through a service, and that service must be the session's identity;
+        whether the service may vouch for subjects is a role (``service``), checked by the
+        workflow and by ``verify``."""
+        identity = self.identity
+        assert identity is not None  # every write session has one
+        if actor.source == "token":
+            if actor.service != identity.name:
+                raise RefusedError(Diagnostic(
+                    "actor-not-authenticated",
+                    f"a token subject ({actor.name}) is vouched for by service "
+                    f"{actor.service or '(none)'}, but this connection is {identity.name}",
+                    hint="the service records token subjects under its own identity"))
+            return
+        if actor.source != identity.source or actor.name != identity.name or actor.service is not None:
+            raise RefusedError(Diagnostic(
+                "actor-not-authenticated",
+                f"{actor.name} ({actor.source}) is not who this connection is: "
+                f"{identity.name} ({identity.source})",
+                hint="the ledger records the authenticated identity; --user only names on whose "
+                     "behalf it acts"))
+
     def append(self, *new: NewEvent) -> list[Event]:
         """Chain ``new`` onto the head, recorded at :attr:`now`, in this transaction."""
         if not self.writable:
@@ -188,37 +288,30 @@ class Session:
         prev = self._head.hash if self._head is not None else GENESIS
         seq = self._head.seq if self._head is not None else 0
         now = self.now
+        checked: Actor | None = None  # a batch usually has one actor: check it once
         for item in new:
+            actor = item.actor
+            if actor is not checked:
+                self.check_actor(actor)
+                checked = actor
             seq += 1
             payload = canonical_json(item.payload)
             digest = link_hash(
                 prev,
                 event_canonical(
-                    seq, now, item.actor, item.kind, item.order_id, item.key, item.topic, payload
+                    seq, now, actor.name, item.kind, item.order_id, item.key, item.topic, payload,
+                    actor.source, actor.service, actor.on_behalf_of,
                 ),
             )
             made.append(
-                Event(seq, now, item.actor, item.kind, item.order_id, item.key, item.topic,
-                      payload, prev, digest)
+                Event(seq, now, actor.name, item.kind, item.order_id, item.key, item.topic,
+                      payload, prev, digest, actor.source, actor.service, actor.on_behalf_of)
             )
             prev = digest
         if not made:
             return []
-        # Events are tuples in column order and go straight to the driver's executemany:
-        # batches are the ledger's hot path.
-        rows: list[Event] = made
-        sql = _INSERT_PYFORMAT if self.conn.dialect.paramstyle == "pyformat" else _INSERT_QMARK
-        hang = os.environ.get(_HANG_ENV)
         try:
-            if hang:
-                # Test-only: stop inside the transaction after the first insert so a test can kill
-                # the process there and check that nothing of the step was committed.
-                self.conn.exec_driver_sql(sql, rows[:1])
-                Path(hang).write_text(str(os.getpid()))
-                time.sleep(600)
-                rows = rows[1:]
-            if rows:
-                self.conn.exec_driver_sql(sql, rows)
+            self._insert(made)
         except IntegrityError as error:
             keys = ", ".join(e.key for e in made if e.key)
             raise LedgerError(
@@ -232,17 +325,46 @@ class Session:
         self._head = made[-1]
         return made
 
+    def _insert(self, made: list[Event]) -> None:
+        """Hand the rows to the driver's executemany (batches are the ledger's hot path)."""
+        if self.conn.dialect.name != "postgresql":
+            self.conn.exec_driver_sql(_INSERT_SQLITE, made)
+            return
+        # The column PostgreSQL fills with session_user is left out of the parameters; runs of
+        # events with the same kind of actor go in one executemany each.
+        start = 0
+        while start < len(made):
+            token = made[start].source == "token"
+            end = start
+            while end < len(made) and (made[end].source == "token") == token:
+                end += 1
+            skip = 11 if token else 2
+            rows = [row[:skip] + row[skip + 1:] for row in made[start:end]]
+            self.conn.exec_driver_sql(_INSERT_PG_TOKEN if token else _INSERT_PG_ROLE, rows)
+            start = end
+
 
 class Ledger:
     """A handle on one ledger database. Cheap to keep open; each call opens a short transaction."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True,
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+                 test_database: bool = False) -> None:
         """Open (and migrate) the ledger at ``url``. With ``create=False`` a ledger that does not
         exist yet is an error rather than a new empty one: a mistyped path must not look like an
-        intact ledger with no events. The CLI creates ledgers only in ``ledger init``."""
+        intact ledger with no events. The CLI creates ledgers only in ``ledger init``.
+
+        ``lock_timeout`` and ``statement_timeout`` (seconds) bound how long a write may wait for
+        the lock and run. ``test_database=True`` declares a throwaway test database, on which
+        writing as the table's owner or a superuser is allowed; never set it on a real ledger."""
         self.url = resolve_url(url)
-        self.engine: Engine = _make_engine(self.url, create=create)
+        self.lock_timeout = lock_timeout
+        self.statement_timeout = statement_timeout
+        self.test_database = test_database
+        self.engine: Engine = _make_engine(self.url, create=create, lock_timeout=lock_timeout)
         self.backend = self.engine.dialect.name
+        self._identity: Identity | None = None
         self.migrate(create=create)
 
     def close(self) -> None:
@@ -265,6 +387,9 @@ class Ledger:
                 conn = conn.execution_options(ledger_write=True)
             with conn.begin():
                 if writable and self.backend == "postgresql":
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}")
+                    conn.exec_driver_sql(
+                        f"SET LOCAL statement_timeout = {int(self.statement_timeout * 1000)}")
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
                 yield conn
         except LedgerError:
@@ -277,19 +402,49 @@ class Ledger:
             conn.close()
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A write transaction holding the ledger lock: commit on success, roll back on error."""
+    def write(self, *, bootstrap: bool = False) -> Iterator[Session]:
+        """A write transaction holding the ledger lock: commit on success, roll back on error.
+
+        Refused as the owner or a superuser (``ledger-privileged-writer``) unless this is a test
+        database or the write is the ledger's bootstrap at ``init`` (run by the schema's owner)."""
         with self._transaction(writable=True) as conn:
-            yield Session(conn, writable=True)
+            identity = self._identity or identity_of(conn)
+            self._identity = identity
+            if identity.privileged and not (bootstrap or self.test_database):
+                raise RefusedError(Diagnostic(
+                    "ledger-privileged-writer",
+                    f"the database role {identity.name} owns the events table or is a superuser: "
+                    "the engine does not write as a role that could drop the append-only triggers",
+                    hint="connect as a writer role (fairalloc ledger roles --writer NAME, run by "
+                         "the owner)"))
+            yield Session(conn, writable=True, identity=identity, test_database=self.test_database)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction: a consistent snapshot of the ledger."""
         with self._transaction(writable=False) as conn:
-            yield Session(conn, writable=False)
+            yield Session(conn, writable=False, test_database=self.test_database)
+
+    def identity(self) -> Identity:
+        """Who this ledger handle writes as (the OS user, or the connected database role)."""
+        if self._identity is None:
+            with self._transaction(writable=False) as conn:
+                self._identity = identity_of(conn)
+        return self._identity
+
+    def actor(self, on_behalf_of: str | None = None) -> Actor:
+        """The authenticated actor of this handle, optionally naming (unverified) on whose behalf."""
+        identity = self.identity()
+        return Actor.of(identity.name, identity.source, on_behalf_of=on_behalf_of)
 
     def migrate(self, *, create: bool = True) -> None:
-        """Bring the schema to :data:`SCHEMA_REVISION`, under the write lock (idempotent)."""
+        """Bring the schema to :data:`SCHEMA_REVISION`, under the write lock (idempotent).
+
+        A ledger already at that revision is recognised without the lock, so opening one never
+        waits for a writer."""
+        with self._transaction(writable=False) as conn:
+            if MigrationContext.configure(conn).get_current_revision() == SCHEMA_REVISION:
+                return
         with self._transaction(writable=True) as conn:
             current = MigrationContext.configure(conn).get_current_revision()
             if current == SCHEMA_REVISION:
@@ -315,11 +470,21 @@ def _not_initialised(url: str) -> LedgerError:
 
 def _refused(error: DBAPIError) -> LedgerError:
     message = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-    code = "ledger-append-only" if "append-only" in message else "ledger-database-error"
+    state = getattr(error.orig, "sqlstate", None)
+    if state in ("55P03", "57014") or "database is locked" in message:
+        return LedgerError(Diagnostic(
+            "ledger-busy", f"the ledger is busy: another session holds its lock ({message})",
+            hint="nothing was written; retry, or find the session holding the ledger's lock"))
+    if "append-only" in message:
+        code = "ledger-append-only"
+    elif "connected role" in message:
+        code = "ledger-actor-not-session-user"
+    else:
+        code = "ledger-database-error"
     return LedgerError(Diagnostic(code, f"the ledger database refused the operation: {message}"))
 
 
-def _make_engine(url: str, *, create: bool) -> Engine:
+def _make_engine(url: str, *, create: bool, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and explicit BEGIN IMMEDIATE."""
     try:
         parsed = make_url(url)
@@ -332,7 +497,7 @@ def _make_engine(url: str, *, create: bool) -> Engine:
             if not create and not Path(parsed.database).exists():
                 raise _not_initialised(url)
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": lock_timeout})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -340,7 +505,9 @@ def _make_engine(url: str, *, create: bool) -> Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+            # REPLACE then fires DELETE triggers too (the INSERT trigger refuses it first).
+            cursor.execute("PRAGMA recursive_triggers=ON")
             cursor.close()
 
         @event.listens_for(engine, "begin")

@@ -1,19 +1,34 @@
 """The recorded workflow: each step checks what the ledger already holds, then appends events.
 
 The sequence the source's operational playbook asks for, each step one transaction under the
-ledger's write lock, its time the database server's clock and its actor named explicitly:
+ledger's write lock, its time the database server's clock and its actor the authenticated
+:class:`~fairalloc.ledger.identity.Actor` (never a name the caller typed):
 
 1. ``record_statement`` — the pre-trade allocation statement (intent), before any order;
 2. ``enter_order`` — the hard stop: refused unless a statement for this order was recorded
    first, covering every account and the order's full quantity; fixes the governing policy
    version (the one in effect at entry) in the order's record;
-3. ``record_fills`` — idempotent by fill id: a replayed fill is recognised, never counted twice;
+3. ``record_fills``, ``correct_fill``, ``bust_fill`` — executions, idempotent by fill id;
+   corrections and busts refer to the original fill, which stays in the record;
 4. ``allocate_order`` — the engine's allocation under the governing policy version, reading and
    advancing the rotation position inside the same transaction; late allocations are flagged and
-   raise an alert;
+   raise an alert. A correction, bust or fill arriving after the allocation re-allocates the
+   order (``order.reallocated``, with its reason) and alerts the CCO; the earlier allocation stays;
 5. ``request_override`` — a manual deviation: only with a reason code the policy allows and a
    written memo; pending review, with an alert for the CCO;
 6. ``review_override`` — a CCO approves or rejects; never the user who asked.
+
+**Intent first, by the ledger's clock.** The ledger records when it received the statement.
+An order whose claimed entry time, or a fill whose execution time, is earlier than that (less the
+policy's ``intent.clock_skew_seconds``, default :data:`DEFAULT_CLOCK_SKEW_SECONDS`) is refused
+(``intent-after-entry``, ``intent-after-execution``); so is an execution time later than the
+ledger's clock by more than the same tolerance (``execution-in-future``). A firm that must
+record a statement late does so explicitly: with a reason code from
+:data:`LATE_STATEMENT_REASONS` and a memo, which the statement carries and which raises an alert
+for the CCO.
+
+**Retries.** Repeating any step with identical content answers as the first time did (the same
+event); the same step with different content is refused.
 
 Refusals by a control are :class:`~fairalloc.errors.RefusedError` (exit 5); conflicts with what the
 ledger holds are :class:`~fairalloc.errors.LedgerError` (exit 6). A refused step writes nothing.
@@ -22,6 +37,7 @@ ledger holds are :class:`~fairalloc.errors.LedgerError` (exit 6). A refused step
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,14 +46,18 @@ from fairalloc import RotationState, allocate, load_trade, policy_from_text
 from fairalloc.context import applies, build_context
 from fairalloc.errors import Diagnostic, FairallocError, LedgerError, Location, RefusedError
 from fairalloc.ledger.chain import Event
+from fairalloc.ledger.identity import Actor
 from fairalloc.ledger.store import Ledger, NewEvent, Session
+from fairalloc.names import NameProblem, escape, normalise
 from fairalloc.plan import Policy
 from fairalloc.trade import Trade
 
-ROLES = ("trader", "pm", "cco", "admin")
-"""Roles a user can hold. Who may do what is in ``_MAY``; docs/ledger.md has the table."""
+ROLES = ("trader", "pm", "cco", "admin", "service")
+"""Roles a user can hold. Who may do what is in :data:`MAY`; docs/ledger.md has the table.
+``service`` lets an authenticated process (the HTTP service) record events for the token
+subjects it authenticated; the subject still needs the step's own role."""
 
-_MAY: dict[str, frozenset[str]] = {
+MAY: dict[str, frozenset[str]] = {
     "grant": frozenset({"admin"}),
     "publish": frozenset({"cco", "admin"}),
     "statement": frozenset({"pm", "trader"}),
@@ -48,6 +68,38 @@ _MAY: dict[str, frozenset[str]] = {
     "review": frozenset({"cco"}),
     "seed-rotation": frozenset({"cco", "admin"}),
 }
+
+KIND_ACTION: dict[str, str | None] = {
+    "user.role_granted": "grant",
+    "user.role_revoked": "grant",
+    "policy.published": "publish",
+    "rotation.seeded": "seed-rotation",
+    "statement.recorded": "statement",
+    "order.entered": "enter",
+    "fill.recorded": "fill",
+    "fill.corrected": "fill",
+    "fill.busted": "fill",
+    "order.allocated": "allocate",
+    "order.reallocated": "fill",
+    "override.requested": "override",
+    "override.reviewed": "review",
+    "fix.instruction_sent": "allocate",  # fairalloc.fix.record: the 35=J sent for an allocation
+    "fix.ack_received": "allocate",  # and the broker's 35=P / 35=AS answer to it
+    "alert.raised": None,
+}
+"""The step (a key of :data:`MAY`) each event kind records; None: raised by the step before it
+in the same transaction. ``verify`` re-derives every event's authority from this table."""
+
+DEFAULT_CLOCK_SKEW_SECONDS = 5
+"""Tolerance between the OMS's clock and the ledger's when a policy sets none."""
+
+LATE_STATEMENT_REASONS: dict[str, str] = {
+    "SYSTEM-OUTAGE": "the ledger or the order system was unavailable when the order was placed",
+    "MANUAL-TICKET": "a manual (telephone or paper) order, its statement written before the "
+                     "order but recorded afterwards",
+    "ERROR-CORRECTION": "the statement was recorded against a wrong order id and is re-recorded",
+}
+"""Reason codes a late pre-trade statement may cite; each raises an alert for the CCO."""
 
 
 def _refused(code: str, message: str, hint: str | None = None, pointer: str | None = None) -> RefusedError:
@@ -73,6 +125,18 @@ def quantity_json(value: Decimal) -> int | str:
     return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
 
 
+def _name(text: str, code: str = "bad-user", *, fold_case: bool = True) -> str:
+    """``text`` normalised as a name, or a refusal saying why it is not one."""
+    try:
+        return normalise(text, fold_case=fold_case)
+    except NameProblem as problem:
+        raise _refused(code, f"{problem}") from problem
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 # --- users and roles -------------------------------------------------------------------------
 
 
@@ -88,34 +152,72 @@ def roles_of(session: Session, user: str) -> set[str]:
     return held
 
 
-def _require(session: Session, user: str, action: str) -> None:
-    allowed = _MAY[action]
-    if not roles_of(session, user) & allowed:
+def _require(session: Session, actor: Actor, action: str) -> None:
+    """Refuse unless ``actor`` is who this session authenticated and holds a role for ``action``."""
+    session.check_actor(actor)
+    allowed = MAY[action]
+    if actor.source == "token" and "service" not in roles_of(session, actor.service or ""):
+        raise _refused(
+            "service-not-authorised",
+            f"{actor.service} may not record events for token subjects: it needs the service role",
+            hint=f"an admin grants it with: fairalloc ledger user grant {actor.service} service")
+    if not roles_of(session, actor.name) & allowed:
         raise _refused(
             "role-required",
-            f"user {user!r} may not {action}: it needs one of the roles {', '.join(sorted(allowed))}",
-            hint=f"an admin grants a role with: fairalloc ledger user grant {user} ROLE --user ADMIN",
+            f"user {escape(actor.name)} may not {action}: it needs one of the roles "
+            f"{', '.join(sorted(allowed))}",
+            hint=f"an admin grants a role with: fairalloc ledger user grant {actor.name} ROLE",
         )
 
 
-def _any_admin(session: Session) -> bool:
+def _holders(session: Session, role: str) -> set[str]:
     users = {e.data()["user"] for e in session.query(kinds=["user.role_granted"])}
-    return any("admin" in roles_of(session, user) for user in users)
+    return {user for user in users if role in roles_of(session, user)}
 
 
-def set_role(ledger: Ledger, actor: str, user: str, role: str, *, grant: bool) -> Event:
-    """Grant or revoke a role. The first admin of an empty ledger may grant itself (bootstrap)."""
+def initialise(ledger: Ledger, actor: Actor, admin: str) -> Event:
+    """Name the ledger's first admin: the bootstrap, possible only as a new ledger's first event.
+
+    Run by whoever creates the ledger (on PostgreSQL the schema's owner, the only write that role
+    may make). Repeating it for the same admin answers with the same event; any other bootstrap
+    of a ledger that already has events is refused (``ledger-already-initialised``)."""
+    user = _name(admin)
+    with ledger.write(bootstrap=True) as session:
+        first = session.query(before_seq=2)
+        if first:
+            data = first[0].data() if first[0].kind == "user.role_granted" else {}
+            if data.get("user") == user and data.get("role") == "admin":
+                return first[0]
+            raise _conflict("ledger-already-initialised",
+                            "this ledger already has its first admin; admins grant roles",
+                            hint="fairalloc ledger user grant NAME admin (as an admin)")
+        (event,) = session.append(
+            NewEvent("user.role_granted", actor, {"user": user, "role": "admin", "bootstrap": True},
+                     topic=f"user:{user}"))
+        return event
+
+
+def set_role(ledger: Ledger, actor: Actor, user: str, role: str, *, grant: bool) -> Event:
+    """Grant or revoke a role (admins only). Granting a role already held, or revoking one
+    already revoked, answers with the event that did it; the last admin cannot be removed."""
     if role not in ROLES:
         raise _refused("unknown-role", f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    name = _name(user)
     with ledger.write() as session:
-        bootstrap = grant and role == "admin" and user == actor and not _any_admin(session)
-        if not bootstrap:
-            _require(session, actor, "grant")
-        if grant and not user.strip():
-            raise _refused("bad-user", "a user name cannot be empty")
+        _require(session, actor, "grant")
+        history = [e for e in session.query(topic=f"user:{name}") if e.data()["role"] == role]
+        last = history[-1] if history else None
         kind = "user.role_granted" if grant else "user.role_revoked"
+        if last is not None and last.kind == kind:
+            return last
+        if not grant:
+            if last is None:
+                raise _refused("role-not-held", f"{escape(name)} does not hold the {role} role")
+            if role == "admin" and _holders(session, "admin") == {name}:
+                raise _refused("last-admin", f"{escape(name)} is the ledger's last admin and "
+                               "cannot lose the role", hint="grant admin to someone else first")
         (event,) = session.append(
-            NewEvent(kind, actor, {"user": user, "role": role}, topic=f"user:{user}")
+            NewEvent(kind, actor, {"user": name, "role": role}, topic=f"user:{name}")
         )
         return event
 
@@ -156,7 +258,7 @@ class PolicyRecord:
         return {"id": self.id, "version": self.version, "digest": self.digest}
 
 
-def publish_policy(ledger: Ledger, actor: str, policy: Policy) -> tuple[PolicyRecord, bool]:
+def publish_policy(ledger: Ledger, actor: Actor, policy: Policy) -> tuple[PolicyRecord, bool]:
     """Publish a loaded policy. Returns the record and whether it is new.
 
     Publishing identical content again is a no-op; different content under an id and version
@@ -265,6 +367,8 @@ def load_recorded_policy(record: PolicyRecord) -> Policy:
 
 # --- orders ----------------------------------------------------------------------------------
 
+_FILL_KINDS = ("fill.recorded", "fill.corrected", "fill.busted")
+
 
 @dataclass(slots=True)
 class OrderRecord:
@@ -273,11 +377,22 @@ class OrderRecord:
     order_id: str
     statement: Event | None = None
     entered: Event | None = None
-    fills: list[Event] = field(default_factory=list)
-    allocation: Event | None = None
+    fills: list[Event] = field(default_factory=list)  # recorded, corrected and busted, in order
+    allocation: Event | None = None  # the first allocation
+    reallocations: list[Event] = field(default_factory=list)
     overrides: list[Event] = field(default_factory=list)
     reviews: list[Event] = field(default_factory=list)
     alerts: list[Event] = field(default_factory=list)
+
+    @property
+    def allocations(self) -> list[Event]:
+        """Every allocation of the order, the first and each re-allocation, in chain order."""
+        return [self.allocation, *self.reallocations] if self.allocation is not None else []
+
+    @property
+    def current_allocation(self) -> Event | None:
+        """The allocation in force: the latest re-allocation, else the first."""
+        return self.reallocations[-1] if self.reallocations else self.allocation
 
     def pending_override(self) -> Event | None:
         reviewed = {r.data()["override_seq"] for r in self.reviews}
@@ -285,22 +400,51 @@ class OrderRecord:
         return pending[-1] if pending else None
 
     def approved_override(self) -> Event | None:
+        """The approved override of the allocation in force, if any (a re-allocation after an
+        override supersedes it: the quantities it replaced no longer exist)."""
+        current = self.current_allocation
         approved = {r.data()["override_seq"] for r in self.reviews if r.data()["decision"] == "approved"}
-        chosen = [o for o in self.overrides if o.seq in approved]
+        chosen = [o for o in self.overrides if o.seq in approved
+                  and current is not None and o.data()["replaces"] == current.seq]
         return chosen[-1] if chosen else None
 
+    def effective_fills(self, before_seq: int | None = None) -> list[dict[str, Any]]:
+        """The executions in force (before a point): recorded fills, each correction replacing
+        the fill it refers to in place, each bust removing it."""
+        return effective_fills(f for f in self.fills if before_seq is None or f.seq < before_seq)
+
     def trade_document(self, before_seq: int | None = None) -> dict[str, Any]:
-        """The trade as recorded: entered order, recorded statement, fills (before a point)."""
+        """The trade as recorded: entered order, recorded statement, fills in force (before a point)."""
         assert self.statement is not None and self.entered is not None
-        fills = [f.data()["fill"] for f in self.fills if before_seq is None or f.seq < before_seq]
         return {"order": self.entered.data()["order"], "statement": self.statement.data()["statement"],
-                "fills": fills}
+                "fills": self.effective_fills(before_seq)}
+
+
+def effective_fills(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """Apply fill events in chain order: see :meth:`OrderRecord.effective_fills`."""
+    held: dict[str, dict[str, Any]] = {}
+    for event in events:
+        data = event.data()
+        if event.kind == "fill.recorded":
+            held[data["fill"]["id"]] = data["fill"]
+        elif event.kind == "fill.corrected":
+            held = {(data["fill"]["id"] if key == data["corrects"] else key):
+                    (data["fill"] if key == data["corrects"] else fill) for key, fill in held.items()}
+        elif event.kind == "fill.busted":
+            held.pop(data["busts"], None)
+    return list(held.values())
 
 
 _KIND_SLOT = {
     "statement.recorded": "statement",
     "order.entered": "entered",
     "order.allocated": "allocation",
+}
+
+_KIND_LIST = {
+    "fill.recorded": "fills", "fill.corrected": "fills", "fill.busted": "fills",
+    "order.reallocated": "reallocations", "override.requested": "overrides",
+    "override.reviewed": "reviews", "alert.raised": "alerts",
 }
 
 
@@ -310,14 +454,8 @@ def order_record(session: Session, order_id: str) -> OrderRecord:
         slot = _KIND_SLOT.get(event.kind)
         if slot is not None:
             setattr(record, slot, event)
-        elif event.kind == "fill.recorded":
-            record.fills.append(event)
-        elif event.kind == "override.requested":
-            record.overrides.append(event)
-        elif event.kind == "override.reviewed":
-            record.reviews.append(event)
-        elif event.kind == "alert.raised":
-            record.alerts.append(event)
+        elif event.kind in _KIND_LIST:
+            getattr(record, _KIND_LIST[event.kind]).append(event)
     return record
 
 
@@ -335,32 +473,137 @@ def _trade_json(trade: Trade) -> dict[str, Any]:
     return data
 
 
-def record_statement(ledger: Ledger, actor: str, trade: Trade) -> Event:
-    """Record the pre-trade allocation statement of ``trade`` (its intent), before the order."""
+def clock_skew(policy: Policy | None) -> dt.timedelta:
+    """The tolerance between the OMS's clock and the ledger's that ``policy`` allows."""
+    spec = policy.data.get("intent") if policy is not None else None
+    seconds = spec.get("clock_skew_seconds", DEFAULT_CLOCK_SKEW_SECONDS) if isinstance(spec, dict) else (
+        DEFAULT_CLOCK_SKEW_SECONDS)
+    return dt.timedelta(seconds=int(seconds))
+
+
+def _skew_for(session: Session, trade: Trade, policy_id: str | None = None) -> dt.timedelta:
+    """The tolerance of the policy that would govern ``trade``; the default if none does yet."""
+    try:
+        return clock_skew(load_recorded_policy(governing_policy(session, trade, policy_id)))
+    except FairallocError:
+        return clock_skew(None)
+
+
+def _minutes(delta: dt.timedelta) -> str:
+    """A duration as people say it: 7 seconds, 80 minutes, 9 hours, 274 days."""
+    seconds = int(delta.total_seconds())
+    for unit, size, up_to in (("seconds", 1, 120), ("minutes", 60, 300 * 60), ("hours", 3600, 72 * 3600)):
+        if seconds < up_to:
+            return f"{seconds // size} {unit}"
+    return f"{seconds // 86400} days"
+
+
+def _late_intent(doc: dict[str, Any], intent_at: dt.datetime, skew: dt.timedelta) -> RefusedError | None:
+    """The refusal for a trade whose entry or executions precede the recorded intent, if any."""
+    order = doc["order"]
+    early = [(f["executed_at"], f["id"]) for f in doc.get("fills", [])
+             if _time(f["executed_at"]) < intent_at - skew]
+    if early:
+        executed, fill_id = min(early)
+        return _refused(
+            "intent-after-execution",
+            f"fill {fill_id} of order {order['id']} executed at {executed}, "
+            f"{_minutes(intent_at - _time(executed))} before the ledger recorded its pre-trade "
+            f"statement ({intent_at.isoformat().replace('+00:00', 'Z')}): intent must be recorded "
+            "before the trade",
+            hint="a statement recorded late needs an explicit exception: fairalloc order statement "
+                 "TRADE --late-reason CODE --memo TEXT (the CCO is alerted)",
+            pointer="/fills")
+    if "entered_at" in order and _time(order["entered_at"]) < intent_at - skew:
+        return _refused(
+            "intent-after-entry",
+            f"order {order['id']} was entered at {order['entered_at']}, "
+            f"{_minutes(intent_at - _time(order['entered_at']))} before the ledger recorded its "
+            f"pre-trade statement ({intent_at.isoformat().replace('+00:00', 'Z')})",
+            hint="a statement recorded late needs an explicit exception: fairalloc order statement "
+                 "TRADE --late-reason CODE --memo TEXT (the CCO is alerted)",
+            pointer="/order/entered_at")
+    return None
+
+
+def _check_not_future(times: Iterable[tuple[str, str]], now: str, skew: dt.timedelta) -> None:
+    for pointer, text in times:
+        if _time(text) > _time(now) + skew:
+            raise _refused("execution-in-future",
+                           f"{text} is later than the ledger's clock ({now}) by more than the "
+                           f"{_minutes(skew)} the policy allows for clock skew", pointer=pointer)
+
+
+def _check_accounts(doc: dict[str, Any]) -> None:
+    """Account ids are names too: a look-alike or invisible character is refused, and two ids
+    that normalise alike are one account named twice."""
+    seen: dict[str, int] = {}
+    for index, account in enumerate(doc["statement"]["accounts"]):
+        name = _name(account["account"], "account-id-invalid", fold_case=False)
+        if name in seen:
+            raise _refused("account-id-duplicate",
+                           f"accounts {seen[name]} and {index} are the same account "
+                           f"{escape(name)} once normalised",
+                           pointer=f"/statement/accounts/{index}/account")
+        seen[name] = index
+
+
+def record_statement(ledger: Ledger, actor: Actor, trade: Trade, *, late_reason: str | None = None,
+                     late_memo: str | None = None) -> Event:
+    """Record the pre-trade allocation statement of ``trade`` (its intent), before the order.
+
+    Refused if the trade document's entry or executions already precede the ledger's clock
+    (``intent-after-entry``, ``intent-after-execution``) — unless recorded as a late statement
+    with a reason code and a memo, which the statement carries and which alerts the CCO."""
     doc = _trade_json(trade)
     order = doc["order"]
+    _check_accounts(doc)
+    late: dict[str, str] | None = None
+    if late_reason is not None:
+        if late_reason not in LATE_STATEMENT_REASONS:
+            raise _refused("late-reason-unknown", f"{late_reason!r} is not a late-statement reason "
+                           f"code ({', '.join(sorted(LATE_STATEMENT_REASONS))})")
+        if not (late_memo or "").strip():
+            raise _refused("late-memo-required", "a late statement needs a written memo saying why")
+        late = {"reason_code": late_reason, "memo": late_memo or ""}
+    intent = {k: order[k] for k in ("id", "symbol", "side", "quantity", "trade_date")}
+    payload: dict[str, Any] = {"statement": doc["statement"], "order": intent}
+    if late is not None:
+        payload["late"] = late
     with ledger.write() as session:
         _require(session, actor, "statement")
+        existing = session.by_key(f"statement:{order['id']}")
+        if existing is not None:
+            if existing.data() == payload:
+                return existing
+            raise _conflict("statement-already-recorded",
+                            f"a different pre-trade statement for order {order['id']} is already "
+                            "recorded", hint="a recorded statement cannot be replaced; use a new order id")
         if session.by_key(f"order:{order['id']}") is not None:
             raise _conflict("order-already-entered",
                             f"order {order['id']} is already entered: intent must precede the order")
-        if session.by_key(f"statement:{order['id']}") is not None:
-            raise _conflict("statement-already-recorded",
-                            f"a pre-trade statement for order {order['id']} is already recorded",
-                            hint="a recorded statement cannot be replaced; use a new order id")
-        intent = {k: order[k] for k in ("id", "symbol", "side", "quantity", "trade_date")}
-        (event,) = session.append(
-            NewEvent("statement.recorded", actor, {"statement": doc["statement"], "order": intent},
-                     order_id=order["id"], key=f"statement:{order['id']}")
-        )
-        return event
+        skew = _skew_for(session, trade)
+        if late is None:
+            refusal = _late_intent(doc, _time(session.now), skew)
+            if refusal is not None:
+                raise refusal
+        new = [NewEvent("statement.recorded", actor, payload, order_id=order["id"],
+                        key=f"statement:{order['id']}")]
+        if late is not None:
+            new.append(NewEvent("alert.raised", actor, {
+                "alert": "late-statement", "for": "cco", "reason_code": late["reason_code"],
+                "message": f"the pre-trade statement of order {order['id']} was recorded late "
+                           f"({late['reason_code']}): {late['memo']}"},
+                order_id=order["id"], topic="alerts"))
+        return session.append(*new)[0]
 
 
 def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
     """The hard stop's content check: the recorded intent covers this order entirely."""
     recorded = statement_event.data()
     order = doc["order"]
-    intended = {a["account"]: quantity(a["intended"]) for a in recorded["statement"]["accounts"]}
+    intended = {_name(a["account"], "account-id-invalid", fold_case=False): quantity(a["intended"])
+                for a in recorded["statement"]["accounts"]}
     for field_name in ("symbol", "side", "trade_date"):
         if recorded["order"][field_name] != order[field_name]:
             raise _refused(
@@ -370,10 +613,10 @@ def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
                 pointer=f"/order/{field_name}",
             )
     for index, account in enumerate(doc["statement"]["accounts"]):
-        name = account["account"]
+        name = _name(account["account"], "account-id-invalid", fold_case=False)
         if name not in intended:
             raise _refused("pretrade-account-not-covered",
-                           f"account {name} is not in the recorded pre-trade statement",
+                           f"account {escape(name)} is not in the recorded pre-trade statement",
                            pointer=f"/statement/accounts/{index}")
         if quantity(account["intended"]) != intended[name]:
             raise _refused("pretrade-statement-mismatch",
@@ -391,8 +634,9 @@ def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
         )
 
 
-def enter_order(ledger: Ledger, actor: str, trade: Trade, policy_id: str | None = None) -> Event:
-    """Enter the block order — only after a statement covering it was recorded (hard stop)."""
+def enter_order(ledger: Ledger, actor: Actor, trade: Trade, policy_id: str | None = None) -> Event:
+    """Enter the block order — only after a statement covering it was recorded (hard stop), and
+    only if its claimed entry time is not earlier than that statement (by the ledger's clock)."""
     doc = _trade_json(trade)
     order_id = doc["order"]["id"]
     with ledger.write() as session:
@@ -404,58 +648,178 @@ def enter_order(ledger: Ledger, actor: str, trade: Trade, policy_id: str | None 
                 f"order {order_id} cannot be entered: no pre-trade allocation statement was recorded",
                 hint="record the intended allocation first: fairalloc order statement TRADE.json",
             )
-        if session.by_key(f"order:{order_id}") is not None:
-            raise _conflict("order-already-entered", f"order {order_id} is already entered")
         _check_coverage(statement, doc)
         policy = governing_policy(session, trade, policy_id)
+        payload = {"order": doc["order"], "policy": policy.ref()}
+        existing = session.by_key(f"order:{order_id}")
+        if existing is not None:
+            if existing.data() == payload:
+                return existing
+            raise _conflict("order-already-entered",
+                            f"order {order_id} is already entered with other content")
+        skew = clock_skew(load_recorded_policy(policy))
+        if "late" not in statement.data():
+            refusal = _late_intent({"order": doc["order"]}, _time(statement.recorded_at), skew)
+            if refusal is not None:
+                raise refusal
+        _check_not_future([("/order/entered_at", doc["order"]["entered_at"])], session.now, skew)
         (event,) = session.append(
-            NewEvent("order.entered", actor, {"order": doc["order"], "policy": policy.ref()},
-                     order_id=order_id, key=f"order:{order_id}")
+            NewEvent("order.entered", actor, payload, order_id=order_id, key=f"order:{order_id}")
         )
         return event
 
 
 @dataclass(frozen=True, slots=True)
 class FillsResult:
+    """What a fill step recorded: new fill events, fill ids already held, and the re-allocation
+    (with its alert) when the order was already allocated."""
+
     recorded: list[Event]
     already: list[str]
+    reallocation: AllocationRecord | None = None
 
 
-def record_fills(ledger: Ledger, actor: str, order_id: str, fills: list[dict[str, Any]]) -> FillsResult:
+def _entered_record(session: Session, order_id: str) -> OrderRecord:
+    record = order_record(session, order_id)
+    if record.entered is None:
+        raise _refused("order-not-entered", f"order {order_id} has not been entered; fills "
+                       "can only be recorded against an entered order")
+    return record
+
+
+def _governing(session: Session, record: OrderRecord) -> Policy:
+    assert record.entered is not None
+    ref = record.entered.data()["policy"]
+    published = session.by_key(f"policy:{ref['id']}@{ref['version']}")
+    if published is None:
+        raise _conflict("policy-not-published", f"policy {ref['id']}@{ref['version']} is not in the ledger")
+    return load_recorded_policy(PolicyRecord.of(published))
+
+
+def _check_fill_times(session: Session, record: OrderRecord, fills: list[dict[str, Any]],
+                      skew: dt.timedelta) -> None:
+    assert record.statement is not None and record.entered is not None
+    if "late" not in record.statement.data():
+        refusal = _late_intent({"order": {"id": record.order_id}, "fills": fills},
+                               _time(record.statement.recorded_at), skew)
+        if refusal is not None:
+            raise refusal
+    _check_not_future([(f"/fills/{f['id']}", f["executed_at"]) for f in fills], session.now, skew)
+
+
+def _check_filled_total(record: OrderRecord, fills: list[dict[str, Any]]) -> None:
+    assert record.entered is not None
+    filled = sum((quantity(f["quantity"]) for f in fills), Decimal(0))
+    ordered = quantity(record.entered.data()["order"]["quantity"])
+    if filled > ordered:
+        raise _refused("fills-exceed-order",
+                       f"fills of order {record.order_id} would total {quantity_json(filled)}, more "
+                       f"than the {quantity_json(ordered)} ordered")
+
+
+def _validated_fill(record: OrderRecord, fill: dict[str, Any]) -> dict[str, Any]:
+    """``fill`` checked against the trade contract, as the contract writes it."""
+    doc = record.trade_document()
+    doc["fills"] = [fill]
+    checked: dict[str, Any] = load_trade(doc, file=f"fill of {record.order_id}").to_json()["fills"][0]
+    return checked
+
+
+def record_fills(ledger: Ledger, actor: Actor, order_id: str, fills: list[dict[str, Any]]) -> FillsResult:
     """Record executions. A fill id already recorded with the same content is skipped; with
-    different content it is refused. The filled total may never exceed the order."""
+    different content it is refused. The filled total may never exceed the order. A fill arriving
+    after the allocation re-allocates the order (reason ``late-fill``) and alerts the CCO."""
     with ledger.write() as session:
         _require(session, actor, "fill")
-        record = order_record(session, order_id)
-        if record.entered is None:
-            raise _refused("order-not-entered", f"order {order_id} has not been entered; fills "
-                           "can only be recorded against an entered order")
-        if record.allocation is not None:
-            raise _conflict("order-already-allocated",
-                            f"order {order_id} is already allocated; a later fill needs a new order")
-        known = {f.data()["fill"]["id"]: f.data()["fill"] for f in record.fills}
-        filled = sum((quantity(f["quantity"]) for f in known.values()), Decimal(0))
+        record = _entered_record(session, order_id)
+        known = {f.data()["fill"]["id"]: f.data()["fill"] for f in record.fills
+                 if f.kind in ("fill.recorded", "fill.corrected")}
         new: list[NewEvent] = []
+        added: list[dict[str, Any]] = []
         already: list[str] = []
         for fill in fills:
             if fill["id"] in known:
                 if known[fill["id"]] != fill:
                     raise _conflict("fill-conflict",
                                     f"fill {fill['id']} of order {order_id} is already recorded "
-                                    "with different content", hint="fill ids are the broker's; "
-                                    "a correction is a new fill id")
+                                    "with different content", hint="a broker's correction refers to "
+                                    "the original: fairalloc order fill correct ORDER FILL_ID ...")
                 already.append(fill["id"])
                 continue
             known[fill["id"]] = fill
-            filled += quantity(fill["quantity"])
+            added.append(fill)
             new.append(NewEvent("fill.recorded", actor, {"fill": fill}, order_id=order_id,
                                 key=f"fill:{order_id}:{fill['id']}"))
-        ordered = quantity(record.entered.data()["order"]["quantity"])
-        if filled > ordered:
-            raise _refused("fills-exceed-order",
-                           f"fills of order {order_id} would total {quantity_json(filled)}, more "
-                           f"than the {quantity_json(ordered)} ordered")
-        return FillsResult(session.append(*new), already)
+        if not new:  # a retry: the re-allocation the first time caused, if it caused one
+            caused = [e for e in record.fills if e.kind == "fill.recorded" and e.data()["fill"]["id"] in already]
+            redo = next((r for e in caused if (r := _reallocation_caused_by(record, e)) is not None), None)
+            return FillsResult([], already, redo)
+        policy = _governing(session, record)
+        _check_fill_times(session, record, added, clock_skew(policy))
+        _check_filled_total(record, record.effective_fills() + added)
+        recorded = session.append(*new)
+        reallocation = _reallocate(session, actor, order_id, "late-fill", recorded[-1])
+        return FillsResult(recorded, already, reallocation)
+
+
+@dataclass(frozen=True, slots=True)
+class FillChange:
+    """A correction or bust as recorded, and the re-allocation it caused (if allocated)."""
+
+    event: Event
+    reallocation: AllocationRecord | None
+
+
+def correct_fill(ledger: Ledger, actor: Actor, order_id: str, fill_id: str,
+                 fill: dict[str, Any]) -> FillChange:
+    """Record a broker's correction (FIX ExecType G) of fill ``fill_id``: ``fill`` is the
+    corrected execution under its own id (the correction's ExecID). The original stays in the
+    record; the correction replaces it in what is allocated. Repeating the same correction
+    answers with the same event; another correction under the same id is refused."""
+    with ledger.write() as session:
+        _require(session, actor, "fill")
+        record = _entered_record(session, order_id)
+        checked = _validated_fill(record, fill)
+        payload = {"corrects": fill_id, "fill": checked}
+        existing = session.by_key(f"fill:{order_id}:{checked['id']}")
+        if existing is not None:
+            if existing.kind == "fill.corrected" and existing.data() == payload:
+                return FillChange(existing, _reallocation_caused_by(record, existing))
+            raise _conflict("fill-conflict", f"fill id {checked['id']} of order {order_id} is "
+                            "already recorded with different content")
+        in_force = record.effective_fills()
+        if fill_id not in {f["id"] for f in in_force}:
+            raise _refused("fill-not-in-force", f"order {order_id} has no fill {fill_id!r} in force "
+                           "to correct (never recorded, or already corrected or busted)")
+        policy = _governing(session, record)
+        _check_fill_times(session, record, [checked], clock_skew(policy))
+        _check_filled_total(record, [checked if f["id"] == fill_id else f for f in in_force])
+        (event,) = session.append(NewEvent("fill.corrected", actor, payload, order_id=order_id,
+                                           key=f"fill:{order_id}:{checked['id']}"))
+        return FillChange(event, _reallocate(session, actor, order_id, "fill-corrected", event))
+
+
+def bust_fill(ledger: Ledger, actor: Actor, order_id: str, fill_id: str,
+              bust_id: str | None = None) -> FillChange:
+    """Record a broker's bust (FIX ExecType H) of fill ``fill_id``, under the bust's own id
+    (default ``bust:FILL_ID``). The original stays in the record; it is no longer allocated."""
+    key_id = bust_id or f"bust:{fill_id}"
+    payload = {"busts": fill_id, "id": key_id}
+    with ledger.write() as session:
+        _require(session, actor, "fill")
+        record = _entered_record(session, order_id)
+        existing = session.by_key(f"fill:{order_id}:{key_id}")
+        if existing is not None:
+            if existing.kind == "fill.busted" and existing.data() == payload:
+                return FillChange(existing, _reallocation_caused_by(record, existing))
+            raise _conflict("fill-conflict", f"fill id {key_id} of order {order_id} is already "
+                            "recorded with different content")
+        if fill_id not in {f["id"] for f in record.effective_fills()}:
+            raise _refused("fill-not-in-force", f"order {order_id} has no fill {fill_id!r} in force "
+                           "to bust (never recorded, or already corrected or busted)")
+        (event,) = session.append(NewEvent("fill.busted", actor, payload, order_id=order_id,
+                                           key=f"fill:{order_id}:{key_id}"))
+        return FillChange(event, _reallocate(session, actor, order_id, "fill-busted", event))
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,54 +831,90 @@ class AllocationRecord:
     rotation_before: dict[str, Any] | None
     rotation_after: dict[str, Any] | None
 
+    @staticmethod
+    def of(event: Event) -> AllocationRecord:
+        data = event.data()
+        return AllocationRecord(event, data["document"], data["late"], data["deadline"],
+                                data["rotation_before"], data["rotation_after"])
 
-def compute_allocation(session: Session, record: OrderRecord, before_seq: int | None) -> tuple[
-        dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, Policy]:
-    """Run the engine on the recorded inputs: (document, rotation before, rotation after, policy).
 
-    ``before_seq`` limits fills and the rotation position to what was recorded before that event
-    (replay); None means everything recorded so far (a new allocation)."""
+@dataclass(frozen=True, slots=True)
+class Computation:
+    """An allocation computed from recorded inputs, and which recorded events it read."""
+
+    document: dict[str, Any]
+    rotation_before: dict[str, Any] | None
+    rotation_after: dict[str, Any] | None
+    policy: Policy
+    inputs: tuple[int, ...]
+
+
+def compute_allocation(session: Session, record: OrderRecord, before_seq: int | None,
+                       rotation_at: int | None = None) -> Computation:
+    """Run the engine on the recorded inputs.
+
+    ``before_seq`` limits fills to what was recorded before that event (replay); None means
+    everything recorded so far. The rotation position is the one the ledger held before
+    ``rotation_at`` (default ``before_seq``): a re-allocation starts from the position its order's
+    first allocation started from, and moves no later order's position."""
     assert record.entered is not None
-    ref = record.entered.data()["policy"]
-    published = session.by_key(f"policy:{ref['id']}@{ref['version']}")
-    if published is None:
-        raise _conflict("policy-not-published", f"policy {ref['id']}@{ref['version']} is not in the ledger")
-    policy = load_recorded_policy(PolicyRecord.of(published))
+    policy = _governing(session, record)
     trade = load_trade(record.trade_document(before_seq), file=f"ledger:{record.order_id}")
     group = policy.rotation_group(trade)
     before: dict[str, Any] | None = None
+    rotation_seq = 0
     if group is not None:
-        previous = session.query(topic=f"rotation:{group}", before_seq=before_seq)
+        previous = session.query(topic=f"rotation:{group}",
+                                 before_seq=rotation_at if rotation_at is not None else before_seq)
         if previous:
             before = previous[-1].data()["rotation_after"]
+            rotation_seq = previous[-1].seq
     state = RotationState.from_json(before, file="ledger") if before is not None else None
     result = allocate(policy, trade, rotation=state, file=f"ledger:{record.order_id}")
     document: dict[str, Any] = result.document()
     after = result.rotation_after.to_json() if result.rotation_after is not None else None
-    return document, before, after, policy
+    inputs = (max(e.seq for e in (record.statement, record.entered, *record.fills) if e is not None),
+              rotation_seq)
+    return Computation(document, before, after, policy, inputs)
 
 
-def allocate_order(ledger: Ledger, actor: str, order_id: str) -> AllocationRecord:
-    """Allocate the order's fills under its governing policy; advance its rotation atomically."""
+def _lateness(session: Session, record: OrderRecord, policy: Policy) -> tuple[bool, str | None]:
+    assert record.entered is not None
+    trade_date = dt.date.fromisoformat(record.entered.data()["order"]["trade_date"])
+    deadline = policy.allocation_deadline(trade_date)
+    late = deadline is not None and _time(session.now) > deadline
+    return late, deadline.isoformat() if deadline else None
+
+
+def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRecord:
+    """Allocate the order's fills under its governing policy; advance its rotation atomically.
+
+    The engine runs before the write lock is taken, on a snapshot; under the lock the step checks
+    that none of the inputs it read (the order's events, the rotation position) has moved, and
+    computes again only if one has. Allocating an allocated order again answers with the
+    allocation recorded the first time."""
+    with ledger.read() as snapshot:
+        record = order_record(snapshot, order_id)
+        early = (compute_allocation(snapshot, record, None)
+                 if record.entered is not None and record.allocation is None and record.effective_fills()
+                 else None)
     with ledger.write() as session:
         _require(session, actor, "allocate")
         record = order_record(session, order_id)
         if record.entered is None:
             raise _refused("order-not-entered", f"order {order_id} has not been entered")
         if record.allocation is not None:
-            raise _conflict("order-already-allocated", f"order {order_id} is already allocated",
-                            hint="a change after allocation is an override: fairalloc order override")
-        if not record.fills:
+            return AllocationRecord.of(record.allocation)
+        if not record.effective_fills():
             raise _refused("order-not-filled", f"order {order_id} has no recorded fill to allocate")
-        document, before, after, policy = compute_allocation(session, record, None)
-        trade_date = dt.date.fromisoformat(record.entered.data()["order"]["trade_date"])
-        deadline = policy.allocation_deadline(trade_date)
-        now = dt.datetime.fromisoformat(session.now.replace("Z", "+00:00"))
-        late = deadline is not None and now > deadline
+        computed = early
+        if computed is None or _inputs(session, record, computed) != computed.inputs:
+            computed = compute_allocation(session, record, None)
+        late, cutoff = _lateness(session, record, computed.policy)
+        after = computed.rotation_after
         topic = f"rotation:{after['group']}" if after else None
-        cutoff = deadline.isoformat() if deadline else None
-        payload = {"document": document, "rotation_before": before, "rotation_after": after,
-                   "late": late, "deadline": cutoff}
+        payload = {"document": computed.document, "rotation_before": computed.rotation_before,
+                   "rotation_after": after, "late": late, "deadline": cutoff}
         new = [NewEvent("order.allocated", actor, payload, order_id=order_id,
                         key=f"allocation:{order_id}", topic=topic)]
         if late:
@@ -523,44 +923,106 @@ def allocate_order(ledger: Ledger, actor: str, order_id: str) -> AllocationRecor
                 "message": f"order {order_id} allocated at {session.now}, after the policy's "
                            f"cut-off {cutoff}"},
                 order_id=order_id, topic="alerts"))
-        event = session.append(*new)[0]
-        return AllocationRecord(event, document, late, cutoff, before, after)
+        return AllocationRecord.of(session.append(*new)[0])
 
 
-def seed_rotation(ledger: Ledger, actor: str, state: RotationState) -> Event:
+def _inputs(session: Session, record: OrderRecord, computed: Computation) -> tuple[int, ...]:
+    """What :attr:`Computation.inputs` would be now, without running the engine again."""
+    latest = max(e.seq for e in (record.statement, record.entered, *record.fills) if e is not None)
+    group = computed.rotation_after["group"] if computed.rotation_after else None
+    rotation = session.latest(f"rotation:{group}") if group is not None else None
+    return (latest, rotation.seq if rotation is not None else 0)
+
+
+_REALLOCATION_REASONS = {
+    "late-fill": "a fill arrived after the allocation",
+    "fill-corrected": "the broker corrected a fill",
+    "fill-busted": "the broker busted a fill",
+}
+
+
+def _reallocate(session: Session, actor: Actor, order_id: str, reason: str,
+                cause: Event) -> AllocationRecord | None:
+    """After a fill change on an allocated order: allocate again with the fills now in force,
+    from the rotation position the first allocation started at, and alert the CCO."""
+    record = order_record(session, order_id)
+    if record.allocation is None:
+        return None
+    document, before, after = reallocation_inputs(session, record, None)
+    late, cutoff = _lateness(session, record, _governing(session, record))
+    current = record.current_allocation
+    assert current is not None
+    payload = {"document": document, "rotation_before": before, "rotation_after": after,
+               "late": late, "deadline": cutoff, "reason": reason, "cause": cause.seq,
+               "replaces": current.seq}
+    event, _alert = session.append(
+        NewEvent("order.reallocated", actor, payload, order_id=order_id,
+                 key=f"reallocation:{order_id}:{cause.seq}"),
+        NewEvent("alert.raised", actor, {
+            "alert": "reallocation", "for": "cco", "reason": reason,
+            "message": f"order {order_id} was re-allocated: {_REALLOCATION_REASONS[reason]} "
+                       f"(event {cause.seq}); the earlier allocation (event {current.seq}) stays "
+                       "in the record"},
+            order_id=order_id, topic="alerts"),
+    )
+    return AllocationRecord.of(event)
+
+
+def reallocation_inputs(session: Session, record: OrderRecord, before_seq: int | None) -> tuple[
+        dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """(document, rotation before, rotation after) of a re-allocation with the fills in force
+    before ``before_seq``, from the rotation position the first allocation started at. With no
+    fill left in force (every one busted) nothing is allocated: an empty allocation document."""
+    assert record.allocation is not None
+    if not record.effective_fills(before_seq):
+        return ({"order_id": record.order_id, "filled": 0, "allocations": []},
+                record.allocation.data()["rotation_before"], None)
+    computed = compute_allocation(session, record, before_seq, rotation_at=record.allocation.seq)
+    return computed.document, computed.rotation_before, computed.rotation_after
+
+
+def _reallocation_caused_by(record: OrderRecord, cause: Event) -> AllocationRecord | None:
+    for event in record.reallocations:
+        if event.data()["cause"] == cause.seq:
+            return AllocationRecord.of(event)
+    return None
+
+
+def seed_rotation(ledger: Ledger, actor: Actor, state: RotationState) -> Event:
     """Record where a rotation group stands before the ledger's first allocation in it — for a
     firm whose rotation began in another system. Refused once the group has allocations: moving
     a running rotation would let someone choose who goes first."""
     group = state.group
+    payload = {"rotation_after": state.to_json()}
     with ledger.write() as session:
         _require(session, actor, "seed-rotation")
+        existing = session.by_key(f"rotation-seed:{group}")
+        if existing is not None and existing.data() == payload:
+            return existing
         if session.latest(f"rotation:{group}") is not None:
             raise _conflict("rotation-already-started",
                             f"rotation group {group!r} already has a recorded position",
                             hint="a running rotation only advances through allocations")
         (event,) = session.append(
-            NewEvent("rotation.seeded", actor, {"rotation_after": state.to_json()},
+            NewEvent("rotation.seeded", actor, payload,
                      key=f"rotation-seed:{group}", topic=f"rotation:{group}")
         )
         return event
 
 
-def request_override(ledger: Ledger, actor: str, order_id: str, quantities: dict[str, Decimal],
+def request_override(ledger: Ledger, actor: Actor, order_id: str, quantities: dict[str, Decimal],
                      reason_code: str, memo: str) -> Event:
-    """Ask to replace the engine's allocation; pending until a CCO reviews it (alert raised)."""
+    """Ask to replace the engine's allocation; pending until a CCO reviews it (alert raised).
+    The same request again while it is pending answers with the same event."""
     with ledger.write() as session:
         _require(session, actor, "override")
         record = order_record(session, order_id)
-        if record.allocation is None:
+        current = record.current_allocation
+        if current is None:
             raise _refused("order-not-allocated", f"order {order_id} has no allocation to override")
-        if record.pending_override() is not None:
-            raise _conflict("override-pending", f"order {order_id} already has an override "
-                            "pending review", hint="a CCO must review it first")
         assert record.entered is not None
         ref = record.entered.data()["policy"]
-        published = session.by_key(f"policy:{ref['id']}@{ref['version']}")
-        assert published is not None
-        allowed = load_recorded_policy(PolicyRecord.of(published)).reason_codes
+        allowed = _governing(session, record).reason_codes
         if reason_code not in allowed:
             raise _refused("override-reason-not-allowed",
                            f"reason code {reason_code!r} is not one the policy "
@@ -569,50 +1031,65 @@ def request_override(ledger: Ledger, actor: str, order_id: str, quantities: dict
         if not memo.strip():
             raise _refused("override-memo-required",
                            "an override needs a written memo explaining the objective reason")
-        document = record.allocation.data()["document"]
+        document = current.data()["document"]
         assert record.statement is not None  # an allocated order always has its statement
-        accounts = {a["account"] for a in record.statement.data()["statement"]["accounts"]}
-        unknown = sorted(set(quantities) - accounts)
-        if unknown:
-            raise _refused("override-unknown-account",
-                           f"accounts {', '.join(unknown)} are not in the order's pre-trade statement")
-        if any(q < 0 for q in quantities.values()):
+        accounts = {_name(a["account"], "account-id-invalid", fold_case=False): a["account"]
+                    for a in record.statement.data()["statement"]["accounts"]}
+        named: dict[str, Decimal] = {}
+        for account, amount in quantities.items():
+            key = _name(account, "account-id-invalid", fold_case=False)
+            if key not in accounts:
+                raise _refused("override-unknown-account",
+                               f"account {escape(account)} is not in the order's pre-trade statement")
+            named[accounts[key]] = amount
+        if any(q < 0 for q in named.values()):
             raise _refused("override-negative", "override quantities cannot be negative")
-        total = sum(quantities.values(), Decimal(0))
+        total = sum(named.values(), Decimal(0))
         filled = quantity(document["filled"])
         if total != filled:
             raise _refused("override-total-mismatch",
                            f"the override allocates {quantity_json(total)} but "
                            f"{quantity_json(filled)} were filled")
         # Every statement account is named, those left out with 0, so the record is explicit.
-        complete = {account: quantities.get(account, Decimal(0)) for account in accounts}
+        complete = {account: named.get(account, Decimal(0)) for account in accounts.values()}
         payload = {"allocations": [{"account": a, "quantity": quantity_json(q)}
                                    for a, q in sorted(complete.items())],
                    "reason_code": reason_code, "memo": memo, "status": "pending-review",
-                   "replaces": record.allocation.seq}
+                   "replaces": current.seq}
+        pending = record.pending_override()
+        if pending is not None:
+            if pending.data() == payload:
+                return pending
+            raise _conflict("override-pending", f"order {order_id} already has an override "
+                            "pending review", hint="a CCO must review it first")
         event, _alert = session.append(
             NewEvent("override.requested", actor, payload, order_id=order_id, topic="overrides"),
             NewEvent("alert.raised", actor, {
                 "alert": "override-pending-review", "for": "cco",
-                "message": f"{actor} overrode the allocation of order {order_id} ({reason_code})"},
+                "message": f"{actor.name} overrode the allocation of order {order_id} ({reason_code})"},
                 order_id=order_id, topic="alerts"),
         )
         return event
 
 
-def review_override(ledger: Ledger, actor: str, order_id: str, approve: bool, memo: str) -> Event:
-    """A CCO's decision on the pending override; never by the user who requested it."""
+def review_override(ledger: Ledger, actor: Actor, order_id: str, approve: bool, memo: str) -> Event:
+    """A CCO's decision on the pending override; never by the user who requested it. The same
+    decision again by the same reviewer answers with the recorded review."""
+    decision = "approved" if approve else "rejected"
     with ledger.write() as session:
+        _require(session, actor, "review")
         record = order_record(session, order_id)
         pending = record.pending_override()
         if pending is None:
+            last = record.reviews[-1] if record.reviews else None
+            if (last is not None and last.actor == actor.name
+                    and last.data()["decision"] == decision and last.data()["memo"] == memo):
+                return last
             raise _refused("override-not-pending", f"order {order_id} has no override pending review")
-        if pending.actor == actor:
+        if pending.actor == actor.name:
             raise _refused("review-by-requester",
-                           f"{actor} requested this override and cannot also review it",
+                           f"{escape(actor.name)} requested this override and cannot also review it",
                            hint="another user with the cco role must review it")
-        _require(session, actor, "review")
-        decision = "approved" if approve else "rejected"
         (event,) = session.append(
             NewEvent("override.reviewed", actor,
                      {"override_seq": pending.seq, "decision": decision, "memo": memo},

@@ -37,16 +37,16 @@ log = logging.getLogger("fairalloc.service")
 LEDGER_THREADS = 4
 
 
-WorkflowActor = str
+WorkflowActor = Actor
 """What the ledger's workflow steps take as their ``actor`` argument."""
 
 
 def workflow_actor(actor: Actor) -> WorkflowActor:
-    """The actor as the ledger's workflow steps take it: the authenticated, normalised name.
+    """The actor as the ledger's workflow steps take it: the token's subject, vouched for by the
+    service's own identity (``actor.service``), which the ledger checks against its connection.
 
-    Every call of a workflow step passes its actor through here and nowhere else. The service's
-    own identity (``actor.service``) is written into each decision line beside the subject."""
-    return actor.name
+    Every call of a workflow step passes its actor through here and nowhere else."""
+    return actor
 
 
 class Service:
@@ -55,12 +55,15 @@ class Service:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.metrics: Metrics = new_metrics()
+        self.ledger: Ledger | None = Ledger(config.ledger, create=False) if config.ledger else None
+        # With a ledger, the service vouches for token subjects as the identity the ledger
+        # authenticates for its connection (the OS user, or the database role), never a name given.
+        identity = self.ledger.identity().name if self.ledger is not None else config.service_identity
         self.verifier = Verifier(config.jwks, issuer=config.issuer, audience=config.audience,
-                                 service_identity=config.service_identity,
+                                 service_identity=identity,
                                  roles_claim=config.roles_claim, role_map=config.role_map,
                                  leeway_seconds=config.leeway_seconds)
         self.bundle = Bundle(config.policies)
-        self.ledger: Ledger | None = Ledger(config.ledger, create=False) if config.ledger else None
         self.idempotency: Store = (DatabaseStore(self.ledger.engine) if self.ledger is not None
                                    else MemoryStore())
         self.decisions = DecisionLog(config.decision_log, self.metrics.decision_log_unwritten)

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster in a temporary directory, for tests and benchmarks.
+"""A throwaway PostgreSQL cluster in a temporary directory, for the tests and the benchmark.
 
 The ledger's test suite and benchmark run against a real PostgreSQL server. When none is given
 (``FAIRALLOC_TEST_PG_URL``), they start one from the installed server binaries: ``initdb`` into a

@@ -1,0 +1,208 @@
+"""``fairalloc fix record``: FIX messages through the ledger's recorded workflow, on SQLite."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from fairalloc import load_policy
+from fairalloc.cli import main
+from fairalloc.ledger import workflow
+from fairalloc.ledger.store import Ledger
+
+from ..conftest import POLICIES
+from fairalloc.ledger.identity import os_user
+
+from .conftest import assert_valid, simplefix_pairs
+from .messages import ACCOUNTS, EXAMPLES, build, execution, lines, new_order
+
+
+
+def stamp(moment: dt.datetime) -> str:
+    return moment.strftime("%Y%m%d-%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+@pytest.fixture
+def ledger_url(tmp_path: Path) -> str:
+    """A ledger whose first admin is the OS user running the tests, who is also a trader and a CCO
+    (everything here runs as that one authenticated user), with the equity policy published."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with Ledger(url, create=True) as ledger:
+        me = ledger.actor()
+        workflow.initialise(ledger, me, me.name)
+        for role in ("trader", "cco"):
+            workflow.set_role(ledger, me, me.name, role, grant=True)
+        workflow.publish_policy(ledger, me, load_policy(POLICIES / "us-equity-pro-rata.yaml"))
+    return url
+
+
+def day(order: str = "XYZ-BLOCK-1", accounts: tuple[tuple[str, str], ...] = ACCOUNTS) -> list[bytes]:
+    """The worked example, happening now: the ledger's clock must not find intent after execution."""
+    now = dt.datetime.now(dt.timezone.utc)
+    d = now.date().strftime("%Y%m%d")
+    order_msg = new_order(order, accounts, transact_time=stamp(now), extra=())
+    order_msg = order_msg if d == "20260302" else _retrade(order_msg, d)
+    return [
+        order_msg,
+        execution(f"{order}-F-1", "F", cl_ord_id=order, last_qty="18000", last_px="99.95", cum_qty="18000",
+                  avg_px="99.95", leaves_qty="32000", transact_time=stamp(now + dt.timedelta(seconds=1)), seq=2),
+        execution(f"{order}-F-2", "F", cl_ord_id=order, last_qty="12000", last_px="100.075", cum_qty="30000",
+                  avg_px="100", leaves_qty="20000", transact_time=stamp(now + dt.timedelta(seconds=2)), seq=3),
+    ]
+
+
+def _retrade(message: bytes, trade_date: str) -> bytes:
+    """The 35=D with today's TradeDate (rebuilt by simplefix)."""
+    pairs = [(t, v) for t, v in simplefix_pairs(message) if t not in (8, 9, 10)]
+    header = dict(pairs[:6])
+    body = [(t, trade_date if t == 75 else v) for t, v in pairs[6:]]
+    return build("D", body, seq=int(header[34]), sending_time=header[52], sub_id=header[50])
+
+
+def record(tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, messages: list[bytes],
+           name: str = "in.fix") -> tuple[int, list[bytes], str]:
+    path = tmp_path / name
+    path.write_bytes(lines(messages))
+    status = main(["fix", "record", "--ledger", url, "--messages", str(path),
+                   "--accounts", str(EXAMPLES / "accounts.json")])
+    captured = capsys.readouterr()
+    return status, [line.encode() for line in captured.out.splitlines()], captured.err
+
+
+def field(message: bytes, tag: int) -> str:
+    return dict(simplefix_pairs(message))[tag]
+
+
+def test_a_day_recorded_allocated_and_sent(tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
+    messages = day()
+    status, out, err = record(tmp_path, capsys, ledger_url, messages)
+    assert status == 0, err
+    (message,) = out
+    assert_valid(message)
+    assert (field(message, 71), field(message, 53), field(message, 6)) == ("0", "30000", "100")
+    with Ledger(ledger_url) as ledger:
+        order = workflow.read_order(ledger, "XYZ-BLOCK-1")
+        assert order.statement is not None and order.entered is not None and len(order.fills) == 2
+        me = os_user()
+        assert order.statement.actor == me and order.entered.actor == me
+        assert order.allocation is not None
+        quantities = {a["account"]: a["quantity"] for a in order.allocation.data()["document"]["allocations"]}
+        assert quantities == {"CLIENT-A": 15000, "CLIENT-B": 6000, "CLIENT-C": 3000, "PROPRIETARY": 6000}
+    # the same file again answers as the first time did, and records nothing new
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
+        before = session.head()
+    status, repeat, err = record(tmp_path, capsys, ledger_url, messages)
+    assert status == 0 and repeat == out, err
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
+        assert session.head() == before
+    # a different 35=D under the same ClOrdID is a conflict with the record (exit 6)
+    status, _, err = record(tmp_path, capsys, ledger_url, day()[:1], name="other.fix")
+    assert status == 6 and "other.fix:1" in err
+
+
+def test_acknowledgements_recorded_and_a_reject_alerts_the_cco(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                ledger_url: str) -> None:
+    status, (sent,), _ = record(tmp_path, capsys, ledger_url, day())
+    assert status == 0
+    identifier = field(sent, 70)
+    now = stamp(dt.datetime.now(dt.timezone.utc))
+    accepted = build("P", [(70, identifier), (60, now), (87, "0")], sender="BROKER", target="ALPHA-OMS",
+                     seq=10, sending_time=now)
+    assert_valid(accepted)
+    status, out, err = record(tmp_path, capsys, ledger_url, [accepted], name="acks.fix")
+    assert status == 0 and out == [] and "accepted" in err
+    rejected = build("P", [(70, identifier), (60, now), (87, "2"), (88, "0"), (58, "unknown account CLIENT-C"),
+                           (78, "1"), (79, "CLIENT-C"), (776, "0")],
+                     sender="BROKER", target="ALPHA-OMS", seq=11, sending_time=now)
+    assert_valid(rejected)
+    status, _, err = record(tmp_path, capsys, ledger_url, [rejected], name="reject.fix")
+    assert status == 0 and "alert raised" in err
+    # a sell-side AllocationReport (35=AS) carrying the status is recorded the same way
+    report = build("AS", [(755, "R-1"), (70, identifier), (71, "0"), (794, "3"), (87, "0"), (857, "1"),
+                          (54, "1"), (55, "XYZ"), (53, "30000"), (6, "100"), (75, field(sent, 75))],
+                   sender="BROKER", target="ALPHA-OMS", seq=12, sending_time=now)
+    assert_valid(report)
+    status, _, err = record(tmp_path, capsys, ledger_url, [report], name="report.fix")
+    assert status == 0 and "35=AS" in err and "accepted" in err
+    with Ledger(ledger_url) as ledger:
+        acks = [e.data() for e in ledger_events(ledger, "fix.ack_received")]
+        assert [(a["outcome"], a["msg_type"]) for a in acks] == [
+            ("accepted", "P"), ("account-level-reject", "P"), ("accepted", "AS")]
+        assert {a["alloc_id"] for a in acks} == {identifier}
+        assert acks[1]["accounts"] == [{"account": "CLIENT-C", "reject_code": "0", "text": None}]
+        (alert,) = [a.data() for a in workflow.alerts(ledger) if a.data()["alert"] == "allocation-rejected"]
+        assert alert["for"] == "cco" and identifier in alert["message"]
+    assert main(["ledger", "verify", "--ledger", ledger_url]) == 0  # the FIX events are chained like any other
+    # an acknowledgement of an instruction never sent is refused before anything is recorded
+    stray = build("P", [(70, "FA-NOT-SENT"), (60, now), (87, "0")], sender="BROKER", target="ALPHA-OMS")
+    status, _, err = record(tmp_path, capsys, ledger_url, [stray], name="stray.fix")
+    assert status == 4 and "fix-unknown-alloc-id" in err and "stray.fix:1" in err
+
+
+def ledger_events(ledger: Ledger, kind: str) -> list[workflow.Event]:
+    with ledger.read() as session:
+        return session.query(kinds=[kind])
+
+
+def test_the_hard_stop_refuses_an_order_its_statement_does_not_cover(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
+    partial = day("XYZ-BLOCK-9")
+    short = new_order("XYZ-BLOCK-9", ACCOUNTS, quantity="60000",
+                      transact_time=field(partial[0], 60))
+    status, out, err = record(tmp_path, capsys, ledger_url, [_retrade(short, field(partial[0], 75))])
+    assert status == 5 and out == []
+    assert "pretrade-quantity-not-covered" in err and "in.fix:1" in err
+
+
+def test_a_malformed_file_records_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
+    messages = day()
+    orphan = execution("X-1", "F", cl_ord_id="NOPE", last_qty="1", last_px="1", cum_qty="1", avg_px="1")
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
+        before = session.head()
+    status, out, err = record(tmp_path, capsys, ledger_url, [*messages, orphan])
+    assert status == 4 and out == [] and "fix-unknown-order" in err
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
+        assert session.head() == before
+
+
+def test_reports_for_an_order_entered_in_an_earlier_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        ledger_url: str) -> None:
+    messages = day()
+    status, out, _ = record(tmp_path, capsys, ledger_url, messages[:1], name="orders.fix")
+    assert status == 0 and out == []
+    status, (sent,), err = record(tmp_path, capsys, ledger_url, messages[1:], name="fills.fix")
+    assert status == 0, err
+    assert_valid(sent)
+    assert (field(sent, 49), field(sent, 56), field(sent, 53)) == ("ALPHA-OMS", "BROKER", "30000")
+
+
+def _quantities(message: bytes) -> list[str]:
+    return [value for tag, value in simplefix_pairs(message) if tag == 80]
+
+
+def test_a_bust_before_allocation_changes_what_is_allocated(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
+    messages = day()
+    bust = execution("XYZ-BLOCK-1-B", "H", ref="XYZ-BLOCK-1-F-2", seq=4,
+                     transact_time=field(messages[2], 60))
+    status, (sent,), err = record(tmp_path, capsys, ledger_url, [*messages, bust])
+    assert status == 0, err
+    assert_valid(sent)
+    assert (field(sent, 71), field(sent, 53), field(sent, 6)) == ("0", "18000", "99.95")
+    assert _quantities(sent) == ["9000", "3600", "1800", "3600"]
+
+
+def test_a_bust_after_allocation_replaces_the_instruction(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
+    messages = day()
+    status, (first,), err = record(tmp_path, capsys, ledger_url, messages, name="day.fix")
+    assert status == 0, err
+    bust = execution("XYZ-BLOCK-1-B", "H", ref="XYZ-BLOCK-1-F-2", seq=4,
+                     transact_time=field(messages[2], 60))
+    status, (second,), err = record(tmp_path, capsys, ledger_url, [*messages, bust], name="bust.fix")
+    assert status == 0, err
+    assert_valid(second)
+    assert (field(second, 71), field(second, 72)) == ("1", field(first, 70))
+    assert field(second, 53) == "18000" and _quantities(second) == ["9000", "3600", "1800", "3600"]
