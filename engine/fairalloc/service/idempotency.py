@@ -11,7 +11,9 @@ nor block another's answers. The request's *fingerprint* is the SHA-256 of its q
 Answers with a 5xx status are not stored (the reservation is released), so a retry after a
 timeout or an unreachable ledger runs again. With a ledger the keys live in its database (table
 ``fairalloc_idempotency``, beside the events and not part of the chain), so they hold across
-every process serving that ledger; without one, in this process's memory. A reservation whose
+every process serving that ledger; without one, in this process's memory. The table is created by
+the ledger's migration 0004 (run by whoever migrates the ledger, its owner on PostgreSQL), never
+by the service: its writer role may only change the table's rows. A reservation whose
 process died is taken over after ``stale_seconds``.
 """
 
@@ -24,24 +26,14 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Column, Engine, Float, Integer, LargeBinary, MetaData, String, Table, delete, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fairalloc.errors import ExitCode
+from fairalloc.ledger.schema import idempotency as _keys
 from fairalloc.service.problems import Problem, problem
 
 MAX_KEY_LENGTH = 255
-
-_metadata = MetaData()
-_keys = Table(
-    "fairalloc_idempotency", _metadata,
-    Column("key", String(64), primary_key=True),
-    Column("fingerprint", String(64), nullable=False),
-    Column("status", Integer, nullable=True),  # NULL while the first request runs
-    Column("media_type", String(100), nullable=True),
-    Column("body", LargeBinary, nullable=True),
-    Column("reserved_at", Float, nullable=False),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +113,12 @@ class MemoryStore:
 
 
 class DatabaseStore:
-    """Keys in the ledger's database, shared by every process serving it."""
+    """Keys in the ledger's database, shared by every process serving it (table
+    ``fairalloc_idempotency`` of :mod:`fairalloc.ledger.schema`)."""
 
     def __init__(self, engine: Engine, stale_seconds: float = 60.0) -> None:
         self.engine = engine
         self.stale_seconds = stale_seconds
-        try:
-            _metadata.create_all(engine, checkfirst=True)
-        except SQLAlchemyError:
-            # another process created the table between our check and our CREATE
-            _metadata.create_all(engine, checkfirst=True)
 
     def begin(self, key: str, fingerprint: str) -> Stored | None:
         now = time.time()
