@@ -31,7 +31,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from jwt.algorithms import OKPAlgorithm
 
-from fairalloc.ledger import pgcluster
+from tests.ledger import pgcluster
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER, AUDIENCE = "https://idp.bench", "fairalloc"
@@ -206,16 +206,30 @@ def _stateless(folder: Path, workers: int) -> None:
         server.stop()
 
 
-def _recorded(folder: Path, url: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "fairalloc", "ledger", "init", "--admin", "admin.bench",
-                           "--ledger", url], capture_output=True, text=True, cwd=ROOT)
+def _fairalloc(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "fairalloc", *args], capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
-        raise SystemExit(done.stderr)
+        raise SystemExit(f"fairalloc {' '.join(args)}: {done.stderr}")
+
+
+def _recorded(folder: Path, owner: str, postmaster: int | None) -> None:
+    """The ledger set up as deployed: the owner creates it and the role split, the service
+    connects as a writer role (``clerk``) holding the ``service`` role. ``postmaster``: the
+    database server's process, when it is ours, so its CPU is counted too."""
+    from sqlalchemy import make_url
+
+    url = make_url(owner).set(username="clerk").render_as_string(hide_password=False)
+    _fairalloc("ledger", "init", "--admin", "clerk", "--ledger", owner)
+    _fairalloc("ledger", "roles", "--writer", "clerk", "--ledger", owner)
+    _fairalloc("ledger", "user", "grant", "clerk", "service", "--ledger", url)
+    _fairalloc("ledger", "user", "grant", "admin.bench", "admin", "--ledger", url)
     server = Server(folder, "--ledger", url, "--workers", "2")
     try:
         admin = server.token("admin.bench", ["admin"])
         for role in ("pm", "trader"):
-            server.call("PUT", f"/v1/users/desk.bench/roles/{role}", b"", admin)
+            status, data = server.call("PUT", f"/v1/users/desk.bench/roles/{role}", b"", admin)
+            if status >= 300:
+                raise SystemExit(f"grant refused: {status} {data!r}")
         status, data = server.call("POST", "/v1/policies",
                                    (ROOT / "policies" / "us-equity-pro-rata.yaml").read_bytes(), admin)
         if status not in (200, 201):
@@ -251,16 +265,21 @@ def _recorded(folder: Path, url: str) -> None:
             checked(*server.call("POST", f"/v1/orders/REC-{n}/allocation", b"", token, conn))
 
         load = os.getloadavg()[0]
-        cpu = _tree_cpu(server.process.pid)
+        cpu, client_cpu = _tree_cpu(server.process.pid), time.process_time()
+        database_cpu = _tree_cpu(postmaster) if postmaster is not None else 0.0
         first = each(statement)
         time.sleep(max(0.0, (dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
                              - dt.datetime.now(dt.timezone.utc)).total_seconds() + 0.1))
         second = each(rest)
-        cpu = _tree_cpu(server.process.pid) - cpu
+        cpu, client_cpu = _tree_cpu(server.process.pid) - cpu, time.process_time() - client_cpu
+        database = (f"PostgreSQL CPU {_tree_cpu(postmaster) - database_cpu:.2f} s" if postmaster is not None
+                    else "PostgreSQL CPU not measured (not our server)")
         wall = first + second
         print(f"recorded workflow on PostgreSQL, 2 workers, {THREADS} clients: {ORDERS / wall:,.0f} orders/s "
               f"(statement, entry, fills, allocation: {ORDERS * 4} requests in {wall:.2f} s, the wait for the "
-              f"trades' entry time excluded); server CPU {cpu:.2f} s; load average {load:.2f}")
+              f"trades' entry time excluded); server CPU {cpu:.2f} s ({cpu / ORDERS * 1000:.1f} ms per order); "
+              f"{database}; client CPU {client_cpu:.2f} s; load average {load:.2f} at start, "
+              f"{os.getloadavg()[0]:.2f} at end")
     finally:
         server.stop()
 
@@ -280,7 +299,9 @@ def main() -> None:
             cluster = pgcluster.TempCluster(bindir, durable=True)
             server = cluster.start()
         try:
-            _recorded(Path(scratch), pgcluster.create_database(server, "bench_service"))
+            postmaster = (int((cluster.data / "postmaster.pid").read_text().split()[0])
+                          if cluster is not None else None)
+            _recorded(Path(scratch), pgcluster.create_database(server, "bench_service"), postmaster)
         finally:
             if cluster is not None:
                 cluster.stop()
