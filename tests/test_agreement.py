@@ -254,10 +254,13 @@ def test_policy_publish_tells_a_28th_digit_apart(tmp_path: Path, capsys: pytest.
     nearly = tmp_path / "nearly.yaml"
     nearly.write_text(POLICY.read_text(encoding="utf-8").replace(
         "absolute: 100", "absolute: 100.00000000000000000000000001"), encoding="utf-8")
-    assert main(["ledger", "init", "--admin", "ada", "--ledger", url]) == 0
-    assert main(["ledger", "user", "grant", "cole", "cco", "--user", "ada", "--ledger", url]) == 0
-    assert main(["policy", "publish", str(POLICY), "--user", "cole", "--ledger", url]) == 0
+    from fairalloc.ledger.identity import os_user
+
+    me = os_user()  # on SQLite every step is recorded as the OS user running it
+    assert main(["ledger", "init", "--admin", me, "--ledger", url]) == 0
+    assert main(["ledger", "user", "grant", me, "cco", "--ledger", url]) == 0
+    assert main(["policy", "publish", str(POLICY), "--ledger", url]) == 0
     capsys.readouterr()
-    status = main(["policy", "publish", str(nearly), "--user", "cole", "--ledger", url])
+    status = main(["policy", "publish", str(nearly), "--ledger", url])
     out, err = capsys.readouterr()
     assert status == ExitCode.LEDGER and "policy-version-conflict" in err and "identical" not in out
