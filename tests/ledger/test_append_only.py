@@ -343,10 +343,9 @@ def test_writers_keep_idempotency_rows_but_create_no_table_and_readers_change_no
         assert verify(session).ok
 
 
-def test_a_ledger_split_before_migration_0004_is_migrated_by_its_owner_for_its_writers(
-        pg_server: str) -> None:
-    """An existing ledger at 0003 with the role split of its time: a writer cannot migrate it (it
-    creates no table), the owner can, and the migration grants the writers the new table."""
+def split_at_0003(owner: str, writers: list[str], readers: list[str]) -> None:
+    """Migrate the empty database at ``owner`` to revision 0003 only, and set up the role split
+    as ``ledger roles`` made it then (before the idempotency table existed)."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
@@ -355,17 +354,24 @@ def test_a_ledger_split_before_migration_0004_is_migrated_by_its_owner_for_its_w
     from fairalloc.ledger.roles import role_statements
     from fairalloc.ledger.store import resolve_url
 
-    owner = pgcluster.create_database(pg_server)
     engine = create_engine(resolve_url(owner))
     with engine.begin() as conn:
         config = Config()
         config.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
         config.attributes["connection"] = conn
         command.upgrade(config, "0003")
-        for statement in role_statements(["ada"], ["examiner"]):
-            if "fairalloc_idempotency" not in statement:  # the split as ``ledger roles`` made it then
+        for statement in role_statements(writers, readers):
+            if "fairalloc_idempotency" not in statement:
                 conn.exec_driver_sql(statement)
     engine.dispose()
+
+
+def test_a_ledger_split_before_migration_0004_is_migrated_by_its_owner_for_its_writers(
+        pg_server: str) -> None:
+    """An existing ledger at 0003 with the role split of its time: a writer cannot migrate it (it
+    creates no table), the owner can, and the migration grants the writers the new table."""
+    owner = pgcluster.create_database(pg_server)
+    split_at_0003(owner, ["ada"], ["examiner"])
     with pytest.raises(LedgerError) as caught:
         Ledger(_as(owner, "ada"))
     assert caught.value.codes == ["ledger-database-error"]

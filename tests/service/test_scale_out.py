@@ -15,7 +15,7 @@ from typing import Any
 from fairalloc.client import Client
 from tests.ledger import pgcluster
 from tests.ledger.conftest import pg_server  # noqa: F401 - the PostgreSQL fixture of the ledger tests
-from tests.service.conftest import ADMIN, ROOT, Keys, bootstrap, start_server
+from tests.service.conftest import ADMIN, AUDIENCE, ISSUER, ROOT, Keys, bootstrap, fairalloc, start_server
 from tests.service.test_recorded import trade_now, wait_until
 
 CLIENTS = 8
@@ -80,3 +80,35 @@ def test_two_servers_and_workers_on_one_postgresql_ledger_keep_one_rotation(
     finally:
         for server in servers:
             server.stop()
+
+
+def test_serve_as_a_writer_never_migrates_and_starts_once_the_owner_has(
+        keys: Keys, pg_server: str, tmp_path: Path) -> None:  # noqa: F811
+    """A ledger from before migration 0004, split into roles then: the service's writer role cannot
+    create the idempotency table, so ``serve`` refuses to start (exit 6); once the owner has opened
+    the ledger (which migrates it and grants the writers the table), it serves idempotent retries."""
+    from sqlalchemy import make_url
+
+    from tests.ledger.test_append_only import split_at_0003
+
+    owner = pgcluster.create_database(pg_server)
+    split_at_0003(owner, ["clerk"], [])
+    writer = make_url(owner).set(username="clerk").render_as_string(hide_password=False)
+    refused = fairalloc("serve", "--port", "1", "--jwks", str(keys.jwks), "--issuer", ISSUER,
+                        "--audience", AUDIENCE, "--ledger", writer)
+    assert refused.returncode == 6, refused.stderr
+    assert "ledger-database-error" in refused.stderr and "Traceback" not in refused.stderr
+    for where, step in ((owner, ("ledger", "init", "--admin", "clerk")),
+                        (writer, ("ledger", "user", "grant", "clerk", "service")),
+                        (writer, ("ledger", "user", "grant", ADMIN, "admin"))):
+        done = fairalloc(*step, "--ledger", where)
+        assert done.returncode == 0, (step, done.stderr)
+    server = start_server(keys, tmp_path, "--ledger", writer)
+    try:
+        admin = server.client(keys.mint(ADMIN, ["admin"]))
+        first = admin.request("PUT", "/v1/users/desk.fi/roles/pm", idempotency_key="grant-1")
+        again = admin.request("PUT", "/v1/users/desk.fi/roles/pm", idempotency_key="grant-1")
+        assert first.status_code == again.status_code == 201, first.text
+        assert again.headers["Idempotency-Replayed"] == "true" and again.content == first.content
+    finally:
+        server.stop()
