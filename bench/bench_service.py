@@ -69,7 +69,10 @@ def _tree_cpu(pid: int) -> float:
     except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: the server's own CPU only
         children = []
     for child in children:
-        total += _cpu_seconds(int(child))
+        try:
+            total += _cpu_seconds(int(child))
+        except FileNotFoundError:  # it exited since: its CPU moves to the parent once reaped
+            pass
     return total
 
 
