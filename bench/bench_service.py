@@ -31,6 +31,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from jwt.algorithms import OKPAlgorithm
 
+from bench import harness
 from tests.ledger import pgcluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,7 +289,7 @@ def _recorded(folder: Path, owner: str, postmaster: int | None) -> None:
 
 
 def main() -> None:
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    harness.banner()
     with tempfile.TemporaryDirectory() as scratch:
         for workers in (1, 2):
             _stateless(Path(scratch), workers)
@@ -308,6 +309,7 @@ def main() -> None:
         finally:
             if cluster is not None:
                 cluster.stop()
+    harness.closing()
 
 
 if __name__ == "__main__":
