@@ -75,6 +75,45 @@ def measured(action: Callable[[], object], repeat: int) -> str:
     return f"{timing.wall * 1000:.0f} ms (cpu {timing.cpu * 1000:.0f} ms)"
 
 
+TIERED_POLICY = BIG_POLICY.replace(
+    "    restricted: {type: boolean, default: false}\n",
+    "    restricted: {type: boolean, default: false}\n    tier: {type: number, default: 3}\n",
+).replace("method: pro_rata\n", "method: pro_rata\npro_rata:\n  priority: 'account.tier'\n")
+"""The benchmark's policy with priority tiers (``pro_rata.priority``): the issue's bar is this
+block within 1.5x of the plain block's time."""
+
+
+def tiered_document(accounts: int) -> dict[str, Any]:
+    """:func:`trade_document` with three tiers: every 10th account tier 1, every 3rd tier 2, the
+    rest tier 3 (default); the fill covers tier 1 and runs short in tier 2."""
+    document = trade_document(accounts)
+    for i, account in enumerate(document["statement"]["accounts"]):
+        if i % 10 == 0:
+            account["attributes"]["tier"] = 1
+        elif i % 3 == 0:
+            account["attributes"]["tier"] = 2
+    return document
+
+
+def tiers_against_plain(accounts: int = 100_000, rounds: int = 5) -> harness.Rounds:
+    """The plain and the tiered block in interleaved rounds, each run on a freshly loaded trade."""
+    plain_policy, tiered_policy = policy_from_text(BIG_POLICY), policy_from_text(TIERED_POLICY)
+    assert tiered_policy.priority is not None
+    plain = iter([load_trade(trade_document(accounts)) for _ in range(rounds + 1)])  # + 1: the warm-up
+    tiered = iter([load_trade(tiered_document(accounts)) for _ in range(rounds + 1)])
+    return harness.interleave({"plain": lambda: allocate(plain_policy, next(plain)),
+                               "tiered": lambda: allocate(tiered_policy, next(tiered))}, rounds)
+
+
+def tier_rows() -> list[tuple[str, str, str]]:
+    runs = tiers_against_plain()
+    middle = harness.median(runs.timings["tiered"])
+    ratio, low, high = runs.ratio("tiered", "plain")
+    return [("1 block x 100,000 accounts with 3 priority tiers (library)",
+             f"{middle.wall * 1000:.0f} ms (cpu {middle.cpu * 1000:.0f} ms)", ""),
+            ("  tiered / plain, CPU time in interleaved rounds", f"{ratio:.2f}x ({low:.2f}-{high:.2f})", "<= 1.5x")]
+
+
 def run_cli(*args: str) -> harness.Timing:
     """Wall-clock and CPU (user + system) seconds of one whole ``fairalloc`` process."""
     return harness.timed_process(harness.python("-m", "fairalloc", *args), stdout=subprocess.DEVNULL)
@@ -103,6 +142,8 @@ def main() -> None:
     fresh = iter([load_trade(document) for _ in range(3)])
     rows.append(("  the same, with --explain for every account",
                  measured(lambda: allocate(policy, next(fresh)).document(explain=True), 3), ""))
+
+    rows.extend(tier_rows())
 
     small = [load_trade(trade_document(20, seed)) for seed in range(10_000)]
     _, timing = harness.timed(lambda: [allocate(policy, trade) for trade in small])

@@ -33,7 +33,7 @@ from fairalloc.expressions.ast import Expr
 from fairalloc.load import Path, SourceDocument
 from fairalloc.numbers import EXACT, decimal_text
 from fairalloc.options import Action, Denied, Method, MinimumKind, Remainder, RoundingMethod, TieBreak
-from fairalloc.plan import Attribute, Deadline, Minimum, Policy, Rotation, Rule
+from fairalloc.plan import Attribute, Deadline, Minimum, OddLotRecipient, Policy, Rotation, Rule
 from fairalloc.schema import check_policy_structure
 
 _KIND_TYPES: dict[str, Type] = {
@@ -105,6 +105,8 @@ class _Compiler:
         self.security_attributes: dict[str, Attribute] = {}
         self.applies_to: CompiledExpression | None = None
         self.weight_expression: CompiledExpression | None = None
+        self.priority_expression: CompiledExpression | None = None
+        self.odd_lot_plan: OddLotRecipient | None = None
         self.rotation_plan: Rotation | None = None
         self.minimum_plan: Minimum | None = None
         self.rule_plans: tuple[Rule, ...] = ()
@@ -234,6 +236,9 @@ class _Compiler:
         """The allocation method and what it needs: weights, rotation, rounding."""
         method = self.data["method"]
         self.weight_expression = self.weight(method)
+        if method == "pro_rata":
+            self.priority_expression = self.expression(("pro_rata", "priority"), ACCOUNT_ROOTS, Type.NUMBER)
+        self.odd_lot_plan = self.odd_lots(method)
         self.rotation_plan = self.rotation(method)
         rounding = self.data["rounding"]
         rounding_method = rounding.get("method", "largest_remainder")
@@ -318,6 +323,9 @@ class _Compiler:
             rules=self.rule_plans,
             reason_code_descriptions=self.reason_code_plan,
             deadline=self.deadline_plan,
+            equal_weights=self.get("pro_rata", "weight") == "equal",
+            priority=self.priority_expression,
+            odd_lot_recipient=self.odd_lot_plan,
             data=self.data,
         )
 
@@ -327,9 +335,32 @@ class _Compiler:
                        ("pro_rata",), "remove it, or change 'method'", key=True)
             return None
         weight = self.get("pro_rata", "weight", default="intended")
-        if weight == "intended":
+        if weight in ("intended", "equal"):
             return None
         return self.expression(("pro_rata", "weight"), ACCOUNT_ROOTS, Type.NUMBER)
+
+    def odd_lots(self, method: str) -> OddLotRecipient | None:
+        """``odd_lots.recipient``: a pro-rata policy's designated taker of the odd quantity."""
+        recipient = self.get("odd_lots", "recipient")
+        if recipient is None:
+            return None
+        if method != "pro_rata":
+            self.error(Code.SECTION_UNUSED, f"'odd_lots' section is unused: this policy allocates by {method}",
+                       ("odd_lots",), "remove it, or change 'method'", key=True)
+            return None
+        if self.get("rounding", "method") == "quota":
+            self.error(
+                Code.ODD_LOTS_WITH_QUOTA,
+                "'odd_lots' cannot be set with the quota method",
+                ("odd_lots",),
+                "the quota method gives the odd quantity to the account next in line, which keeps it fill-monotone",
+                key=True,
+            )
+            return None
+        if isinstance(recipient, str):
+            return OddLotRecipient(recipient, None)
+        chosen = self.expression(("odd_lots", "recipient", "expression"), ORDER_ROOTS, Type.STRING)
+        return None if chosen is None else OddLotRecipient(None, chosen)
 
     def rotation(self, method: str) -> Rotation | None:
         spec = self.get("rotation")
@@ -379,8 +410,9 @@ class _Compiler:
         if spec is None:
             return None
         denied = Denied(spec.get("denied", "pro_rata"))
+        value = Decimal(spec["value"]) if "value" in spec else None
         if "absolute" in spec:
-            return Minimum(MinimumKind.ABSOLUTE, Decimal(spec["absolute"]), None, None, denied)
+            return Minimum(MinimumKind.ABSOLUTE, Decimal(spec["absolute"]), None, None, denied, value)
         if "relative_to_intended" in spec:
             relative = _fraction_value(spec["relative_to_intended"])
             path: Path = ("minimum", "relative_to_intended")
@@ -396,11 +428,13 @@ class _Compiler:
                     "allocations never exceed the intended quantity unless caps.allow_above_intended is true",
                 )
                 return None
-            return Minimum(MinimumKind.RELATIVE_TO_INTENDED, None, relative, None, denied)
+            return Minimum(MinimumKind.RELATIVE_TO_INTENDED, None, relative, None, denied, value)
+        if "expression" not in spec:
+            return Minimum(MinimumKind.VALUE, None, None, None, denied, value)
         expression = self.expression(("minimum", "expression"), ACCOUNT_ROOTS, Type.NUMBER)
         if expression is None:
             return None
-        return Minimum(MinimumKind.EXPRESSION, None, None, expression, denied)
+        return Minimum(MinimumKind.EXPRESSION, None, None, expression, denied, value)
 
     def rules(self) -> tuple[Rule, ...]:
         compiled: list[Rule] = []

@@ -143,6 +143,7 @@ class Code(enum.StrEnum):
     MINIMUM_RELATIVE = "minimum-relative", _POLICY
     THRESHOLD_UNREACHABLE = "threshold-unreachable", _POLICY
     MINIMUM_WITH_PRICE_TIME = "minimum-with-price-time", _POLICY
+    ODD_LOTS_WITH_QUOTA = "odd-lots-with-quota", _POLICY
     RULE_DUPLICATE_ID = "rule-duplicate-id", _POLICY
     RULE_CONSTANT = "rule-constant", _POLICY
     RULE_CAP_QUANTITY = "rule-cap-quantity", _POLICY
@@ -182,6 +183,7 @@ class Code(enum.StrEnum):
     WEIGHT_INVALID = "weight-invalid", _INPUT
     MINIMUM_INVALID = "minimum-invalid", _INPUT
     CAP_INVALID = "cap-invalid", _INPUT
+    PRIORITY_INVALID = "priority-invalid", _INPUT
     ROTATION_STATE = "rotation-state", _INPUT
     ROTATION_GROUP_MISMATCH = "rotation-group-mismatch", _INPUT
 
@@ -200,6 +202,7 @@ class Code(enum.StrEnum):
     FILL_UNALLOCATABLE = "fill-unallocatable", _REFUSAL
     ROTATION_UNKNOWN_ACCOUNT = "rotation-unknown-account", _REFUSAL
     ROTATION_OUT_OF_ORDER = "rotation-out-of-order", _REFUSAL
+    ODD_LOT_RECIPIENT_UNKNOWN = "odd-lot-recipient-unknown", _REFUSAL
 
     FILE_NOT_FOUND = "file-not-found", _FILE
     FILE_NOT_UTF8 = "file-not-utf8", _FILE

@@ -7,9 +7,11 @@ dependence on the order of accounts or fills in the input. It runs in this fixed
 1. controls — refuse trades the playbook forbids allocating (``fairalloc.controls``);
 2. governance — the policy must be in effect on the trade date and ``applies_to`` must hold;
 3. eligibility — ``exclude`` rules remove accounts; ``cap`` rules and the intended quantity cap them;
-4. rounds — the method allocates the filled quantity among the participating accounts; accounts
-   for which a ``zero`` rule fires or which fall below the minimum are denied and the method runs
-   again without them, until no account is denied (a fixed point: at most one round per account).
+4. rounds — the method allocates the filled quantity among the participating accounts (pro-rata:
+   tier by tier under ``pro_rata.priority``, the odd quantity set aside for ``odd_lots.recipient``,
+   :meth:`_Run.pro_rata`); accounts for which a ``zero`` rule fires or which fall below the
+   minimum are denied and the method runs again without them, until no account is denied (a
+   fixed point: at most one round per account).
    A round that would leave the remaining accounts unable to take the fill under their caps (for
    example, by denying all of them) is not applied, and the result says so in its notes;
 5. ``minimum.denied: rotation`` — below-minimum shares are handed on in rotation order instead;
@@ -25,6 +27,8 @@ give the same document byte for byte; ``document(explain=True)["backend"]`` says
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,6 +39,7 @@ from fairalloc.book import Book, S, Shares, U
 from fairalloc.context import TradeContext, check_policy_governs, rotation_group, scalar_context
 from fairalloc.controls import check_controls, refuse_if
 from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
+from fairalloc.expressions import ExpressionRuntimeError
 from fairalloc.options import (
     ACTIONS,
     METHODS,
@@ -48,7 +53,8 @@ from fairalloc.options import (
 )
 from fairalloc.plan import Policy, Rule
 from fairalloc.records import RecordBook
-from fairalloc.result import AccountState, Allocation, Columns, ExceptionRecord, Outcome
+from fairalloc.result import AccountState, Allocation, Columns, ExceptionRecord, Outcome, quantity_json
+from fairalloc.rounding import Apportionment, Step
 from fairalloc.rotation import RotationState, Schedule, schedule
 from fairalloc.trade import Trade
 
@@ -127,6 +133,8 @@ class _Run(Generic[S, U]):
         self.denials: list[tuple[int, str, S, str | None]] = []  # round, by, accounts, exception reason
         self.notes: list[str] = []
         self.rotation_rank: dict[int, int] = {}  # position -> place in this order's rotation
+        self.recipient: int | None = None  # odd_lots.recipient's position
+        self.odd_lot_note: str | None = None  # why the last round's odd quantity did not go to it
 
     def fire(self, rule: Rule, among: S, shares: Shares[S, U] | None) -> S:
         hits = self.book.fires(rule, among, shares)
@@ -141,6 +149,7 @@ class _Run(Generic[S, U]):
     def execute(self) -> Allocation:
         """Stages 3 to 6 (the module docstring), then the result."""
         policy, book = self.policy, self.book
+        self.recipient = self.odd_lot_recipient()
         eligible = self.eligibility()
         plan = self.schedule(eligible)
         if policy.minimum is not None:
@@ -237,8 +246,11 @@ class _Run(Generic[S, U]):
                 odd_key: list[int] | None = [order.get(k, len(order)) for k in range(len(book.ids))]
             else:
                 odd_key = book.odd_key(spec.by_intended)
+            def apportion(members: S, total: int) -> Shares[S, U]:
+                return book.apportion(members, policy.rounding_method, odd_key, total)
+
             try:
-                return book.apportion(participants, policy.rounding_method, odd_key)
+                return self.pro_rata(participants, apportion)
             except ValueError as error:
                 raise RefusedError(Diagnostic(
                     "unallocatable", str(error), Location(self.file, pointer="/fills"),
@@ -247,6 +259,54 @@ class _Run(Generic[S, U]):
         if policy.method is Method.ROTATION:
             return cast("Shares[S, U]", records.rotate(members, self.rotation_rank))
         return cast("Shares[S, U]", records.price_time(members))
+
+    def pro_rata(self, participants: S, apportion: Callable[[S, int], Shares[S, U]]) -> Shares[S, U]:
+        """``odd_lots.recipient`` first: the whole lots are shared, the odd quantity (the fill's part
+        smaller than a lot) goes to the recipient if it takes part and its cap leaves room for it
+        all; otherwise the whole fill is shared and the remainder rule places the odd quantity."""
+        book, recipient = self.book, self.recipient
+        total = book.filled
+        odd = total % book.lot
+        self.odd_lot_note = None
+        if recipient is None or not odd:
+            return self.tiered(participants, total, apportion)
+        why = "takes no part in the allocation"
+        if book.holds(participants, recipient):
+            shares = self.tiered(participants, total - odd, apportion)
+            if book.give(shares, recipient, odd):
+                shares.odd_lot = (recipient, odd)
+                return shares
+            why = "has no room for it under its cap"
+        self.odd_lot_note = (f"the odd quantity of {_quantity(odd, book.scale)} went by the remainder rule: "
+                             f"the designated recipient {book.ids[recipient]} {why}")
+        return self.tiered(participants, total, apportion)
+
+    def tiered(self, participants: S, total: int, apportion: Callable[[S, int], Shares[S, U]]) -> Shares[S, U]:
+        """``pro_rata.priority``: tiers in increasing order, each filled up to its caps while the
+        quantity lasts; the tier at which it runs short shares what is left pro rata (with the
+        policy's rounding); the tiers after it receive nothing."""
+        if self.policy.priority is None:
+            return apportion(participants, total)
+        book = self.book
+        left = total
+        parts: list[Shares[S, U]] = []
+        outcomes: dict[int, tuple[bool, str]] = {}
+        for tier, members in book.tiers(participants):
+            room = book.tier_room(members)
+            if left and (room is None or room > left):
+                parts.append(apportion(members, left))
+                outcomes[tier] = (False, f"shared {_quantity(left, book.scale)} pro rata: the rest of the fill")
+                left = 0
+            elif left:
+                assert room is not None
+                parts.append(book.to_caps(members))
+                outcomes[tier] = (True, "filled up to every account's cap")
+                left -= room
+            else:
+                outcomes[tier] = (False, "received nothing: the tiers before it took the whole fill")
+        # the tiers' apportionments are joined only for the explanation (details), on demand
+        shares: Shares[S, U] = Shares(book.combine(parts), participants, tiers=outcomes, parts=parts)
+        return shares
 
     def records(self) -> RecordBook:
         """The record book, for the stages only it runs: the array form declines a rotation
@@ -270,6 +330,33 @@ class _Run(Generic[S, U]):
         place = {account: i for i, account in enumerate(plan.order)}
         self.rotation_rank = {k: place[book.ids[k]] for k in members}
         return plan
+
+    def odd_lot_recipient(self) -> int | None:
+        """The position of ``odd_lots.recipient`` in this trade; an account the statement does not
+        name is refused, since the policy's designation could not be honoured."""
+        chosen = self.policy.odd_lot_recipient
+        if chosen is None:
+            return None
+        account: object = chosen.account
+        if chosen.expression is not None:
+            c = self.ctx
+            try:
+                account = chosen.expression.fn(c.order, c.security, c.statement, c.fill, None, None)
+            except ExpressionRuntimeError as error:
+                raise InputError(error.diagnostics + [Diagnostic(
+                    "expression-runtime", "while evaluating odd_lots.recipient", Location(self.file, pointer="/order"))]
+                ) from None
+        ids = self.book.ids
+        at = bisect.bisect_left(ids, account) if isinstance(account, str) else len(ids)
+        if at == len(ids) or ids[at] != account:
+            raise RefusedError(Diagnostic(
+                "odd-lot-recipient-unknown",
+                f"the policy's odd-lot recipient is {account!r} ({chosen.describe()}), "
+                "an account this order's statement does not name",
+                Location(self.file, pointer="/statement/accounts"),
+                "add the account to the allocation statement, or correct odd_lots.recipient in the policy",
+            ))
+        return at
 
     def rotation_state(self) -> RotationState | None:
         group = rotation_group(self.policy, self.trade, self.ctx)
@@ -310,8 +397,9 @@ class _Run(Generic[S, U]):
         if freed:
             raise RefusedError(Diagnostic("unallocatable", "denied shares found no account with room in the rotation",
                                           Location(self.file, pointer="/fills")))
-        moved = Shares(units, members, shares.apportionment)
-        return cast("Shares[S, U]", moved), cast(S, keep)
+        # tiers and the odd lot are kept for the explanation
+        moved = dataclasses.replace(shares, units=cast(U, units), members=cast(S, members))
+        return moved, cast(S, keep)
 
     # -- the result ---------------------------------------------------------------------------
     def result(self, shares: Shares[S, U], plan: Schedule | None) -> Allocation:
@@ -330,6 +418,7 @@ class _Run(Generic[S, U]):
         own_prices = None
         if policy.method is Method.PRICE_TIME:
             own_prices = {ids[k]: price for k, price in shares.prices.items()}
+        notes = self.notes + ([self.odd_lot_note] if self.odd_lot_note else [])
         return Allocation(
             policy=policy,
             order_id=self.trade.order.id,
@@ -344,7 +433,7 @@ class _Run(Generic[S, U]):
             rotation_after=plan.after if plan else None,
             rotation_order=plan.order if plan else (),
             lot=Fraction(policy.lot),
-            notes=tuple(self.notes),
+            notes=tuple(notes),
             scale=book.scale,
             backend=self.choice.to_json(),
         )
@@ -356,6 +445,7 @@ class _Run(Generic[S, U]):
             book, ids = self.book, self.book.ids
             n = len(ids)
             ledger = book.ledger()
+            tiers = ledger.tiers
             rules: list[list[str] | None] = [None] * n
             excluded = [False] * n
             for rule, hits in self.events:
@@ -377,17 +467,42 @@ class _Run(Generic[S, U]):
                 AccountState(ids[k], ledger.index[k], ledger.intended[k], ledger.caps[k], weight=ledger.weights[k],
                              weight_text=ledger.weight_texts[k], rank=ledger.ranks[k], rules=rules[k],
                              excluded=excluded[k], denied_round=rounds[k], denied_by=by[k],
-                             minimum=None if minimums is None else minimums[k])
+                             minimum=None if minimums is None else minimums[k],
+                             tier=None if tiers is None else tiers[k])
                 for k in range(n)
             ]
             members = book.positions(shares.members)
             units = book.allocated(shares.units)
+            apportionment = shares.apportionment
+            if apportionment is None and shares.parts:
+                apportionment = _joined(book, shares.parts, members, units)
             return states, Outcome(
                 {ids[k]: units[k] for k in members},
-                apportionment=shares.apportionment,
-                positions={ids[k]: i for i, k in enumerate(members)} if shares.apportionment else {},
+                apportionment=apportionment,
+                positions={ids[k]: i for i, k in enumerate(members)} if apportionment else {},
                 prices={ids[k]: price for k, price in shares.prices.items()},
                 fills={ids[k]: taken for k, taken in shares.fills.items()},
+                tiers=shares.tiers,
+                odd_lot=None if shares.odd_lot is None else (ids[shares.odd_lot[0]], shares.odd_lot[1]),
             )
 
         return build
+
+
+def _quantity(units: int, scale: int) -> str:
+    """Integer units as the quantity people read."""
+    return str(quantity_json(Fraction(units, scale)))
+
+
+def _joined(book: Book[S, U], parts: list[Shares[S, U]], positions: list[int], units: list[int]) -> Apportionment:
+    """The tiers' apportionments as one, in the order of ``positions`` (the members)."""
+
+    def steps() -> list[Step]:
+        table: dict[int, Step] = {}
+        for part in parts:
+            if part.apportionment is not None:
+                table.update(zip(book.positions(part.members), part.apportionment.steps))
+        nothing = Step(Fraction(0), False, 0, False, 0, None)
+        return [table.get(k, nothing) for k in positions]
+
+    return Apportionment([units[k] for k in positions], steps)

@@ -141,6 +141,7 @@ class MinimumKind(enum.StrEnum):
     ABSOLUTE = "absolute"
     RELATIVE_TO_INTENDED = "relative_to_intended"
     EXPRESSION = "expression"
+    VALUE = "value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,9 @@ MINIMUM_KINDS: dict[MinimumKind, MinimumSpec] = {
     MinimumKind.ABSOLUTE: MinimumSpec(False, True, "at least {}"),
     MinimumKind.RELATIVE_TO_INTENDED: MinimumSpec(True, True, "at least {} x intended"),
     MinimumKind.EXPRESSION: MinimumSpec(True, False, "at least {}"),
+    MinimumKind.VALUE: MinimumSpec(False, True, "worth at least {} at the average price"),
 }
+"""``value`` may also stand beside one of the other kinds: an account must then reach both."""
 
 
 class Denied(enum.StrEnum):

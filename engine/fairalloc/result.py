@@ -55,6 +55,7 @@ class AccountState:
     denied_round: int | None = None
     denied_by: str | None = None
     minimum: int | None = None
+    tier: int | None = None  # pro_rata.priority: the account's tier
 
     def fired(self, rule_id: str) -> None:
         if self.rules is None:
@@ -71,6 +72,8 @@ class Outcome:
     positions: dict[str, int] = field(default_factory=dict)  # account -> index in the apportionment
     prices: dict[str, Fraction] = field(default_factory=dict)
     fills: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    tiers: dict[int, tuple[bool, str]] = field(default_factory=dict)  # tier -> (filled to caps, words)
+    odd_lot: tuple[str, int] | None = None  # odd_lots.recipient: (account, units) it took
 
     def step(self, account: str) -> Step | None:
         if self.apportionment is None or account not in self.positions:
@@ -97,6 +100,9 @@ class AccountAllocation:
     minimum: Fraction | None
     fills: tuple[tuple[str, Fraction], ...]
     rotation_rank: int | None
+    tier: int | None = None
+    tier_outcome: tuple[bool, str] | None = None
+    odd_lot: Fraction | None = None  # the odd quantity it took as odd_lots.recipient
 
 
 def quantity_json(value: Fraction) -> int | str:
@@ -207,6 +213,9 @@ class Allocation:
                 minimum=None if state.minimum is None else Fraction(state.minimum, scale),
                 fills=tuple((fill, Fraction(u, scale)) for fill, u in outcome.fills.get(state.id, [])),
                 rotation_rank=leaders.get(state.id),
+                tier=state.tier,
+                tier_outcome=None if state.tier is None else outcome.tiers.get(state.tier),
+                odd_lot=Fraction(outcome.odd_lot[1], scale) if outcome.odd_lot and outcome.odd_lot[0] == state.id else None,
             ))
         return tuple(views)
 
@@ -282,9 +291,16 @@ class Allocation:
             out["outcome"] = f"excluded before allocation by rule(s) {', '.join(account.rules)}"
             out["rules"] = list(account.rules)
             return out
-        if apportioned:
+        if apportioned and policy.equal_weights:
+            out["weight"] = 1
+            out["weight_basis"] = "equal: the same for every account"
+        elif apportioned:
             out["weight"] = account.weight_text if policy.weight is not None else quantity_json(account.intended)
             out["weight_basis"] = policy.weight.source if policy.weight is not None else "intended quantity"
+        if account.tier is not None:
+            out["tier"] = account.tier
+            if account.tier_outcome is not None:
+                out["tier_outcome"] = account.tier_outcome[1]
         out["cap"] = quantity_json(account.cap) if account.cap is not None else "none (allowed above intended)"
         step = account.step
         if step is not None and apportioned:
@@ -303,6 +319,11 @@ class Allocation:
             if step.odd:
                 words += f"; +{quantity_json(self._units(Fraction(step.odd)))} odd quantity (remainder rule '{policy.remainder if remainder_rule else 'next in line'}')"
             out["rounding"] = words
+            if account.tier_outcome is not None and account.tier_outcome[0]:
+                out["rounding"] = "none: its tier was filled up to every account's cap"
+        if account.odd_lot is not None:
+            out["odd_lot"] = (f"+{quantity_json(account.odd_lot)} odd quantity as the designated recipient "
+                              "(odd_lots.recipient)")
         if self.method is Method.ROTATION or account.rotation_rank is not None:
             out["rotation_position"] = account.rotation_rank
         if self.method is Method.PRICE_TIME:

@@ -365,3 +365,11 @@ def _take_lot(
         for item in deferred[1:]:
             heapq.heappush(heap, item)
     return chosen
+
+
+def at_caps(allocations: list[int], lot: int) -> Apportionment:
+    """The apportionment of accounts that each receive their cap in full (a priority tier the fill
+    covers): nothing is rounded, each exact share is the cap itself."""
+    return Apportionment(allocations, lambda: [
+        Step(Fraction(units), True, units // lot, False, 0, None) for units in allocations
+    ])

@@ -214,11 +214,25 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
                 where,
             )
         ]
+    if kind == "oneOf" and path[-1:] == ("recipient",):
+        # an account id or {expression: ...}: report what is wrong within the form written
+        branch = 1 if isinstance(error.instance, dict) else 0
+        inner = [e for e in error.context or () if e.relative_schema_path[0] == branch]
+        if isinstance(error.instance, (dict, str)) and inner:
+            return [d for e in inner for d in _diagnostics(doc, e)]
+        return [
+            Diagnostic(
+                Code.SCHEMA_TYPE,
+                f"{described} must be an account id or {{expression: ...}}, not {_type_name(error.instance)}",
+                where,
+                "write the account id, or 'expression:' with a string expression over the order",
+            )
+        ]
     if kind == "oneOf" and path and path[-1] == "minimum":
         return [
             Diagnostic(
                 Code.SCHEMA_MINIMUM_KIND,
-                "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression'",
+                "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression' (and may add 'value')",
                 where,
                 "choose one way of stating the threshold",
             )

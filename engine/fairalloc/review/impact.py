@@ -17,7 +17,8 @@ version and is exact only as far as those facts go:
 
 * ``direct`` — the account's own facts differ and the diff changed what explains them: a changed
   rule fired under one version only, or the minimum changed and the account's denial by it did, or
-  its binding cap, weight or rotation position changed. The cause is that diff item. (A rule or
+  its binding cap, weight, priority tier, rotation position or receipt of the odd lot
+  (``odd_lots.recipient``) changed. The cause is that diff item. (A rule or
   minimum the diff did not touch that fires differently only because shares were re-spread is a
   consequence, not a cause.)
 * ``order`` — the account's own facts are equal but another account of the same order changed
@@ -325,7 +326,8 @@ def _facts(account: AccountAllocation | None) -> dict[str, Any]:
     if account is None:
         return {}
     return {"rules": frozenset(account.rules), "denied_by": account.denied_by, "cap": account.cap,
-            "weight": account.weight, "rotation": account.rotation_rank}
+            "weight": account.weight, "rotation": account.rotation_rank, "tier": account.tier,
+            "odd_lot": account.odd_lot is not None}
 
 
 def _cap_binds(*accounts: AccountAllocation | None) -> bool:
@@ -345,6 +347,8 @@ class _Attributor:
         self.weight = [c.label for c in changes if c.pointer.startswith(("/pro_rata", "/attributes"))]
         self.rotation = [c.label for c in changes if c.pointer.startswith("/rotation")]
         self.caps = [c.label for c in changes if c.pointer.startswith("/caps")]
+        self.tiers = [c.label for c in changes if c.pointer.startswith(("/pro_rata/priority", "/attributes"))]
+        self.odd_lots = [c.label for c in changes if c.pointer.startswith("/odd_lots")]
         self.general = [c.label for c in changes if c.rule is None and not c.pointer.startswith("/minimum")] or [
             c.label for c in changes] or ["policy"]
         self.governance = [c.label for c in changes if c.pointer.startswith(("/applies_to", "/effective", "/attributes"))]
@@ -371,6 +375,10 @@ class _Attributor:
             causes.extend(self.weight)
         if a.get("rotation") != b.get("rotation"):
             causes.extend(self.rotation)
+        if a.get("tier") != b.get("tier"):
+            causes.extend(self.tiers)
+        if a.get("odd_lot") != b.get("odd_lot"):
+            causes.extend(self.odd_lots)
         return list(dict.fromkeys(causes))
 
 
