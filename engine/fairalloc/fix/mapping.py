@@ -14,11 +14,13 @@ allocation's digest, so the output is a pure function of the input.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -229,6 +231,23 @@ class Book:
         self.orders: dict[str, OrderInput] = {}
         self.acks: list[Ack] = []
         self._owner: dict[str, tuple[str, str]] = {}  # any ExecID seen -> (ClOrdID, trade's ExecID or "")
+
+    def saved(self, cl_ord_id: str) -> Callable[[], None]:
+        """A way back to the book as it is now, for a message about ``cl_ord_id`` that the
+        book takes in but a later step (the ledger) refuses: calling it undoes that message."""
+        order = copy.deepcopy(self.orders.get(cl_ord_id))
+        owners, acks = len(self._owner), len(self.acks)
+
+        def restore() -> None:
+            for exec_id in list(itertools.islice(reversed(self._owner), len(self._owner) - owners)):
+                del self._owner[exec_id]
+            del self.acks[acks:]
+            if order is None:
+                self.orders.pop(cl_ord_id, None)
+            else:
+                self.orders[cl_ord_id] = order
+
+        return restore
 
     def known(self, cl_ord_id: str, exec_id: str) -> None:
         """Register a trade of ``cl_ord_id`` reported before these messages (a recorded fill)."""
