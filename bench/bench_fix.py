@@ -1,12 +1,15 @@
 """FIX 4.4 throughput: messages framed and read, and orders of 20 accounts parsed, allocated and
-written as 35=J, per second; and a whole ``fairalloc fix allocate`` process.
+written as 35=J, per second; a whole ``fairalloc fix allocate`` process; and the same orders
+recorded through the ledger (``fix record``'s steps, the ones ``fix serve`` takes per message).
 
 Each order is a 35=D with 20 NoAllocs entries and two 35=8 trades (three messages). Bounded:
-2,000 orders, 6,000 messages. Prints wall and CPU time and the load average.
+2,000 orders, 6,000 messages (60 orders through the ledger). Prints wall and CPU time and the
+load average.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import resource
 import subprocess
@@ -22,30 +25,60 @@ from fairalloc.fix.codec import encode, read_messages
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = 2_000
 ACCOUNTS = 20
+RECORDED = 60
+"""Orders recorded through the ledger, in batches of :data:`BATCH` whose messages are stamped just
+before they are recorded (the ledger refuses times more than the policy's clock skew away)."""
+BATCH = 2
 POLICY = ROOT / "policies" / "us-equity-pro-rata.yaml"
 
 
-def messages_file(orders: int = ORDERS) -> bytes:
-    """``orders`` orders of :data:`ACCOUNTS` accounts, each filled 60% in two trades."""
+def messages_file(orders: int = ORDERS, at: dt.datetime | None = None, first: int = 0) -> bytes:
+    """``orders`` orders of :data:`ACCOUNTS` accounts, each filled 60% in two trades, entered at
+    ``at`` (2026-03-02 14:30 UTC by default), numbered from ``first``."""
+    start = at or dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.timezone.utc)
+    trade_date = start.strftime("%Y%m%d")
+    entered = start.strftime("%Y%m%d-%H:%M:%S")
+    executed = [(start + dt.timedelta(seconds=1 if at else 60 * k)).strftime("%Y%m%d-%H:%M:%S")
+                for k in (1, 2)]
     lines = []
-    for n in range(orders):
+    for n in range(first, first + orders):
         order = f"B-{n}"
         intended = [100 * (1 + (i * 7919 + n) % 50) for i in range(ACCOUNTS)]
         total = sum(intended)
-        first, second = total * 3 // 10 // 100 * 100, total * 3 // 10 // 100 * 100
-        head = [(49, "OMS"), (56, "BRK"), (34, str(3 * n + 1)), (52, "20260302-14:30:00")]
-        body = [(11, order), (75, "20260302"), (78, str(ACCOUNTS))]
+        first_qty = second_qty = total * 3 // 10 // 100 * 100
+        head = [(49, "OMS"), (56, "BRK"), (34, str(3 * n + 1)), (52, entered)]
+        body = [(11, order), (75, trade_date), (78, str(ACCOUNTS))]
         for i, quantity in enumerate(intended):
             body += [(79, f"ACC{i:03d}"), (80, str(quantity))]
-        body += [(55, "XYZ"), (167, "CS"), (54, "1"), (60, "20260302-14:30:00"), (38, str(total)), (40, "1")]
+        body += [(55, "XYZ"), (167, "CS"), (54, "1"), (60, entered), (38, str(total)), (40, "1")]
         lines.append(encode("D", head, body))
-        for k, (quantity, price, cum) in enumerate(((first, "99.95", first), (second, "100.075", first + second))):
+        fills = ((first_qty, "99.95", first_qty), (second_qty, "100.075", first_qty + second_qty))
+        for k, (quantity, price, cum) in enumerate(fills):
             report = [(37, "X" + order), (11, order), (17, f"{order}-F{k}"), (150, "F"), (39, "1"), (55, "XYZ"),
                       (54, "1"), (32, str(quantity)), (31, price), (151, str(total - cum)), (14, str(cum)),
-                      (6, price), (60, f"20260302-14:3{k + 1}:00")]
-            lines.append(encode("8", [(49, "BRK"), (56, "OMS"), (34, str(3 * n + 2 + k)),
-                                      (52, "20260302-14:31:00")], report))
+                      (6, price), (60, executed[k])]
+            lines.append(encode("8", [(49, "BRK"), (56, "OMS"), (34, str(3 * n + 2 + k)), (52, executed[0])],
+                                report))
     return b"".join(line + b"\n" for line in lines)
+
+
+def recorded(folder: str) -> tuple[float, float]:
+    """(wall, CPU) seconds to record :data:`RECORDED` orders through the ledger (SQLite)."""
+    from fairalloc.fix.record import record_messages
+    from fairalloc.ledger import workflow
+    from fairalloc.ledger.store import Ledger
+
+    with Ledger(f"sqlite:///{folder}/bench.db", create=True) as ledger:
+        me = ledger.actor()
+        workflow.initialise(ledger, me, me.name)
+        workflow.set_role(ledger, me, me.name, "trader", grant=True)
+        workflow.publish_policy(ledger, me, load_policy(POLICY))
+        wall = cpu = 0.0
+        for first in range(0, RECORDED, BATCH):
+            messages = read_messages(messages_file(BATCH, dt.datetime.now(dt.timezone.utc), first), "bench.fix")
+            spent = timed(lambda: record_messages(ledger, messages, accounts=None))
+            wall, cpu = wall + spent[0], cpu + spent[1]
+    return wall, cpu
 
 
 def timed(action: object) -> tuple[float, float]:
@@ -85,6 +118,12 @@ def main() -> None:
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rows.append((f"`fairalloc fix allocate` whole process, {count:,} messages", f"{count / wall:,.0f} msg/s",
                  f"{count / cpu:,.0f} msg per cpu-s; wall {wall:.2f} s, cpu {cpu:.2f} s"))
+    with tempfile.TemporaryDirectory() as folder:
+        wall, cpu = recorded(folder)
+    count = 3 * RECORDED
+    rows.append((f"record through the ledger (SQLite): {RECORDED} orders, {count} messages",
+                 f"{count / wall:,.0f} msg/s", f"{count / cpu:,.0f} msg per cpu-s, {RECORDED / wall:,.0f} orders/s; "
+                 f"wall {wall:.2f} s, cpu {cpu:.2f} s"))
     print(f"load average before/after: {load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{width}}  {'wall rate':>14}  detail (goal >= 2,000 msg/s)")
