@@ -3,21 +3,17 @@ written as 35=J, per second; a whole ``fairalloc fix allocate`` process; and the
 recorded through the ledger (``fix record``'s steps, the ones ``fix serve`` takes per message).
 
 Each order is a 35=D with 20 NoAllocs entries and two 35=8 trades (three messages). Bounded:
-2,000 orders, 6,000 messages (60 orders through the ledger). Prints wall and CPU time and the
-load average.
+2,000 orders, 6,000 messages, the median of three runs (60 orders through the ledger, once).
+Prints wall and CPU time, the machine and the load average (:mod:`bench.harness`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench import harness
 from fairalloc import load_policy
 from fairalloc.fix import allocate_messages
 from fairalloc.fix.codec import encode, read_messages
@@ -29,6 +25,7 @@ RECORDED = 60
 """Orders recorded through the ledger, in batches of :data:`BATCH` whose messages are stamped just
 before they are recorded (the ledger refuses times more than the policy's clock skew away)."""
 BATCH = 2
+ROUNDS = 3
 POLICY = ROOT / "policies" / "us-equity-pro-rata.yaml"
 
 
@@ -76,59 +73,49 @@ def recorded(folder: str) -> tuple[float, float]:
         wall = cpu = 0.0
         for first in range(0, RECORDED, BATCH):
             messages = read_messages(messages_file(BATCH, dt.datetime.now(dt.timezone.utc), first), "bench.fix")
-            spent = timed(lambda: record_messages(ledger, messages, accounts=None))
-            wall, cpu = wall + spent[0], cpu + spent[1]
+            _, spent = harness.timed(lambda: record_messages(ledger, messages, accounts=None))
+            wall, cpu = wall + spent.wall, cpu + spent.cpu
     return wall, cpu
 
 
-def timed(action: object) -> tuple[float, float]:
-    """(wall, CPU) seconds of one call."""
-    assert callable(action)
-    wall, cpu = time.perf_counter(), time.process_time()
-    action()
-    return time.perf_counter() - wall, time.process_time() - cpu
+def row(name: str, timing: harness.Timing, count: int, orders: int | None = None) -> tuple[str, str, str]:
+    detail = f"{count / timing.cpu:,.0f} msg per cpu-s"
+    if orders is not None:
+        detail += f", {orders / timing.wall:,.0f} orders/s"
+    return name, f"{count / timing.wall:,.0f} msg/s", f"{detail}; wall {timing.wall:.2f} s, cpu {timing.cpu:.2f} s"
 
 
 def main() -> None:
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    harness.banner()
     data = messages_file()
     count = data.count(b"\n")
     policy = load_policy(POLICY)
     allocate_messages(policy, read_messages(messages_file(20), "warm.fix"), file="warm.fix")  # warm up
-    rows = []
-    wall, cpu = timed(lambda: read_messages(data, "bench.fix"))
-    rows.append((f"frame + read {count:,} messages (library)", f"{count / wall:,.0f} msg/s",
-                 f"{count / cpu:,.0f} msg per cpu-s; wall {wall:.2f} s, cpu {cpu:.2f} s"))
+    rows = [row(f"frame + read {count:,} messages (library)",
+                harness.median(harness.repeat(lambda: read_messages(data, "bench.fix"), ROUNDS)), count)]
     results: list[object] = []
-    wall, cpu = timed(lambda: results.extend(allocate_messages(policy, read_messages(data, "bench.fix"),
-                                                               file="bench.fix")))
-    assert len(results) == ORDERS
-    rows.append((f"read, map, allocate, write 35=J: {ORDERS:,} orders x {ACCOUNTS} accounts (library)",
-                 f"{count / wall:,.0f} msg/s", f"{count / cpu:,.0f} msg per cpu-s, {ORDERS / wall:,.0f} orders/s; "
-                 f"wall {wall:.2f} s, cpu {cpu:.2f} s"))
+    timings = harness.repeat(lambda: results.append(allocate_messages(policy, read_messages(data, "bench.fix"),
+                                                                      file="bench.fix")), ROUNDS)
+    assert all(len(r) == ORDERS for r in results if isinstance(r, list))
+    rows.append(row(f"read, map, allocate, write 35=J: {ORDERS:,} orders x {ACCOUNTS} accounts (library)",
+                    harness.median(timings), count, ORDERS))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.fix"
         path.write_bytes(data)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "fairalloc", "fix", "allocate", "--policy", str(POLICY),
-                        "--messages", str(path), "-o", str(Path(folder) / "out.fix")], check=True)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    rows.append((f"`fairalloc fix allocate` whole process, {count:,} messages", f"{count / wall:,.0f} msg/s",
-                 f"{count / cpu:,.0f} msg per cpu-s; wall {wall:.2f} s, cpu {cpu:.2f} s"))
+        command = harness.python("-m", "fairalloc", "fix", "allocate", "--policy", str(POLICY),
+                                 "--messages", str(path), "-o", str(Path(folder) / "out.fix"))
+        whole = harness.median([harness.timed_process(command) for _ in range(ROUNDS)])
+    rows.append(row(f"`fairalloc fix allocate` whole process, {count:,} messages", whole, count))
     with tempfile.TemporaryDirectory() as folder:
         wall, cpu = recorded(folder)
-    count = 3 * RECORDED
-    rows.append((f"record through the ledger (SQLite): {RECORDED} orders, {count} messages",
-                 f"{count / wall:,.0f} msg/s", f"{count / cpu:,.0f} msg per cpu-s, {RECORDED / wall:,.0f} orders/s; "
-                 f"wall {wall:.2f} s, cpu {cpu:.2f} s"))
-    print(f"load average before/after: {load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    rows.append(row(f"record through the ledger (SQLite): {RECORDED} orders, {3 * RECORDED} messages",
+                    harness.Timing(wall, cpu), 3 * RECORDED, RECORDED))
     width = max(len(r[0]) for r in rows)
-    print(f"{'benchmark':<{width}}  {'wall rate':>14}  detail (goal >= 2,000 msg/s)")
+    print(f"{'benchmark (median of ' + str(ROUNDS) + ' runs; the ledger once)':<{width}}  {'wall rate':>14}  "
+          "detail (goal >= 2,000 msg per cpu-s)")
     for name, rate, detail in rows:
         print(f"{name:<{width}}  {rate:>14}  {detail}")
+    harness.closing()
 
 
 if __name__ == "__main__":
