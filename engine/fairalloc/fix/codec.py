@@ -100,7 +100,7 @@ class Entry(NamedTuple):
     def group(self, tag: int) -> tuple[Entry, ...]:
         return self.groups.get(tag, ())
 
-    def index(self, tag: int) -> int | None:
+    def position(self, tag: int) -> int | None:
         """The index of ``tag``'s field in the message (MsgType 35 is 0), if the entry has it."""
         if tag not in self.fields:
             return None
@@ -127,7 +127,7 @@ class Message:
         target = entry or self.body
         index = None
         if tag is not None:
-            index = _FRAMING[tag] if target is self.body and tag in _FRAMING else target.index(tag)
+            index = _FRAMING[tag] if target is self.body and tag in _FRAMING else target.position(tag)
         return Location(self.file, self.line, None if index is None else column(self.raw, index), tag=tag)
 
 
