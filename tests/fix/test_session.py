@@ -13,10 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import quickfix
+from sqlalchemy.engine import make_url
 
 from fairalloc.cli import main
 from fairalloc.fix.session import Recorder
@@ -25,6 +27,9 @@ from fairalloc.ledger.chain import Event
 from fairalloc.ledger.identity import os_user
 from fairalloc.ledger.store import Ledger
 
+from ..conftest import POLICIES
+from ..ledger import pgcluster
+from ..ledger.conftest import pg_server  # noqa: F401 (the PostgreSQL server fixture)
 from .conftest import DICTIONARY, assert_valid, simplefix_pairs
 from .messages import ACCOUNTS, EXAMPLES, build, day, execution, new_order, retrade, stamp
 
@@ -101,6 +106,48 @@ class Oms(quickfix.Application):  # type: ignore[misc]
         assert quickfix.Session.sendToTarget(quickfix.Message(message.decode(), dictionary, False), self.session)
 
 
+@dataclass
+class Running:
+    """An acceptor process and the QuickFIX initiator logged on to it."""
+
+    acceptor: subprocess.Popen[str]
+    initiator: quickfix.SocketInitiator
+    application: Oms
+
+    def stop(self) -> None:
+        """Log the initiator out and stop the acceptor, which must exit 0."""
+        self.initiator.stop()
+        self.acceptor.send_signal(signal.SIGTERM)
+        status = self.acceptor.wait(timeout=TIMEOUT)
+        assert status == 0, self.acceptor.stderr.read() if self.acceptor.stderr else ""
+
+
+def _serve_on(tmp_path: Path, ledger_url: str, *options: str) -> Running:
+    """Start ``fix serve`` on ``ledger_url`` (extra options allowed) and log a QuickFIX initiator on."""
+    port = free_port()
+    acceptor = subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-m", "fairalloc", "fix", "serve", "--ledger", ledger_url,
+         "--accounts", str(EXAMPLES / "accounts.json"), *options,
+         "--settings", str(settings(tmp_path, "acceptor", port, "FAIRALLOC", "ALPHA-OMS"))],
+        stderr=subprocess.PIPE, text=True)
+    assert acceptor.stderr is not None
+    line = acceptor.stderr.readline()
+    assert "accepting sessions" in line, line + acceptor.stderr.read()
+    application = Oms()
+    application.acceptor_log = tmp_path / "acceptor" / "log"
+    config = quickfix.SessionSettings(str(settings(tmp_path, "initiator", port, "ALPHA-OMS", "FAIRALLOC")))
+    initiator = quickfix.SocketInitiator(application, quickfix.MemoryStoreFactory(), config,
+                                         quickfix.ScreenLogFactory(False, False, False))
+    running = Running(acceptor, initiator, application)
+    initiator.start()
+    try:
+        application.wait("logon")
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
 Serve = Callable[..., Oms]
 
 
@@ -108,36 +155,17 @@ Serve = Callable[..., Oms]
 def serve(tmp_path: Path, ledger_url: str) -> Iterator[Serve]:
     """Start ``fix serve`` on the test ledger (extra options allowed) and a QuickFIX initiator
     logged on to it; both are stopped at the end, and the acceptor must exit 0."""
-    started: list[tuple[subprocess.Popen[str], quickfix.SocketInitiator]] = []
+    started: list[Running] = []
 
     def start(*options: str) -> Oms:
-        port = free_port()
-        acceptor = subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "-m", "fairalloc", "fix", "serve", "--ledger", ledger_url,
-             "--accounts", str(EXAMPLES / "accounts.json"), *options,
-             "--settings", str(settings(tmp_path, "acceptor", port, "FAIRALLOC", "ALPHA-OMS"))],
-            stderr=subprocess.PIPE, text=True)
-        assert acceptor.stderr is not None
-        line = acceptor.stderr.readline()
-        assert "accepting sessions" in line, line + acceptor.stderr.read()
-        application = Oms()
-        application.acceptor_log = tmp_path / "acceptor" / "log"
-        config = quickfix.SessionSettings(str(settings(tmp_path, "initiator", port, "ALPHA-OMS", "FAIRALLOC")))
-        initiator = quickfix.SocketInitiator(application, quickfix.MemoryStoreFactory(), config,
-                                             quickfix.ScreenLogFactory(False, False, False))
-        started.append((acceptor, initiator))
-        initiator.start()
-        application.wait("logon")
-        return application
+        started.append(_serve_on(tmp_path, ledger_url, *options))
+        return started[-1].application
 
     try:
         yield start
     finally:
-        for acceptor, initiator in started:
-            initiator.stop()
-            acceptor.send_signal(signal.SIGTERM)
-            status = acceptor.wait(timeout=TIMEOUT)
-            assert status == 0, acceptor.stderr.read() if acceptor.stderr else ""
+        for running in started:
+            running.stop()
 
 
 def fields(raw: bytes) -> dict[int, str]:
@@ -296,6 +324,37 @@ def test_a_mapped_counterparty_acts_as_its_ledger_user_vouched_for_by_the_accept
     assert [e.kind for e in recorded] == ["statement.recorded", "order.entered", "fill.recorded"]
     assert {(e.actor, e.source, e.service) for e in recorded} == {("pm.alpha", "token", me)}
     assert main(["ledger", "verify", "--ledger", ledger_url]) == 0
+
+
+def test_on_postgresql_the_actor_is_the_acceptors_database_role(
+        pg_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On PostgreSQL the acceptor connects as a writer role; every event it records is that
+    role's, written by the database itself."""
+    owner = pgcluster.create_database(pg_server)
+    writer = make_url(owner).set(username="clerk").render_as_string(hide_password=False)
+    assert main(["ledger", "init", "--admin", "clerk", "--ledger", owner]) == 0
+    assert main(["ledger", "roles", "--writer", "clerk", "--ledger", owner]) == 0
+    for role in ("trader", "cco"):
+        assert main(["ledger", "user", "grant", "clerk", role, "--ledger", writer]) == 0
+    assert main(["policy", "publish", str(POLICIES / "us-equity-pro-rata.yaml"), "--ledger", writer]) == 0
+    capsys.readouterr()
+    oms = _serve_on(tmp_path, writer)
+    try:
+        order, first, second = day("XYZ-BLOCK-PG", leaves_qty="0")
+        for message in (order, first, second):
+            oms.application.send(message)
+        sent = oms.application.wait("app", "J")
+    finally:
+        oms.stop()
+    assert_valid(sent)
+    assert allocated(sent) == [("CLIENT-A", "15000"), ("CLIENT-B", "6000"), ("CLIENT-C", "3000"),
+                               ("PROPRIETARY", "6000")]
+    recorded = [e for e in events(writer) if e.order_id == "XYZ-BLOCK-PG"]
+    assert [e.kind for e in recorded if e.kind != "alert.raised"] == [
+        "statement.recorded", "order.entered", "fill.recorded", "fill.recorded", "order.allocated",
+        "fix.instruction_sent"]
+    assert {(e.actor, e.source) for e in recorded} == {("clerk", "database-role")}
+    assert main(["ledger", "verify", "--ledger", writer]) == 0
 
 
 def test_a_counterparty_missing_from_the_identities_is_refused(ledger_url: str) -> None:
