@@ -166,4 +166,5 @@ def test_a_bust_after_allocation_replaces_the_instruction(
     assert status == 0, err
     assert_valid(second)
     assert (field(second, 71), field(second, 72)) == ("1", field(first, 70))
+    assert (field(first, 34), field(second, 34)) == ("1", "2")  # MsgSeqNum counts the instructions sent
     assert field(second, 53) == "18000" and _quantities(second) == ["9000", "3600", "1800", "3600"]

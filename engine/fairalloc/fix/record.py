@@ -214,7 +214,7 @@ def send(ledger: Ledger, who: Actor, order: OrderInput, sending_time: dt.datetim
             if event.data()["alloc_id"] == identifier:
                 return Instruction(identifier, event.data()["message"].encode()), False
         previous = sent[-1].data()["alloc_id"] if sent else None
-        seq = len(session.query(kinds=["fix.instruction_sent"])) + 1
+        seq = session.count(kinds=["fix.instruction_sent"]) + 1  # counted, not read: a session sends many
         instruction = allocation_instruction(order, document, seq=seq, sending_time=sending_time,
                                              trans_type="1" if previous else "0", ref_alloc_id=previous)
         session.append(NewEvent("fix.instruction_sent", who, {
