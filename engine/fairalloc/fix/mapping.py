@@ -366,6 +366,8 @@ class Book:
             raise problem("fix-unknown-order", f"35=8 for ClOrdID {cl_ord_id}, which no earlier 35=D entered",
                            message.where(11))
         exec_id = _required(message, 17)
+        quantity(message, 151)  # LeavesQty and CumQty are quantities (the acceptor reads LeavesQty)
+        quantity(message, 14)
         if exec_id in self._owner:
             raise problem("fix-duplicate-exec-id", f"ExecID {exec_id} was already reported", message.where(17),
                            "each execution report has its own ExecID")

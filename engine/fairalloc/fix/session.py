@@ -122,7 +122,7 @@ class Recorder:
             return []
         with self.ledger.read() as session:
             allocated = workflow.order_record(session, cl_ord_id).allocation is not None
-        if not allocated and Decimal(message.get(151) or "1") != 0:
+        if not allocated and Decimal(message.get(151) or "1") != 0:  # a quantity: checked by the book
             return []
         instruction, new = record.send(self.ledger, who, order, None)
         return [instruction.message] if new else []
