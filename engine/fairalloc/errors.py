@@ -365,6 +365,8 @@ class Code(enum.StrEnum):
     FIX_UNKNOWN_EXEC_REF = "fix-unknown-exec-ref", _FIX_INPUT
     FIX_EXEC_REF_BUSTED = "fix-exec-ref-busted", _FIX_INPUT
     FIX_UNKNOWN_ALLOC_ID = "fix-unknown-alloc-id", _FIX_INPUT
+    FIX_IDENTITIES_TYPE = "fix-identities-type", _FIX_INPUT
+    FIX_COUNTERPARTY_UNMAPPED = "fix-counterparty-unmapped", _FIX_INPUT
     FIX_ALLOCATION_EXCEEDS_ORDER = "fix-allocation-exceeds-order", _FIX_REFUSAL
     FIX_SETTINGS = "fix-settings", _FIX_FILE
     FIX_SESSION_START = "fix-session-start", _FIX_FILE

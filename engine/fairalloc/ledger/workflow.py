@@ -565,6 +565,24 @@ def record_statement(ledger: Ledger, actor: Actor, trade: Trade, *, late_reason:
     Refused if the trade document's entry or executions already precede the ledger's clock
     (``intent-after-entry``, ``intent-after-execution``) — unless recorded as a late statement
     with a reason code and a memo, which the statement carries and which alerts the CCO."""
+    with ledger.write() as session:
+        return _record_statement(session, actor, trade, late_reason, late_memo)
+
+
+def record_statement_and_enter(ledger: Ledger, actor: Actor, trade: Trade,
+                               policy_id: str | None = None) -> tuple[Event, Event]:
+    """Record the statement and enter the order of a document that carries both at once (a FIX
+    NewOrderSingle with its NoAllocs), in one transaction: both are recorded, or neither — an
+    order the hard stop refuses leaves no statement behind it. Each step checks exactly what
+    :func:`record_statement` and :func:`enter_order` check; repeating it answers with the events
+    recorded the first time."""
+    with ledger.write() as session:
+        statement = _record_statement(session, actor, trade, None, None)
+        return statement, _enter_order(session, actor, trade, policy_id)
+
+
+def _record_statement(session: Session, actor: Actor, trade: Trade, late_reason: str | None,
+                      late_memo: str | None) -> Event:
     doc = _trade_json(trade)
     order = doc["order"]
     _check_accounts(doc)
@@ -580,32 +598,31 @@ def record_statement(ledger: Ledger, actor: Actor, trade: Trade, *, late_reason:
     payload: dict[str, Any] = {"statement": doc["statement"], "order": intent}
     if late is not None:
         payload["late"] = late
-    with ledger.write() as session:
-        _require(session, actor, "statement")
-        existing = session.by_key(f"statement:{order['id']}")
-        if existing is not None:
-            if existing.data() == payload:
-                return existing
-            raise _conflict("statement-already-recorded",
-                            f"a different pre-trade statement for order {order['id']} is already "
-                            "recorded", hint="a recorded statement cannot be replaced; use a new order id")
-        if session.by_key(f"order:{order['id']}") is not None:
-            raise _conflict("order-already-entered",
-                            f"order {order['id']} is already entered: intent must precede the order")
-        skew = _skew_for(session, trade)
-        if late is None:
-            refusal = _late_intent(doc, _time(session.now), skew)
-            if refusal is not None:
-                raise refusal
-        new = [NewEvent("statement.recorded", actor, payload, order_id=order["id"],
-                        key=f"statement:{order['id']}")]
-        if late is not None:
-            new.append(NewEvent("alert.raised", actor, {
-                "alert": "late-statement", "for": "cco", "reason_code": late["reason_code"],
-                "message": f"the pre-trade statement of order {order['id']} was recorded late "
-                           f"({late['reason_code']}): {late['memo']}"},
-                order_id=order["id"], topic="alerts"))
-        return session.append(*new)[0]
+    _require(session, actor, "statement")
+    existing = session.by_key(f"statement:{order['id']}")
+    if existing is not None:
+        if existing.data() == payload:
+            return existing
+        raise _conflict("statement-already-recorded",
+                        f"a different pre-trade statement for order {order['id']} is already "
+                        "recorded", hint="a recorded statement cannot be replaced; use a new order id")
+    if session.by_key(f"order:{order['id']}") is not None:
+        raise _conflict("order-already-entered",
+                        f"order {order['id']} is already entered: intent must precede the order")
+    skew = _skew_for(session, trade)
+    if late is None:
+        refusal = _late_intent(doc, _time(session.now), skew)
+        if refusal is not None:
+            raise refusal
+    new = [NewEvent("statement.recorded", actor, payload, order_id=order["id"],
+                    key=f"statement:{order['id']}")]
+    if late is not None:
+        new.append(NewEvent("alert.raised", actor, {
+            "alert": "late-statement", "for": "cco", "reason_code": late["reason_code"],
+            "message": f"the pre-trade statement of order {order['id']} was recorded late "
+                       f"({late['reason_code']}): {late['memo']}"},
+            order_id=order["id"], topic="alerts"))
+    return session.append(*new)[0]
 
 
 def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
@@ -647,36 +664,40 @@ def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
 def enter_order(ledger: Ledger, actor: Actor, trade: Trade, policy_id: str | None = None) -> Event:
     """Enter the block order — only after a statement covering it was recorded (hard stop), and
     only if its claimed entry time is not earlier than that statement (by the ledger's clock)."""
+    with ledger.write() as session:
+        return _enter_order(session, actor, trade, policy_id)
+
+
+def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | None) -> Event:
     doc = _trade_json(trade)
     order_id = doc["order"]["id"]
-    with ledger.write() as session:
-        _require(session, actor, "enter")
-        statement = session.by_key(f"statement:{order_id}")
-        if statement is None:
-            raise _refused(
-                "pretrade-statement-missing",
-                f"order {order_id} cannot be entered: no pre-trade allocation statement was recorded",
-                hint="record the intended allocation first: fairalloc order statement TRADE.json",
-            )
-        _check_coverage(statement, doc)
-        policy = governing_policy(session, trade, policy_id)
-        payload = {"order": doc["order"], "policy": policy.ref()}
-        existing = session.by_key(f"order:{order_id}")
-        if existing is not None:
-            if existing.data() == payload:
-                return existing
-            raise _conflict("order-already-entered",
-                            f"order {order_id} is already entered with other content")
-        skew = clock_skew(load_recorded_policy(policy))
-        if "late" not in statement.data():
-            refusal = _late_intent({"order": doc["order"]}, _time(statement.recorded_at), skew)
-            if refusal is not None:
-                raise refusal
-        _check_not_future([("/order/entered_at", doc["order"]["entered_at"])], session.now, skew)
-        (event,) = session.append(
-            NewEvent("order.entered", actor, payload, order_id=order_id, key=f"order:{order_id}")
+    _require(session, actor, "enter")
+    statement = session.by_key(f"statement:{order_id}")
+    if statement is None:
+        raise _refused(
+            "pretrade-statement-missing",
+            f"order {order_id} cannot be entered: no pre-trade allocation statement was recorded",
+            hint="record the intended allocation first: fairalloc order statement TRADE.json",
         )
-        return event
+    _check_coverage(statement, doc)
+    policy = governing_policy(session, trade, policy_id)
+    payload = {"order": doc["order"], "policy": policy.ref()}
+    existing = session.by_key(f"order:{order_id}")
+    if existing is not None:
+        if existing.data() == payload:
+            return existing
+        raise _conflict("order-already-entered",
+                        f"order {order_id} is already entered with other content")
+    skew = clock_skew(load_recorded_policy(policy))
+    if "late" not in statement.data():
+        refusal = _late_intent({"order": doc["order"]}, _time(statement.recorded_at), skew)
+        if refusal is not None:
+            raise refusal
+    _check_not_future([("/order/entered_at", doc["order"]["entered_at"])], session.now, skew)
+    (event,) = session.append(
+        NewEvent("order.entered", actor, payload, order_id=order_id, key=f"order:{order_id}")
+    )
+    return event
 
 
 @dataclass(frozen=True, slots=True)
