@@ -70,7 +70,7 @@ def _rows(items: list[dict[str, Any]], indent: str) -> str | None:
     allocation has four columns). ``None`` unless every item has the same keys in the same order
     and every column holds only integers, or only text, each optionally with nulls."""
     keys = tuple(items[0])
-    if set(map(tuple, items)) != {keys}:
+    if not keys or set(map(tuple, items)) != {keys}:
         return None
     parts: list[Any] = []
     for position, key in enumerate(keys):

@@ -1,0 +1,193 @@
+"""The fast paths give exactly what the reference paths give.
+
+- A trade in the plain form, decoded by msgspec (``trade._plain_trade``), equals the trade the
+  reference validator (pydantic, ``fairalloc.contract``) builds from the same text; a text the
+  reference refuses is never taken by the plain path.
+- ``schema.conforms`` says valid exactly when jsonschema does, on every policy the tests have and
+  on generated variants of them.
+- ``dump_json`` writes lists of flat objects column by column, byte for byte as one encoder call
+  per object writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fairalloc.cli import _io
+from fairalloc.errors import FairallocError
+from fairalloc.load import load_yaml
+from fairalloc.schema import conforms, json_compatible, schema, validator
+from fairalloc.trade import _checked_trade, _name_and_value_problems, _plain_trade, load_trade, parse_json
+
+from .conftest import CASES, EXAMPLES, POLICIES, example_trade
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def reference(text: str) -> dict[str, Any] | str:
+    """The reference path's outcome: the trade as its contract document, or the first error code."""
+    try:
+        return _checked_trade(parse_json(text, "t.json"), "t.json").to_json()
+    except FairallocError as error:
+        return error.diagnostics[0].code
+
+
+def assert_agrees(text: str) -> None:
+    """Whenever :func:`load_trade` would return the plain path's trade, it is the reference's."""
+    plain = _plain_trade(text)
+    if plain is not None and not _name_and_value_problems(plain, "t.json"):
+        assert plain.to_json() == reference(text)
+    data = json.loads(text, parse_float=Decimal) if _parses(text) else None
+    if isinstance(data, dict):
+        from_dict = _plain_trade(data)
+        if from_dict is not None and not _name_and_value_problems(from_dict, "t.json"):
+            assert from_dict.to_json() == reference(text)
+
+
+def _parses(text: str) -> bool:
+    try:
+        parse_json(text, "t.json")
+    except FairallocError:
+        return False
+    return True
+
+
+def test_the_examples_take_the_plain_path() -> None:
+    for path in sorted(EXAMPLES.glob("*.trade.json")):
+        text = path.read_text()
+        assert_agrees(text)
+    assert _plain_trade((EXAMPLES / "us-equity-pro-rata.trade.json").read_text()) is not None
+
+
+def test_a_key_written_twice_is_refused_in_any_object() -> None:
+    base = (EXAMPLES / "us-equity-pro-rata.trade.json").read_text()
+    for key in ("account", "intended", "fee_basis", "price", "symbol"):
+        member = re.search(f'"{key}": ("[^"]*"|[0-9.]+)', base)
+        assert member is not None
+        start = base.rindex("{", 0, member.start()) + 1
+        text = base[:start] + member.group(0) + ", " + base[start:]
+        assert json.loads(text) == json.loads(base)
+        assert _plain_trade(text) is None
+        with pytest.raises(FairallocError) as caught:
+            load_trade(_write(text))
+        assert caught.value.diagnostics[0].code == "json-duplicate-key"
+
+
+def test_a_spaced_duplicate_key_is_refused() -> None:
+    doc = example_trade()
+    text = json.dumps(doc, default=str, separators=(",", " :  "))
+    text = text.replace('{"account" :  ', '{"account"\n:"X", "account" :  ', 1)
+    assert _plain_trade(text) is None
+    with pytest.raises(FairallocError):
+        load_trade(_write(text))
+
+
+def _write(text: str) -> Path:
+    import tempfile
+
+    handle = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    with handle:
+        handle.write(text)
+    return Path(handle.name)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**31) | st.sampled_from(["", "x", "1.5", "0100", "1e3", "100"])
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3) | st.sampled_from([
+        "2026-03-02T14:20:00Z", "2026-03-02", "2026-03-02T14:30:00", "2026-03-02t14:31:00z"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "\uff41"]),
+                                                                        children, max_size=3),
+    max_leaves=6,
+)
+PATHS = ["order/quantity", "order/limit_price", "order/security", "order/trade_date", "order/entered_at",
+         "order/side", "order/id", "order/extra", "statement/recorded_at", "statement/recorded_by",
+         "statement/accounts/0/intended", "statement/accounts/1/attributes", "statement/accounts/2/limit_price",
+         "statement/accounts/0/received_at", "statement/accounts/3/account", "statement/accounts/1/extra",
+         "statement/accounts/2/attributes/fee_basis", "fills/0/quantity", "fills/0/price", "fills/1/venue",
+         "fills/1/executed_at", "fills/0/id"]
+
+
+def _mutated(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split("/")]
+    node: Any = doc
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return doc
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(PATHS), JSON_VALUES), max_size=3),
+       st.sampled_from([(", ", ": "), (",", ":"), (", ", " : "), (",\n", ":\t")]))
+def test_the_plain_path_agrees_with_the_reference(changes: list[tuple[str, Any]], separators: tuple[str, str]) -> None:
+    doc = example_trade()
+    for path, value in changes:
+        doc = _mutated(doc, path, value)
+    text = json.dumps(doc, default=str, separators=separators, ensure_ascii=False)
+    assert_agrees(text)
+    # the same, with every decimal written as a JSON number rather than a string
+    assert_agrees(json.dumps(json.loads(text), separators=separators))
+
+
+def _policy_documents() -> list[Path]:
+    files = sorted(POLICIES.glob("*.yaml")) + sorted(CASES.rglob("*.yaml"))
+    return [path for path in files if path.read_text().lstrip().startswith(("fairalloc", "#"))]
+
+
+def _valid_both_ways(data: Any) -> None:
+    data = json_compatible(data)
+    assert conforms(data, schema("policy")) == validator("policy").is_valid(data)
+
+
+@pytest.mark.parametrize("path", _policy_documents(), ids=lambda p: p.stem)
+def test_conforms_agrees_with_jsonschema_on_every_policy(path: Path) -> None:
+    try:
+        document = load_yaml(path.read_text(), str(path))
+    except FairallocError:
+        return
+    _valid_both_ways(document.data)
+
+
+POLICY_VALUES = st.none() | st.booleans() | st.integers(-3, 20) | st.sampled_from(
+    [0.5, 1.0, Decimal("1.0"), Decimal("0"), "", "x", "pro_rata", "us-equity\n", "2026-01-01", "2026-13-01",
+     "10:30", "25:00", [], ["a", "a"], ["a", True, 1], {}, {"type": "string"}, {"absolute": 1, "expression": "x"}])
+POLICY_KEYS = st.sampled_from(["fairalloc", "id", "version", "effective", "owner", "method", "rounding", "minimum",
+                               "rules", "attributes", "price", "deadline", "overrides", "intent", "caps", "unknown"])
+
+
+@SETTINGS
+@given(st.lists(st.tuples(POLICY_KEYS, st.sampled_from([None, "lot", "method", "absolute", "precision", 0, "type"]),
+                          POLICY_VALUES), min_size=1, max_size=3))
+def test_conforms_agrees_with_jsonschema_on_variants(changes: list[tuple[str, Any, Any]]) -> None:
+    data: dict[str, Any] = dict(load_yaml((POLICIES / "us-equity-pro-rata.yaml").read_text()).data)
+    for key, inner, value in changes:
+        current = data.get(key)
+        if inner is None or not isinstance(current, (dict, list)):
+            data[key] = value
+        elif isinstance(current, dict) and isinstance(inner, str):
+            data[key] = dict(current, **{inner: value})
+        elif isinstance(current, list) and current and isinstance(inner, int):
+            data[key] = [value, *current[1:]]
+    _valid_both_ways(data)
+
+
+FLAT = st.lists(st.fixed_dictionaries({
+    "account": st.text(max_size=4) | st.none(), "quantity": st.integers() | st.none(),
+    "price": st.sampled_from(["100", None, 'a"b', "\\", "é", "\x01", "%s"]),
+}), min_size=1, max_size=8) | st.lists(st.dictionaries(st.sampled_from(["a", "b"]), st.integers() | st.text(max_size=2)
+                                                       | st.booleans()), min_size=1, max_size=4)
+
+
+@SETTINGS
+@given(FLAT)
+def test_lists_of_flat_objects_are_written_as_the_encoder_writes_them(items: list[dict[str, Any]]) -> None:
+    expected = "[\n" + ",\n".join("  " + _io._LINE.encode(item) for item in items) + "\n]\n"
+    assert _io.dump_json(items) == expected
