@@ -191,3 +191,25 @@ FLAT = st.lists(st.fixed_dictionaries({
 def test_lists_of_flat_objects_are_written_as_the_encoder_writes_them(items: list[dict[str, Any]]) -> None:
     expected = "[\n" + ",\n".join("  " + _io._LINE.encode(item) for item in items) + "\n]\n"
     assert _io.dump_json(items) == expected
+
+
+WORDS = st.sampled_from(["", "a", "ab", "b", "retail", "institutional", "Z", "é"])
+
+
+@SETTINGS
+@given(st.lists(WORDS, min_size=1, max_size=12), WORDS, st.lists(WORDS, max_size=3),
+       st.sampled_from(["==", "!=", "<", "<=", ">", ">="]))
+def test_coded_string_columns_compare_as_the_strings_do(strings: list[str], text: str, items: list[str],
+                                                        op: str) -> None:
+    import numpy as np
+
+    from fairalloc.expressions.vector import Coded, _compare, _member
+
+    coded, plain = Coded.of(strings), np.asarray(strings, dtype=object)
+    assert coded.strings().tolist() == strings
+    assert _compare(op, coded, text).tolist() == _compare(op, plain, text).tolist()
+    assert _compare(op, text, coded).tolist() == _compare(op, text, plain).tolist()
+    other = Coded.of(list(reversed(strings)))
+    assert _compare(op, coded, other).tolist() == _compare(op, plain, other.strings()).tolist()
+    for member in ("in", "not in"):
+        assert _member(member, coded, tuple(items)).tolist() == _member(member, plain, tuple(items)).tolist()

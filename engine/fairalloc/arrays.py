@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from fairalloc.arrayform import ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, Ledger, Shares
 from fairalloc.context import TradeContext
-from fairalloc.expressions.vector import SAFE, Frame, Rational, Unsupported
+from fairalloc.expressions.vector import SAFE, Coded, Frame, Rational, Unsupported
 from fairalloc.numbers import decimal_text, to_units, units_scale
 from fairalloc.options import Backend, MinimumKind, RoundingMethod
 from fairalloc.plan import Attribute, Policy, Rule
@@ -144,8 +144,9 @@ class ArrayBook(Book[Array, Array]):
                 if max(map(abs, units)) >= SAFE:
                     raise Unsupported(f"account.{name} leaves int64")
                 value = Rational(np.asarray(units, dtype=np.int64)[self.order], scale)
-            else:
-                value = np.asarray(values, dtype=object)[self.order]
+            else:  # strings: coded once per trade, in account-id order
+                coded = Coded.of(values)
+                value = Coded(coded.codes[self.order], coded.values)
         else:
             raise Unsupported(f"account.{name} has no column")
         self.cache[name] = value
