@@ -213,3 +213,17 @@ def test_coded_string_columns_compare_as_the_strings_do(strings: list[str], text
     assert _compare(op, coded, other).tolist() == _compare(op, plain, other.strings()).tolist()
     for member in ("in", "not in"):
         assert _member(member, coded, tuple(items)).tolist() == _member(member, plain, tuple(items)).tolist()
+
+
+ALLOCATION_CASES = sorted(path for path in (CASES / "allocations").iterdir() if path.is_dir())
+
+
+@pytest.mark.parametrize("case", ALLOCATION_CASES, ids=lambda p: p.name)
+def test_the_allocation_document_is_written_from_columns_byte_for_byte(case: Path) -> None:
+    from fairalloc import RotationState, allocate, load_policy
+
+    state_file = case / "state.json"
+    state = RotationState.from_json(json.loads(state_file.read_text())) if state_file.exists() else None
+    result = allocate(load_policy(case / "policy.yaml"), load_trade(case / "trade.json"), state)
+    assert _io.dump_allocation(result) == _io.dump_json(result.document())
+    assert _io.dump_allocation(result, explain=True) == _io.dump_json(result.document(explain=True))
