@@ -49,7 +49,8 @@ def dump_json(value: Any) -> str:
 def _dump(value: Any, indent: str) -> str:
     if isinstance(value, dict) and value:
         inner = indent + "  "
-        items = [f"{inner}{json.dumps(key, ensure_ascii=False)}: {_dump(item, inner)}" for key, item in value.items()]
+        encode = _LINE.encode
+        items = [f"{inner}{encode(key)}: {_dump(item, inner)}" for key, item in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
         inner = indent + "  "
@@ -58,6 +59,11 @@ def _dump(value: Any, indent: str) -> str:
             encode = _LINE.encode
             rows = ",\n".join([inner + encode(item) for item in value])
         return "[\n" + rows + "\n" + indent + "]"
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return _NULL
     return _LINE.encode(value)
 
 
