@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import cache
-from importlib import resources
+from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.errors import Code, Diagnostic, suggest
@@ -37,6 +37,11 @@ def schema_text(name: str) -> str:
     """The text of a shipped JSON Schema: ``policy``, ``trade`` or ``allocation``."""
     if name not in SCHEMAS:
         raise ValueError(f"unknown schema {name!r}")
+    beside = FilePath(__file__).with_name("schemas") / f"{name}.schema.json"
+    if beside.is_file():  # the package is a folder (importlib.resources would import zipfile to say so)
+        return beside.read_text("utf-8")
+    from importlib import resources
+
     return (resources.files("fairalloc") / "schemas" / f"{name}.schema.json").read_text("utf-8")
 
 
