@@ -23,9 +23,7 @@ from __future__ import annotations
 import json
 import os
 import resource
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,30 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from bench import harness
 from bench.bench_allocate import BIG_POLICY, trade_document
 from fairalloc import allocate, load_trade, policy_from_text
-from fairalloc.cli._io import dump_json
+from fairalloc.cli._io import dump_allocation
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACT = ROOT.parent / "shared" / "contract" / "examples"
+EXAMPLE = ROOT / "tests" / "contract" / "examples" / "seed-worked-example.trade.json"
 ROUNDS = int(os.environ.get("FAIRALLOC_BENCH_ROUNDS", "7"))
-Timing = tuple[float, float]  # CPU seconds, wall seconds
-
-
-def timed(action: Callable[[], object]) -> Timing:
-    cpu, wall = time.process_time(), time.perf_counter()
-    action()
-    return time.process_time() - cpu, time.perf_counter() - wall
-
-
-def child(command: list[str]) -> Timing:
-    """CPU (user + system) and wall seconds of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
 def largest_remainder_numpy(intended: np.ndarray[Any, Any], filled: int, lot: int) -> np.ndarray[Any, Any]:
@@ -98,47 +80,59 @@ def baseline_document(document: dict[str, Any], allocated: list[int]) -> str:
         for a, q in zip(accounts, allocated)]}, ensure_ascii=False)
 
 
-def compare(name: str, ours: Callable[[], Timing], limit: Callable[[], Timing], bar: float | None) -> None:
-    rounds = [(ours(), limit()) for _ in range(ROUNDS)]
-    ratios = [a[0] / b[0] for a, b in rounds if b[0] > 0]
-    cpu_a = statistics.median(a[0] for a, _ in rounds)
-    cpu_b = statistics.median(b[0] for _, b in rounds)
-    wall_a = statistics.median(a[1] for a, _ in rounds)
-    wall_b = statistics.median(b[1] for _, b in rounds)
-    ratio = statistics.median(ratios) if ratios else float("nan")
-    verdict = "" if bar is None else (f"  bar <= {bar:g}x: {'met' if ratio <= bar else 'NOT met'}")
-    print(f"{name}\n  fairalloc cpu {cpu_a * 1000:9.1f} ms  wall {wall_a * 1000:9.1f} ms"
-          f"\n  limit     cpu {cpu_b * 1000:9.1f} ms  wall {wall_b * 1000:9.1f} ms"
-          f"\n  ratio (median of {len(ratios)} rounds, CPU) {ratio:.2f}x"
-          f" (range {min(ratios):.2f}-{max(ratios):.2f}){verdict}", flush=True)
+def compare(name: str, ours: Callable[[], object], limit: Callable[[], object], bar: float) -> None:
+    """Interleaved rounds of ``ours`` and ``limit`` in this process, and the bar on their CPU ratio."""
+    runs = harness.interleave({"fairalloc": ours, "limit": limit}, rounds=ROUNDS)
+    verdict(name, runs, bar)
+
+
+def compare_processes(name: str, ours: list[str], limit: list[str], bar: float) -> None:
+    """The same for two whole processes, their CPU time taken from ``getrusage`` of children.
+
+    Each runs once first with bytecode writing allowed, so that both start from cached bytecode,
+    as an installed package does (pip compiles it at install)."""
+    writing = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    for command in (ours, limit):
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=writing)
+    runs = harness.Rounds({"fairalloc": [], "limit": []}, {"fairalloc": [], "limit": []})
+    for number in range(ROUNDS):
+        order = [("fairalloc", ours), ("limit", limit)]
+        for label, command in order[number % 2:] + order[:number % 2]:
+            runs.timings[label].append(harness.timed_process(command, stdout=subprocess.DEVNULL))
+    verdict(name, runs, bar)
+
+
+def verdict(name: str, runs: harness.Rounds, bar: float) -> None:
+    ratio, _, _ = runs.ratio("fairalloc", "limit")
+    print(f"\n{name}\n{harness.report(runs, baseline='limit')}\n"
+          f"bar: fairalloc <= {bar:g}x the limit: {'met' if ratio <= bar else 'NOT met'} ({ratio:.3g}x)", flush=True)
 
 
 def main() -> None:
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    harness.banner()
     policy = policy_from_text(BIG_POLICY)
     document = trade_document(100_000)
     intended = np.asarray([a["intended"] for a in document["statement"]["accounts"]], dtype=np.int64)
     filled = filled_of(document)
     allocate(policy, load_trade(document))  # imports and the rules' columnar forms, once per process
-    trades = iter([load_trade(document) for _ in range(ROUNDS)])
+    # a freshly loaded trade for every run (the warm-up run included): nothing is reused between runs
+    trades = iter([load_trade(document) for _ in range(ROUNDS + 1)])
     compare("100,000-account block, trade loaded: allocate() vs numpy largest remainder",
-            lambda: timed(lambda: allocate(policy, next(trades))),
-            lambda: timed(lambda: largest_remainder_numpy(intended, filled, 100)), 10)
+            lambda: allocate(policy, next(trades)), lambda: largest_remainder_numpy(intended, filled, 100), 10)
 
     with tempfile.TemporaryDirectory() as folder:
         big = Path(folder) / "big.json"
         big.write_text(json.dumps(document))
 
         def ours_big() -> object:
-            return dump_json(allocate(policy, load_trade(big)).document())
+            return dump_allocation(allocate(policy, load_trade(big)))
 
         def limit_big() -> object:
             doc = json.loads(big.read_text())
             weights = np.asarray([a["intended"] for a in doc["statement"]["accounts"]], dtype=np.int64)
             return baseline_document(doc, largest_remainder_numpy(weights, filled_of(doc), 100).tolist())
 
-        compare("the same from the JSON file to the document's text vs json + numpy + json",
-                lambda: timed(ours_big), lambda: timed(limit_big), 3)
+        compare("the same from the JSON file to the document's text vs json + numpy + json", ours_big, limit_big, 3)
 
         small = []
         for seed in range(2_000):
@@ -147,7 +141,7 @@ def main() -> None:
             small.append(path)
 
         def ours_small() -> object:
-            return [dump_json(allocate(policy, load_trade(path)).document()) for path in small]
+            return [dump_allocation(allocate(policy, load_trade(path))) for path in small]
 
         def limit_small() -> object:
             out = []
@@ -158,38 +152,43 @@ def main() -> None:
             return out
 
         compare("2,000 blocks of 20 accounts, files to document text vs json + pure-Python largest remainder + json",
-                lambda: timed(ours_small), lambda: timed(limit_small), 3)
+                ours_small, limit_small, 3)
 
-        example = CONTRACT / "seed-worked-example.trade.json"
-        if example.exists():
-            cli = [sys.executable, "-m", "fairalloc", "allocate", "--policy",
-                   str(ROOT / "policies" / "us-equity-pro-rata.yaml"), "--trade", str(example)]
-            compare("`fairalloc allocate` on the worked example, whole process, vs python -c 'import json, decimal'",
-                    lambda: child(cli), lambda: child([sys.executable, "-c", "import json, decimal"]), 4)
+        cli = harness.python("-m", "fairalloc", "allocate", "--policy", str(ROOT / "policies" / "us-equity-pro-rata.yaml"),
+                             "--trade", str(EXAMPLE))
+        compare_processes("`fairalloc allocate` on the worked example, whole process, vs python -c 'import json, decimal'",
+                          cli, harness.python("-c", "import json, decimal"), 4)
+        peak_memory(Path(folder))
+    harness.closing()
 
-        million = Path(folder) / "million.json"
-        accounts = [{"account": f"A{i:07d}", "intended": 100 * (1 + (i * 7919) % 50)} for i in range(1_000_000)]
-        total = sum(a["intended"] for a in accounts)
-        doc = trade_document(1)
-        doc["order"]["quantity"] = total
-        doc["statement"]["accounts"] = accounts
-        doc["fills"] = [dict(doc["fills"][0], quantity=total * 37 // 100)]
-        million.write_text(json.dumps(doc, separators=(",", ":")))
-        policy_file = Path(folder) / "big.yaml"
-        policy_file.write_text(BIG_POLICY)
-        command = [sys.executable, "-c", "import resource, sys; from fairalloc.cli import main; status = main(); "
-                   "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(status)",
-                   "allocate", "--policy", str(policy_file), "--trade", str(million), "-o", str(Path(folder) / "m.out")]
-        cpu, wall = time.process_time(), time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        run = subprocess.run(command, check=True, capture_output=True, text=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak = int(run.stderr.split()[-1]) / 1024 / 1024
-        print(f"`fairalloc allocate`, 1,000,000 accounts ({million.stat().st_size / 2**20:.0f} MiB of JSON): "
-              f"peak memory {peak:.2f} GiB (bar <= 1 GiB: {'met' if peak <= 1 else 'NOT met'}), "
-              f"cpu {(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime):.2f} s, "
-              f"wall {time.perf_counter() - wall:.2f} s")
-    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+def peak_memory(folder: Path) -> None:
+    """Peak resident memory of a ``fairalloc allocate`` process over 1,000,000 accounts."""
+    million = folder / "million.json"
+    accounts = [{"account": f"A{i:07d}", "intended": 100 * (1 + (i * 7919) % 50)} for i in range(1_000_000)]
+    total = sum(a["intended"] for a in accounts)
+    doc = trade_document(1)
+    doc["order"]["quantity"] = total
+    doc["statement"]["accounts"] = accounts
+    doc["fills"] = [dict(doc["fills"][0], quantity=total * 37 // 100)]
+    million.write_text(json.dumps(doc, separators=(",", ":")))
+    del accounts, doc
+    policy_file = folder / "big.yaml"
+    policy_file.write_text(BIG_POLICY)
+    command = harness.python(
+        "-c", "import resource, sys; from fairalloc.cli import main; status = main(); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(status)",
+        "allocate", "--policy", str(policy_file), "--trade", str(million), "-o", str(folder / "million.out"))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    run = subprocess.run(command, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = int(run.stderr.split()[-1]) / 2**20  # ru_maxrss is in KiB on Linux
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"\n`fairalloc allocate`, 1,000,000 accounts ({million.stat().st_size / 2**20:.0f} MiB of JSON): "
+          f"peak memory {peak:.2f} GiB, CPU {cpu:.2f} s, wall {wall:.2f} s; "
+          f"bar: <= 1 GiB: {'met' if peak <= 1 else 'NOT met'}", flush=True)
 
 
 if __name__ == "__main__":
