@@ -8,7 +8,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -81,18 +81,33 @@ def _rows(items: list[dict[str, Any]], indent: str) -> str | None:
 
 def _table(keys: Sequence[str], columns: Sequence[list[Any]], indent: str) -> str | None:
     """Rows of objects with ``keys`` whose values are ``columns``, one object to a line, as the
-    encoder writes each: one encoder call per column and one join, instead of one encoder call
-    per object (a 100,000-account allocation has four columns). ``None`` unless every column holds
-    only integers, or only text, each optionally with nulls."""
-    parts: list[Any] = []
+    encoder writes each (:func:`_table_pieces`), as one text."""
+    pieces = _table_pieces(keys, columns, indent)
+    return None if pieces is None else "".join(pieces)
+
+
+def _table_pieces(keys: Sequence[str], columns: Sequence[list[Any]], indent: str) -> Iterator[str] | None:
+    """The pieces of :func:`_table`'s text, in order, for one join: one encoder call per column,
+    instead of one per object (a 100,000-account allocation has four columns), and no piece made
+    per row that the columns already hold (text is quoted by the pieces around it; repeated
+    values are one object). ``None`` unless every column holds only integers, or only text, each
+    optionally with nulls."""
+    parts: list[Iterable[str]] = []
+    closing = ""
     for position, (key, column) in enumerate(zip(keys, columns)):
-        texts = _column_texts(column)
-        if texts is None:
+        found = _column_texts(column)
+        if found is None:
             return None
-        opening = ",\n" + indent + "{" if position == 0 else ", "
-        parts += [repeat(opening + _LINE.encode(key) + ": "), texts]
-    parts.append(repeat("}"))
-    return "".join(chain.from_iterable(zip(*parts)))[2:]  # the first row has no ",\n" before it
+        texts, quoted = found
+        name = _LINE.encode(key) + (': "' if quoted else ": ")
+        if position == 0:
+            opening: Iterable[str] = chain([indent + "{" + name], repeat(closing + ",\n" + indent + "{" + name))
+        else:
+            opening = repeat(closing + ", " + name)
+        closing = '"' if quoted else ""
+        parts += [opening, texts]
+    parts.append(repeat(closing + "}"))
+    return chain.from_iterable(zip(*parts))
 
 
 def dump_allocation(result: Any, *, explain: bool = False) -> str:
@@ -100,31 +115,41 @@ def dump_allocation(result: Any, *, explain: bool = False) -> str:
     columns: no object per account is built unless the explanations need them."""
     if explain or not result.columns.ids:
         return dump_json(result.document(explain=explain))
-    document = result.document(entries=False)
-    rows = _table(result.ENTRY_FIELDS, result.entry_columns(), "    ")
-    if rows is None:
+    pieces = _table_pieces(result.ENTRY_FIELDS, result.entry_columns(), "    ")
+    before, marker, after = dump_json(result.document(entries=False)).partition('"allocations": []')
+    if pieces is None or not marker:  # marker: the one top-level key (a string has its quotes escaped)
         return dump_json(result.document())
-    before, marker, after = dump_json(document).partition('"allocations": []')  # the one top-level key
-    if not marker:
-        return dump_json(result.document())
-    return before + '"allocations": [\n' + rows + "\n  ]" + after
+    return "".join(chain([before, '"allocations": [\n'], pieces, ["\n  ]", after]))
 
 
-def _column_texts(column: list[Any]) -> list[str] | None:
-    """The JSON text of every value of ``column``, if it holds integers or text (and nulls)."""
+def _column_texts(column: list[Any]) -> tuple[list[str], bool] | None:
+    """The JSON text of every value of ``column``, if it holds integers or text (and nulls), and
+    whether the texts leave out their quotes (text without nulls: the pieces around supply them)."""
     kinds = set(map(type, column))
     nulls = type(None) in kinds
     kinds.discard(type(None))
     if kinds == {int}:
-        return list(map(int.__repr__, column)) if not nulls else [_NULL if v is None else repr(v) for v in column]
+        return _repeated(column, int.__repr__), False
     if kinds == {str}:
         given = [v for v in column if v is not None] if nulls else column
         encoded = _LINE.encode(given)
         # nothing needed escaping (escapes only lengthen): each text is written as it is, in quotes
         if len(encoded) != sum(map(len, given)) + 4 * len(given):
             return None
-        return [_NULL if v is None else f'"{v}"' for v in column]
+        if not nulls:
+            return column, True
+        return _repeated(column, lambda v: f'"{v}"'), False
     return None
+
+
+def _repeated(column: list[Any], text: Callable[[Any], str]) -> list[str]:
+    """``text`` of every value, nulls as ``null``; each distinct value's text made once when the
+    values repeat (a price, an intended quantity), so a long column costs references only."""
+    distinct = set(column)
+    if 2 * len(distinct) > len(column):
+        return [_NULL if v is None else text(v) for v in column]
+    texts = {v: _NULL if v is None else text(v) for v in distinct}
+    return list(map(texts.__getitem__, column))
 
 
 _NULL = "null"
