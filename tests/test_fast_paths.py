@@ -189,8 +189,9 @@ FLAT = st.lists(st.fixed_dictionaries({
 @SETTINGS
 @given(FLAT)
 def test_lists_of_flat_objects_are_written_as_the_encoder_writes_them(items: list[dict[str, Any]]) -> None:
-    expected = "[\n" + ",\n".join("  " + _io._LINE.encode(item) for item in items) + "\n]\n"
-    assert _io.dump_json(items) == expected
+    for rows in (items, items * _io._COLUMNS_FROM):  # by the encoder, and column by column
+        expected = "[\n" + ",\n".join("  " + _io._LINE.encode(item) for item in rows) + "\n]\n"
+        assert _io.dump_json(rows) == expected
 
 
 WORDS = st.sampled_from(["", "a", "ab", "b", "retail", "institutional", "Z", "é"])
@@ -264,3 +265,24 @@ def test_the_loaded_parser_parses_as_the_built_one(source: str) -> None:
                     sorted(getattr(error, "expected", ()) or ()))
 
     assert outcome(loaded) == outcome(built)
+
+
+@pytest.mark.parametrize("case", ALLOCATION_CASES, ids=lambda p: p.name)
+def test_a_large_allocation_is_written_from_columns_byte_for_byte(case: Path) -> None:
+    """Each golden case's statement repeated 40 times over (ids made unique, the order and its fills
+    40 times larger): past the size from which the writer goes column by column."""
+    from fairalloc import RotationState, allocate, load_policy
+
+    doc = json.loads((case / "trade.json").read_text(), parse_float=Decimal)
+    accounts = doc["statement"]["accounts"]
+    doc["statement"]["accounts"] = [dict(a, account=f"{a['account']}-{n:02d}") for n in range(40) for a in accounts]
+    for part in (doc["order"], *doc["fills"]):
+        part["quantity"] = 40 * (Decimal(part["quantity"]) if isinstance(part["quantity"], str) else part["quantity"])
+    state_file = case / "state.json"
+    state = RotationState.from_json(json.loads(state_file.read_text())) if state_file.exists() else None
+    try:
+        result = allocate(load_policy(case / "policy.yaml"), load_trade(doc), state)
+    except FairallocError:
+        pytest.skip("the repeated statement is refused under this case's policy")
+    assert len(result.columns.ids) >= _io._COLUMNS_FROM
+    assert _io.dump_allocation(result) == _io.dump_json(result.document())

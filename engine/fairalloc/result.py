@@ -216,6 +216,10 @@ class Allocation:
             return None
         return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
 
+    @cached_property
+    def _average_price_text(self) -> str | None:
+        return self.price_text(self.average_price)
+
     ENTRY_FIELDS = ("account", "quantity", "average_price", "intended")
     """The fields of each of the contract's per-account entries, in order."""
 
@@ -229,7 +233,7 @@ class Allocation:
             prices = [self.price_text(own_prices.get(account)) if units else None
                       for account, units in zip(ids, allocated)]
         else:
-            price = self.price_text(self.average_price)
+            price = self._average_price_text
             prices = [price if units else None for units in allocated] if price is not None else [None] * len(ids)
         if scale == 1:
             return [ids, allocated, prices, intended]
@@ -265,7 +269,7 @@ class Allocation:
                 "price_rounding": policy.price_rounding,
             },
             "filled": quantity_json(self.filled),
-            "average_price": self.price_text(self.average_price),
+            "average_price": self._average_price_text,
             "allocations": allocations,
             "exceptions": [record.to_json() for record in self.exceptions],
             "review_required": any(record.review for record in self.exceptions),
