@@ -16,9 +16,10 @@ instead of a book when the trade's attributes already say so.
 
 from __future__ import annotations
 
+import operator
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.arrayform import ArrayForm, Decline, Declined, Why
@@ -46,7 +47,7 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
 
     entries = trade.statement.accounts
     raw: dict[str, tuple[str, list[Any]]] = {}
-    given = [entry.attributes for entry in entries] if policy.account_attributes else []
+    given = list(map(operator.attrgetter("attributes"), entries)) if policy.account_attributes else []
     for attribute in policy.account_attributes:
         values = _attribute_column(attribute, list(map(dict.get, given, repeat(attribute.name))))
         if values is None:
@@ -59,9 +60,10 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
     if max(quantities) >= SAFE:
         return Decline(Why.DATA, "an intended quantity beyond int64")
     ids = trade.statement.account_ids
-    index = sorted(range(len(ids)), key=ids.__getitem__)  # one pass if already in id order
-    if index == list(range(len(ids))):
-        return ArrayBook(policy, form, ctx, ids, index, np.asarray(quantities, dtype=np.int64), scale, raw)
+    if all(map(operator.lt, ids, islice(ids, 1, None))):  # already in id order: checked at C speed
+        return ArrayBook(policy, form, ctx, ids, list(range(len(ids))), np.asarray(quantities, dtype=np.int64),
+                         scale, raw)
+    index = sorted(range(len(ids)), key=ids.__getitem__)
     intended = np.asarray(quantities, dtype=np.int64)[index]
     return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended, scale, raw)
 
