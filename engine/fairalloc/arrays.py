@@ -16,15 +16,16 @@ instead of a book when the trade's attributes already say so.
 
 from __future__ import annotations
 
+import operator
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.arrayform import ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, Ledger, Shares
 from fairalloc.context import TradeContext
-from fairalloc.expressions.vector import SAFE, Frame, Rational, Unsupported
+from fairalloc.expressions.vector import SAFE, Coded, Frame, Rational, Unsupported
 from fairalloc.numbers import decimal_text, to_units, units_scale
 from fairalloc.options import Backend, MinimumKind, RoundingMethod
 from fairalloc.plan import Attribute, Policy, Rule
@@ -53,7 +54,7 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
 
     entries = trade.statement.accounts
     raw: dict[str, tuple[str, list[Any]]] = {}
-    given = [entry.attributes for entry in entries] if policy.account_attributes else []
+    given = list(map(operator.attrgetter("attributes"), entries)) if policy.account_attributes else []
     for attribute in policy.account_attributes:
         values = _attribute_column(attribute, list(map(dict.get, given, repeat(attribute.name))))
         if values is None:
@@ -66,9 +67,10 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
     if max(quantities) >= SAFE:
         return Decline(Why.DATA, "an intended quantity beyond int64")
     ids = trade.statement.account_ids
-    index = sorted(range(len(ids)), key=ids.__getitem__)  # one pass if already in id order
-    if index == list(range(len(ids))):
-        return ArrayBook(policy, form, ctx, ids, index, np.asarray(quantities, dtype=np.int64), scale, raw)
+    if all(map(operator.lt, ids, islice(ids, 1, None))):  # already in id order: checked at C speed
+        return ArrayBook(policy, form, ctx, ids, list(range(len(ids))), np.asarray(quantities, dtype=np.int64),
+                         scale, raw)
+    index = sorted(range(len(ids)), key=ids.__getitem__)
     intended = np.asarray(quantities, dtype=np.int64)[index]
     return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended, scale, raw)
 
@@ -152,8 +154,9 @@ class ArrayBook(Book[Array, Array]):
                 if max(map(abs, units)) >= SAFE:
                     raise Unsupported(f"account.{name} leaves int64")
                 value = Rational(np.asarray(units, dtype=np.int64)[self.order], scale)
-            else:
-                value = np.asarray(values, dtype=object)[self.order]
+            else:  # strings: coded once per trade, in account-id order
+                coded = Coded.of(values)
+                value = Coded(coded.codes[self.order], coded.values)
         else:
             raise Unsupported(f"account.{name} has no column")
         self.cache[name] = value

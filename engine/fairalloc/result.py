@@ -225,32 +225,43 @@ class Allocation:
             return None
         return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
 
-    def _allocation_entries(self) -> list[dict[str, Any]]:
-        """The contract's per-account entries, straight from the columns (no views needed)."""
+    @cached_property
+    def _average_price_text(self) -> str | None:
+        return self.price_text(self.average_price)
+
+    ENTRY_FIELDS = ("account", "quantity", "average_price", "intended")
+    """The fields of each of the contract's per-account entries, in order."""
+
+    def entry_columns(self) -> list[list[Any]]:
+        """The contract's per-account entries as columns (:attr:`ENTRY_FIELDS`, JSON values),
+        straight from the run's columns: no per-account views, no per-account objects."""
         columns, scale = self.columns, self.scale
         ids, allocated, intended = columns.ids, columns.allocated, columns.intended
         own_prices = self._own_prices
         if own_prices is not None:
-            prices = [self.price_text(own_prices.get(account)) for account in ids]
+            prices = [self.price_text(own_prices.get(account)) if units else None
+                      for account, units in zip(ids, allocated)]
         else:
-            prices = [self.price_text(self.average_price)] * len(ids)
+            price = self._average_price_text
+            prices = [price if units else None for units in allocated] if price is not None else [None] * len(ids)
         if scale == 1:
-            return [
-                {"account": account, "quantity": units, "average_price": price if units else None,
-                 "intended": wanted}
-                for account, units, price, wanted in zip(ids, allocated, prices, intended)
-            ]
-        return [
-            {"account": account, "quantity": quantity_json(Fraction(units, scale)),
-             "average_price": price if units else None, "intended": quantity_json(Fraction(wanted, scale))}
-            for account, units, price, wanted in zip(ids, allocated, prices, intended)
-        ]
+            return [ids, allocated, prices, intended]
+        return [ids, [quantity_json(Fraction(units, scale)) for units in allocated], prices,
+                [quantity_json(Fraction(wanted, scale)) for wanted in intended]]
 
-    def document(self, *, explain: bool = False) -> dict[str, Any]:
-        """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""
+    def _allocation_entries(self) -> list[dict[str, Any]]:
+        """The contract's per-account entries, one object each."""
+        return [dict(zip(self.ENTRY_FIELDS, row)) for row in zip(*self.entry_columns())]
+
+    def document(self, *, explain: bool = False, entries: bool = True) -> dict[str, Any]:
+        """The allocation as a JSON-ready dict valid against ``allocation.schema.json``.
+
+        ``entries=False`` leaves ``allocations`` empty, for a writer that takes the entries from
+        :meth:`entry_columns` (``explain`` then must be false)."""
         policy = self.policy
         apportioned = METHODS[self.method].rounding
-        allocations = self._allocation_entries()
+        assert entries or not explain, "the explanations are written into the entries"
+        allocations = self._allocation_entries() if entries else []
         if explain:
             for entry, account in zip(allocations, self.accounts):
                 entry["explain"] = self.explain(account)
@@ -267,7 +278,7 @@ class Allocation:
                 "price_rounding": policy.price_rounding,
             },
             "filled": quantity_json(self.filled),
-            "average_price": self.price_text(self.average_price),
+            "average_price": self._average_price_text,
             "allocations": allocations,
             "exceptions": [record.to_json() for record in self.exceptions],
             "review_required": any(record.review for record in self.exceptions),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fairalloc.cli._io import dump_json, print_allocation, words, write_output
+from fairalloc.cli._io import dump_allocation, dump_json, print_allocation, words, write_output
 
 
 def register(sub: Any) -> None:
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
                 for key, value in explanation.items():
                     print(f"  {key}: {words(value)}")
         if args.output:
-            write_output(dump_json(result.document(explain=args.explain)), args.output)
+            write_output(dump_allocation(result, explain=args.explain), args.output)
     else:
-        write_output(dump_json(result.document(explain=args.explain)), args.output)
+        write_output(dump_allocation(result, explain=args.explain), args.output)
     if args.rotation_out and result.rotation_after is not None:
         write_output(dump_json(result.rotation_after.to_json()), args.rotation_out)
     return 0
