@@ -114,10 +114,12 @@ class Book(ABC, Generic[S, U]):
         """Whether ``accounts`` (those with a positive weight, or no cap) can take the fill under their caps."""
 
     @abstractmethod
-    def apportion(self, members: S, method: RoundingMethod, odd_key: list[int] | None) -> Shares[S, U]:
+    def apportion(self, members: S, method: RoundingMethod, odd_key: list[int] | None,
+                  advantage: list[Fraction] | None = None) -> Shares[S, U]:
         """Pro-rata shares of the fill in whole lots; ``odd_key`` (by position) orders who takes
-        the odd quantity (``None``: the largest remainder). Raises ``ValueError`` when the caps
-        cannot hold the fill."""
+        the odd quantity (``None``: the largest remainder); ``advantage`` (by position, in units):
+        the cumulative rounding advantages that order the spare lots and the odd quantity under
+        fairness over time. Raises ``ValueError`` when the caps cannot hold the fill."""
 
     @abstractmethod
     def odd_key(self, sign: int) -> list[int] | None:

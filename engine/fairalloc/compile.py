@@ -32,8 +32,8 @@ from fairalloc.expressions.grammar import KEYWORDS
 from fairalloc.expressions.ast import Expr
 from fairalloc.load import Path, SourceDocument
 from fairalloc.numbers import EXACT, decimal_text
-from fairalloc.options import Action, Denied, Method, MinimumKind, Remainder, RoundingMethod, TieBreak
-from fairalloc.plan import Attribute, Deadline, Minimum, Policy, Rotation, Rule
+from fairalloc.options import Action, Denied, Method, MinimumKind, OverTime, Remainder, RoundingMethod, TieBreak
+from fairalloc.plan import Attribute, Deadline, Fairness, Minimum, Policy, Rotation, Rule
 from fairalloc.schema import check_policy_structure
 
 _KIND_TYPES: dict[str, Type] = {
@@ -106,6 +106,7 @@ class _Compiler:
         self.applies_to: CompiledExpression | None = None
         self.weight_expression: CompiledExpression | None = None
         self.rotation_plan: Rotation | None = None
+        self.fairness_plan: Fairness | None = None
         self.minimum_plan: Minimum | None = None
         self.rule_plans: tuple[Rule, ...] = ()
         self.reason_code_plan: tuple[tuple[str, str], ...] = ()
@@ -253,6 +254,7 @@ class _Compiler:
                 ("rounding", "remainder"),
                 "add 'rotation: {order_by: account.id}' or an explicit 'sequence'",
             )
+        self.fairness_plan = self.fairness(method, rounding_method, remainder)
         if "price_time" in self.data and method != "price_time":
             self.error(Code.SECTION_UNUSED, f"'price_time' section is unused: this policy allocates by {method}",
                        ("price_time",), "remove it, or change 'method'", key=True)
@@ -319,6 +321,7 @@ class _Compiler:
             reason_code_descriptions=self.reason_code_plan,
             deadline=self.deadline_plan,
             data=self.data,
+            fairness=self.fairness_plan,
         )
 
     def weight(self, method: str) -> CompiledExpression | None:
@@ -330,6 +333,30 @@ class _Compiler:
         if weight == "intended":
             return None
         return self.expression(("pro_rata", "weight"), ACCOUNT_ROOTS, Type.NUMBER)
+
+    def fairness(self, method: str, rounding_method: str, remainder: str) -> Fairness | None:
+        """``fairness:``: it decides who takes the spare lots and the odd quantity, so it needs the
+        largest remainder method's floor-then-spare-lots arithmetic and no other remainder rule;
+        and the advantage it counts is what the rounding gave, so no rotation may move shares after."""
+        spec = self.get("fairness")
+        if spec is None:
+            return None
+        conflict: tuple[str, Path] | None = None
+        if method != "pro_rata":
+            conflict = (f"this policy allocates by {method}, which does not round", ("method",))
+        elif rounding_method != "largest_remainder":
+            conflict = ("it needs 'rounding.method: largest_remainder'", ("rounding", "method"))
+        elif "remainder" in self.data["rounding"]:
+            conflict = ("it decides who takes the odd quantity, so 'rounding.remainder' cannot be set",
+                        ("rounding", "remainder"))
+        elif self.get("minimum", "denied") == "rotation":
+            conflict = ("'denied: rotation' moves shares after the rounding it keeps fair", ("minimum", "denied"))
+        if conflict is not None:
+            self.error(Code.FAIRNESS_ROUNDING, f"'fairness' cannot be used here: {conflict[0]}", conflict[1],
+                       "fairness over time applies to pro-rata by the largest remainder method; see docs/rounding.md")
+            return None
+        group = self.expression(("fairness", "group"), frozenset({"order", "security"}), Type.STRING)
+        return Fairness(OverTime(spec["over_time"]), group)
 
     def rotation(self, method: str) -> Rotation | None:
         spec = self.get("rotation")

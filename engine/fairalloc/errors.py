@@ -132,6 +132,7 @@ class Code(enum.StrEnum):
     ROUNDING_UNUSED = "rounding-unused", _POLICY
     REMAINDER_WITH_QUOTA = "remainder-with-quota", _POLICY
     REMAINDER_NEEDS_ROTATION = "remainder-needs-rotation", _POLICY
+    FAIRNESS_ROUNDING = "fairness-rounding", _POLICY
     ROTATION_MISSING = "rotation-missing", _POLICY
     ROTATION_ORDER = "rotation-order", _POLICY
     ROTATION_DUPLICATE = "rotation-duplicate", _POLICY
@@ -180,6 +181,8 @@ class Code(enum.StrEnum):
     CAP_INVALID = "cap-invalid", _INPUT
     ROTATION_STATE = "rotation-state", _INPUT
     ROTATION_GROUP_MISMATCH = "rotation-group-mismatch", _INPUT
+    FAIRNESS_STATE = "fairness-state", _INPUT
+    FAIRNESS_GROUP_MISMATCH = "fairness-group-mismatch", _INPUT
 
     ZERO_QUANTITY = "zero-quantity", _REFUSAL
     STATEMENT_AFTER_ORDER = "statement-after-order", _REFUSAL
