@@ -216,6 +216,7 @@ class Code(enum.StrEnum):
     POLICYTEST_CASES = "policytest-cases", _POLICY_TEST
     POLICYTEST_EXCEPTIONS = "policytest-exceptions", _POLICY_TEST
     POLICYTEST_EXPECT = "policytest-expect", _POLICY_TEST
+    POLICYTEST_FAIRNESS = "policytest-fairness", _POLICY_TEST
     POLICYTEST_NAME = "policytest-name", _POLICY_TEST
     POLICYTEST_POLICY = "policytest-policy", _POLICY_TEST
     POLICYTEST_QUANTITY = "policytest-quantity", _POLICY_TEST
