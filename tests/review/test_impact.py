@@ -204,3 +204,19 @@ def test_a_period_limits_the_replay(trades: Path, tmp_path: Path, capsys: pytest
     assert json.loads(capsys.readouterr().out)["impact"]["totals"]["orders_replayed"] == 28
     with pytest.raises(SystemExit):
         main(["diff", str(US_EQUITY), str(new), "--impact", str(trades), "--from", "February"])
+
+
+def test_fairness_over_time_is_carried_per_version_and_named_as_the_cause(tmp_path: Path) -> None:
+    trade = example_trade("model-sleeves-fair-rounding")
+    for n in range(3):
+        trade["order"]["id"] = f"MDL-{n}"
+        trade["order"]["entered_at"] = f"2026-03-02T14:2{n}:00Z"
+        (tmp_path / f"mdl-{n}.json").write_text(json.dumps(trade))
+    text = (POLICIES / "model-sleeves-fair-rounding.yaml").read_text()
+    old = policy_from_text(text.replace("fairness:\n  over_time: cumulative_advantage\n  group: security.strategy\n", ""))
+    new = load_policy(POLICIES / "model-sleeves-fair-rounding.yaml")
+    report = impact_of(diff_policies(old, new), str(tmp_path), workers=2)
+    # largest remainder gives SLEEVE-A the spare lot every time; fairness gives it to B, then C
+    assert {(row.order_id, row.account, row.delta) for row in report.rows} == {
+        ("MDL-1", "SLEEVE-A", -100), ("MDL-1", "SLEEVE-B", 100), ("MDL-2", "SLEEVE-A", -100), ("MDL-2", "SLEEVE-C", 100)}
+    assert {row.causes for row in report.rows} == {("fairness",)}
