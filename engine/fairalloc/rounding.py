@@ -195,7 +195,7 @@ def fair_order(candidates: Sequence[int], advantage: Sequence[Fraction], alloc: 
     An account's key is its advantage before this order plus what this order has given it so far
     minus its exact share (``nums[i] / scale`` units) — the advantage it would carry if it got
     nothing more. Equal keys go by the tie-break ``rank`` (which ends on the account id)."""
-    return sorted(candidates, key=lambda i: (advantage[i] + Fraction(int(alloc[i]) * scale - int(nums[i]), scale),
+    return sorted(candidates, key=lambda i: (advantage[i] + Fraction(alloc[i] * scale - nums[i], scale),
                                              rank[i]))
 
 
@@ -276,7 +276,8 @@ def largest_remainder_array(
     if advantage is None:
         cand = cand[np.lexsort((rank[cand], -rem[cand]))]
     else:
-        cand = np.asarray(fair_order(cand.tolist(), advantage, alloc, nums, scale, rank), dtype=np.int64)
+        cand = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
+                          dtype=np.int64)
     position = np.full(n, -1, dtype=np.int64)
     position[cand] = np.arange(len(cand))
     extra = np.zeros(n, dtype=bool)
@@ -288,7 +289,8 @@ def largest_remainder_array(
     odd = np.zeros(n, dtype=np.int64)
     if left:
         if advantage is not None:
-            order = np.asarray(fair_order(cand.tolist(), advantage, alloc, nums, scale, rank), dtype=np.int64)
+            order = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale,
+                                          rank.tolist()), dtype=np.int64)
         else:
             order = cand if odd_key is None else cand[np.lexsort((rank[cand], odd_key[cand]))]
         # only accounts with room take part, and each takes at least one unit

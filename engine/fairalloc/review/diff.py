@@ -361,7 +361,7 @@ def _fairness(old: Policy, new: Policy) -> list[Change]:
     a, b = old.data.get("fairness"), new.data.get("fairness")
     if a == b:
         return []
-    def groups(spec: dict[str, Any]) -> str:
+    def groups(spec: Any) -> str:
         group = spec.get("group")
         return "per fairness group " + _code(group) if group else "over all the policy's orders"
 

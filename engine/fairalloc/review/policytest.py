@@ -356,9 +356,9 @@ def _compare(expect: Expectation, allocation: Allocation) -> list[str]:
     if expect.fairness_after is not None:
         state = allocation.fairness_after
         for account, wanted_advantage in sorted(expect.fairness_after.items()):
-            got = state.of(account) if state is not None else None
-            if got != wanted_advantage:
-                shown = "no fairness state" if got is None else fraction_json(got)
+            advantage = state.of(account) if state is not None else None
+            if advantage != wanted_advantage:
+                shown = "no fairness state" if advantage is None else fraction_json(advantage)
                 messages.append(f"cumulative advantage of {account} after the order: "
                                 f"expected {fraction_json(wanted_advantage)}, got {shown}")
     return messages
