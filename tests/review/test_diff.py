@@ -159,7 +159,7 @@ def test_fairness_over_time_in_words() -> None:
     assert any(text.startswith("rounding is no longer kept fair over time: spare lots go by largest remainder")
                for text in words(new, old))
     sleeves = load_policy(POLICIES / "model-sleeves-fair-rounding.yaml")
-    regrouped = changed("model-sleeves-fair-rounding", ("  group: security.strategy\n", ""))
+    regrouped = changed("model-sleeves-fair-rounding", ("  group: 'security.strategy'\n", ""))
     assert words(sleeves, regrouped)[0] == (
         "cumulative rounding advantages are now counted over all the policy's orders (were counted per fairness "
         "group `security.strategy`); each new group starts with every account at 0")

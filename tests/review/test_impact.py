@@ -213,7 +213,7 @@ def test_fairness_over_time_is_carried_per_version_and_named_as_the_cause(tmp_pa
         trade["order"]["entered_at"] = f"2026-03-02T14:2{n}:00Z"
         (tmp_path / f"mdl-{n}.json").write_text(json.dumps(trade))
     text = (POLICIES / "model-sleeves-fair-rounding.yaml").read_text()
-    old = policy_from_text(text.replace("fairness:\n  over_time: cumulative_advantage\n  group: security.strategy\n", ""))
+    old = policy_from_text(text.replace("fairness:\n  over_time: cumulative_advantage\n  group: 'security.strategy'\n", ""))
     new = load_policy(POLICIES / "model-sleeves-fair-rounding.yaml")
     report = impact_of(diff_policies(old, new), str(tmp_path), workers=2)
     # largest remainder gives SLEEVE-A the spare lot every time; fairness gives it to B, then C

@@ -47,6 +47,7 @@ _EXPRESSION_PATHS: frozenset[Path] = frozenset({
     ("pro_rata", "weight"),
     ("rotation", "order_by"),
     ("rotation", "group"),
+    ("fairness", "group"),
     ("minimum", "expression"),
 })
 _RULE_EXPRESSION_KEYS = frozenset({"when", "quantity"})
