@@ -29,6 +29,7 @@ policy's ``tie_break`` rule, which always ends on the account id.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
@@ -194,9 +195,15 @@ def fair_order(candidates: Sequence[int], advantage: Sequence[Fraction], alloc: 
 
     An account's key is its advantage before this order plus what this order has given it so far
     minus its exact share (``nums[i] / scale`` units) — the advantage it would carry if it got
-    nothing more. Equal keys go by the tie-break ``rank`` (which ends on the account id)."""
-    return sorted(candidates, key=lambda i: (advantage[i] + Fraction(alloc[i] * scale - nums[i], scale),
-                                             rank[i]))
+    nothing more. Equal keys go by the tie-break ``rank`` (which ends on the account id).
+
+    The keys are compared as integers: each multiplied by ``scale`` and by the common denominator
+    of the advantages, which keeps their order exactly and sorts a large block far faster than
+    fractions do."""
+    common = math.lcm(*(advantage[i].denominator for i in candidates)) if candidates else 1
+    keys = {i: (advantage[i].numerator * (common // advantage[i].denominator) * scale
+                + (alloc[i] * scale - nums[i]) * common, rank[i]) for i in candidates}
+    return sorted(candidates, key=keys.__getitem__)
 
 
 def _hand_out(left: int, order: list[int], room: Callable[[int], int], alloc: Any, odd: Any) -> None:
