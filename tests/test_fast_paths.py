@@ -286,3 +286,28 @@ def test_a_large_allocation_is_written_from_columns_byte_for_byte(case: Path) ->
         pytest.skip("the repeated statement is refused under this case's policy")
     assert len(result.columns.ids) >= _io._COLUMNS_FROM
     assert _io.dump_allocation(result) == _io.dump_json(result.document())
+
+
+def _keywords(part: Any, names: set[str]) -> set[str]:
+    """Every keyword a schema uses (property names under ``properties`` and ``$defs`` are not keywords)."""
+    if isinstance(part, list):
+        for item in part:
+            _keywords(item, names)
+    elif isinstance(part, dict):
+        for key, value in part.items():
+            names.add(key)
+            if key in ("properties", "$defs", "patternProperties") and isinstance(value, dict):
+                for sub in value.values():
+                    _keywords(sub, names)
+            else:
+                _keywords(value, names)
+    return names
+
+
+@pytest.mark.parametrize("name", ["policy", "trade", "allocation"])
+def test_conforms_knows_every_keyword_of_the_shipped_schemas(name: str) -> None:
+    """A keyword added to a schema but not to conforms() would end a valid policy in exit 70."""
+    from fairalloc.schema import _ANNOTATIONS, _KEYWORDS
+
+    unknown = _keywords(schema(name), set()) - set(_KEYWORDS) - _ANNOTATIONS
+    assert not unknown, f"conforms() does not know {sorted(unknown)}"

@@ -337,7 +337,7 @@ class ArrayBook(Book[Array, Array]):
         return (sign * self.intended).tolist() if sign else None
 
     def apportion(self, members: Array, method: RoundingMethod, odd_key: list[int] | None,
-                  total: int | None = None) -> Shares[Array, Array]:
+                  total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Array, Array]:
         import numpy as np
 
         weights, caps, ranks = self.weights[members], self.caps[members], self.ranks[members]
@@ -348,10 +348,11 @@ class ArrayBook(Book[Array, Array]):
             allocations = np.asarray(result.allocations, dtype=np.int64)
         else:
             keys = None if odd_key is None else np.asarray(odd_key, dtype=np.int64)[members]
-            arrays = largest_remainder_array(amount, weights, caps, self.lot, ranks, keys)
+            owed = None if advantage is None else [advantage[k] for k in members.tolist()]
+            arrays = largest_remainder_array(amount, weights, caps, self.lot, ranks, keys, owed)
             if arrays is None:
                 result = largest_remainder(amount, weights.tolist(), _cap_list(caps), self.lot, ranks.tolist(),
-                                           None if keys is None else keys.tolist())
+                                           None if keys is None else keys.tolist(), owed)
                 allocations = np.asarray(result.allocations, dtype=np.int64)
             else:
                 allocations, result = arrays

@@ -119,10 +119,11 @@ class Book(ABC, Generic[S, U]):
 
     @abstractmethod
     def apportion(self, members: S, method: RoundingMethod, odd_key: list[int] | None,
-                  total: int | None = None) -> Shares[S, U]:
+                  total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[S, U]:
         """Pro-rata shares of ``total`` units (``None``: the fill) in whole lots; ``odd_key`` (by
-        position) orders who takes the odd quantity (``None``: the largest remainder). Raises
-        ``ValueError`` when the caps cannot hold it."""
+        position) orders who takes the odd quantity (``None``: the largest remainder); ``advantage``
+        (by position, in units): the cumulative rounding advantages that order the spare lots and
+        the odd quantity under fairness over time. Raises ``ValueError`` when the caps cannot hold it."""
 
     @abstractmethod
     def tiers(self, members: S) -> list[tuple[int, S]]:

@@ -32,8 +32,8 @@ from fairalloc.expressions.grammar import KEYWORDS
 from fairalloc.expressions.ast import Expr
 from fairalloc.load import Path, SourceDocument
 from fairalloc.numbers import EXACT, decimal_text
-from fairalloc.options import Action, Denied, Method, MinimumKind, Remainder, RoundingMethod, TieBreak
-from fairalloc.plan import Attribute, Deadline, Minimum, OddLotRecipient, Policy, Rotation, Rule
+from fairalloc.options import Action, Denied, Method, MinimumKind, OverTime, Remainder, RoundingMethod, TieBreak
+from fairalloc.plan import Attribute, Deadline, Fairness, Minimum, OddLotRecipient, Policy, Rotation, Rule
 from fairalloc.schema import check_policy_structure
 
 _KIND_TYPES: dict[str, Type] = {
@@ -108,6 +108,7 @@ class _Compiler:
         self.priority_expression: CompiledExpression | None = None
         self.odd_lot_plan: OddLotRecipient | None = None
         self.rotation_plan: Rotation | None = None
+        self.fairness_plan: Fairness | None = None
         self.minimum_plan: Minimum | None = None
         self.rule_plans: tuple[Rule, ...] = ()
         self.reason_code_plan: tuple[tuple[str, str], ...] = ()
@@ -258,6 +259,7 @@ class _Compiler:
                 ("rounding", "remainder"),
                 "add 'rotation: {order_by: account.id}' or an explicit 'sequence'",
             )
+        self.fairness_plan = self.fairness(method, rounding_method, remainder)
         if "price_time" in self.data and method != "price_time":
             self.error(Code.SECTION_UNUSED, f"'price_time' section is unused: this policy allocates by {method}",
                        ("price_time",), "remove it, or change 'method'", key=True)
@@ -327,6 +329,7 @@ class _Compiler:
             priority=self.priority_expression,
             odd_lot_recipient=self.odd_lot_plan,
             data=self.data,
+            fairness=self.fairness_plan,
         )
 
     def weight(self, method: str) -> CompiledExpression | None:
@@ -361,6 +364,36 @@ class _Compiler:
             return OddLotRecipient(recipient, None)
         chosen = self.expression(("odd_lots", "recipient", "expression"), ORDER_ROOTS, Type.STRING)
         return None if chosen is None else OddLotRecipient(None, chosen)
+
+    def fairness(self, method: str, rounding_method: str, remainder: str) -> Fairness | None:
+        """``fairness:``: it decides who takes the spare lots and the odd quantity, so it needs the
+        largest remainder method's floor-then-spare-lots arithmetic and no other remainder rule;
+        and the advantage it counts is what the rounding gave, so no rotation may move shares after."""
+        spec = self.get("fairness")
+        if spec is None:
+            return None
+        conflict: tuple[str, Path] | None = None
+        if method != "pro_rata":
+            conflict = (f"this policy allocates by {method}, which does not round", ("method",))
+        elif rounding_method != "largest_remainder":
+            conflict = ("it needs 'rounding.method: largest_remainder'", ("rounding", "method"))
+        elif "remainder" in self.data["rounding"]:
+            conflict = ("it decides who takes the odd quantity, so 'rounding.remainder' cannot be set",
+                        ("rounding", "remainder"))
+        elif self.get("minimum", "denied") == "rotation":
+            conflict = ("'denied: rotation' moves shares after the rounding it keeps fair", ("minimum", "denied"))
+        elif self.get("odd_lots", "recipient") is not None:
+            conflict = ("it decides who takes the odd quantity, so 'odd_lots.recipient' cannot be set",
+                        ("odd_lots", "recipient"))
+        elif self.get("pro_rata", "priority") is not None:
+            conflict = ("it keeps one pro-rata rounding of the whole fill fair, which tiers split",
+                        ("pro_rata", "priority"))
+        if conflict is not None:
+            self.error(Code.FAIRNESS_ROUNDING, f"'fairness' cannot be used here: {conflict[0]}", conflict[1],
+                       "fairness over time applies to pro-rata by the largest remainder method; see docs/rounding.md")
+            return None
+        group = self.expression(("fairness", "group"), frozenset({"order", "security"}), Type.STRING)
+        return Fairness(OverTime(spec["over_time"]), group)
 
     def rotation(self, method: str) -> Rotation | None:
         spec = self.get("rotation")

@@ -136,6 +136,7 @@ class Code(enum.StrEnum):
     ROUNDING_UNUSED = "rounding-unused", _POLICY
     REMAINDER_WITH_QUOTA = "remainder-with-quota", _POLICY
     REMAINDER_NEEDS_ROTATION = "remainder-needs-rotation", _POLICY
+    FAIRNESS_ROUNDING = "fairness-rounding", _POLICY
     ROTATION_MISSING = "rotation-missing", _POLICY
     ROTATION_ORDER = "rotation-order", _POLICY
     ROTATION_DUPLICATE = "rotation-duplicate", _POLICY
@@ -186,6 +187,8 @@ class Code(enum.StrEnum):
     PRIORITY_INVALID = "priority-invalid", _INPUT
     ROTATION_STATE = "rotation-state", _INPUT
     ROTATION_GROUP_MISMATCH = "rotation-group-mismatch", _INPUT
+    FAIRNESS_STATE = "fairness-state", _INPUT
+    FAIRNESS_GROUP_MISMATCH = "fairness-group-mismatch", _INPUT
 
     ZERO_QUANTITY = "zero-quantity", _REFUSAL
     STATEMENT_AFTER_ORDER = "statement-after-order", _REFUSAL
@@ -220,6 +223,7 @@ class Code(enum.StrEnum):
     POLICYTEST_CASES = "policytest-cases", _POLICY_TEST
     POLICYTEST_EXCEPTIONS = "policytest-exceptions", _POLICY_TEST
     POLICYTEST_EXPECT = "policytest-expect", _POLICY_TEST
+    POLICYTEST_FAIRNESS = "policytest-fairness", _POLICY_TEST
     POLICYTEST_NAME = "policytest-name", _POLICY_TEST
     POLICYTEST_POLICY = "policytest-policy", _POLICY_TEST
     POLICYTEST_QUANTITY = "policytest-quantity", _POLICY_TEST

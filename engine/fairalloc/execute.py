@@ -1,6 +1,6 @@
 """Stage 6 — execute a compiled policy against one trade's fills: the allocation stages, once.
 
-``allocate`` is a pure function of (policy, trade, rotation state): no clock, no randomness, no
+``allocate`` is a pure function of (policy, trade, rotation state, fairness state): no clock, no randomness, no
 dependence on the order of accounts or fills in the input. It runs in this fixed order, which
 ``docs/policy-language.md`` documents for compliance authors:
 
@@ -36,10 +36,11 @@ from typing import Any, Generic, cast
 
 from fairalloc.arrayform import ARRAYS_FROM, ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, S, Shares, U
-from fairalloc.context import TradeContext, check_policy_governs, rotation_group, scalar_context
+from fairalloc.context import TradeContext, check_policy_governs, fairness_group, rotation_group, scalar_context
 from fairalloc.controls import check_controls, refuse_if
 from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
 from fairalloc.expressions import ExpressionRuntimeError
+from fairalloc.fairness import FairnessState
 from fairalloc.options import (
     ACTIONS,
     METHODS,
@@ -80,6 +81,7 @@ def allocate(
     *,
     file: str = "<trade>",
     backend: Backend | None = None,
+    fairness: FairnessState | None = None,
 ) -> Allocation:
     """Allocate ``trade``'s fills under ``policy``; a pure function of its inputs.
 
@@ -90,6 +92,10 @@ def allocate(
     blocks of :data:`~fairalloc.arrayform.ARRAYS_FROM` accounts or more under a policy with an
     array form, by records otherwise. ``Backend.ARRAYS``: on arrays whatever the block's size,
     where the policy and the trade allow. ``Backend.RECORDS``: by records.
+
+    ``fairness``: the cumulative rounding advantages of the order's fairness group before it, for
+    a policy with a ``fairness`` section (``None``: every account at 0); the result carries the
+    state after it (:attr:`Allocation.fairness_after`).
     """
     refuse_if(check_controls(trade, file))
     ctx = scalar_context(policy, trade, file)
@@ -104,10 +110,11 @@ def allocate(
             choice = Choice(Backend.RECORDS, book)
         else:
             try:
-                return _Run(policy, trade, ctx, book, rotation, file, choice).execute()
+                return _Run(policy, trade, ctx, book, rotation, file, choice, fairness).execute()
             except Declined as declined:
                 choice = Choice(Backend.RECORDS, declined.decline)
-    return _Run(policy, trade, ctx, RecordBook(policy, trade, ctx, file), rotation, file, choice).execute()
+    return _Run(policy, trade, ctx, RecordBook(policy, trade, ctx, file), rotation, file, choice,
+                fairness).execute()
 
 
 def _choose(policy: Policy, trade: Trade, backend: Backend | None) -> Choice:
@@ -126,9 +133,15 @@ class _Run(Generic[S, U]):
     """One allocation while the stages run over ``book``."""
 
     def __init__(self, policy: Policy, trade: Trade, ctx: TradeContext, book: Book[S, U],
-                 rotation: RotationState | None, file: str, choice: Choice) -> None:
+                 rotation: RotationState | None, file: str, choice: Choice,
+                 fairness: FairnessState | None = None) -> None:
         self.policy, self.trade, self.ctx, self.book = policy, trade, ctx, book
         self.given_rotation, self.file, self.choice = rotation, file, choice
+        self.fairness = self.fairness_state(fairness)
+        self.advantage: list[Fraction] | None = None  # by position, in units: fairness over time
+        if self.fairness is not None:
+            scale = book.scale
+            self.advantage = [self.fairness.of(account) * scale for account in book.ids]
         self.events: list[tuple[Rule, S]] = []  # rules that fired, in the order they ran
         self.denials: list[tuple[int, str, S, str | None]] = []  # round, by, accounts, exception reason
         self.notes: list[str] = []
@@ -247,7 +260,7 @@ class _Run(Generic[S, U]):
             else:
                 odd_key = book.odd_key(spec.by_intended)
             def apportion(members: S, total: int) -> Shares[S, U]:
-                return book.apportion(members, policy.rounding_method, odd_key, total)
+                return book.apportion(members, policy.rounding_method, odd_key, total, self.advantage)
 
             try:
                 return self.pro_rata(participants, apportion)
@@ -374,6 +387,36 @@ class _Run(Generic[S, U]):
             ))
         return given
 
+    def fairness_state(self, given: FairnessState | None) -> FairnessState | None:
+        """The order's fairness group's state before it (a new group: every account at 0)."""
+        group = fairness_group(self.policy, self.trade, self.ctx)
+        if group is None:
+            return None
+        if given is None:
+            return FairnessState(group)
+        if given.group != group:
+            raise InputError(Diagnostic(
+                "fairness-group-mismatch",
+                f"the fairness state given is for group '{given.group}', but this order belongs to '{group}'",
+                Location("<fairness>", pointer="/group"),
+                "pass the state of this order's fairness group",
+            ))
+        return given
+
+    def fairness_after(self, shares: Shares[S, U]) -> FairnessState | None:
+        """The state after this order: each member's advantage moves by allocated minus exact share."""
+        before, apportionment = self.fairness, shares.apportionment
+        if before is None or apportionment is None:
+            return before
+        book = self.book
+        scale, units, steps = book.scale, book.allocated(shares.units), apportionment.steps
+        changes = {}
+        for i, k in enumerate(book.positions(shares.members)):
+            change = (units[k] - steps[i].exact) / scale
+            if change:
+                changes[book.ids[k]] = change
+        return before.advanced(changes)
+
     def deny_by_rotation(self, participants: S, shares: Shares[S, U]) -> tuple[Shares[S, U], S]:
         """``minimum.denied: rotation``: below-minimum shares go to the others in rotation order."""
         book, members = self.records(), cast("list[int]", participants)
@@ -436,6 +479,8 @@ class _Run(Generic[S, U]):
             notes=tuple(notes),
             scale=book.scale,
             backend=self.choice.to_json(),
+            fairness_before=self.fairness,
+            fairness_after=self.fairness_after(shares),
         )
 
     def details(self, shares: Shares[S, U]) -> Callable[[], tuple[list[AccountState], Outcome]]:

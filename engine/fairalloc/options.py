@@ -85,6 +85,18 @@ REMAINDERS: dict[Remainder, RemainderSpec] = {
 }
 
 
+class OverTime(enum.StrEnum):
+    """How rounding is kept fair across the orders of a group (``fairness.over_time:``)."""
+
+    CUMULATIVE_ADVANTAGE = "cumulative_advantage"
+
+
+OVER_TIME: dict[OverTime, str] = {
+    OverTime.CUMULATIVE_ADVANTAGE: "the spare lots and the odd quantity to the lowest cumulative rounding advantage",
+}
+"""What each choice does, in the words the explanation and ``diff`` use (``docs/rounding.md``)."""
+
+
 class TieBreak(enum.StrEnum):
     """How equal claims are ordered; always ends on the account id (``rounding.tie_break:``)."""
 

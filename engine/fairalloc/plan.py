@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from fairalloc.arrayform import ArrayForm, Decline, array_form
-from fairalloc.context import rotation_group
+from fairalloc.context import fairness_group, rotation_group
 from fairalloc.expressions import CompiledExpression, Type
 from fairalloc.options import (
     MINIMUM_KINDS,
@@ -25,6 +25,7 @@ from fairalloc.options import (
     Denied,
     Method,
     MinimumKind,
+    OverTime,
     Remainder,
     RoundingMethod,
     TieBreak,
@@ -54,6 +55,14 @@ class Rotation:
     order_by: CompiledExpression | None
     advance: str  # per_order | per_day
     group: CompiledExpression | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fairness:
+    """Rounding kept fair over the orders of a group (``fairness:``; ``docs/rounding.md``)."""
+
+    over_time: OverTime
+    group: CompiledExpression | None  # None: one group, the policy id
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +167,7 @@ class Policy:
     priority: CompiledExpression | None  # ``pro_rata.priority``: each account's tier (1 first)
     odd_lot_recipient: OddLotRecipient | None
     data: dict[str, Any] = field(repr=False, compare=False, hash=False)
+    fairness: Fairness | None = None
     arrays: ArrayForm | Decline = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -181,3 +191,7 @@ class Policy:
     def rotation_group(self, trade: Trade) -> str | None:
         """The rotation group ``trade`` belongs to under this policy (None: the policy has no rotation)."""
         return rotation_group(self, trade)
+
+    def fairness_group(self, trade: Trade) -> str | None:
+        """The fairness group ``trade`` belongs to under this policy (None: no ``fairness`` section)."""
+        return fairness_group(self, trade)

@@ -252,8 +252,8 @@ class RecordBook(Book[Positions, Units]):
     def odd_key(self, sign: int) -> list[int] | None:
         return [sign * units for units in self.intended] if sign else None
 
-    def apportion(self, members: Positions, method: RoundingMethod,
-                  odd_key: list[int] | None, total: int | None = None) -> Shares[Positions, Units]:
+    def apportion(self, members: Positions, method: RoundingMethod, odd_key: list[int] | None,
+                  total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Positions, Units]:
         weights = [self.weights[k] for k in members]
         caps = [self.caps[k] for k in members]
         ranks = [self.ranks[k] for k in members]
@@ -263,7 +263,8 @@ class RecordBook(Book[Positions, Units]):
             result = quota_method(amount, weights, caps, self.lot, ranks)
         else:
             keys = None if odd_key is None else [odd_key[k] for k in members]
-            result = largest_remainder(amount, weights, caps, self.lot, ranks, keys)
+            owed = None if advantage is None else [advantage[k] for k in members]
+            result = largest_remainder(amount, weights, caps, self.lot, ranks, keys, owed)
         units = [0] * len(self.ids)
         for k, got in zip(members, result.allocations):
             units[k] = got

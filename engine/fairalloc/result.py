@@ -20,6 +20,7 @@ from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
 
 if TYPE_CHECKING:
+    from fairalloc.fairness import FairnessState
     from fairalloc.plan import Policy
     from fairalloc.rotation import RotationState
 
@@ -162,6 +163,8 @@ class Allocation:
         notes: tuple[str, ...],
         scale: int,
         backend: dict[str, Any],
+        fairness_before: FairnessState | None = None,
+        fairness_after: FairnessState | None = None,
     ) -> None:
         self.policy = policy
         self.order_id = order_id
@@ -179,6 +182,8 @@ class Allocation:
         self._own_prices = own_prices  # price/time: each account's own average price
         self._rotation_order = rotation_order
         self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
+        self.fairness_before = fairness_before  # the fairness group's advantages before and after
+        self.fairness_after = fairness_after
 
     def quantities(self) -> dict[str, Fraction]:
         """Each account's allocated quantity (exact), by account id."""
@@ -285,6 +290,8 @@ class Allocation:
         }
         if self.rotation_before is not None and self.rotation_after is not None:
             document["rotation"] = {"before": self.rotation_before.to_json(), "after": self.rotation_after.to_json()}
+        if self.fairness_before is not None and self.fairness_after is not None:
+            document["fairness"] = {"before": self.fairness_before.to_json(), "after": self.fairness_after.to_json()}
         if self.notes:
             document["notes"] = list(self.notes)
         if explain:
@@ -325,16 +332,26 @@ class Allocation:
                 words = f"{step.base_lots} lot(s) of {lot} by the quota method (priority weight/(lots+1))"
             else:
                 words = f"exact share rounded down to {step.base_lots} lot(s) of {lot}"
-                if step.extra_lot:
+                if step.extra_lot and policy.fairness is not None:
+                    words += (f"; +1 lot for the lowest cumulative advantage "
+                              f"(position {step.order} in fairness order)")
+                elif step.extra_lot:
                     words += f"; +1 lot for its remainder (position {step.order} in remainder order)"
             if step.odd:
-                words += f"; +{quantity_json(self._units(Fraction(step.odd)))} odd quantity (remainder rule '{policy.remainder if remainder_rule else 'next in line'}')"
+                rule = "fairness over time" if policy.fairness is not None else (
+                    f"remainder rule '{policy.remainder}'" if remainder_rule else "remainder rule 'next in line'")
+                words += f"; +{quantity_json(self._units(Fraction(step.odd)))} odd quantity ({rule})"
             out["rounding"] = words
             if account.tier_outcome is not None and account.tier_outcome[0]:
                 out["rounding"] = "none: its tier was filled up to every account's cap"
         if account.odd_lot is not None:
             out["odd_lot"] = (f"+{quantity_json(account.odd_lot)} odd quantity as the designated recipient "
                               "(odd_lots.recipient)")
+        if self.fairness_before is not None and self.fairness_after is not None:
+            before = self.fairness_before.of(account.account)
+            after = self.fairness_after.of(account.account)
+            out["cumulative_advantage"] = {"before": fraction_text(before), "this_order": fraction_text(after - before),
+                                           "after": fraction_text(after)}
         if self.method is Method.ROTATION or account.rotation_rank is not None:
             out["rotation_position"] = account.rotation_rank
         if self.method is Method.PRICE_TIME:

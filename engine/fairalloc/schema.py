@@ -268,6 +268,8 @@ _KEYWORDS: dict[str, Any] = {
     "exclusiveMinimum": lambda i, v, p, r: not _is_type(i, "number") or i > v,
     "exclusiveMaximum": lambda i, v, p, r: not _is_type(i, "number") or i < v,
     "oneOf": lambda i, v, p, r: sum(conforms(i, sub, r) for sub in v) == 1,
+    "anyOf": lambda i, v, p, r: any(conforms(i, sub, r) for sub in v),
+    "not": lambda i, v, p, r: not conforms(i, v, r),
 }
 
 

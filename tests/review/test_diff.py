@@ -175,3 +175,20 @@ def test_introducing_an_odd_lot_recipient_and_a_value_beside_a_quantity_minimum(
         "minimum allocation changed from 100 shares to 100 shares and a value of 5000 at the average price",
         "version 1 → 2",
     ]
+
+
+def test_fairness_over_time_in_words() -> None:
+    old = load_policy(POLICIES / "us-equity-pro-rata.yaml")
+    new = changed("us-equity-pro-rata", ("  remainder: largest_remainder\n", ""),
+                  ("price:\n", "fairness:\n  over_time: cumulative_advantage\n\nprice:\n"))
+    assert ("rounding is now kept fair over time: each order's spare lots and odd quantity go to the accounts with "
+            "the lowest cumulative rounding advantage (allocated minus exact share), counted over all the policy's "
+            "orders") in words(old, new)
+    assert any(text.startswith("rounding is no longer kept fair over time: spare lots go by largest remainder")
+               for text in words(new, old))
+    sleeves = load_policy(POLICIES / "model-sleeves-fair-rounding.yaml")
+    regrouped = changed("model-sleeves-fair-rounding", ("  group: 'security.strategy'\n", ""))
+    assert words(sleeves, regrouped)[0] == (
+        "cumulative rounding advantages are now counted over all the policy's orders (were counted per fairness "
+        "group `security.strategy`); each new group starts with every account at 0")
+    assert all(change.allocation for change in diff_policies(old, new).changes if change.pointer == "/fairness")

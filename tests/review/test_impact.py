@@ -235,3 +235,19 @@ def test_a_new_odd_lot_recipient_and_new_tiers_are_named_as_causes(tmp_path: Pat
     assert (rows["DRIFT-A"].old, rows["DRIFT-A"].new) == (Fraction(1500), Fraction(1000))
     assert rows["DRIFT-A"].attribution == "direct"
     assert rows["DRIFT-A"].causes == ("pro_rata.priority",)
+
+
+def test_fairness_over_time_is_carried_per_version_and_named_as_the_cause(tmp_path: Path) -> None:
+    trade = example_trade("model-sleeves-fair-rounding")
+    for n in range(3):
+        trade["order"]["id"] = f"MDL-{n}"
+        trade["order"]["entered_at"] = f"2026-03-02T14:2{n}:00Z"
+        (tmp_path / f"mdl-{n}.json").write_text(json.dumps(trade))
+    text = (POLICIES / "model-sleeves-fair-rounding.yaml").read_text()
+    old = policy_from_text(text.replace("fairness:\n  over_time: cumulative_advantage\n  group: 'security.strategy'\n", ""))
+    new = load_policy(POLICIES / "model-sleeves-fair-rounding.yaml")
+    report = impact_of(diff_policies(old, new), str(tmp_path), workers=2)
+    # largest remainder gives SLEEVE-A the spare lot every time; fairness gives it to B, then C
+    assert {(row.order_id, row.account, row.delta) for row in report.rows} == {
+        ("MDL-1", "SLEEVE-A", -100), ("MDL-1", "SLEEVE-B", 100), ("MDL-2", "SLEEVE-A", -100), ("MDL-2", "SLEEVE-C", 100)}
+    assert {row.causes for row in report.rows} == {("fairness",)}

@@ -11,7 +11,7 @@ ledger's write lock, its time the database server's clock and its actor the auth
 3. ``record_fills``, ``correct_fill``, ``bust_fill`` — executions, idempotent by fill id;
    corrections and busts refer to the original fill, which stays in the record;
 4. ``allocate_order`` — the engine's allocation under the governing policy version, reading and
-   advancing the rotation position inside the same transaction; late allocations are flagged and
+   advancing the rotation position (or the fairness state) inside the same transaction; late allocations are flagged and
    raise an alert. A correction, bust or fill arriving after the allocation re-allocates the
    order (``order.reallocated``, with its reason) and alerts the CCO; the earlier allocation stays;
 5. ``request_override`` — a manual deviation: only with a reason code the policy allows and a
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from fairalloc import RotationState, allocate, load_trade, policy_from_text
+from fairalloc import FairnessState, RotationState, allocate, load_trade, policy_from_text
 from fairalloc.context import applies, build_context
 from fairalloc.errors import Diagnostic, FairallocError, LedgerError, Location, RefusedError
 from fairalloc.ledger.chain import Event
@@ -887,7 +887,10 @@ def compute_allocation(session: Session, record: OrderRecord, before_seq: int | 
     ``before_seq`` limits fills to what was recorded before that event (replay); None means
     everything recorded so far. The rotation position is the one the ledger held before
     ``rotation_at`` (default ``before_seq``): a re-allocation starts from the position its order's
-    first allocation started from, and moves no later order's position."""
+    first allocation started from, and moves no later order's position. The fairness state is read
+    the same way: the ``fairness`` entry of the document of the last allocation in the order's
+    fairness group (topic ``fairness:GROUP``), so it is persisted, versioned and replayed with the
+    allocations that produced it."""
     assert record.entered is not None
     policy = _governing(session, record)
     trade = load_trade(record.trade_document(before_seq), file=f"ledger:{record.order_id}")
@@ -901,12 +904,36 @@ def compute_allocation(session: Session, record: OrderRecord, before_seq: int | 
             before = previous[-1].data()["rotation_after"]
             rotation_seq = previous[-1].seq
     state = RotationState.from_json(before, file="ledger") if before is not None else None
-    result = allocate(policy, trade, rotation=state, file=f"ledger:{record.order_id}")
+    fairness, fairness_seq = _fairness_state(session, policy.fairness_group(trade),
+                                             rotation_at if rotation_at is not None else before_seq)
+    result = allocate(policy, trade, rotation=state, file=f"ledger:{record.order_id}", fairness=fairness)
     document: dict[str, Any] = result.document()
     after = result.rotation_after.to_json() if result.rotation_after is not None else None
     inputs = (max(e.seq for e in (record.statement, record.entered, *record.fills) if e is not None),
-              rotation_seq)
+              rotation_seq, fairness_seq)
     return Computation(document, before, after, policy, inputs)
+
+
+def _fairness_state(session: Session, group: str | None,
+                    before_seq: int | None) -> tuple[FairnessState | None, int]:
+    """The fairness group's state after its last allocation before ``before_seq`` (and that
+    event's seq; 0 with none): a group's first order starts with every account at 0."""
+    if group is None:
+        return None, 0
+    previous = session.query(topic=f"fairness:{group}", before_seq=before_seq)
+    if not previous:
+        return None, 0
+    return FairnessState.from_json(previous[-1].data()["document"]["fairness"]["after"], file="ledger"), previous[-1].seq
+
+
+def _topic(document: dict[str, Any], rotation_after: dict[str, Any] | None) -> str | None:
+    """The group an allocation advances: its rotation group, or its fairness group (a policy
+    with a ``fairness`` section has no rotation, so an allocation advances at most one)."""
+    if rotation_after is not None:
+        return f"rotation:{rotation_after['group']}"
+    if "fairness" in document:
+        return f"fairness:{document['fairness']['after']['group']}"
+    return None
 
 
 def _lateness(session: Session, record: OrderRecord, policy: Policy) -> tuple[bool, str | None]:
@@ -943,7 +970,7 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
             computed = compute_allocation(session, record, None)
         late, cutoff = _lateness(session, record, computed.policy)
         after = computed.rotation_after
-        topic = f"rotation:{after['group']}" if after else None
+        topic = _topic(computed.document, after)
         payload = {"document": computed.document, "rotation_before": computed.rotation_before,
                    "rotation_after": after, "late": late, "deadline": cutoff}
         new = [NewEvent("order.allocated", actor, payload, order_id=order_id,
@@ -962,7 +989,9 @@ def _inputs(session: Session, record: OrderRecord, computed: Computation) -> tup
     latest = max(e.seq for e in (record.statement, record.entered, *record.fills) if e is not None)
     group = computed.rotation_after["group"] if computed.rotation_after else None
     rotation = session.latest(f"rotation:{group}") if group is not None else None
-    return (latest, rotation.seq if rotation is not None else 0)
+    fairness = computed.document.get("fairness")
+    fair = session.latest(f"fairness:{fairness['after']['group']}") if fairness is not None else None
+    return (latest, rotation.seq if rotation is not None else 0, fair.seq if fair is not None else 0)
 
 
 _REALLOCATION_REASONS = {

@@ -381,7 +381,7 @@ def _rounding(old: Policy, new: Policy) -> list[Change]:
     if old.rounding_method != new.rounding_method:
         changes.append(Change("/rounding/method", f"rounding method changed from {_word(old.rounding_method)} to "
                               f"{_word(new.rounding_method)}", True, None, old.rounding_method, new.rounding_method))
-    if old.remainder != new.remainder and new.rounding_method != "quota":
+    if old.remainder != new.remainder and new.rounding_method != "quota" and old.fairness is new.fairness is None:
         changes.append(Change("/rounding/remainder", f"the odd quantity (less than a lot) now goes "
                               f"{_REMAINDER[new.remainder]} (went {_REMAINDER[old.remainder]})", True, None,
                               old.remainder, new.remainder))
@@ -389,6 +389,28 @@ def _rounding(old: Policy, new: Policy) -> list[Change]:
         changes.append(Change("/rounding/tie_break", f"ties are now broken by {_word(new.tie_break)} (was "
                               f"{_word(old.tie_break)})", True, None, old.tie_break, new.tie_break))
     return changes
+
+
+def _fairness(old: Policy, new: Policy) -> list[Change]:
+    """``fairness``: whether the rounding is kept fair over the orders of a group, and per which groups."""
+    a, b = old.data.get("fairness"), new.data.get("fairness")
+    if a == b:
+        return []
+    def groups(spec: Any) -> str:
+        group = spec.get("group")
+        return "per fairness group " + _code(group) if group else "over all the policy's orders"
+
+    if a is None:
+        return [Change("/fairness", "rounding is now kept fair over time: each order's spare lots and odd quantity "
+                       "go to the accounts with the lowest cumulative rounding advantage "
+                       f"(allocated minus exact share), counted {groups(b)}", True, None, a, b)]
+    if b is None:
+        return [Change("/fairness", "rounding is no longer kept fair over time: spare lots go by largest remainder "
+                       f"and the odd quantity {_REMAINDER[new.remainder]}, whatever earlier orders gave each "
+                       "account", True, None, a, b)]
+    return [Change("/fairness/group", f"cumulative rounding advantages are now counted {groups(b)} (were counted "
+                   f"{groups(a)}); each new group starts with every account at 0", True, None,
+                   a.get("group"), b.get("group"))]
 
 
 def _price_and_caps(old: Policy, new: Policy) -> list[Change]:
@@ -530,7 +552,7 @@ def _overrides_and_deadline(old: Policy, new: Policy) -> list[Change]:
 
 
 _SECTIONS: tuple[Differ, ...] = (_identity, _governance, _attributes, _method, _rotation, _rounding, _odd_lots,
-                                 _price_and_caps, _minimum, _rules, _overrides_and_deadline)
+                                 _fairness, _price_and_caps, _minimum, _rules, _overrides_and_deadline)
 
 
 def diff_policies(old: Policy, new: Policy, *, old_note: str | None = None, new_note: str | None = None) -> PolicyDiff:

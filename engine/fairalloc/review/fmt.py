@@ -49,6 +49,7 @@ _EXPRESSION_PATHS: frozenset[Path] = frozenset({
     ("odd_lots", "recipient", "expression"),
     ("rotation", "order_by"),
     ("rotation", "group"),
+    ("fairness", "group"),
     ("minimum", "expression"),
 })
 _RULE_EXPRESSION_KEYS = frozenset({"when", "quantity"})
