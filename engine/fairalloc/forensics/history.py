@@ -587,35 +587,52 @@ def _date_check(name: str) -> tuple[pl.Expr, Refusal]:
 
 
 
-def _dense(series: pl.Series) -> tuple[I32, list[str]]:
-    """Dense integer codes of a text column (-1 for null), names sorted so that the codes do
-    not depend on row order: one hash pass (a cast to an Enum of the sorted distinct names)."""
-    names = series.drop_nulls().unique().sort()
-    codes = series.cast(pl.Enum(names)).to_physical().cast(pl.Int32).fill_null(-1)
-    return codes.to_numpy(), names.to_list()
+def _categorical(name: str) -> pl.Expr:
+    """A text column as categorical codes with a mapping of its own: four bytes a row instead
+    of the text, filled in the streaming pass (the codes follow the order rows were seen)."""
+    return pl.col(name).cast(pl.Categorical(pl.Categories.random()))
 
 
-def _kept_codes(codes: I32, names: list[str], keep: Bool) -> tuple[I32, list[str]]:
-    """Codes of the kept rows renumbered densely over the names they still use (order kept)."""
-    kept = codes[keep]
+def _physical(series: pl.Series) -> tuple[npt.NDArray[np.int64], pl.Series]:
+    """Codes of a text column (-1 for null) and the name of each code, in any order."""
+    if series.dtype != pl.Categorical:
+        series = series.cast(pl.Categorical(pl.Categories.random()))
+    assert isinstance(series.dtype, pl.Categorical)
+    names = series.dtype.categories.to_series()
+    codes: npt.NDArray[np.int64] = (series.to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
+                                    .astype(np.int64, copy=False))
+    return codes, names
+
+
+def _dense(series: pl.Series, keep: Bool | None = None) -> tuple[I32, list[str]]:
+    """Dense integer codes of a text column over the rows ``keep`` (all by default; -1 for
+    null), names sorted so that the codes do not depend on row order. One hash pass (the
+    categorical codes) and a sort of the distinct names only."""
+    codes, names = _physical(series)
+    if keep is not None:
+        codes = codes[keep]
     present = np.zeros(len(names), dtype=np.bool_)
-    present[kept[kept >= 0]] = True
-    remap = np.cumsum(present, dtype=np.int64) - 1
-    recoded = np.where(kept >= 0, remap[kept], -1).astype(np.int32)
-    return recoded, [names[i] for i in np.flatnonzero(present)]
+    present[codes[codes >= 0]] = True
+    used = np.flatnonzero(present)
+    used_names = names.gather(used)
+    order = used_names.arg_sort().to_numpy()
+    rank = np.zeros(len(names), dtype=np.int32)
+    rank[used[order]] = np.arange(used.size, dtype=np.int32)
+    dense: I32 = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+    return dense, used_names.gather(order).to_list()
 
 
 def _duplicates(
     frame: pl.DataFrame, columns: tuple[str, str], name: str, what: str
-) -> tuple[tuple[Bool, Refusal], list[tuple[I32, list[str]]]]:
-    """Rows whose pair of key columns repeats an earlier row's (the first one is kept), and the
-    key columns' codes over all rows (empty and absent values are one key)."""
-    coded = [_dense(frame[c].fill_null("")) for c in columns]
-    (first, _), (second, second_names) = coded
-    key = first.astype(np.int64) * max(len(second_names), 1) + second
-    repeated = ~pl.Series(key).is_first_distinct().to_numpy()
-    refusal = Refusal("forensics.duplicate_row", name, f"another row already has the same {what}")
-    return (repeated, refusal), coded
+) -> tuple[Bool, Refusal]:
+    """Rows whose pair of key columns repeats an earlier row's (the first one is kept).
+
+    An absent value is a key of its own (such rows are refused as empty before this counts)."""
+    (first, _), (second, second_names) = (_physical(frame[c]) for c in columns)
+    key = (first + 1) * (len(second_names) + 1) + second + 1
+    repeated: Bool = ~pl.Series(key).is_first_distinct().to_numpy()
+    return repeated, Refusal("forensics.duplicate_row", name,
+                             f"another row already has the same {what}")
 
 
 def _decimal_parts(name: str) -> list[pl.Expr]:
@@ -642,8 +659,17 @@ def _decimal_scale(frame: pl.DataFrame, name: str) -> int:
 
 
 def _int_or_missing(frame: pl.DataFrame, name: str) -> I64:
-    values: I64 = frame[name].fill_null(MISSING).to_numpy().astype(np.int64)
+    values: I64 = frame[name].fill_null(MISSING).to_numpy().astype(np.int64, copy=False)
     return values
+
+
+def _side() -> pl.Expr:
+    """+1 for a buy, -1 for a sale (null otherwise), as when/then branches: a mapping such as
+    ``replace_strict`` takes the whole query out of the streaming engine (all rows in memory)."""
+    return pl.coalesce(
+        [pl.when(pl.col("side") == name).then(pl.lit(sign, pl.Int8)) for name, sign in SIDES.items()]
+        + [pl.lit(None, pl.Int8)]
+    ).alias("side")
 
 
 def _with_optional(source: _Source, names: Iterable[str]) -> _Source:
@@ -686,21 +712,24 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         for name in ("intended", "order_quantity", "order_filled")
     ]
     outputs = [
-        pl.col("order_id"), pl.col("account"), pl.col("symbol"), pl.col("allocated_by"),
+        *[_categorical(n) for n in ("order_id", "account", "symbol", "allocated_by")],
         pl.col("trade_date").str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32).alias("day"),
-        pl.col("side").replace_strict(SIDES, default=None, return_dtype=pl.Int8).alias("side"),
+        _side(),
         pl.col("quantity").cast(pl.Int64, strict=False),
         *_decimal_parts("price"),
         pl.col(_parsed("allocated_at")).alias("allocated_at"),
         pl.col(_parsed("executed_at")).alias("executed_at"),
         *[pl.col(n).cast(pl.Int64, strict=False) for n in ("intended", "order_quantity", "order_filled")],
-        *[pl.col(n) for n in attributes],
+        *[_categorical(n) for n in attributes],
     ]
     frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"))
-    duplicates, coded = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
+    duplicates = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
     tally, keep = _tally(source, frame, checks, strict, duplicates)
     _require_usable(path, tally)
-    keys = {"order_id": _kept_codes(*coded[0], keep), "account": _kept_codes(*coded[1], keep)}
+    kept = keep if tally.refused else None
+    keys = {name: _dense(frame[name], kept)
+            for name in ("order_id", "account", "symbol", "allocated_by")}
+    frame = frame.drop(keys)
     if tally.refused:
         frame = frame.filter(pl.Series(keep))
     return _Read(frame, tally, keys), attributes
@@ -726,7 +755,7 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
         *_decimal_parts("close"),
     ]
     frame = _validated(source, checks, outputs, True)
-    duplicates, _ = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
+    duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
     tally, keep = _tally(source, frame, checks, strict, duplicates)
     _require_usable(path, tally)
     return (frame.filter(pl.Series(keep)) if tally.refused else frame), tally
@@ -781,18 +810,18 @@ def load(
     scale = max(_decimal_scale(rows, "price"), _decimal_scale(close_frame, "close"))
     order, order_ids = read.keys["order_id"]
     account, accounts = read.keys["account"]
-    symbol, symbols = _dense(rows["symbol"])
-    person, people = _dense(rows["allocated_by"])
+    symbol, symbols = read.keys["symbol"]
+    person, people = read.keys["allocated_by"]
     allocations = Allocations(
         order=order,
         order_ids=order_ids,
-        trade_day=rows["day"].to_numpy().astype(np.int32),
+        trade_day=rows["day"].to_numpy().astype(np.int32, copy=False),
         symbol=symbol,
         symbols=symbols,
-        side=rows["side"].to_numpy().astype(np.int8),
+        side=rows["side"].to_numpy().astype(np.int8, copy=False),
         account=account,
         accounts=accounts,
-        quantity=rows["quantity"].to_numpy().astype(np.int64),
+        quantity=rows["quantity"].to_numpy().astype(np.int64, copy=False),
         price=_scaled(rows, "price", scale),
         allocated_at=_int_or_missing(rows, "allocated_at"),
         executed_at=_int_or_missing(rows, "executed_at"),
