@@ -206,3 +206,21 @@ def test_parquet_float_prices_are_refused_with_their_column(tmp_path: pathlib.Pa
         history.load(folder / "allocations.csv", folder / "prices.parquet")
     diagnostic = caught.value.diagnostics[0]
     assert (diagnostic.code, diagnostic.location.column) == ("forensics.float_column", 3)
+
+
+def test_typed_parquet_values_are_refused_with_their_row_and_column(tmp_path: pathlib.Path) -> None:
+    import polars as pl
+
+    folder = write_history(tmp_path, ROWS + [
+        "B3,2025-03-04,XYZ,buy,A,-5,100.00,2025-03-04T10:00:00-05:00,,,,,pm,asset",
+        "B4,2025-03-04,XYZ,buy,C,5,12345678901.00,2025-03-04T10:00:00-05:00,,,,,pm,asset",
+    ])
+    allocations = _to_parquet(folder / "allocations.csv", {"price": 2})
+    frame = pl.read_parquet(allocations)
+    assert frame.schema["quantity"] == pl.Int64 and isinstance(frame.schema["price"], pl.Decimal)
+    h = history.load(allocations, folder / "prices.csv")
+    tally = h.tallies[0]
+    assert tally.reasons == {"forensics.bad_integer: quantity": 1,
+                             "forensics.bad_decimal: price": 1}
+    assert [(d.location.line, d.location.column) for d in tally.listed] == [(5, 6), (6, 7)]
+    assert len(h.allocations) == 4

@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import pathlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -304,6 +304,7 @@ class _Source:
     columns: list[str]
     first_line: int  # line (CSV) or row (Parquet) of the first record
     exact_lines: bool  # records may span lines (quoted line breaks): locate them with ``csv``
+    typed: frozenset[str] = frozenset()  # Parquet columns validated in their own type
 
     def lines(self, records: list[int]) -> dict[int, int]:
         """Line (or row) of each 0-based record."""
@@ -352,8 +353,30 @@ def _unreadable(path: pathlib.Path, error: BaseException) -> FileAccessError:
         Location(file=str(path)), "check the path and its permissions"))
 
 
+#: What each typed column must hold: a Parquet column of that kind is validated in its own type
+#: (no detour through text); any other is turned into the contract's text first.
+ROLES = {
+    **{name: "integer" for name in ("quantity", "intended", "order_quantity", "order_filled")},
+    **{name: "decimal" for name in ("price", "close")},
+    **{name: "timestamp" for name in ("allocated_at", "executed_at", "recorded_at")},
+    **{name: "date" for name in ("trade_date", "date")},
+}
+
+
+def _native(role: str | None, dtype: pl.DataType) -> bool:
+    """Whether a Parquet column of ``dtype`` already holds what ``role`` asks for."""
+    if role == "integer":
+        return dtype.is_integer()
+    if role == "decimal":
+        return isinstance(dtype, pl.Decimal) and (dtype.scale or 0) <= MAX_DECIMALS
+    if role == "timestamp":
+        return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+    return role == "date" and dtype == pl.Date
+
+
 def _open_parquet(path: pathlib.Path) -> _Source:
-    """A Parquet file's columns as the contract's text, converted lazily in the query."""
+    """A Parquet file, scanned lazily: columns of the expected kind (integers, DECIMAL, zoned
+    TIMESTAMP, DATE) stay typed, every other column becomes the contract's text in the query."""
     try:
         lazy = pl.scan_parquet(path)
         schema = lazy.collect_schema()
@@ -362,12 +385,13 @@ def _open_parquet(path: pathlib.Path) -> _Source:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(_malformed(path, "forensics.malformed_parquet",
                                     f"not a readable Parquet file: {first}", None)) from None
-    exprs = [_text_column(path, name, i, dtype).alias(name)
+    typed = frozenset(name for name, dtype in schema.items() if _native(ROLES.get(name), dtype))
+    exprs = [pl.col(name) if name in typed else _text_column(path, name, i, dtype).alias(name)
              for i, (name, dtype) in enumerate(schema.items(), start=1)]
     if count > MAX_ROWS:
         raise InputError(_malformed(path, "forensics.too_many_rows",
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 1))
-    return _Source(path, lazy.select(exprs), list(schema), 1, False)
+    return _Source(path, lazy.select(exprs), list(schema), 1, False, typed)
 
 
 def _open(path: pathlib.Path) -> _Source:
@@ -449,11 +473,11 @@ def _first_refusal(checks: list[tuple[pl.Expr, Refusal]]) -> pl.Expr:
     ).alias(REFUSED)
 
 
-def _first_too_long(columns: list[str]) -> pl.Expr:
-    """1-based number of the first field longer than ``MAX_FIELD_BYTES``, null if none is."""
+def _first_too_long(source: _Source) -> pl.Expr:
+    """1-based number of the first text field longer than ``MAX_FIELD_BYTES``, null if none is."""
     return pl.coalesce(
         [pl.when(pl.col(name).str.len_bytes() > MAX_FIELD_BYTES).then(pl.lit(i, pl.Int32))
-         for i, name in enumerate(columns, start=1)]
+         for i, name in enumerate(source.columns, start=1) if name not in source.typed]
         + [pl.lit(None, pl.Int32)]
     ).alias(TOO_LONG)
 
@@ -466,14 +490,14 @@ def _validated(
     overlong field, and the ``outputs`` (typed columns, text keys). Structural problems of the
     file (no rows, an overlong field) are raised here, located."""
     times = [
-        pl.col(name).str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us")
+        (pl.col(name) if name in source.typed else
+         pl.col(name).str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us"))
         .dt.epoch("us").alias(_parsed(name))
         for name in parsed_times
     ]
     if times:
-        source = _Source(source.path, source.frame.with_columns(times), source.columns,
-                         source.first_line, source.exact_lines)
-    frame = _collect(source, [_first_refusal(checks), _first_too_long(source.columns), *outputs])
+        source = replace(source, frame=source.frame.with_columns(times))
+    frame = _collect(source, [_first_refusal(checks), _first_too_long(source), *outputs])
     if need_rows and frame.height == 0:
         raise InputError(_malformed(source.path, "forensics.no_rows",
                                     "the file has a header but no rows", source.first_line,
@@ -554,17 +578,22 @@ def _format_check(name: str, bad: pl.Expr, optional: bool, reason: str, message:
     return bad, Refusal(reason, name, message)
 
 
-def _decimal_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
+def _decimal_check(source: _Source, name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
+    if name in source.typed:  # a DECIMAL of at most MAX_DECIMALS places
+        bad = (col <= 0) | (col >= 10**MAX_INT_DIGITS)
+    else:
+        bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
     return _format_check(name, bad, optional, "forensics.bad_decimal",
                          f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals")
 
 
-def _integer_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
+def _integer_check(source: _Source, name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     value = col.cast(pl.Int64, strict=False)
-    bad = value.is_null() | (value <= 0) | col.str.contains("[^0-9]")
+    bad = value.is_null() | (value <= 0)
+    if name not in source.typed:
+        bad = bad | col.str.contains("[^0-9]")
     return _format_check(name, bad, optional, "forensics.bad_integer",
                          f"{name!r} must be a whole number greater than zero")
 
@@ -579,9 +608,16 @@ def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusa
                          f"{name!r} must be an ISO 8601 timestamp with an offset, e.g. 2025-03-04T15:02:00-05:00")
 
 
-def _date_check(name: str) -> tuple[pl.Expr, Refusal]:
+def _day(source: _Source, name: str) -> pl.Expr:
+    """A date column as days since 1970-01-01 (null where it is not a date)."""
+    col = pl.col(name) if name in source.typed else pl.col(name).str.to_date("%Y-%m-%d", strict=False)
+    return col.cast(pl.Int32).alias("day")
+
+
+def _date_check(source: _Source, name: str) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null()
+    bad = pl.lit(False) if name in source.typed else (
+        (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null())
     return bad, Refusal("forensics.bad_date", name, f"{name!r} must be a date YYYY-MM-DD")
 
 
@@ -596,7 +632,7 @@ def _categorical(name: str) -> pl.Expr:
 def _physical(series: pl.Series) -> tuple[npt.NDArray[np.int64], pl.Series]:
     """Codes of a text column (-1 for null) and the name of each code, in any order."""
     if series.dtype != pl.Categorical:
-        series = series.cast(pl.Categorical(pl.Categories.random()))
+        series = series.cast(pl.String).cast(pl.Categorical(pl.Categories.random()))
     assert isinstance(series.dtype, pl.Categorical)
     names = series.dtype.categories.to_series()
     codes: npt.NDArray[np.int64] = (series.to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
@@ -635,9 +671,13 @@ def _duplicates(
                              f"another row already has the same {what}")
 
 
-def _decimal_parts(name: str) -> list[pl.Expr]:
+def _decimal_parts(source: _Source, name: str) -> list[pl.Expr]:
     """A validated decimal column as its digits (the point removed) and its number of decimals."""
     col = pl.col(name)
+    if name in source.typed:
+        scale = source.frame.collect_schema()[name].scale or 0  # type: ignore[attr-defined]
+        return [(col * 10**scale).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
+                pl.lit(scale, pl.Int8).alias(f"{name}.decimals")]
     return [
         col.str.replace(".", "", literal=True).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
         (col.str.len_bytes() - col.str.find(".", literal=True) - 1).fill_null(0).cast(pl.Int8)
@@ -677,8 +717,7 @@ def _with_optional(source: _Source, names: Iterable[str]) -> _Source:
     absent = [pl.lit(None, pl.String).alias(n) for n in names if n not in source.columns]
     if not absent:
         return source
-    return _Source(source.path, source.frame.with_columns(absent), source.columns,
-                   source.first_line, source.exact_lines)
+    return replace(source, frame=source.frame.with_columns(absent))
 
 
 @dataclass
@@ -697,26 +736,26 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
     attributes = [name for name in source.columns if name.startswith("attr.")]
     checks = [_required(name) for name in ALLOCATION_REQUIRED]
     checks += [
-        _date_check("trade_date"),
+        _date_check(source, "trade_date"),
         (
             ~pl.col("side").is_in(list(SIDES)),
             Refusal("forensics.bad_side", "side", "'side' must be buy, sell or sell_short"),
         ),
-        _integer_check("quantity"),
-        _decimal_check("price"),
+        _integer_check(source, "quantity"),
+        _decimal_check(source, "price"),
         _timestamp_check("allocated_at"),
     ]
     checks.append(_timestamp_check("executed_at", optional=True))
     checks += [
-        _integer_check(name, optional=True)
+        _integer_check(source, name, optional=True)
         for name in ("intended", "order_quantity", "order_filled")
     ]
     outputs = [
         *[_categorical(n) for n in ("order_id", "account", "symbol", "allocated_by")],
-        pl.col("trade_date").str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32).alias("day"),
+        _day(source, "trade_date"),
         _side(),
         pl.col("quantity").cast(pl.Int64, strict=False),
-        *_decimal_parts("price"),
+        *_decimal_parts(source, "price"),
         pl.col(_parsed("allocated_at")).alias("allocated_at"),
         pl.col(_parsed("executed_at")).alias("executed_at"),
         *[pl.col(n).cast(pl.Int64, strict=False) for n in ("intended", "order_quantity", "order_filled")],
@@ -748,11 +787,11 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
     source = _open(path)
     _check_header(source, PRICE_REQUIRED)
     checks = [_required(name) for name in PRICE_REQUIRED]
-    checks += [_date_check("date"), _decimal_check("close")]
+    checks += [_date_check(source, "date"), _decimal_check(source, "close")]
     outputs = [
         pl.col("symbol"), pl.col("date"),
-        pl.col("date").str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32).alias("day"),
-        *_decimal_parts("close"),
+        _day(source, "date"),
+        *_decimal_parts(source, "close"),
     ]
     frame = _validated(source, checks, outputs, True)
     duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
