@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairalloc.errors import ExitCode, FileAccessError, InputError
 from fairalloc.forensics import history
@@ -224,3 +226,25 @@ def test_typed_parquet_values_are_refused_with_their_row_and_column(tmp_path: pa
                              "forensics.bad_decimal: price": 1}
     assert [(d.location.line, d.location.column) for d in tally.listed] == [(5, 6), (6, 7)]
     assert len(h.allocations) == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 5), st.integers(-1, 3)), max_size=40),
+       st.integers(1, 10_000))
+def test_repeated_keys_are_every_later_row_of_a_pair(pairs: list[tuple[int, int]],
+                                                     spread: int) -> None:
+    """Both ways of finding repeats (counting per pair, hashing when the pairs are too many)
+    flag exactly the rows whose pair an earlier row already had."""
+    import polars as pl
+
+    first = np.array([a for a, _ in pairs], dtype=np.int64)
+    second = np.array([b for _, b in pairs], dtype=np.int64)
+    names_first = pl.Series([str(i) for i in range(6 * spread)])  # a wide space when spread is large
+    names_second = pl.Series([str(i) for i in range(4)])
+    seen: set[tuple[int, int]] = set()
+    expected = []
+    for pair in pairs:
+        expected.append(pair in seen)
+        seen.add(pair)
+    repeated = history._repeats((first, names_first), (second, names_second))
+    assert repeated.tolist() == expected

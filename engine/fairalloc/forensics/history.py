@@ -629,22 +629,27 @@ def _categorical(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Categorical(pl.Categories.random()))
 
 
-def _physical(series: pl.Series) -> tuple[npt.NDArray[np.int64], pl.Series]:
+Codes = tuple[npt.NDArray[np.int64], pl.Series]
+
+
+def _physical(series: pl.Series) -> Codes:
     """Codes of a text column (-1 for null) and the name of each code, in any order."""
     if series.dtype != pl.Categorical:
         series = series.cast(pl.String).cast(pl.Categorical(pl.Categories.random()))
     assert isinstance(series.dtype, pl.Categorical)
     names = series.dtype.categories.to_series()
-    codes: npt.NDArray[np.int64] = (series.to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
-                                    .astype(np.int64, copy=False))
+    physical = series.to_physical()
+    codes: npt.NDArray[np.int64] = physical.to_numpy().astype(np.int64)
+    if physical.null_count():
+        codes[physical.is_null().to_numpy()] = -1
     return codes, names
 
 
-def _dense(series: pl.Series, keep: Bool | None = None) -> tuple[I32, list[str]]:
+def _dense(coded: Codes, keep: Bool | None = None) -> tuple[I32, list[str]]:
     """Dense integer codes of a text column over the rows ``keep`` (all by default; -1 for
     null), names sorted so that the codes do not depend on row order. One hash pass (the
     categorical codes) and a sort of the distinct names only."""
-    codes, names = _physical(series)
+    codes, names = coded
     if keep is not None:
         codes = codes[keep]
     present = np.zeros(len(names), dtype=np.bool_)
@@ -658,17 +663,29 @@ def _dense(series: pl.Series, keep: Bool | None = None) -> tuple[I32, list[str]]
     return dense, used_names.gather(order).to_list()
 
 
-def _duplicates(
-    frame: pl.DataFrame, columns: tuple[str, str], name: str, what: str
-) -> tuple[Bool, Refusal]:
-    """Rows whose pair of key columns repeats an earlier row's (the first one is kept).
+def _repeats(first: Codes, second: Codes) -> Bool:
+    """Rows whose pair of codes repeats an earlier row's (the first one is kept); an absent
+    value is a key of its own. Where the pairs fit a table a few times the number of rows, the
+    rows are counted per pair and only those sharing one are sorted; otherwise hashed."""
+    width = len(second[1]) + 1
+    key = (first[0] + 1) * width + second[0] + 1
+    space = (len(first[1]) + 1) * width
+    if space > 4 * key.size + 1024:
+        hashed: Bool = ~pl.Series(key).is_first_distinct().to_numpy()
+        return hashed
+    repeated = np.zeros(key.size, dtype=np.bool_)
+    rows = np.flatnonzero(np.bincount(key, minlength=space)[key] > 1)
+    if rows.size:
+        rows = rows[np.argsort(key[rows], kind="stable")]
+        repeated[rows[1:]] = key[rows[1:]] == key[rows[:-1]]
+    return repeated
 
-    An absent value is a key of its own (such rows are refused as empty before this counts)."""
-    (first, _), (second, second_names) = (_physical(frame[c]) for c in columns)
-    key = (first + 1) * (len(second_names) + 1) + second + 1
-    repeated: Bool = ~pl.Series(key).is_first_distinct().to_numpy()
-    return repeated, Refusal("forensics.duplicate_row", name,
-                             f"another row already has the same {what}")
+
+def _duplicates(codes: tuple[Codes, Codes], name: str, what: str) -> tuple[Bool, Refusal]:
+    """Rows whose pair of key columns repeats an earlier row's (such rows with an empty key
+    were refused as empty before this counts)."""
+    return _repeats(*codes), Refusal("forensics.duplicate_row", name,
+                                     f"another row already has the same {what}")
 
 
 def _decimal_parts(source: _Source, name: str) -> list[pl.Expr]:
@@ -762,12 +779,14 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         *[_categorical(n) for n in attributes],
     ]
     frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"))
-    duplicates = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
+    coded = {name: _physical(frame[name])
+             for name in ("order_id", "account", "symbol", "allocated_by")}
+    duplicates = _duplicates((coded["order_id"], coded["account"]), "account",
+                             "order_id and account")
     tally, keep = _tally(source, frame, checks, strict, duplicates)
     _require_usable(path, tally)
     kept = keep if tally.refused else None
-    keys = {name: _dense(frame[name], kept)
-            for name in ("order_id", "account", "symbol", "allocated_by")}
+    keys = {name: _dense(codes, kept) for name, codes in coded.items()}
     frame = frame.drop(keys)
     if tally.refused:
         frame = frame.filter(pl.Series(keep))
@@ -794,7 +813,8 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
         *_decimal_parts(source, "close"),
     ]
     frame = _validated(source, checks, outputs, True)
-    duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
+    duplicates = _duplicates((_physical(frame["symbol"]), _physical(frame["date"])), "date",
+                             "symbol and date")
     tally, keep = _tally(source, frame, checks, strict, duplicates)
     _require_usable(path, tally)
     return (frame.filter(pl.Series(keep)) if tally.refused else frame), tally
