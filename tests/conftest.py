@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 EXAMPLES = ROOT / "examples"
 CASES = Path(__file__).resolve().parent / "cases"
-CONTRACT = ROOT.parent / "shared" / "contract"
+# The OMS contract, pinned in the repository so the tests run wherever the checkout lives;
+# tests/test_contract.py checks the pin against the published contract when it sits beside us.
+CONTRACT = Path(__file__).resolve().parent / "contract"
+PUBLISHED_CONTRACT = ROOT.parent / "shared" / "contract"
 
 
 def example_trade(name: str = "us-equity-pro-rata") -> dict[str, Any]:

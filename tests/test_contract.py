@@ -13,15 +13,24 @@ from fairalloc import load_trade
 from fairalloc.errors import FairallocError
 from fairalloc.schema import schema_text
 
-from .conftest import CONTRACT, EXAMPLES, example_trade
+from .conftest import CONTRACT, EXAMPLES, PUBLISHED_CONTRACT, example_trade
 
 
 @pytest.mark.parametrize("name", ["trade", "allocation"])
 def test_shipped_schema_is_the_contract(name: str) -> None:
     contract = CONTRACT / f"{name}.schema.json"
-    if not contract.exists():
-        pytest.skip("the contract folder is not beside this checkout")
     assert json.loads(schema_text(name)) == json.loads(contract.read_text())
+
+
+def test_pinned_contract_is_the_published_one() -> None:
+    """The repository's pinned copy must not drift from the contract the OMS teams publish."""
+    if not PUBLISHED_CONTRACT.is_dir():
+        pytest.skip("the published contract is not beside this checkout")
+    published = sorted(p.relative_to(PUBLISHED_CONTRACT) for p in PUBLISHED_CONTRACT.rglob("*") if p.is_file())
+    pinned = sorted(p.relative_to(CONTRACT) for p in CONTRACT.rglob("*") if p.is_file())
+    assert pinned == published
+    for relative in published:
+        assert (CONTRACT / relative).read_bytes() == (PUBLISHED_CONTRACT / relative).read_bytes(), relative
 
 
 def _variants() -> list[tuple[str, dict[str, Any]]]:

@@ -27,6 +27,7 @@ from fairalloc import load_policy
 from fairalloc.errors import Diagnostic, InputError, Location, PolicyError, suggest
 from fairalloc.expressions import ROOTS, Kind, Scope, Type, compile_expression
 from fairalloc.expressions.scope import BUILTIN_FIELDS
+from fairalloc.expressions.types import scalar_type
 from fairalloc.load import read_text
 from fairalloc.numbers import decimal_text
 from fairalloc.plan import Attribute, Policy
@@ -193,12 +194,8 @@ def _attribute_type(value: Any) -> Type | None:
     """The language type of an attribute's JSON value, or None when it has none."""
     if value is None:
         return Type.ANY
-    if isinstance(value, bool):
-        return Type.BOOLEAN
-    if isinstance(value, (int, Decimal)):
-        return Type.NUMBER
-    if isinstance(value, str):
-        return Type.STRING
+    if (scalar := scalar_type(value)) is not None:
+        return scalar
     if isinstance(value, list):
         kinds = {_attribute_type(item) for item in value}
         if None in kinds or len(kinds) > 1:

@@ -13,14 +13,13 @@ import datetime
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from decimal import Decimal
 
 from fairalloc.errors import did_you_mean
 
 from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Problem, Unary, unparse
 from .functions import FUNCTIONS, LITERAL_FUNCTIONS, Function
 from .scope import ROOTS, VALUE_ROOTS, Scope
-from .types import Kind, Type, assignable, equatable, is_kind, join, orderable
+from .types import Kind, Type, assignable, equatable, is_kind, join, orderable, scalar_type
 
 ARITHMETIC = frozenset({"+", "-", "*", "/"})
 ORDERING = frozenset({"<", "<=", ">", ">="})
@@ -72,12 +71,8 @@ def _type(node: Expr) -> Type:
 def _literal_type(value: object) -> Type:
     if value is None:
         return Type.NULL
-    if isinstance(value, bool):
-        return Type.BOOLEAN
-    if isinstance(value, (int, Decimal)):
-        return Type.NUMBER
-    if isinstance(value, str):
-        return Type.STRING
+    if (scalar := scalar_type(value)) is not None:
+        return scalar
     if isinstance(value, datetime.datetime):
         return Type.TIMESTAMP
     if isinstance(value, datetime.date):

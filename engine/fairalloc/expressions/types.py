@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import ClassVar
 
 
@@ -179,3 +180,18 @@ def orderable(left: Type, right: Type) -> bool:
             right.is_any or right.kind in ORDERED_KINDS
         )
     return left.kind is right.kind and left.kind in ORDERED_KINDS
+
+
+def scalar_type(value: object) -> Type | None:
+    """The type of a boolean, number or string value; None for any other value.
+
+    The one place that says which Python values are the language's scalars: literals in
+    a policy and attribute values in a trade are typed by it (``True`` is a boolean, not a number).
+    """
+    if isinstance(value, bool):
+        return Type.BOOLEAN
+    if isinstance(value, (int, Decimal)):
+        return Type.NUMBER
+    if isinstance(value, str):
+        return Type.STRING
+    return None
