@@ -248,3 +248,13 @@ def test_repeated_keys_are_every_later_row_of_a_pair(pairs: list[tuple[int, int]
         seen.add(pair)
     repeated = history._repeats((first, names_first), (second, names_second))
     assert repeated.tolist() == expected
+
+
+def test_a_blank_line_does_not_shift_the_location_of_a_refused_row(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path, ROWS[:2] + [""] + ROWS[2:] + [
+        "B3,2025-03-04,XYZ,hold,C,5,100.00,2025-03-04T10:00:00-05:00,,,,,pm,asset"])
+    listed = _load(folder).tallies[0].listed
+    assert [(d.code, d.location.line, d.location.column) for d in listed] == [
+        ("forensics.missing_value", 4, 1),  # the blank line is a row of empty values
+        ("forensics.bad_side", 7, 4),
+    ]

@@ -639,7 +639,7 @@ def _physical(series: pl.Series) -> Codes:
     assert isinstance(series.dtype, pl.Categorical)
     names = series.dtype.categories.to_series()
     physical = series.to_physical()
-    codes: npt.NDArray[np.int64] = physical.to_numpy().astype(np.int64)
+    codes: npt.NDArray[np.int64] = physical.fill_null(0).to_numpy().astype(np.int64)
     if physical.null_count():
         codes[physical.is_null().to_numpy()] = -1
     return codes, names
