@@ -839,16 +839,19 @@ def _attribute_table(
 ) -> dict[str, list[str | None]]:
     """One value per account and attribute: the account's last non-empty value in the file.
 
-    Groups on the integer account codes (fast), then picks each account's last non-empty row.
+    One group-by on the integer account codes for all attributes (rows keep their order within
+    a group), without index arrays the size of the file.
     """
     table: dict[str, list[str | None]] = {}
+    if not names:
+        return table
+    key = "\x00account"
+    last = (frame.select(names).with_columns(pl.Series(key, account))
+            .group_by(key).agg(pl.col(names).drop_nulls().last()))
+    codes = last[key].to_list()
     for name in names:
-        present = frame[name].is_not_null().to_numpy()
-        rows = pl.DataFrame({"account": account[present], "row": np.flatnonzero(present)})
-        last = rows.group_by("account").agg(pl.col("row").max())
         values: list[str | None] = [None] * count
-        picked = frame[name].gather(last["row"].to_numpy()).to_list()
-        for code, value in zip(last["account"].to_list(), picked, strict=True):
+        for code, value in zip(codes, last[name].to_list(), strict=True):
             values[int(code)] = value
         table[name.removeprefix("attr.")] = values
     return table
