@@ -425,7 +425,8 @@ def _collect(source: _Source, exprs: list[pl.Expr]) -> pl.DataFrame:
         raise InputError(Diagnostic(
             f"forensics.malformed_{kind.lower()}", f"not a readable {kind} file: {first}",
             Location(file=str(source.path), line=1),
-            "export UTF-8 CSV with a header row and quoted fields where needed",
+            "export UTF-8 CSV with a header row and quoted fields where needed" if kind == "CSV"
+            else "check that the file is a complete Parquet file",
         )) from None
     except OSError as error:
         raise _unreadable(source.path, error) from None
