@@ -175,6 +175,19 @@ def test_expression_failing_on_an_accounts_data_names_the_account() -> None:
     assert context.location.pointer == "/statement/accounts/2"
 
 
+@pytest.mark.parametrize("pointer", ["/order/quantity", "/statement/accounts/1/intended", "/fills/0/quantity",
+                                     "/fills/0/price", "/order/limit_price"])
+def test_a_number_text_with_a_lone_surrogate_is_a_trade_value_error(
+        pointer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The message quoted the text as it was: pydantic could not encode it and the command exited 70.
+    doc = example_trade()
+    _set(pointer.strip("/"), "1\ud800")(doc)
+    trade = tmp_path / "trade.json"
+    trade.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"), "--trade", str(trade)]) == 4
+    assert f"{trade}#{pointer}: error[trade-value]: '1\\ud800' is not a " in capsys.readouterr().err
+
+
 _ASSETS_POLICY = (
     "fairalloc: 1\nid: x\nversion: 1\neffective: 2026-01-01\nowner: CCO\n"
     "attributes:\n  account:\n    assets: {type: number, default: 1}\n"
