@@ -98,7 +98,8 @@ def read_context(path: str, declared: dict[str, dict[str, Attribute]], *,
         raise InputError(Diagnostic("context-type", "the context must be a JSON object of roots", Location(path, pointer="")))
     problems: list[Diagnostic] = [
         Diagnostic("context-value", "the text has a lone UTF-16 surrogate (\\uD800-\\uDFFF), not a character",
-                   Location(path, pointer=pointer), "write the character itself, or both halves of its pair")
+                   Location(path, pointer=pointer.encode("utf-8", "backslashreplace").decode("utf-8")),
+                   "write the character itself, or both halves of its pair")
         for pointer in _unencodable(data, "")
     ]
     if problems:
