@@ -78,3 +78,23 @@ def test_the_untouched_copy_is_intact(recorded: Path, capsys: pytest.CaptureFixt
     assert "ledger intact: 2 events checked" in capsys.readouterr().out
 
 
+
+
+@pytest.mark.parametrize("command", [["replay", "--all"], ["ledger", "export", "--out", "EXPORT"], ["ledger", "alerts"],
+                                     ["ledger", "user", "list"]])
+def test_a_payload_that_is_not_json_is_a_database_error_in_every_reader(
+        command: list[str], recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    copy = tmp_path / "ledger.db"
+    copy.write_bytes((recorded / "ledger.db").read_bytes())
+    db = sqlite3.connect(copy, isolation_level=None)
+    _drop_triggers(db)
+    db.execute("UPDATE events SET payload = '{not json' WHERE seq = 2")
+    db.close()
+    capsys.readouterr()
+    argv = [str(tmp_path / "export") if part == "EXPORT" else part for part in command]
+    assert main(["--error-format", "json", *argv, "--ledger", str(copy)]) in (0, 6)
+    err = capsys.readouterr().err
+    assert "internal error" not in err
+    if err:
+        assert json.loads(err)["errors"][0] == {**json.loads(err)["errors"][0], "code": "ledger-database-error",
+                                                "pointer": "/events/2"}

@@ -21,6 +21,8 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, NamedTuple
 
+from fairalloc.errors import Diagnostic, LedgerError, Location
+
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event of every ledger."""
 
@@ -71,8 +73,17 @@ class Event(NamedTuple):
     on_behalf_of: str | None = None
 
     def data(self) -> Any:
-        """The payload parsed back into JSON values."""
-        return json.loads(self.payload)
+        """The payload parsed back into JSON values.
+
+        The engine only stores JSON; a payload that is not (the file was edited outside the
+        ledger) is reported as a database error naming the event, never a crash."""
+        try:
+            return json.loads(self.payload)
+        except (TypeError, ValueError):
+            raise LedgerError(Diagnostic(
+                "ledger-database-error", f"event {self.seq} ({self.kind}) holds a payload that is not JSON",
+                Location(pointer=f"/events/{self.seq}"),
+                "the database was changed outside fairalloc: run fairalloc ledger verify")) from None
 
 
 def event_canonical(
