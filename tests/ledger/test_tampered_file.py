@@ -98,3 +98,35 @@ def test_a_payload_that_is_not_json_is_a_database_error_in_every_reader(
     if err:
         assert json.loads(err)["errors"][0] == {**json.loads(err)["errors"][0], "code": "ledger-database-error",
                                                 "pointer": "/events/2"}
+
+
+READERS: dict[str, list[str]] = {
+    # name: the command after the global options (the ledger's URL is appended)
+    "order show": ["order", "show", "XYZ-1", "--format", "json"],
+    "ledger head": ["ledger", "head"],
+    "ledger export": ["ledger", "export", "--out", "{out}"],
+    "ledger alerts": ["ledger", "alerts", "--format", "json"],
+    "ledger user list": ["ledger", "user", "list"],
+}
+
+
+@pytest.mark.parametrize("column", ["actor", "kind", "order_id", "payload"])
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_the_readers_report_a_field_stored_as_a_blob(
+        reader: str, column: str, recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every reader of events meets a hand-stored BLOB with a documented status, never exit 70."""
+    copy = tmp_path / "ledger.db"
+    copy.write_bytes((recorded / "ledger.db").read_bytes())
+    db = sqlite3.connect(copy, isolation_level=None)
+    _drop_triggers(db)
+    db.execute(f"UPDATE events SET {column} = x'41', order_id = 'XYZ-1' WHERE seq = (SELECT max(seq) FROM events)"
+               if column != "order_id" else "UPDATE events SET order_id = x'41' WHERE seq = 2")
+    db.close()
+    capsys.readouterr()
+    argv = [part.replace("{out}", str(tmp_path / "export")) for part in READERS[reader]]
+    status = main(["--error-format", "json", *argv, "--ledger", str(copy)])
+    out, err = capsys.readouterr()
+    assert status in (0, 1, 6), (status, err)
+    assert "Traceback" not in err
+    if status == 6:
+        assert json.loads(err)["errors"][0]["code"] in ("ledger-database-error", "order-unknown")

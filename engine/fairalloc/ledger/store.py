@@ -133,8 +133,29 @@ class Identity:
     privileged: bool
 
 
+_TEXT_FIELDS = tuple(name.strip() for name in _NAMES.split(","))[1:]
+
+
 def _event(row: Sequence[Any]) -> Event:
-    return Event(int(row[0]), *row[1:])
+    """An :class:`Event` from a stored row, every field but ``seq`` text or null.
+
+    SQLite stores what it is given: a field written by hand as a BLOB or a number (the triggers
+    dropped) must be reported by the readers, as ``verify`` reports it, not crash them."""
+    seq = row[0]
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise _mistyped(seq, "seq", seq)
+    for name, value in zip(_TEXT_FIELDS, row[1:]):
+        if value is not None and type(value) is not str:
+            raise _mistyped(seq, name, value)
+    return Event(seq, *row[1:])
+
+
+def _mistyped(seq: object, field: str, value: object) -> LedgerError:
+    return LedgerError(Diagnostic(
+        "ledger-database-error",
+        f"event {seq!r} holds {type(value).__name__} in '{field}', which the ledger writes only as text: "
+        "the database was changed outside fairalloc",
+        Location(pointer=f"/events/{seq}/{field}"), hint="run: fairalloc ledger verify"))
 
 
 def identity_of(conn: Connection) -> Identity:
