@@ -146,6 +146,8 @@ class Code(enum.StrEnum):
     POLICY_TYPE = "policy-type", _POLICY
     REASON_CODE_DUPLICATE = "reason-code-duplicate", _POLICY
     DEADLINE_TIMEZONE = "deadline-timezone", _POLICY
+    PRICE_ROUNDING_NEEDS_AVERAGE = "price-rounding-needs-average", _POLICY
+    COSTS_SCHEDULE = "costs-schedule", _POLICY
 
     JSON_SYNTAX = "json-syntax", _INPUT
     JSON_DUPLICATE_KEY = "json-duplicate-key", _INPUT
@@ -180,6 +182,8 @@ class Code(enum.StrEnum):
     CAP_INVALID = "cap-invalid", _INPUT
     ROTATION_STATE = "rotation-state", _INPUT
     ROTATION_GROUP_MISMATCH = "rotation-group-mismatch", _INPUT
+    COST_PRECISION = "cost-precision", _INPUT
+    COST_SCHEDULE_INVALID = "cost-schedule-invalid", _INPUT
 
     ZERO_QUANTITY = "zero-quantity", _REFUSAL
     STATEMENT_AFTER_ORDER = "statement-after-order", _REFUSAL
@@ -196,6 +200,7 @@ class Code(enum.StrEnum):
     FILL_UNALLOCATABLE = "fill-unallocatable", _REFUSAL
     ROTATION_UNKNOWN_ACCOUNT = "rotation-unknown-account", _REFUSAL
     ROTATION_OUT_OF_ORDER = "rotation-out-of-order", _REFUSAL
+    COSTS_UNSHARED = "costs-unshared", _REFUSAL
 
     FILE_NOT_FOUND = "file-not-found", _FILE
     FILE_NOT_UTF8 = "file-not-utf8", _FILE

@@ -35,6 +35,7 @@ from fairalloc.book import Book, S, Shares, U
 from fairalloc.context import TradeContext, check_policy_governs, rotation_group, scalar_context
 from fairalloc.controls import check_controls, refuse_if
 from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
+from fairalloc.money import settle
 from fairalloc.options import (
     ACTIONS,
     METHODS,
@@ -330,6 +331,8 @@ class _Run(Generic[S, U]):
         own_prices = None
         if policy.method is Method.PRICE_TIME:
             own_prices = {ids[k]: price for k, price in shares.prices.items()}
+        taken = dict(shares.fills) if policy.method is Method.PRICE_TIME else None
+        settlement = settle(policy, self.trade, ids, allocated, book.scale, book.lot, taken, self.file)
         return Allocation(
             policy=policy,
             order_id=self.trade.order.id,
@@ -347,6 +350,8 @@ class _Run(Generic[S, U]):
             notes=tuple(self.notes),
             scale=book.scale,
             backend=self.choice.to_json(),
+            settlement=settlement,
+            price_rule=policy.pricing.side_rounding(policy.price_rounding, self.trade.order.side),
         )
 
     def details(self, shares: Shares[S, U]) -> Callable[[], tuple[list[AccountState], Outcome]]:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from fairalloc.money import Presenter, Settlement, extend_entries, summary
 from fairalloc.numbers import decimal_text, present
 from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
@@ -156,6 +157,8 @@ class Allocation:
         notes: tuple[str, ...],
         scale: int,
         backend: dict[str, Any],
+        settlement: Settlement | None = None,
+        price_rule: str | None = None,
     ) -> None:
         self.policy = policy
         self.order_id = order_id
@@ -173,6 +176,8 @@ class Allocation:
         self._own_prices = own_prices  # price/time: each account's own average price
         self._rotation_order = rotation_order
         self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
+        self.settlement = settlement  # pieces of fills, costs, money, clearing (None: none of them)
+        self.price_rule = price_rule or policy.price_rounding  # the rounding rule for this order's side
 
     def quantities(self) -> dict[str, Fraction]:
         """Each account's allocated quantity (exact), by account id."""
@@ -214,7 +219,7 @@ class Allocation:
         """A price at the policy's precision and named rounding rule (``None`` stays ``None``)."""
         if price is None:
             return None
-        return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
+        return decimal_text(present(price, self.policy.price_precision, self.price_rule))
 
     def _allocation_entries(self) -> list[dict[str, Any]]:
         """The contract's per-account entries, straight from the columns (no views needed)."""
@@ -226,16 +231,21 @@ class Allocation:
         else:
             prices = [self.price_text(self.average_price)] * len(ids)
         if scale == 1:
-            return [
+            entries = [
                 {"account": account, "quantity": units, "average_price": price if units else None,
                  "intended": wanted}
                 for account, units, price, wanted in zip(ids, allocated, prices, intended)
             ]
-        return [
-            {"account": account, "quantity": quantity_json(Fraction(units, scale)),
-             "average_price": price if units else None, "intended": quantity_json(Fraction(wanted, scale))}
-            for account, units, price, wanted in zip(ids, allocated, prices, intended)
-        ]
+        else:
+            entries = [
+                {"account": account, "quantity": quantity_json(Fraction(units, scale)),
+                 "average_price": price if units else None, "intended": quantity_json(Fraction(wanted, scale))}
+                for account, units, price, wanted in zip(ids, allocated, prices, intended)
+            ]
+        if self.settlement is not None:
+            extend_entries(self.settlement, entries, allocated, scale,
+                           Presenter(self.policy.price_precision, self.price_rule))
+        return entries
 
     def document(self, *, explain: bool = False) -> dict[str, Any]:
         """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""
@@ -265,6 +275,8 @@ class Allocation:
         }
         if self.rotation_before is not None and self.rotation_after is not None:
             document["rotation"] = {"before": self.rotation_before.to_json(), "after": self.rotation_after.to_json()}
+        if self.settlement is not None:
+            document["settlement"] = summary(self.settlement, policy)
         if self.notes:
             document["notes"] = list(self.notes)
         if explain:

@@ -132,6 +132,9 @@ Quantity = Annotated[int | Decimal, BeforeValidator(_quantity)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp)]
 Price = Annotated[Decimal, BeforeValidator(_price)]
+Money = Annotated[Decimal, BeforeValidator(_price)]  # an amount of cash: a decimal string, like a price
+CostMap = dict[Annotated[str, Field(min_length=1, strict=True)], Money]
+Costs = Annotated[CostMap | None, BeforeValidator(_not_null)]  # by cost name: commission, sec_fee, ...
 NonEmpty = Annotated[str, Field(min_length=1, strict=True)]
 
 
@@ -148,6 +151,32 @@ class Order(_Model):
     entered_at: Timestamp
     limit_price: Price | None = None
     security: Annotated[dict[str, Any], BeforeValidator(_not_null)] = Field(default_factory=dict)
+    costs: Costs = None  # commissions and fees charged on the order as a whole, by name
+
+
+PROCESS_CODES: dict[str, str] = {
+    "regular": "0",
+    "soft_dollar": "1",
+    "step_in": "2",
+    "step_out": "3",
+    "soft_dollar_step_in": "4",
+    "soft_dollar_step_out": "5",
+    "plan_sponsor": "6",
+}
+"""A clearing instruction's process, by its name in the trade, and its FIX ProcessCode (81)."""
+
+
+class Clearing(_Model):
+    """Where an account's shares clear when not with the executing broker: a step-out (or step-in,
+    soft-dollar or plan-sponsor process) to the named broker, as FIX ProcessCode (81) says."""
+
+    process: Literal["regular", "soft_dollar", "step_in", "step_out", "soft_dollar_step_in",
+                     "soft_dollar_step_out", "plan_sponsor"]
+    broker: NonEmpty
+
+    @property
+    def process_code(self) -> str:
+        return PROCESS_CODES[self.process]
 
 
 class StatementAccount(_Model):
@@ -156,6 +185,7 @@ class StatementAccount(_Model):
     limit_price: Price | None = None
     received_at: Annotated[Timestamp | None, BeforeValidator(_not_null)] = None
     attributes: Annotated[dict[str, Any], BeforeValidator(_not_null)] = Field(default_factory=dict)
+    clearing: Annotated[Clearing | None, BeforeValidator(_not_null)] = None
 
 
 class Statement(_Model):
@@ -182,6 +212,9 @@ class Fill(_Model):
     price: Price
     executed_at: Timestamp
     venue: Annotated[Annotated[str, Field(strict=True)] | None, BeforeValidator(_not_null)] = None
+    trade_date: Annotated[Date | None, BeforeValidator(_not_null)] = None  # a GTC order's later day; else the order's
+    broker: Annotated[NonEmpty | None, BeforeValidator(_not_null)] = None  # the executing broker
+    costs: Costs = None  # commissions and fees charged on this fill, by name
 
 
 class Trade(_Model):
