@@ -94,7 +94,7 @@ def settle(policy: Policy, trade: Trade, ids: list[str], units: list[int], scale
         pieces = split(units, columns, lot)
     block = _average(columns)
     precision = costs.precision if costs is not None else 2
-    lines = () if costs is None else _costs(costs, trade, ids, units, columns, pieces, file)
+    lines = () if costs is None else _costs(costs, policy, trade, ids, units, columns, pieces, file)
     return Settlement(pricing.allocation, columns, pieces, lines, precision,
                       costs.residual if costs is not None else None, clearing, trade.order.side, block,
                       policy.price_rounding == CME_553)
@@ -202,13 +202,13 @@ def share_cents(total: int, weights: list[int], rule: Residual, units: list[int]
     return shares
 
 
-def _costs(costs: Costs, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
+def _costs(costs: Costs, policy: Policy, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
            pieces: dict[int, list[tuple[int, int]]] | None, file: str) -> tuple[CostLine, ...]:
     totals = _cost_totals(trade, costs.precision, file)
     lines = []
     for name, total in sorted(totals.items()):
         share = costs.share(name)
-        weights = _weights(share, trade, ids, units, columns, pieces, file)
+        weights = _weights(share, policy, trade, ids, units, columns, pieces, file)
         if total and not any(weights):
             raise RefusedError(Diagnostic(
                 Code.COSTS_UNSHARED, f"the trade's '{name}' of {_cash(total, costs.precision)} has no account to "
@@ -242,7 +242,7 @@ def _cost_totals(trade: Trade, precision: int, file: str) -> dict[str, int]:
     return totals
 
 
-def _weights(share: CostShare, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
+def _weights(share: CostShare, policy: Policy, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
              pieces: dict[int, list[tuple[int, int]]] | None, file: str) -> list[int]:
     """Each account's basis x schedule, as integers in one common unit."""
     weights: list[int] = units
@@ -255,12 +255,20 @@ def _weights(share: CostShare, trade: Trade, ids: list[str], units: list[int], c
     # one price (the block's average for every account): notional is proportional to quantity
     if share.schedule is None:
         return weights
-    rates = _rates(share.schedule, trade, ids, file)
+    rates = _rates(share.schedule, policy_default(share.schedule, policy), trade, ids, file)
     scale = math.lcm(*(rate.denominator for rate in rates))
     return [w * rate.numerator * (scale // rate.denominator) for w, rate in zip(weights, rates)]
 
 
-def _rates(name: str, trade: Trade, ids: list[str], file: str) -> list[Fraction]:
+def policy_default(name: str, policy: Policy) -> Decimal | None:
+    """The declared default of the account attribute ``name``, if it has one."""
+    for attribute in policy.account_attributes:
+        if attribute.name == name and attribute.has_default:
+            return Decimal(attribute.default)
+    return None
+
+
+def _rates(name: str, default: Decimal | None, trade: Trade, ids: list[str], file: str) -> list[Fraction]:
     """Each account's schedule: its number attribute ``name`` (or the declared default)."""
     accounts = trade.statement.accounts
     position = {account.account: i for i, account in enumerate(accounts)}
@@ -268,7 +276,7 @@ def _rates(name: str, trade: Trade, ids: list[str], file: str) -> list[Fraction]
     problems = []
     for account in ids:
         index = position[account]
-        value = accounts[index].attributes.get(name)
+        value = accounts[index].attributes.get(name, default)
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and value >= 0:
             rates.append(Fraction(value))
             continue
