@@ -493,7 +493,7 @@ class _Compiler:
         spec = self.get("costs")
         if spec is not None:
             default = self.cost_share(spec, ("costs",))
-            by_cost = tuple((name, self.cost_share({**spec, **own}, ("costs", "by_cost", name)))
+            by_cost = tuple((name, self.cost_share(own, ("costs", "by_cost", name)))
                             for name, own in sorted(spec.get("by_cost", {}).items()))
             costs = Costs(default, by_cost, int(spec.get("precision", 2)),
                           Residual(spec.get("residual", "largest_remainder")))

@@ -218,6 +218,7 @@ class Code(enum.StrEnum):
     POLICYTEST_CASES = "policytest-cases", _POLICY_TEST
     POLICYTEST_EXCEPTIONS = "policytest-exceptions", _POLICY_TEST
     POLICYTEST_EXPECT = "policytest-expect", _POLICY_TEST
+    POLICYTEST_MONEY = "policytest-money", _POLICY_TEST
     POLICYTEST_NAME = "policytest-name", _POLICY_TEST
     POLICYTEST_POLICY = "policytest-policy", _POLICY_TEST
     POLICYTEST_QUANTITY = "policytest-quantity", _POLICY_TEST
