@@ -105,6 +105,11 @@ def test_cost_shares_add_up_and_stay_within_a_cent(total: int, weights: list[int
     whole = sum(weights)
     for share, weight in zip(shares, weights):
         assert abs(share - Fraction(total * weight, whole)) < 1
+    if rule is Residual.LARGEST_REMAINDER:  # Hamilton: the cents go to the largest fractions
+        fraction = [Fraction(total * w, whole) % 1 for w in weights]
+        up = [fraction[k] for k, s in enumerate(shares) if s > Fraction(total * weights[k], whole)]
+        down = [fraction[k] for k, s in enumerate(shares) if s < Fraction(total * weights[k], whole)]
+        assert not up or not down or min(up) >= max(down)
 
 
 @settings(max_examples=60, deadline=None)
