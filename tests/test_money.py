@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from fairalloc import Backend, allocate, load_trade, policy_from_text
 from fairalloc.errors import InputError, PolicyError, RefusedError
+from fairalloc import money
 from fairalloc.money import share_cents
 from fairalloc.numbers import present
 from fairalloc.options import Residual
@@ -110,6 +111,20 @@ def test_cost_shares_add_up_and_stay_within_a_cent(total: int, weights: list[int
         up = [fraction[k] for k, s in enumerate(shares) if s > Fraction(total * weights[k], whole)]
         down = [fraction[k] for k, s in enumerate(shares) if s < Fraction(total * weights[k], whole)]
         assert not up or not down or min(up) >= max(down)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**6), st.lists(st.integers(0, 10**4), min_size=1, max_size=60),
+       st.sampled_from(list(Residual)), st.data())
+def test_the_numpy_path_shares_exactly_as_the_python_path(total: int, weights: list[int], rule: Residual,
+                                                           data: st.DataObject) -> None:
+    """Large blocks share costs on int64 arrays; the cents and their order must be the same."""
+    if not any(weights):
+        weights[0] = 1
+    units = data.draw(st.lists(st.integers(0, 50), min_size=len(weights), max_size=len(weights)))
+    assert len(weights) < money._NUMPY_FROM  # so share_cents takes the Python path here
+    assert money._share_cents_array(total, weights, sum(weights), rule, units) == share_cents(
+        total, weights, rule, units)
 
 
 @settings(max_examples=60, deadline=None)

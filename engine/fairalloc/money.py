@@ -183,6 +183,8 @@ def share_cents(total: int, weights: list[int], rule: Residual, units: list[int]
     exact share has a fraction of a cent. The shares add up to ``total`` exactly, and each is within
     one cent of its exact share (below it by less than a cent, or above by less than a cent)."""
     whole = sum(weights)
+    if len(weights) >= _NUMPY_FROM and whole < _INT64_SAFE and max(weights) * max(total, 1) < _INT64_SAFE:
+        return _share_cents_array(total, weights, whole, rule, units)
     shares: list[int] = []
     fractions: list[int] = []
     for weight in weights:
@@ -200,6 +202,30 @@ def share_cents(total: int, weights: list[int], rule: Residual, units: list[int]
         for k in candidates[:left]:
             shares[k] += 1
     return shares
+
+
+_NUMPY_FROM = 512  # below this many accounts the pure-Python path is faster than setting up arrays
+_INT64_SAFE = 2**62  # products below this bound cannot overflow numpy's int64
+
+
+def _share_cents_array(total: int, weights: list[int], whole: int, rule: Residual, units: list[int]) -> list[int]:
+    """:func:`share_cents` on int64 arrays, for large blocks whose products fit: the same integer
+    arithmetic and the same order of the left-over cents, so the same shares."""
+    import numpy as np  # only large blocks pay for importing numpy
+
+    shares, fractions = np.divmod(np.asarray(weights, dtype=np.int64) * total, whole)
+    left = total - int(shares.sum())
+    if left:
+        spec = RESIDUALS[rule]
+        candidates = np.flatnonzero(fractions)  # positions in increasing order: account id order
+        if spec.by_remainder:
+            candidates = candidates[np.argsort(-fractions[candidates], kind="stable")]
+        elif spec.by_quantity:
+            quantity = np.asarray(units, dtype=np.int64)[candidates]
+            candidates = candidates[np.argsort(spec.by_quantity * quantity, kind="stable")]
+        shares[candidates[:left]] += 1
+    result: list[int] = shares.tolist()
+    return result
 
 
 def _costs(costs: Costs, policy: Policy, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
