@@ -1,25 +1,22 @@
 """Allocation speed: one block over 100,000 accounts, 10,000 blocks of 20, policy loading,
 and whole ``fairalloc`` processes (validate; allocate of the 100,000-account trade, JSON in and out).
 
-Prints medians; the figures in docs/performance.md come from this script.
+Prints medians of wall and CPU time, the machine and the load average (``bench/harness.py``);
+the figures in docs/performance.md come from this script.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import resource
-import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fairalloc import allocate, load_policy, load_trade, policy_from_text
+from bench import harness
+from fairalloc import Policy, Trade, allocate, load_policy, load_trade, policy_from_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +58,7 @@ costs:
 
 def with_costs(document: dict[str, Any]) -> dict[str, Any]:
     """The same block with a commission on each fill and an SEC fee on the order."""
-    costly = json.loads(json.dumps(document))
+    costly: dict[str, Any] = json.loads(json.dumps(document))
     costly["order"]["costs"] = {"sec_fee": "123.47"}
     for fill in costly["fills"]:
         fill["costs"] = {"commission": "2741.13"}
@@ -76,15 +73,17 @@ def costs_ratio(document: dict[str, Any], rounds: int = 7) -> tuple[float, float
     costly = with_costs(document)
     allocate(plain_policy, load_trade(document))
     allocate(cost_policy, load_trade(costly))
-    plain, costs = [], []
+    plain: list[harness.Timing] = []
+    costs: list[harness.Timing] = []
     for _ in range(rounds):
         for policy, doc, times in ((plain_policy, document, plain), (cost_policy, costly, costs)):
-            trade = load_trade(doc)
-            start = time.process_time()
-            allocate(policy, trade)
-            times.append(time.process_time() - start)
-    a, b = statistics.median(plain), statistics.median(costs)
+            times.append(_one_allocation(policy, load_trade(doc)))
+    a, b = harness.median(plain).cpu, harness.median(costs).cpu
     return a, b, b / a
+
+
+def _one_allocation(policy: Policy, trade: Trade) -> harness.Timing:
+    return harness.timed(lambda: allocate(policy, trade))[1]
 
 
 def trade_document(accounts: int, seed: int = 1) -> dict[str, Any]:
@@ -110,89 +109,72 @@ def trade_document(accounts: int, seed: int = 1) -> dict[str, Any]:
     }
 
 
-def median_seconds(action: Callable[[], object], repeat: int,
-                   clock: Callable[[], float] = time.perf_counter) -> float:
-    """Median seconds of ``action`` by ``clock``: wall time, or ``time.process_time`` for this
-    process's CPU time, which other jobs on a shared machine disturb far less."""
-    times = []
-    for _ in range(repeat):
-        start = clock()
-        action()
-        times.append(clock() - start)
-    return statistics.median(times)
+def measured(action: Callable[[], object], repeat: int) -> str:
+    """Median wall and CPU time of ``repeat`` runs of ``action``, as a table cell."""
+    timing = harness.median(harness.repeat(action, repeat))
+    return f"{timing.wall * 1000:.0f} ms (cpu {timing.cpu * 1000:.0f} ms)"
 
 
-def run_cli(*args: str) -> tuple[float, float]:
+def run_cli(*args: str) -> harness.Timing:
     """Wall-clock and CPU (user + system) seconds of one whole ``fairalloc`` process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fairalloc", *args], check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return harness.timed_process(harness.python("-m", "fairalloc", *args), stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    harness.banner()
     policy = policy_from_text(BIG_POLICY)
     rows: list[tuple[str, str, str]] = []
 
     document = trade_document(100_000)
     allocate(policy, load_trade(document))  # warm up (imports, the rules' columnar forms)
     # a fresh trade object for every run: nothing read from a statement is reused between runs
-    fresh = iter([load_trade(document) for _ in range(12)])
-    seconds = median_seconds(lambda: allocate(policy, next(fresh)), 7)
-    cpu = median_seconds(lambda: allocate(policy, next(fresh)), 5, time.process_time)
+    fresh = iter([load_trade(document) for _ in range(7)])
     rows.append(("1 block x 100,000 accounts, lots of 100, 2 rules/account (library)",
-                 f"{seconds * 1000:.0f} ms (cpu {cpu * 1000:.0f} ms)", "<= 100 ms"))
+                 measured(lambda: allocate(policy, next(fresh)), 7), "<= 100 ms"))
     plain, costly, ratio = costs_ratio(document)
     rows.append(("  the same with commissions and an SEC fee shared (cpu, interleaved)",
                  f"{costly * 1000:.0f} ms ({ratio:.2f}x {plain * 1000:.0f} ms)", "<= 1.5x"))
     fresh = iter([load_trade(document) for _ in range(5)])
-    seconds = median_seconds(lambda: allocate(policy, next(fresh)).document(), 5)
-    rows.append(("  the same, including the contract document", f"{seconds * 1000:.0f} ms", ""))
+    rows.append(("  the same, including the contract document",
+                 measured(lambda: allocate(policy, next(fresh)).document(), 5), ""))
     accounts = document["statement"]["accounts"]
     shuffled = dict(document, statement=dict(document["statement"],
                                              accounts=random.Random(7).sample(accounts, len(accounts))))
     shuffled = json.loads(json.dumps(shuffled))  # objects laid out in statement order, as a parser makes them
     fresh = iter([load_trade(shuffled) for _ in range(5)])
-    seconds = median_seconds(lambda: allocate(policy, next(fresh)), 5)
-    rows.append(("  the same, statement not in account-id order", f"{seconds * 1000:.0f} ms", ""))
+    rows.append(("  the same, statement not in account-id order", measured(lambda: allocate(policy, next(fresh)), 5), ""))
     fresh = iter([load_trade(document) for _ in range(3)])
-    seconds = median_seconds(lambda: allocate(policy, next(fresh)).document(explain=True), 3)
-    rows.append(("  the same, with --explain for every account", f"{seconds * 1000:.0f} ms", ""))
+    rows.append(("  the same, with --explain for every account",
+                 measured(lambda: allocate(policy, next(fresh)).document(explain=True), 3), ""))
 
     small = [load_trade(trade_document(20, seed)) for seed in range(10_000)]
-    start = time.perf_counter()
-    for trade in small:
-        allocate(policy, trade)
-    per_second = len(small) / (time.perf_counter() - start)
-    rows.append(("10,000 blocks x 20 accounts (library)", f"{per_second:,.0f} blocks/s", ">= 5,000 blocks/s"))
+    _, timing = harness.timed(lambda: [allocate(policy, trade) for trade in small])
+    rows.append(("10,000 blocks x 20 accounts (library)",
+                 f"{len(small) / timing.wall:,.0f} blocks/s (cpu {len(small) / timing.cpu:,.0f})", ">= 5,000 blocks/s"))
 
     shipped = ROOT / "policies" / "us-equity-pro-rata.yaml"
     load_policy(shipped)
-    seconds = median_seconds(lambda: load_policy(shipped), 50)
-    rows.append(("load + validate a shipped policy (warm)", f"{seconds * 1000:.1f} ms", "<= 20 ms"))
+    timing = harness.median(harness.repeat(lambda: load_policy(shipped), 50))
+    rows.append(("load + validate a shipped policy (warm)",
+                 f"{timing.wall * 1000:.1f} ms (cpu {timing.cpu * 1000:.1f} ms)", "<= 20 ms"))
 
     with tempfile.TemporaryDirectory() as folder:
         trade_path = Path(folder) / "big.json"
         trade_path.write_text(json.dumps(trade_document(100_000)))
         policy_path = Path(folder) / "big.yaml"
         policy_path.write_text(BIG_POLICY)
-        runs = [run_cli("validate", str(shipped)) for _ in range(5)]
-        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-        rows.append(("`fairalloc validate` whole process", f"{wall:.2f} s (cpu {cpu:.2f} s)", "<= 0.5 s"))
-        runs = [run_cli("allocate", "--policy", str(policy_path), "--trade", str(trade_path), "-o",
-                        str(Path(folder) / "out.json")) for _ in range(3)]
-        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-        rows.append(("`fairalloc allocate` 100,000 accounts, JSON in and out", f"{wall:.2f} s (cpu {cpu:.2f} s)",
-                     "<= 2 s"))
+        timing = harness.median([run_cli("validate", str(shipped)) for _ in range(5)])
+        rows.append(("`fairalloc validate` whole process", f"{timing.wall:.2f} s (cpu {timing.cpu:.2f} s)", "<= 0.5 s"))
+        timing = harness.median([run_cli("allocate", "--policy", str(policy_path), "--trade", str(trade_path), "-o",
+                                         str(Path(folder) / "out.json")) for _ in range(3)])
+        rows.append(("`fairalloc allocate` 100,000 accounts, JSON in and out",
+                     f"{timing.wall:.2f} s (cpu {timing.cpu:.2f} s)", "<= 2 s"))
 
-    print(f"load average before/after: {load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{width}}  {'median':>18}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>18}  {target}")
+    harness.closing()
 
 
 if __name__ == "__main__":

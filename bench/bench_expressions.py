@@ -1,196 +1,297 @@
-"""Expression language: evaluations per second against peers, compile time, cold start.
+"""Expression language against its peers and its limits, on many different records.
 
-The expression is the issue's reference condition:
+The condition is the allocation benchmark's ``flag`` rule:
 
     account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5
 
-Each peer runs the same condition in its own syntax on equivalent data (noted in the table); a
-peer that is not installed is skipped with a note. Every candidate is timed in REPEATS rounds,
-round-robin (one batch of each per round), so that load from other processes falls on all of them
-alike; the figures are the median batch rates by wall time and by CPU time, on one core. Ratios
-(by CPU time) are relative to fairalloc's compiled function on int data.
+Method (``python -m bench expressions``):
+
+- **Records.** ``FAIRALLOC_BENCH_RECORDS`` (default 100,000) different accounts from a fixed seed,
+  in blocks of 10,000 that share one fill (as the accounts of one block order do), the blocks'
+  fill ratios on both sides of 0.5. Types, intended quantities and allocations vary by account;
+  allocations are odd and intended quantities multiples of 200, so ``allocation * 100`` never
+  equals ``intended`` and engines that compute in binary floats decide every record as exact
+  arithmetic does.
+- **The same answer.** Every engine counts the records for which the condition holds, over all of
+  them, in every round; each count must equal the count computed in exact decimal arithmetic, or
+  the benchmark stops.
+- **Each engine's fastest documented form**, its input converted to its own types before timing
+  (conversion is not timed for any engine): fairalloc's compiled function called per record with
+  its own account and fill records, and its columnar form (what a block of 64 accounts or more
+  evaluates) called once per block; rule-engine's ``Rule.matches`` on flat records (top-level
+  names, float data); cel-python's ``CompiledRunner`` on activations of CEL values; zen-engine's
+  ``compile_expression`` on flat dicts; cel-rust through its Python binding
+  ``common-expression-language`` (``cel.compile``, then ``Program.execute`` on a ``cel.Context``
+  built per record). Where an engine was faster with the cross-multiplied integer comparison
+  ``allocation * 100 < intended`` (cel-rust) it gets that; where it was faster with doubles
+  (cel-python) it gets ``allocation < 0.01 * intended``.
+- **The limits**: a plain Python lambda over the same records as fairalloc's compiled function,
+  and numpy over the same blocks as the columnar form (string types dictionary-coded to small
+  integers, quantities as int64, the block's ratio compared once).
+- **Timing**: ``FAIRALLOC_BENCH_ROUNDS`` (default 5) interleaved rounds, each engine one pass over
+  all records per round, after an untimed pass over the first block; CPU and wall medians and the
+  per-round CPU ratios to fairalloc's compiled function (``bench/harness.py``).
+
+A peer that is not installed is skipped with a note (``pip install -e '.[bench]'``). Then the
+compile time of one expression and the cold start of a fresh interpreter.
 """
 
 from __future__ import annotations
 
 import os
-import resource
-import statistics
-import subprocess
-import sys
-import time
-import timeit
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
+from bench import harness
 from fairalloc.expressions import ROOTS, Scope, Type, compile_expression
 
 SOURCE = 'account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5'
-REPEATS = 9
-BATCH_SECONDS = 0.1
+BLOCK = 10_000
+TYPES = ("institutional", "retail", "fund", "pension")
+RATIOS = ("0.3", "0.7", "0.45", "0.55", "0.1", "0.9", "0.25", "0.499", "0.501", "0.05")
+HALF = Decimal("0.5")
 
 
-@dataclass
-class Candidate:
-    """One engine evaluating the condition: ``statement`` run in ``namespace`` must be True."""
+@dataclass(frozen=True)
+class Record:
+    """One account's inputs to the condition (the block's fill ratio included)."""
+
+    type: str
+    intended: int
+    allocation: int
+    ratio: Decimal
+
+
+def records(count: int, block: int = BLOCK, seed: int = 15) -> list[list[Record]]:
+    """``count`` different records in blocks of ``block``, each block with its own fill ratio."""
+    rng = random.Random(seed)
+    blocks = []
+    for number, first in enumerate(range(0, count, block)):
+        ratio = Decimal(RATIOS[number % len(RATIOS)])
+        blocks.append([Record(rng.choice(TYPES), 200 * rng.randint(1, 250), 2 * rng.randint(0, 300) + 1, ratio)
+                       for _ in range(min(block, count - first))])
+    return blocks
+
+
+def exact_count(blocks: Sequence[Sequence[Record]]) -> int:
+    """How many records satisfy the condition, in exact decimal arithmetic."""
+    return sum(1 for block in blocks for r in block
+               if r.type == "institutional" and r.allocation < Decimal("0.01") * r.intended and r.ratio < HALF)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One way of evaluating the condition: ``prepare`` turns blocks into the engine's own input
+    (not timed); ``count`` returns how many of them satisfy the condition (timed)."""
 
     name: str
-    statement: str
-    namespace: dict[str, Any]
-    note: str
+    prepare: Callable[[Sequence[Sequence[Record]]], Any]
+    count: Callable[[Any], int]
 
 
 def _scope() -> Scope:
     return Scope.build(ROOTS, {"type": Type.STRING})
 
 
-def ours() -> list[Candidate]:
-    compiled = compile_expression(SOURCE, scope=_scope(), expect=Type.BOOLEAN)
-    fn = compiled.fn
-    account = {"id": "A1", "type": "institutional", "intended": 1000, "limit_price": None, "received_at": None}
-    fill = {"ratio": Decimal("0.3")}
-    c5 = Decimal("0.5")
-
-    def hand(order: Any, security: Any, statement: Any, fill: Any, account: Any, allocation: Any) -> Any:
-        return account["type"] == "institutional" and allocation * 100 < account["intended"] and fill["ratio"] < c5
-
-    call = "fn(None, None, None, fill, account, allocation)"
-    data = {"fill": fill, "account": account}
-    return [
-        Candidate("fairalloc compiled (int allocation)", call, {"fn": fn, **data, "allocation": 9}, "exact"),
-        Candidate(
-            "fairalloc compiled (Decimal allocation)",
-            call,
-            {"fn": fn, **data, "allocation": Decimal("9.5")},
-            "exact",
-        ),
-        Candidate("hand-written Python function", call, {"fn": hand, **data, "allocation": 9}, "same data"),
-    ]
+def _rows(blocks: Sequence[Sequence[Record]]) -> list[tuple[dict[str, Any], dict[str, Any], int]]:
+    """fairalloc's own records: one fill record per block, one account record per account."""
+    rows: list[tuple[dict[str, Any], dict[str, Any], int]] = []
+    for block in blocks:
+        fill: dict[str, Any] = {"ratio": block[0].ratio}
+        rows.extend((fill, {"id": f"A{n}", "type": r.type, "intended": r.intended}, r.allocation)
+                    for n, r in enumerate(block))
+    return rows
 
 
-def rule_engine_candidate() -> Candidate:
-    import rule_engine  # type: ignore[import-untyped]
-
-    rule = rule_engine.Rule(
-        "account['type'] == 'institutional' and allocation < 0.01 * account['intended'] and fill['ratio'] < 0.5"
-    )
-    thing = {"account": {"type": "institutional", "intended": 1000}, "allocation": 9, "fill": {"ratio": Decimal("0.3")}}
-    return Candidate("rule-engine", "rule.matches(thing)", {"rule": rule, "thing": thing}, "Rule.matches, item access")
+def _flat(blocks: Sequence[Sequence[Record]]) -> list[dict[str, Any]]:
+    return [{"type": r.type, "intended": r.intended, "allocation": r.allocation, "ratio": float(r.ratio)}
+            for block in blocks for r in block]
 
 
-def cel_candidate() -> Candidate:
-    import celpy
+def fairalloc_compiled() -> Engine:
+    fn = compile_expression(SOURCE, scope=_scope(), expect=Type.BOOLEAN).fn
 
-    env = celpy.Environment()
-    program = env.program(
-        env.compile(
-            'account.type == "institutional" && double(allocation) < 0.01 * double(account.intended)'
-            " && fill.ratio < 0.5"
-        )
-    )
-    to_cel = celpy.json_to_cel  # type: ignore[attr-defined]
-    activation = {
-        "account": to_cel({"type": "institutional", "intended": 1000}),
-        "allocation": celpy.celtypes.IntType(9),
-        "fill": to_cel({"ratio": 0.3}),
-    }
-    return Candidate(
-        "cel-python",
-        "bool(program.evaluate(activation))",
-        {"program": program, "activation": activation},
-        "interpreter, CEL doubles (float)",
-    )
+    def count(rows: list[tuple[dict[str, Any], dict[str, Any], int]]) -> int:
+        matches = 0
+        for fill, account, allocation in rows:
+            if fn(None, None, None, fill, account, allocation):
+                matches += 1
+        return matches
+
+    return Engine("fairalloc compiled, per record", _rows, count)
 
 
-def zen_candidate() -> Candidate:
-    import zen
-
-    expression = zen.compile_expression(
-        'account.type == "institutional" and allocation < 0.01 * account.intended and fill.ratio < 0.5'
-    )
-    context = {"account": {"type": "institutional", "intended": 1000}, "allocation": 9, "fill": {"ratio": 0.3}}
-    return Candidate(
-        "zen-engine",
-        "expression.evaluate(context)",
-        {"expression": expression, "context": context},
-        "compile_expression, float data",
-    )
-
-
-def peers() -> tuple[list[Candidate], list[str]]:
-    found, notes = [], []
-    for name, make in (("rule-engine", rule_engine_candidate), ("cel-python", cel_candidate), ("zen-engine", zen_candidate)):
-        try:
-            found.append(make())
-        except ImportError:
-            notes.append(f"{name}: not installed, skipped (pip install '.[bench]')")
-    return found, notes
-
-
-def rates(candidates: list[Candidate]) -> list[tuple[float, float]]:
-    """Median calls per second of each candidate, by wall time and by CPU time, round-robin.
-
-    CPU time (this process's user + system) is much less disturbed than wall time when other
-    jobs share the machine.
-    """
-    timers, numbers = [], []
-    for candidate in candidates:
-        assert eval(candidate.statement, candidate.namespace) is True, candidate.name  # noqa: S307 - our text
-        timer = timeit.Timer(candidate.statement, globals=candidate.namespace)
-        number, elapsed = timer.autorange()
-        timers.append(timer)
-        numbers.append(max(1, int(number * BATCH_SECONDS / max(elapsed, 1e-9))))
-    wall: list[list[float]] = [[] for _ in candidates]
-    cpu: list[list[float]] = [[] for _ in candidates]
-    for _ in range(REPEATS):
-        for index, timer in enumerate(timers):
-            cpu_start = time.process_time()
-            seconds = timer.timeit(numbers[index])
-            wall[index].append(numbers[index] / seconds)
-            cpu[index].append(numbers[index] / max(time.process_time() - cpu_start, 1e-9))
-    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
-
-
-def columnar_rate(accounts: int = 100_000) -> float:
-    """Evaluations per second of the condition's columnar form, one call over ``accounts`` accounts
-    (what a large block does: fairalloc.arrays)."""
+def fairalloc_columnar() -> Engine:
     import numpy as np
 
-    from fairalloc.expressions.vector import Frame, Rational, vectorise
+    from fairalloc.expressions.vector import Column, Frame, Rational, vectorise
 
     function = vectorise(compile_expression(SOURCE, scope=_scope(), expect=Type.BOOLEAN))
     assert function is not None
-    columns = {
-        "type": np.asarray(["institutional" if i % 3 else "retail" for i in range(accounts)], dtype=object),
-        "intended": Rational(np.full(accounts, 1000, dtype=np.int64), 1),
-    }
-    frame = Frame({"order": {}, "security": {}, "statement": {}, "fill": {"ratio": Decimal("0.3")}},
-                  columns.__getitem__, Rational(np.full(accounts, 9, dtype=np.int64), 1))
-    assert int(function(frame).sum()) == accounts - len(range(0, accounts, 3))
-    samples = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        function(frame)
-        samples.append(time.perf_counter() - start)
-    return accounts / statistics.median(samples)
+
+    def prepare(blocks: Sequence[Sequence[Record]]) -> list[Frame]:
+        frames = []
+        for block in blocks:
+            columns: dict[str, Column] = {"type": np.asarray([r.type for r in block], dtype=object),
+                       "intended": Rational(np.asarray([r.intended for r in block], dtype=np.int64), 1)}
+            roots = {"order": {}, "security": {}, "statement": {}, "fill": {"ratio": block[0].ratio}}
+            allocation = Rational(np.asarray([r.allocation for r in block], dtype=np.int64), 1)
+            frames.append(Frame(roots, columns.__getitem__, allocation))
+        return frames
+
+    def count(frames: list[Frame]) -> int:
+        return sum(int(np.count_nonzero(function(frame))) for frame in frames)
+
+    return Engine("fairalloc columnar, per block", prepare, count)
 
 
-def compile_time() -> float:
+def python_lambda() -> Engine:
+    condition: Callable[[dict[str, Any], dict[str, Any], int], bool] = lambda fill, account, allocation: (  # noqa: E731
+        account["type"] == "institutional" and allocation * 100 < account["intended"] and fill["ratio"] < HALF)
+
+    def count(rows: list[tuple[dict[str, Any], dict[str, Any], int]]) -> int:
+        matches = 0
+        for fill, account, allocation in rows:
+            if condition(fill, account, allocation):
+                matches += 1
+        return matches
+
+    return Engine("limit: Python lambda, per record", _rows, count)
+
+
+def numpy_limit() -> Engine:
+    import numpy as np
+
+    institutional = TYPES.index("institutional")
+
+    def prepare(blocks: Sequence[Sequence[Record]]) -> list[tuple[Decimal, Any, Any, Any]]:
+        return [(block[0].ratio, np.asarray([TYPES.index(r.type) for r in block], dtype=np.int8),
+                 np.asarray([r.intended for r in block], dtype=np.int64),
+                 np.asarray([r.allocation for r in block], dtype=np.int64)) for block in blocks]
+
+    def count(prepared: list[tuple[Decimal, Any, Any, Any]]) -> int:
+        return sum(int(np.count_nonzero((codes == institutional) & (allocation * 100 < intended)))
+                   for ratio, codes, intended, allocation in prepared if ratio < HALF)
+
+    return Engine("limit: numpy, per block", prepare, count)
+
+
+def rule_engine() -> Engine:
+    import rule_engine as re_  # type: ignore[import-untyped]
+
+    rule = re_.Rule("type == 'institutional' and allocation < 0.01 * intended and ratio < 0.5")
+
+    def count(flat: list[dict[str, Any]]) -> int:
+        matches = 0
+        for thing in flat:
+            if rule.matches(thing):
+                matches += 1
+        return matches
+
+    return Engine(f"rule-engine {re_.__version__}, Rule.matches", _flat, count)
+
+
+def cel_python() -> Engine:
+    import celpy
+    from celpy import celtypes
+
+    environment = celpy.Environment(runner_class=celpy.CompiledRunner)
+    program = environment.program(environment.compile(
+        'type == "institutional" && allocation < 0.01 * intended && ratio < 0.5'))
+
+    def prepare(blocks: Sequence[Sequence[Record]]) -> list[dict[str, Any]]:
+        return [{"type": celtypes.StringType(r["type"]), "intended": celtypes.DoubleType(r["intended"]),
+                 "allocation": celtypes.DoubleType(r["allocation"]), "ratio": celtypes.DoubleType(r["ratio"])}
+                for r in _flat(blocks)]
+
+    def count(activations: list[dict[str, Any]]) -> int:
+        matches = 0
+        for activation in activations:
+            if program.evaluate(activation):
+                matches += 1
+        return matches
+
+    return Engine(f"cel-python {_version('cel-python')}, CompiledRunner", prepare, count)
+
+
+def zen_engine() -> Engine:
+    import zen
+
+    expression = zen.compile_expression('type == "institutional" and allocation < 0.01 * intended and ratio < 0.5')
+
+    def count(flat: list[dict[str, Any]]) -> int:
+        matches = 0
+        for context in flat:
+            if expression.evaluate(context):
+                matches += 1
+        return matches
+
+    return Engine(f"zen-engine {_version('zen-engine')}, compile_expression", _flat, count)
+
+
+def cel_rust(contexts: bool) -> Engine:
+    """cel-rust on ``cel.Context`` objects built before timing (``contexts``: its fastest form), or
+    on plain dicts, which the binding converts to CEL values on every call."""
+    import cel
+
+    program = cel.compile('type == "institutional" && allocation * 100 < intended && ratio < 0.5')
+
+    def prepare(blocks: Sequence[Sequence[Record]]) -> list[Any]:
+        return [cel.Context(thing) if contexts else thing for thing in _flat(blocks)]
+
+    def count(inputs: list[Any]) -> int:
+        matches = 0
+        for context in inputs:
+            if program.execute(context):
+                matches += 1
+        return matches
+
+    form = "cel.Context" if contexts else "dict"
+    return Engine(f"cel-rust (common-expression-language {_version('common-expression-language')}), "
+                  f"execute({form})", prepare, count)
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return version(distribution)
+
+
+PEERS: tuple[tuple[str, Callable[[], Engine]], ...] = (
+    ("rule-engine", rule_engine),
+    ("cel-python", cel_python),
+    ("zen-engine", zen_engine),
+    ("common-expression-language", partial(cel_rust, contexts=True)),
+    ("common-expression-language", partial(cel_rust, contexts=False)),
+)
+
+
+def engines() -> tuple[list[Engine], list[str]]:
+    """fairalloc's two forms, the two limits, and every installed peer; notes for the missing."""
+    found = [fairalloc_compiled(), fairalloc_columnar(), python_lambda(), numpy_limit()]
+    notes = []
+    for distribution, make in PEERS:
+        try:
+            found.append(make())
+        except ImportError:
+            note = f"{distribution}: not installed, skipped (pip install -e '.[bench]')"
+            notes += [] if note in notes else [note]
+    return found, notes
+
+
+def compile_time() -> harness.Timing:
+    """Median time to parse, check, fold and compile the condition, the parser already built."""
     scope = _scope()
-    samples = []
-    for _ in range(50):
-        start = time.perf_counter()
-        compile_expression(SOURCE, scope=scope, expect=Type.BOOLEAN)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    compile_expression(SOURCE, scope=scope, expect=Type.BOOLEAN)
+    return harness.median(harness.repeat(lambda: compile_expression(SOURCE, scope=scope, expect=Type.BOOLEAN), 50))
 
 
-def cold_start() -> list[tuple[str, float, float]]:
-    """Fresh interpreters: bare Python, import the package, import + build parser + compile.
-
-    Medians of wall time and of the child's CPU time (user + system).
-    """
+def cold_start() -> list[tuple[str, harness.Timing]]:
+    """Fresh interpreters: bare Python, import the package, import + build the parser + compile."""
     programs = {
         "python -c pass": "pass",
         "import fairalloc.expressions": "import fairalloc.expressions",
@@ -199,40 +300,40 @@ def cold_start() -> list[tuple[str, float, float]]:
             f"compile_expression({SOURCE!r}, scope=Scope.build(ROOTS, {{'type': Type.STRING}}), expect=Type.BOOLEAN)"
         ),
     }
-    rows = []
-    for label, program in programs.items():
-        walls, cpus = [], []
-        for _ in range(7):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", program], check=True)
-            walls.append(time.perf_counter() - start)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        rows.append((label, statistics.median(walls), statistics.median(cpus)))
-    return rows
+    return [(label, harness.median([harness.timed_process(harness.python("-c", program)) for _ in range(7)]))
+            for label, program in programs.items()]
 
 
 def main() -> None:
-    load_before = os.getloadavg()[0]
-    mine = ours()
-    others, notes = peers()
-    candidates = [*mine, *others]
-    measured = rates(candidates)
-    base_cpu = measured[0][1]
-    print(f"expression: {SOURCE}")
-    print(f"{'engine':<42} {'evals/s wall':>14} {'evals/s CPU':>14} {'vs fairalloc':>13}  notes")
-    for candidate, (wall, cpu) in zip(candidates, measured):
-        print(f"{candidate.name:<42} {wall:>14,.0f} {cpu:>14,.0f} {cpu / base_cpu:>12.3f}x  {candidate.note}")
+    harness.banner()
+    count = int(os.environ.get("FAIRALLOC_BENCH_RECORDS", "100000"))
+    rounds = int(os.environ.get("FAIRALLOC_BENCH_ROUNDS", "5"))
+    blocks = records(count)
+    expected = exact_count(blocks)
+    found, notes = engines()
+    candidates = {}
+    for engine in found:
+        prepared = engine.prepare(blocks)
+        warm = engine.count(engine.prepare(blocks[:1]))
+        assert warm == exact_count(blocks[:1]), (engine.name, warm)
+        candidates[engine.name] = partial(engine.count, prepared)
+    runs = harness.interleave(candidates, rounds, warm=False)
+    for name, results in runs.results.items():
+        if any(result != expected for result in results):
+            raise SystemExit(f"{name} counted {results}, exact arithmetic counts {expected}")
+    print(f"condition: {SOURCE}")
+    print(f"{count:,} different records in blocks of {BLOCK:,}; every engine counted {expected:,} matches "
+          f"in each of {rounds} interleaved rounds")
+    print(harness.report(runs, baseline=found[0].name, count=count, unit="records"))
     for note in notes:
         print(f"  {note}")
-    print(f"{'fairalloc columnar (100,000 accounts a call)':<42} {columnar_rate():>14,.0f} {'':>14} "
-          f"{'':>13}  large blocks: fairalloc.arrays")
     print()
-    print(f"{'parse + check + compile, one expression (warm parser)':<60} {compile_time() * 1e6:>9.0f} us")
-    for label, wall, cpu in cold_start():
-        print(f"cold start: {label:<48} {wall * 1e3:>7.1f} ms wall {cpu * 1e3:>7.1f} ms CPU")
-    print(f"1-minute load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    timing = compile_time()
+    print(f"parse + check + fold + compile one expression, parser built: {timing.wall * 1e6:.0f} us wall, "
+          f"{timing.cpu * 1e6:.0f} us CPU (median of 50)")
+    for label, timing in cold_start():
+        print(f"cold start, {label}: {timing.wall * 1e3:.1f} ms wall, {timing.cpu * 1e3:.1f} ms CPU (median of 7)")
+    harness.closing()
 
 
 if __name__ == "__main__":

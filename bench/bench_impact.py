@@ -14,13 +14,14 @@ import datetime as dt
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "us-equity-pro-rata.yaml"
@@ -94,19 +95,15 @@ def main() -> None:
         command = [sys.executable, "-m", "fairalloc", "diff", str(POLICY), str(work / "v2.yaml"),
                    "--impact", str(work / "trades"), "--format", "table", "--no-progress",
                    "--markdown", str(work / "impact.md")]
-        load = os.getloadavg()[0]
-        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-        elapsed = time.perf_counter() - started
-        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+        harness.banner()
+        timing = harness.timed_process(command, stdout=subprocess.DEVNULL, cwd=ROOT)
         summary = _summary((work / "impact.md").read_text(encoding="utf-8"))
-        print(f"diff --impact over {TRADES} trades: {elapsed:.1f} s wall, {cpu:.1f} s CPU over "
-              f"{os.cpu_count()} core(s) (target: under 30 s wall); load average before: {load:.1f}")
+        print(f"diff --impact over {TRADES} trades: {timing.wall:.1f} s wall, {timing.cpu:.1f} s CPU over "
+              f"{os.cpu_count()} core(s) (target: under 30 s wall)")
         print(f"  orders changed {summary['orders whose allocation changes']}, account allocations changed "
               f"{summary['account allocations that change']}, shares added {summary['shares added to accounts']}, "
               f"taken {summary['shares taken from accounts']}")
+        harness.closing()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import harness
 from tests.ledger import pgcluster
 from fairalloc.ledger import checkpoint as cp
 from fairalloc.ledger import tree, workflow
@@ -61,22 +62,21 @@ def _verify_seconds(url: str) -> tuple[float, float]:
 
 
 def _timed(work: Callable[[], object]) -> tuple[float, float]:
-    started, cpu = time.perf_counter(), time.process_time()
-    work()
-    return time.perf_counter() - started, time.process_time() - cpu
+    timing = harness.timed(work)[1]
+    return timing.wall, timing.cpu
 
 
 def _checkpoints(backend: str, url: str) -> None:
     """Checkpoint of CHECKPOINT_EVENTS events, then inclusion and consistency proofs against it."""
     _append(url, CHECKPOINT_EVENTS, 10_000)
     key = cp.SigningKey.generate("bench.example/ledger")
-    with Ledger(url) as ledger:
+    with Ledger(url, test_database=True) as ledger:
         signed: list[cp.Checkpoint] = []
         wall, cpu = _timed(lambda: signed.append(cp.take(ledger, key)[0]))
         print(f"{backend:<10} checkpoint {CHECKPOINT_EVENTS:,} events: {wall:.3f} s wall, "
               f"{cpu:.3f} s CPU (first; caches subtree hashes)")
         with ledger.write() as session:
-            session.append(*(NewEvent("fill.recorded", "trader.bench", {"n": n})
+            session.append(*(NewEvent("fill.recorded", ledger.actor(), {"n": n})
                              for n in range(NEXT_DAY)))
         wall, cpu = _timed(lambda: cp.take(ledger, key, signed[0]))
         print(f"{backend:<10} checkpoint {CHECKPOINT_EVENTS + NEXT_DAY:,} events: {wall:.3f} s "
@@ -113,12 +113,12 @@ def _run(backend: str, make_url: Callable[[str], str]) -> None:
     wall, cpu = min(_verify_seconds(url) for _ in range(3))
     print(f"{backend:<10} verify  {EVENTS:,} events: {wall:.3f} s wall, {cpu:.3f} s CPU (best of 3)")
     _checkpoints(backend, make_url("checkpoint"))
-    print(f"load average now: {os.getloadavg()[0]:.2f}")
+    print(harness.load())
 
 
 def main() -> None:
     # The figures are CPU-bound: say how busy the machine was, so they can be read fairly.
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    harness.banner()
     with tempfile.TemporaryDirectory() as scratch:
         _run("sqlite", lambda name: f"sqlite:///{Path(scratch) / name}.db")
     server = os.environ.get("FAIRALLOC_TEST_PG_URL")
@@ -136,7 +136,7 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
-    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    harness.closing()
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ memory are shown beside its exit status and code.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench import harness
 from fairalloc.compile import compile_policy
 from fairalloc.load import load_yaml
 
@@ -44,10 +43,8 @@ def scaling() -> None:
     print(f"{'rules':>6} {'chars':>9} {'cpu s':>7} {'wall s':>7} {'cpu ms/rule':>12}")
     for count in SIZES:
         text = policy_with_rules(count)
-        cpu, wall = time.process_time(), time.perf_counter()
-        compile_policy(load_yaml(text, "bench.yaml"))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"{count:>6} {len(text):>9,} {cpu:>7.2f} {wall:>7.2f} {cpu / count * 1000:>12.3f}")
+        _, timing = harness.timed(lambda: compile_policy(load_yaml(text, "bench.yaml")))
+        print(f"{count:>6} {len(text):>9,} {timing.cpu:>7.2f} {timing.wall:>7.2f} {timing.cpu / count * 1000:>12.3f}")
 
 
 def hostile(folder: Path) -> dict[str, list[str]]:
@@ -100,9 +97,10 @@ def refusals() -> None:
 
 
 def main() -> None:
-    print(f"load average {os.getloadavg()[0]:.1f}")
+    harness.banner()
     scaling()
     refusals()
+    harness.closing()
 
 
 if __name__ == "__main__":
