@@ -55,6 +55,20 @@ class CostLine:
     total: int
     share: CostShare
     cents: list[int]  # by position
+    weights: list[int]  # by position: basis x schedule, in one common unit
+
+    def explain(self, k: int, precision: int, residual: Residual) -> str:
+        """How account ``k``'s share of this cost came about, in words."""
+        whole = sum(self.weights)
+        exact = Fraction(self.total * self.weights[k], whole) if whole else Fraction(0)
+        basis = str(self.share.basis) + (f" x account.{self.share.schedule}" if self.share.schedule else "")
+        words = (f"{_cash(self.cents[k], precision)} of {_cash(self.total, precision)} by {basis}: exact share "
+                 f"{_exact(exact / 10**precision)}")
+        if self.cents[k] > exact:
+            words += f", rounded down, +1 cent by the residual rule ({RESIDUALS[residual].words})"
+        elif self.cents[k] < exact:
+            words += ", rounded down"
+        return words
 
 
 @dataclass(frozen=True)
@@ -241,7 +255,7 @@ def _costs(costs: Costs, policy: Policy, trade: Trade, ids: list[str], units: li
                 "share it: nothing was allocated to an account with a share of it", Location(file, pointer="/fills"),
                 "a cost needs at least one account allocated with a positive basis and schedule"))
         cents = share_cents(total, weights, costs.residual, units) if total else [0] * len(ids)
-        lines.append(CostLine(name, total, share, cents))
+        lines.append(CostLine(name, total, share, cents, weights))
     return tuple(lines)
 
 
@@ -380,6 +394,16 @@ def extend_entries(settlement: Settlement, entries: list[dict[str, Any]], units:
         if instruction is not None:
             entry["clearing"] = {"process": instruction.process, "process_code": instruction.process_code,
                                  "broker": instruction.broker}
+
+
+def explain_entries(settlement: Settlement, entries: list[dict[str, Any]]) -> None:
+    """Add to each entry's explanation how its share of every cost came about."""
+    if not settlement.costs:
+        return
+    assert settlement.residual is not None
+    for k, entry in enumerate(entries):
+        entry["explain"]["costs"] = {line.name: line.explain(k, settlement.precision, settlement.residual)
+                                     for line in settlement.costs}
 
 
 def _piece(column: Column, units: int, scale: int, fill_price: bool, shown: Presenter) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from fairalloc.money import Presenter, Settlement, extend_entries, summary
+from fairalloc.money import Presenter, Settlement, explain_entries, extend_entries, summary
 from fairalloc.numbers import decimal_text, present
 from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
@@ -255,6 +255,8 @@ class Allocation:
         if explain:
             for entry, account in zip(allocations, self.accounts):
                 entry["explain"] = self.explain(account)
+            if self.settlement is not None:
+                explain_entries(self.settlement, allocations)
         document: dict[str, Any] = {
             "order_id": self.order_id,
             "policy": {"id": policy.id, "version": policy.version, "digest": policy.digest},
