@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from fairalloc.errors import Code, Diagnostic, InputError, Location, RefusedError
-from fairalloc.numbers import decimal_text, present, to_units
+from fairalloc.numbers import EXACT, decimal_text, present, to_units
 from fairalloc.options import CME_553, RESIDUALS, CostBasis, PriceAllocation, Residual
 from fairalloc.plan import Costs, CostShare, Policy
 from fairalloc.trade import Clearing, Trade
@@ -270,13 +270,13 @@ def _cost_totals(trade: Trade, precision: int, file: str) -> dict[str, int]:
     totals: dict[str, int] = {}
     problems = []
     for where, name, amount in found:
-        cents = amount.scaleb(precision)
-        if cents != cents.to_integral_value():
+        cents = Fraction(amount) * 10**precision  # exact whatever the digits
+        if cents.denominator != 1:
             problems.append(Diagnostic(Code.COST_PRECISION, f"'{name}' of {decimal_text(amount)} has more than "
                                        f"{precision} decimal(s)", Location(file, pointer=where),
                                        "costs are charged in the currency's smallest unit (costs.precision)"))
             continue
-        totals[name] = totals.get(name, 0) + int(cents)
+        totals[name] = totals.get(name, 0) + cents.numerator
     if problems:
         raise InputError(problems)
     return totals
@@ -334,7 +334,7 @@ def _escape(part: str) -> str:
 
 
 def _cash(cents: int, precision: int) -> str:
-    return decimal_text(Decimal(cents).scaleb(-precision))
+    return decimal_text(Decimal(cents).scaleb(-precision, EXACT))
 
 
 # -- the result ---------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def extend_entries(settlement: Settlement, entries: list[dict[str, Any]], units:
             charged = Fraction(sum(line.cents[k] for line in settlement.costs), 10**settlement.precision)
         buy = settlement.side == "buy"
         credit = Fraction(0)
-        if settlement.cme_553:
+        if settlement.cme_553 and not fill_price:  # at fill prices no price was rounded
             owed = present((gross - exact) if buy else (exact - gross), settlement.precision, "up")
             credit = Fraction(owed)
             money["price_credit"] = decimal_text(owed)
