@@ -28,7 +28,7 @@ dates and brokers. Every document the contract accepts, the shipped schema accep
 
 
 def _without(schema: dict[str, Any], pointers: tuple[str, ...]) -> dict[str, Any]:
-    copy = json.loads(json.dumps(schema))
+    copy: dict[str, Any] = json.loads(json.dumps(schema))
     for where in pointers:
         *parents, last = where.strip("/").split("/")
         node = copy

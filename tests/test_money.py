@@ -147,14 +147,14 @@ def test_costs_are_shared_to_the_cent(trade: dict[str, Any], basis: str, residua
         for name, amount in fill.get("costs", {}).items():
             expected[name] = expected.get(name, 0) + cents(amount)
     assert totals == expected
-    rates = {a["account"]: a["attributes"]["rate"] if schedule else 1 for a in trade["statement"]["accounts"]}
+    rates = {a["account"]: Fraction(a["attributes"]["rate"] if schedule else 1) for a in trade["statement"]["accounts"]}
     entries = out["allocations"]
 
     def basis_of(entry: dict[str, Any]) -> Fraction:
         if basis == "quantity":
             return Fraction(entry["quantity"]) * rates[entry["account"]]
         if "pieces" in entry:  # value at the exact fill or day prices
-            value = sum(Fraction(p["quantity"]) * Fraction(_exact_price(trade, p)) for p in entry.get("pieces", []))
+            value = sum((Fraction(p["quantity"]) * _exact_price(trade, p) for p in entry["pieces"]), Fraction(0))
             return value * rates[entry["account"]]
         return Fraction(entry["quantity"]) * rates[entry["account"]]
 
@@ -173,7 +173,8 @@ def _exact_price(trade: dict[str, Any], piece: dict[str, Any]) -> Fraction:
         return next(Fraction(f["price"]) for f in trade["fills"] if f["id"] == piece["fill"])
     group = [f for f in trade["fills"] if f["trade_date"] == piece["trade_date"]
              and ("broker" not in piece or f["broker"] == piece["broker"])]
-    return sum(Fraction(f["quantity"]) * Fraction(f["price"]) for f in group) / sum(f["quantity"] for f in group)
+    value = sum((Fraction(f["quantity"]) * Fraction(f["price"]) for f in group), Fraction(0))
+    return value / sum(int(f["quantity"]) for f in group)
 
 
 @settings(max_examples=60, deadline=None)
