@@ -300,3 +300,12 @@ def test_clearing_instructions_carry_the_fix_process_code() -> None:
     entries = {e["account"]: e for e in document(policy_text(), trade, Backend.RECORDS)["allocations"]}
     assert entries["A"]["clearing"] == {"process": "step_out", "process_code": "3", "broker": "MSCO"}
     assert "clearing" not in entries["B"]
+
+
+def test_a_fill_dated_before_the_order_is_refused() -> None:
+    trade = small_trade()
+    trade["fills"][1]["trade_date"] = "2026-03-01"
+    with pytest.raises(RefusedError) as refused:
+        document(policy_text(), trade, Backend.RECORDS)
+    assert [(d.code, d.location.pointer) for d in refused.value.diagnostics] == [
+        ("fill-before-order", "/fills/1/trade_date")]
