@@ -87,6 +87,15 @@ class Settlement:
     cme_553: bool  # the average price rounds by CME Rule 553; the difference is credited
 
 
+def own_average(settlement: Settlement, k: int) -> Fraction | None:
+    """The exact average price of account ``k``'s pieces (``None``: it has none)."""
+    own = (settlement.pieces or {}).get(k)
+    if not own:
+        return None
+    columns = settlement.columns
+    return sum((u * columns[c].price for c, u in own), Fraction(0)) / sum(u for _, u in own)
+
+
 def settle(policy: Policy, trade: Trade, ids: list[str], units: list[int], scale: int, lot: int,
            taken: dict[int, list[tuple[str, int]]] | None, file: str) -> Settlement | None:
     """The settlement of an allocation of ``units`` (by position), or ``None`` when the policy and

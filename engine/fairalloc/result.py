@@ -15,7 +15,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from fairalloc.money import Presenter, Settlement, explain_entries, extend_entries, summary
+from fairalloc.money import Presenter, Settlement, explain_entries, extend_entries, own_average, summary
 from fairalloc.numbers import decimal_text, present
 from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
@@ -191,9 +191,12 @@ class Allocation:
         scale = self.scale
         leaders = {account: i for i, account in enumerate(self._rotation_order)}
         views = []
-        for state, units in zip(states, self.columns.allocated):
+        settlement = self.settlement
+        for k, (state, units) in enumerate(zip(states, self.columns.allocated)):
             if self._own_prices is not None:
                 price = self._own_prices.get(state.id)
+            elif settlement is not None and settlement.pieces is not None:
+                price = own_average(settlement, k)  # pieces of fills, or of trade dates and brokers
             else:
                 price = self.average_price if units else None
             views.append(AccountAllocation(
