@@ -158,14 +158,15 @@ def split(units: list[int], columns: tuple[Column, ...], lot: int) -> dict[int, 
     a column add up to its quantity, an account's pieces to its allocation.
 
     Pieces are whole multiples of the largest quantity dividing the lot, every column and every
-    allocation: whole lots when the fills and allocations are whole lots. Columns are taken in order; each
-    account's piece of a column is its exact share of what remains (its remaining need x the
-    column / all that remains), rounded down or up: so every piece is within one unit of an exact
-    proportional split, and the last column takes exactly what each account still needs. The
-    spare units of a column go first to the accounts whose average so far lies furthest on the
-    other side of the block's (for a column above the block's average, the accounts that have paid
-    least), then to the largest fraction, then in account id order — so no account's average
-    drifts one way. Deterministic; the result reports each account's deviation.
+    allocation: whole lots when the fills and allocations are whole lots. Columns are taken in
+    order; each account's piece of a column is its exact share of what remains (its remaining need
+    x the column / all that remains), rounded down or up, so every piece is within one grain of
+    that share, none exceeds what the account still needs, and the last column gives each account
+    exactly what it still needs. The spare grains of a column go first to the accounts whose
+    average so far lies furthest on the other side of the block's (for a column above the block's
+    average, the accounts that have paid least), then to the largest fraction, then in account id
+    order, to keep averages from drifting one way. A deterministic rule, not a search for the
+    closest split; the result reports each account's deviation.
     """
     grain = math.gcd(lot, *(column.units for column in columns), *units)
     need = {k: u // grain for k, u in enumerate(units) if u}
