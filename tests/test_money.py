@@ -199,6 +199,12 @@ def test_fill_price_conserves_every_fill_and_account(trade: dict[str, Any], by_b
             assert Decimal(entry["deviation"]) == present(own - block, 12)
             assert Fraction(entry["money"]["gross"]) == own * Fraction(entry["quantity"])
     assert per_fill == {f["id"]: Fraction(f["quantity"]) for f in trade["fills"]}
+    whole_lots = all(f["quantity"] % lot == 0 for f in trade["fills"]) and all(
+        e["quantity"] % lot == 0 for e in out["allocations"])
+    for entry in out["allocations"]:
+        for piece in entry.get("pieces", []):
+            assert piece["quantity"] > 0
+            assert not whole_lots or piece["quantity"] % lot == 0
 
 
 @settings(max_examples=40, deadline=None)
