@@ -64,6 +64,10 @@ _FIX_INPUT = _Family(ExitCode.INVALID_INPUT, "fix.md#error-codes")
 _FIX_REFUSAL = _Family(ExitCode.REFUSED, "fix.md#error-codes")
 _FIX_FILE = _Family(ExitCode.IO, "fix.md#error-codes")
 
+_SERVICE_START = _Family(ExitCode.INVALID_INPUT, "service.md#the-http-service-fairalloc-serve")
+_SERVICE_FILE = _Family(ExitCode.IO, "service.md#the-http-service-fairalloc-serve")
+_SERVICE_INPUT = _Family(ExitCode.INVALID_INPUT, "service.md#problems-every-refusal-with-the-clis-code-and-pointer")
+
 
 class Code(enum.StrEnum):
     """The registry of error codes. A member *is* its code's text (``Code.YAML_SYNTAX == "yaml-syntax"``),
@@ -367,6 +371,20 @@ class Code(enum.StrEnum):
     FIX_ALLOCATION_EXCEEDS_ORDER = "fix-allocation-exceeds-order", _FIX_REFUSAL
     FIX_SETTINGS = "fix-settings", _FIX_FILE
     FIX_SESSION_START = "fix-session-start", _FIX_FILE
+
+    BAD_ROLE_MAP = "bad-role-map", _SERVICE_START
+    JWKS_UNREADABLE = "jwks-unreadable", _SERVICE_FILE
+    JWKS_INVALID = "jwks-invalid", _SERVICE_FILE
+    JWKS_SYMMETRIC_KEY = "jwks-symmetric-key", _SERVICE_FILE
+    JWKS_KEY_UNUSABLE = "jwks-key-unusable", _SERVICE_FILE
+    POLICIES_NOT_A_FOLDER = "policies-not-a-folder", _SERVICE_FILE
+    REQUEST_TYPE = "request-type", _SERVICE_INPUT
+    REQUEST_MISSING = "request-missing", _SERVICE_INPUT
+    REQUEST_UNKNOWN_FIELD = "request-unknown-field", _SERVICE_INPUT
+    REQUEST_PARAMETER = "request-parameter", _SERVICE_INPUT
+    POLICY_REFERENCE = "policy-reference", _SERVICE_INPUT
+    ORDER_ID_MISMATCH = "order-id-mismatch", _SERVICE_INPUT
+    REVIEW_DECISION = "review-decision", _SERVICE_INPUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,10 @@ def trade_doc(path: Path = EQUITY_TRADE, order_id: str | None = None,
         old = doc["order"]["trade_date"]
         text = json.dumps(doc).replace(old, trade_date.isoformat())
         doc = json.loads(text)
+        # moved to today, the example's statement time (15:00:30) may be later than now, when
+        # the order is entered: the statement is then recorded as it happens, before the order
+        if doc["statement"]["recorded_at"] > now_iso():
+            doc["statement"]["recorded_at"] = now_iso()
     return retimed(doc)
 
 

@@ -321,3 +321,63 @@ def test_concurrent_writers_never_wait_forever(firm_pg: tuple[str, str]) -> None
     with Ledger(_as(owner, "examiner")) as ledger:
         users = workflow.list_users(ledger)
     assert users["p1"] == users["p2"] == {"pm"}
+
+
+def test_writers_keep_idempotency_rows_but_create_no_table_and_readers_change_nothing(
+        firm_pg: tuple[str, str]) -> None:
+    """The service's retry records are the one table writers may change; its schema is the owner's."""
+    owner, _ = firm_pg
+    with _raw(_as(owner, "tom")) as conn:
+        conn.execute("INSERT INTO fairalloc_idempotency (key, fingerprint, reserved_at) VALUES ('k', 'f', 1)")
+        conn.execute("UPDATE fairalloc_idempotency SET status = 200, body = 'x' WHERE key = 'k'")
+        conn.execute("DELETE FROM fairalloc_idempotency WHERE key = 'k'")
+        for statement in ("CREATE TABLE scratch (n integer)", "DROP TABLE fairalloc_idempotency",
+                          "ALTER TABLE fairalloc_idempotency ADD COLUMN n integer",
+                          "UPDATE merkle_nodes SET hash = ''"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with _raw(_as(owner, "examiner")) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO fairalloc_idempotency (key, fingerprint, reserved_at) VALUES ('k', 'f', 1)")
+    with Ledger(_as(owner, "examiner")) as ledger, ledger.read() as session:
+        assert verify(session).ok
+
+
+def split_at_0003(owner: str, writers: list[str], readers: list[str]) -> None:
+    """Migrate the empty database at ``owner`` to revision 0003 only, and set up the role split
+    as ``ledger roles`` made it then (before the idempotency table existed)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    import fairalloc.ledger.store as store
+    from fairalloc.ledger.roles import role_statements
+    from fairalloc.ledger.store import resolve_url
+
+    engine = create_engine(resolve_url(owner))
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+        for statement in role_statements(writers, readers):
+            if "fairalloc_idempotency" not in statement:
+                conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def test_a_ledger_split_before_migration_0004_is_migrated_by_its_owner_for_its_writers(
+        pg_server: str) -> None:
+    """An existing ledger at 0003 with the role split of its time: a writer cannot migrate it (it
+    creates no table), the owner can, and the migration grants the writers the new table."""
+    owner = pgcluster.create_database(pg_server)
+    split_at_0003(owner, ["ada"], ["examiner"])
+    with pytest.raises(LedgerError) as caught:
+        Ledger(_as(owner, "ada"))
+    assert caught.value.codes == ["ledger-database-error"]
+    with Ledger(owner) as ledger:
+        workflow.initialise(ledger, ledger.actor(), "ada")
+    with _raw(_as(owner, "ada")) as conn:
+        conn.execute("INSERT INTO fairalloc_idempotency (key, fingerprint, reserved_at) VALUES ('k', 'f', 1)")
+    with Ledger(_as(owner, "examiner")) as ledger, ledger.read() as session:
+        assert verify(session).ok

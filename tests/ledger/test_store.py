@@ -84,6 +84,27 @@ def test_reopening_is_idempotent_and_migrations_reach_the_expected_head(ledger_u
     assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
 
 
+def test_the_migrations_create_exactly_the_tables_and_columns_of_the_schema(ledger_url: str) -> None:
+    """``fairalloc.ledger.schema`` is what the code reads and writes; the migrations are what
+    databases hold: every table, column, type family, nullability and primary key agree."""
+    from sqlalchemy import inspect
+
+    from fairalloc.ledger.schema import metadata
+
+    with Ledger(ledger_url) as ledger:
+        found = inspect(ledger.engine)
+        assert set(found.get_table_names()) == {*metadata.tables, "alembic_version"}
+        for name, table in metadata.tables.items():
+            held = {c["name"]: c for c in found.get_columns(name)}
+            assert list(held) == [c.name for c in table.columns], name
+            for column in table.columns:
+                assert held[column.name]["nullable"] == column.nullable, (name, column.name)
+                assert held[column.name]["type"]._type_affinity is column.type._type_affinity, (
+                    name, column.name)
+            assert found.get_pk_constraint(name)["constrained_columns"] == [
+                c.name for c in table.primary_key.columns], name
+
+
 def test_unreachable_ledger_is_a_ledger_error() -> None:
     with pytest.raises(LedgerError) as caught:
         Ledger("postgresql://nobody@127.0.0.1:1/none")

@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "review": "find cherry-picking and unfair allocation patterns in allocation history",
     "simulate": "write a synthetic firm-year of allocation history (optionally with a cherry-picker)",
     "fix": "FIX 4.4: allocate orders and executions, send AllocationInstructions",
+    "serve": "serve allocation and the recorded workflow over HTTP",
     "completion": "print a shell completion script (bash or zsh)",
 }
 _GLOBAL_WITH_VALUE = ("--error-format",)

@@ -24,6 +24,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "ledger": ("ledger",),
     "review": ("review",),
     "simulate": ("review",),
+    "serve": ("service",),
 }
 """The extras each command needs before its module can be imported; a core command is absent."""
 

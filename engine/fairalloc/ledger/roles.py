@@ -4,8 +4,9 @@ Three kinds of role, so that no role the engine writes with could undo history:
 
 * the **owner** — the role that ran ``ledger init`` (which creates the schema): owns the events
   table, its triggers and their functions; the engine refuses to write as it (or as a superuser);
-* ``fairalloc_writer`` — ``SELECT`` and ``INSERT`` on ``events``, nothing else: what each person's
-  or service's login role is given, so each event's actor is that login (``session_user``);
+* ``fairalloc_writer`` — ``SELECT`` and ``INSERT`` on ``events`` and ``merkle_nodes``, and the
+  rows of ``fairalloc_idempotency`` (the service's retry records, no part of the chain): what each
+  person's or service's login role is given, so each event's actor is that login (``session_user``);
 * ``fairalloc_reader`` — ``SELECT`` only: examiners, ``verify``, exports and the forensic review.
 
 :func:`setup_roles` creates the two group roles if they do not exist, grants their privileges,
@@ -25,6 +26,10 @@ from fairalloc.names import NameProblem, normalise
 
 WRITER = "fairalloc_writer"
 READER = "fairalloc_reader"
+IDEMPOTENCY_GRANT = f"GRANT SELECT, INSERT, UPDATE, DELETE ON fairalloc_idempotency TO {WRITER}"
+"""The service keeps, answers, releases and takes over its ``Idempotency-Key`` rows as the writer;
+the table is outside the chain, so changing its rows rewrites no history (migration 0004 runs
+this too when the writer group already exists)."""
 
 
 def _quoted(name: str) -> str:
@@ -55,7 +60,9 @@ def role_statements(writers: Sequence[str], readers: Sequence[str]) -> list[str]
                   f"GRANT SELECT ON alembic_version TO {WRITER}, {READER}",
                   # the Merkle tree's cache of subtree hashes (checkpoints, proofs): never trusted
                   f"GRANT SELECT, INSERT ON merkle_nodes TO {WRITER}",
-                  f"GRANT SELECT ON merkle_nodes TO {READER}"]
+                  f"GRANT SELECT ON merkle_nodes TO {READER}",
+                  "REVOKE ALL ON fairalloc_idempotency FROM PUBLIC",
+                  IDEMPOTENCY_GRANT]
     for group, names in ((WRITER, writers), (READER, readers)):
         for name in names:
             statements += [_ensure(name, True), f"GRANT {group} TO {_quoted(name)}"]

@@ -25,7 +25,7 @@ the database holds with them: a dropped, disabled or replaced trigger is a findi
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -61,7 +61,20 @@ merkle_nodes = Table(
     Column("hash", String(64), nullable=False),
 )
 
-SCHEMA_REVISION = "0003"
+idempotency = Table(
+    "fairalloc_idempotency",
+    metadata,
+    # ``fairalloc serve``'s Idempotency-Key records (``fairalloc.service.idempotency``): beside the
+    # chain, not part of it; rows are reserved, answered, released or taken over when stale.
+    Column("key", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=True),  # NULL while the first request runs
+    Column("media_type", String(100), nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("reserved_at", Float, nullable=False),
+)
+
+SCHEMA_REVISION = "0004"
 """The Alembic head revision this code expects; opening a ledger migrates it up to here."""
 
 SQLITE_TRIGGERS: dict[str, str] = {

@@ -37,6 +37,7 @@ ledger holds are :class:`~fairalloc.errors.LedgerError` (exit 6). A refused step
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -352,9 +353,18 @@ def governing_policy(session: Session, trade: Trade, policy_id: str | None = Non
     return governing[0]
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str, file: str) -> Policy:
+    """A recorded policy's source, compiled. Compiling is a pure function of the text (a
+    :class:`Policy` is immutable), so each source is compiled once per process rather than at
+    every workflow step that reads it (statement, entry, fills and allocation each do); a source
+    that does not compile raises, and is not remembered."""
+    return policy_from_text(source, file=file)
+
+
 def load_recorded_policy(record: PolicyRecord) -> Policy:
     """Rebuild the policy object from its recorded source, checking it still has its digest."""
-    policy = policy_from_text(record.source, file=f"{record.id}@{record.version}")
+    policy = _compiled(record.source, f"{record.id}@{record.version}")
     if policy.digest != record.digest:
         raise _conflict(
             "policy-digest-mismatch",

@@ -1,0 +1,470 @@
+"""The application factory: routes of the stateless engine, health, metrics and the OpenAPI document.
+
+``create_app(config)`` builds one FastAPI application over one :class:`~fairalloc.service.state.Service`.
+Bodies are read and parsed by :mod:`fairalloc.service.body` (never by FastAPI's model binding,
+which would parse numbers as binary floats and let duplicate keys through); every refusal is a
+problem document (:mod:`fairalloc.service.problems`). The recorded workflow's routes are in
+:mod:`fairalloc.service.recorded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fairalloc import RotationState, allocate, load_trade
+from fairalloc.errors import Diagnostic, ExitCode, FairallocError, InputError, Location
+from fairalloc.plan import Policy
+from fairalloc.schema import schema
+from fairalloc.service.auth import Principal, forbidden
+from fairalloc.service.body import member, parse_body, read_bytes
+from fairalloc.service.config import ServiceConfig
+from fairalloc.service.decisions import digest, now_text
+from fairalloc.service.idempotency import MAX_KEY_LENGTH, Stored, fingerprint, scope_key
+from fairalloc.service.problems import PROBLEM_TYPE, Problem, problem
+from fairalloc.service.state import Service, service
+
+log = logging.getLogger("fairalloc.service")
+
+ANY_ROLE = frozenset({"trader", "pm", "cco", "admin", "auditor"})
+"""Roles that may read and compute without recording anything (the stateless engine, reads)."""
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer, compact and exact (the engine's documents hold no binary floats)."""
+    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, status, headers, media_type="application/json")
+
+
+def problem_response(svc: Service, refusal: Problem, instance: str) -> Response:
+    """A problem document, counted in ``fairalloc_refusals_total`` by status and code."""
+    svc.metrics.refusals.labels(str(refusal.status), refusal.code).inc()
+    body = json.dumps(refusal.document(instance), ensure_ascii=False).encode("utf-8")
+    return Response(body, refusal.status, refusal.headers, media_type=PROBLEM_TYPE)
+
+
+# --- authentication ----------------------------------------------------------------------------
+
+
+async def authenticated(request: Request, svc: Service = Depends(service)) -> Principal:
+    """The dependency that authenticates the caller (401 problem if it cannot). A coroutine, as
+    every dependency here: FastAPI would run a plain function on a worker thread, a hop that
+    costs more than the check."""
+    return svc.verifier.principal(request.headers.get("authorization"))
+
+
+def allowed(principal: Principal, step: str, roles: frozenset[str]) -> None:
+    """403 unless the caller's token carries one of ``roles``."""
+    if not principal.roles & roles:
+        raise forbidden(principal, step, roles)
+
+
+# --- idempotency -------------------------------------------------------------------------------
+
+
+async def idempotent(request: Request, svc: Service, principal: Principal, raw: bytes,
+                     run: Callable[[], Awaitable[Response]]) -> Response:
+    """Answer ``run()``, or the stored answer of an earlier request with the same key (see
+    :mod:`fairalloc.service.idempotency`). Problems raised by ``run`` are answers too."""
+    key = request.headers.get("idempotency-key")
+    instance = request.url.path
+    if key is None:
+        try:
+            return await run()
+        except Problem as refusal:
+            return problem_response(svc, refusal, instance)
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        return problem_response(svc, problem(400, "idempotency-key-invalid",
+                                             f"an Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable "
+                                             "characters"), instance)
+    scoped = scope_key(principal.actor.name, request.method, instance, key)
+    request_print = fingerprint(request.url.query, raw)
+    store = svc.idempotency
+    try:
+        stored = await _store_call(svc, store.begin, scoped, request_print)
+    except Problem as refusal:
+        return problem_response(svc, refusal, instance)
+    if stored is not None:
+        return Response(stored.body, stored.status, {"Idempotency-Replayed": "true"},
+                        media_type=stored.media_type)
+    try:
+        response = await run()
+    except Problem as refusal:
+        response = problem_response(svc, refusal, instance)
+    except BaseException:
+        await _store_call(svc, store.release, scoped)
+        raise
+    try:
+        if response.status_code >= 500:
+            await _store_call(svc, store.release, scoped)
+        else:
+            answer = Stored(response.status_code, response.media_type or "application/json", bytes(response.body))
+            await _store_call(svc, store.finish, scoped, answer)
+    except Problem as refusal:
+        # The step was answered; only keeping its answer failed. The caller gets the answer, and
+        # a retry finds the key still reserved (409 in flight) until the reservation goes stale.
+        log.warning("could not keep the answer of an Idempotency-Key: %s", refusal)
+    return response
+
+
+async def _store_call(svc: Service, function: Callable[..., Any], *args: Any) -> Any:
+    """An idempotency store call: inline in memory, else a ledger call (timed out, and a database
+    that cannot be reached answered 503 ``ledger-unreachable``)."""
+    if svc.ledger is None:
+        return function(*args)
+    try:
+        return await svc.ledger_call("idempotency", function, *args)
+    except SQLAlchemyError as error:
+        raise problem(503, "ledger-unreachable", f"the ledger's database could not keep an "
+                      f"Idempotency-Key: {type(error).__name__}", exit_code=ExitCode.LEDGER) from None
+
+
+# --- the stateless engine ----------------------------------------------------------------------
+
+
+def decide(svc: Service, principal: Principal, policy: Policy, trade_json: Any, rotation_json: Any,
+           explain: bool, file: str) -> dict[str, Any]:
+    """One allocation decision: validate the trade, allocate, log the decision line.
+
+    Returns the allocation document with its ``decision_id``; raises :class:`FairallocError`
+    exactly as ``fairalloc allocate`` would for the same trade."""
+    started = time.perf_counter()
+    if not isinstance(trade_json, dict):
+        raise InputError(Diagnostic("trade-type", "a trade document must be a JSON object",
+                                    Location(file, pointer="")))
+    trade = load_trade(trade_json, file=file)
+    state = RotationState.from_json(rotation_json, file=f"{file}:rotation") if rotation_json is not None else None
+    result = allocate(policy, trade, state, file=file)
+    document = result.document(explain=explain)
+    decision_id = str(uuid.uuid4())
+    elapsed = time.perf_counter() - started
+    svc.metrics.decision_seconds.observe(elapsed)
+    svc.metrics.decisions.labels("stateless", policy.ref).inc()
+    if svc.decisions.enabled:  # its digests cost as much as validating the trade: only when logged
+        svc.decisions.write(decision_line(decision_id, principal, document["policy"], trade_json, document, elapsed))
+    return {"decision_id": decision_id, **document}
+
+
+def decision_line(decision_id: str, principal: Principal, policy: dict[str, Any], input_json: Any,
+                  result: Any, elapsed: float, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The decision log's line for one decision (see :mod:`fairalloc.service.decisions`)."""
+    line: dict[str, Any] = {
+        "decision_id": decision_id,
+        "time": now_text(),
+        "subject": principal.actor.name,
+        "service": principal.actor.service,
+        "policy": {"id": policy["id"], "version": policy["version"], "digest": policy["digest"]},
+        "input_digest": digest(input_json),
+        "result_digest": digest(result),
+        "duration_ms": round(elapsed * 1000, 3),
+    }
+    if event is not None:
+        line["ledger_event"] = event
+    return line
+
+
+# --- the application ---------------------------------------------------------------------------
+
+
+def create_app(config: ServiceConfig) -> FastAPI:
+    """The application for ``config``: opens the ledger and loads the policy bundle now, so a
+    misconfiguration stops start-up with the CLI's error rather than failing requests later."""
+    from fairalloc.service.recorded import router as recorded
+
+    svc = Service(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        poller = asyncio.create_task(_poll_policies(svc))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            svc.close()
+
+    app = FastAPI(title="fairalloc", version=_version(), lifespan=lifespan,
+                  summary="Fair and equitable allocation of block trades, as policy-as-code",
+                  docs_url=None, redoc_url=None)
+    app.state.service = svc
+    app.add_middleware(_Timing, svc=svc)
+    _handlers(app, svc)
+    _stateless_routes(app)
+    app.include_router(recorded)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _poll_policies(svc: Service) -> None:
+    while True:
+        await asyncio.sleep(svc.config.reload_interval_seconds)
+        try:
+            await asyncio.to_thread(svc.refresh_policies)
+        except Exception:  # noqa: BLE001 - a failed scan is logged and retried, never fatal
+            log.exception("scanning the policy folder failed")
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("fairalloc")
+
+
+def _handlers(app: FastAPI, svc: Service) -> None:
+    async def on_problem(request: Request, refusal: Exception) -> Response:
+        assert isinstance(refusal, Problem)
+        return problem_response(svc, refusal, request.url.path)
+
+    async def on_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, FairallocError)
+        return problem_response(svc, Problem.of(error), request.url.path)
+
+    async def on_http(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        code = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        refusal = problem(error.status_code, code, str(error.detail))
+        return problem_response(svc, refusal, request.url.path)
+
+    async def on_invalid(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        diagnostics = [Diagnostic("request-parameter", str(item.get("msg", "invalid")),
+                                  Location(pointer="/" + "/".join(str(p) for p in item.get("loc", ()))))
+                       for item in error.errors()]
+        return problem_response(svc, Problem(422, diagnostics, ExitCode.INVALID_INPUT), request.url.path)
+
+    async def on_defect(request: Request, error: Exception) -> Response:
+        log.exception("internal error answering %s %s", request.method, request.url.path)
+        refusal = problem(500, "internal", f"internal error: {type(error).__name__}; this is a defect "
+                          "in fairalloc", exit_code=ExitCode.INTERNAL)
+        return problem_response(svc, refusal, request.url.path)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(FairallocError, on_error)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(Exception, on_defect)
+
+
+_ALLOCATE_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["policy", "trade"], "additionalProperties": False,
+        "properties": {
+            "policy": {"type": "string", "description": "ID or ID@VERSION", "examples": ["us-equity-pro-rata@1"]},
+            "trade": {"$ref": "#/components/schemas/Trade"},
+            "rotation": {"type": "object", "description": "rotation state before this order (rotation policies)"},
+        }}}},
+}
+_BATCH_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["policy", "trades"], "additionalProperties": False,
+        "properties": {
+            "policy": {"type": "string", "description": "ID or ID@VERSION, for every trade"},
+            "trades": {"type": "array", "items": {"$ref": "#/components/schemas/Trade"}},
+        }}}},
+}
+_DECISION: dict[int | str, dict[str, Any]] = {"200": {"description": "the allocation document of the contract, with its decision id",
+                     "content": {"application/json": {"schema": {"allOf": [
+                         {"$ref": "#/components/schemas/Allocation"},
+                         {"type": "object", "required": ["decision_id"],
+                          "properties": {"decision_id": {"type": "string", "format": "uuid"}}}]}}}}}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "refused: an RFC 9457 problem document with the CLI's error code and pointer",
+            "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+}
+
+
+def _stateless_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="liveness")
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz", tags=["operations"], summary="readiness: policies loaded, ledger reachable and migrated")
+    async def readyz(svc: Service = Depends(service)) -> Response:
+        checks: dict[str, Any] = {"policies": len(svc.bundle.versions)}
+        ready = svc.config.policies is None or bool(svc.bundle.versions)
+        if svc.bundle.errors:
+            checks["policy_errors"] = {str(path): text for path, text in sorted(svc.bundle.errors.items())}
+        if svc.ledger is not None:
+            try:
+                checks["ledger"] = await svc.ledger_call("readiness", _ledger_ready, svc)
+            except (Problem, FairallocError) as error:
+                checks["ledger"] = {"reachable": False, "error": str(error)}
+                ready = False
+        return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text format)")
+    async def metrics(svc: Service = Depends(service)) -> Response:
+        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/allocate", tags=["engine"], summary="allocate one trade's fills under a policy",
+              openapi_extra={"requestBody": _ALLOCATE_BODY}, responses={**_DECISION, **PROBLEM_RESPONSES})
+    async def allocate_one(request: Request, explain: bool = Query(False, description="add each account's explanation"),
+                           svc: Service = Depends(service),
+                           principal: Principal = Depends(authenticated)) -> Response:
+        allowed(principal, "allocate", ANY_ROLE)
+        raw = await read_bytes(request, svc.config.limits)
+
+        async def run() -> Response:
+            body = parse_body(raw, svc.config.limits)
+            _only(body, ("policy", "trade", "rotation"))
+            policy = await svc.resolve_policy(member(body, "policy"))
+            try:
+                answer = decide(svc, principal, policy, member(body, "trade"),
+                                member(body, "rotation", required=False), explain, "trade")
+            except FairallocError as error:
+                raise Problem.of(error) from None
+            return json_response(answer, headers={"Fairalloc-Decision-Id": answer["decision_id"]})
+
+        return await idempotent(request, svc, principal, raw, run)
+
+    @app.post("/v1/allocate/batch", tags=["engine"], summary="allocate many trades under one policy",
+              openapi_extra={"requestBody": _BATCH_BODY}, responses=PROBLEM_RESPONSES)
+    async def allocate_batch(request: Request, explain: bool = Query(False),
+                             svc: Service = Depends(service),
+                             principal: Principal = Depends(authenticated)) -> Response:
+        """Each trade is decided on its own: ``results[i]`` is trade ``i``'s allocation (with its
+        decision id) or its problem document (``instance`` ``/trades/i``); one refusal does not
+        stop the others."""
+        allowed(principal, "allocate", ANY_ROLE)
+        raw = await read_bytes(request, svc.config.limits)
+
+        async def run() -> Response:
+            body = parse_body(raw, svc.config.limits)
+            _only(body, ("policy", "trades"))
+            policy = await svc.resolve_policy(member(body, "policy"))
+            trades = member(body, "trades")
+            limit = svc.config.limits.max_batch
+            if not isinstance(trades, list):
+                raise Problem.of(InputError(Diagnostic("request-type", "'trades' must be an array",
+                                                       Location(pointer="/trades"))))
+            if len(trades) > limit:
+                raise problem(413, "batch-too-large", f"a batch holds at most {limit} trades, not {len(trades)}",
+                              pointer="/trades")
+            results: list[dict[str, Any]] = []
+            for index, trade_json in enumerate(trades):
+                try:
+                    results.append(decide(svc, principal, policy, trade_json, None, explain, f"trades/{index}"))
+                except FairallocError as error:
+                    refused = Problem.of(error)
+                    svc.metrics.refusals.labels(str(refused.status), refused.code).inc()
+                    results.append({"problem": refused.document(f"/trades/{index}")})
+            return json_response({"results": results})
+
+        return await idempotent(request, svc, principal, raw, run)
+
+
+def _only(body: Any, names: tuple[str, ...]) -> None:
+    """422 for a member the request does not define (a typo must not be silently ignored)."""
+    member(body, names[0])
+    for name in body:
+        if name not in names:
+            raise Problem.of(InputError(Diagnostic("request-unknown-field", f"unknown field '{name}'",
+                                                   Location(pointer=f"/{name}"))))
+
+
+def _ledger_ready(svc: Service) -> dict[str, Any]:
+    from alembic.runtime.migration import MigrationContext
+
+    from fairalloc.ledger.schema import SCHEMA_REVISION
+
+    ledger = svc.require_ledger()
+    with ledger.read() as session:
+        head = session.head()
+        revision = MigrationContext.configure(session.conn).get_current_revision()
+    if revision != SCHEMA_REVISION:
+        raise problem(503, "ledger-not-migrated", f"the ledger's schema is at {revision}, not {SCHEMA_REVISION}",
+                      exit_code=ExitCode.LEDGER)
+    return {"reachable": True, "backend": ledger.backend, "schema": revision,
+            "head": head.seq if head is not None else 0}
+
+
+class _Timing:
+    """ASGI middleware: every HTTP request's latency into ``fairalloc_request_duration_seconds``,
+    labelled by its route template (``/v1/orders/{order_id}``), never by raw path."""
+
+    def __init__(self, app: ASGIApp, svc: Service) -> None:
+        self.app = app
+        self.svc = svc
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.svc.metrics.request_seconds.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+
+# --- the OpenAPI document ----------------------------------------------------------------------
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI 3.1 with the contract's schemas as components and bearer authentication."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name, title in (("trade", "Trade"), ("allocation", "Allocation")):
+        schemas.update(_embedded(schema(name), title))
+    schemas["Problem"] = {
+        "type": "object", "required": ["type", "title", "status", "code", "errors"],
+        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                       "detail": {"type": "string"}, "instance": {"type": "string"},
+                       "code": {"type": "string"}, "pointer": {"type": ["string", "null"]},
+                       "exit_code": {"type": "integer"}, "errors": {"type": "array", "items": {"type": "object"}}},
+    }
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    for path, operations in document.get("paths", {}).items():
+        if path in ("/healthz", "/readyz", "/metrics"):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"bearer": []}]
+    app.openapi_schema = document
+    return document
+
+
+def _embedded(source: dict[str, Any], title: str) -> dict[str, Any]:
+    """A JSON Schema as OpenAPI components: its ``$defs`` become sibling components named
+    ``Title_def`` and every ``$ref`` is rewritten to point at them."""
+    definitions = source.get("$defs", {})
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {key: rewrite(item) for key, item in value.items()
+                   if key not in ("$defs", "$schema", "$id")}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                out["$ref"] = f"#/components/schemas/{title}_{ref.removeprefix('#/$defs/')}"
+            return out
+        if isinstance(value, list):
+            return [rewrite(item) for item in value]
+        return value
+
+    found = {title: rewrite(source)}
+    for name, definition in definitions.items():
+        found[f"{title}_{name}"] = rewrite(definition)
+    return found
