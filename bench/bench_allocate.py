@@ -7,6 +7,7 @@ the figures in docs/performance.md come from this script.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import subprocess
@@ -83,6 +84,7 @@ def costs_ratio(document: dict[str, Any], rounds: int = 7) -> tuple[float, float
 
 
 def _one_allocation(policy: Policy, trade: Trade) -> harness.Timing:
+    gc.collect()  # the previous run's garbage is collected before, not during, this one
     return harness.timed(lambda: allocate(policy, trade))[1]
 
 

@@ -206,9 +206,29 @@ def share_cents(total: int, weights: list[int], rule: Residual, units: list[int]
     more to as many accounts as cents are left, in the order of ``rule``, among the accounts whose
     exact share has a fraction of a cent. The shares add up to ``total`` exactly, and each is within
     one cent of its exact share (below it by less than a cent, or above by less than a cent)."""
+    return _share(total, weights, rule, units, _Arrays())
+
+
+class _Arrays:
+    """The int64 arrays of one allocation's weight lists, each converted once (a block's costs
+    mostly share one list: the allocated quantities)."""
+
+    def __init__(self) -> None:
+        self.made: dict[int, tuple[list[int], Any]] = {}
+
+    def of(self, values: list[int]) -> Any:
+        import numpy as np  # only large blocks pay for importing numpy
+
+        key = id(values)
+        if key not in self.made:
+            self.made[key] = (values, np.asarray(values, dtype=np.int64))
+        return self.made[key][1]
+
+
+def _share(total: int, weights: list[int], rule: Residual, units: list[int], arrays: _Arrays) -> list[int]:
     whole = sum(weights)
     if len(weights) >= _NUMPY_FROM and whole < _INT64_SAFE and max(weights) * max(total, 1) < _INT64_SAFE:
-        return _share_cents_array(total, weights, whole, rule, units)
+        return _share_cents_array(total, arrays.of(weights), whole, rule, arrays.of(units))
     shares: list[int] = []
     fractions: list[int] = []
     for weight in weights:
@@ -232,7 +252,7 @@ _NUMPY_FROM = 512  # below this many accounts the pure-Python path is faster tha
 _INT64_SAFE = 2**62  # products below this bound cannot overflow numpy's int64
 
 
-def _share_cents_array(total: int, weights: list[int], whole: int, rule: Residual, units: list[int]) -> list[int]:
+def _share_cents_array(total: int, weights: Any, whole: int, rule: Residual, units: Any) -> list[int]:
     """:func:`share_cents` on int64 arrays, for large blocks whose products fit: the same integer
     arithmetic and the same order of the left-over cents, so the same shares."""
     import numpy as np  # only large blocks pay for importing numpy
@@ -245,7 +265,7 @@ def _share_cents_array(total: int, weights: list[int], whole: int, rule: Residua
         if spec.by_remainder:
             candidates = candidates[np.argsort(-fractions[candidates], kind="stable")]
         elif spec.by_quantity:
-            quantity = np.asarray(units, dtype=np.int64)[candidates]
+            quantity = np.asarray(units, dtype=np.int64)[candidates]  # no copy when already int64
             candidates = candidates[np.argsort(spec.by_quantity * quantity, kind="stable")]
         shares[candidates[:left]] += 1
     result: list[int] = shares.tolist()
@@ -255,6 +275,7 @@ def _share_cents_array(total: int, weights: list[int], whole: int, rule: Residua
 def _costs(costs: Costs, policy: Policy, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
            pieces: dict[int, list[tuple[int, int]]] | None, file: str) -> tuple[CostLine, ...]:
     totals = _cost_totals(trade, costs.precision, file)
+    arrays = _Arrays()
     lines = []
     for name, total in sorted(totals.items()):
         share = costs.share(name)
@@ -264,7 +285,7 @@ def _costs(costs: Costs, policy: Policy, trade: Trade, ids: list[str], units: li
                 Code.COSTS_UNSHARED, f"the trade's '{name}' of {_cash(total, costs.precision)} has no account to "
                 "share it: nothing was allocated to an account with a share of it", Location(file, pointer="/fills"),
                 "a cost needs at least one account allocated with a positive basis and schedule"))
-        cents = share_cents(total, weights, costs.residual, units) if total else [0] * len(ids)
+        cents = _share(total, weights, costs.residual, units, arrays) if total else [0] * len(ids)
         lines.append(CostLine(name, total, share, cents, weights))
     return tuple(lines)
 
