@@ -1,7 +1,7 @@
 """The golden allocation corpus (tests/cases/allocations/): every case through both backends.
 
 Each case is a folder with ``policy.yaml``, ``trade.json``, an optional ``state.json`` (the
-rotation state) and ``expected.json``: the explained allocation document, without its
+rotation state), an optional ``fairness.json`` (the fairness state) and ``expected.json``: the explained allocation document, without its
 ``backend`` entry, as ``dump_json`` writes it. Both backends must give it byte for byte; the
 array backend must actually run wherever the policy has an array form. See the folder's README.
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from fairalloc import Backend, RotationState, allocate, load_policy, load_trade
+from fairalloc import Backend, FairnessState, RotationState, allocate, load_policy, load_trade
 from fairalloc.arrayform import ArrayForm
 from fairalloc.cli._io import dump_json
 
@@ -34,7 +34,10 @@ def explained(case: Path, backend: Backend) -> tuple[str, dict[str, Any]]:
     trade = load_trade(case / "trade.json")
     state_file = case / "state.json"
     state = RotationState.from_json(json.loads(state_file.read_text())) if state_file.exists() else None
-    document = allocate(policy, trade, state, file=str(case / "trade.json"), backend=backend).document(explain=True)
+    fairness_file = case / "fairness.json"
+    fairness = FairnessState.from_json(json.loads(fairness_file.read_text())) if fairness_file.exists() else None
+    document = allocate(policy, trade, state, file=str(case / "trade.json"), backend=backend,
+                        fairness=fairness).document(explain=True)
     used = document.pop("backend")
     return dump_json(document), used
 
@@ -76,10 +79,12 @@ def test_the_corpus_covers_every_option() -> None:
         if costs is not None:
             seen |= {f"residual:{costs.residual}", f"basis:{costs.default.basis}"}
             seen |= {f"basis:{share.basis}" for _, share in costs.by_cost}
+        if policy.fairness is not None:
+            seen.add(f"over_time:{policy.fairness.over_time}")
     wanted = ({f"method:{m}" for m in options.Method} | {f"rounding:{r}" for r in options.RoundingMethod}
               | {f"remainder:{r}" for r in options.Remainder} | {f"tie_break:{t}" for t in options.TieBreak}
               | {f"action:{a}" for a in options.Action} | {f"minimum:{k}" for k in options.MinimumKind}
-              | {f"denied:{d}" for d in options.Denied}
+              | {f"denied:{d}" for d in options.Denied} | {f"over_time:{o}" for o in options.OverTime}
               | {f"price:{p}" for p in options.PriceAllocation} | {f"residual:{r}" for r in options.Residual}
               | {f"basis:{b}" for b in options.CostBasis})
     assert wanted <= seen, sorted(wanted - seen)

@@ -315,3 +315,39 @@ def test_a_fill_dated_before_the_order_is_refused() -> None:
         document(policy_text(), trade, Backend.RECORDS)
     assert [(d.code, d.location.pointer) for d in refused.value.diagnostics] == [
         ("fill-before-order", "/fills/1/trade_date")]
+
+
+def _tiered(policy: str) -> str:
+    """``policy`` with priority tiers (``pro_rata.priority``) read from each account's ``tier``."""
+    return policy.replace("    rate: {type: number, default: 1}\n",
+                          "    rate: {type: number, default: 1}\n    tier: {type: number, default: 2}\n").replace(
+        "method: pro_rata\n", "method: pro_rata\npro_rata:\n  priority: 'account.tier'\n")
+
+
+@settings(max_examples=40, deadline=None)
+@given(trades(), st.sampled_from([r.value for r in Residual]), st.sampled_from(["average", "fill"]), st.data())
+def test_costs_and_prices_follow_priority_tiers(trade: dict[str, Any], residual: str, allocation: str,
+                                                data: st.DataObject) -> None:
+    """Settlement runs on the quantities the tiers allocated: the same quantities as without
+    costs, on both backends, each commission and fee shared to the cent by allocated quantity."""
+    for account in trade["statement"]["accounts"]:
+        account["attributes"]["tier"] = data.draw(st.integers(1, 3))
+    policy = _tiered(policy_text(allocation=allocation, residual=residual))
+    assert policy_from_text(policy).priority is not None
+    try:
+        out = document(policy, trade, Backend.RECORDS)
+    except RefusedError as error:  # a cost with nobody to carry it (no account allocated)
+        assert error.diagnostics[0].code == "costs-unshared"
+        return
+    assert out == document(policy, trade, Backend.ARRAYS)
+    plain = _tiered(policy_text(allocation=allocation, residual=residual).split("costs:\n")[0])
+    assert policy_from_text(plain).pricing.costs is None
+    quantities = {e["account"]: e["quantity"] for e in out["allocations"]}
+    assert quantities == {e["account"]: e["quantity"] for e in document(plain, trade, Backend.RECORDS)["allocations"]}
+    whole = sum(Fraction(q) for q in quantities.values())
+    for name, line in out["settlement"]["costs"].items():
+        total = cents(line["total"])
+        shares = {e["account"]: cents(e["money"]["costs"][name]) for e in out["allocations"]}
+        assert sum(shares.values()) == total
+        for account, share in shares.items():
+            assert abs(share - total * Fraction(quantities[account]) / whole) < 1, (name, account)

@@ -19,6 +19,7 @@ TABLES: list[tuple[type[enum.StrEnum], dict[Any, Any], tuple[str, ...]]] = [
     (options.RoundingMethod, options.ROUNDING_METHODS, ("properties", "rounding", "properties", "method")),
     (options.Remainder, options.REMAINDERS, ("properties", "rounding", "properties", "remainder")),
     (options.TieBreak, options.TIE_BREAKS, ("properties", "rounding", "properties", "tie_break")),
+    (options.OverTime, options.OVER_TIME, ("properties", "fairness", "properties", "over_time")),
     (options.Action, options.ACTIONS, ()),
     (options.MinimumKind, options.MINIMUM_KINDS, ()),
     (options.Denied, options.DENIED, ("properties", "minimum", "properties", "denied")),

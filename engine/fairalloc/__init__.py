@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fairalloc.execute import allocate
+    from fairalloc.fairness import FairnessState
     from fairalloc.options import Backend
     from fairalloc.errors import (
         Diagnostic,
@@ -49,6 +50,7 @@ __all__ = [
     "Diagnostic",
     "ExitCode",
     "FairallocError",
+    "FairnessState",
     "InputError",
     "Location",
     "Policy",
@@ -69,6 +71,7 @@ _HOMES = {
     "Diagnostic": "fairalloc.errors",
     "ExitCode": "fairalloc.errors",
     "FairallocError": "fairalloc.errors",
+    "FairnessState": "fairalloc.fairness",
     "InputError": "fairalloc.errors",
     "Location": "fairalloc.errors",
     "PolicyError": "fairalloc.errors",

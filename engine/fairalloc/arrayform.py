@@ -36,6 +36,7 @@ class Why(enum.StrEnum):
     ROTATION = "rotation"
     WEIGHT = "weight"
     MINIMUM = "minimum"
+    PRIORITY = "priority"
     CONDITION = "condition"
     CAP = "cap"
     DATA = "data"
@@ -48,6 +49,7 @@ WHY: dict[Why, str] = {
     Why.ROTATION: "a rotation section orders accounts one by one",
     Why.WEIGHT: "the pro-rata weight is not the intended quantity or a number attribute",
     Why.MINIMUM: "the minimum is computed per account by an expression",
+    Why.PRIORITY: "the priority expression has no columnar form",
     Why.CONDITION: "a rule's condition has no columnar form",
     Why.CAP: "a cap rule's quantity has no columnar form",
     Why.DATA: "the trade holds data the arrays cannot evaluate exactly",
@@ -82,7 +84,8 @@ class ArrayForm:
 
     conditions: dict[str, Vectorised]  # rule id -> its condition
     caps: dict[str, Vectorised | Decimal]  # cap rule id -> its quantity
-    weight: str | None  # the number attribute weighed by (None: the intended quantity)
+    weight: str | None  # the number attribute weighed by (None: the intended quantity, or equal)
+    priority: Vectorised | None = None  # each account's tier, if the policy has priority tiers
 
 
 def array_form(policy: Policy) -> ArrayForm | Decline:
@@ -97,6 +100,9 @@ def array_form(policy: Policy) -> ArrayForm | Decline:
         return Decline(Why.WEIGHT, policy.weight.source)
     if policy.minimum is not None and not MINIMUM_KINDS[policy.minimum.kind].arrays:
         return Decline(Why.MINIMUM, policy.minimum.describe())
+    priority = None if policy.priority is None else vectorise(policy.priority)
+    if policy.priority is not None and priority is None:
+        return Decline(Why.PRIORITY, policy.priority.source)
     conditions: dict[str, Vectorised] = {}
     caps: dict[str, Vectorised | Decimal] = {}
     for rule in policy.rules:
@@ -114,7 +120,7 @@ def array_form(policy: Policy) -> ArrayForm | Decline:
             if form is None:
                 return Decline(Why.CAP, f"rule '{rule.id}': {quantity.source}")
             caps[rule.id] = form
-    return ArrayForm(conditions, caps, weight)
+    return ArrayForm(conditions, caps, weight, priority)
 
 
 def weight_attribute(policy: Policy) -> str | None:

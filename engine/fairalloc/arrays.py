@@ -16,19 +16,27 @@ instead of a book when the trade's attributes already say so.
 
 from __future__ import annotations
 
+import operator
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.arrayform import ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, Ledger, Shares
 from fairalloc.context import TradeContext
-from fairalloc.expressions.vector import SAFE, Frame, Rational, Unsupported
+from fairalloc.expressions.vector import SAFE, Coded, Frame, Rational, Unsupported
 from fairalloc.numbers import decimal_text, to_units, units_scale
 from fairalloc.options import Backend, MinimumKind, RoundingMethod
 from fairalloc.plan import Attribute, Policy, Rule
-from fairalloc.rounding import NO_CAP, Apportionment, largest_remainder, largest_remainder_array, quota_method
+from fairalloc.rounding import (
+    NO_CAP,
+    Apportionment,
+    at_caps,
+    largest_remainder,
+    largest_remainder_array,
+    quota_method,
+)
 from fairalloc.trade import Trade
 
 if TYPE_CHECKING:
@@ -46,7 +54,7 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
 
     entries = trade.statement.accounts
     raw: dict[str, tuple[str, list[Any]]] = {}
-    given = [entry.attributes for entry in entries] if policy.account_attributes else []
+    given = list(map(operator.attrgetter("attributes"), entries)) if policy.account_attributes else []
     for attribute in policy.account_attributes:
         values = _attribute_column(attribute, list(map(dict.get, given, repeat(attribute.name))))
         if values is None:
@@ -59,9 +67,10 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
     if max(quantities) >= SAFE:
         return Decline(Why.DATA, "an intended quantity beyond int64")
     ids = trade.statement.account_ids
-    index = sorted(range(len(ids)), key=ids.__getitem__)  # one pass if already in id order
-    if index == list(range(len(ids))):
-        return ArrayBook(policy, form, ctx, ids, index, np.asarray(quantities, dtype=np.int64), scale, raw)
+    if all(map(operator.lt, ids, islice(ids, 1, None))):  # already in id order: checked at C speed
+        return ArrayBook(policy, form, ctx, ids, list(range(len(ids))), np.asarray(quantities, dtype=np.int64),
+                         scale, raw)
+    index = sorted(range(len(ids)), key=ids.__getitem__)
     intended = np.asarray(quantities, dtype=np.int64)[index]
     return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended, scale, raw)
 
@@ -88,6 +97,7 @@ class ArrayBook(Book[Array, Array]):
         self.weight_values: list[Any] | None = None  # a weight attribute's values (None: not eligible)
         self.ranks = np.arange(n, dtype=np.int64)
         self.minimums: Array | None = None
+        self.tier_column: Array | None = None
         self.eligible = np.zeros(n, dtype=bool)
 
     # -- selections -------------------------------------------------------------------------
@@ -144,8 +154,9 @@ class ArrayBook(Book[Array, Array]):
                 if max(map(abs, units)) >= SAFE:
                     raise Unsupported(f"account.{name} leaves int64")
                 value = Rational(np.asarray(units, dtype=np.int64)[self.order], scale)
-            else:
-                value = np.asarray(values, dtype=object)[self.order]
+            else:  # strings: coded once per trade, in account-id order
+                coded = Coded.of(values)
+                value = Coded(coded.codes[self.order], coded.values)
         else:
             raise Unsupported(f"account.{name} has no column")
         self.cache[name] = value
@@ -208,7 +219,7 @@ class ArrayBook(Book[Array, Array]):
         self.eligible[eligible] = True
         name = self.form.weight
         if name is None:
-            self.weights[eligible] = self.intended[eligible]
+            self.weights[eligible] = 1 if self.policy.equal_weights else self.intended[eligible]
             return
         _, values = self.raw[name]
         taking = self.eligible.tolist()
@@ -227,17 +238,22 @@ class ArrayBook(Book[Array, Array]):
 
         minimum = self.policy.minimum
         assert minimum is not None
+        by_value = minimum.value_units(self.ctx.average_price, self.scale)
+        _bounded(by_value, "the minimum by value")
+        if minimum.kind is MinimumKind.VALUE:
+            self.minimums = np.full(self.n, by_value, dtype=np.int64)
+            return
         if minimum.kind is MinimumKind.ABSOLUTE:
             assert minimum.absolute is not None
             value = -((-Fraction(minimum.absolute) * self.scale) // 1)
             _bounded(value, "the minimum")
-            self.minimums = np.full(self.n, value, dtype=np.int64)
+            self.minimums = np.full(self.n, max(value, by_value), dtype=np.int64)
             return
         assert minimum.relative is not None  # the array form covers no other kind
         ratio = Fraction(minimum.relative)
         _bounded(int(self.intended.max(initial=0)) * ratio.numerator, "the minimum")
         _bounded(ratio.denominator, "the minimum")
-        self.minimums = -((-self.intended * ratio.numerator) // ratio.denominator)
+        self.minimums = np.maximum(-((-self.intended * ratio.numerator) // ratio.denominator), by_value)
 
     def below_minimum(self, members: Array, units: Array) -> Array:
         assert self.minimums is not None
@@ -256,24 +272,87 @@ class ArrayBook(Book[Array, Array]):
         caps = self.caps[accounts]
         return None if (caps == NO_CAP).any() else int(caps.sum(dtype=object))
 
+    # -- priority tiers -----------------------------------------------------------------------
+    def tiers(self, members: Array) -> list[tuple[int, Array]]:
+        """Tiers from the priority's columnar form, evaluated once; a tier that is not an integer
+        sends the trade to the record book, which reports it with the account."""
+        import numpy as np
+
+        if self.tier_column is None:
+            assert self.form.priority is not None
+            try:
+                value = self.form.priority(self.frame(None))
+            except Unsupported as unsupported:
+                raise Declined(Decline(Why.DATA, f"pro_rata.priority: {unsupported}")) from None
+            if isinstance(value, Rational):
+                if (value.numerators % value.denominator).any():
+                    raise Declined(Decline(Why.DATA, "a priority that is not an integer"))
+                self.tier_column = value.numerators // value.denominator
+            elif type(value) in (int, Decimal) and value == int(value):
+                self.tier_column = np.full(self.n, int(value), dtype=np.int64)
+            else:
+                raise Declined(Decline(Why.DATA, "a priority that is not an integer"))
+        tiers = self.tier_column[members]
+        order = np.argsort(tiers, kind="stable")  # stable: each tier keeps position order
+        ranked, values = members[order], tiers[order]
+        starts = np.flatnonzero(values[1:] != values[:-1]) + 1
+        groups = np.split(ranked, starts)
+        firsts = values[np.concatenate(([0], starts))].tolist() if len(values) else []
+        return list(zip(firsts, groups))
+
+    def tier_room(self, members: Array) -> int | None:
+        return self.room(members[self.weights[members] > 0])
+
+    def to_caps(self, members: Array) -> Shares[Array, Array]:
+        import numpy as np
+
+        units = np.zeros(self.n, dtype=np.int64)
+        taking = members[self.weights[members] > 0]
+        units[taking] = self.caps[taking]
+        return Shares(units, members, at_caps(units[members].tolist(), self.lot))
+
+    def combine(self, parts: list[Shares[Array, Array]]) -> Array:
+        import numpy as np
+
+        units = np.zeros(self.n, dtype=np.int64)
+        for part in parts:
+            units[part.members] = part.units[part.members]
+        return units
+
+    def holds(self, accounts: Array, position: int) -> bool:
+        import numpy as np
+
+        at = int(np.searchsorted(accounts, position))
+        return at < len(accounts) and int(accounts[at]) == position
+
+    def give(self, shares: Shares[Array, Array], position: int, units: int) -> bool:
+        cap = int(self.caps[position])
+        if cap != NO_CAP and cap - int(shares.units[position]) < units:
+            return False
+        shares.units[position] += units
+        return True
+
     # -- methods ------------------------------------------------------------------------------
     def odd_key(self, sign: int) -> list[int] | None:
         return (sign * self.intended).tolist() if sign else None
 
-    def apportion(self, members: Array, method: RoundingMethod, odd_key: list[int] | None) -> Shares[Array, Array]:
+    def apportion(self, members: Array, method: RoundingMethod, odd_key: list[int] | None,
+                  total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Array, Array]:
         import numpy as np
 
         weights, caps, ranks = self.weights[members], self.caps[members], self.ranks[members]
+        amount = self.filled if total is None else total
         result: Apportionment
         if method is RoundingMethod.QUOTA:
-            result = quota_method(self.filled, weights.tolist(), _cap_list(caps), self.lot, ranks.tolist())
+            result = quota_method(amount, weights.tolist(), _cap_list(caps), self.lot, ranks.tolist())
             allocations = np.asarray(result.allocations, dtype=np.int64)
         else:
             keys = None if odd_key is None else np.asarray(odd_key, dtype=np.int64)[members]
-            arrays = largest_remainder_array(self.filled, weights, caps, self.lot, ranks, keys)
+            owed = None if advantage is None else [advantage[k] for k in members.tolist()]
+            arrays = largest_remainder_array(amount, weights, caps, self.lot, ranks, keys, owed)
             if arrays is None:
-                result = largest_remainder(self.filled, weights.tolist(), _cap_list(caps), self.lot, ranks.tolist(),
-                                           None if keys is None else keys.tolist())
+                result = largest_remainder(amount, weights.tolist(), _cap_list(caps), self.lot, ranks.tolist(),
+                                           None if keys is None else keys.tolist(), owed)
                 allocations = np.asarray(result.allocations, dtype=np.int64)
             else:
                 allocations, result = arrays
@@ -304,8 +383,11 @@ class ArrayBook(Book[Array, Array]):
         minimums = None
         if self.minimums is not None:
             minimums = [value if take else None for value, take in zip(self.minimums.tolist(), eligible)]
+        tiers = None
+        if self.tier_column is not None:
+            tiers = [value if take else None for value, take in zip(self.tier_column.tolist(), eligible)]
         return Ledger(self.index, self.intended.tolist(), _cap_list(self.caps), self.weights.tolist(), texts,
-                      self.ranks.tolist(), minimums)
+                      self.ranks.tolist(), minimums, tiers)
 
 
 def _cap_list(caps: Array) -> list[int | None]:

@@ -39,6 +39,9 @@ class Shares(Generic[S, U]):
     apportionment: Apportionment | None = None
     prices: dict[int, Fraction] = field(default_factory=dict)  # price/time: own average price
     fills: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # price/time: fills taken
+    tiers: dict[int, tuple[bool, str]] = field(default_factory=dict)  # tier -> (filled to caps, words)
+    odd_lot: tuple[int, int] | None = None  # odd_lots.recipient: (position, units) it took
+    parts: list[Shares[S, U]] = field(default_factory=list)  # priority tiers: each tier's own shares
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class Ledger:
     weight_texts: list[str | None]
     ranks: list[int]
     minimums: list[int | None] | None
+    tiers: list[int | None] | None = None  # priority tiers: each eligible account's tier
 
 
 class Book(ABC, Generic[S, U]):
@@ -114,10 +118,38 @@ class Book(ABC, Generic[S, U]):
         """Whether ``accounts`` (those with a positive weight, or no cap) can take the fill under their caps."""
 
     @abstractmethod
-    def apportion(self, members: S, method: RoundingMethod, odd_key: list[int] | None) -> Shares[S, U]:
-        """Pro-rata shares of the fill in whole lots; ``odd_key`` (by position) orders who takes
-        the odd quantity (``None``: the largest remainder). Raises ``ValueError`` when the caps
-        cannot hold the fill."""
+    def apportion(self, members: S, method: RoundingMethod, odd_key: list[int] | None,
+                  total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[S, U]:
+        """Pro-rata shares of ``total`` units (``None``: the fill) in whole lots; ``odd_key`` (by
+        position) orders who takes the odd quantity (``None``: the largest remainder); ``advantage``
+        (by position, in units): the cumulative rounding advantages that order the spare lots and
+        the odd quantity under fairness over time. Raises ``ValueError`` when the caps cannot hold it."""
+
+    @abstractmethod
+    def tiers(self, members: S) -> list[tuple[int, S]]:
+        """``pro_rata.priority``: the members grouped by tier, lowest tier first, each group in
+        position order. Raises :class:`~fairalloc.errors.InputError` (``priority-invalid``) for a
+        tier that is not an integer."""
+
+    @abstractmethod
+    def tier_room(self, members: S) -> int | None:
+        """What the members with a positive weight can hold under their caps (``None``: one has none)."""
+
+    @abstractmethod
+    def to_caps(self, members: S) -> Shares[S, U]:
+        """Every member with a positive weight at its cap (none may be missing a cap)."""
+
+    @abstractmethod
+    def combine(self, parts: list[Shares[S, U]]) -> U:
+        """The units of ``parts`` (disjoint members) as one allocation."""
+
+    @abstractmethod
+    def holds(self, accounts: S, position: int) -> bool:
+        """Whether ``position`` is one of ``accounts``."""
+
+    @abstractmethod
+    def give(self, shares: Shares[S, U], position: int, units: int) -> bool:
+        """Add ``units`` to ``position``'s allocation if its cap leaves room for them all; whether it did."""
 
     @abstractmethod
     def odd_key(self, sign: int) -> list[int] | None:

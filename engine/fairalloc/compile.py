@@ -39,13 +39,26 @@ from fairalloc.options import (
     Denied,
     Method,
     MinimumKind,
+    OverTime,
     PriceAllocation,
     Remainder,
     Residual,
     RoundingMethod,
     TieBreak,
 )
-from fairalloc.plan import Attribute, CostShare, Costs, Deadline, Minimum, Policy, Pricing, Rotation, Rule
+from fairalloc.plan import (
+    Attribute,
+    CostShare,
+    Costs,
+    Deadline,
+    Fairness,
+    Minimum,
+    OddLotRecipient,
+    Policy,
+    Pricing,
+    Rotation,
+    Rule,
+)
 from fairalloc.schema import check_policy_structure
 
 _KIND_TYPES: dict[str, Type] = {
@@ -117,7 +130,10 @@ class _Compiler:
         self.security_attributes: dict[str, Attribute] = {}
         self.applies_to: CompiledExpression | None = None
         self.weight_expression: CompiledExpression | None = None
+        self.priority_expression: CompiledExpression | None = None
+        self.odd_lot_plan: OddLotRecipient | None = None
         self.rotation_plan: Rotation | None = None
+        self.fairness_plan: Fairness | None = None
         self.minimum_plan: Minimum | None = None
         self.rule_plans: tuple[Rule, ...] = ()
         self.reason_code_plan: tuple[tuple[str, str], ...] = ()
@@ -247,6 +263,9 @@ class _Compiler:
         """The allocation method and what it needs: weights, rotation, rounding."""
         method = self.data["method"]
         self.weight_expression = self.weight(method)
+        if method == "pro_rata":
+            self.priority_expression = self.expression(("pro_rata", "priority"), ACCOUNT_ROOTS, Type.NUMBER)
+        self.odd_lot_plan = self.odd_lots(method)
         self.rotation_plan = self.rotation(method)
         rounding = self.data["rounding"]
         rounding_method = rounding.get("method", "largest_remainder")
@@ -266,6 +285,7 @@ class _Compiler:
                 ("rounding", "remainder"),
                 "add 'rotation: {order_by: account.id}' or an explicit 'sequence'",
             )
+        self.fairness_plan = self.fairness(method, rounding_method, remainder)
         if "price_time" in self.data and method != "price_time":
             self.error(Code.SECTION_UNUSED, f"'price_time' section is unused: this policy allocates by {method}",
                        ("price_time",), "remove it, or change 'method'", key=True)
@@ -332,7 +352,11 @@ class _Compiler:
             reason_code_descriptions=self.reason_code_plan,
             deadline=self.deadline_plan,
             pricing=self.pricing_plan,
+            equal_weights=self.get("pro_rata", "weight") == "equal",
+            priority=self.priority_expression,
+            odd_lot_recipient=self.odd_lot_plan,
             data=self.data,
+            fairness=self.fairness_plan,
         )
 
     def weight(self, method: str) -> CompiledExpression | None:
@@ -341,9 +365,62 @@ class _Compiler:
                        ("pro_rata",), "remove it, or change 'method'", key=True)
             return None
         weight = self.get("pro_rata", "weight", default="intended")
-        if weight == "intended":
+        if weight in ("intended", "equal"):
             return None
         return self.expression(("pro_rata", "weight"), ACCOUNT_ROOTS, Type.NUMBER)
+
+    def odd_lots(self, method: str) -> OddLotRecipient | None:
+        """``odd_lots.recipient``: a pro-rata policy's designated taker of the odd quantity."""
+        recipient = self.get("odd_lots", "recipient")
+        if recipient is None:
+            return None
+        if method != "pro_rata":
+            self.error(Code.SECTION_UNUSED, f"'odd_lots' section is unused: this policy allocates by {method}",
+                       ("odd_lots",), "remove it, or change 'method'", key=True)
+            return None
+        if self.get("rounding", "method") == "quota":
+            self.error(
+                Code.ODD_LOTS_WITH_QUOTA,
+                "'odd_lots' cannot be set with the quota method",
+                ("odd_lots",),
+                "the quota method gives the odd quantity to the account next in line, which keeps it fill-monotone",
+                key=True,
+            )
+            return None
+        if isinstance(recipient, str):
+            return OddLotRecipient(recipient, None)
+        chosen = self.expression(("odd_lots", "recipient", "expression"), ORDER_ROOTS, Type.STRING)
+        return None if chosen is None else OddLotRecipient(None, chosen)
+
+    def fairness(self, method: str, rounding_method: str, remainder: str) -> Fairness | None:
+        """``fairness:``: it decides who takes the spare lots and the odd quantity, so it needs the
+        largest remainder method's floor-then-spare-lots arithmetic and no other remainder rule;
+        and the advantage it counts is what the rounding gave, so no rotation may move shares after."""
+        spec = self.get("fairness")
+        if spec is None:
+            return None
+        conflict: tuple[str, Path] | None = None
+        if method != "pro_rata":
+            conflict = (f"this policy allocates by {method}, which does not round", ("method",))
+        elif rounding_method != "largest_remainder":
+            conflict = ("it needs 'rounding.method: largest_remainder'", ("rounding", "method"))
+        elif "remainder" in self.data["rounding"]:
+            conflict = ("it decides who takes the odd quantity, so 'rounding.remainder' cannot be set",
+                        ("rounding", "remainder"))
+        elif self.get("minimum", "denied") == "rotation":
+            conflict = ("'denied: rotation' moves shares after the rounding it keeps fair", ("minimum", "denied"))
+        elif self.get("odd_lots", "recipient") is not None:
+            conflict = ("it decides who takes the odd quantity, so 'odd_lots.recipient' cannot be set",
+                        ("odd_lots", "recipient"))
+        elif self.get("pro_rata", "priority") is not None:
+            conflict = ("it keeps one pro-rata rounding of the whole fill fair, which tiers split",
+                        ("pro_rata", "priority"))
+        if conflict is not None:
+            self.error(Code.FAIRNESS_ROUNDING, f"'fairness' cannot be used here: {conflict[0]}", conflict[1],
+                       "fairness over time applies to pro-rata by the largest remainder method; see docs/rounding.md")
+            return None
+        group = self.expression(("fairness", "group"), frozenset({"order", "security"}), Type.STRING)
+        return Fairness(OverTime(spec["over_time"]), group)
 
     def rotation(self, method: str) -> Rotation | None:
         spec = self.get("rotation")
@@ -393,8 +470,9 @@ class _Compiler:
         if spec is None:
             return None
         denied = Denied(spec.get("denied", "pro_rata"))
+        value = Decimal(spec["value"]) if "value" in spec else None
         if "absolute" in spec:
-            return Minimum(MinimumKind.ABSOLUTE, Decimal(spec["absolute"]), None, None, denied)
+            return Minimum(MinimumKind.ABSOLUTE, Decimal(spec["absolute"]), None, None, denied, value)
         if "relative_to_intended" in spec:
             relative = _fraction_value(spec["relative_to_intended"])
             path: Path = ("minimum", "relative_to_intended")
@@ -410,11 +488,13 @@ class _Compiler:
                     "allocations never exceed the intended quantity unless caps.allow_above_intended is true",
                 )
                 return None
-            return Minimum(MinimumKind.RELATIVE_TO_INTENDED, None, relative, None, denied)
+            return Minimum(MinimumKind.RELATIVE_TO_INTENDED, None, relative, None, denied, value)
+        if "expression" not in spec:
+            return Minimum(MinimumKind.VALUE, None, None, None, denied, value)
         expression = self.expression(("minimum", "expression"), ACCOUNT_ROOTS, Type.NUMBER)
         if expression is None:
             return None
-        return Minimum(MinimumKind.EXPRESSION, None, None, expression, denied)
+        return Minimum(MinimumKind.EXPRESSION, None, None, expression, denied, value)
 
     def rules(self) -> tuple[Rule, ...]:
         compiled: list[Rule] = []

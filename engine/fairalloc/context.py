@@ -6,9 +6,9 @@ declared attributes merged in. Attribute values are converted to the declared ty
 (numbers to int or Decimal, never float), and a missing or mistyped attribute is reported with the
 JSON pointer of the place in the trade document where it belongs.
 
-Two questions about a trade under a policy live here too, below execution, because the plan asks
+Three questions about a trade under a policy live here too, below execution, because the plan asks
 them (:meth:`fairalloc.plan.Policy.rotation_group`) and execution asks them: which rotation group
-the trade belongs to, and whether the policy governs the trade at all. This module reads the
+and which fairness group the trade belongs to, and whether the policy governs the trade at all. This module reads the
 plan's types only for annotations, so the plan can import it.
 """
 
@@ -236,6 +236,18 @@ def rotation_group(policy: Policy, trade: Trade, ctx: TradeContext | None = None
         return policy.id
     ctx = ctx or scalar_context(policy, trade)
     return f"{policy.id}/{rotation.group.fn(ctx.order, ctx.security, None, None, None, None)}"
+
+
+def fairness_group(policy: Policy, trade: Trade, ctx: TradeContext | None = None) -> str | None:
+    """The fairness group of ``trade``, named as :func:`rotation_group` names rotation groups: the
+    policy id, or ``id/<group expression>`` (``None``: the policy has no ``fairness`` section)."""
+    fairness = policy.fairness
+    if fairness is None:
+        return None
+    if fairness.group is None:
+        return policy.id
+    ctx = ctx or scalar_context(policy, trade)
+    return f"{policy.id}/{fairness.group.fn(ctx.order, ctx.security, None, None, None, None)}"
 
 
 def _number(value: int | Decimal) -> int | Decimal:

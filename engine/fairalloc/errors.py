@@ -136,6 +136,7 @@ class Code(enum.StrEnum):
     ROUNDING_UNUSED = "rounding-unused", _POLICY
     REMAINDER_WITH_QUOTA = "remainder-with-quota", _POLICY
     REMAINDER_NEEDS_ROTATION = "remainder-needs-rotation", _POLICY
+    FAIRNESS_ROUNDING = "fairness-rounding", _POLICY
     ROTATION_MISSING = "rotation-missing", _POLICY
     ROTATION_ORDER = "rotation-order", _POLICY
     ROTATION_DUPLICATE = "rotation-duplicate", _POLICY
@@ -143,6 +144,7 @@ class Code(enum.StrEnum):
     MINIMUM_RELATIVE = "minimum-relative", _POLICY
     THRESHOLD_UNREACHABLE = "threshold-unreachable", _POLICY
     MINIMUM_WITH_PRICE_TIME = "minimum-with-price-time", _POLICY
+    ODD_LOTS_WITH_QUOTA = "odd-lots-with-quota", _POLICY
     RULE_DUPLICATE_ID = "rule-duplicate-id", _POLICY
     RULE_CONSTANT = "rule-constant", _POLICY
     RULE_CAP_QUANTITY = "rule-cap-quantity", _POLICY
@@ -184,10 +186,13 @@ class Code(enum.StrEnum):
     WEIGHT_INVALID = "weight-invalid", _INPUT
     MINIMUM_INVALID = "minimum-invalid", _INPUT
     CAP_INVALID = "cap-invalid", _INPUT
+    PRIORITY_INVALID = "priority-invalid", _INPUT
     ROTATION_STATE = "rotation-state", _INPUT
     ROTATION_GROUP_MISMATCH = "rotation-group-mismatch", _INPUT
     COST_PRECISION = "cost-precision", _INPUT
     COST_SCHEDULE_INVALID = "cost-schedule-invalid", _INPUT
+    FAIRNESS_STATE = "fairness-state", _INPUT
+    FAIRNESS_GROUP_MISMATCH = "fairness-group-mismatch", _INPUT
 
     ZERO_QUANTITY = "zero-quantity", _REFUSAL
     STATEMENT_AFTER_ORDER = "statement-after-order", _REFUSAL
@@ -205,6 +210,7 @@ class Code(enum.StrEnum):
     ROTATION_UNKNOWN_ACCOUNT = "rotation-unknown-account", _REFUSAL
     ROTATION_OUT_OF_ORDER = "rotation-out-of-order", _REFUSAL
     COSTS_UNSHARED = "costs-unshared", _REFUSAL
+    ODD_LOT_RECIPIENT_UNKNOWN = "odd-lot-recipient-unknown", _REFUSAL
 
     FILE_NOT_FOUND = "file-not-found", _FILE
     FILE_NOT_UTF8 = "file-not-utf8", _FILE
@@ -222,6 +228,7 @@ class Code(enum.StrEnum):
     POLICYTEST_CASES = "policytest-cases", _POLICY_TEST
     POLICYTEST_EXCEPTIONS = "policytest-exceptions", _POLICY_TEST
     POLICYTEST_EXPECT = "policytest-expect", _POLICY_TEST
+    POLICYTEST_FAIRNESS = "policytest-fairness", _POLICY_TEST
     POLICYTEST_MONEY = "policytest-money", _POLICY_TEST
     POLICYTEST_NAME = "policytest-name", _POLICY_TEST
     POLICYTEST_POLICY = "policytest-policy", _POLICY_TEST
@@ -368,6 +375,8 @@ class Code(enum.StrEnum):
     FIX_UNKNOWN_EXEC_REF = "fix-unknown-exec-ref", _FIX_INPUT
     FIX_EXEC_REF_BUSTED = "fix-exec-ref-busted", _FIX_INPUT
     FIX_UNKNOWN_ALLOC_ID = "fix-unknown-alloc-id", _FIX_INPUT
+    FIX_IDENTITIES_TYPE = "fix-identities-type", _FIX_INPUT
+    FIX_COUNTERPARTY_UNMAPPED = "fix-counterparty-unmapped", _FIX_INPUT
     FIX_ALLOCATION_EXCEEDS_ORDER = "fix-allocation-exceeds-order", _FIX_REFUSAL
     FIX_SETTINGS = "fix-settings", _FIX_FILE
     FIX_SESSION_START = "fix-session-start", _FIX_FILE

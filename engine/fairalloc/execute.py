@@ -1,15 +1,17 @@
 """Stage 6 — execute a compiled policy against one trade's fills: the allocation stages, once.
 
-``allocate`` is a pure function of (policy, trade, rotation state): no clock, no randomness, no
+``allocate`` is a pure function of (policy, trade, rotation state, fairness state): no clock, no randomness, no
 dependence on the order of accounts or fills in the input. It runs in this fixed order, which
 ``docs/policy-language.md`` documents for compliance authors:
 
 1. controls — refuse trades the playbook forbids allocating (``fairalloc.controls``);
 2. governance — the policy must be in effect on the trade date and ``applies_to`` must hold;
 3. eligibility — ``exclude`` rules remove accounts; ``cap`` rules and the intended quantity cap them;
-4. rounds — the method allocates the filled quantity among the participating accounts; accounts
-   for which a ``zero`` rule fires or which fall below the minimum are denied and the method runs
-   again without them, until no account is denied (a fixed point: at most one round per account).
+4. rounds — the method allocates the filled quantity among the participating accounts (pro-rata:
+   tier by tier under ``pro_rata.priority``, the odd quantity set aside for ``odd_lots.recipient``,
+   :meth:`_Run.pro_rata`); accounts for which a ``zero`` rule fires or which fall below the
+   minimum are denied and the method runs again without them, until no account is denied (a
+   fixed point: at most one round per account).
    A round that would leave the remaining accounts unable to take the fill under their caps (for
    example, by denying all of them) is not applied, and the result says so in its notes;
 5. ``minimum.denied: rotation`` — below-minimum shares are handed on in rotation order instead;
@@ -25,6 +27,8 @@ give the same document byte for byte; ``document(explain=True)["backend"]`` says
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,9 +36,11 @@ from typing import Any, Generic, cast
 
 from fairalloc.arrayform import ARRAYS_FROM, ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, S, Shares, U
-from fairalloc.context import TradeContext, check_policy_governs, rotation_group, scalar_context
+from fairalloc.context import TradeContext, check_policy_governs, fairness_group, rotation_group, scalar_context
 from fairalloc.controls import check_controls, refuse_if
 from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
+from fairalloc.expressions import ExpressionRuntimeError
+from fairalloc.fairness import FairnessState
 from fairalloc.money import settle
 from fairalloc.options import (
     ACTIONS,
@@ -49,7 +55,8 @@ from fairalloc.options import (
 )
 from fairalloc.plan import Policy, Rule
 from fairalloc.records import RecordBook
-from fairalloc.result import AccountState, Allocation, Columns, ExceptionRecord, Outcome
+from fairalloc.result import AccountState, Allocation, Columns, ExceptionRecord, Outcome, quantity_json
+from fairalloc.rounding import Apportionment, Step
 from fairalloc.rotation import RotationState, Schedule, schedule
 from fairalloc.trade import Trade
 
@@ -75,6 +82,7 @@ def allocate(
     *,
     file: str = "<trade>",
     backend: Backend | None = None,
+    fairness: FairnessState | None = None,
 ) -> Allocation:
     """Allocate ``trade``'s fills under ``policy``; a pure function of its inputs.
 
@@ -85,6 +93,10 @@ def allocate(
     blocks of :data:`~fairalloc.arrayform.ARRAYS_FROM` accounts or more under a policy with an
     array form, by records otherwise. ``Backend.ARRAYS``: on arrays whatever the block's size,
     where the policy and the trade allow. ``Backend.RECORDS``: by records.
+
+    ``fairness``: the cumulative rounding advantages of the order's fairness group before it, for
+    a policy with a ``fairness`` section (``None``: every account at 0); the result carries the
+    state after it (:attr:`Allocation.fairness_after`).
     """
     refuse_if(check_controls(trade, file))
     ctx = scalar_context(policy, trade, file)
@@ -99,10 +111,11 @@ def allocate(
             choice = Choice(Backend.RECORDS, book)
         else:
             try:
-                return _Run(policy, trade, ctx, book, rotation, file, choice).execute()
+                return _Run(policy, trade, ctx, book, rotation, file, choice, fairness).execute()
             except Declined as declined:
                 choice = Choice(Backend.RECORDS, declined.decline)
-    return _Run(policy, trade, ctx, RecordBook(policy, trade, ctx, file), rotation, file, choice).execute()
+    return _Run(policy, trade, ctx, RecordBook(policy, trade, ctx, file), rotation, file, choice,
+                fairness).execute()
 
 
 def _choose(policy: Policy, trade: Trade, backend: Backend | None) -> Choice:
@@ -121,13 +134,21 @@ class _Run(Generic[S, U]):
     """One allocation while the stages run over ``book``."""
 
     def __init__(self, policy: Policy, trade: Trade, ctx: TradeContext, book: Book[S, U],
-                 rotation: RotationState | None, file: str, choice: Choice) -> None:
+                 rotation: RotationState | None, file: str, choice: Choice,
+                 fairness: FairnessState | None = None) -> None:
         self.policy, self.trade, self.ctx, self.book = policy, trade, ctx, book
         self.given_rotation, self.file, self.choice = rotation, file, choice
+        self.fairness = self.fairness_state(fairness)
+        self.advantage: list[Fraction] | None = None  # by position, in units: fairness over time
+        if self.fairness is not None:
+            scale = book.scale
+            self.advantage = [self.fairness.of(account) * scale for account in book.ids]
         self.events: list[tuple[Rule, S]] = []  # rules that fired, in the order they ran
         self.denials: list[tuple[int, str, S, str | None]] = []  # round, by, accounts, exception reason
         self.notes: list[str] = []
         self.rotation_rank: dict[int, int] = {}  # position -> place in this order's rotation
+        self.recipient: int | None = None  # odd_lots.recipient's position
+        self.odd_lot_note: str | None = None  # why the last round's odd quantity did not go to it
 
     def fire(self, rule: Rule, among: S, shares: Shares[S, U] | None) -> S:
         hits = self.book.fires(rule, among, shares)
@@ -142,6 +163,7 @@ class _Run(Generic[S, U]):
     def execute(self) -> Allocation:
         """Stages 3 to 6 (the module docstring), then the result."""
         policy, book = self.policy, self.book
+        self.recipient = self.odd_lot_recipient()
         eligible = self.eligibility()
         plan = self.schedule(eligible)
         if policy.minimum is not None:
@@ -238,8 +260,11 @@ class _Run(Generic[S, U]):
                 odd_key: list[int] | None = [order.get(k, len(order)) for k in range(len(book.ids))]
             else:
                 odd_key = book.odd_key(spec.by_intended)
+            def apportion(members: S, total: int) -> Shares[S, U]:
+                return book.apportion(members, policy.rounding_method, odd_key, total, self.advantage)
+
             try:
-                return book.apportion(participants, policy.rounding_method, odd_key)
+                return self.pro_rata(participants, apportion)
             except ValueError as error:
                 raise RefusedError(Diagnostic(
                     "unallocatable", str(error), Location(self.file, pointer="/fills"),
@@ -248,6 +273,54 @@ class _Run(Generic[S, U]):
         if policy.method is Method.ROTATION:
             return cast("Shares[S, U]", records.rotate(members, self.rotation_rank))
         return cast("Shares[S, U]", records.price_time(members))
+
+    def pro_rata(self, participants: S, apportion: Callable[[S, int], Shares[S, U]]) -> Shares[S, U]:
+        """``odd_lots.recipient`` first: the whole lots are shared, the odd quantity (the fill's part
+        smaller than a lot) goes to the recipient if it takes part and its cap leaves room for it
+        all; otherwise the whole fill is shared and the remainder rule places the odd quantity."""
+        book, recipient = self.book, self.recipient
+        total = book.filled
+        odd = total % book.lot
+        self.odd_lot_note = None
+        if recipient is None or not odd:
+            return self.tiered(participants, total, apportion)
+        why = "takes no part in the allocation"
+        if book.holds(participants, recipient):
+            shares = self.tiered(participants, total - odd, apportion)
+            if book.give(shares, recipient, odd):
+                shares.odd_lot = (recipient, odd)
+                return shares
+            why = "has no room for it under its cap"
+        self.odd_lot_note = (f"the odd quantity of {_quantity(odd, book.scale)} went by the remainder rule: "
+                             f"the designated recipient {book.ids[recipient]} {why}")
+        return self.tiered(participants, total, apportion)
+
+    def tiered(self, participants: S, total: int, apportion: Callable[[S, int], Shares[S, U]]) -> Shares[S, U]:
+        """``pro_rata.priority``: tiers in increasing order, each filled up to its caps while the
+        quantity lasts; the tier at which it runs short shares what is left pro rata (with the
+        policy's rounding); the tiers after it receive nothing."""
+        if self.policy.priority is None:
+            return apportion(participants, total)
+        book = self.book
+        left = total
+        parts: list[Shares[S, U]] = []
+        outcomes: dict[int, tuple[bool, str]] = {}
+        for tier, members in book.tiers(participants):
+            room = book.tier_room(members)
+            if left and (room is None or room > left):
+                parts.append(apportion(members, left))
+                outcomes[tier] = (False, f"shared {_quantity(left, book.scale)} pro rata: the rest of the fill")
+                left = 0
+            elif left:
+                assert room is not None
+                parts.append(book.to_caps(members))
+                outcomes[tier] = (True, "filled up to every account's cap")
+                left -= room
+            else:
+                outcomes[tier] = (False, "received nothing: the tiers before it took the whole fill")
+        # the tiers' apportionments are joined only for the explanation (details), on demand
+        shares: Shares[S, U] = Shares(book.combine(parts), participants, tiers=outcomes, parts=parts)
+        return shares
 
     def records(self) -> RecordBook:
         """The record book, for the stages only it runs: the array form declines a rotation
@@ -272,6 +345,33 @@ class _Run(Generic[S, U]):
         self.rotation_rank = {k: place[book.ids[k]] for k in members}
         return plan
 
+    def odd_lot_recipient(self) -> int | None:
+        """The position of ``odd_lots.recipient`` in this trade; an account the statement does not
+        name is refused, since the policy's designation could not be honoured."""
+        chosen = self.policy.odd_lot_recipient
+        if chosen is None:
+            return None
+        account: object = chosen.account
+        if chosen.expression is not None:
+            c = self.ctx
+            try:
+                account = chosen.expression.fn(c.order, c.security, c.statement, c.fill, None, None)
+            except ExpressionRuntimeError as error:
+                raise InputError(error.diagnostics + [Diagnostic(
+                    "expression-runtime", "while evaluating odd_lots.recipient", Location(self.file, pointer="/order"))]
+                ) from None
+        ids = self.book.ids
+        at = bisect.bisect_left(ids, account) if isinstance(account, str) else len(ids)
+        if at == len(ids) or ids[at] != account:
+            raise RefusedError(Diagnostic(
+                "odd-lot-recipient-unknown",
+                f"the policy's odd-lot recipient is {account!r} ({chosen.describe()}), "
+                "an account this order's statement does not name",
+                Location(self.file, pointer="/statement/accounts"),
+                "add the account to the allocation statement, or correct odd_lots.recipient in the policy",
+            ))
+        return at
+
     def rotation_state(self) -> RotationState | None:
         group = rotation_group(self.policy, self.trade, self.ctx)
         given = self.given_rotation
@@ -287,6 +387,36 @@ class _Run(Generic[S, U]):
                 "pass the state of this order's rotation group",
             ))
         return given
+
+    def fairness_state(self, given: FairnessState | None) -> FairnessState | None:
+        """The order's fairness group's state before it (a new group: every account at 0)."""
+        group = fairness_group(self.policy, self.trade, self.ctx)
+        if group is None:
+            return None
+        if given is None:
+            return FairnessState(group)
+        if given.group != group:
+            raise InputError(Diagnostic(
+                "fairness-group-mismatch",
+                f"the fairness state given is for group '{given.group}', but this order belongs to '{group}'",
+                Location("<fairness>", pointer="/group"),
+                "pass the state of this order's fairness group",
+            ))
+        return given
+
+    def fairness_after(self, shares: Shares[S, U]) -> FairnessState | None:
+        """The state after this order: each member's advantage moves by allocated minus exact share."""
+        before, apportionment = self.fairness, shares.apportionment
+        if before is None or apportionment is None:
+            return before
+        book = self.book
+        scale, units, steps = book.scale, book.allocated(shares.units), apportionment.steps
+        changes = {}
+        for i, k in enumerate(book.positions(shares.members)):
+            change = (units[k] - steps[i].exact) / scale
+            if change:
+                changes[book.ids[k]] = change
+        return before.advanced(changes)
 
     def deny_by_rotation(self, participants: S, shares: Shares[S, U]) -> tuple[Shares[S, U], S]:
         """``minimum.denied: rotation``: below-minimum shares go to the others in rotation order."""
@@ -311,8 +441,9 @@ class _Run(Generic[S, U]):
         if freed:
             raise RefusedError(Diagnostic("unallocatable", "denied shares found no account with room in the rotation",
                                           Location(self.file, pointer="/fills")))
-        moved = Shares(units, members, shares.apportionment)
-        return cast("Shares[S, U]", moved), cast(S, keep)
+        # tiers and the odd lot are kept for the explanation
+        moved = dataclasses.replace(shares, units=cast(U, units), members=cast(S, members))
+        return moved, cast(S, keep)
 
     # -- the result ---------------------------------------------------------------------------
     def result(self, shares: Shares[S, U], plan: Schedule | None) -> Allocation:
@@ -333,6 +464,7 @@ class _Run(Generic[S, U]):
             own_prices = {ids[k]: price for k, price in shares.prices.items()}
         taken = dict(shares.fills) if policy.method is Method.PRICE_TIME else None
         settlement = settle(policy, self.trade, ids, allocated, book.scale, book.lot, taken, self.file)
+        notes = self.notes + ([self.odd_lot_note] if self.odd_lot_note else [])
         return Allocation(
             policy=policy,
             order_id=self.trade.order.id,
@@ -347,11 +479,13 @@ class _Run(Generic[S, U]):
             rotation_after=plan.after if plan else None,
             rotation_order=plan.order if plan else (),
             lot=Fraction(policy.lot),
-            notes=tuple(self.notes),
+            notes=tuple(notes),
             scale=book.scale,
             backend=self.choice.to_json(),
             settlement=settlement,
             price_rule=policy.pricing.side_rounding(policy.price_rounding, self.trade.order.side),
+            fairness_before=self.fairness,
+            fairness_after=self.fairness_after(shares),
         )
 
     def details(self, shares: Shares[S, U]) -> Callable[[], tuple[list[AccountState], Outcome]]:
@@ -361,6 +495,7 @@ class _Run(Generic[S, U]):
             book, ids = self.book, self.book.ids
             n = len(ids)
             ledger = book.ledger()
+            tiers = ledger.tiers
             rules: list[list[str] | None] = [None] * n
             excluded = [False] * n
             for rule, hits in self.events:
@@ -382,17 +517,42 @@ class _Run(Generic[S, U]):
                 AccountState(ids[k], ledger.index[k], ledger.intended[k], ledger.caps[k], weight=ledger.weights[k],
                              weight_text=ledger.weight_texts[k], rank=ledger.ranks[k], rules=rules[k],
                              excluded=excluded[k], denied_round=rounds[k], denied_by=by[k],
-                             minimum=None if minimums is None else minimums[k])
+                             minimum=None if minimums is None else minimums[k],
+                             tier=None if tiers is None else tiers[k])
                 for k in range(n)
             ]
             members = book.positions(shares.members)
             units = book.allocated(shares.units)
+            apportionment = shares.apportionment
+            if apportionment is None and shares.parts:
+                apportionment = _joined(book, shares.parts, members, units)
             return states, Outcome(
                 {ids[k]: units[k] for k in members},
-                apportionment=shares.apportionment,
-                positions={ids[k]: i for i, k in enumerate(members)} if shares.apportionment else {},
+                apportionment=apportionment,
+                positions={ids[k]: i for i, k in enumerate(members)} if apportionment else {},
                 prices={ids[k]: price for k, price in shares.prices.items()},
                 fills={ids[k]: taken for k, taken in shares.fills.items()},
+                tiers=shares.tiers,
+                odd_lot=None if shares.odd_lot is None else (ids[shares.odd_lot[0]], shares.odd_lot[1]),
             )
 
         return build
+
+
+def _quantity(units: int, scale: int) -> str:
+    """Integer units as the quantity people read."""
+    return str(quantity_json(Fraction(units, scale)))
+
+
+def _joined(book: Book[S, U], parts: list[Shares[S, U]], positions: list[int], units: list[int]) -> Apportionment:
+    """The tiers' apportionments as one, in the order of ``positions`` (the members)."""
+
+    def steps() -> list[Step]:
+        table: dict[int, Step] = {}
+        for part in parts:
+            if part.apportionment is not None:
+                table.update(zip(book.positions(part.members), part.apportionment.steps))
+        nothing = Step(Fraction(0), False, 0, False, 0, None)
+        return [table.get(k, nothing) for k in positions]
+
+    return Apportionment([units[k] for k in positions], steps)

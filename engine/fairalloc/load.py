@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -237,7 +238,16 @@ def read_text(path: str, *, limit: int | None = MAX_FILE_CHARS) -> str:
     """
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read() if limit is None else handle.read(limit + 1)
+            if limit is None:
+                return handle.read()
+            # read(limit + 1) sets aside a buffer of that size, which costs a small file more than
+            # its reading: read what the file holds (no more characters than bytes), then the rest
+            # up to the limit should it have grown meanwhile
+            size = os.fstat(handle.fileno()).st_size
+            text = handle.read(min(size, limit) + 1)
+            if len(text) > size:
+                text += handle.read(limit + 1 - len(text))
+            return text
     except FileNotFoundError:
         raise FileAccessError(
             Diagnostic(Code.FILE_NOT_FOUND, f"no such file: {path}", Location(path))

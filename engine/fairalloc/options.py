@@ -85,6 +85,18 @@ REMAINDERS: dict[Remainder, RemainderSpec] = {
 }
 
 
+class OverTime(enum.StrEnum):
+    """How rounding is kept fair across the orders of a group (``fairness.over_time:``)."""
+
+    CUMULATIVE_ADVANTAGE = "cumulative_advantage"
+
+
+OVER_TIME: dict[OverTime, str] = {
+    OverTime.CUMULATIVE_ADVANTAGE: "the spare lots and the odd quantity to the lowest cumulative rounding advantage",
+}
+"""What each choice does, in the words the explanation and ``diff`` use (``docs/rounding.md``)."""
+
+
 class TieBreak(enum.StrEnum):
     """How equal claims are ordered; always ends on the account id (``rounding.tie_break:``)."""
 
@@ -141,6 +153,7 @@ class MinimumKind(enum.StrEnum):
     ABSOLUTE = "absolute"
     RELATIVE_TO_INTENDED = "relative_to_intended"
     EXPRESSION = "expression"
+    VALUE = "value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +167,9 @@ MINIMUM_KINDS: dict[MinimumKind, MinimumSpec] = {
     MinimumKind.ABSOLUTE: MinimumSpec(False, True, "at least {}"),
     MinimumKind.RELATIVE_TO_INTENDED: MinimumSpec(True, True, "at least {} x intended"),
     MinimumKind.EXPRESSION: MinimumSpec(True, False, "at least {}"),
+    MinimumKind.VALUE: MinimumSpec(False, True, "worth at least {} at the average price"),
 }
+"""``value`` may also stand beside one of the other kinds: an account must then reach both."""
 
 
 class Denied(enum.StrEnum):

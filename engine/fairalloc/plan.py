@@ -9,13 +9,15 @@ form — so every result can name the exact policy version that produced it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from fairalloc.arrayform import ArrayForm, Decline, array_form
-from fairalloc.context import rotation_group
+from fairalloc.context import fairness_group, rotation_group
 from fairalloc.expressions import CompiledExpression, Type
 from fairalloc.options import (
     MINIMUM_KINDS,
@@ -25,6 +27,7 @@ from fairalloc.options import (
     Denied,
     Method,
     MinimumKind,
+    OverTime,
     PriceAllocation,
     Remainder,
     Residual,
@@ -59,6 +62,14 @@ class Rotation:
 
 
 @dataclass(frozen=True, slots=True)
+class Fairness:
+    """Rounding kept fair over the orders of a group (``fairness:``; ``docs/rounding.md``)."""
+
+    over_time: OverTime
+    group: CompiledExpression | None  # None: one group, the policy id
+
+
+@dataclass(frozen=True, slots=True)
 class Minimum:
     """The minimum allocation an account must reach, or be denied."""
 
@@ -67,11 +78,36 @@ class Minimum:
     relative: Decimal | None
     expression: CompiledExpression | None
     denied: Denied
+    value: Decimal | None = None  # ``minimum.value``: alone (kind VALUE) or beside a quantity kind
+
+    def value_units(self, average_price: Fraction | None, scale: int) -> int:
+        """``value`` as a quantity in units at the block's average price, rounded up (0: no value)."""
+        if self.value is None or not average_price:
+            return 0
+        return math.ceil(Fraction(self.value) / average_price * scale)
 
     def describe(self) -> str:
-        value = {MinimumKind.ABSOLUTE: self.absolute, MinimumKind.RELATIVE_TO_INTENDED: self.relative,
-                 MinimumKind.EXPRESSION: self.expression.source if self.expression else None}[self.kind]
-        return MINIMUM_KINDS[self.kind].describe.format(value)
+        quantity = {MinimumKind.ABSOLUTE: self.absolute, MinimumKind.RELATIVE_TO_INTENDED: self.relative,
+                    MinimumKind.EXPRESSION: self.expression.source if self.expression else None,
+                    MinimumKind.VALUE: self.value}[self.kind]
+        words = MINIMUM_KINDS[self.kind].describe.format(quantity)
+        if self.value is not None and self.kind is not MinimumKind.VALUE:
+            words += " and " + MINIMUM_KINDS[MinimumKind.VALUE].describe.format(self.value)
+        return words
+
+
+@dataclass(frozen=True, slots=True)
+class OddLotRecipient:
+    """``odd_lots.recipient``: the account that takes the odd quantity, named or chosen per order."""
+
+    account: str | None  # a fixed account id
+    expression: CompiledExpression | None  # a string expression over the order naming one
+
+    def describe(self) -> str:
+        if self.account is not None:
+            return self.account
+        assert self.expression is not None
+        return f"the account named by {self.expression.source}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +190,7 @@ class Policy:
     account_attributes: tuple[Attribute, ...]
     security_attributes: tuple[Attribute, ...]
     method: Method
-    weight: CompiledExpression | None  # None: the intended quantity
+    weight: CompiledExpression | None  # None: the intended quantity (or 1 each, when equal_weights)
     rotation: Rotation | None
     unlimited_first: bool
     lot: Decimal
@@ -169,7 +205,11 @@ class Policy:
     reason_code_descriptions: tuple[tuple[str, str], ...]
     deadline: Deadline | None
     pricing: Pricing
+    equal_weights: bool  # ``pro_rata.weight: equal``: every account weighs 1
+    priority: CompiledExpression | None  # ``pro_rata.priority``: each account's tier (1 first)
+    odd_lot_recipient: OddLotRecipient | None
     data: dict[str, Any] = field(repr=False, compare=False, hash=False)
+    fairness: Fairness | None = None
     arrays: ArrayForm | Decline = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -193,3 +233,7 @@ class Policy:
     def rotation_group(self, trade: Trade) -> str | None:
         """The rotation group ``trade`` belongs to under this policy (None: the policy has no rotation)."""
         return rotation_group(self, trade)
+
+    def fairness_group(self, trade: Trade) -> str | None:
+        """The fairness group ``trade`` belongs to under this policy (None: no ``fairness`` section)."""
+        return fairness_group(self, trade)

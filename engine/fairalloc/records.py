@@ -7,6 +7,7 @@ any size. Errors in the trade's data are reported here, with the JSON pointer of
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 from decimal import Decimal
@@ -20,7 +21,7 @@ from fairalloc.expressions import CompiledExpression, ExpressionRuntimeError
 from fairalloc.numbers import as_decimal, decimal_text, to_units, units_scale
 from fairalloc.options import Backend, MinimumKind, RoundingMethod
 from fairalloc.plan import Policy, Rule
-from fairalloc.rounding import Apportionment, largest_remainder, quota_method
+from fairalloc.rounding import Apportionment, at_caps as _at_caps, largest_remainder, quota_method
 from fairalloc.trade import Trade
 
 Positions = list[int]
@@ -51,6 +52,7 @@ class RecordBook(Book[Positions, Units]):
         self.weight_texts: list[str | None] = [None] * n
         self.ranks = list(range(n))
         self.minimums: list[int | None] | None = None
+        self.tier_values: list[int | None] | None = None
 
     # -- selections -------------------------------------------------------------------------
     def everyone(self) -> Positions:
@@ -138,8 +140,9 @@ class RecordBook(Book[Positions, Units]):
     def weigh(self, eligible: Positions) -> None:
         expr = self.policy.weight
         if expr is None:
+            equal = self.policy.equal_weights
             for k in eligible:
-                self.weights[k] = self.intended[k]
+                self.weights[k] = 1 if equal else self.intended[k]
             return
         raw: list[Decimal] = []
         for k in eligible:
@@ -159,8 +162,11 @@ class RecordBook(Book[Positions, Units]):
         minimum = self.policy.minimum
         assert minimum is not None
         minimums: list[int | None] = [None] * len(self.ids)
+        by_value = minimum.value_units(self.ctx.average_price, self.scale)
         for k in eligible:
-            if minimum.kind is MinimumKind.ABSOLUTE:
+            if minimum.kind is MinimumKind.VALUE:
+                minimums[k] = by_value
+            elif minimum.kind is MinimumKind.ABSOLUTE:
                 assert minimum.absolute is not None
                 minimums[k] = math.ceil(Fraction(minimum.absolute) * self.scale)
             elif minimum.kind is MinimumKind.RELATIVE_TO_INTENDED:
@@ -174,6 +180,7 @@ class RecordBook(Book[Positions, Units]):
                         "minimum-invalid", f"the minimum for '{self.ids[k]}' is {value!r}, not a number",
                         self.location(k)))
                 minimums[k] = math.ceil(Fraction(value) * self.scale)
+            minimums[k] = max(minimums[k] or 0, by_value)
         self.minimums = minimums
 
     def below_minimum(self, members: Positions, units: Units) -> Positions:
@@ -191,21 +198,73 @@ class RecordBook(Book[Positions, Units]):
         caps = [self.caps[k] for k in accounts]
         return None if None in caps else sum(cap or 0 for cap in caps)
 
+    # -- priority tiers -----------------------------------------------------------------------
+    def tiers(self, members: Positions) -> list[tuple[int, Positions]]:
+        expr = self.policy.priority
+        assert expr is not None
+        if self.tier_values is None:
+            self.tier_values = [None] * len(self.ids)
+        values = self.tier_values
+        groups: dict[int, Positions] = {}
+        for k in members:
+            tier = values[k]
+            if tier is None:
+                got = self.evaluate(expr, k, None, "pro_rata.priority")
+                if isinstance(got, bool) or not isinstance(got, (int, Decimal)) or got != int(got):
+                    raise InputError(Diagnostic(
+                        "priority-invalid",
+                        f"the priority of account '{self.ids[k]}' is {got!r}; a tier must be an integer",
+                        self.location(k)))
+                tier = values[k] = int(got)
+            groups.setdefault(tier, []).append(k)
+        return sorted(groups.items())
+
+    def tier_room(self, members: Positions) -> int | None:
+        return self.room([k for k in members if self.weights[k] > 0])
+
+    def to_caps(self, members: Positions) -> Shares[Positions, Units]:
+        units = [0] * len(self.ids)
+        for k in members:
+            if self.weights[k] > 0:
+                units[k] = self.caps[k] or 0
+        return Shares(units, members, _at_caps([units[k] for k in members], self.lot))
+
+    def combine(self, parts: list[Shares[Positions, Units]]) -> Units:
+        units = [0] * len(self.ids)
+        for part in parts:
+            given = part.units
+            for k in part.members:
+                units[k] = given[k]
+        return units
+
+    def holds(self, accounts: Positions, position: int) -> bool:
+        at = bisect.bisect_left(accounts, position)
+        return at < len(accounts) and accounts[at] == position
+
+    def give(self, shares: Shares[Positions, Units], position: int, units: int) -> bool:
+        cap = self.caps[position]
+        if cap is not None and cap - shares.units[position] < units:
+            return False
+        shares.units[position] += units
+        return True
+
     # -- methods ------------------------------------------------------------------------------
     def odd_key(self, sign: int) -> list[int] | None:
         return [sign * units for units in self.intended] if sign else None
 
-    def apportion(self, members: Positions, method: RoundingMethod,
-                  odd_key: list[int] | None) -> Shares[Positions, Units]:
+    def apportion(self, members: Positions, method: RoundingMethod, odd_key: list[int] | None,
+                  total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Positions, Units]:
         weights = [self.weights[k] for k in members]
         caps = [self.caps[k] for k in members]
         ranks = [self.ranks[k] for k in members]
+        amount = self.filled if total is None else total
         result: Apportionment
         if method is RoundingMethod.QUOTA:
-            result = quota_method(self.filled, weights, caps, self.lot, ranks)
+            result = quota_method(amount, weights, caps, self.lot, ranks)
         else:
             keys = None if odd_key is None else [odd_key[k] for k in members]
-            result = largest_remainder(self.filled, weights, caps, self.lot, ranks, keys)
+            owed = None if advantage is None else [advantage[k] for k in members]
+            result = largest_remainder(amount, weights, caps, self.lot, ranks, keys, owed)
         units = [0] * len(self.ids)
         for k, got in zip(members, result.allocations):
             units[k] = got
@@ -301,4 +360,4 @@ class RecordBook(Book[Positions, Units]):
 
     def ledger(self) -> Ledger:
         return Ledger(self.index, self.intended, self.caps, self.weights, self.weight_texts, self.ranks,
-                      self.minimums)
+                      self.minimums, self.tier_values)

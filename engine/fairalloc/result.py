@@ -21,6 +21,7 @@ from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
 
 if TYPE_CHECKING:
+    from fairalloc.fairness import FairnessState
     from fairalloc.plan import Policy
     from fairalloc.rotation import RotationState
 
@@ -56,6 +57,7 @@ class AccountState:
     denied_round: int | None = None
     denied_by: str | None = None
     minimum: int | None = None
+    tier: int | None = None  # pro_rata.priority: the account's tier
 
     def fired(self, rule_id: str) -> None:
         if self.rules is None:
@@ -72,6 +74,8 @@ class Outcome:
     positions: dict[str, int] = field(default_factory=dict)  # account -> index in the apportionment
     prices: dict[str, Fraction] = field(default_factory=dict)
     fills: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    tiers: dict[int, tuple[bool, str]] = field(default_factory=dict)  # tier -> (filled to caps, words)
+    odd_lot: tuple[str, int] | None = None  # odd_lots.recipient: (account, units) it took
 
     def step(self, account: str) -> Step | None:
         if self.apportionment is None or account not in self.positions:
@@ -98,6 +102,9 @@ class AccountAllocation:
     minimum: Fraction | None
     fills: tuple[tuple[str, Fraction], ...]
     rotation_rank: int | None
+    tier: int | None = None
+    tier_outcome: tuple[bool, str] | None = None
+    odd_lot: Fraction | None = None  # the odd quantity it took as odd_lots.recipient
 
 
 def quantity_json(value: Fraction) -> int | str:
@@ -159,6 +166,8 @@ class Allocation:
         backend: dict[str, Any],
         settlement: Settlement | None = None,
         price_rule: str | None = None,
+        fairness_before: FairnessState | None = None,
+        fairness_after: FairnessState | None = None,
     ) -> None:
         self.policy = policy
         self.order_id = order_id
@@ -178,6 +187,8 @@ class Allocation:
         self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
         self.settlement = settlement  # pieces of fills, costs, money, clearing (None: none of them)
         self.price_rule = price_rule or policy.price_rounding  # the rounding rule for this order's side
+        self.fairness_before = fairness_before  # the fairness group's advantages before and after
+        self.fairness_after = fairness_after
 
     def quantities(self) -> dict[str, Fraction]:
         """Each account's allocated quantity (exact), by account id."""
@@ -215,6 +226,9 @@ class Allocation:
                 minimum=None if state.minimum is None else Fraction(state.minimum, scale),
                 fills=tuple((fill, Fraction(u, scale)) for fill, u in outcome.fills.get(state.id, [])),
                 rotation_rank=leaders.get(state.id),
+                tier=state.tier,
+                tier_outcome=None if state.tier is None else outcome.tiers.get(state.tier),
+                odd_lot=Fraction(outcome.odd_lot[1], scale) if outcome.odd_lot and outcome.odd_lot[0] == state.id else None,
             ))
         return tuple(views)
 
@@ -224,37 +238,48 @@ class Allocation:
             return None
         return decimal_text(present(price, self.policy.price_precision, self.price_rule))
 
-    def _allocation_entries(self) -> list[dict[str, Any]]:
-        """The contract's per-account entries, straight from the columns (no views needed)."""
+    @cached_property
+    def _average_price_text(self) -> str | None:
+        return self.price_text(self.average_price)
+
+    ENTRY_FIELDS = ("account", "quantity", "average_price", "intended")
+    """The fields of each of the contract's per-account entries, in order."""
+
+    def entry_columns(self) -> list[list[Any]]:
+        """The contract's per-account entries as columns (:attr:`ENTRY_FIELDS`, JSON values),
+        straight from the run's columns: no per-account views, no per-account objects."""
         columns, scale = self.columns, self.scale
         ids, allocated, intended = columns.ids, columns.allocated, columns.intended
         own_prices = self._own_prices
         if own_prices is not None:
-            prices = [self.price_text(own_prices.get(account)) for account in ids]
+            prices = [self.price_text(own_prices.get(account)) if units else None
+                      for account, units in zip(ids, allocated)]
         else:
-            prices = [self.price_text(self.average_price)] * len(ids)
+            price = self._average_price_text
+            prices = [price if units else None for units in allocated] if price is not None else [None] * len(ids)
         if scale == 1:
-            entries = [
-                {"account": account, "quantity": units, "average_price": price if units else None,
-                 "intended": wanted}
-                for account, units, price, wanted in zip(ids, allocated, prices, intended)
-            ]
-        else:
-            entries = [
-                {"account": account, "quantity": quantity_json(Fraction(units, scale)),
-                 "average_price": price if units else None, "intended": quantity_json(Fraction(wanted, scale))}
-                for account, units, price, wanted in zip(ids, allocated, prices, intended)
-            ]
+            return [ids, allocated, prices, intended]
+        return [ids, [quantity_json(Fraction(units, scale)) for units in allocated], prices,
+                [quantity_json(Fraction(wanted, scale)) for wanted in intended]]
+
+    def _allocation_entries(self) -> list[dict[str, Any]]:
+        """The contract's per-account entries, one object each, with the settlement's pieces,
+        money and clearing when there is one (those are not columns: see :meth:`entry_columns`)."""
+        entries = [dict(zip(self.ENTRY_FIELDS, row)) for row in zip(*self.entry_columns())]
         if self.settlement is not None:
-            extend_entries(self.settlement, entries, allocated, scale,
+            extend_entries(self.settlement, entries, self.columns.allocated, self.scale,
                            Presenter(self.policy.price_precision, self.price_rule))
         return entries
 
-    def document(self, *, explain: bool = False) -> dict[str, Any]:
-        """The allocation as a JSON-ready dict valid against ``allocation.schema.json``."""
+    def document(self, *, explain: bool = False, entries: bool = True) -> dict[str, Any]:
+        """The allocation as a JSON-ready dict valid against ``allocation.schema.json``.
+
+        ``entries=False`` leaves ``allocations`` empty, for a writer that takes the entries from
+        :meth:`entry_columns` (``explain`` then must be false)."""
         policy = self.policy
         apportioned = METHODS[self.method].rounding
-        allocations = self._allocation_entries()
+        assert entries or not explain, "the explanations are written into the entries"
+        allocations = self._allocation_entries() if entries else []
         if explain:
             for entry, account in zip(allocations, self.accounts):
                 entry["explain"] = self.explain(account)
@@ -273,7 +298,7 @@ class Allocation:
                 "price_rounding": policy.price_rounding,
             },
             "filled": quantity_json(self.filled),
-            "average_price": self.price_text(self.average_price),
+            "average_price": self._average_price_text,
             "allocations": allocations,
             "exceptions": [record.to_json() for record in self.exceptions],
             "review_required": any(record.review for record in self.exceptions),
@@ -282,6 +307,8 @@ class Allocation:
             document["rotation"] = {"before": self.rotation_before.to_json(), "after": self.rotation_after.to_json()}
         if self.settlement is not None:
             document["settlement"] = summary(self.settlement, policy)
+        if self.fairness_before is not None and self.fairness_after is not None:
+            document["fairness"] = {"before": self.fairness_before.to_json(), "after": self.fairness_after.to_json()}
         if self.notes:
             document["notes"] = list(self.notes)
         if explain:
@@ -299,9 +326,16 @@ class Allocation:
             out["outcome"] = f"excluded before allocation by rule(s) {', '.join(account.rules)}"
             out["rules"] = list(account.rules)
             return out
-        if apportioned:
+        if apportioned and policy.equal_weights:
+            out["weight"] = 1
+            out["weight_basis"] = "equal: the same for every account"
+        elif apportioned:
             out["weight"] = account.weight_text if policy.weight is not None else quantity_json(account.intended)
             out["weight_basis"] = policy.weight.source if policy.weight is not None else "intended quantity"
+        if account.tier is not None:
+            out["tier"] = account.tier
+            if account.tier_outcome is not None:
+                out["tier_outcome"] = account.tier_outcome[1]
         out["cap"] = quantity_json(account.cap) if account.cap is not None else "none (allowed above intended)"
         step = account.step
         if step is not None and apportioned:
@@ -315,11 +349,26 @@ class Allocation:
                 words = f"{step.base_lots} lot(s) of {lot} by the quota method (priority weight/(lots+1))"
             else:
                 words = f"exact share rounded down to {step.base_lots} lot(s) of {lot}"
-                if step.extra_lot:
+                if step.extra_lot and policy.fairness is not None:
+                    words += (f"; +1 lot for the lowest cumulative advantage "
+                              f"(position {step.order} in fairness order)")
+                elif step.extra_lot:
                     words += f"; +1 lot for its remainder (position {step.order} in remainder order)"
             if step.odd:
-                words += f"; +{quantity_json(self._units(Fraction(step.odd)))} odd quantity (remainder rule '{policy.remainder if remainder_rule else 'next in line'}')"
+                rule = "fairness over time" if policy.fairness is not None else (
+                    f"remainder rule '{policy.remainder}'" if remainder_rule else "remainder rule 'next in line'")
+                words += f"; +{quantity_json(self._units(Fraction(step.odd)))} odd quantity ({rule})"
             out["rounding"] = words
+            if account.tier_outcome is not None and account.tier_outcome[0]:
+                out["rounding"] = "none: its tier was filled up to every account's cap"
+        if account.odd_lot is not None:
+            out["odd_lot"] = (f"+{quantity_json(account.odd_lot)} odd quantity as the designated recipient "
+                              "(odd_lots.recipient)")
+        if self.fairness_before is not None and self.fairness_after is not None:
+            before = self.fairness_before.of(account.account)
+            after = self.fairness_after.of(account.account)
+            out["cumulative_advantage"] = {"before": fraction_text(before), "this_order": fraction_text(after - before),
+                                           "after": fraction_text(after)}
         if self.method is Method.ROTATION or account.rotation_rank is not None:
             out["rotation_position"] = account.rotation_rank
         if self.method is Method.PRICE_TIME:

@@ -29,6 +29,7 @@ policy's ``tie_break`` rule, which always ends on the account id.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
@@ -122,11 +123,14 @@ def largest_remainder(
     lot: int,
     rank: Sequence[int],
     odd_key: Sequence[int] | None = None,
+    advantage: Sequence[Fraction] | None = None,
 ) -> Apportionment:
     """Hamilton's method with caps and lots. See the module docstring for the guarantees.
 
     ``odd_key`` orders the recipients of the final odd quantity (smaller first) when the policy's
     remainder rule is not the largest remainder; ``None`` keeps the largest-remainder order.
+    ``advantage``: each account's cumulative rounding advantage in units before this order, for
+    fairness over time (:func:`fair_order`); it then orders the spare lots and the odd quantity.
     """
     n = len(weights)
     if n >= _NUMPY_FROM and max(weights) < _INT64_SAFE and all(c is None or c < _INT64_SAFE for c in caps):
@@ -139,6 +143,7 @@ def largest_remainder(
             lot,
             np.asarray(rank, dtype=np.int64),
             None if odd_key is None else np.asarray(odd_key, dtype=np.int64),
+            advantage,
         )
         if arrays is not None:
             return arrays[1]
@@ -155,7 +160,12 @@ def largest_remainder(
     alloc = [b * lot for b in base]
     left = total - sum(alloc)
     upper = [_upper(nums[i], denominator, lot, caps[i]) for i in range(n)]
-    candidates = sorted((i for i in range(n) if rem[i] > 0), key=lambda i: (-rem[i], rank[i]))
+    scale = max(rest_weight, 1)
+    candidates = [i for i in range(n) if rem[i] > 0]
+    if advantage is None:
+        candidates.sort(key=lambda i: (-rem[i], rank[i]))
+    else:
+        candidates = fair_order(candidates, advantage, alloc, nums, scale, rank)
     position = {i: k for k, i in enumerate(candidates)}
     extra = [False] * n
     for i in candidates:
@@ -167,12 +177,33 @@ def largest_remainder(
             left -= lot
     odd = [0] * n
     if left:
-        order = candidates if odd_key is None else sorted(candidates, key=lambda i: (odd_key[i], rank[i]))
+        if advantage is not None:
+            order = fair_order(candidates, advantage, alloc, nums, scale, rank)
+        else:
+            order = candidates if odd_key is None else sorted(candidates, key=lambda i: (odd_key[i], rank[i]))
         _hand_out(left, order, lambda i: upper[i] - alloc[i], alloc, odd)
     return Apportionment(alloc, lambda: [
         Step(Fraction(nums[i], max(rest_weight, 1)), i in capped, base[i], extra[i], odd[i], position.get(i))
         for i in range(n)
     ])
+
+
+def fair_order(candidates: Sequence[int], advantage: Sequence[Fraction], alloc: Sequence[int],
+               nums: Sequence[int], scale: int, rank: Sequence[int]) -> list[int]:
+    """``candidates`` by cumulative rounding advantage, lowest first: the one definition of the
+    order fairness over time hands out spare lots and the odd quantity in (``docs/rounding.md``).
+
+    An account's key is its advantage before this order plus what this order has given it so far
+    minus its exact share (``nums[i] / scale`` units) — the advantage it would carry if it got
+    nothing more. Equal keys go by the tie-break ``rank`` (which ends on the account id).
+
+    The keys are compared as integers: each multiplied by ``scale`` and by the common denominator
+    of the advantages, which keeps their order exactly and sorts a large block far faster than
+    fractions do."""
+    common = math.lcm(*(advantage[i].denominator for i in candidates)) if candidates else 1
+    keys = {i: (advantage[i].numerator * (common // advantage[i].denominator) * scale
+                + (alloc[i] * scale - nums[i]) * common, rank[i]) for i in candidates}
+    return sorted(candidates, key=keys.__getitem__)
 
 
 def _hand_out(left: int, order: list[int], room: Callable[[int], int], alloc: Any, odd: Any) -> None:
@@ -207,6 +238,7 @@ def largest_remainder_array(
     lot: int,
     rank: NDArray[np.int64],
     odd_key: NDArray[np.int64] | None = None,
+    advantage: Sequence[Fraction] | None = None,
 ) -> tuple[NDArray[np.int64], Apportionment] | None:
     """:func:`largest_remainder` on int64 arrays (``caps``: :data:`NO_CAP` for none), for large blocks.
 
@@ -248,7 +280,11 @@ def largest_remainder_array(
     upper = np.minimum(-(-nums // denominator) * lot, caps)
     left = total - int(alloc.sum())
     cand = np.flatnonzero(rem > 0)
-    cand = cand[np.lexsort((rank[cand], -rem[cand]))]
+    if advantage is None:
+        cand = cand[np.lexsort((rank[cand], -rem[cand]))]
+    else:
+        cand = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
+                          dtype=np.int64)
     position = np.full(n, -1, dtype=np.int64)
     position[cand] = np.arange(len(cand))
     extra = np.zeros(n, dtype=bool)
@@ -259,7 +295,11 @@ def largest_remainder_array(
     left -= lot * len(chosen)
     odd = np.zeros(n, dtype=np.int64)
     if left:
-        order = cand if odd_key is None else cand[np.lexsort((rank[cand], odd_key[cand]))]
+        if advantage is not None:
+            order = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale,
+                                          rank.tolist()), dtype=np.int64)
+        else:
+            order = cand if odd_key is None else cand[np.lexsort((rank[cand], odd_key[cand]))]
         # only accounts with room take part, and each takes at least one unit
         with_room = order[upper[order] > alloc[order]][:left]
         _hand_out(left, with_room.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
@@ -365,3 +405,11 @@ def _take_lot(
         for item in deferred[1:]:
             heapq.heappush(heap, item)
     return chosen
+
+
+def at_caps(allocations: list[int], lot: int) -> Apportionment:
+    """The apportionment of accounts that each receive their cap in full (a priority tier the fill
+    covers): nothing is rounded, each exact share is the cap itself."""
+    return Apportionment(allocations, lambda: [
+        Step(Fraction(units), True, units // lot, False, 0, None) for units in allocations
+    ])

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import numbers
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import cache
-from importlib import resources
-from typing import Any
-
-import jsonschema
+from pathlib import Path as FilePath
+from typing import TYPE_CHECKING, Any
 
 from fairalloc.errors import Code, Diagnostic, suggest
 from fairalloc.load import Path, SourceDocument
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMAS = ("policy", "trade", "allocation")
 
@@ -35,6 +37,11 @@ def schema_text(name: str) -> str:
     """The text of a shipped JSON Schema: ``policy``, ``trade`` or ``allocation``."""
     if name not in SCHEMAS:
         raise ValueError(f"unknown schema {name!r}")
+    beside = FilePath(__file__).with_name("schemas") / f"{name}.schema.json"
+    if beside.is_file():  # the package is a folder (importlib.resources would import zipfile to say so)
+        return beside.read_text("utf-8")
+    from importlib import resources
+
     return (resources.files("fairalloc") / "schemas" / f"{name}.schema.json").read_text("utf-8")
 
 
@@ -85,6 +92,8 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
 def _pattern(
     validator: jsonschema.protocols.Validator, pattern: str, instance: Any, _schema: Any
 ) -> Iterator[jsonschema.ValidationError]:
+    import jsonschema
+
     if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -98,6 +107,8 @@ def validator(name: str) -> jsonschema.protocols.Validator:
 @cache
 def validator_for_schema(text: str) -> jsonschema.protocols.Validator:
     """A validator for any JSON Schema ``text`` (the shared contract's, too) with the same semantics."""
+    import jsonschema  # its import costs more than the rest of a small allocation: only errors pay
+
     document = json.loads(text)
     base = jsonschema.validators.validator_for(document)
     cls = jsonschema.validators.extend(base, {"pattern": _pattern})  # type: ignore[no-untyped-call]
@@ -121,6 +132,8 @@ def json_compatible(value: Any) -> Any:
 def check_policy_structure(doc: SourceDocument) -> list[Diagnostic]:
     """Every structural error in ``doc``, located and ordered by position in the file."""
     data = json_compatible(doc.data)
+    if conforms(data, schema("policy")):
+        return []
     found: list[tuple[tuple[int, int], Diagnostic]] = []
     for error in validator("policy").iter_errors(data):
         for diagnostic in _diagnostics(doc, error):
@@ -132,6 +145,132 @@ def check_policy_structure(doc: SourceDocument) -> list[Diagnostic]:
         if diagnostic not in unique:
             unique.append(diagnostic)
     return unique
+
+
+def conforms(instance: Any, part: Any, root: Any | None = None) -> bool:
+    """Whether ``instance`` is valid under the schema ``part`` (of ``root``), as jsonschema decides
+    with this module's semantics (ECMA ``pattern``, RFC 3339 ``date-time``); the errors are left
+    to jsonschema (:func:`check_policy_structure`), whose import costs a process's start-up more
+    than the rest of a small allocation, so a valid policy is checked without it.
+
+    It knows exactly the keywords the shipped schemas use and refuses a schema with any other
+    (``tests/test_agreement.py`` holds it to jsonschema on every policy the tests write)."""
+    root = part if root is None else root
+    if part is True:
+        return True
+    if part is False:
+        return False
+    for keyword, value in part.items():
+        check = _KEYWORDS.get(keyword)
+        if check is None:
+            if keyword in _ANNOTATIONS:
+                continue
+            raise ValueError(f"schema keyword {keyword!r} is not known to conforms()")
+        if not check(instance, value, part, root):
+            return False
+    return True
+
+
+def _is_type(instance: Any, name: str) -> bool:
+    if name == "object":
+        return isinstance(instance, dict)
+    if name == "array":
+        return isinstance(instance, list)
+    if name == "string":
+        return isinstance(instance, str)
+    if name == "boolean":
+        return isinstance(instance, bool)
+    if name == "null":
+        return instance is None
+    if isinstance(instance, bool):
+        return False
+    if name == "integer":
+        return isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer())
+    if name == "number":
+        return isinstance(instance, numbers.Number)
+    raise ValueError(f"unknown JSON Schema type {name!r}")
+
+
+def _equal(one: Any, two: Any) -> bool:
+    """JSON's equality: ``true`` is not ``1``; ``1`` is ``1.0``."""
+    if isinstance(one, str) or isinstance(two, str):
+        return bool(one == two)
+    if isinstance(one, list) and isinstance(two, list):
+        return len(one) == len(two) and all(map(_equal, one, two))
+    if isinstance(one, dict) and isinstance(two, dict):
+        return one.keys() == two.keys() and all(_equal(one[key], two[key]) for key in one)
+    if isinstance(one, bool) or isinstance(two, bool):
+        return one is two
+    return bool(one == two)
+
+
+def _date(text: str) -> bool:
+    try:
+        return bool(_DATE.fullmatch(text)) and bool(dt.date.fromisoformat(text))
+    except ValueError:
+        return False
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_FORMATS: dict[str, Callable[[str], bool]] = {"date": _date, "date-time": lambda text: is_timestamp(text)}
+
+
+def _properties(instance: Any, value: Any, part: Any, root: Any) -> bool:
+    return not isinstance(instance, dict) or all(
+        conforms(instance[key], sub, root) for key, sub in value.items() if key in instance)
+
+
+def _additional(instance: Any, value: Any, part: Any, root: Any) -> bool:
+    if not isinstance(instance, dict):
+        return True
+    known = part.get("properties", {})
+    return all(conforms(item, value, root) for key, item in instance.items() if key not in known)
+
+
+def _ref(instance: Any, value: str, part: Any, root: Any) -> bool:
+    if not value.startswith("#/"):
+        raise ValueError(f"only local references are known to conforms(), not {value!r}")
+    target = root
+    for name in value[2:].split("/"):
+        target = target[name]
+    return conforms(instance, target, root)
+
+
+def _unique(items: list[Any]) -> bool:
+    return all(not _equal(items[i], items[j]) for i in range(len(items)) for j in range(i + 1, len(items)))
+
+
+def _format(instance: Any, value: str, part: Any, root: Any) -> bool:
+    check = _FORMATS.get(value)
+    if check is None:
+        raise ValueError(f"format {value!r} is not known to conforms()")
+    return not isinstance(instance, str) or check(instance)
+
+
+_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description", "default", "examples"})
+_KEYWORDS: dict[str, Any] = {
+    "type": lambda i, v, p, r: any(_is_type(i, name) for name in ([v] if isinstance(v, str) else v)),
+    "enum": lambda i, v, p, r: any(_equal(i, option) for option in v),
+    "const": lambda i, v, p, r: _equal(i, v),
+    "required": lambda i, v, p, r: not isinstance(i, dict) or all(key in i for key in v),
+    "properties": _properties,
+    "additionalProperties": _additional,
+    "propertyNames": lambda i, v, p, r: not isinstance(i, dict) or all(conforms(key, v, r) for key in i),
+    "$ref": _ref,
+    "items": lambda i, v, p, r: not isinstance(i, list) or all(conforms(item, v, r) for item in i),
+    "minItems": lambda i, v, p, r: not isinstance(i, list) or len(i) >= v,
+    "uniqueItems": lambda i, v, p, r: not v or not isinstance(i, list) or _unique(i),
+    "minLength": lambda i, v, p, r: not isinstance(i, str) or len(i) >= v,
+    "pattern": lambda i, v, p, r: not isinstance(i, str) or bool(ecma_pattern(v).search(i)),
+    "format": _format,
+    "minimum": lambda i, v, p, r: not _is_type(i, "number") or i >= v,
+    "maximum": lambda i, v, p, r: not _is_type(i, "number") or i <= v,
+    "exclusiveMinimum": lambda i, v, p, r: not _is_type(i, "number") or i > v,
+    "exclusiveMaximum": lambda i, v, p, r: not _is_type(i, "number") or i < v,
+    "oneOf": lambda i, v, p, r: sum(conforms(i, sub, r) for sub in v) == 1,
+    "anyOf": lambda i, v, p, r: any(conforms(i, sub, r) for sub in v),
+    "not": lambda i, v, p, r: not conforms(i, v, r),
+}
 
 
 def _describe(path: Path) -> str:
@@ -214,11 +353,25 @@ def _diagnostics(doc: SourceDocument, error: jsonschema.ValidationError) -> list
                 where,
             )
         ]
+    if kind == "oneOf" and path[-1:] == ("recipient",):
+        # an account id or {expression: ...}: report what is wrong within the form written
+        branch = 1 if isinstance(error.instance, dict) else 0
+        inner = [e for e in error.context or () if e.relative_schema_path[0] == branch]
+        if isinstance(error.instance, (dict, str)) and inner:
+            return [d for e in inner for d in _diagnostics(doc, e)]
+        return [
+            Diagnostic(
+                Code.SCHEMA_TYPE,
+                f"{described} must be an account id or {{expression: ...}}, not {_type_name(error.instance)}",
+                where,
+                "write the account id, or 'expression:' with a string expression over the order",
+            )
+        ]
     if kind == "oneOf" and path and path[-1] == "minimum":
         return [
             Diagnostic(
                 Code.SCHEMA_MINIMUM_KIND,
-                "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression'",
+                "'minimum' needs exactly one of 'absolute', 'relative_to_intended', 'expression' (and may add 'value')",
                 where,
                 "choose one way of stating the threshold",
             )

@@ -1,12 +1,19 @@
 """The OMS-facing input: a block order, its pre-trade allocation statement and its fills.
 
-The pydantic models below mirror ``trade.schema.json`` (the shipped copy of the contract) field for
-field, and ``tests/test_contract.py`` holds them to it. They are used instead of a generic JSON Schema
-validator on the hot path because they validate 100,000 accounts in a fraction of the time, and
-their errors are turned into JSON pointers (``/statement/accounts/3/intended``) just the same.
-Quantities and prices become ``int`` or :class:`~decimal.Decimal`, never binary floats: JSON
-numbers are read as decimals, and a quantity written ``18000.0`` is the whole number 18000, as the
-contract's ``"type": "integer"`` says (``18000.5`` is refused: write fractions as decimal strings).
+A trade is read into the frozen types below (:class:`Trade`, :class:`Order`, :class:`Statement`,
+:class:`StatementAccount`, :class:`Fill`), which hold exactly what the contract's
+``trade.schema.json`` allows. Quantities and prices become ``int`` or :class:`~decimal.Decimal`,
+never binary floats: JSON numbers are read as decimals, and a quantity written ``18000.0`` is the
+whole number 18000, as the contract's ``"type": "integer"`` says (``18000.5`` is refused: write
+fractions as decimal strings).
+
+Reading is done twice over only when it must be. A document in the contract's plain form — whole
+quantities, prices and timestamps as strings, no duplicate key — is decoded and checked in C by
+:mod:`msgspec` into these types directly (:func:`_plain_trade`); a block of 100,000 accounts costs
+no Python call per account. Any document it cannot clear that way, for whatever reason, is read
+again by the reference validator (:mod:`fairalloc.contract`, pydantic), which reports every
+violation with its JSON pointer (``/statement/accounts/3/intended``) and whose values are the
+ones accepted: both ways give equal trades, and every error comes from the reference.
 
 Every input is bounded before it can cost anything (``docs/oms-integration.md#limits``): the text's
 length (:data:`MAX_CHARS`), the nesting depth (:data:`MAX_DEPTH`), and the digits and exponent of
@@ -26,17 +33,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cached_property
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_core import PydanticCustomError
+import msgspec
 
 from fairalloc.errors import Code, Diagnostic, InputError, Location, pointer
 from fairalloc.load import MAX_FILE_CHARS, read_text
 from fairalloc.names import NameProblem, normalise
 from fairalloc.numbers import MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, number_problem
-from fairalloc.schema import is_timestamp
+from fairalloc.schema import RFC3339
 
 MAX_CHARS = MAX_FILE_CHARS
 """Characters a JSON input document (a trade, a rotation state) may have: 64 MiB of ASCII text,
@@ -45,113 +53,24 @@ room for a statement of several hundred thousand accounts."""
 MAX_DEPTH = 32
 """Objects and arrays nested inside each other in a JSON input, the document itself counting as 1."""
 
-_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")  # matched whole (fullmatch): no trailing newline
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_FREE_FORM_DEPTH = {"security": 3, "attributes": 5}  # where those objects sit below the document
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-def _bounded(value: int | Decimal) -> int | Decimal:
-    problem = number_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("number_range", "the number {value} {problem}",
-                                  {"value": str(value), "problem": problem})
-    return value
+class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """Immutable, and not tracked by the cycle collector: a trade holds JSON values only, which
+    cannot form a reference cycle, so 100,000 accounts add nothing to a collection."""
 
 
-def _decimal_text(value: str, what: str) -> int | Decimal:
-    if len(value) > MAX_NUMBER_TEXT:
-        raise PydanticCustomError("number_range", "a {what} written with more than {limit} characters",
-                                  {"what": what, "limit": MAX_NUMBER_TEXT})
-    if not _DECIMAL.fullmatch(value):
-        raise ValueError(f"'{value}' is not a {what}: write digits with an optional decimal point")
-    return _bounded(int(value) if "." not in value else Decimal(value))
-
-
-def _quantity(value: Any) -> int | Decimal:
-    """Whole quantities stay ``int`` (fast, exact); decimal strings become ``Decimal``."""
-    if type(value) is int:
-        if value < 0:
-            raise ValueError(f"a quantity cannot be negative ({value})")
-        return _bounded(value)
-    if isinstance(value, bool):
-        raise ValueError("a quantity must be a whole number or a decimal string, not a boolean")
-    if isinstance(value, str):
-        return _decimal_text(value, "quantity")
-    if isinstance(value, Decimal) and _bounded(value) == value.to_integral_value():
-        return _quantity(int(value))  # 18000.0 is the integer 18000, as JSON Schema says
-    if isinstance(value, float) and value.is_integer():
-        return _quantity(int(value))
-    if isinstance(value, (float, Decimal)):
-        raise ValueError(
-            f"{value} is a JSON number with a fraction: write quantities as whole numbers or decimal strings"
-        )
-    raise ValueError(f"a quantity must be a whole number or a decimal string, not {type(value).__name__}")
-
-
-def _price(value: Any) -> Decimal:
-    if isinstance(value, str):
-        return Decimal(_decimal_text(value, "price"))
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        raise ValueError(f"prices are decimal strings such as \"99.95\", not the JSON number {value}")
-    raise ValueError(f"{value!r} is not a price: write a decimal string such as \"99.95\"")
-
-
-def _text(value: Any) -> Any:
-    """Dates and timestamps are ISO 8601 strings in the contract, never numbers (Unix times)."""
-    if not isinstance(value, (str, dt.date)):
-        raise ValueError(f"{value!r} is not an ISO 8601 string")
-    return value
-
-
-def _timestamp(value: Any) -> Any:
-    """A timestamp is RFC 3339 with an offset, as the contract's ``"format": "date-time"`` says."""
-    if isinstance(value, str):
-        if not is_timestamp(value):
-            raise PydanticCustomError("timestamp", "{value} is not an RFC 3339 timestamp with an offset",
-                                      {"value": repr(value[:60])})
-        return value.upper()
-    return _text(value)
-
-
-def _date(value: Any) -> Any:
-    """A trade date is a calendar date written ``YYYY-MM-DD``, as the contract's ``"format": "date"``
-    says: a timestamp (even one at midnight) is refused, as the schema refuses it."""
-    if isinstance(value, dt.datetime) or (isinstance(value, str) and not _DATE.fullmatch(value)):
-        raise PydanticCustomError("date", "{value} is not a date: write YYYY-MM-DD", {"value": repr(value)})
-    return _text(value)
-
-
-def _not_null(value: Any) -> Any:
-    """An optional field of the contract may be left out, but not written as null."""
-    if value is None:
-        raise ValueError("null is not allowed here: leave the field out instead")
-    return value
-
-
-Quantity = Annotated[int | Decimal, BeforeValidator(_quantity)]
-Date = Annotated[dt.date, BeforeValidator(_date)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp)]
-Price = Annotated[Decimal, BeforeValidator(_price)]
-Money = Annotated[Decimal, BeforeValidator(_price)]  # an amount of cash: a decimal string, like a price
-CostMap = dict[Annotated[str, Field(min_length=1, strict=True)], Money]
-Costs = Annotated[CostMap | None, BeforeValidator(_not_null)]  # by cost name: commission, sec_fee, ...
-NonEmpty = Annotated[str, Field(min_length=1, strict=True)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Order(_Model):
-    id: NonEmpty
-    symbol: NonEmpty
+class Order(_Frozen, frozen=True):
+    id: str
+    symbol: str
     side: Literal["buy", "sell", "sell_short"]
-    quantity: Quantity
-    trade_date: Date
-    entered_at: Timestamp
-    limit_price: Price | None = None
-    security: Annotated[dict[str, Any], BeforeValidator(_not_null)] = Field(default_factory=dict)
-    costs: Costs = None  # commissions and fees charged on the order as a whole, by name
+    quantity: int | Decimal
+    trade_date: dt.date
+    entered_at: dt.datetime
+    limit_price: Decimal | None = None
+    security: dict[str, Any] = {}
+    costs: dict[str, Decimal] | None = None  # commissions and fees charged on the order as a whole, by name
 
 
 PROCESS_CODES: dict[str, str] = {
@@ -165,60 +84,69 @@ PROCESS_CODES: dict[str, str] = {
 }
 """A clearing instruction's process, by its name in the trade, and its FIX ProcessCode (81)."""
 
+Process = Literal["regular", "soft_dollar", "step_in", "step_out", "soft_dollar_step_in",
+                  "soft_dollar_step_out", "plan_sponsor"]
 
-class Clearing(_Model):
+
+class Clearing(_Frozen, frozen=True):
     """Where an account's shares clear when not with the executing broker: a step-out (or step-in,
     soft-dollar or plan-sponsor process) to the named broker, as FIX ProcessCode (81) says."""
 
-    process: Literal["regular", "soft_dollar", "step_in", "step_out", "soft_dollar_step_in",
-                     "soft_dollar_step_out", "plan_sponsor"]
-    broker: NonEmpty
+    process: Process
+    broker: _NonEmpty
 
     @property
     def process_code(self) -> str:
         return PROCESS_CODES[self.process]
 
 
-class StatementAccount(_Model):
-    account: NonEmpty
-    intended: Quantity
-    limit_price: Price | None = None
-    received_at: Annotated[Timestamp | None, BeforeValidator(_not_null)] = None
-    attributes: Annotated[dict[str, Any], BeforeValidator(_not_null)] = Field(default_factory=dict)
-    clearing: Annotated[Clearing | None, BeforeValidator(_not_null)] = None
+class StatementAccount(_Frozen, frozen=True):
+    """One account of the statement: the only type decoded straight from the text (:func:`_plain_trade`)."""
+
+    account: _NonEmpty
+    intended: int | Decimal
+    limit_price: Decimal | None = None
+    received_at: dt.datetime | None = None
+    attributes: dict[str, Any] = {}
+    clearing: Clearing | None = None  # read by the reference validator only (see _keys_read)
 
 
-class Statement(_Model):
-    recorded_at: Timestamp
-    recorded_by: NonEmpty
-    accounts: list[StatementAccount] = Field(min_length=1)
+class Statement(_Frozen, frozen=True, dict=True, gc=True):  # one per trade; its cached columns need a __dict__
+    recorded_at: dt.datetime
+    recorded_by: str
+    accounts: list[StatementAccount]
 
     # The controls, the context and the columnar allocation each read these columns of a large
-    # statement; the model is immutable, so they are taken from the accounts once.
+    # statement; the statement is immutable, so they are taken from the accounts once.
     @cached_property
     def account_ids(self) -> list[str]:
         """Every account id, in statement order."""
-        return [account.account for account in self.accounts]
+        return list(map(_ACCOUNT, self.accounts))
 
     @cached_property
     def intended(self) -> list[int | Decimal]:
         """Every intended quantity, in statement order."""
-        return [account.intended for account in self.accounts]
+        return list(map(_INTENDED, self.accounts))
 
 
-class Fill(_Model):
-    id: NonEmpty
-    quantity: Quantity
-    price: Price
-    executed_at: Timestamp
-    venue: Annotated[Annotated[str, Field(strict=True)] | None, BeforeValidator(_not_null)] = None
-    trade_date: Annotated[Date | None, BeforeValidator(_not_null)] = None  # a GTC order's later day; else the order's
-    broker: Annotated[NonEmpty | None, BeforeValidator(_not_null)] = None  # the executing broker
-    costs: Costs = None  # commissions and fees charged on this fill, by name
+_ACCOUNT = attrgetter("account")
+_INTENDED = attrgetter("intended")
+_ATTRIBUTES = attrgetter("attributes")
 
 
-class Trade(_Model):
-    """One block order with its statement and fills, validated against the contract."""
+class Fill(_Frozen, frozen=True):
+    id: str
+    quantity: int | Decimal
+    price: Decimal
+    executed_at: dt.datetime
+    venue: str | None = None
+    trade_date: dt.date | None = None  # a GTC order's later day; else the order's
+    broker: str | None = None  # the executing broker
+    costs: dict[str, Decimal] | None = None  # commissions and fees charged on this fill, by name
+
+
+class Trade(_Frozen, frozen=True):
+    """One block order with its statement and fills, valid under the contract."""
 
     order: Order
     statement: Statement
@@ -226,11 +154,15 @@ class Trade(_Model):
 
     def to_json(self) -> dict[str, Any]:
         """The trade as a contract document (quantities as integers or decimal strings)."""
-        document: dict[str, Any] = _jsonable(self.model_dump(exclude_none=True))
+        document: dict[str, Any] = _jsonable(self)
         return document
 
 
 def _jsonable(value: Any) -> Any:
+    """JSON values of a trade; fields left at ``None`` are left out, as the contract has them."""
+    if isinstance(value, msgspec.Struct):
+        fields = ((name, getattr(value, name)) for name in value.__struct_fields__)
+        return {name: _jsonable(item) for name, item in fields if item is not None}
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -346,23 +278,261 @@ def load_trade(source: str | Path | dict[str, Any], *, file: str | None = None) 
     Raises :class:`InputError` listing every violation with its JSON pointer.
     """
     with _collector_paused():
+        text = None
         if isinstance(source, dict):
-            data: Any = source
             name = file or "<trade>"
+            trade = _plain_trade(source)
         else:
             name = file or str(source)
-            data = parse_json(read_text(str(source), limit=MAX_CHARS), name)
-        if not isinstance(data, dict):
-            raise InputError(Diagnostic(Code.TRADE_TYPE, "a trade document must be a JSON object",
-                                        Location(name, pointer="")))
-        try:
-            trade = Trade.model_validate(data)
-        except ValidationError as error:
-            raise InputError([_diagnostic(item, name) for item in error.errors()]) from None
-        problems = _name_and_value_problems(trade, name)
-        if problems:
-            raise InputError(problems)
+            text = read_text(str(source), limit=MAX_CHARS)
+            trade = _plain_trade(text) if len(text) <= MAX_CHARS else None
+        if trade is not None and not _name_and_value_problems(trade, name):
+            return trade
+        return _checked_trade(source if text is None else parse_json(text, name), name)
+
+
+def _checked_trade(data: Any, name: str) -> Trade:
+    """``data`` validated by the reference validator, every violation reported with its pointer."""
+    from pydantic import ValidationError
+
+    from fairalloc import contract
+
+    if not isinstance(data, dict):
+        raise InputError(Diagnostic(Code.TRADE_TYPE, "a trade document must be a JSON object",
+                                    Location(name, pointer="")))
+    try:
+        model = contract.Trade.model_validate(data)
+    except ValidationError as error:
+        raise InputError([_diagnostic(item, name) for item in error.errors()]) from None
+    trade = _from_model(model)
+    problems = _name_and_value_problems(trade, name)
+    if problems:
+        raise InputError(problems)
+    return trade
+
+
+def _from_model(model: Any) -> Trade:
+    """The trade the reference validator accepted, as this module's types (field by field)."""
+    def copy(kind: type[msgspec.Struct], value: Any) -> Any:
+        return kind(**{name: getattr(value, name) for name in kind.__struct_fields__})
+
+    def account(value: Any) -> StatementAccount:
+        clearing = value.clearing
+        return StatementAccount(account=value.account, intended=value.intended, limit_price=value.limit_price,
+                                received_at=value.received_at, attributes=value.attributes,
+                                clearing=None if clearing is None else copy(Clearing, clearing))
+
+    statement = model.statement
+    return Trade(
+        order=copy(Order, model.order),
+        statement=Statement(recorded_at=statement.recorded_at, recorded_by=statement.recorded_by,
+                            accounts=[account(given) for given in statement.accounts]),
+        fills=[copy(Fill, fill) for fill in model.fills],
+    )
+
+
+# -- the plain form, read without the reference validator ---------------------------------------
+
+class _PlainStatement(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    recorded_at: str
+    recorded_by: str
+    accounts: list[StatementAccount]
+
+
+class _PlainDocument(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    order: dict[str, Any]
+    statement: _PlainStatement
+    fills: list[dict[str, Any]]
+
+
+class _NotPlain(Exception):
+    """The document is not in the plain form: the reference validator reads it."""
+
+
+_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ORDER_KEYS = frozenset(Order.__struct_fields__)
+_FILL_KEYS = frozenset(Fill.__struct_fields__)
+_PLAIN_ACCOUNT_KEYS = frozenset({"account", "intended", "attributes", "limit_price"})
+_SIDES = frozenset(("buy", "sell", "sell_short"))
+_SPACE_AFTER_QUOTE = ('" ', '"\n', '"\t', '"\r')
+_SPACED_KEY = re.compile(r'"[ \t\n\r]+:')
+_NOT_PLAIN = (_NotPlain, msgspec.MsgspecError, ValueError, TypeError, KeyError, RecursionError)
+
+
+def _plain_trade(source: str | dict[str, Any]) -> Trade | None:
+    """``source`` (JSON text, or a parsed document) as a :class:`Trade` if it is in the plain form,
+    else ``None``. The plain form is a subset of the contract: whole quantities as JSON integers,
+    prices, dates and timestamps as the contract's strings, no ``received_at``, account limit or
+    clearing instruction, and — in text — no key twice in one object. Anything else, valid or not, is left to the
+    reference validator, so this never refuses a trade and never accepts one it would refuse."""
+    try:
+        if isinstance(source, str):
+            document = _DECODER.decode(source)
+            if '"received_at"' in source:
+                return None
+            order, statement, fills = document.order, document.statement, document.fills
+            accounts = statement.accounts
+        else:
+            if source.keys() != {"order", "statement", "fills"}:
+                return None
+            order, raw, fills = source["order"], source["statement"], source["fills"]
+            if type(raw) is not dict or raw.keys() != {"recorded_at", "recorded_by", "accounts"}:
+                return None
+            given = raw["accounts"]
+            if type(given) is not list or not set(map(type, given)) <= {dict}:
+                return None
+            if not set(chain.from_iterable(given)) <= _PLAIN_ACCOUNT_KEYS:
+                return None
+            accounts = msgspec.convert(given, list[StatementAccount])
+            statement = _PlainStatement(raw["recorded_at"], raw["recorded_by"], accounts)
+        trade = Trade(order=_plain_order(order),
+                      statement=_plain_statement(statement),
+                      fills=[_plain_fill(fill) for fill in _list_of_objects(fills)])
+        if isinstance(source, str) and _keys_written(source) != _keys_read(trade, order, fills):
+            return None  # a key written twice (or a spelling the count does not follow)
         return trade
+    except _NOT_PLAIN:
+        return None
+
+
+_DECODER = msgspec.json.Decoder(_PlainDocument, float_hook=_json_decimal)
+
+
+def _plain_statement(statement: _PlainStatement) -> Statement:
+    accounts = statement.accounts
+    if not accounts:
+        raise _NotPlain
+    intended = list(map(_INTENDED, accounts))
+    if set(map(type, intended)) != {int} or min(intended) < 0 or max(intended) >= _INT_BOUND:
+        raise _NotPlain  # decimal strings, JSON numbers with a point, quantities out of bounds
+    if any(map(_LIMIT, accounts)):
+        raise _NotPlain  # a price limit per account: its text is checked by the reference
+    if any(map(_CLEARING, accounts)):
+        raise _NotPlain  # a clearing instruction (a null one is caught by the key count, _keys_read)
+    return Statement(recorded_at=_instant(statement.recorded_at), recorded_by=_nonempty(statement.recorded_by),
+                     accounts=accounts)
+
+
+_LIMIT = attrgetter("limit_price")
+_CLEARING = attrgetter("clearing")
+
+
+def _plain_order(raw: Any) -> Order:
+    if type(raw) is not dict or not raw.keys() <= _ORDER_KEYS:
+        raise _NotPlain
+    limit = raw.get("limit_price")
+    side = raw["side"]
+    if type(side) is not str or side not in _SIDES:
+        raise _NotPlain
+    security = raw.get("security", {})
+    if type(security) is not dict:
+        raise _NotPlain
+    return Order(id=_nonempty(raw["id"]), symbol=_nonempty(raw["symbol"]), side=side,  # type: ignore[arg-type]
+                 quantity=_whole(raw["quantity"]), trade_date=_day(raw["trade_date"]),
+                 entered_at=_instant(raw["entered_at"]), limit_price=None if limit is None else _price(limit),
+                 security=dict(security), costs=_costs(raw, "costs"))
+
+
+def _plain_fill(raw: dict[str, Any]) -> Fill:
+    if not raw.keys() <= _FILL_KEYS:
+        raise _NotPlain
+    venue = raw.get("venue", "")
+    if type(venue) is not str:
+        raise _NotPlain
+    day = raw.get("trade_date")
+    broker = raw.get("broker")
+    return Fill(id=_nonempty(raw["id"]), quantity=_whole(raw["quantity"]), price=_price(raw["price"]),
+                executed_at=_instant(raw["executed_at"]), venue=raw.get("venue"),
+                trade_date=None if "trade_date" not in raw else _day(day),
+                broker=None if "broker" not in raw else _nonempty(broker), costs=_costs(raw, "costs"))
+
+
+def _costs(raw: dict[str, Any], key: str) -> dict[str, Decimal] | None:
+    """Commissions and fees by name, each a decimal string read as a price is (:func:`_price`);
+    ``None`` when left out (written ``null`` is not plain: the reference refuses it)."""
+    if key not in raw:
+        return None
+    given = raw[key]
+    if type(given) is not dict:
+        raise _NotPlain
+    return {_nonempty(name): _price(amount) for name, amount in given.items()}
+
+
+def _list_of_objects(value: Any) -> list[dict[str, Any]]:
+    if type(value) is not list or not set(map(type, value)) <= {dict}:
+        raise _NotPlain
+    return value
+
+
+def _nonempty(value: Any) -> str:
+    if type(value) is not str or not value:
+        raise _NotPlain
+    return value
+
+
+def _whole(value: Any) -> int:
+    if type(value) is not int or value < 0 or value >= _INT_BOUND:
+        raise _NotPlain
+    return value
+
+
+def _price(value: Any) -> Decimal:
+    if type(value) is not str or len(value) > MAX_NUMBER_TEXT or not _DECIMAL.fullmatch(value):
+        raise _NotPlain
+    price = Decimal(value)
+    if number_problem(price) is not None:
+        raise _NotPlain
+    return price
+
+
+def _day(value: Any) -> dt.date:
+    if type(value) is not str or not _DATE.fullmatch(value):
+        raise _NotPlain
+    return dt.date.fromisoformat(value)
+
+
+def _instant(value: Any) -> dt.datetime:
+    """An RFC 3339 timestamp, read as the reference validator reads it (``fairalloc.schema.RFC3339``)."""
+    if type(value) is not str or not RFC3339.fullmatch(value):
+        raise _NotPlain
+    return dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+
+
+def _keys_written(text: str) -> int:
+    """An upper bound of the keys written in JSON ``text``: every quote followed by a colon (a
+    key's closing quote is; inside a string a quote is escaped, which can only add to the count)."""
+    spaced = len(_SPACED_KEY.findall(text)) if any(pair in text for pair in _SPACE_AFTER_QUOTE) else 0
+    return text.count('":') + spaced
+
+
+def _keys_read(trade: Trade, order: dict[str, Any], fills: list[dict[str, Any]]) -> int:
+    """A lower bound of the distinct keys read: equal to :func:`_keys_written` only if no key was
+    written twice (an ``"attributes": {}``, a ``null`` limit or any ``clearing`` is not counted,
+    which only sends such a document to the reference validator)."""
+    attributes = list(map(_ATTRIBUTES, trade.statement.accounts))
+    security = order.get("security", {})
+    count = 3 + len(order) + len(security) + _nested_keys(security) + 3 + sum(map(len, fills))
+    count += len(trade.order.costs or ()) + sum(len(fill.costs or ()) for fill in trade.fills)
+    count += 2 * len(attributes) + sum(map(len, attributes)) + sum(map(bool, attributes))
+    kinds = set(map(type, chain.from_iterable(map(dict.values, attributes))))
+    if dict in kinds or list in kinds:
+        count += sum(_nested_keys(values) for values in attributes)
+    return count
+
+
+def _nested_keys(value: Any) -> int:
+    """Keys of the objects inside ``value`` (a JSON value), ``value`` itself not counted if an object."""
+    count = 0
+    stack = list(value.values()) if isinstance(value, dict) else [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def _plain_name(text: str) -> bool:
@@ -415,7 +585,25 @@ _INT_BOUND = 10**MAX_INTEGER_DIGITS
 def _attributes_to_check(accounts: list[StatementAccount]) -> list[int]:
     """The accounts whose attributes need :func:`_free_form_problems`: those holding a key that is
     not plain ASCII, a nested value, or a number that is not a small integer. A statement of
-    100,000 accounts with text and boolean attributes is cleared in one quick pass."""
+    100,000 accounts with text and boolean attributes is cleared at C speed."""
+    given = list(map(_ATTRIBUTES, accounts))
+    values = list(chain.from_iterable(map(dict.values, given)))
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN_VALUES:
+        if int in kinds:
+            whole = [value for value in values if type(value) is int]
+            if not -_INT_BOUND < min(whole) <= max(whole) < _INT_BOUND:
+                return _attributes_to_check_one_by_one(accounts)
+        if all(map(_plain_name, set(chain.from_iterable(given)))):
+            return []
+    return _attributes_to_check_one_by_one(accounts)
+
+
+_PLAIN_VALUES = frozenset({str, bool, int, type(None)})
+
+
+def _attributes_to_check_one_by_one(accounts: list[StatementAccount]) -> list[int]:
+    """:func:`_attributes_to_check`, account by account: for statements that have such accounts."""
     keys: set[str] = set()
     flagged: list[int] = []
     for index, account in enumerate(accounts):

@@ -14,12 +14,33 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import quickfix
 import simplefix
 from jetblack_fixparser import FixMessage, load_quickfix_protocol
 from jetblack_fixparser.meta_data import ProtocolMetaData
 
 DICTIONARY = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
+
+
+@pytest.fixture
+def ledger_url(tmp_path: Path) -> str:
+    """A ledger whose first admin is the OS user running the tests, who is also a trader and a CCO
+    (everything here runs as that one authenticated user), with the equity policy published."""
+    from fairalloc import load_policy
+    from fairalloc.ledger import workflow
+    from fairalloc.ledger.store import Ledger
+
+    from ..conftest import POLICIES
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with Ledger(url, create=True) as ledger:
+        me = ledger.actor()
+        workflow.initialise(ledger, me, me.name)
+        for role in ("trader", "cco"):
+            workflow.set_role(ledger, me, me.name, role, grant=True)
+        workflow.publish_policy(ledger, me, load_policy(POLICIES / "us-equity-pro-rata.yaml"))
+    return url
 
 
 @cache

@@ -6,6 +6,7 @@ are what this module builds, so the examples and the tests cannot drift apart.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,6 +91,40 @@ def with_bad_checksum(message: bytes) -> bytes:
     head, _, digits = message[:-1].rpartition(b"\x0110=")
     wrong = f"{(int(digits) + 1) % 256:03d}".encode()
     return head + b"\x0110=" + wrong + b"\x01"
+
+
+def stamp(moment: dt.datetime) -> str:
+    """A UTCTimestamp with milliseconds."""
+    return moment.strftime("%Y%m%d-%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def day(order: str = "XYZ-BLOCK-1", accounts: Sequence[tuple[str, str]] = ACCOUNTS, *,
+        leaves_qty: str = "20000") -> list[bytes]:
+    """The worked example, happening now (the ledger's clock must not find intent after
+    execution): the 35=D and its two trades, the second leaving ``leaves_qty`` open."""
+    now = dt.datetime.now(dt.timezone.utc)
+    d = now.date().strftime("%Y%m%d")
+    order_msg = new_order(order, accounts, transact_time=stamp(now))
+    order_msg = order_msg if d == "20260302" else retrade(order_msg, d)
+    return [
+        order_msg,
+        execution(f"{order}-F-1", "F", cl_ord_id=order, last_qty="18000", last_px="99.95", cum_qty="18000",
+                  avg_px="99.95", leaves_qty="32000", transact_time=stamp(now + dt.timedelta(seconds=1)), seq=2),
+        execution(f"{order}-F-2", "F", cl_ord_id=order, last_qty="12000", last_px="100.075", cum_qty="30000",
+                  avg_px="100", leaves_qty=leaves_qty, transact_time=stamp(now + dt.timedelta(seconds=2)), seq=3),
+    ]
+
+
+def retrade(message: bytes, trade_date: str) -> bytes:
+    """A 35=D with another TradeDate (rebuilt by simplefix)."""
+    parser = simplefix.FixParser()
+    parser.append_buffer(message)
+    parsed = parser.get_message()
+    assert parsed is not None
+    pairs = [(int(t), v.decode()) for t, v in parsed.pairs if int(t) not in (8, 9, 10)]
+    header = dict(pairs[:6])
+    body = [(t, trade_date if t == 75 else v) for t, v in pairs[6:]]
+    return build("D", body, seq=int(header[34]), sending_time=header[52], sub_id=header[50])
 
 
 def lines(messages: Sequence[bytes]) -> bytes:

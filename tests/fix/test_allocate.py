@@ -161,6 +161,14 @@ def test_unknown_order_duplicate_exec_id_and_unknown_reference(tmp_path: Path,
     assert located(error) == ("fix-exec-ref-busted", 6, 19)
 
 
+def test_a_malformed_leaves_qty_is_refused_at_its_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    *rest, _ = worked_example()
+    bad = execution("F-2", "F", last_qty="12000", last_px="100.075", cum_qty="30000", avg_px="100",
+                    leaves_qty="2O000", transact_time="20260302-14:40:44", seq=3)
+    status, error = refused(tmp_path, capsys, [*rest, bad])
+    assert (status, *located(error)) == (4, "fix-bad-value", 4, 151)
+
+
 def test_unknown_account_and_missing_required_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     stranger = new_order(accounts=[*ACCOUNTS, ("CLIENT-Z", "100")])
     status, error = refused(tmp_path, capsys, [stranger])

@@ -7,10 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairalloc.errors import InputError
-from fairalloc.fix.codec import checksum, encode, parse_message, read_messages
+from fairalloc.fix.codec import Entry, Message, _GroupReader, checksum, encode, parse_message, read_messages
+from fairalloc.fix.mapping import Book
 
 from .conftest import assert_valid, simplefix_pairs
-from .messages import execution, new_order, with_bad_checksum
+from .messages import ACCOUNTS, execution, new_order, with_bad_checksum
 
 
 def refusal(data: bytes) -> tuple[str, int | None, int | None]:
@@ -139,3 +140,84 @@ def test_values_are_utf8_text() -> None:
     body_end = broken.rindex(b"10=")
     broken = broken[:body_end] + b"10=" + checksum(broken[:body_end]).encode() + b"\x01"
     assert refusal(broken)[0] == "fix-encoding"
+
+
+def test_a_wrong_checksum_is_refused_at_tag_10_with_its_column() -> None:
+    message = with_bad_checksum(new_order())
+    with pytest.raises(InputError) as caught:
+        read_messages(b"\n" + message + b"\n", "m.fix")
+    (problem,) = caught.value.diagnostics
+    assert (problem.code, problem.location.line, problem.location.tag) == ("fix-checksum", 2, 10)
+    assert problem.location.column is not None and message[problem.location.column - 1:].startswith(b"10=")
+
+
+def _entry_fields(entry: Entry, message: Message) -> object:
+    """An entry as (tag, value, column) per field and its groups, however the reader stored them."""
+    return ([(tag, value, message.where(tag, entry).column) for tag, value in entry.fields.items()],
+            {tag: [_entry_fields(e, message) for e in entries] for tag, entries in entry.groups.items()})
+
+
+_VALUES = st.sampled_from(["1", "2", "A", "x y"])
+_NOISE = st.tuples(st.sampled_from([79, 80, 661, 467, 539, 524, 525, 538, 804, 545, 11, 55, 58]), _VALUES)
+_ENTRY = st.tuples(st.just(79), _VALUES).flatmap(lambda first: st.lists(
+    st.tuples(st.sampled_from([80, 661, 467]), _VALUES), max_size=3).map(lambda rest: [first, *rest]))
+
+
+@st.composite
+def _group_fields(draw: st.DrawFn) -> tuple[list[tuple[int, str]], int]:
+    """NoAllocs entries, mostly well formed, with now and then a stray, nested or repeated field,
+    and a count that mostly matches."""
+    entries = draw(st.lists(_ENTRY, max_size=5))
+    fields = [pair for entry in entries for pair in entry]
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):
+        fields.insert(draw(st.integers(min_value=0, max_value=len(fields))), draw(_NOISE))
+    return fields, max(0, len(entries) + draw(st.sampled_from([0, 0, 0, -1, 1])))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_group_fields())
+def test_reading_entries_at_once_reads_what_reading_field_by_field_does(
+        group: tuple[list[tuple[int, str]], int]) -> None:
+    """The reader takes a simple group's entries at once; it must read exactly what the field-by-field
+    reading does — the same entries, values and columns, or the same refusal."""
+    fields, count = group
+    message = encode("D", [(49, "A"), (56, "B"), (34, "1"), (52, "20260302-14:30:00")],
+                     [(11, "O"), (78, str(count)), *fields, (54, "1")])
+
+    def outcome() -> object:
+        try:
+            read = parse_message(message)
+        except Exception as error:  # the internal refusal signal
+            diagnostic = getattr(error, "diagnostic")
+            return diagnostic.code, diagnostic.message, diagnostic.location
+        return _entry_fields(read.body, read)
+
+    at_once = outcome()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_GroupReader, "_simple_entries", lambda self, spec: None)
+        assert outcome() == at_once
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=0, max_value=3), st.sampled_from(["fix-bad-value", "fix-duplicate-account"]))
+def test_a_refused_group_entry_is_located_at_its_own_field(index: int, code: str) -> None:
+    """Whatever entry of NoAllocs is bad, the refusal names the tag and the column of that entry's field."""
+    accounts = [list(pair) for pair in ACCOUNTS]
+    if code == "fix-bad-value":
+        accounts[index][1] = "1O0"
+        tag, needle = 80, b"\x0180=1O0\x01"
+    else:
+        accounts[index][0] = accounts[index - 1 if index else 1][0]
+        tag, needle = 79, None
+    message = new_order(accounts=[(a, q) for a, q in accounts], quantity="50000")
+    with pytest.raises(InputError) as caught:
+        Book().read(read_messages(message + b"\n", "m.fix"))
+    (problem,) = caught.value.diagnostics
+    assert (problem.code, problem.location.tag) == (code, tag)
+    column = problem.location.column
+    assert column is not None
+    if needle is not None:
+        assert message.index(needle) + 2 == column
+    else:
+        starts = [i + 2 for i in range(len(message)) if message.startswith(b"\x0179=", i)]
+        assert column == starts[max(index, 1)]

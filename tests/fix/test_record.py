@@ -7,58 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from fairalloc import load_policy
 from fairalloc.cli import main
 from fairalloc.ledger import workflow
+from fairalloc.ledger.identity import os_user
 from fairalloc.ledger.store import Ledger
 
-from ..conftest import POLICIES
-from fairalloc.ledger.identity import os_user
-
 from .conftest import assert_valid, simplefix_pairs
-from .messages import ACCOUNTS, EXAMPLES, build, execution, lines, new_order
-
-
-
-def stamp(moment: dt.datetime) -> str:
-    return moment.strftime("%Y%m%d-%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-
-
-@pytest.fixture
-def ledger_url(tmp_path: Path) -> str:
-    """A ledger whose first admin is the OS user running the tests, who is also a trader and a CCO
-    (everything here runs as that one authenticated user), with the equity policy published."""
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    with Ledger(url, create=True) as ledger:
-        me = ledger.actor()
-        workflow.initialise(ledger, me, me.name)
-        for role in ("trader", "cco"):
-            workflow.set_role(ledger, me, me.name, role, grant=True)
-        workflow.publish_policy(ledger, me, load_policy(POLICIES / "us-equity-pro-rata.yaml"))
-    return url
-
-
-def day(order: str = "XYZ-BLOCK-1", accounts: tuple[tuple[str, str], ...] = ACCOUNTS) -> list[bytes]:
-    """The worked example, happening now: the ledger's clock must not find intent after execution."""
-    now = dt.datetime.now(dt.timezone.utc)
-    d = now.date().strftime("%Y%m%d")
-    order_msg = new_order(order, accounts, transact_time=stamp(now), extra=())
-    order_msg = order_msg if d == "20260302" else _retrade(order_msg, d)
-    return [
-        order_msg,
-        execution(f"{order}-F-1", "F", cl_ord_id=order, last_qty="18000", last_px="99.95", cum_qty="18000",
-                  avg_px="99.95", leaves_qty="32000", transact_time=stamp(now + dt.timedelta(seconds=1)), seq=2),
-        execution(f"{order}-F-2", "F", cl_ord_id=order, last_qty="12000", last_px="100.075", cum_qty="30000",
-                  avg_px="100", leaves_qty="20000", transact_time=stamp(now + dt.timedelta(seconds=2)), seq=3),
-    ]
-
-
-def _retrade(message: bytes, trade_date: str) -> bytes:
-    """The 35=D with today's TradeDate (rebuilt by simplefix)."""
-    pairs = [(t, v) for t, v in simplefix_pairs(message) if t not in (8, 9, 10)]
-    header = dict(pairs[:6])
-    body = [(t, trade_date if t == 75 else v) for t, v in pairs[6:]]
-    return build("D", body, seq=int(header[34]), sending_time=header[52], sub_id=header[50])
+from .messages import ACCOUNTS, EXAMPLES, build, day, execution, lines, new_order, retrade, stamp
 
 
 def record(tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, messages: list[bytes],
@@ -151,9 +106,15 @@ def test_the_hard_stop_refuses_an_order_its_statement_does_not_cover(
     partial = day("XYZ-BLOCK-9")
     short = new_order("XYZ-BLOCK-9", ACCOUNTS, quantity="60000",
                       transact_time=field(partial[0], 60))
-    status, out, err = record(tmp_path, capsys, ledger_url, [_retrade(short, field(partial[0], 75))])
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
+        before = session.head()
+    status, out, err = record(tmp_path, capsys, ledger_url, [retrade(short, field(partial[0], 75))])
     assert status == 5 and out == []
     assert "pretrade-quantity-not-covered" in err and "in.fix:1" in err
+    # the 35=D is the statement and the order at once: neither is recorded
+    with Ledger(ledger_url) as ledger, ledger.read() as session:
+        assert session.head() == before
+        assert workflow.order_record(session, "XYZ-BLOCK-9").statement is None
 
 
 def test_a_malformed_file_records_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
@@ -205,4 +166,5 @@ def test_a_bust_after_allocation_replaces_the_instruction(
     assert status == 0, err
     assert_valid(second)
     assert (field(second, 71), field(second, 72)) == ("1", field(first, 70))
+    assert (field(first, 34), field(second, 34)) == ("1", "2")  # MsgSeqNum counts the instructions sent
     assert field(second, 53) == "18000" and _quantities(second) == ["9000", "3600", "1800", "3600"]

@@ -147,3 +147,48 @@ def test_invalid_new_version_is_reported_located(tmp_path: Path, capsys: pytest.
     assert main(["diff", str(POLICIES / "us-equity-pro-rata.yaml"), str(bad)]) == 3
     err = capsys.readouterr().err
     assert str(bad) + ":" in err and "Traceback" not in err
+
+
+def test_priority_equal_weights_odd_lots_and_minimum_value_in_words() -> None:
+    old = load_policy(POLICIES / "model-portfolio-tiers.yaml")
+    new = changed("model-portfolio-tiers", ("  weight: 'account.nav'\n  priority: 'account.tier'\n", "  weight: equal\n"),
+                  ("  recipient: MODEL-HOUSE", "  recipient: HOUSE-2"), ("  value: 5000", "  value: 7500"))
+    assert words(old, new) == [
+        "pro-rata weight changed from `account.nav` to equal shares (the same quantity to every account)",
+        "priority tiers (by `account.tier`) are removed: every account shares the fill pro-rata",
+        "the odd-lot recipient changed from `MODEL-HOUSE` to `HOUSE-2`",
+        "minimum allocation raised from a value of 5000 to a value of 7500 at the average price",
+        "version 1 → 2",
+    ]
+    assert all(change.allocation for change in diff_policies(old, new).changes[:-1])
+    back = words(new, old)
+    assert "accounts are now served in priority tiers by `account.tier`: tier 1 filled first, pro-rata within a tier" in back
+
+
+def test_introducing_an_odd_lot_recipient_and_a_value_beside_a_quantity_minimum() -> None:
+    old = load_policy(POLICIES / "us-equity-pro-rata.yaml")
+    new = changed("us-equity-pro-rata", ("  absolute: 100\n", "  absolute: 100\n  value: 5000\n"),
+                  ("price:\n", "odd_lots:\n  recipient:\n    expression: 'security.symbol'\nprice:\n"))
+    assert words(old, new) == [
+        "the odd quantity (less than a lot) now goes to a designated account: "
+        "`the account named by security.symbol`",
+        "minimum allocation changed from 100 shares to 100 shares and a value of 5000 at the average price",
+        "version 1 → 2",
+    ]
+
+
+def test_fairness_over_time_in_words() -> None:
+    old = load_policy(POLICIES / "us-equity-pro-rata.yaml")
+    new = changed("us-equity-pro-rata", ("  remainder: largest_remainder\n", ""),
+                  ("price:\n", "fairness:\n  over_time: cumulative_advantage\n\nprice:\n"))
+    assert ("rounding is now kept fair over time: each order's spare lots and odd quantity go to the accounts with "
+            "the lowest cumulative rounding advantage (allocated minus exact share), counted over all the policy's "
+            "orders") in words(old, new)
+    assert any(text.startswith("rounding is no longer kept fair over time: spare lots go by largest remainder")
+               for text in words(new, old))
+    sleeves = load_policy(POLICIES / "model-sleeves-fair-rounding.yaml")
+    regrouped = changed("model-sleeves-fair-rounding", ("  group: 'security.strategy'\n", ""))
+    assert words(sleeves, regrouped)[0] == (
+        "cumulative rounding advantages are now counted over all the policy's orders (were counted per fairness "
+        "group `security.strategy`); each new group starts with every account at 0")
+    assert all(change.allocation for change in diff_policies(old, new).changes if change.pointer == "/fairness")

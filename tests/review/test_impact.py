@@ -204,3 +204,50 @@ def test_a_period_limits_the_replay(trades: Path, tmp_path: Path, capsys: pytest
     assert json.loads(capsys.readouterr().out)["impact"]["totals"]["orders_replayed"] == 28
     with pytest.raises(SystemExit):
         main(["diff", str(US_EQUITY), str(new), "--impact", str(trades), "--from", "February"])
+
+
+MODEL_TRADE: dict[str, Any] = {
+    "order": {"id": "MODEL-1", "symbol": "XYZ", "side": "buy", "quantity": 10000, "trade_date": "2026-03-02",
+              "entered_at": "2026-03-02T14:30:00Z", "security": {"asset_class": "equity"}},
+    "statement": {"recorded_at": "2026-03-02T14:29:00Z", "recorded_by": "pm.models", "accounts": [
+        {"account": "DRIFT-A", "intended": 1500, "attributes": {"nav": 2000000, "tier": 1}},
+        {"account": "DRIFT-B", "intended": 500, "attributes": {"nav": 400000, "tier": 1}},
+        {"account": "CORE-C", "intended": 4000, "attributes": {"nav": 6000000}},
+        {"account": "CORE-D", "intended": 3000, "attributes": {"nav": 3000000}},
+        {"account": "MODEL-HOUSE", "intended": 1000, "attributes": {"nav": 1000000}}]},
+    "fills": [{"id": "F-1", "quantity": 6050, "price": "25.00", "executed_at": "2026-03-02T14:31:00Z"}],
+}
+
+
+def test_a_new_odd_lot_recipient_and_new_tiers_are_named_as_causes(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text(json.dumps(MODEL_TRADE))
+    path = POLICIES / "model-portfolio-tiers.yaml"
+    old, text = load_policy(path), path.read_text()
+    moved = policy_from_text(text.replace("recipient: MODEL-HOUSE", "recipient: CORE-D"))
+    rows = {row.account: row for row in impact_of(diff_policies(old, moved), str(tmp_path)).rows}
+    assert (rows["MODEL-HOUSE"].old, rows["MODEL-HOUSE"].new) == (Fraction(450), Fraction(400))
+    assert (rows["CORE-D"].old, rows["CORE-D"].new) == (Fraction(1200), Fraction(1250))
+    for account in ("MODEL-HOUSE", "CORE-D"):
+        assert rows[account].attribution == "direct"
+        assert rows[account].causes == ("odd_lots.recipient",)
+    flat = policy_from_text(text.replace("  priority: 'account.tier'\n", ""))
+    rows = {row.account: row for row in impact_of(diff_policies(old, flat), str(tmp_path)).rows}
+    assert (rows["DRIFT-A"].old, rows["DRIFT-A"].new) == (Fraction(1500), Fraction(1000))
+    assert rows["DRIFT-A"].attribution == "direct"
+    assert rows["DRIFT-A"].causes == ("pro_rata.priority",)
+
+
+def test_fairness_over_time_is_carried_per_version_and_named_as_the_cause(tmp_path: Path) -> None:
+    trade = example_trade("model-sleeves-fair-rounding")
+    for n in range(3):
+        trade["order"]["id"] = f"MDL-{n}"
+        trade["order"]["entered_at"] = f"2026-03-02T14:2{n}:00Z"
+        (tmp_path / f"mdl-{n}.json").write_text(json.dumps(trade))
+    text = (POLICIES / "model-sleeves-fair-rounding.yaml").read_text()
+    old = policy_from_text(text.replace("fairness:\n  over_time: cumulative_advantage\n  group: 'security.strategy'\n", ""))
+    new = load_policy(POLICIES / "model-sleeves-fair-rounding.yaml")
+    report = impact_of(diff_policies(old, new), str(tmp_path), workers=2)
+    # largest remainder gives SLEEVE-A the spare lot every time; fairness gives it to B, then C
+    assert {(row.order_id, row.account, row.delta) for row in report.rows} == {
+        ("MDL-1", "SLEEVE-A", -100), ("MDL-1", "SLEEVE-B", 100), ("MDL-2", "SLEEVE-A", -100), ("MDL-2", "SLEEVE-C", 100)}
+    assert {row.causes for row in report.rows} == {("fairness",)}

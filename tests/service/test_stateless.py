@@ -269,6 +269,18 @@ def test_an_unknown_request_field_is_422(client: Client) -> None:
     assert response.json()["code"] == "request-unknown-field" and response.json()["pointer"] == "/actor"
 
 
+
+def test_the_fairness_state_goes_in_and_comes_out(client: Client) -> None:
+    trade = (ROOT / "examples" / "model-sleeves-fair-rounding.trade.json").read_bytes()
+    first = client.http.post("/v1/allocate", content=b'{"policy": "model-sleeves-fair-rounding", "trade": ' + trade + b"}")
+    after = first.json()["fairness"]["after"]
+    body = (b'{"policy": "model-sleeves-fair-rounding", "trade": ' + trade + b', "fairness": '
+            + json.dumps(after).encode() + b"}")
+    second = client.http.post("/v1/allocate", content=body).json()
+    assert {a["account"]: a["quantity"] for a in second["allocations"]} == {
+        "SLEEVE-A": 1300, "SLEEVE-B": 1400, "SLEEVE-C": 1300}
+    assert second["fairness"]["before"] == after
+
 # --- idempotency ----------------------------------------------------------------------------
 
 

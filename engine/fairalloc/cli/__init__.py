@@ -13,10 +13,11 @@ for them, nor fail when an optional extra is not installed (:mod:`fairalloc.cli.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Iterable, Sequence
-from importlib import metadata
+from typing import Any
 
 from fairalloc.cli._extras import (
     COMMAND_EXTRAS,
@@ -49,14 +50,33 @@ COMMANDS: dict[str, str] = {
     "completion": "print a shell completion script (bash or zsh)",
 }
 _GLOBAL_WITH_VALUE = ("--error-format",)
+_ONE_SHOT = frozenset({"validate", "fmt", "test", "eval", "allocate", "schema"})
+"""Commands that read their input, write their result and end: they run without the cycle
+collector (:func:`main`)."""
 
 
 def version() -> str:
     """The installed distribution's version (package metadata), or ``unknown`` in a bare source tree."""
+    from importlib import metadata
+
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the package metadata only when it is asked for: importing
+    ``importlib.metadata`` and reading the distribution costs every other command's start-up."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "show program's version number and exit") -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"fairalloc {version()}\n")
+        parser.exit()
 
 
 def requested_command(argv: Sequence[str]) -> str | None:
@@ -93,7 +113,7 @@ def build_parser(commands: Iterable[str] = ()) -> argparse.ArgumentParser:
         prog="fairalloc",
         description="Fair and equitable allocation of block trades, as policy-as-code.",
     )
-    parser.add_argument("--version", action="version", version=f"fairalloc {version()}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument(
         "--debug", action="store_true", help="show Python tracebacks for internal errors"
     )
@@ -129,6 +149,13 @@ def installed_commands() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = requested_command(arguments)
+    if argv is None and command in _ONE_SHOT:
+        # What a one-shot command builds (a trade's attributes, the result document) lives until
+        # the process ends, and reference counting frees the rest; the cycle collector would only
+        # scan it over and over as it grows (a collection landing while a 100,000-account document
+        # is built costs ~20 times the building). So a process that does one such command runs
+        # without it; a library caller (argv given: tests, an embedding program) keeps its own.
+        gc.disable()
     try:
         parser = build_parser([command] if command else [])
     except FairallocError as error:

@@ -11,7 +11,6 @@ only maps commands to extras.
 from __future__ import annotations
 
 import re
-from importlib import metadata
 
 from fairalloc.errors import Diagnostic, ExitCode, FairallocError
 
@@ -58,6 +57,8 @@ def declared_extras(requirements: list[str]) -> Declared:
 def _installed_declaration() -> Declared | None:
     """The installed distribution's extras; None without installed metadata (a bare source tree
     on ``sys.path``), where nothing can be checked and a failing import reports itself."""
+    from importlib import metadata  # read only by a command that needs an extra: it costs start-up
+
     try:
         return declared_extras(metadata.requires(DISTRIBUTION) or [])
     except metadata.PackageNotFoundError:
@@ -67,6 +68,8 @@ def _installed_declaration() -> Declared | None:
 def require_extras(feature: str, *extras: str) -> None:
     """Raise :class:`MissingExtraError` naming ``pip install 'fairalloc[...]'`` when a distribution
     one of ``extras`` requires is not installed; ``feature`` says what needs it, for the message."""
+    if not extras:
+        return
     declared = _installed_declaration()
     if declared is None:
         return
@@ -84,6 +87,8 @@ def require_extras(feature: str, *extras: str) -> None:
 
 def missing(declared: Declared, extra: str, seen: frozenset[str] = frozenset()) -> list[str]:
     """Distributions ``extra`` requires (following ``fairalloc[...]`` references) that are not installed."""
+    from importlib import metadata
+
     absent: list[str] = []
     for name, nested in declared.get(extra, []):
         if name == DISTRIBUTION:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fairalloc.cli._io import dump_json, print_allocation, words, write_output
+from fairalloc.cli._io import dump_allocation, dump_json, print_allocation, words, write_output
 
 
 def register(sub: Any) -> None:
@@ -18,6 +18,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--trade", required=True, metavar="FILE", help="trade JSON document (trade.schema.json)")
     parser.add_argument("--rotation", metavar="FILE", help="rotation state JSON (for rotation policies)")
     parser.add_argument("--rotation-out", metavar="FILE", help="write the rotation state after this order here")
+    parser.add_argument("--fairness", metavar="FILE",
+                        help="fairness state JSON: cumulative rounding advantages (policies with a fairness section)")
+    parser.add_argument("--fairness-out", metavar="FILE", help="write the fairness state after this order here")
     parser.add_argument("--explain", action="store_true", help="explain every account's number")
     parser.add_argument("--format", choices=("json", "table"), default="json", help="output format")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the allocation here (atomically)")
@@ -28,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     # imported here, not at the top: every command's parser is built at start-up, and the others
     # should not pay for the trade models and numpy
     from fairalloc import allocate, load_policy, load_trade
+    from fairalloc.fairness import FairnessState
     from fairalloc.load import read_text
     from fairalloc.rotation import RotationState
     from fairalloc.trade import parse_json
@@ -37,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     state = None
     if args.rotation:
         state = RotationState.from_json(parse_json(read_text(args.rotation), args.rotation), args.rotation)
-    result = allocate(policy, trade, state, file=args.trade)
+    fairness = None
+    if args.fairness:
+        fairness = FairnessState.from_json(parse_json(read_text(args.fairness), args.fairness), args.fairness)
+    result = allocate(policy, trade, state, file=args.trade, fairness=fairness)
     if args.format == "table":
         print_allocation(result)
         if args.explain:
@@ -48,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
                 for key, value in explanation.items():
                     print(f"  {key}: {words(value)}")
         if args.output:
-            write_output(dump_json(result.document(explain=args.explain)), args.output)
+            write_output(dump_allocation(result, explain=args.explain), args.output)
     else:
-        write_output(dump_json(result.document(explain=args.explain)), args.output)
+        write_output(dump_allocation(result, explain=args.explain), args.output)
     if args.rotation_out and result.rotation_after is not None:
         write_output(dump_json(result.rotation_after.to_json()), args.rotation_out)
+    if args.fairness_out and result.fairness_after is not None:
+        write_output(dump_json(result.fairness_after.to_json()), args.fairness_out)
     return 0

@@ -39,25 +39,35 @@ def register(sub: Any) -> None:
         description="Record each 35=D (statement, then entry: the hard stop), 35=8 (fills) and 35=P/35=AS "
                     "(acknowledgements) in the ledger, allocate the orders with fills, and print the "
                     "AllocationInstructions (35=J) sent. The actor is the operating-system user.")
-    # the option as the ledger's commands word it, without importing the ledger's database layer,
-    # which `fix allocate` does not use
-    record.add_argument("--ledger", metavar="URL", default=None,
-                        help="ledger database: a file path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
-                             "(default: $FAIRALLOC_LEDGER, else fairalloc-ledger.db)")
+    _ledger_option(record)
     record.add_argument("--policy", metavar="ID", help="policy id (needed if several are published)")
     _common(record)
     record.set_defaults(handler=_record)
 
     serve = commands.add_parser(
-        "serve", help="accept FIX sessions (QuickFIX); send a 35=J for each completed order",
-        description="Run a FIX 4.4 acceptor configured by a QuickFIX settings file: receive 35=D and 35=8, "
-                    "send a 35=J when an order completes (LeavesQty 0) and a replacement when it changes. "
-                    "Needs the 'fix' extra (quickfix). Stops on SIGINT or SIGTERM.")
+        "serve", help="accept FIX sessions (QuickFIX), record them in the ledger, send the 35=J",
+        description="Run a FIX 4.4 acceptor configured by a QuickFIX settings file: record each 35=D "
+                    "(statement and entry: the hard stop), 35=8 (fills, corrections, busts) and 35=P/35=AS "
+                    "in the ledger, send a 35=J when an order completes (LeavesQty 0) and a replacement when "
+                    "it changes. The actor is the ledger's authenticated identity (the operating-system "
+                    "user, or the database role). Needs the 'fix' extra (quickfix). Stops on SIGINT or SIGTERM.")
     serve.add_argument("--settings", required=True, metavar="FILE", help="QuickFIX session settings file")
-    serve.add_argument("--policy", required=True, metavar="FILE", help="policy YAML file")
+    _ledger_option(serve)
+    serve.add_argument("--policy", metavar="ID", help="policy id (needed if several are published)")
     serve.add_argument("--accounts", metavar="FILE",
                        help="JSON object of account id to attributes; every AllocAccount must be in it")
+    serve.add_argument("--identities", metavar="FILE",
+                       help="JSON object of counterparty CompID to the ledger user the acceptor acts for "
+                            "(the acceptor's identity then needs the service role)")
     serve.set_defaults(handler=_serve)
+
+
+def _ledger_option(parser: argparse.ArgumentParser) -> None:
+    """The option as the ledger's commands word it, without importing the ledger's database layer
+    (which `fix allocate` does not use)."""
+    parser.add_argument("--ledger", metavar="URL", default=None,
+                        help="ledger database: a file path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+                             "(default: $FAIRALLOC_LEDGER, else fairalloc-ledger.db)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -110,28 +120,38 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from fairalloc.cli._extras import require_extras
+
+    require_extras("'fairalloc fix serve'", "fix", "ledger")
+    import quickfix
+
+    from fairalloc.cli._ledger import open_ledger
+    from fairalloc.errors import Diagnostic, FileAccessError, Location
+    from fairalloc.fix import load_accounts, load_identities
+    from fairalloc.fix.session import Acceptor, Recorder
+
+    accounts = load_accounts(args.accounts) if args.accounts else None
+    identities = load_identities(args.identities) if args.identities else None
+    with open_ledger(args) as ledger:
+        recorder = Recorder(ledger, accounts, args.policy, identities)
+        try:
+            acceptor = Acceptor(args.settings, recorder)
+        except quickfix.ConfigError as error:
+            raise FileAccessError(Diagnostic("fix-settings", f"QuickFIX settings: {error}",
+                                             Location(args.settings))) from None
+        return _run(acceptor)
+
+
+def _run(acceptor: Any) -> int:
+    """Accept sessions until SIGINT or SIGTERM, then log them out."""
     import signal
     import sys
     import threading
 
-    from fairalloc.cli._extras import require_extras
-
-    require_extras("'fairalloc fix serve'", "fix")
     import quickfix
 
-    from fairalloc import load_policy
     from fairalloc.errors import Diagnostic, FileAccessError, Location
-    from fairalloc.fix import load_accounts
-    from fairalloc.fix.session import Acceptor
 
-    policy = load_policy(args.policy)
-    accounts = load_accounts(args.accounts) if args.accounts else None
-
-    try:
-        acceptor = Acceptor(args.settings, policy, accounts)
-    except quickfix.ConfigError as error:
-        raise FileAccessError(Diagnostic("fix-settings", f"QuickFIX settings: {error}",
-                                         Location(args.settings))) from None
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
@@ -144,7 +164,7 @@ def _serve(args: argparse.Namespace) -> int:
         acceptor.start()
     except quickfix.RuntimeError as error:
         raise FileAccessError(Diagnostic("fix-session-start", f"cannot accept sessions: {error}",
-                                         Location(args.settings))) from None
+                                         Location(acceptor.settings_file))) from None
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
     print("fairalloc fix serve: accepting sessions", file=sys.stderr, flush=True)

@@ -17,7 +17,8 @@ from fairalloc.fix.codec import Message, read_messages
 from fairalloc.fix.mapping import Book, Instruction, allocation_instruction
 from fairalloc.plan import Policy
 
-__all__ = ["Book", "Instruction", "Message", "allocate_messages", "load_accounts", "read_messages"]
+__all__ = ["Book", "Instruction", "Message", "allocate_messages", "load_accounts", "load_identities",
+           "read_messages"]
 
 
 def load_accounts(path: str) -> dict[str, dict[str, Any]]:
@@ -35,6 +36,33 @@ def load_accounts(path: str) -> dict[str, dict[str, Any]]:
     if problems:
         raise InputError(problems)
     return data
+
+
+def load_identities(path: str) -> dict[str, str]:
+    """An identities file of ``fix serve``: a JSON object of counterparty CompID to the ledger
+    user the acceptor acts for in that counterparty's sessions (a name, normalised here)."""
+    from fairalloc.load import read_text
+    from fairalloc.names import NameProblem, normalise
+    from fairalloc.trade import parse_json
+
+    data = parse_json(read_text(path), path)
+    if not isinstance(data, dict):
+        raise InputError(Diagnostic("fix-identities-type", "an identities file is a JSON object of counterparty "
+                                    "CompID to ledger user name", Location(path, pointer="")))
+    identities: dict[str, str] = {}
+    problems: list[Diagnostic] = []
+    for comp_id, user in data.items():
+        pointer = "/" + comp_id.replace("~", "~0").replace("/", "~1")
+        try:
+            if not isinstance(user, str):
+                raise NameProblem("fix-identities-type", "not a string")
+            identities[comp_id] = normalise(user)
+        except NameProblem as problem:
+            problems.append(Diagnostic("fix-identities-type", f"the user of counterparty {comp_id!r} must be a "
+                                       f"ledger user name: {problem}", Location(path, pointer=pointer)))
+    if problems:
+        raise InputError(problems)
+    return identities
 
 
 def allocate_messages(policy: Policy, messages: list[Message], *, file: str,

@@ -84,25 +84,29 @@ GROUPS: dict[str, dict[int, GroupSpec]] = {
 Another message type is read with the header's groups only."""
 
 
-class Field(NamedTuple):
-    tag: int
-    value: str
-    column: int  # 1-based byte offset of the field in its line
+class Entry(NamedTuple):
+    """A message's fields, or one entry of a repeating group: values by tag, groups by count tag,
+    and where each field is in its message — ``origin``, the index of the first field of an entry
+    whose fields are contiguous, else each field's index by tag — from which a problem's column
+    is counted (only a problem needs it)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A message's fields, or one entry of a repeating group: fields by tag, groups by count tag."""
-
-    fields: dict[int, Field]
+    fields: dict[int, str]
     groups: dict[int, tuple[Entry, ...]]
+    origin: int | dict[int, int]
 
     def get(self, tag: int) -> str | None:
-        found = self.fields.get(tag)
-        return None if found is None else found.value
+        return self.fields.get(tag)
 
     def group(self, tag: int) -> tuple[Entry, ...]:
         return self.groups.get(tag, ())
+
+    def position(self, tag: int) -> int | None:
+        """The index of ``tag``'s field in the message (MsgType 35 is 0), if the entry has it."""
+        if tag not in self.fields:
+            return None
+        if isinstance(self.origin, int):
+            return self.origin + list(self.fields).index(tag)
+        return self.origin.get(tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +120,32 @@ class Message:
     raw: bytes  # as read, with SOH delimiters (a ``|`` line is converted)
 
     def get(self, tag: int) -> str | None:
-        return self.body.get(tag)
+        return self.body.fields.get(tag)
 
     def where(self, tag: int | None = None, entry: Entry | None = None) -> Location:
         """The location of ``tag`` in this message (in ``entry`` when given), or of the message."""
-        found = (entry or self.body).fields.get(tag) if tag is not None else None
-        return Location(self.file, self.line, found.column if found else None, tag=tag)
+        target = entry or self.body
+        index = None
+        if tag is not None:
+            index = _FRAMING[tag] if target is self.body and tag in _FRAMING else target.position(tag)
+        return Location(self.file, self.line, None if index is None else column(self.raw, index), tag=tag)
+
+
+CHECKSUM_INDEX = -3
+_FRAMING = {8: -2, 9: -1, 10: CHECKSUM_INDEX}
+"""The indices of the framing fields: BeginString -2, BodyLength -1 (the body's fields count from
+MsgType, 0) and CheckSum."""
+
+
+def column(raw: bytes, index: int) -> int:
+    """The 1-based byte column of the field at ``index`` (see :data:`CHECKSUM_INDEX`) in a framed
+    message: counted on demand, as only a problem needs it."""
+    if index == CHECKSUM_INDEX:
+        return len(raw) - len(b"10=000")
+    position = 0
+    for _ in range(index + 2):
+        position = raw.index(SOH, position) + 1
+    return position + 1
 
 
 def checksum(data: bytes) -> str:
@@ -132,10 +156,11 @@ def checksum(data: bytes) -> str:
 def encode(msg_type: str, header: list[tuple[int, str]], body: list[tuple[int, str]]) -> bytes:
     """A complete message: BeginString, BodyLength, MsgType, ``header``, ``body``, CheckSum."""
     pairs = (*header, *body)
-    for tag, value in pairs:
-        if not value or "\x01" in value or "\n" in value:
-            raise ValueError(f"tag {tag}: a FIX value is non-empty and has no SOH or newline: {value!r}")
-    content = "\x01".join([f"35={msg_type}", *[f"{tag}={value}" for tag, value in pairs], ""]).encode()
+    text = "\x01".join([f"35={msg_type}", *[f"{tag}={value}" for tag, value in pairs], ""])
+    if "\n" in text or text.count("\x01") != len(pairs) + 1 or not all(value for _, value in pairs):
+        bad = next((tag, value) for tag, value in pairs if not value or "\x01" in value or "\n" in value)
+        raise ValueError(f"tag {bad[0]}: a FIX value is non-empty and has no SOH or newline: {bad[1]!r}")
+    content = text.encode()
     framed = f"8={BEGIN_STRING}\x019={len(content)}\x01".encode() + content
     return framed + f"10={checksum(framed)}\x01".encode()
 
@@ -218,48 +243,46 @@ def parse_message(line: bytes, file: str = "<fix>", number: int = 1) -> Message:
     if trailer.group(1).decode() != expected:
         raise refuse("fix-checksum", f"CheckSum 10={trailer.group(1).decode()} but the message's bytes sum to "
                      f"{expected} (modulo 256)", 10, body_end + 1)
-    fields = _split(line, body_start, body_end, refuse)
-    if not fields or fields[0].tag != 35:
+    pairs = _split(line, body_start, body_end, refuse)
+    if not pairs or pairs[0][0] != 35:
         raise refuse("fix-msg-type", "the third field must be MsgType 35", 35, body_start + 1)
-    msg_type = fields[0].value
+    msg_type = pairs[0][1]
     groups = {**_HOPS, **GROUPS.get(msg_type, {})}
-    reader = _GroupReader(fields, refuse)
-    body = reader.entry(groups, None, None)
-    top = dict(body.fields)
-    top[8] = Field(8, BEGIN_STRING, 1)
-    top[9] = Field(9, str(declared), len(begin) + 1)
-    top[10] = Field(10, trailer.group(1).decode(), body_end + 1)
+    body = _GroupReader(pairs, line, refuse).message(groups)
+    top = body.fields
+    top[8], top[9], top[10] = BEGIN_STRING, str(declared), trailer.group(1).decode()
     for tag in HEADER_REQUIRED:
         if tag not in top:
             raise refuse("fix-missing-tag", f"35={msg_type} lacks required header field {tag}", tag, None)
-    return Message(msg_type, Entry(top, body.groups), file, number, bytes(line))
+    return Message(msg_type, body, file, number, bytes(line))
 
 
+_FIELDS = re.compile(r"(?:[1-9][0-9]{0,8}=[^\x01]+\x01)+")
+_PAIR = re.compile(r"([0-9]+)=([^\x01]*)\x01")
 _FIELD = re.compile(r"([1-9][0-9]{0,8})=([^\x01]+)\x01")
 
 
-def _split(line: bytes, start: int, end: int, refuse: _RefuseFn) -> list[Field]:
-    """The fields between ``start`` and ``end`` (which ends with a delimiter), in one pass.
-    Columns count bytes (the same as characters in ASCII, which FIX values almost always are)."""
+def _split(line: bytes, start: int, end: int, refuse: _RefuseFn) -> list[tuple[int, str]]:
+    """The (tag, value) fields between ``start`` and ``end`` (which ends with a delimiter).
+
+    One regular-expression pass checks every field's syntax and another splits them, both in C;
+    only a line that fails the check is walked field by field, to locate the bad one."""
     try:
         text = line[:end].decode("utf-8")
     except UnicodeDecodeError as error:
         raise refuse("fix-encoding", "a field's value is not UTF-8 text", None, error.start + 1) from None
-    fields: list[Field] = []
+    if _FIELDS.fullmatch(text, start):
+        return [(int(tag), value) for tag, value in _PAIR.findall(text, start)]
     position = start
     for match in _FIELD.finditer(text, start):
         if match.start() != position:
             break
-        tag, value = match.groups()
-        fields.append(Field(int(tag), value, position + 1))
         position = match.end()
-    if position != len(text):
-        raw = text[position:text.find("\x01", position)]
-        tag_text = raw.partition("=")[0]
-        found = int(tag_text) if tag_text.isdigit() and len(tag_text) < 10 else None
-        raise refuse("fix-field-syntax", f"not a tag=value field: {raw[:40]!r}", found, position + 1,
-                     "a field is a positive tag, '=', and a non-empty value")
-    return fields
+    raw = text[position:text.find("\x01", position)]
+    tag_text = raw.partition("=")[0]
+    found = int(tag_text) if tag_text.isdigit() and len(tag_text) < 10 else None
+    raise refuse("fix-field-syntax", f"not a tag=value field: {raw[:40]!r}", found,
+                 len(text[:position].encode()) + 1, "a field is a positive tag, '=', and a non-empty value")
 
 
 class _RefuseFn(Protocol):
@@ -270,47 +293,106 @@ class _RefuseFn(Protocol):
 class _GroupReader:
     """Reads a flat field list into an :class:`Entry` tree by the dictionary's group definitions."""
 
-    def __init__(self, fields: list[Field], refuse: _RefuseFn) -> None:
-        self.fields = fields
+    def __init__(self, pairs: list[tuple[int, str]], line: bytes, refuse: _RefuseFn) -> None:
+        self.pairs = pairs
+        self.line = line
         self.position = 0
         self.refuse = refuse
 
-    def entry(self, groups: dict[int, GroupSpec], members: frozenset[int] | None, first: int | None) -> Entry:
-        """Read fields into one entry: at the top (``members`` None) every field; in a group, the
-        group's fields until one repeats, starts the next entry or does not belong."""
-        own: dict[int, Field] = {}
+    def message(self, groups: dict[int, GroupSpec]) -> Entry:
+        """The message's own fields (every field not in a group) and its groups."""
+        pairs = self.pairs
+        own = dict(pairs)
+        if len(own) == len(pairs) and groups.keys().isdisjoint(own):  # no group, no tag twice: at once
+            self.position = len(pairs)
+            return Entry(own, {}, 0)
+        own = {}
+        indices: dict[int, int] = {}
         nested: dict[int, tuple[Entry, ...]] = {}
-        while self.position < len(self.fields):
-            current = self.fields[self.position]
-            tag = current.tag
-            if members is not None and (tag not in members or tag in own or tag in nested
-                                        or (tag == first and own)):
-                break
-            if tag in own or tag in nested:
-                raise self.refuse("fix-duplicate-tag", f"tag {tag} appears twice", tag, current.column,
+        index, count = 0, len(pairs)
+        while index < count:
+            tag, value = pairs[index]
+            if tag in own:
+                raise self.refuse("fix-duplicate-tag", f"tag {tag} appears twice", tag, column(self.line, index),
                                   "outside a repeating group a field appears once")
-            self.position += 1
+            own[tag] = value
+            indices[tag] = index
+            index += 1
             if tag in groups:
-                nested[tag] = self.group(current, groups[tag])
-                own[tag] = current
-            else:
-                own[tag] = current
-        return Entry(own, nested)
+                self.position = index
+                nested[tag] = self.group(tag, value, index - 1, groups[tag])
+                index = self.position
+        return Entry(own, nested, indices)
 
-    def group(self, count: Field, spec: GroupSpec) -> tuple[Entry, ...]:
-        if not re.fullmatch(r"0|[1-9][0-9]{0,6}", count.value):
-            raise self.refuse("fix-group-count", f"group count {count.tag}={count.value!r} is not a number",
-                              count.tag, count.column)
-        expected = int(count.value)
-        entries: list[Entry] = []
-        while self.position < len(self.fields) and self.fields[self.position].tag == spec.first:
-            entries.append(self.entry(spec.nested, spec.fields, spec.first))
-            if len(entries) > expected:
+    def entry(self, spec: GroupSpec) -> Entry:
+        """One entry of a group (the reader is at its first field): the group's fields until one
+        repeats (the next entry starts) or does not belong (the group ends)."""
+        own: dict[int, str] = {}
+        indices: dict[int, int] = {}
+        nested: dict[int, tuple[Entry, ...]] = {}
+        pairs, count, members, groups = self.pairs, len(self.pairs), spec.fields, spec.nested
+        index = self.position
+        while index < count:
+            tag, value = pairs[index]
+            if tag in own or tag not in members:
                 break
+            own[tag] = value
+            indices[tag] = index
+            index += 1
+            if tag in groups:
+                self.position = index
+                nested[tag] = self.group(tag, value, index - 1, groups[tag])
+                index = self.position
+        self.position = index
+        return Entry(own, nested, indices)
+
+    def group(self, tag: int, value: str, index: int, spec: GroupSpec) -> tuple[Entry, ...]:
+        if not _COUNT.fullmatch(value):
+            raise self.refuse("fix-group-count", f"group count {tag}={value!r} is not a number",
+                              tag, column(self.line, index))
+        expected = int(value)
+        entries = self._simple_entries(spec)
+        if entries is None:
+            entries = []
+            pairs, count = self.pairs, len(self.pairs)
+            while self.position < count and pairs[self.position][0] == spec.first:
+                entries.append(self.entry(spec))
+                if len(entries) > expected:
+                    break
         if len(entries) != expected:
+            found = min(len(entries), expected + 1)
             raise self.refuse(
                 "fix-group-count",
-                f"group {count.tag} says {expected} entr{'y' if expected == 1 else 'ies'} but "
-                f"{'more than ' if len(entries) > expected else ''}{len(entries)} follow",
-                count.tag, count.column, f"each entry starts with tag {spec.first}; the count must match")
+                f"group {tag} says {expected} entr{'y' if expected == 1 else 'ies'} but "
+                f"{'more than ' if found > expected else ''}{found} follow",
+                tag, column(self.line, index), f"each entry starts with tag {spec.first}; the count must match")
         return tuple(entries)
+
+    def _simple_entries(self, spec: GroupSpec) -> list[Entry] | None:
+        """The group's entries at once when they are simple — contiguous runs of the group's own
+        fields, each starting with its first field, none with a nested group or a tag twice —
+        which is what :meth:`entry` reads from them; None (read them field by field) otherwise."""
+        pairs, count, members, first = self.pairs, len(self.pairs), spec.fields, spec.first
+        start = end = self.position
+        starts: list[int] = []
+        while end < count:
+            tag = pairs[end][0]
+            if tag not in members or tag in spec.nested:
+                break
+            if tag == first:
+                starts.append(end)
+            end += 1
+        if end < count and pairs[end][0] in spec.nested:
+            return None
+        if not starts or starts[0] != start:
+            return [] if not starts and start == end else None
+        entries: list[Entry] = []
+        for at, until in zip(starts, [*starts[1:], end]):
+            own = dict(pairs[at:until])
+            if len(own) != until - at:
+                return None
+            entries.append(Entry(own, {}, at))
+        self.position = end
+        return entries
+
+_COUNT = re.compile(r"0|[1-9][0-9]{0,6}")

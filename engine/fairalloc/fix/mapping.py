@@ -14,11 +14,13 @@ allocation's digest, so the output is a pure function of the input.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -48,6 +50,7 @@ REQUIRED = {
 }
 """Fields each message type must carry: the dictionary's required fields and those the mapping
 needs (ClOrdID 11 in a 35=8, AllocID 70 in a 35=AS)."""
+REQUIRED_SETS = {kind: frozenset(tags) for kind, tags in REQUIRED.items()}
 
 SESSION_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 """Session-level messages (heartbeat, test request, resend, reject, sequence reset, logout,
@@ -75,7 +78,7 @@ def problem(code: str, text: str, where: Location, hint: str | None = None, refu
 
 
 def _required(message: Message, tag: int, entry: Entry | None = None) -> str:
-    value = (entry or message.body).get(tag)
+    value = (entry or message.body).fields.get(tag)
     if value is None:
         raise problem("fix-missing-tag", f"35={message.msg_type} lacks required tag {tag}", message.where(tag))
     return value
@@ -84,6 +87,11 @@ def _required(message: Message, tag: int, entry: Entry | None = None) -> str:
 def quantity(message: Message, tag: int, entry: Entry | None = None, *, positive: bool = False) -> int | str:
     """A Qty field as the contract writes quantities: an int when whole, else a decimal string."""
     text = _required(message, tag, entry)
+    if text.isdecimal() and text.isascii() and len(text) <= 15 and (text[0] != "0" or text == "0"):
+        whole = int(text)  # the common case, plain digits, without a Decimal
+        if positive and whole == 0:
+            raise problem("fix-bad-value", f"tag {tag} must be above zero", message.where(tag, entry))
+        return whole
     if not _QTY.fullmatch(text):
         raise problem("fix-bad-value", f"tag {tag}={text!r} is not a quantity (digits, an optional fraction)",
                        message.where(tag, entry))
@@ -230,6 +238,23 @@ class Book:
         self.acks: list[Ack] = []
         self._owner: dict[str, tuple[str, str]] = {}  # any ExecID seen -> (ClOrdID, trade's ExecID or "")
 
+    def saved(self, cl_ord_id: str) -> Callable[[], None]:
+        """A way back to the book as it is now, for a message about ``cl_ord_id`` that the
+        book takes in but a later step (the ledger) refuses: calling it undoes that message."""
+        order = copy.deepcopy(self.orders.get(cl_ord_id))
+        owners, acks = len(self._owner), len(self.acks)
+
+        def restore() -> None:
+            for exec_id in list(itertools.islice(reversed(self._owner), len(self._owner) - owners)):
+                del self._owner[exec_id]
+            del self.acks[acks:]
+            if order is None:
+                self.orders.pop(cl_ord_id, None)
+            else:
+                self.orders[cl_ord_id] = order
+
+        return restore
+
     def known(self, cl_ord_id: str, exec_id: str) -> None:
         """Register a trade of ``cl_ord_id`` reported before these messages (a recorded fill)."""
         self._owner[exec_id] = (cl_ord_id, exec_id)
@@ -257,8 +282,10 @@ class Book:
         if handler is None:
             raise problem("fix-unsupported-message", f"35={kind} is not a message this adapter maps",
                            message.where(35), "mapped: 35=D, 35=8, 35=P, 35=AS (session messages are skipped)")
-        for tag in REQUIRED[kind]:
-            _required(message, tag)
+        fields = message.body.fields
+        if not fields.keys() >= REQUIRED_SETS[kind]:
+            for tag in REQUIRED[kind]:  # the first missing, in the dictionary's order
+                _required(message, tag)
         handler(message)
 
     def _order(self, message: Message) -> None:
@@ -306,22 +333,25 @@ class Book:
                            "one AllocAccount 79 with AllocQty 80)", message.where(78))
         accounts: list[dict[str, Any]] = []
         seen: set[str] = set()
-        total = Decimal(0)
+        known = self.accounts
+        whole, fractional = 0, Decimal(0)  # the intended total: whole quantities summed as ints
         for entry in entries:
-            account = _required(message, 79, entry)
+            account = entry.fields.get(79) or _required(message, 79, entry)
             if account in seen:
                 raise problem("fix-duplicate-account", f"AllocAccount {account} appears twice in NoAllocs",
                                message.where(79, entry))
             seen.add(account)
-            if self.accounts is not None and account not in self.accounts:
+            if known is not None and account not in known:
                 raise problem("fix-unknown-account", f"AllocAccount {account} is not in the accounts file",
                                message.where(79, entry), "every account of a 35=D must be in the accounts file")
             intended = quantity(message, 80, entry)
-            total += Decimal(intended)
-            item: dict[str, Any] = {"account": account, "intended": intended}
-            if self.accounts is not None:
-                item["attributes"] = self.accounts[account]
-            accounts.append(item)
+            accounts.append({"account": account, "intended": intended} if known is None else
+                            {"account": account, "intended": intended, "attributes": known[account]})
+            if isinstance(intended, int):
+                whole += intended
+            else:
+                fractional += Decimal(intended)
+        total = fractional + whole
         if total > Decimal(ordered):
             raise problem("fix-allocation-exceeds-order",
                            f"the NoAllocs entries intend {format(total.normalize(), 'f')} in all, more than "
@@ -336,6 +366,8 @@ class Book:
             raise problem("fix-unknown-order", f"35=8 for ClOrdID {cl_ord_id}, which no earlier 35=D entered",
                            message.where(11))
         exec_id = _required(message, 17)
+        quantity(message, 151)  # LeavesQty and CumQty are quantities (the acceptor reads LeavesQty)
+        quantity(message, 14)
         if exec_id in self._owner:
             raise problem("fix-duplicate-exec-id", f"ExecID {exec_id} was already reported", message.where(17),
                            "each execution report has its own ExecID")
@@ -420,6 +452,9 @@ class Instruction:
 
 PARTY_ID_SOURCE = "D"  # PartyIDSource 447/525: a proprietary code, as the statement names the broker
 CLEARING_FIRM = "4"  # PartyRole 452/538: where a stepped-out account's shares clear
+def _nonzero(quantity: int | str) -> bool:
+    """A document's quantity (an int, or a decimal string) is not zero."""
+    return quantity != 0 if isinstance(quantity, int) else Decimal(quantity) != 0
 
 
 def allocation_instruction(order: OrderInput, document: dict[str, Any], *, seq: int,
@@ -453,7 +488,7 @@ def allocation_instruction(order: OrderInput, document: dict[str, Any], *, seq: 
     if order.currency is not None:
         body.append((15, order.currency))
     body.append((75, order.order["trade_date"].replace("-", "")))
-    allocated = [line for line in document["allocations"] if Decimal(str(line["quantity"])) != 0]
+    allocated = [line for line in document["allocations"] if _nonzero(line["quantity"])]
     body.append((78, str(len(allocated))))
     for line in allocated:
         body += [(79, line["account"]), (80, str(line["quantity"]))]

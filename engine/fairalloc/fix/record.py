@@ -9,7 +9,8 @@ for the CCO). Last, every order of the file with fills is allocated and its 35=J
 an order whose allocation changed since its last instruction gets AllocTransType 1 (replace) with
 RefAllocID naming that instruction. Running the same file again answers as the first time did.
 
-On the embedded ledger the actor is the operating-system user running the command.
+The steps are the ones :mod:`fairalloc.fix.session` takes message by message. The actor is the
+identity the ledger authenticates, never a name from the messages.
 """
 
 from __future__ import annotations
@@ -64,23 +65,35 @@ def record_messages(ledger: Ledger, messages: list[Message], *, accounts: dict[s
     book = Book(accounts)
     _seed(ledger, book, messages)
     book.read(messages)
-    _check_acks(ledger, book.acks)
+    check_acks(ledger, book.acks)
     orders: dict[str, OrderInput] = {}
     for message in messages:
-        if message.msg_type == "D":
+        if message.msg_type in ("D", "8"):
             order = book.orders[message.get(11) or ""]
-            _located(message, lambda: _enter(ledger, who, order, policy_id))
-            orders[order.cl_ord_id] = order
-        elif message.msg_type == "8":
-            order = book.orders[message.get(11) or ""]
-            for event in order.events:
-                if event.message is message:
-                    _located(message, lambda: _fill(ledger, who, order.cl_ord_id, event))
+            record_order_message(ledger, who, order, message, policy_id)
             orders[order.cl_ord_id] = order
     for ack in book.acks:
         _located(ack.message, lambda: _ack(ledger, who, ack))
-    instructions = [_send(ledger, who, order, sending_time) for order in orders.values() if order.live()]
+    instructions = [send(ledger, who, order, sending_time)[0] for order in orders.values() if order.live()]
     return Recorded(instructions, book.acks)
+
+
+def record_order_message(ledger: Ledger, who: Actor, order: OrderInput, message: Message,
+                         policy_id: str | None) -> None:
+    """Record what one 35=D or 35=8 of ``order`` (already read into the book) says: the statement
+    and entry of a 35=D in one transaction, each fill event of a 35=8 by the ledger's lifecycle."""
+    if message.msg_type == "D":
+        _located(message, lambda: _enter(ledger, who, order, policy_id))
+        return
+    for event in order.events:
+        if event.message is message:
+            _located(message, lambda: _fill(ledger, who, order.cl_ord_id, event))
+
+
+def record_ack(ledger: Ledger, who: Actor, ack: Ack) -> None:
+    """Record one broker acknowledgement (checked first: it must name an instruction sent)."""
+    check_acks(ledger, [ack])
+    _located(ack.message, lambda: _ack(ledger, who, ack))
 
 
 def _located(message: Message, step: Callable[[], T]) -> T:
@@ -100,20 +113,27 @@ def _seed(ledger: Ledger, book: Book, messages: list[Message]) -> None:
     """Orders the file reports on but entered in an earlier run: taken from the ledger."""
     entered = {m.get(11) for m in messages if m.msg_type == "D"}
     wanted = {m.get(11) for m in messages if m.msg_type == "8"} - entered
+    for cl_ord_id in sorted(filter(None, wanted)):
+        report = next(m for m in messages if m.msg_type == "8" and m.get(11) == cl_ord_id)
+        seed_order(ledger, book, cl_ord_id, report)
+
+
+def seed_order(ledger: Ledger, book: Book, cl_ord_id: str, report: Message) -> None:
+    """Put an order entered earlier (another run, or before the acceptor restarted) in the book
+    with its fills in force, so that ``report`` and later ones can refer to it. An order the
+    ledger has not entered is left out: the book refuses its reports (``fix-unknown-order``)."""
     with ledger.read() as session:
-        for cl_ord_id in sorted(filter(None, wanted)):
-            record = workflow.order_record(session, cl_ord_id)
-            if record.entered is None or record.statement is None:
-                continue  # the book refuses its reports: fix-unknown-order
-            document = record.trade_document()
-            report = next(m for m in messages if m.msg_type == "8" and m.get(11) == cl_ord_id)
-            book.orders[cl_ord_id] = _order_from(document, report)
-            for fill in document["fills"]:
-                execution = Execution(fill["id"], fill["id"], fill["quantity"], fill["price"],
-                                      dt.datetime.fromisoformat(fill["executed_at"].replace("Z", "+00:00")),
-                                      fill.get("venue"))
-                book.orders[cl_ord_id].executions[fill["id"]] = execution
-                book.known(cl_ord_id, fill["id"])
+        record = workflow.order_record(session, cl_ord_id)
+    if record.entered is None or record.statement is None:
+        return
+    document = record.trade_document()
+    book.orders[cl_ord_id] = _order_from(document, report)
+    for fill in document["fills"]:
+        execution = Execution(fill["id"], fill["id"], fill["quantity"], fill["price"],
+                              dt.datetime.fromisoformat(fill["executed_at"].replace("Z", "+00:00")),
+                              fill.get("venue"))
+        book.orders[cl_ord_id].executions[fill["id"]] = execution
+        book.known(cl_ord_id, fill["id"])
 
 
 def _order_from(document: dict[str, Any], report: Message) -> OrderInput:
@@ -128,7 +148,8 @@ def _order_from(document: dict[str, Any], report: Message) -> OrderInput:
                       security.get("currency"), report.get(56) or "", report.get(49) or "", entered)
 
 
-def _check_acks(ledger: Ledger, acks: list[Ack]) -> None:
+def check_acks(ledger: Ledger, acks: list[Ack]) -> None:
+    """Refuse acknowledgements of an AllocID this ledger never sent, before anything is written."""
     problems = []
     with ledger.read() as session:
         for ack in acks:
@@ -147,8 +168,9 @@ def _enter(ledger: Ledger, who: Actor, order: OrderInput, policy_id: str | None)
     if record.entered is not None and record.entered.data()["order"] == trade.to_json()["order"]:
         return  # recorded by an earlier run of the same message
     if record.statement is None:
-        workflow.record_statement(ledger, who, trade)
-    workflow.enter_order(ledger, who, trade, policy_id)
+        workflow.record_statement_and_enter(ledger, who, trade, policy_id)  # both, or neither
+    else:
+        workflow.enter_order(ledger, who, trade, policy_id)  # a statement recorded on its own before
 
 
 def _fill(ledger: Ledger, who: Actor, order_id: str, event: FillEvent) -> None:
@@ -163,13 +185,19 @@ def _fill(ledger: Ledger, who: Actor, order_id: str, event: FillEvent) -> None:
 
 
 def _may(session: Any, who: Actor) -> None:
+    """The authority the workflow's own steps require: a role that allocates, and for a subject
+    vouched for by the acceptor, the ``service`` role held by the acceptor's identity."""
+    if who.source == "token" and "service" not in workflow.roles_of(session, who.service or ""):
+        raise RefusedError(Diagnostic("service-not-authorised", f"{who.service} may not record events for "
+                                      "FIX counterparties mapped to ledger users: it needs the service role"))
     if not workflow.roles_of(session, who.name) & RECORDS_FIX:
         raise RefusedError(Diagnostic("role-required", f"user {who.name!r} may not record FIX allocation messages: "
                                       f"it needs one of the roles {', '.join(sorted(RECORDS_FIX))}"))
 
 
-def _send(ledger: Ledger, who: Actor, order: OrderInput, sending_time: dt.datetime | None) -> Instruction:
-    """Allocate the order if it is not yet, then send (record) its 35=J unless already sent."""
+def send(ledger: Ledger, who: Actor, order: OrderInput, sending_time: dt.datetime | None) -> tuple[Instruction, bool]:
+    """Allocate the order if it is not yet, then send (record) its 35=J unless already sent:
+    the instruction, and whether it is new (False: the same allocation was sent before)."""
     with ledger.read() as session:
         allocated = workflow.order_record(session, order.cl_ord_id).current_allocation
     if allocated is None:
@@ -184,16 +212,16 @@ def _send(ledger: Ledger, who: Actor, order: OrderInput, sending_time: dt.dateti
         identifier = alloc_id(order.cl_ord_id, document)
         for event in sent:
             if event.data()["alloc_id"] == identifier:
-                return Instruction(identifier, event.data()["message"].encode())
+                return Instruction(identifier, event.data()["message"].encode()), False
         previous = sent[-1].data()["alloc_id"] if sent else None
-        seq = len(session.query(kinds=["fix.instruction_sent"])) + 1
+        seq = session.count(kinds=["fix.instruction_sent"]) + 1  # counted, not read: a session sends many
         instruction = allocation_instruction(order, document, seq=seq, sending_time=sending_time,
                                              trans_type="1" if previous else "0", ref_alloc_id=previous)
         session.append(NewEvent("fix.instruction_sent", who, {
             "alloc_id": identifier, "trans_type": "1" if previous else "0", "ref_alloc_id": previous,
             "allocation_seq": current.seq, "message": instruction.message.decode()},
             order_id=order.cl_ord_id, key=f"fix-alloc:{identifier}", topic="fix"))
-        return instruction
+        return instruction, True
 
 
 def _ack(ledger: Ledger, who: Actor, ack: Ack) -> None:

@@ -1,18 +1,27 @@
 """A FIX 4.4 session acceptor on QuickFIX: an OMS connects, sends its orders and executions, and
-receives an AllocationInstruction for each order once it is complete.
+receives an AllocationInstruction for each order once it is complete — every step recorded in
+the ledger, as ``fix record`` records a file.
 
 QuickFIX runs the session layer — logon, heartbeats and test requests, sequence numbers, resend
 requests and gap fills, the message store — as configured by a standard QuickFIX settings file.
-Each application message is read by this adapter's own reader and mapped by :class:`Book`
-exactly as in ``fix allocate``. When an ExecutionReport leaves nothing open (LeavesQty 151 = 0:
-filled, done for the day, cancelled or expired), the order is allocated and its 35=J sent; a
-later correction, bust or trade changes the allocation, which is sent again as a replacement
-(AllocTransType 1, RefAllocID 72 naming the instruction it replaces). A message the adapter
-refuses is answered with a BusinessMessageReject (35=j) whose Text gives the refusal's code, tag
-and message; nothing of it is taken in.
+Each application message is read by this adapter's own reader, mapped by :class:`Book` exactly
+as in ``fix allocate``, and recorded by the steps of :mod:`fairalloc.fix.record`: a 35=D records
+the statement and enters the order in one transaction (the hard stop); a 35=8 records its fill,
+correction or bust by the ledger's fill lifecycle; a 35=P or 35=AS records the acknowledgement.
+When an ExecutionReport leaves nothing open (LeavesQty 151 = 0: filled, done for the day,
+cancelled or expired), the order is allocated and its 35=J recorded as sent and sent; a later
+correction, bust or trade re-allocates it in the ledger, and the new allocation is sent as a
+replacement (AllocTransType 1, RefAllocID 72 naming the instruction it replaces).
+
+A message the adapter or the ledger refuses is answered with a BusinessMessageReject (35=j) whose
+Text gives the refusal's code, tag and message; nothing of it is recorded, and the book forgets
+it. Who acts is the identity the ledger authenticates (the acceptor's operating-system user or
+database role), never a name from a message; an ``identities`` map (configuration) may name,
+for each counterparty's CompID as the session layer established it, the ledger user the acceptor
+vouches for.
 
 The session layer stamps SendingTime and MsgSeqNum by its own clock and counter, as any FIX
-session does; the allocation and its AllocID remain a pure function of the messages received.
+session does; the allocation and its AllocID remain a pure function of what was recorded.
 """
 
 from __future__ import annotations
@@ -26,67 +35,105 @@ from typing import Any
 
 import quickfix
 
-from fairalloc import allocate
-from fairalloc.errors import Diagnostic, FairallocError, InputError
-from fairalloc.fix.codec import read_messages
-from fairalloc.fix.mapping import Book, MessageProblem, allocation_instruction
-from fairalloc.plan import Policy
-from fairalloc.trade import load_trade
+from fairalloc.errors import Diagnostic, FairallocError, InputError, Location
+from fairalloc.fix import record
+from fairalloc.fix.codec import Message, read_messages
+from fairalloc.fix.mapping import Book, MessageProblem
+from fairalloc.ledger import workflow
+from fairalloc.ledger.identity import Actor
+from fairalloc.ledger.store import Ledger
 
 DICTIONARY = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
 """QuickFIX's FIX 4.4 data dictionary, installed with the quickfix package."""
 
 
 @dataclass
-class Allocator:
-    """The application state of the acceptor: the book, and the last instruction sent per order."""
+class Recorder:
+    """The application state of the acceptor: the ledger it records in, and the book (what the
+    session has said so far, and the orders it reports on that the ledger entered before)."""
 
-    policy: Policy
+    ledger: Ledger
     accounts: dict[str, dict[str, Any]] | None
+    policy_id: str | None = None
+    identities: dict[str, str] | None = None  # counterparty CompID -> ledger user vouched for
     book: Book = field(init=False)
-    sent: dict[str, str] = field(default_factory=dict)  # ClOrdID -> AllocID of its last 35=J
     received: int = 0
 
     def __post_init__(self) -> None:
         self.book = Book(self.accounts)
+        self.own = self.ledger.actor()
 
-    def take(self, raw: bytes) -> tuple[list[bytes], Diagnostic | None]:
-        """Map one application message; the 35=J messages it leads to, or the refusal."""
+    def actor(self, counterparty: str) -> Actor:
+        """Who acts for a session with ``counterparty`` (its CompID as the session layer knows
+        it): the acceptor's own authenticated identity, or with an ``identities`` map the ledger
+        user it names, vouched for by the acceptor's identity (which needs the service role)."""
+        if self.identities is None:
+            return self.own
+        user = self.identities.get(counterparty)
+        if user is None:
+            raise InputError(Diagnostic("fix-counterparty-unmapped", f"the session's counterparty {counterparty} "
+                                        "is not in the identities file", Location(tag=49),
+                                        "map each counterparty CompID to the ledger user it acts as"))
+        return Actor.of(user, "token", service=self.own.name)
+
+    def take(self, raw: bytes, counterparty: str) -> tuple[list[bytes], Diagnostic | None]:
+        """Read, map and record one application message: the 35=J messages it leads to, or the
+        refusal (then nothing of the message is recorded and the book is as before it)."""
         self.received += 1
         try:
+            who = self.actor(counterparty)
             (message,) = read_messages(raw + b"\n", f"session message {self.received}")
-            self.book.add(message)
         except InputError as error:
             return [], error.diagnostics[0]
+        cl_ord_id = message.get(11) or ""
+        try:
+            if message.msg_type == "8" and cl_ord_id and cl_ord_id not in self.book.orders:
+                record.seed_order(self.ledger, self.book, cl_ord_id, message)
+            undo = self.book.saved(cl_ord_id)
+            try:
+                self.book.add(message)
+                if message.msg_type in ("D", "8"):
+                    record.record_order_message(self.ledger, who, self.book.orders[cl_ord_id], message,
+                                                self.policy_id)
+                elif message.msg_type in ("P", "AS"):
+                    record.record_ack(self.ledger, who, self.book.acks[-1])
+            except (MessageProblem, FairallocError):
+                undo()
+                raise
         except MessageProblem as problem:
             return [], problem.diagnostic
-        cl_ord_id = message.get(11) or ""
-        if message.msg_type != "8" or not (Decimal(message.get(151) or "1") == 0 or cl_ord_id in self.sent):
-            return [], None
-        order = self.book.orders[cl_ord_id]
-        if not order.live():
-            return [], None
-        where = f"session order {cl_ord_id}"
-        try:
-            document = allocate(self.policy, load_trade(self.book.trade_document(cl_ord_id), file=where),
-                                file=where).document()
         except FairallocError as error:
             return [], error.diagnostics[0]
-        previous = self.sent.get(cl_ord_id)
-        instruction = allocation_instruction(order, document, seq=1, trans_type="1" if previous else "0",
-                                             ref_alloc_id=previous)
-        if instruction.alloc_id == previous:
-            return [], None  # the allocation did not change
-        self.sent[cl_ord_id] = instruction.alloc_id
-        return [instruction.message], None
+        try:
+            return self._instructions(who, message), None
+        except FairallocError as error:  # the message stays recorded; its order is not allocated
+            first = error.diagnostics[0]
+            return [], Diagnostic(first.code, f"the 35=8 is recorded, but order {cl_ord_id} is not allocated: "
+                                  f"{first.message}", first.location, first.hint)
+
+    def _instructions(self, who: Actor, message: Message) -> list[bytes]:
+        """After a 35=8: the order's 35=J if it is complete (LeavesQty 0) or was allocated before
+        and its allocation changed; none if it is the instruction already sent."""
+        if message.msg_type != "8":
+            return []
+        cl_ord_id = message.get(11) or ""
+        order = self.book.orders[cl_ord_id]
+        if not order.live():
+            return []
+        with self.ledger.read() as session:
+            allocated = workflow.order_record(session, cl_ord_id).allocation is not None
+        if not allocated and Decimal(message.get(151) or "1") != 0:  # a quantity: checked by the book
+            return []
+        instruction, new = record.send(self.ledger, who, order, None)
+        return [instruction.message] if new else []
 
 
 class _Application(quickfix.Application):  # type: ignore[misc]
-    """QuickFIX's callbacks: application messages go to the :class:`Allocator`."""
+    """QuickFIX's callbacks: application messages go to the :class:`Recorder`, one at a time."""
 
-    def __init__(self, allocator: Allocator) -> None:
+    def __init__(self, recorder: Recorder) -> None:
         super().__init__()
-        self.allocator = allocator
+        self.recorder = recorder
         self.dictionary = quickfix.DataDictionary(str(DICTIONARY))
         self.lock = threading.Lock()
 
@@ -111,7 +158,7 @@ class _Application(quickfix.Application):  # type: ignore[misc]
     def fromApp(self, message: quickfix.Message, session: quickfix.SessionID) -> None:
         raw = message.toString().encode()
         with self.lock:
-            replies, refusal = self.allocator.take(raw)
+            replies, refusal = self.recorder.take(raw, session.getTargetCompID().getValue())
         for reply in replies:
             quickfix.Session.sendToTarget(quickfix.Message(reply.decode(), self.dictionary, False), session)
         if refusal is not None:
@@ -133,14 +180,15 @@ def _business_reject(message: quickfix.Message, refusal: Diagnostic) -> quickfix
 
 
 class Acceptor:
-    """A QuickFIX socket acceptor running an :class:`Allocator` with the given settings file.
+    """A QuickFIX socket acceptor running a :class:`Recorder` with the given settings file.
 
     The threaded acceptor (a thread per session): the single-threaded one crashed the process
     when it was stopped while a session was still closing."""
 
-    def __init__(self, settings: str, policy: Policy, accounts: dict[str, dict[str, Any]] | None) -> None:
-        self.allocator = Allocator(policy, accounts)
-        self.application = _Application(self.allocator)
+    def __init__(self, settings: str, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.settings_file = settings
+        self.application = _Application(recorder)
         self.settings = quickfix.SessionSettings(settings)
         # QuickFIX keeps references to the factories, not ownership: they must outlive the acceptor
         self.store = quickfix.FileStoreFactory(self.settings)

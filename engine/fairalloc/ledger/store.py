@@ -33,7 +33,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -242,6 +242,11 @@ class Session:
         if before_seq is not None:
             stmt = stmt.where(events.c.seq < before_seq)
         return [_event(row) for row in self.conn.execute(stmt)]
+
+    def count(self, *, kinds: Sequence[str]) -> int:
+        """How many events of ``kinds`` the ledger holds (counted by the database, not read)."""
+        stmt = select(func.count()).select_from(events).where(events.c.kind.in_(list(kinds)))
+        return int(self.conn.execute(stmt).scalar_one())
 
     def by_key(self, key: str) -> Event | None:
         """The event recorded under a unique ``key``, if any."""

@@ -11,7 +11,7 @@ ledger's write lock, its time the database server's clock and its actor the auth
 3. ``record_fills``, ``correct_fill``, ``bust_fill`` — executions, idempotent by fill id;
    corrections and busts refer to the original fill, which stays in the record;
 4. ``allocate_order`` — the engine's allocation under the governing policy version, reading and
-   advancing the rotation position inside the same transaction; late allocations are flagged and
+   advancing the rotation position (or the fairness state) inside the same transaction; late allocations are flagged and
    raise an alert. A correction, bust or fill arriving after the allocation re-allocates the
    order (``order.reallocated``, with its reason) and alerts the CCO; the earlier allocation stays;
 5. ``request_override`` — a manual deviation: only with a reason code the policy allows and a
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from fairalloc import RotationState, allocate, load_trade, policy_from_text
+from fairalloc import FairnessState, RotationState, allocate, load_trade, policy_from_text
 from fairalloc.context import applies, build_context
 from fairalloc.errors import Diagnostic, FairallocError, LedgerError, Location, RefusedError
 from fairalloc.ledger.chain import Event
@@ -565,6 +565,24 @@ def record_statement(ledger: Ledger, actor: Actor, trade: Trade, *, late_reason:
     Refused if the trade document's entry or executions already precede the ledger's clock
     (``intent-after-entry``, ``intent-after-execution``) — unless recorded as a late statement
     with a reason code and a memo, which the statement carries and which alerts the CCO."""
+    with ledger.write() as session:
+        return _record_statement(session, actor, trade, late_reason, late_memo)
+
+
+def record_statement_and_enter(ledger: Ledger, actor: Actor, trade: Trade,
+                               policy_id: str | None = None) -> tuple[Event, Event]:
+    """Record the statement and enter the order of a document that carries both at once (a FIX
+    NewOrderSingle with its NoAllocs), in one transaction: both are recorded, or neither — an
+    order the hard stop refuses leaves no statement behind it. Each step checks exactly what
+    :func:`record_statement` and :func:`enter_order` check; repeating it answers with the events
+    recorded the first time."""
+    with ledger.write() as session:
+        statement = _record_statement(session, actor, trade, None, None)
+        return statement, _enter_order(session, actor, trade, policy_id)
+
+
+def _record_statement(session: Session, actor: Actor, trade: Trade, late_reason: str | None,
+                      late_memo: str | None) -> Event:
     doc = _trade_json(trade)
     order = doc["order"]
     _check_accounts(doc)
@@ -580,32 +598,31 @@ def record_statement(ledger: Ledger, actor: Actor, trade: Trade, *, late_reason:
     payload: dict[str, Any] = {"statement": doc["statement"], "order": intent}
     if late is not None:
         payload["late"] = late
-    with ledger.write() as session:
-        _require(session, actor, "statement")
-        existing = session.by_key(f"statement:{order['id']}")
-        if existing is not None:
-            if existing.data() == payload:
-                return existing
-            raise _conflict("statement-already-recorded",
-                            f"a different pre-trade statement for order {order['id']} is already "
-                            "recorded", hint="a recorded statement cannot be replaced; use a new order id")
-        if session.by_key(f"order:{order['id']}") is not None:
-            raise _conflict("order-already-entered",
-                            f"order {order['id']} is already entered: intent must precede the order")
-        skew = _skew_for(session, trade)
-        if late is None:
-            refusal = _late_intent(doc, _time(session.now), skew)
-            if refusal is not None:
-                raise refusal
-        new = [NewEvent("statement.recorded", actor, payload, order_id=order["id"],
-                        key=f"statement:{order['id']}")]
-        if late is not None:
-            new.append(NewEvent("alert.raised", actor, {
-                "alert": "late-statement", "for": "cco", "reason_code": late["reason_code"],
-                "message": f"the pre-trade statement of order {order['id']} was recorded late "
-                           f"({late['reason_code']}): {late['memo']}"},
-                order_id=order["id"], topic="alerts"))
-        return session.append(*new)[0]
+    _require(session, actor, "statement")
+    existing = session.by_key(f"statement:{order['id']}")
+    if existing is not None:
+        if existing.data() == payload:
+            return existing
+        raise _conflict("statement-already-recorded",
+                        f"a different pre-trade statement for order {order['id']} is already "
+                        "recorded", hint="a recorded statement cannot be replaced; use a new order id")
+    if session.by_key(f"order:{order['id']}") is not None:
+        raise _conflict("order-already-entered",
+                        f"order {order['id']} is already entered: intent must precede the order")
+    skew = _skew_for(session, trade)
+    if late is None:
+        refusal = _late_intent(doc, _time(session.now), skew)
+        if refusal is not None:
+            raise refusal
+    new = [NewEvent("statement.recorded", actor, payload, order_id=order["id"],
+                    key=f"statement:{order['id']}")]
+    if late is not None:
+        new.append(NewEvent("alert.raised", actor, {
+            "alert": "late-statement", "for": "cco", "reason_code": late["reason_code"],
+            "message": f"the pre-trade statement of order {order['id']} was recorded late "
+                       f"({late['reason_code']}): {late['memo']}"},
+            order_id=order["id"], topic="alerts"))
+    return session.append(*new)[0]
 
 
 def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
@@ -647,36 +664,40 @@ def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
 def enter_order(ledger: Ledger, actor: Actor, trade: Trade, policy_id: str | None = None) -> Event:
     """Enter the block order — only after a statement covering it was recorded (hard stop), and
     only if its claimed entry time is not earlier than that statement (by the ledger's clock)."""
+    with ledger.write() as session:
+        return _enter_order(session, actor, trade, policy_id)
+
+
+def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | None) -> Event:
     doc = _trade_json(trade)
     order_id = doc["order"]["id"]
-    with ledger.write() as session:
-        _require(session, actor, "enter")
-        statement = session.by_key(f"statement:{order_id}")
-        if statement is None:
-            raise _refused(
-                "pretrade-statement-missing",
-                f"order {order_id} cannot be entered: no pre-trade allocation statement was recorded",
-                hint="record the intended allocation first: fairalloc order statement TRADE.json",
-            )
-        _check_coverage(statement, doc)
-        policy = governing_policy(session, trade, policy_id)
-        payload = {"order": doc["order"], "policy": policy.ref()}
-        existing = session.by_key(f"order:{order_id}")
-        if existing is not None:
-            if existing.data() == payload:
-                return existing
-            raise _conflict("order-already-entered",
-                            f"order {order_id} is already entered with other content")
-        skew = clock_skew(load_recorded_policy(policy))
-        if "late" not in statement.data():
-            refusal = _late_intent({"order": doc["order"]}, _time(statement.recorded_at), skew)
-            if refusal is not None:
-                raise refusal
-        _check_not_future([("/order/entered_at", doc["order"]["entered_at"])], session.now, skew)
-        (event,) = session.append(
-            NewEvent("order.entered", actor, payload, order_id=order_id, key=f"order:{order_id}")
+    _require(session, actor, "enter")
+    statement = session.by_key(f"statement:{order_id}")
+    if statement is None:
+        raise _refused(
+            "pretrade-statement-missing",
+            f"order {order_id} cannot be entered: no pre-trade allocation statement was recorded",
+            hint="record the intended allocation first: fairalloc order statement TRADE.json",
         )
-        return event
+    _check_coverage(statement, doc)
+    policy = governing_policy(session, trade, policy_id)
+    payload = {"order": doc["order"], "policy": policy.ref()}
+    existing = session.by_key(f"order:{order_id}")
+    if existing is not None:
+        if existing.data() == payload:
+            return existing
+        raise _conflict("order-already-entered",
+                        f"order {order_id} is already entered with other content")
+    skew = clock_skew(load_recorded_policy(policy))
+    if "late" not in statement.data():
+        refusal = _late_intent({"order": doc["order"]}, _time(statement.recorded_at), skew)
+        if refusal is not None:
+            raise refusal
+    _check_not_future([("/order/entered_at", doc["order"]["entered_at"])], session.now, skew)
+    (event,) = session.append(
+        NewEvent("order.entered", actor, payload, order_id=order_id, key=f"order:{order_id}")
+    )
+    return event
 
 
 @dataclass(frozen=True, slots=True)
@@ -866,7 +887,10 @@ def compute_allocation(session: Session, record: OrderRecord, before_seq: int | 
     ``before_seq`` limits fills to what was recorded before that event (replay); None means
     everything recorded so far. The rotation position is the one the ledger held before
     ``rotation_at`` (default ``before_seq``): a re-allocation starts from the position its order's
-    first allocation started from, and moves no later order's position."""
+    first allocation started from, and moves no later order's position. The fairness state is read
+    the same way: the ``fairness`` entry of the document of the last allocation in the order's
+    fairness group (topic ``fairness:GROUP``), so it is persisted, versioned and replayed with the
+    allocations that produced it."""
     assert record.entered is not None
     policy = _governing(session, record)
     trade = load_trade(record.trade_document(before_seq), file=f"ledger:{record.order_id}")
@@ -880,12 +904,36 @@ def compute_allocation(session: Session, record: OrderRecord, before_seq: int | 
             before = previous[-1].data()["rotation_after"]
             rotation_seq = previous[-1].seq
     state = RotationState.from_json(before, file="ledger") if before is not None else None
-    result = allocate(policy, trade, rotation=state, file=f"ledger:{record.order_id}")
+    fairness, fairness_seq = _fairness_state(session, policy.fairness_group(trade),
+                                             rotation_at if rotation_at is not None else before_seq)
+    result = allocate(policy, trade, rotation=state, file=f"ledger:{record.order_id}", fairness=fairness)
     document: dict[str, Any] = result.document()
     after = result.rotation_after.to_json() if result.rotation_after is not None else None
     inputs = (max(e.seq for e in (record.statement, record.entered, *record.fills) if e is not None),
-              rotation_seq)
+              rotation_seq, fairness_seq)
     return Computation(document, before, after, policy, inputs)
+
+
+def _fairness_state(session: Session, group: str | None,
+                    before_seq: int | None) -> tuple[FairnessState | None, int]:
+    """The fairness group's state after its last allocation before ``before_seq`` (and that
+    event's seq; 0 with none): a group's first order starts with every account at 0."""
+    if group is None:
+        return None, 0
+    previous = session.query(topic=f"fairness:{group}", before_seq=before_seq)
+    if not previous:
+        return None, 0
+    return FairnessState.from_json(previous[-1].data()["document"]["fairness"]["after"], file="ledger"), previous[-1].seq
+
+
+def _topic(document: dict[str, Any], rotation_after: dict[str, Any] | None) -> str | None:
+    """The group an allocation advances: its rotation group, or its fairness group (a policy
+    with a ``fairness`` section has no rotation, so an allocation advances at most one)."""
+    if rotation_after is not None:
+        return f"rotation:{rotation_after['group']}"
+    if "fairness" in document:
+        return f"fairness:{document['fairness']['after']['group']}"
+    return None
 
 
 def _lateness(session: Session, record: OrderRecord, policy: Policy) -> tuple[bool, str | None]:
@@ -922,7 +970,7 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
             computed = compute_allocation(session, record, None)
         late, cutoff = _lateness(session, record, computed.policy)
         after = computed.rotation_after
-        topic = f"rotation:{after['group']}" if after else None
+        topic = _topic(computed.document, after)
         payload = {"document": computed.document, "rotation_before": computed.rotation_before,
                    "rotation_after": after, "late": late, "deadline": cutoff}
         new = [NewEvent("order.allocated", actor, payload, order_id=order_id,
@@ -941,7 +989,9 @@ def _inputs(session: Session, record: OrderRecord, computed: Computation) -> tup
     latest = max(e.seq for e in (record.statement, record.entered, *record.fills) if e is not None)
     group = computed.rotation_after["group"] if computed.rotation_after else None
     rotation = session.latest(f"rotation:{group}") if group is not None else None
-    return (latest, rotation.seq if rotation is not None else 0)
+    fairness = computed.document.get("fairness")
+    fair = session.latest(f"fairness:{fairness['after']['group']}") if fairness is not None else None
+    return (latest, rotation.seq if rotation is not None else 0, fair.seq if fair is not None else 0)
 
 
 _REALLOCATION_REASONS = {

@@ -15,6 +15,9 @@ rule (any action)             ``fires``    the rule fired for some account
 ``minimum``                   ``met``      an account with a positive allocation reached the minimum
 ``rounding`` (largest rem.)   ``remainder`` an account received an extra lot for its remainder
 ``rounding`` (largest rem.)   ``odd-lot``  an odd quantity (less than a lot) was handed out
+``pro_rata.priority``         ``filled``   a tier was filled up to every account's cap
+``pro_rata.priority``         ``shared``   a tier shared what was left of the fill pro rata
+``odd_lots``                  ``recipient`` the designated recipient took the odd quantity
 ============================  ===========  ======================================================
 
 The measurement reads only the engine's explanation of each allocation (fired rules, caps,
@@ -128,4 +131,13 @@ def measure(policy: Policy, allocations: Sequence[Allocation], refusals: Sequenc
             acc.step is not None and acc.step.extra_lot)), "an account received an extra lot for its remainder"))
         branches.append(Branch("rounding", "odd-lot", _count(allocations, lambda acc: (
             acc.step is not None and bool(acc.step.odd))), "a quantity smaller than a lot was handed out"))
+    if policy.priority is not None:
+        branches.append(Branch("pro_rata.priority", "filled", _count(allocations, lambda acc: (
+            acc.tier_outcome is not None and acc.tier_outcome[0])), "a tier was filled up to every account's cap"))
+        branches.append(Branch("pro_rata.priority", "shared", _count(allocations, lambda acc: (
+            acc.tier_outcome is not None and not acc.tier_outcome[0] and acc.quantity > 0)),
+            "a tier shared what was left of the fill pro rata"))
+    if policy.odd_lot_recipient is not None:
+        branches.append(Branch("odd_lots", "recipient", _count(allocations, lambda acc: acc.odd_lot is not None),
+                               f"the designated recipient ({policy.odd_lot_recipient.describe()}) took the odd quantity"))
     return PolicyCoverage(policy.ref, policy.file, len(allocations) + len(refusals), tuple(branches))

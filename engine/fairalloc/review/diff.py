@@ -302,16 +302,51 @@ def _method(old: Policy, new: Policy) -> list[Change]:
     if old.method != new.method:
         changes.append(Change("/method", f"allocation method changed from {_word(old.method)} to {_word(new.method)}",
                               True, None, old.method, new.method))
-    before = old.weight.source if old.weight else "intended quantity"
-    after = new.weight.source if new.weight else "intended quantity"
+    before, after = _weight_words(old), _weight_words(new)
     if before != after and new.method == "pro_rata":
-        changes.append(Change("/pro_rata/weight", f"pro-rata weight changed from {_code(before)} to {_code(after)}",
-                              True, None, before, after))
+        changes.append(Change("/pro_rata/weight", f"pro-rata weight changed from {before} to {after}",
+                              True, None, old.data.get("pro_rata", {}).get("weight"),
+                              new.data.get("pro_rata", {}).get("weight")))
+    changes.extend(_priority(old, new))
     if old.unlimited_first != new.unlimited_first and new.method == "price_time":
         first = "before" if new.unlimited_first else "after"
         changes.append(Change("/price_time/unlimited_first", f"orders without a limit price now rank {first} limit orders",
                               True, None, old.unlimited_first, new.unlimited_first))
     return changes
+
+
+def _weight_words(policy: Policy) -> str:
+    if policy.equal_weights:
+        return "equal shares (the same quantity to every account)"
+    return _code(policy.weight.source if policy.weight else "intended quantity")
+
+
+def _priority(old: Policy, new: Policy) -> list[Change]:
+    a = old.priority.source if old.priority else None
+    b = new.priority.source if new.priority else None
+    if a == b or new.method != "pro_rata":
+        return []
+    if a is None:
+        text = f"accounts are now served in priority tiers by {_code(b)}: tier 1 filled first, pro-rata within a tier"
+    elif b is None:
+        text = f"priority tiers (by {_code(a)}) are removed: every account shares the fill pro-rata"
+    else:
+        text = f"priority tiers now by {_code(b)} (were by {_code(a)})"
+    return [Change("/pro_rata/priority", text, True, None, a, b)]
+
+
+def _odd_lots(old: Policy, new: Policy) -> list[Change]:
+    a = old.odd_lot_recipient.describe() if old.odd_lot_recipient else None
+    b = new.odd_lot_recipient.describe() if new.odd_lot_recipient else None
+    if a == b:
+        return []
+    if a is None:
+        text = f"the odd quantity (less than a lot) now goes to a designated account: {_code(b)}"
+    elif b is None:
+        text = f"the odd quantity no longer goes to a designated account ({_code(a)}): the remainder rule places it"
+    else:
+        text = f"the odd-lot recipient changed from {_code(a)} to {_code(b)}"
+    return [Change("/odd_lots/recipient", text, True, None, old.data.get("odd_lots"), new.data.get("odd_lots"))]
 
 
 def _rotation(old: Policy, new: Policy) -> list[Change]:
@@ -348,7 +383,7 @@ def _rounding(old: Policy, new: Policy) -> list[Change]:
     if old.rounding_method != new.rounding_method:
         changes.append(Change("/rounding/method", f"rounding method changed from {_word(old.rounding_method)} to "
                               f"{_word(new.rounding_method)}", True, None, old.rounding_method, new.rounding_method))
-    if old.remainder != new.remainder and new.rounding_method != "quota":
+    if old.remainder != new.remainder and new.rounding_method != "quota" and old.fairness is new.fairness is None:
         changes.append(Change("/rounding/remainder", f"the odd quantity (less than a lot) now goes "
                               f"{_REMAINDER[new.remainder]} (went {_REMAINDER[old.remainder]})", True, None,
                               old.remainder, new.remainder))
@@ -356,6 +391,28 @@ def _rounding(old: Policy, new: Policy) -> list[Change]:
         changes.append(Change("/rounding/tie_break", f"ties are now broken by {_word(new.tie_break)} (was "
                               f"{_word(old.tie_break)})", True, None, old.tie_break, new.tie_break))
     return changes
+
+
+def _fairness(old: Policy, new: Policy) -> list[Change]:
+    """``fairness``: whether the rounding is kept fair over the orders of a group, and per which groups."""
+    a, b = old.data.get("fairness"), new.data.get("fairness")
+    if a == b:
+        return []
+    def groups(spec: Any) -> str:
+        group = spec.get("group")
+        return "per fairness group " + _code(group) if group else "over all the policy's orders"
+
+    if a is None:
+        return [Change("/fairness", "rounding is now kept fair over time: each order's spare lots and odd quantity "
+                       "go to the accounts with the lowest cumulative rounding advantage "
+                       f"(allocated minus exact share), counted {groups(b)}", True, None, a, b)]
+    if b is None:
+        return [Change("/fairness", "rounding is no longer kept fair over time: spare lots go by largest remainder "
+                       f"and the odd quantity {_REMAINDER[new.remainder]}, whatever earlier orders gave each "
+                       "account", True, None, a, b)]
+    return [Change("/fairness/group", f"cumulative rounding advantages are now counted {groups(b)} (were counted "
+                   f"{groups(a)}); each new group starts with every account at 0", True, None,
+                   a.get("group"), b.get("group"))]
 
 
 def _price_and_caps(old: Policy, new: Policy) -> list[Change]:
@@ -377,13 +434,18 @@ def _price_and_caps(old: Policy, new: Policy) -> list[Change]:
 def _minimum_words(policy: Policy) -> str:
     minimum = policy.minimum
     assert minimum is not None
+    worth = f"a value of {_number(minimum.value)} at the average price" if minimum.value is not None else ""
+    if minimum.kind == "value":
+        return worth
     if minimum.kind == "absolute":
-        return f"{_number(minimum.absolute)} shares"
-    if minimum.kind == "relative_to_intended":
+        words = f"{_number(minimum.absolute)} shares"
+    elif minimum.kind == "relative_to_intended":
         assert minimum.relative is not None
-        return f"{_percent(minimum.relative)} of the intended quantity"
-    assert minimum.expression is not None
-    return _code(minimum.expression.source)
+        words = f"{_percent(minimum.relative)} of the intended quantity"
+    else:
+        assert minimum.expression is not None
+        words = _code(minimum.expression.source)
+    return f"{words} and {worth}" if worth else words
 
 
 def _minimum(old: Policy, new: Policy) -> list[Change]:
@@ -395,13 +457,18 @@ def _minimum(old: Policy, new: Policy) -> list[Change]:
                 else f"the minimum allocation ({_minimum_words(old)}) is removed")
         return [Change("/minimum", text, True, None, old.data.get("minimum"), new.data.get("minimum"))]
     changes: list[Change] = []
-    if (a.kind, a.absolute, a.relative) != (b.kind, b.absolute, b.relative) or (
+    if (a.kind, a.absolute, a.relative, a.value) != (b.kind, b.absolute, b.relative, b.value) or (
             a.expression and b.expression and a.expression.source != b.expression.source):
         value_a = a.absolute if a.kind == "absolute" else a.relative if a.kind == "relative_to_intended" else None
         value_b = b.absolute if b.kind == "absolute" else b.relative if b.kind == "relative_to_intended" else None
-        same_unit = a.kind == b.kind and value_a is not None and value_b is not None
+        if a.kind == b.kind == "value":
+            value_a, value_b = a.value, b.value
+        same_unit = (a.kind == b.kind and value_a is not None and value_b is not None
+                     and (a.kind == "value" or a.value == b.value))
         verb = _direction(value_a, value_b) if same_unit else "changed"
         before = _number(value_a) if same_unit and a.kind == "absolute" else _minimum_words(old)
+        if same_unit and a.kind == "value":
+            before = f"a value of {_number(value_a)}"
         changes.append(Change("/minimum", f"minimum allocation {verb} from {before} to {_minimum_words(new)}",
                               True, None, old.data.get("minimum"), new.data.get("minimum")))
     if a.denied != b.denied:
@@ -514,8 +581,8 @@ def _pricing(old: Policy, new: Policy) -> list[Change]:
     return changes
 
 
-_SECTIONS: tuple[Differ, ...] = (_identity, _governance, _attributes, _method, _rotation, _rounding,
-                                 _price_and_caps, _minimum, _rules, _overrides_and_deadline, _pricing)
+_SECTIONS: tuple[Differ, ...] = (_identity, _governance, _attributes, _method, _rotation, _rounding, _odd_lots,
+                                 _fairness, _price_and_caps, _minimum, _rules, _overrides_and_deadline, _pricing)
 
 
 def money_changes(diff: PolicyDiff) -> tuple[Change, ...]:

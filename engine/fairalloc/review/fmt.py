@@ -12,8 +12,8 @@ written back with these rules:
   between their items; other sequences in block style; in a policy (a document with the ``fairalloc:`` key) every mapping in block
   style, while other documents — policy test files — keep the style of each mapping as written,
   so that a test's trade can stay compact in flow style;
-* expressions (``applies_to``, ``when``, ``quantity``, ``weight``, ``order_by``, ``group``,
-  ``minimum.expression``) single-quoted, as the shipped policies write them;
+* expressions (``applies_to``, ``when``, ``quantity``, ``weight``, ``priority``, ``order_by``,
+  ``group``, ``minimum.expression``, ``odd_lots.recipient.expression``) single-quoted, as the shipped policies write them;
 * every other string plain where every YAML reader reads the plain text back as the same string
   (:func:`fairalloc.load.plain_is_text`, the loader's own rule), otherwise single-quoted
   (``time: '23:59:59'`` would otherwise become a number, ``'yes'`` a boolean);
@@ -45,8 +45,11 @@ Path = tuple[str | int, ...]
 _EXPRESSION_PATHS: frozenset[Path] = frozenset({
     ("applies_to",),
     ("pro_rata", "weight"),
+    ("pro_rata", "priority"),
+    ("odd_lots", "recipient", "expression"),
     ("rotation", "order_by"),
     ("rotation", "group"),
+    ("fairness", "group"),
     ("minimum", "expression"),
 })
 _RULE_EXPRESSION_KEYS = frozenset({"when", "quantity"})
@@ -76,7 +79,7 @@ def _round_trip() -> YAML:
 
 def is_expression(path: Path, value: str) -> bool:
     """Whether the string at ``path`` of a policy is written in the expression language."""
-    if path == ("pro_rata", "weight") and value == "intended":
+    if path == ("pro_rata", "weight") and value in ("intended", "equal"):
         return False
     if path in _EXPRESSION_PATHS:
         return True

@@ -9,7 +9,8 @@ exactly before rounding.
 
 Rotation policies carry state from order to order: trades are replayed in (trade date, entry time,
 order id) order and each version keeps its own rotation state per group, starting from position 0
-(the first account of the sequence). A replay therefore shows how the two versions diverge over
+(the first account of the sequence). Policies with fairness over time carry their cumulative
+rounding advantages the same way, each group starting with every account at 0. A replay therefore shows how the two versions diverge over
 the period, not what was recorded in production.
 
 **Attribution** ("which rule caused it") compares the engine's per-account explanation under each
@@ -17,7 +18,8 @@ version and is exact only as far as those facts go:
 
 * ``direct`` — the account's own facts differ and the diff changed what explains them: a changed
   rule fired under one version only, or the minimum changed and the account's denial by it did, or
-  its binding cap, weight or rotation position changed. The cause is that diff item. (A rule or
+  its binding cap, weight, priority tier, rotation position or receipt of the odd lot
+  (``odd_lots.recipient``) changed. The cause is that diff item. (A rule or
   minimum the diff did not touch that fires differently only because shares were re-spread is a
   consequence, not a cause.)
 * ``order`` — the account's own facts are equal but another account of the same order changed
@@ -51,6 +53,7 @@ from typing import Any
 from fairalloc import allocate, load_trade, policy_from_text
 from fairalloc.compile import canonical_json
 from fairalloc.errors import Diagnostic, FairallocError, FileAccessError, Location
+from fairalloc.fairness import FairnessState
 from fairalloc.numbers import present
 from fairalloc.plan import Policy
 from fairalloc.result import AccountAllocation, Allocation
@@ -305,22 +308,28 @@ def read_trades(paths: Sequence[str], tick: Tick = _no_tick) -> tuple[list[Recor
 
 # -- replaying -----------------------------------------------------------------------------------
 class _Replayer:
-    """Allocates trades in order under one policy version, carrying its rotation states."""
+    """Allocates trades in order under one policy version, carrying its rotation states and its
+    fairness states (cumulative rounding advantages, every group starting at 0)."""
 
     def __init__(self, policy: Policy, states: Mapping[str, RotationState]) -> None:
         self.policy = policy
         self.states = dict(states)
+        self.fairness: dict[str, FairnessState] = {}
 
     def run(self, recorded: RecordedTrade) -> Outcome:
         policy = self.policy
         try:
             group = policy.rotation_group(recorded.trade)
             state = self.states.get(group) if group is not None else None
-            allocation = allocate(policy, recorded.trade, state, file=recorded.source)
+            fair_group = policy.fairness_group(recorded.trade)
+            fairness = self.fairness.get(fair_group) if fair_group is not None else None
+            allocation = allocate(policy, recorded.trade, state, file=recorded.source, fairness=fairness)
         except FairallocError as error:  # refused, or the trade lacks data this version reads
             return Outcome(None, tuple(error.codes))
         if group is not None and allocation.rotation_after is not None:
             self.states[group] = allocation.rotation_after
+        if fair_group is not None and allocation.fairness_after is not None:
+            self.fairness[fair_group] = allocation.fairness_after
         return Outcome(allocation)
 
 
@@ -329,7 +338,8 @@ def _facts(account: AccountAllocation | None) -> dict[str, Any]:
     if account is None:
         return {}
     return {"rules": frozenset(account.rules), "denied_by": account.denied_by, "cap": account.cap,
-            "weight": account.weight, "rotation": account.rotation_rank}
+            "weight": account.weight, "rotation": account.rotation_rank, "tier": account.tier,
+            "odd_lot": account.odd_lot is not None}
 
 
 def _cap_binds(*accounts: AccountAllocation | None) -> bool:
@@ -349,6 +359,8 @@ class _Attributor:
         self.weight = [c.label for c in changes if c.pointer.startswith(("/pro_rata", "/attributes"))]
         self.rotation = [c.label for c in changes if c.pointer.startswith("/rotation")]
         self.caps = [c.label for c in changes if c.pointer.startswith("/caps")]
+        self.tiers = [c.label for c in changes if c.pointer.startswith(("/pro_rata/priority", "/attributes"))]
+        self.odd_lots = [c.label for c in changes if c.pointer.startswith("/odd_lots")]
         self.general = [c.label for c in changes if c.rule is None and not c.pointer.startswith("/minimum")] or [
             c.label for c in changes] or ["policy"]
         self.governance = [c.label for c in changes if c.pointer.startswith(("/applies_to", "/effective", "/attributes"))]
@@ -375,6 +387,10 @@ class _Attributor:
             causes.extend(self.weight)
         if a.get("rotation") != b.get("rotation"):
             causes.extend(self.rotation)
+        if a.get("tier") != b.get("tier"):
+            causes.extend(self.tiers)
+        if a.get("odd_lot") != b.get("odd_lot"):
+            causes.extend(self.odd_lots)
         return list(dict.fromkeys(causes))
 
 
@@ -501,15 +517,16 @@ def impact_of(diff: PolicyDiff, folder: str, tick: Tick = _no_tick, workers: int
     """Read every trade document under ``folder`` and replay those of ``period`` under both versions.
 
     ``tick`` is called with the number of steps done (two per trade: read, replay). Without a
-    rotation in either version the order of trades cannot matter, so chunks of trades are replayed
-    in ``workers`` processes (default: one per CPU); with a rotation the replay is sequential.
+    rotation or fairness over time in either version the order of trades cannot matter, so chunks of trades are replayed
+    in ``workers`` processes (default: one per CPU); with a rotation or fairness over time the
+    replay is sequential.
     """
     if not os.path.isdir(folder):
         raise FileAccessError(Diagnostic("impact-trades", f"not a folder of trade documents: {folder}",
                                          Location(folder), "give a folder containing trade JSON documents"))
     paths = trade_files(folder)
     count = min(workers or os.cpu_count() or 1, len(paths) // CHUNK)
-    stateful = diff.old.rotation is not None or diff.new.rotation is not None
+    stateful = any(policy.rotation is not None or policy.fairness is not None for policy in (diff.old, diff.new))
     if count > 1 and not stateful:
         tally = _parallel(diff, paths, period, count, tick)
     else:

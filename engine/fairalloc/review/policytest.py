@@ -9,10 +9,12 @@ state, and what must come out::
       - name: partial fill is spread pro-rata in round lots
         trade: ../../../examples/us-equity-pro-rata.trade.json
         rotation: {group: us-equity-pro-rata, position: 0}     # optional
+        fairness: {group: us-equity-pro-rata, advantage: {CLIENT-A: 40}}   # optional
         expect:
           allocations: {CLIENT-A: 15000, CLIENT-B: 6000}        # accounts not listed must get 0
           exceptions: {proprietary-in-partial-fill: [PROPRIETARY]}   # exactly these fired
           rotation_after: {position: 1}                          # optional
+          fairness_after: {CLIENT-A: -10, CLIENT-B: 10/3}       # optional: advantages, exact
       - name: a bond order is not governed by this policy
         trade: {...}
         expect:
@@ -36,6 +38,7 @@ from typing import Any
 
 from fairalloc import allocate, load_policy, load_trade
 from fairalloc.errors import Diagnostic, FairallocError, InputError, Location, RefusedError
+from fairalloc.fairness import FairnessState, fraction_json
 from fairalloc.load import Path, SourceDocument, load_yaml, read_text
 from fairalloc.plan import Policy
 from fairalloc.result import Allocation, quantity_json
@@ -43,8 +46,8 @@ from fairalloc.rotation import RotationState
 from fairalloc.trade import Trade
 
 _FILE_KEYS = frozenset({"policy", "cases"})
-_CASE_KEYS = frozenset({"name", "trade", "rotation", "expect"})
-_EXPECT_KEYS = frozenset({"allocations", "exceptions", "refused", "rotation_after", "money"})
+_CASE_KEYS = frozenset({"name", "trade", "rotation", "fairness", "expect"})
+_EXPECT_KEYS = frozenset({"allocations", "exceptions", "refused", "rotation_after", "money", "fairness_after"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Expectation:
     refused: str | None = None
     rotation_after: dict[str, Any] | None = None
     money: dict[str, dict[str, Any]] | None = None  # account -> gross, net, price_credit, costs by name
+    fairness_after: dict[str, Fraction] | None = None  # account -> cumulative advantage after
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class PolicyTestCase:
     trade_file: str
     rotation: RotationState | None
     expect: Expectation
+    fairness: FairnessState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +178,10 @@ def _read_case(reader: _Reader, item: Any, path: Path, base: str) -> PolicyTestC
     expect = _read_expect(reader, spec.get("expect", {}), path + ("expect",))
     trade, trade_file = _read_trade(reader, spec.get("trade"), path + ("trade",), base)
     rotation = _read_rotation(reader, spec.get("rotation"), path + ("rotation",))
+    fairness = _read_fairness(reader, spec.get("fairness"), path + ("fairness",))
     if trade is None or expect is None or not isinstance(name, str):
         return None
-    return PolicyTestCase(name, reader.doc.locate(path), trade, trade_file, rotation, expect)
+    return PolicyTestCase(name, reader.doc.locate(path), trade, trade_file, rotation, expect, fairness)
 
 
 def _read_trade(reader: _Reader, value: Any, path: Path, base: str) -> tuple[Trade | None, str]:
@@ -210,6 +216,36 @@ def _read_rotation(reader: _Reader, value: Any, path: Path) -> RotationState | N
             inner = _pointer_path(diagnostic.location.pointer)
             reader.error(diagnostic.code, diagnostic.message, path + inner, diagnostic.hint)
         return None
+
+
+def _read_fairness(reader: _Reader, value: Any, path: Path) -> FairnessState | None:
+    if value is None:
+        return None
+    try:
+        return FairnessState.from_json(_jsonable(value), reader.doc.file)
+    except InputError as error:
+        for diagnostic in error.diagnostics:
+            inner = _pointer_path(diagnostic.location.pointer)
+            reader.error(diagnostic.code, diagnostic.message, path + inner, diagnostic.hint)
+        return None
+
+
+def _read_fairness_after(reader: _Reader, value: Any, path: Path) -> dict[str, Fraction] | None:
+    """``fairness_after``: account -> advantage, read as a fairness state's advantages are."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        reader.error("policytest-fairness", "'fairness_after' maps account ids to advantages such as -10 or 10/3",
+                     path)
+        return None
+    try:
+        state = FairnessState.from_json({"group": "-", "advantage": _jsonable(value)}, reader.doc.file)
+    except InputError as error:
+        for diagnostic in error.diagnostics:
+            inner = _pointer_path(diagnostic.location.pointer)[1:]
+            reader.error("policytest-fairness", diagnostic.message, path + inner, diagnostic.hint)
+        return None
+    return {str(account): state.of(str(account)) for account in value}
 
 
 def _read_expect(reader: _Reader, value: Any, path: Path) -> Expectation | None:
@@ -252,7 +288,8 @@ def _read_expect(reader: _Reader, value: Any, path: Path) -> Expectation | None:
         money = None
     return Expectation(allocations, exceptions, refused if isinstance(refused, str) else None,
                        _jsonable(rotation_after) if rotation_after is not None else None,
-                       {str(k): _jsonable(v) for k, v in money.items()} if money is not None else None)
+                       money={str(k): _jsonable(v) for k, v in money.items()} if money is not None else None,
+                       fairness_after=_read_fairness_after(reader, spec.get("fairness_after"), path + ("fairness_after",)))
 
 
 def _pointer_path(pointer: str | None) -> Path:
@@ -279,7 +316,7 @@ def run_case(policy: Policy, case: PolicyTestCase) -> CaseResult:
     """Allocate the case's trade under ``policy`` and compare with what the case expects."""
     started = time.perf_counter()
     try:
-        allocation = allocate(policy, case.trade, case.rotation, file=case.trade_file)
+        allocation = allocate(policy, case.trade, case.rotation, file=case.trade_file, fairness=case.fairness)
     except RefusedError as error:
         elapsed = time.perf_counter() - started
         codes = tuple(error.codes)
@@ -325,6 +362,14 @@ def _compare(expect: Expectation, allocation: Allocation) -> list[str]:
         for key, wanted in sorted(expect.rotation_after.items()):
             if after.get(key) != wanted:
                 messages.append(f"rotation after the order: expected {key} {wanted!r}, got {after.get(key)!r}")
+    if expect.fairness_after is not None:
+        state = allocation.fairness_after
+        for account, wanted_advantage in sorted(expect.fairness_after.items()):
+            advantage = state.of(account) if state is not None else None
+            if advantage != wanted_advantage:
+                shown = "no fairness state" if advantage is None else fraction_json(advantage)
+                messages.append(f"cumulative advantage of {account} after the order: "
+                                f"expected {fraction_json(wanted_advantage)}, got {shown}")
     return messages
 
 

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fairalloc import RotationState, allocate, load_trade
+from fairalloc import FairnessState, RotationState, allocate, load_trade
 from fairalloc.errors import Diagnostic, ExitCode, FairallocError, InputError, Location
 from fairalloc.plan import Policy
 from fairalloc.schema import schema
@@ -142,7 +142,7 @@ async def _store_call(svc: Service, function: Callable[..., Any], *args: Any) ->
 
 
 def decide(svc: Service, principal: Principal, policy: Policy, trade_json: Any, rotation_json: Any,
-           explain: bool, file: str) -> dict[str, Any]:
+           explain: bool, file: str, fairness_json: Any = None) -> dict[str, Any]:
     """One allocation decision: validate the trade, allocate, log the decision line.
 
     Returns the allocation document with its ``decision_id``; raises :class:`FairallocError`
@@ -153,7 +153,9 @@ def decide(svc: Service, principal: Principal, policy: Policy, trade_json: Any, 
                                     Location(file, pointer="")))
     trade = load_trade(trade_json, file=file)
     state = RotationState.from_json(rotation_json, file=f"{file}:rotation") if rotation_json is not None else None
-    result = allocate(policy, trade, state, file=file)
+    fairness = (FairnessState.from_json(fairness_json, file=f"{file}:fairness")
+                if fairness_json is not None else None)
+    result = allocate(policy, trade, state, file=file, fairness=fairness)
     document = result.document(explain=explain)
     decision_id = str(uuid.uuid4())
     elapsed = time.perf_counter() - started
@@ -271,6 +273,8 @@ _ALLOCATE_BODY = {
             "policy": {"type": "string", "description": "ID or ID@VERSION", "examples": ["us-equity-pro-rata@1"]},
             "trade": {"$ref": "#/components/schemas/Trade"},
             "rotation": {"type": "object", "description": "rotation state before this order (rotation policies)"},
+            "fairness": {"type": "object", "description": "fairness state before this order: the group's cumulative "
+                         "rounding advantages (policies with a fairness section)"},
         }}}},
 }
 _BATCH_BODY = {
@@ -326,11 +330,12 @@ def _stateless_routes(app: FastAPI) -> None:
 
         async def run() -> Response:
             body = parse_body(raw, svc.config.limits)
-            _only(body, ("policy", "trade", "rotation"))
+            _only(body, ("policy", "trade", "rotation", "fairness"))
             policy = await svc.resolve_policy(member(body, "policy"))
             try:
                 answer = decide(svc, principal, policy, member(body, "trade"),
-                                member(body, "rotation", required=False), explain, "trade")
+                                member(body, "rotation", required=False), explain, "trade",
+                                member(body, "fairness", required=False))
             except FairallocError as error:
                 raise Problem.of(error) from None
             return json_response(answer, headers={"Fairalloc-Decision-Id": answer["decision_id"]})
