@@ -324,6 +324,40 @@ def test_eval_refuses_a_malformed_context(tmp_path: Path, capsys: pytest.Capture
     assert eval_(capsys, "--context", str(context), "1")[0] == 4
 
 
+@pytest.mark.parametrize("text", ["1e999999999", "1e-999999999", "9" * 31, "1" * 101, "NaN", "-Infinity", "sNaN",
+                                  " 5", "1_000", "\uff15", "0x10"])
+def test_eval_holds_a_context_number_text_to_the_input_limits(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    # '1e999999999' was taken as a number: 'allocation * 2' then overflowed (exit 70) and
+    # 'floor(allocation)' built a billion-digit integer. Number texts are bounded as in a trade.
+    context = tmp_path / "context.json"
+    context.write_text(json.dumps({"allocation": text}))
+    status, out, err = eval_(capsys, "--context", str(context), "allocation * 2")
+    assert (status, out) == (4, "")
+    assert err.startswith(f"{context}#/allocation: error[context-value]: ")
+
+
+def test_eval_context_numbers_in_range_are_exact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    context = tmp_path / "context.json"
+    context.write_text(json.dumps({"allocation": "-1.5E+3", "account": {"assets": "0.125"}}))
+    assert eval_(capsys, "--context", str(context), "allocation")[:2] == (0, "-1500\n")
+    policy = str(POLICIES / "intraday-fill-monotone.yaml")
+    assert eval_(capsys, "--policy", policy, "--context", str(context), "account.assets * 8")[:2] == (0, "1\n")
+
+
+def test_eval_refuses_context_text_that_cannot_be_printed(tmp_path: Path) -> None:
+    # A lone surrogate escape in the context became text that no UTF-8 stream can carry:
+    # printing 'account.type' ended in a UnicodeEncodeError (exit 70).
+    context = tmp_path / "context.json"
+    context.write_text('{"account": {"type": "\\ud800", "\\udfffx": 1, "ok": "\\ud83d\\ude00"}}')
+    done = run("eval", "--context", str(context), "account.type")
+    assert done.returncode == 4, done.stderr
+    assert f"{context}#/account/type: error[context-value]" in done.stderr
+    assert done.stderr.count("error[context-value]") == 2 and "Traceback" not in done.stderr
+    done = run("eval", "'\\ud800'")
+    assert done.returncode == 3 and "<expr>:1:2: error[expr-syntax]" in done.stderr
+
+
 # --- conventions ---------------------------------------------------------------------------------
 
 def _parsers(parser: argparse.ArgumentParser, path: str = "fairalloc") -> list[tuple[str, argparse.ArgumentParser]]:

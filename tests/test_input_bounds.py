@@ -177,6 +177,7 @@ def test_a_trade_too_large_is_refused_before_it_is_parsed(tmp_path: Path) -> Non
 @pytest.mark.parametrize("state, code", [
     ("[" * 100_000 + "]" * 100_000, "json-too-deep"),
     ('{"group": "all", "position": ' + "1" * 5000 + "}", "json-number-range"),
+    ('{"group": "fixed-income-rotation/core\\ud800", "position": 0}', "rotation-state"),
 ])
 def test_hostile_rotation_state_is_refused(state: str, code: str, tmp_path: Path) -> None:
     path = tmp_path / "state.json"

@@ -175,6 +175,52 @@ def test_expression_failing_on_an_accounts_data_names_the_account() -> None:
     assert context.location.pointer == "/statement/accounts/2"
 
 
+@pytest.mark.parametrize("pointer", ["/order/quantity", "/statement/accounts/1/intended", "/fills/0/quantity",
+                                     "/fills/0/price", "/order/limit_price"])
+def test_a_number_text_with_a_lone_surrogate_is_a_trade_value_error(
+        pointer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The message quoted the text as it was: pydantic could not encode it and the command exited 70.
+    doc = example_trade()
+    _set(pointer.strip("/"), "1\ud800")(doc)
+    trade = tmp_path / "trade.json"
+    trade.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"), "--trade", str(trade)]) == 4
+    assert f"{trade}#{pointer}: error[trade-value]: '1\\ud800' is not a " in capsys.readouterr().err
+
+
+_ASSETS_POLICY = (
+    "fairalloc: 1\nid: x\nversion: 1\neffective: 2026-01-01\nowner: CCO\n"
+    "attributes:\n  account:\n    assets: {type: number, default: 1}\n"
+    "method: pro_rata\npro_rata:\n  weight: account.assets\nrounding:\n  lot: 100\n"
+)
+
+
+@pytest.mark.parametrize("text", [" 5", "5 ", "1_000", "\uff15", "\u0665", "NaN", "Infinity", "0x10", "e5", ""])
+def test_a_number_attribute_is_ascii_number_text(text: str) -> None:
+    # Decimal() also reads ' 5', '1_000' and other scripts' digits ('\uff15' is a full-width 5):
+    # a number attribute written so was silently a number and weighted the allocation.
+    from fairalloc import policy_from_text
+
+    doc = example_trade()
+    doc["statement"]["accounts"][2]["attributes"]["assets"] = text
+    with pytest.raises(FairallocError) as caught:
+        allocate(policy_from_text(_ASSETS_POLICY, "x.yaml"), load_trade(doc))
+    assert caught.value.codes == ["trade-attribute"]
+    assert caught.value.diagnostics[0].location.pointer == "/statement/accounts/2/attributes/assets"
+
+
+@pytest.mark.parametrize(("text", "weight"), [("6000000.00", Decimal("6000000")), ("-0", 0), ("1E+3", 1000),
+                                              (".5", Decimal("0.5")), ("+7", 7)])
+def test_a_number_attribute_in_ascii_text_is_its_exact_value(text: str, weight: Decimal) -> None:
+    from fairalloc import policy_from_text
+    from fairalloc.context import build_context
+
+    doc = example_trade()
+    doc["statement"]["accounts"][2]["attributes"]["assets"] = text
+    context = build_context(policy_from_text(_ASSETS_POLICY, "x.yaml"), load_trade(doc))
+    assert context.accounts[2]["assets"] == weight
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 @pytest.mark.parametrize("valid", [True, False])
 def test_loading_a_trade_leaves_the_cycle_collector_as_it_found_it(enabled: bool, valid: bool) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.errors import Diagnostic, InputError, Location, pointer
-from fairalloc.numbers import divide, exact_sum, number_problem
+from fairalloc.numbers import decimal_from_text, divide, exact_sum
 
 if TYPE_CHECKING:
     from fairalloc.plan import Attribute, Policy
@@ -59,15 +59,9 @@ def _convert(attribute: Attribute, value: Any, where: str, file: str) -> Any:
             return value
         elif isinstance(value, str):
             try:
-                number = Decimal(value)
-            except InvalidOperation:
-                number = None
-            if number is None or not number.is_finite():
-                problem = f"'{value}' is not a number"
-            elif number_problem(number) is not None:
-                problem = f"'{value[:40]}' {number_problem(number)} (see the limits on numbers)"
-            else:
-                return number
+                return decimal_from_text(value)
+            except ValueError as error:
+                problem = f"'{value[:40]}' {error}"
         else:
             problem = f"must be a number, not {value!r}"
     elif kind == "boolean":

@@ -40,7 +40,7 @@ def _decimal_text(value: str, what: str) -> int | Decimal:
         raise PydanticCustomError("number_range", "a {what} written with more than {limit} characters",
                                   {"what": what, "limit": MAX_NUMBER_TEXT})
     if not DECIMAL.fullmatch(value):
-        raise ValueError(f"'{value}' is not a {what}: write digits with an optional decimal point")
+        raise ValueError(f"{value!r} is not a {what}: write digits with an optional decimal point")
     return _bounded(int(value) if "." not in value else Decimal(value))
 
 

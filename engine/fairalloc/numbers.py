@@ -11,6 +11,7 @@ rounding is explicit and named (``docs/rounding.md``).
 
 from __future__ import annotations
 
+import re
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -74,6 +75,27 @@ def number_problem(value: int | Decimal) -> str | None:
     if len(digits) + exponent > MAX_INTEGER_DIGITS and value != 0:
         return f"has more than {MAX_INTEGER_DIGITS} digits before the decimal point"
     return None
+
+
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def decimal_from_text(text: str) -> Decimal:
+    """The number a text input writes, within :func:`number_problem`'s bounds, or ``ValueError``
+    saying why it is none.
+
+    Only ASCII digits with an optional sign, point and exponent are numbers: :class:`Decimal` itself
+    also takes ``"NaN"``, ``" 5"``, ``"1_000"`` and full-width ``"５"``, none of which an OMS means
+    as a number. The length is checked before converting, so converting is never the slow part."""
+    if len(text) > MAX_NUMBER_TEXT:
+        raise ValueError(f"is written with more than {MAX_NUMBER_TEXT} characters")
+    if not _NUMBER_TEXT.fullmatch(text):
+        raise ValueError("is not a number")
+    value = Decimal(text)
+    problem = number_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])

@@ -49,6 +49,9 @@ class RotationState:
         group, position, day = data.get("group"), data.get("position", 0), data.get("day")
         if not isinstance(group, str) or not group:
             raise bad("'group' must be a non-empty string", "/group")
+        if not group.isascii() and any("\ud800" <= char <= "\udfff" for char in group):
+            # a lone \uXXXX surrogate escape: text no UTF-8 stream or database can carry
+            raise bad("'group' has a lone UTF-16 surrogate (\\uD800-\\uDFFF), not a character", "/group")
         if not isinstance(position, int) or isinstance(position, bool) or position < 0:
             raise bad("'position' must be a whole number >= 0", "/position")
         parsed: dt.date | None = None

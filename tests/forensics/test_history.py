@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairalloc.errors import ExitCode, FileAccessError, InputError
 from fairalloc.forensics import history
@@ -206,3 +208,53 @@ def test_parquet_float_prices_are_refused_with_their_column(tmp_path: pathlib.Pa
         history.load(folder / "allocations.csv", folder / "prices.parquet")
     diagnostic = caught.value.diagnostics[0]
     assert (diagnostic.code, diagnostic.location.column) == ("forensics.float_column", 3)
+
+
+def test_typed_parquet_values_are_refused_with_their_row_and_column(tmp_path: pathlib.Path) -> None:
+    import polars as pl
+
+    folder = write_history(tmp_path, ROWS + [
+        "B3,2025-03-04,XYZ,buy,A,-5,100.00,2025-03-04T10:00:00-05:00,,,,,pm,asset",
+        "B4,2025-03-04,XYZ,buy,C,5,12345678901.00,2025-03-04T10:00:00-05:00,,,,,pm,asset",
+    ])
+    allocations = _to_parquet(folder / "allocations.csv", {"price": 2})
+    frame = pl.read_parquet(allocations)
+    assert frame.schema["quantity"] == pl.Int64 and isinstance(frame.schema["price"], pl.Decimal)
+    h = history.load(allocations, folder / "prices.csv")
+    tally = h.tallies[0]
+    assert tally.reasons == {"forensics.bad_integer: quantity": 1,
+                             "forensics.bad_decimal: price": 1}
+    assert [(d.location.line, d.location.column) for d in tally.listed] == [(5, 6), (6, 7)]
+    assert len(h.allocations) == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 5), st.integers(-1, 3)), max_size=40),
+       st.integers(1, 10_000))
+def test_repeated_keys_are_every_later_row_of_a_pair(pairs: list[tuple[int, int]],
+                                                     spread: int) -> None:
+    """Both ways of finding repeats (counting per pair, hashing when the pairs are too many)
+    flag exactly the rows whose pair an earlier row already had."""
+    import polars as pl
+
+    first = np.array([a for a, _ in pairs], dtype=np.int64)
+    second = np.array([b for _, b in pairs], dtype=np.int64)
+    names_first = pl.Series([str(i) for i in range(6 * spread)])  # a wide space when spread is large
+    names_second = pl.Series([str(i) for i in range(4)])
+    seen: set[tuple[int, int]] = set()
+    expected = []
+    for pair in pairs:
+        expected.append(pair in seen)
+        seen.add(pair)
+    repeated = history._repeats((first, names_first), (second, names_second))
+    assert repeated.tolist() == expected
+
+
+def test_a_blank_line_does_not_shift_the_location_of_a_refused_row(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path, ROWS[:2] + [""] + ROWS[2:] + [
+        "B3,2025-03-04,XYZ,hold,C,5,100.00,2025-03-04T10:00:00-05:00,,,,,pm,asset"])
+    listed = _load(folder).tallies[0].listed
+    assert [(d.code, d.location.line, d.location.column) for d in listed] == [
+        ("forensics.missing_value", 4, 1),  # the blank line is a row of empty values
+        ("forensics.bad_side", 7, 4),
+    ]

@@ -306,3 +306,18 @@ def test_ledger_roles_is_for_postgresql(tmp_path: Path, capsys: pytest.CaptureFi
     assert run(capsys, url, "ledger", "init", "--admin", os_user())[0] == 0
     status, _out, err = run(capsys, url, "ledger", "roles", "--writer", "tom")
     assert status == ExitCode.LEDGER and "roles-sqlite" in err
+
+
+def test_a_refused_step_names_the_trade_file_in_its_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The workflow points into the trade document (/fills); the location named no file at all.
+    ledger = str(tmp_path / "ledger.db")
+    me = os_user()
+    assert main(["ledger", "init", "--admin", me, "--ledger", ledger]) == 0
+    assert main(["ledger", "user", "grant", me, "pm", "--ledger", ledger]) == 0
+    assert main(["policy", "publish", str(EQUITY_POLICY), "--ledger", ledger]) == 0
+    capsys.readouterr()
+    # the example trade executed long before this statement is recorded: intent-after-execution
+    assert main(["--error-format", "json", "order", "statement", str(EQUITY_TRADE), "--ledger", ledger]) == 5
+    errors = json.loads(capsys.readouterr().err)["errors"]
+    assert [(e["code"], e["file"], e["pointer"]) for e in errors] == [
+        ("intent-after-execution", str(EQUITY_TRADE), "/fills")]

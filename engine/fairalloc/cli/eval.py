@@ -20,7 +20,8 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Any
 
 from fairalloc import load_policy
@@ -29,11 +30,12 @@ from fairalloc.expressions import ROOTS, Kind, Scope, Type, compile_expression
 from fairalloc.expressions.scope import BUILTIN_FIELDS
 from fairalloc.expressions.types import scalar_type
 from fairalloc.load import read_text
-from fairalloc.numbers import decimal_text
+from fairalloc.numbers import decimal_from_text, decimal_text
 from fairalloc.plan import Attribute, Policy
 from fairalloc.trade import parse_json
 
 EXPRESSION_FILE = "<expr>"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_DIGITS = 100  # beyond this exponent a decimal is printed in scientific notation (still exact JSON)
 
 
@@ -94,7 +96,14 @@ def read_context(path: str, declared: dict[str, dict[str, Attribute]], *,
     data = parse_json(read_text(path), path)
     if not isinstance(data, dict):
         raise InputError(Diagnostic("context-type", "the context must be a JSON object of roots", Location(path, pointer="")))
-    problems: list[Diagnostic] = []
+    problems: list[Diagnostic] = [
+        Diagnostic("context-value", "the text has a lone UTF-16 surrogate (\\uD800-\\uDFFF), not a character",
+                   Location(path, pointer=pointer.encode("utf-8", "backslashreplace").decode("utf-8")),
+                   "write the character itself, or both halves of its pair")
+        for pointer in _unencodable(data, "")
+    ]
+    if problems:
+        raise InputError(problems)
     context: dict[str, Any] = {}
     attributes = {root: {name: a.type for name, a in fields.items()} for root, fields in declared.items()}
     for root, value in data.items():
@@ -112,6 +121,22 @@ def read_context(path: str, declared: dict[str, dict[str, Attribute]], *,
     if problems:
         raise InputError(problems)
     return context, attributes
+
+
+def _unencodable(value: Any, pointer: str) -> list[str]:
+    """Pointers to the texts (keys included) that JSON's ``\\uXXXX`` escapes made lone surrogates:
+    they cannot be printed or written as UTF-8, so the value could never be shown."""
+    if isinstance(value, str):
+        return [] if value.isascii() or not _SURROGATE.search(value) else [pointer]
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            at = f"{pointer}/{_escape(key)}"
+            found += [at] if _unencodable(key, at) else _unencodable(item, at)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _unencodable(item, f"{pointer}/{index}")
+    return found
 
 
 def _record(root: str, value: dict[str, Any], where: Location, declared: dict[str, Attribute],
@@ -180,12 +205,12 @@ def _number(value: Any, where: Location, problems: list[Diagnostic]) -> int | De
         return value
     if isinstance(value, str):
         try:
-            number = Decimal(value)
-        except InvalidOperation:
-            pass
-        else:
-            if number.is_finite():
-                return number
+            return decimal_from_text(value)
+        except ValueError as error:
+            problems.append(Diagnostic("context-value", f"{json.dumps(value[:40])} {error}", where,
+                                       "write a number as in a trade; see the limits on numbers in "
+                                       "docs/oms-integration.md"))
+            return None
     problems.append(Diagnostic("context-value", f"expected a number, not {json.dumps(value, default=str)}", where))
     return None
 

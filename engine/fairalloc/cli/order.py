@@ -8,11 +8,14 @@ the OMS contract (trade.schema.json); each step takes the part it records.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from fairalloc.cli._ledger import acting, add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
-from fairalloc.errors import Diagnostic, ExitCode, InputError
+from fairalloc.errors import Diagnostic, ExitCode, FairallocError, InputError
 from fairalloc.ledger import workflow
 from fairalloc.names import escape
 from fairalloc.trade import Trade, load_trade
@@ -84,12 +87,26 @@ def _trade(path: str) -> Trade:
     return load_trade(path)
 
 
+@contextmanager
+def _in_file(path: str) -> Iterator[None]:
+    """Name the trade file in the location of a refusal the workflow points into the document
+    (``/fills``, ``/statement/accounts/2``): the workflow sees the document, not its file."""
+    try:
+        yield
+    except FairallocError as error:
+        if not any(d.location.pointer is not None and d.location.file is None for d in error.diagnostics):
+            raise
+        located = [dataclasses.replace(d, location=dataclasses.replace(d.location, file=path))
+                   if d.location.pointer is not None and d.location.file is None else d for d in error.diagnostics]
+        raise type(error)(located) from None
+
+
 def _statement(args: argparse.Namespace) -> int:
     trade = _trade(args.trade)
     if args.memo is not None and args.late_reason is None:
         raise InputError(Diagnostic("bad-late-statement", "--memo goes with --late-reason",
                                     hint="a statement on time needs no memo"))
-    with open_ledger(args) as ledger:
+    with _in_file(args.trade), open_ledger(args) as ledger:
         event = workflow.record_statement(ledger, acting(args, ledger), trade,
                                           late_reason=args.late_reason, late_memo=args.memo)
     late = event.data().get("late")
@@ -100,7 +117,7 @@ def _statement(args: argparse.Namespace) -> int:
 
 def _enter(args: argparse.Namespace) -> int:
     trade = _trade(args.trade)
-    with open_ledger(args) as ledger:
+    with _in_file(args.trade), open_ledger(args) as ledger:
         event = workflow.enter_order(ledger, acting(args, ledger), trade, args.policy)
     policy = event.data()["policy"]
     print(f"order {event.order_id} entered at {event.recorded_at} (event {event.seq}) under "
@@ -111,7 +128,7 @@ def _enter(args: argparse.Namespace) -> int:
 def _fills(args: argparse.Namespace) -> int:
     trade = _trade(args.trade)
     doc = trade.to_json()
-    with open_ledger(args) as ledger:
+    with _in_file(args.trade), open_ledger(args) as ledger:
         result = workflow.record_fills(ledger, acting(args, ledger), doc["order"]["id"], doc["fills"])
     for event in result.recorded:
         print(f"fill {event.data()['fill']['id']} recorded (event {event.seq})")

@@ -220,9 +220,23 @@ def _decode_string(text: str, start: int) -> str:
             out.append(_ESCAPES[code])
             index += 2
             continue
-        hex_digits = body[index + 2 : index + 6]
-        if code == "u" and len(hex_digits) == 4 and all(c in "0123456789abcdefABCDEF" for c in hex_digits):
-            out.append(chr(int(hex_digits, 16)))
+        point = _hex_escape(body, index)
+        if point is not None:
+            low = _hex_escape(body, index + 6) if 0xD800 <= point <= 0xDBFF else None
+            if low is not None and 0xDC00 <= low <= 0xDFFF:
+                out.append(chr(0x10000 + ((point - 0xD800) << 10) + (low - 0xDC00)))
+                index += 12
+                continue
+            if 0xD800 <= point <= 0xDFFF:
+                raise ParseFailure(
+                    Problem(
+                        "expr-syntax",
+                        f"'\\u{body[index + 2 : index + 6]}' is half of a surrogate pair, not a character",
+                        start + 1 + index,
+                        "write the character itself, or both halves of the pair, as in \\ud83d\\ude00",
+                    )
+                )
+            out.append(chr(point))
             index += 6
             continue
         raise ParseFailure(
@@ -234,6 +248,19 @@ def _decode_string(text: str, start: int) -> str:
             )
         )
     return "".join(out)
+
+
+def _hex_escape(body: str, index: int) -> int | None:
+    """The code point of a ``\\uXXXX`` escape starting at ``body[index]``, or None if there is none.
+
+    Text must be encodable (it is printed, hashed and written as UTF-8), so a UTF-16 surrogate
+    is only accepted as one half of a pair that the caller combines into one character."""
+    digits = body[index + 2 : index + 6]
+    if body[index : index + 2] != "\\u" or len(digits) != 4:
+        return None
+    if not all(c in "0123456789abcdefABCDEF" for c in digits):
+        return None
+    return int(digits, 16)
 
 
 # ---------------------------------------------------------------------------------------------

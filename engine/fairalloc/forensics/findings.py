@@ -75,14 +75,19 @@ def rank(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=key)
 
 
+#: Values that are JSON-safe as they are: skipped without a call (a large history lists
+#: hundreds of thousands of records, millions of such values).
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+
+
 def _clean(value: object) -> object:
     """Make a value JSON-safe and deterministic (no NaN/inf, tuples as lists)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): v if type(v) in _PLAIN else _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [v if type(v) in _PLAIN else _clean(v) for v in value]
     return value
 
 

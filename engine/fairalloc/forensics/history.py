@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import pathlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -254,20 +254,6 @@ def _check_structure(path: pathlib.Path, width: int) -> None:
         raise InputError(problems)
 
 
-def _check_field_sizes(path: pathlib.Path, frame: pl.DataFrame) -> None:
-    """No field longer than ``MAX_FIELD_BYTES`` (a sign of a broken export or a wrong file)."""
-    longest = frame.select(pl.all().str.len_bytes().max()).row(0)
-    for column, size in enumerate(longest, start=1):
-        if size is not None and size > MAX_FIELD_BYTES:
-            name = frame.columns[column - 1]
-            record = int(np.argmax(frame[name].str.len_bytes().fill_null(0).to_numpy()))
-            line = _record_lines(path, [record]).get(record, record + 2)
-            raise InputError(_malformed(
-                path, "forensics.field_too_long",
-                f"a {name!r} field of {size:,} bytes exceeds {MAX_FIELD_BYTES:,}", line, column,
-                "check that this is the right file and its quoting is balanced"))
-
-
 def is_parquet(path: pathlib.Path) -> bool:
     """Parquet files are recognised by their suffix; everything else is read as CSV."""
     return path.suffix.lower() in (".parquet", ".pq")
@@ -302,80 +288,160 @@ def _text_column(path: pathlib.Path, name: str, column: int, dtype: pl.DataType)
                                 None, column, "use text, integers, DECIMAL, DATE or TIMESTAMP"))
 
 
-def _read_parquet(path: pathlib.Path) -> pl.DataFrame:
-    """A Parquet file's columns as text, converted in polars' streaming engine."""
+#: Bytes read at a time by the structural pre-check.
+BLOCK_BYTES = 1 << 24
+#: Helper columns of the validation query (names no CSV header can produce by accident).
+REFUSED = "\x00refused"
+TOO_LONG = "\x00too_long"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A history file opened lazily: every column as text, and how its records map to lines."""
+
+    path: pathlib.Path
+    frame: pl.LazyFrame
+    columns: list[str]
+    first_line: int  # line (CSV) or row (Parquet) of the first record
+    exact_lines: bool  # records may span lines (quoted line breaks): locate them with ``csv``
+    typed: frozenset[str] = frozenset()  # Parquet columns validated in their own type
+
+    def lines(self, records: list[int]) -> dict[int, int]:
+        """Line (or row) of each 0-based record."""
+        if not records:
+            return {}
+        if not self.exact_lines:
+            return {r: r + self.first_line for r in records}
+        return _record_lines(self.path, records)
+
+
+def _raw_shape(path: pathlib.Path) -> tuple[bool, int, int]:
+    """(any quote character, commas, records including the header) of the raw bytes, read in
+    blocks: one pass at the speed of ``bytes.count``, memory bounded by the block."""
+    quoted, commas, newlines, last = False, 0, 0, b""
+    with path.open("rb") as handle:
+        while block := handle.read(BLOCK_BYTES):
+            quoted = quoted or b'"' in block
+            commas += block.count(b",")
+            newlines += block.count(b"\n")
+            last = block[-1:]
+    return quoted, commas, newlines + (last not in (b"\n", b""))
+
+
+def _precheck_structure(path: pathlib.Path, width: int) -> bool:
+    """Every record has exactly ``width`` fields; return whether records may span lines.
+
+    Fast path: a file without a quote character whose commas number exactly ``width - 1`` per
+    line has the right shape on every line (no line has more fields: the reader refuses those,
+    so none can have fewer). Anything else — quotes, blank lines, ragged rows — goes to the
+    exact check, which locates every problem with its line and column.
+    """
+    quoted, commas, records = _raw_shape(path)
+    if records > MAX_ROWS + 1:
+        raise InputError(_malformed(path, "forensics.too_many_rows",
+                                    f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
+                                    hint="split the history by year"))
+    if quoted or commas != (width - 1) * records:
+        _check_structure(path, width)
+    return quoted
+
+
+def _unreadable(path: pathlib.Path, error: BaseException) -> FileAccessError:
+    strerror = error.strerror if isinstance(error, OSError) else None
+    return FileAccessError(Diagnostic(
+        "forensics.unreadable", f"cannot read {path}: {strerror or error}",
+        Location(file=str(path)), "check the path and its permissions"))
+
+
+#: What each typed column must hold: a Parquet column of that kind is validated in its own type
+#: (no detour through text); any other is turned into the contract's text first.
+ROLES = {
+    **{name: "integer" for name in ("quantity", "intended", "order_quantity", "order_filled")},
+    **{name: "decimal" for name in ("price", "close")},
+    **{name: "timestamp" for name in ("allocated_at", "executed_at", "recorded_at")},
+    **{name: "date" for name in ("trade_date", "date")},
+}
+
+
+def _native(role: str | None, dtype: pl.DataType) -> bool:
+    """Whether a Parquet column of ``dtype`` already holds what ``role`` asks for."""
+    if role == "integer":
+        return dtype.is_integer()
+    if role == "decimal":
+        return isinstance(dtype, pl.Decimal) and (dtype.scale or 0) <= MAX_DECIMALS
+    if role == "timestamp":
+        return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+    return role == "date" and dtype == pl.Date
+
+
+def _open_parquet(path: pathlib.Path) -> _Source:
+    """A Parquet file, scanned lazily: columns of the expected kind (integers, DECIMAL, zoned
+    TIMESTAMP, DATE) stay typed, every other column becomes the contract's text in the query."""
     try:
         lazy = pl.scan_parquet(path)
         schema = lazy.collect_schema()
+        count = lazy.select(pl.len()).collect().item()
     except (pl.exceptions.PolarsError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(_malformed(path, "forensics.malformed_parquet",
                                     f"not a readable Parquet file: {first}", None)) from None
-    exprs = [_text_column(path, name, i, dtype).alias(name)
+    typed = frozenset(name for name, dtype in schema.items() if _native(ROLES.get(name), dtype))
+    exprs = [pl.col(name) if name in typed else _text_column(path, name, i, dtype).alias(name)
              for i, (name, dtype) in enumerate(schema.items(), start=1)]
-    count = lazy.select(pl.len()).collect().item()
     if count > MAX_ROWS:
         raise InputError(_malformed(path, "forensics.too_many_rows",
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 1))
-    return lazy.select(exprs).collect(engine="streaming")
+    return _Source(path, lazy.select(exprs), list(schema), 1, False, typed)
 
 
-def _read_text_csv(path: pathlib.Path, need_rows: bool = True) -> pl.DataFrame:
-    """Read every column as text after checking the file's structure; map unreadable and
-    malformed files onto the error contract. Parquet files (by suffix) are read the same way,
-    their typed columns turned into the contract's text; their "line" is the 1-based row."""
+def _open(path: pathlib.Path) -> _Source:
+    """Open a history file lazily after the checks that need no parse: readable, not empty,
+    a header without repeated names, every record as wide as the header."""
     try:
         with path.open("rb") as handle:
             empty = handle.read(1) == b""
     except OSError as error:
-        raise FileAccessError(
-            Diagnostic(
-                "forensics.unreadable",
-                f"cannot read {path}: {error.strerror or error}",
-                Location(file=str(path)),
-                "check the path and its permissions",
-            )
-        ) from None
+        raise _unreadable(path, error) from None
     if empty:
         raise InputError(_malformed(path, "forensics.empty_file", "the file is empty",
                                     hint="export the file with its header row"))
     if is_parquet(path):
-        return _checked(path, _read_parquet(path), need_rows, 1)
+        return _open_parquet(path)
     header = _header(path)
+    quoted = _precheck_structure(path, len(header))
+    frame = pl.scan_csv(path, schema={name: pl.String for name in header}, has_header=True,
+                        encoding="utf8")
+    return _Source(path, frame, header, 2, quoted)
+
+
+def _collect(source: _Source, exprs: list[pl.Expr]) -> pl.DataFrame:
+    """Run the validation query in polars' streaming engine; a file the parser rejects is a
+    malformed file."""
     try:
-        _check_structure(path, len(header))
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True)
-    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as error:
+        return source.frame.select(exprs).collect(engine="streaming")
+    except (pl.exceptions.PolarsError, UnicodeDecodeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            Diagnostic(
-                "forensics.malformed_csv",
-                f"not a readable CSV file: {first}",
-                Location(file=str(path), line=1),
-                "export UTF-8 CSV with a header row and quoted fields where needed",
-            )
-        ) from None
-    return _checked(path, frame, need_rows, 2)
+        kind = "Parquet" if is_parquet(source.path) else "CSV"
+        raise InputError(Diagnostic(
+            f"forensics.malformed_{kind.lower()}", f"not a readable {kind} file: {first}",
+            Location(file=str(source.path), line=1),
+            "export UTF-8 CSV with a header row and quoted fields where needed" if kind == "CSV"
+            else "check that the file is a complete Parquet file",
+        )) from None
+    except OSError as error:
+        raise _unreadable(source.path, error) from None
 
 
-def _checked(path: pathlib.Path, frame: pl.DataFrame, need_rows: bool, first_line: int) -> pl.DataFrame:
-    if need_rows and frame.height == 0:
-        raise InputError(_malformed(path, "forensics.no_rows", "the file has a header but no rows",
-                                    first_line, None, "export the history with its data rows"))
-    _check_field_sizes(path, frame)
-    return frame
-
-
-def _check_header(frame: pl.DataFrame, path: pathlib.Path, required: Iterable[str]) -> None:
-    missing = [name for name in required if name not in frame.columns]
+def _check_header(source: _Source, required: Iterable[str]) -> None:
+    missing = [name for name in required if name not in source.columns]
     if missing:
         raise InputError(
             [
                 Diagnostic(
                     "forensics.missing_column",
                     f"required column {name!r} is missing from the header",
-                    Location(file=str(path), line=1),
-                    f"the header has: {', '.join(frame.columns)}",
+                    Location(file=str(source.path), line=1),
+                    f"the header has: {', '.join(source.columns)}",
                 )
                 for name in missing
             ]
@@ -383,10 +449,7 @@ def _check_header(frame: pl.DataFrame, path: pathlib.Path, required: Iterable[st
 
 
 def _record_lines(path: pathlib.Path, records: list[int]) -> dict[int, int]:
-    """Line number of each wanted 0-based data record, counting quoted line breaks correctly
-    (for Parquet: the 1-based row number)."""
-    if is_parquet(path):
-        return {r: r + 1 for r in records}
+    """Line number of each wanted 0-based data record, counting quoted line breaks correctly."""
     wanted = set(records)
     last = max(wanted)
     lines: dict[int, int] = {}
@@ -403,55 +466,93 @@ def _record_lines(path: pathlib.Path, records: list[int]) -> dict[int, int]:
     return lines
 
 
+def _first_refusal(checks: list[tuple[pl.Expr, Refusal]]) -> pl.Expr:
+    """Index of the first check a row fails (in list order), null for a row that passes all."""
+    return pl.coalesce(
+        [pl.when(expr.fill_null(False)).then(pl.lit(i, pl.Int8)) for i, (expr, _) in enumerate(checks)]
+        + [pl.lit(None, pl.Int8)]
+    ).alias(REFUSED)
+
+
+def _first_too_long(source: _Source) -> pl.Expr:
+    """1-based number of the first text field longer than ``MAX_FIELD_BYTES``, null if none is."""
+    return pl.coalesce(
+        [pl.when(pl.col(name).str.len_bytes() > MAX_FIELD_BYTES).then(pl.lit(i, pl.Int32))
+         for i, name in enumerate(source.columns, start=1) if name not in source.typed]
+        + [pl.lit(None, pl.Int32)]
+    ).alias(TOO_LONG)
+
+
+def _validated(
+    source: _Source, checks: list[tuple[pl.Expr, Refusal]], outputs: list[pl.Expr],
+    need_rows: bool, parsed_times: Iterable[str] = (),
+) -> pl.DataFrame:
+    """One streaming pass over the file: the first failing check of every row, the first
+    overlong field, and the ``outputs`` (typed columns, text keys). Structural problems of the
+    file (no rows, an overlong field) are raised here, located."""
+    times = [
+        (pl.col(name) if name in source.typed else
+         pl.col(name).str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us"))
+        .dt.epoch("us").alias(_parsed(name))
+        for name in parsed_times
+    ]
+    if times:
+        source = replace(source, frame=source.frame.with_columns(times))
+    frame = _collect(source, [_first_refusal(checks), _first_too_long(source), *outputs])
+    if need_rows and frame.height == 0:
+        raise InputError(_malformed(source.path, "forensics.no_rows",
+                                    "the file has a header but no rows", source.first_line,
+                                    None, "export the history with its data rows"))
+    overlong = frame[TOO_LONG].is_not_null().arg_true()
+    if overlong.len():
+        record = int(overlong[0])
+        column = int(frame[TOO_LONG][record])
+        name = source.columns[column - 1]
+        size = int(source.frame.slice(record, 1).select(pl.col(name).str.len_bytes())
+                   .collect().item())
+        raise InputError(_malformed(
+            source.path, "forensics.field_too_long",
+            f"a {name!r} field of {size:,} bytes exceeds {MAX_FIELD_BYTES:,}",
+            source.lines([record])[record], column,
+            "check that this is the right file and its quoting is balanced"))
+    return frame
+
+
 def _tally(
-    path: pathlib.Path,
+    source: _Source,
     frame: pl.DataFrame,
     checks: list[tuple[pl.Expr, Refusal]],
     strict: bool,
     duplicates: tuple[Bool, Refusal] | None = None,
 ) -> tuple[FileTally, Bool]:
-    """Evaluate ``checks`` (each an expression true on bad rows) and the optional ``duplicates``
-    mask (checked last); return the tally and the keep-mask.
-
-    A row failing several checks is refused once, for the first failing check in list order.
-    """
-    tally = FileTally(file=str(path), read=frame.height)
-    if frame.height == 0:
-        return tally, np.ones(frame.height, dtype=np.bool_)
-    bad = frame.select(
-        [expr.fill_null(False).alias(f"c{i}") for i, (expr, _) in enumerate(checks)]
-    ).to_numpy()
-    bad = np.asarray(bad, dtype=np.bool_).reshape(frame.height, len(checks))
+    """Count and list the refused rows (each for its first failing check, repeats of an earlier
+    row's key last); return the tally and the keep-mask."""
+    tally = FileTally(file=str(source.path), read=frame.height)
+    first = frame[REFUSED].fill_null(-1).to_numpy().astype(np.int16)
+    refusals = [refusal for _, refusal in checks]
     if duplicates is not None:
-        bad = np.column_stack([bad, duplicates[0]])
-        checks = [*checks, (pl.lit(False), duplicates[1])]
-    any_bad = bad.any(axis=1)
-    first = np.where(any_bad, bad.argmax(axis=1), -1)
-    tally.refused = int(any_bad.sum())
-    for i, (_expr, refusal) in enumerate(checks):
-        count = int((first == i).sum())
+        first = np.where((first < 0) & duplicates[0], len(refusals), first)
+        refusals.append(duplicates[1])
+    bad = first >= 0
+    tally.refused = int(bad.sum())
+    if not tally.refused:
+        return tally, np.logical_not(bad)
+    for i, count in enumerate(np.bincount(first[bad], minlength=len(refusals))):
         if count:
-            key = f"{refusal.code}: {refusal.column}"
-            tally.reasons[key] = tally.reasons.get(key, 0) + count
-    if tally.refused:
-        records = [int(r) for r in np.flatnonzero(any_bad)[:LISTED_REFUSALS]]
-        lines = _record_lines(path, records)
-        for record in records:
-            refusal = checks[int(first[record])][1]
-            column = frame.columns.index(refusal.column) + 1
-            tally.listed.append(
-                Diagnostic(
-                    refusal.code,
-                    refusal.reason,
-                    Location(file=str(path), line=lines.get(record, record + 2), column=column),
-                )
-            )
-        if strict:
-            raise InputError(tally.listed)
-    keep: Bool = np.logical_not(any_bad)
-    return tally, keep
-
-
+            key = f"{refusals[i].code}: {refusals[i].column}"
+            tally.reasons[key] = tally.reasons.get(key, 0) + int(count)
+    records = [int(r) for r in np.flatnonzero(bad)[:LISTED_REFUSALS]]
+    lines = source.lines(records)
+    for record in records:
+        refusal = refusals[int(first[record])]
+        tally.listed.append(Diagnostic(
+            refusal.code, refusal.reason,
+            Location(file=str(source.path), line=lines.get(record, record + source.first_line),
+                     column=source.columns.index(refusal.column) + 1),
+        ))
+    if strict:
+        raise InputError(tally.listed)
+    return tally, np.logical_not(bad)
 def _require_usable(path: pathlib.Path, tally: FileTally) -> None:
     """A file whose every row was refused leaves nothing to review: a malformed file."""
     if tally.read and tally.used == 0:
@@ -478,17 +579,22 @@ def _format_check(name: str, bad: pl.Expr, optional: bool, reason: str, message:
     return bad, Refusal(reason, name, message)
 
 
-def _decimal_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
+def _decimal_check(source: _Source, name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
+    if name in source.typed:  # a DECIMAL of at most MAX_DECIMALS places
+        bad = (col <= 0) | (col >= 10**MAX_INT_DIGITS)
+    else:
+        bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
     return _format_check(name, bad, optional, "forensics.bad_decimal",
                          f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals")
 
 
-def _integer_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
+def _integer_check(source: _Source, name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     value = col.cast(pl.Int64, strict=False)
-    bad = value.is_null() | (value <= 0) | col.str.contains("[^0-9]")
+    bad = value.is_null() | (value <= 0)
+    if name not in source.typed:
+        bad = bad | col.str.contains("[^0-9]")
     return _format_check(name, bad, optional, "forensics.bad_integer",
                          f"{name!r} must be a whole number greater than zero")
 
@@ -498,136 +604,235 @@ def _parsed(name: str) -> str:
     return f"\x00{name}"
 
 
-def _with_parsed_times(frame: pl.DataFrame, names: Iterable[str]) -> pl.DataFrame:
-    """Parse each timestamp column once; unparseable or empty values become null."""
-    return frame.with_columns(
-        pl.col(name)
-        .str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us")
-        .dt.epoch("us")
-        .alias(_parsed(name))
-        for name in names
-    )
-
-
 def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     return _format_check(name, pl.col(_parsed(name)).is_null(), optional, "forensics.bad_timestamp",
                          f"{name!r} must be an ISO 8601 timestamp with an offset, e.g. 2025-03-04T15:02:00-05:00")
 
 
-def _date_check(name: str) -> tuple[pl.Expr, Refusal]:
+def _day(source: _Source, name: str) -> pl.Expr:
+    """A date column as days since 1970-01-01 (null where it is not a date)."""
+    col = pl.col(name) if name in source.typed else pl.col(name).str.to_date("%Y-%m-%d", strict=False)
+    return col.cast(pl.Int32).alias("day")
+
+
+def _date_check(source: _Source, name: str) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
-    bad = (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null()
+    bad = pl.lit(False) if name in source.typed else (
+        (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null())
     return bad, Refusal("forensics.bad_date", name, f"{name!r} must be a date YYYY-MM-DD")
+
+
+
+
+def _categorical(name: str) -> pl.Expr:
+    """A text column as categorical codes with a mapping of its own: four bytes a row instead
+    of the text, filled in the streaming pass (the codes follow the order rows were seen)."""
+    return pl.col(name).cast(pl.Categorical(pl.Categories.random()))
+
+
+Codes = tuple[npt.NDArray[np.int64], pl.Series]
+
+
+def _physical(series: pl.Series) -> Codes:
+    """Codes of a text column (-1 for null) and the name of each code, in any order."""
+    if series.dtype != pl.Categorical:
+        series = series.cast(pl.String).cast(pl.Categorical(pl.Categories.random()))
+    assert isinstance(series.dtype, pl.Categorical)
+    names = series.dtype.categories.to_series()
+    physical = series.to_physical()
+    codes: npt.NDArray[np.int64] = physical.fill_null(0).to_numpy().astype(np.int64)
+    if physical.null_count():
+        codes[physical.is_null().to_numpy()] = -1
+    return codes, names
+
+
+def _dense(coded: Codes, keep: Bool | None = None) -> tuple[I32, list[str]]:
+    """Dense integer codes of a text column over the rows ``keep`` (all by default; -1 for
+    null), names sorted so that the codes do not depend on row order. One hash pass (the
+    categorical codes) and a sort of the distinct names only."""
+    codes, names = coded
+    if keep is not None:
+        codes = codes[keep]
+    present = np.zeros(len(names), dtype=np.bool_)
+    present[codes[codes >= 0]] = True
+    used = np.flatnonzero(present)
+    used_names = names.gather(used)
+    order = used_names.arg_sort().to_numpy()
+    rank = np.zeros(len(names), dtype=np.int32)
+    rank[used[order]] = np.arange(used.size, dtype=np.int32)
+    dense: I32 = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+    return dense, used_names.gather(order).to_list()
+
+
+def _repeats(first: Codes, second: Codes) -> Bool:
+    """Rows whose pair of codes repeats an earlier row's (the first one is kept); an absent
+    value is a key of its own. Where the pairs fit a table a few times the number of rows, the
+    rows are counted per pair and only those sharing one are sorted; otherwise hashed."""
+    width = len(second[1]) + 1
+    key = (first[0] + 1) * width + second[0] + 1
+    space = (len(first[1]) + 1) * width
+    if space > 4 * key.size + 1024:
+        hashed: Bool = ~pl.Series(key).is_first_distinct().to_numpy()
+        return hashed
+    repeated = np.zeros(key.size, dtype=np.bool_)
+    rows = np.flatnonzero(np.bincount(key, minlength=space)[key] > 1)
+    if rows.size:
+        rows = rows[np.argsort(key[rows], kind="stable")]
+        repeated[rows[1:]] = key[rows[1:]] == key[rows[:-1]]
+    return repeated
+
+
+def _duplicates(codes: tuple[Codes, Codes], name: str, what: str) -> tuple[Bool, Refusal]:
+    """Rows whose pair of key columns repeats an earlier row's (such rows with an empty key
+    were refused as empty before this counts)."""
+    return _repeats(*codes), Refusal("forensics.duplicate_row", name,
+                                     f"another row already has the same {what}")
+
+
+def _decimal_parts(source: _Source, name: str) -> list[pl.Expr]:
+    """A validated decimal column as its digits (the point removed) and its number of decimals."""
+    col = pl.col(name)
+    if name in source.typed:
+        scale = source.frame.collect_schema()[name].scale or 0  # type: ignore[attr-defined]
+        return [(col * 10**scale).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
+                pl.lit(scale, pl.Int8).alias(f"{name}.decimals")]
+    return [
+        col.str.replace(".", "", literal=True).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
+        (col.str.len_bytes() - col.str.find(".", literal=True) - 1).fill_null(0).cast(pl.Int8)
+        .alias(f"{name}.decimals"),
+    ]
+
+
+def _scaled(frame: pl.DataFrame, name: str, scale: int) -> I64:
+    """Exact integer value of a validated decimal column times ``10**scale``."""
+    digits = frame[f"{name}.digits"].to_numpy().astype(np.int64)
+    decimals = frame[f"{name}.decimals"].to_numpy().astype(np.int64)
+    scaled: I64 = digits * np.power(np.int64(10), scale - decimals)
+    return scaled
 
 
 def _decimal_scale(frame: pl.DataFrame, name: str) -> int:
     """Largest number of decimals used in a (validated) decimal column."""
-    if frame.height == 0:
-        return 0
-    col = pl.col(name)
-    longest = frame.select(
-        (col.str.len_bytes() - col.str.find(".", literal=True) - 1).max()
-    ).item()
-    return int(longest or 0)
+    return int(frame[f"{name}.decimals"].max() or 0) if frame.height else 0  # type: ignore[arg-type]
 
 
-def _scaled(name: str, scale: int) -> pl.Expr:
-    """Exact integer value of a validated decimal column times ``10**scale``."""
-    col = pl.col(name)
-    point = col.str.find(".", literal=True)
-    decimals = (col.str.len_bytes() - point - 1).fill_null(0).cast(pl.Int64)
-    digits = col.str.replace(".", "", literal=True).cast(pl.Int64)
-    scaled: pl.Expr = digits * pl.lit(10, pl.Int64).pow(scale - decimals)
-    return scaled
+def _int_or_missing(frame: pl.DataFrame, name: str) -> I64:
+    values: I64 = frame[name].fill_null(MISSING).to_numpy().astype(np.int64, copy=False)
+    return values
 
 
-def _timestamps(name: str) -> pl.Expr:
-    return pl.col(_parsed(name)).fill_null(MISSING)
+def _side() -> pl.Expr:
+    """+1 for a buy, -1 for a sale (null otherwise), as when/then branches: a mapping such as
+    ``replace_strict`` takes the whole query out of the streaming engine (all rows in memory)."""
+    return pl.coalesce(
+        [pl.when(pl.col("side") == name).then(pl.lit(sign, pl.Int8)) for name, sign in SIDES.items()]
+        + [pl.lit(None, pl.Int8)]
+    ).alias("side")
 
 
-def _codes(series: pl.Series) -> tuple[I32, list[str]]:
-    """Dense integer codes of a text column, names sorted so the codes do not depend on row order."""
-    names = sorted(series.drop_nulls().unique().to_list())
-    lookup = pl.DataFrame({"name": names, "code": np.arange(len(names), dtype=np.int32)})
-    coded = (
-        series.rename("name").to_frame().join(lookup, on="name", how="left", maintain_order="left")
-    )
-    return coded["code"].fill_null(-1).to_numpy().astype(np.int32), names
+def _with_optional(source: _Source, names: Iterable[str]) -> _Source:
+    """The source with absent optional columns added as empty ones."""
+    absent = [pl.lit(None, pl.String).alias(n) for n in names if n not in source.columns]
+    if not absent:
+        return source
+    return replace(source, frame=source.frame.with_columns(absent))
 
 
-def _duplicates(
-    frame: pl.DataFrame, columns: tuple[str, str], name: str, what: str
-) -> tuple[Bool, Refusal]:
-    """Rows whose pair of key columns repeats an earlier row's (the first one is kept)."""
-    codes = frame.select(
-        pl.col(c).fill_null("").cast(pl.Categorical).to_physical().cast(pl.Int64)
-        for c in columns
-    )
-    first, second = codes[columns[0]].to_numpy(), codes[columns[1]].to_numpy()
-    key = first * (int(second.max()) + 1 if second.size else 1) + second
-    order = np.argsort(key, kind="stable")
-    repeated = np.zeros(key.size, dtype=np.bool_)
-    repeated[order[1:]] = key[order[1:]] == key[order[:-1]]
-    return repeated, Refusal(
-        "forensics.duplicate_row", name, f"another row already has the same {what}"
-    )
+@dataclass
+class _Read:
+    """A validated file: its kept rows (typed columns and text keys) and its tally."""
+
+    frame: pl.DataFrame
+    tally: FileTally
+    keys: dict[str, tuple[I32, list[str]]] = field(default_factory=dict)
+
+
+def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str]]:
+    source = _open(path)
+    _check_header(source, ALLOCATION_REQUIRED)
+    source = _with_optional(source, ALLOCATION_OPTIONAL)
+    attributes = [name for name in source.columns if name.startswith("attr.")]
+    checks = [_required(name) for name in ALLOCATION_REQUIRED]
+    checks += [
+        _date_check(source, "trade_date"),
+        (
+            ~pl.col("side").is_in(list(SIDES)),
+            Refusal("forensics.bad_side", "side", "'side' must be buy, sell or sell_short"),
+        ),
+        _integer_check(source, "quantity"),
+        _decimal_check(source, "price"),
+        _timestamp_check("allocated_at"),
+    ]
+    checks.append(_timestamp_check("executed_at", optional=True))
+    checks += [
+        _integer_check(source, name, optional=True)
+        for name in ("intended", "order_quantity", "order_filled")
+    ]
+    outputs = [
+        *[_categorical(n) for n in ("order_id", "account", "symbol", "allocated_by")],
+        _day(source, "trade_date"),
+        _side(),
+        pl.col("quantity").cast(pl.Int64, strict=False),
+        *_decimal_parts(source, "price"),
+        pl.col(_parsed("allocated_at")).alias("allocated_at"),
+        pl.col(_parsed("executed_at")).alias("executed_at"),
+        *[pl.col(n).cast(pl.Int64, strict=False) for n in ("intended", "order_quantity", "order_filled")],
+        *[_categorical(n) for n in attributes],
+    ]
+    frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"))
+    coded = {name: _physical(frame[name])
+             for name in ("order_id", "account", "symbol", "allocated_by")}
+    duplicates = _duplicates((coded["order_id"], coded["account"]), "account",
+                             "order_id and account")
+    tally, keep = _tally(source, frame, checks, strict, duplicates)
+    _require_usable(path, tally)
+    kept = keep if tally.refused else None
+    keys = {name: _dense(codes, kept) for name, codes in coded.items()}
+    frame = frame.drop(keys)
+    if tally.refused:
+        frame = frame.filter(pl.Series(keep))
+    return _Read(frame, tally, keys), attributes
 
 
 def read_allocations(
     path: pathlib.Path, strict: bool = False
 ) -> tuple[pl.DataFrame, FileTally, list[str]]:
-    """Read and validate ``allocations.csv``; return kept rows (text), tally and attribute names."""
-    frame = _read_text_csv(path)
-    _check_header(frame, path, ALLOCATION_REQUIRED)
-    for name in ALLOCATION_OPTIONAL:
-        if name not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
-    frame = _with_parsed_times(frame, ("allocated_at", "executed_at"))
-    checks = [_required(name) for name in ALLOCATION_REQUIRED]
-    checks += [
-        _date_check("trade_date"),
-        (
-            ~pl.col("side").is_in(list(SIDES)),
-            Refusal("forensics.bad_side", "side", "'side' must be buy, sell or sell_short"),
-        ),
-        _integer_check("quantity"),
-        _decimal_check("price"),
-        _timestamp_check("allocated_at"),
-    ]
-    checks.append(_timestamp_check("executed_at", optional=True))
-    checks += [
-        _integer_check(name, optional=True)
-        for name in ("intended", "order_quantity", "order_filled")
-    ]
-    duplicates = _duplicates(frame, ("order_id", "account"), "account", "order_id and account")
-    tally, keep = _tally(path, frame, checks, strict, duplicates)
-    _require_usable(path, tally)
-    attributes = [name for name in frame.columns if name.startswith("attr.")]
-    return frame.filter(pl.Series(keep)), tally, attributes
+    """Read and validate ``allocations.csv``; return kept rows (typed), tally and attribute names."""
+    read, attributes = _read_allocations(path, strict)
+    return read.frame, read.tally, attributes
 
 
 def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
     """Read and validate ``prices.csv``; a repeated (symbol, date) row is refused."""
-    frame = _read_text_csv(path)
-    _check_header(frame, path, PRICE_REQUIRED)
+    source = _open(path)
+    _check_header(source, PRICE_REQUIRED)
     checks = [_required(name) for name in PRICE_REQUIRED]
-    checks += [_date_check("date"), _decimal_check("close")]
-    duplicates = _duplicates(frame, ("symbol", "date"), "date", "symbol and date")
-    tally, keep = _tally(path, frame, checks, strict, duplicates)
+    checks += [_date_check(source, "date"), _decimal_check(source, "close")]
+    outputs = [
+        pl.col("symbol"), pl.col("date"),
+        _day(source, "date"),
+        *_decimal_parts(source, "close"),
+    ]
+    frame = _validated(source, checks, outputs, True)
+    duplicates = _duplicates((_physical(frame["symbol"]), _physical(frame["date"])), "date",
+                             "symbol and date")
+    tally, keep = _tally(source, frame, checks, strict, duplicates)
     _require_usable(path, tally)
-    return frame.filter(pl.Series(keep)), tally
+    return (frame.filter(pl.Series(keep)) if tally.refused else frame), tally
 
 
 def read_overrides(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
     """Read and validate ``overrides.csv`` (memos may span lines inside quotes); a header with no
     rows is a firm without overrides."""
-    frame = _read_text_csv(path, need_rows=False)
-    _check_header(frame, path, OVERRIDE_REQUIRED)
-    frame = _with_parsed_times(frame, ("recorded_at",))
+    source = _open(path)
+    _check_header(source, OVERRIDE_REQUIRED)
     checks = [_required(name) for name in ("order_id", "account", "recorded_at", "recorded_by")]
     checks.append(_timestamp_check("recorded_at"))
-    tally, keep = _tally(path, frame, checks, strict)
-    return frame.filter(pl.Series(keep)), tally
+    outputs = [pl.col(n) for n in OVERRIDE_REQUIRED if n != "recorded_at"]
+    outputs.append(pl.col(_parsed("recorded_at")).alias("recorded_at"))
+    frame = _validated(source, checks, outputs, False, ("recorded_at",))
+    tally, keep = _tally(source, frame, checks, strict)
+    return (frame.filter(pl.Series(keep)) if tally.refused else frame), tally
 
 
 def _attribute_table(
@@ -635,19 +840,24 @@ def _attribute_table(
 ) -> dict[str, list[str | None]]:
     """One value per account and attribute: the account's last non-empty value in the file.
 
-    Groups on the integer account codes (fast), then picks each account's last non-empty row.
+    One group-by on the integer account codes for all attributes (rows keep their order within
+    a group), without index arrays the size of the file.
     """
     table: dict[str, list[str | None]] = {}
+    if not names:
+        return table
+    key = "\x00account"
+    last = (frame.select(names).with_columns(pl.Series(key, account))
+            .group_by(key).agg(pl.col(names).drop_nulls().last()))
+    codes = last[key].to_list()
     for name in names:
-        present = frame[name].is_not_null().to_numpy()
-        rows = pl.DataFrame({"account": account[present], "row": np.flatnonzero(present)})
-        last = rows.group_by("account").agg(pl.col("row").max())
         values: list[str | None] = [None] * count
-        picked = frame[name].gather(last["row"].to_numpy()).to_list()
-        for code, value in zip(last["account"].to_list(), picked, strict=True):
+        for code, value in zip(codes, last[name].to_list(), strict=True):
             values[int(code)] = value
         table[name.removeprefix("attr.")] = values
     return table
+
+
 
 
 def load(
@@ -657,62 +867,47 @@ def load(
     strict: bool = False,
 ) -> History:
     """Read all history files into columns; the single entry point of this stage."""
-    alloc_text, alloc_tally, attr_names = read_allocations(allocations_path, strict)
-    close_text, close_tally = read_closes(prices_path, strict)
-    scale = max(_decimal_scale(alloc_text, "price"), _decimal_scale(close_text, "close"))
-    order, order_ids = _codes(alloc_text["order_id"])
-    symbol, symbols = _codes(alloc_text["symbol"])
-    account, accounts = _codes(alloc_text["account"])
-    person, people = _codes(alloc_text["allocated_by"])
-    numbers = alloc_text.select(
-        pl.col("trade_date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("day"),
-        pl.col("side").replace_strict(SIDES, return_dtype=pl.Int8).alias("side"),
-        pl.col("quantity").cast(pl.Int64).alias("quantity"),
-        _scaled("price", scale).alias("price"),
-        _timestamps("allocated_at").alias("allocated_at"),
-        _timestamps("executed_at").alias("executed_at"),
-        *[
-            pl.col(name).cast(pl.Int64).fill_null(MISSING).alias(name)
-            for name in ("intended", "order_quantity", "order_filled")
-        ],
-    )
+    read, attr_names = _read_allocations(allocations_path, strict)
+    close_frame, close_tally = read_closes(prices_path, strict)
+    rows = read.frame
+    scale = max(_decimal_scale(rows, "price"), _decimal_scale(close_frame, "close"))
+    order, order_ids = read.keys["order_id"]
+    account, accounts = read.keys["account"]
+    symbol, symbols = read.keys["symbol"]
+    person, people = read.keys["allocated_by"]
     allocations = Allocations(
         order=order,
         order_ids=order_ids,
-        trade_day=numbers["day"].to_numpy().astype(np.int32),
+        trade_day=rows["day"].to_numpy().astype(np.int32, copy=False),
         symbol=symbol,
         symbols=symbols,
-        side=numbers["side"].to_numpy().astype(np.int8),
+        side=rows["side"].to_numpy().astype(np.int8, copy=False),
         account=account,
         accounts=accounts,
-        quantity=numbers["quantity"].to_numpy().astype(np.int64),
-        price=numbers["price"].to_numpy().astype(np.int64),
-        allocated_at=numbers["allocated_at"].to_numpy().astype(np.int64),
-        executed_at=numbers["executed_at"].to_numpy().astype(np.int64),
-        intended=numbers["intended"].to_numpy().astype(np.int64),
-        order_quantity=numbers["order_quantity"].to_numpy().astype(np.int64),
-        order_filled=numbers["order_filled"].to_numpy().astype(np.int64),
+        quantity=rows["quantity"].to_numpy().astype(np.int64, copy=False),
+        price=_scaled(rows, "price", scale),
+        allocated_at=_int_or_missing(rows, "allocated_at"),
+        executed_at=_int_or_missing(rows, "executed_at"),
+        intended=_int_or_missing(rows, "intended"),
+        order_quantity=_int_or_missing(rows, "order_quantity"),
+        order_filled=_int_or_missing(rows, "order_filled"),
         allocated_by=person,
         people=people,
-        attributes=_attribute_table(alloc_text, attr_names, account, len(accounts)),
+        attributes=_attribute_table(rows, attr_names, account, len(accounts)),
         price_scale=scale,
     )
-    close_numbers = close_text.select(
-        pl.col("symbol"),
-        pl.col("date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("day"),
-        _scaled("close", scale).alias("close"),
-    )
+    tallies = [read.tally, close_tally]
+    del rows, read
     closes = Closes(
-        symbol=close_numbers["symbol"].to_list(),
-        day=close_numbers["day"].to_numpy().astype(np.int32),
-        close=close_numbers["close"].to_numpy().astype(np.int64),
+        symbol=close_frame["symbol"].to_list(),
+        day=close_frame["day"].to_numpy().astype(np.int32),
+        close=_scaled(close_frame, "close", scale),
     )
-    tallies = [alloc_tally, close_tally]
     overrides: Overrides | None = None
     if overrides_path is not None:
-        over_text, over_tally = read_overrides(overrides_path, strict)
+        over_frame, over_tally = read_overrides(overrides_path, strict)
         tallies.append(over_tally)
-        overrides = _code_overrides(over_text, order_ids, accounts)
+        overrides = _code_overrides(over_frame, order_ids, accounts)
     return History(allocations, closes, overrides, tallies)
 
 
@@ -722,9 +917,7 @@ def _code_overrides(frame: pl.DataFrame, order_ids: list[str], accounts: list[st
     return Overrides(
         order=np.array([order_index.get(o, -1) for o in frame["order_id"]], dtype=np.int32),
         account=np.array([account_index.get(a, -1) for a in frame["account"]], dtype=np.int32),
-        recorded_at=frame.select(_timestamps("recorded_at").alias("t"))["t"]
-        .to_numpy()
-        .astype(np.int64),
+        recorded_at=_int_or_missing(frame, "recorded_at"),
         recorded_by=[str(v) for v in frame["recorded_by"]],
         reason_code=[str(v) if v is not None else "" for v in frame["reason_code"]],
         memo=[str(v) if v is not None else "" for v in frame["memo"]],

@@ -21,6 +21,8 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, NamedTuple
 
+from fairalloc.errors import Diagnostic, LedgerError, Location
+
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event of every ledger."""
 
@@ -71,8 +73,17 @@ class Event(NamedTuple):
     on_behalf_of: str | None = None
 
     def data(self) -> Any:
-        """The payload parsed back into JSON values."""
-        return json.loads(self.payload)
+        """The payload parsed back into JSON values.
+
+        The engine only stores JSON; a payload that is not (the file was edited outside the
+        ledger) is reported as a database error naming the event, never a crash."""
+        try:
+            return json.loads(self.payload)
+        except (TypeError, ValueError):
+            raise LedgerError(Diagnostic(
+                "ledger-database-error", f"event {self.seq} ({self.kind}) holds a payload that is not JSON",
+                Location(pointer=f"/events/{self.seq}"),
+                "the database was changed outside fairalloc: run fairalloc ledger verify")) from None
 
 
 def event_canonical(
@@ -107,10 +118,16 @@ def event_canonical(
 
 def link_hash(prev_hash: str, canonical: str) -> str:
     """The chained hash: it covers the previous event's hash and this event's canonical form."""
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode("ascii")).hexdigest()
+    # The engine writes ASCII only; text edited outside it may be anything, and must only
+    # fail to match (UTF-8 is ASCII for ASCII text, so recorded hashes are unchanged).
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def recompute(event: tuple[Any, ...]) -> str:
     """The hash an event (an :class:`Event` or a raw row in its column order) should carry."""
     e = event
-    return link_hash(e[8], event_canonical(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], *e[10:13]))
+    try:
+        return link_hash(e[8], event_canonical(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], *e[10:13]))
+    except TypeError:  # a field stored by hand as a BLOB (bytes): it cannot match, and must not crash
+        e = tuple(repr(value) if isinstance(value, bytes) else value for value in e)
+        return link_hash(e[8], event_canonical(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], *e[10:13]))

@@ -33,6 +33,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -210,6 +211,8 @@ class Session:
             cursor.execute(f"SELECT {_NAMES} FROM events ORDER BY seq")
             while rows := cursor.fetchmany(batch):
                 yield rows
+        except self.conn.dialect.loaded_dbapi.Error as error:
+            raise driver_refused(error) from error
         finally:
             cursor.close()
 
@@ -459,7 +462,12 @@ class Ledger:
             config = Config()
             config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
             config.attributes["connection"] = conn
-            command.upgrade(config, SCHEMA_REVISION)
+            try:
+                command.upgrade(config, SCHEMA_REVISION)
+            except CommandError as error:  # alembic_version names a revision this package lacks
+                raise LedgerError(Diagnostic(
+                    "ledger-database-error", f"the ledger's schema cannot be migrated: {error}",
+                    hint="a newer fairalloc created it, or its alembic_version was changed by hand")) from None
 
 
 def _not_initialised(url: str) -> LedgerError:
@@ -471,6 +479,16 @@ def _not_initialised(url: str) -> LedgerError:
             hint="create one with: fairalloc ledger init --admin NAME (or check --ledger)",
         )
     )
+
+
+def driver_refused(error: Exception) -> LedgerError:
+    """What a read straight from the driver's cursor (outside SQLAlchemy) could not do: the events
+    table or a column of it is gone, or (SQLite) a text was stored that is not UTF-8 — a file
+    changed outside the ledger, reported rather than crashed on."""
+    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return LedgerError(Diagnostic("ledger-database-error", f"the ledger database refused the operation: {message}",
+                                  hint="the database was changed outside fairalloc, so its events cannot be read: "
+                                       "restore it from a copy kept elsewhere"))
 
 
 def _refused(error: DBAPIError) -> LedgerError:

@@ -42,7 +42,7 @@ from fairalloc.ledger.merkle import (
     split_point,
 )
 from fairalloc.ledger.schema import merkle_nodes
-from fairalloc.ledger.store import Session
+from fairalloc.ledger.store import Session, driver_refused
 
 CACHE_LEVEL = 8
 """Subtrees of ``2**CACHE_LEVEL`` events and more are cached; smaller ones are hashed from events."""
@@ -94,6 +94,8 @@ def _batches(session: Session, sql: str, params: tuple[Any, ...] = (), first: in
         while rows := cursor.fetchmany(batch):
             yield rows
             batch = BLOCK
+    except session.conn.dialect.loaded_dbapi.Error as error:
+        raise driver_refused(error) from error
     finally:
         cursor.close()
 

@@ -125,7 +125,9 @@ class ChainCheck:
         anchor_seq = self.anchor.seq if self.anchor is not None else None
         for index, raw in enumerate(rows):
             count += 1
-            if raw[0] == count and raw[8] == prev_hash and raw[1] >= prev_time and recompute(raw) == raw[9]:
+            # The hash first: a field that is not text (a hand-stored BLOB) then fails to match
+            # before anything compares it.
+            if raw[0] == count and raw[8] == prev_hash and recompute(raw) == raw[9] and raw[1] >= prev_time:
                 if raw[0] == anchor_seq:
                     self.anchored = raw[9]
                 prev_hash, prev_time = raw[9], raw[1]
