@@ -59,7 +59,8 @@ def test_each_case_gives_its_expected_document(name: str, backend: Backend) -> N
 
 
 def test_the_corpus_covers_every_option() -> None:
-    """Every method, rounding method, remainder rule, tie-break, action and minimum kind is in a case."""
+    """Every method, rounding method, remainder rule, tie-break, action, minimum kind, price
+    allocation, cost basis and residual rule is in a case."""
     from fairalloc import options
 
     seen: set[str] = set()
@@ -73,12 +74,19 @@ def test_the_corpus_covers_every_option() -> None:
         seen |= {f"action:{rule.action}" for rule in policy.rules}
         if policy.minimum is not None:
             seen |= {f"minimum:{policy.minimum.kind}", f"denied:{policy.minimum.denied}"}
+        seen.add(f"price:{policy.pricing.allocation}")
+        costs = policy.pricing.costs
+        if costs is not None:
+            seen |= {f"residual:{costs.residual}", f"basis:{costs.default.basis}"}
+            seen |= {f"basis:{share.basis}" for _, share in costs.by_cost}
         if policy.fairness is not None:
             seen.add(f"over_time:{policy.fairness.over_time}")
     wanted = ({f"method:{m}" for m in options.Method} | {f"rounding:{r}" for r in options.RoundingMethod}
               | {f"remainder:{r}" for r in options.Remainder} | {f"tie_break:{t}" for t in options.TieBreak}
               | {f"action:{a}" for a in options.Action} | {f"minimum:{k}" for k in options.MinimumKind}
-              | {f"denied:{d}" for d in options.Denied} | {f"over_time:{o}" for o in options.OverTime})
+              | {f"denied:{d}" for d in options.Denied} | {f"over_time:{o}" for o in options.OverTime}
+              | {f"price:{p}" for p in options.PriceAllocation} | {f"residual:{r}" for r in options.Residual}
+              | {f"basis:{b}" for b in options.CostBasis})
     assert wanted <= seen, sorted(wanted - seen)
 
 

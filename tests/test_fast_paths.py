@@ -67,6 +67,21 @@ def test_the_examples_take_the_plain_path() -> None:
     assert _plain_trade((EXAMPLES / "us-equity-pro-rata.trade.json").read_text()) is not None
 
 
+MONEY_TRADES = [path for path in sorted((CASES / "allocations").glob("*/trade.json"))
+                if any(key in path.read_text() for key in ('"costs"', '"broker"'))]
+
+
+@pytest.mark.parametrize("path", MONEY_TRADES, ids=lambda p: p.parent.name)
+def test_costs_trade_dates_and_brokers_take_the_plain_path(path: Path) -> None:
+    """Costs on the order and fills, a fill's trade date and broker are read by the plain path
+    (a clearing instruction, like a time of receipt, is left to the reference), and give the
+    reference's trade."""
+    text = path.read_text()
+    assert_agrees(text)
+    if '"clearing"' not in text and '"received_at"' not in text:
+        assert _plain_trade(text) is not None
+
+
 def test_a_key_written_twice_is_refused_in_any_object() -> None:
     base = (EXAMPLES / "us-equity-pro-rata.trade.json").read_text()
     for key in ("account", "intended", "fee_basis", "price", "symbol"):
@@ -112,7 +127,8 @@ PATHS = ["order/quantity", "order/limit_price", "order/security", "order/trade_d
          "statement/accounts/0/intended", "statement/accounts/1/attributes", "statement/accounts/2/limit_price",
          "statement/accounts/0/received_at", "statement/accounts/3/account", "statement/accounts/1/extra",
          "statement/accounts/2/attributes/fee_basis", "fills/0/quantity", "fills/0/price", "fills/1/venue",
-         "fills/1/executed_at", "fills/0/id"]
+         "fills/1/executed_at", "fills/0/id", "order/costs", "fills/0/costs", "fills/1/trade_date",
+         "fills/0/broker", "statement/accounts/1/clearing"]
 
 
 def _mutated(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

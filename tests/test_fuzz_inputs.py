@@ -9,6 +9,7 @@ input and reach deep into the engine. Bounded: a few dozen examples per test, in
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -20,11 +21,15 @@ from hypothesis import strategies as st
 
 from fairalloc.cli import main
 
-from .conftest import EXAMPLES, POLICIES
+from .conftest import CASES, EXAMPLES, POLICIES
 
 DOCUMENTED = {0, 1, 3, 4, 5, 7}
 PAIRS = ["us-equity-pro-rata", "fixed-income-rotation", "intraday-fill-monotone", "limit-order-price-time",
          "new-issue-ipo"]
+MONEY_CASES = ["costs-schedule", "price-multi-day-by-broker", "price-cme-553"]  # costs, brokers, clearing
+SOURCES = ([(POLICIES / f"{name}.yaml", EXAMPLES / f"{name}.trade.json") for name in PAIRS]
+           + [(CASES / "allocations" / name / "policy.yaml", CASES / "allocations" / name / "trade.json")
+              for name in MONEY_CASES])
 HOSTILE: list[Any] = [None, True, 0, -1, 2**70, "", " ", "NaN", "Infinity", "-0", "1e999999999", "1e-999999999",
                       "9" * 40, "\ud800", "\u202eevil", "\uff15", "0x10", "2026-02-30", "2026-03-02T14:30:00",
                       "9999-12-31T23:59:59-23:59", [], {}, [1, "a"], {"x": {"y": [None]}}]
@@ -45,12 +50,13 @@ def _mutate(document: Any, data: st.DataObject) -> Any:
     for part in path[:-1]:
         parent = parent[part]
     kind = data.draw(st.sampled_from(["replace", "replace", "delete", "add", "shuffle"]))
+    hostile = copy.deepcopy(data.draw(st.sampled_from(HOSTILE)))  # a copy: never a shared list mutated into itself
     if kind == "replace":
-        parent[path[-1]] = data.draw(st.sampled_from(HOSTILE))
+        parent[path[-1]] = hostile
     elif kind == "delete":
         del parent[path[-1]]
     elif kind == "add" and isinstance(parent, dict):
-        parent[data.draw(st.sampled_from(["extra", "", "\u200bid", "attributes"]))] = data.draw(st.sampled_from(HOSTILE))
+        parent[data.draw(st.sampled_from(["extra", "", "\u200bid", "attributes"]))] = hostile
     elif kind == "shuffle" and isinstance(parent[path[-1]], list):
         parent[path[-1]] = data.draw(st.permutations(parent[path[-1]]))
     return document
@@ -69,18 +75,19 @@ def _check(status: int, err: str, *files: str) -> None:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(PAIRS), data=st.data())
+@given(source=st.sampled_from(SOURCES), data=st.data())
 def test_a_mutated_trade_is_allocated_or_refused_with_a_located_error(
-        name: str, data: st.DataObject, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    document = json.loads((EXAMPLES / f"{name}.trade.json").read_text(encoding="utf-8"))
+        source: tuple[Path, Path], data: st.DataObject, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy, given_trade = source
+    document = json.loads(given_trade.read_text(encoding="utf-8"))
     for _ in range(data.draw(st.integers(1, 3))):
         document = _mutate(document, data)
     trade = tmp_path / "trade.json"
     trade.write_text(json.dumps(document), encoding="utf-8")
     capsys.readouterr()
-    status = main(["allocate", "--policy", str(POLICIES / f"{name}.yaml"), "--trade", str(trade), "--explain"])
+    status = main(["allocate", "--policy", str(policy), "--trade", str(trade), "--explain"])
     out, err = capsys.readouterr()
-    _check(status, err, str(trade), str(POLICIES / f"{name}.yaml"))
+    _check(status, err, str(trade), str(policy))
     if status == 0:
         out.encode("utf-8")  # printable: what a real stdout must carry
         assert json.loads(out)["order_id"]

@@ -23,6 +23,9 @@ TABLES: list[tuple[type[enum.StrEnum], dict[Any, Any], tuple[str, ...]]] = [
     (options.Action, options.ACTIONS, ()),
     (options.MinimumKind, options.MINIMUM_KINDS, ()),
     (options.Denied, options.DENIED, ("properties", "minimum", "properties", "denied")),
+    (options.PriceAllocation, options.PRICE_ALLOCATIONS, ("properties", "price", "properties", "allocation")),
+    (options.CostBasis, options.COST_BASES, ("properties", "costs", "properties", "basis")),
+    (options.Residual, options.RESIDUALS, ("properties", "costs", "properties", "residual")),
     (options.Backend, options.BACKENDS, ()),
 ]
 

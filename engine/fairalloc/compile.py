@@ -32,8 +32,33 @@ from fairalloc.expressions.grammar import KEYWORDS
 from fairalloc.expressions.ast import Expr
 from fairalloc.load import Path, SourceDocument
 from fairalloc.numbers import EXACT, decimal_text
-from fairalloc.options import Action, Denied, Method, MinimumKind, OverTime, Remainder, RoundingMethod, TieBreak
-from fairalloc.plan import Attribute, Deadline, Fairness, Minimum, OddLotRecipient, Policy, Rotation, Rule
+from fairalloc.options import (
+    CME_553,
+    Action,
+    CostBasis,
+    Denied,
+    Method,
+    MinimumKind,
+    OverTime,
+    PriceAllocation,
+    Remainder,
+    Residual,
+    RoundingMethod,
+    TieBreak,
+)
+from fairalloc.plan import (
+    Attribute,
+    CostShare,
+    Costs,
+    Deadline,
+    Fairness,
+    Minimum,
+    OddLotRecipient,
+    Policy,
+    Pricing,
+    Rotation,
+    Rule,
+)
 from fairalloc.schema import check_policy_structure
 
 _KIND_TYPES: dict[str, Type] = {
@@ -113,6 +138,7 @@ class _Compiler:
         self.rule_plans: tuple[Rule, ...] = ()
         self.reason_code_plan: tuple[tuple[str, str], ...] = ()
         self.deadline_plan: Deadline | None = None
+        self.pricing_plan = Pricing()
 
     # -- helpers ---------------------------------------------------------------------------
     def error(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool = False) -> None:
@@ -325,6 +351,7 @@ class _Compiler:
             rules=self.rule_plans,
             reason_code_descriptions=self.reason_code_plan,
             deadline=self.deadline_plan,
+            pricing=self.pricing_plan,
             equal_weights=self.get("pro_rata", "weight") == "equal",
             priority=self.priority_expression,
             odd_lot_recipient=self.odd_lot_plan,
@@ -532,6 +559,40 @@ class _Compiler:
         return Deadline(int(spec.get("days_after_trade_date", 0)), dt.time.fromisoformat(spec["time"]), zone)
 
 
+    def pricing(self) -> None:
+        """Prices accounts receive (average or pieces of fills) and how costs are shared."""
+        allocation = PriceAllocation(self.get("price", "allocation", default="average"))
+        if self.get("price", "rounding") == CME_553 and allocation is PriceAllocation.FILL:
+            self.error(Code.PRICE_ROUNDING_NEEDS_AVERAGE,
+                       "'rounding: cme_553' rounds an average price; at fill price no price is rounded",
+                       ("price", "rounding"), "remove it, or allocate at the average price")
+        if self.data["method"] == "price_time" and allocation is PriceAllocation.FILL:
+            self.error(Code.SECTION_UNUSED, "price/time already gives each account whole fills at their prices",
+                       ("price", "allocation"), "remove 'allocation: fill'", key=True)
+        costs = None
+        spec = self.get("costs")
+        if spec is not None:
+            default = self.cost_share(spec, ("costs",))
+            by_cost = tuple((name, self.cost_share(own, ("costs", "by_cost", name)))
+                            for name, own in sorted(spec.get("by_cost", {}).items()))
+            costs = Costs(default, by_cost, int(spec.get("precision", 2)),
+                          Residual(spec.get("residual", "largest_remainder")))
+        self.pricing_plan = Pricing(allocation, bool(self.get("price", "by_broker", default=False)), costs)
+
+    def cost_share(self, spec: dict[str, Any], path: Path) -> CostShare:
+        schedule = spec.get("schedule")
+        if schedule is not None:
+            attribute = self.account_attributes.get(schedule)
+            if attribute is None or attribute.kind != "number":
+                declared = [a.name for a in self.account_attributes.values() if a.kind == "number"]
+                close = suggest(schedule, declared)
+                self.error(Code.COSTS_SCHEDULE,
+                           f"schedule '{schedule}' is not a declared number attribute of the account",
+                           path + ("schedule",), f"did you mean {close!r}?" if close else
+                           "declare it under attributes.account with type: number")
+        return CostShare(CostBasis(spec.get("basis", "quantity")), schedule)
+
+
 def _impossible_values(tree: Expr, declared: dict[str, tuple[str, ...]]) -> list[tuple[int, str, str, tuple[str, ...]]]:
     """Comparisons that can never be true: an attribute with declared values compared (``==``,
     ``!=``, ``in``) with a string literal outside them. Decidable, and almost always a typo."""
@@ -604,6 +665,8 @@ PASSES: tuple[tuple[str, Callable[[_Compiler], None]], ...] = (
     ("method", _Compiler.method),
     ("thresholds", _Compiler.thresholds),
     ("exceptions", _Compiler.exceptions),
+    # After attributes: a cost schedule is a declared account attribute.
+    ("pricing", _Compiler.pricing),
 )
 """The compile passes after the structural check, in order. Each collects diagnostics instead of
 stopping, so an author sees as many problems as possible at once; the structural check before them

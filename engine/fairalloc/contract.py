@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from fairalloc.numbers import MAX_NUMBER_TEXT, number_problem
 from fairalloc.schema import is_timestamp
+from fairalloc.trade import Process
 
 DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")  # matched whole (fullmatch): no trailing newline
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -108,6 +109,9 @@ Quantity = Annotated[int | Decimal, BeforeValidator(_quantity)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp)]
 Price = Annotated[Decimal, BeforeValidator(_price)]
+Money = Annotated[Decimal, BeforeValidator(_price)]  # an amount of cash: a decimal string, like a price
+CostMap = dict[Annotated[str, Field(min_length=1, strict=True)], Money]
+Costs = Annotated[CostMap | None, BeforeValidator(_not_null)]  # by cost name: commission, sec_fee, ...
 NonEmpty = Annotated[str, Field(min_length=1, strict=True)]
 
 
@@ -124,6 +128,15 @@ class Order(_Model):
     entered_at: Timestamp
     limit_price: Price | None = None
     security: Annotated[dict[str, Any], BeforeValidator(_not_null)] = Field(default_factory=dict)
+    costs: Costs = None  # commissions and fees charged on the order as a whole, by name
+
+
+class Clearing(_Model):
+    """Where an account's shares clear when not with the executing broker (FIX ProcessCode 81);
+    the processes are those of :data:`fairalloc.trade.PROCESS_CODES`."""
+
+    process: Process
+    broker: NonEmpty
 
 
 class StatementAccount(_Model):
@@ -132,6 +145,7 @@ class StatementAccount(_Model):
     limit_price: Price | None = None
     received_at: Annotated[Timestamp | None, BeforeValidator(_not_null)] = None
     attributes: Annotated[dict[str, Any], BeforeValidator(_not_null)] = Field(default_factory=dict)
+    clearing: Annotated[Clearing | None, BeforeValidator(_not_null)] = None
 
 
 class Statement(_Model):
@@ -146,6 +160,9 @@ class Fill(_Model):
     price: Price
     executed_at: Timestamp
     venue: Annotated[Annotated[str, Field(strict=True)] | None, BeforeValidator(_not_null)] = None
+    trade_date: Annotated[Date | None, BeforeValidator(_not_null)] = None  # a GTC order's later day; else the order's
+    broker: Annotated[NonEmpty | None, BeforeValidator(_not_null)] = None  # the executing broker
+    costs: Costs = None  # commissions and fees charged on this fill, by name
 
 
 class Trade(_Model):

@@ -71,6 +71,11 @@ def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
                    f"fill '{fill.id}' executed at {fill.executed_at.isoformat()}, before the order was "
                    f"entered at {order.entered_at.isoformat()}",
                    "fills", index, "executed_at")
+        if fill.trade_date is not None and fill.trade_date < order.trade_date:
+            refuse("fill-before-order",
+                   f"fill '{fill.id}' is dated {fill.trade_date.isoformat()}, before the order's trade date "
+                   f"{order.trade_date.isoformat()}",
+                   "fills", index, "trade_date", hint="a multi-day order's fills fall on its trade date or later")
         if order.limit_price is not None and (
             (order.side == "buy" and fill.price > order.limit_price)
             or (order.side != "buy" and fill.price < order.limit_price)

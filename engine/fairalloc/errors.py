@@ -152,6 +152,8 @@ class Code(enum.StrEnum):
     POLICY_TYPE = "policy-type", _POLICY
     REASON_CODE_DUPLICATE = "reason-code-duplicate", _POLICY
     DEADLINE_TIMEZONE = "deadline-timezone", _POLICY
+    PRICE_ROUNDING_NEEDS_AVERAGE = "price-rounding-needs-average", _POLICY
+    COSTS_SCHEDULE = "costs-schedule", _POLICY
 
     JSON_SYNTAX = "json-syntax", _INPUT
     JSON_DUPLICATE_KEY = "json-duplicate-key", _INPUT
@@ -187,6 +189,8 @@ class Code(enum.StrEnum):
     PRIORITY_INVALID = "priority-invalid", _INPUT
     ROTATION_STATE = "rotation-state", _INPUT
     ROTATION_GROUP_MISMATCH = "rotation-group-mismatch", _INPUT
+    COST_PRECISION = "cost-precision", _INPUT
+    COST_SCHEDULE_INVALID = "cost-schedule-invalid", _INPUT
     FAIRNESS_STATE = "fairness-state", _INPUT
     FAIRNESS_GROUP_MISMATCH = "fairness-group-mismatch", _INPUT
 
@@ -205,6 +209,7 @@ class Code(enum.StrEnum):
     FILL_UNALLOCATABLE = "fill-unallocatable", _REFUSAL
     ROTATION_UNKNOWN_ACCOUNT = "rotation-unknown-account", _REFUSAL
     ROTATION_OUT_OF_ORDER = "rotation-out-of-order", _REFUSAL
+    COSTS_UNSHARED = "costs-unshared", _REFUSAL
     ODD_LOT_RECIPIENT_UNKNOWN = "odd-lot-recipient-unknown", _REFUSAL
 
     FILE_NOT_FOUND = "file-not-found", _FILE
@@ -224,6 +229,7 @@ class Code(enum.StrEnum):
     POLICYTEST_EXCEPTIONS = "policytest-exceptions", _POLICY_TEST
     POLICYTEST_EXPECT = "policytest-expect", _POLICY_TEST
     POLICYTEST_FAIRNESS = "policytest-fairness", _POLICY_TEST
+    POLICYTEST_MONEY = "policytest-money", _POLICY_TEST
     POLICYTEST_NAME = "policytest-name", _POLICY_TEST
     POLICYTEST_POLICY = "policytest-policy", _POLICY_TEST
     POLICYTEST_QUANTITY = "policytest-quantity", _POLICY_TEST

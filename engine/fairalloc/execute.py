@@ -41,6 +41,7 @@ from fairalloc.controls import check_controls, refuse_if
 from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
 from fairalloc.expressions import ExpressionRuntimeError
 from fairalloc.fairness import FairnessState
+from fairalloc.money import settle
 from fairalloc.options import (
     ACTIONS,
     METHODS,
@@ -461,6 +462,8 @@ class _Run(Generic[S, U]):
         own_prices = None
         if policy.method is Method.PRICE_TIME:
             own_prices = {ids[k]: price for k, price in shares.prices.items()}
+        taken = dict(shares.fills) if policy.method is Method.PRICE_TIME else None
+        settlement = settle(policy, self.trade, ids, allocated, book.scale, book.lot, taken, self.file)
         notes = self.notes + ([self.odd_lot_note] if self.odd_lot_note else [])
         return Allocation(
             policy=policy,
@@ -479,6 +482,8 @@ class _Run(Generic[S, U]):
             notes=tuple(notes),
             scale=book.scale,
             backend=self.choice.to_json(),
+            settlement=settlement,
+            price_rule=policy.pricing.side_rounding(policy.price_rounding, self.trade.order.side),
             fairness_before=self.fairness,
             fairness_after=self.fairness_after(shares),
         )

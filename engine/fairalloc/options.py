@@ -196,3 +196,62 @@ BACKENDS: dict[Backend, str] = {
     Backend.RECORDS: "one record per account (every policy; fastest for small blocks)",
     Backend.ARRAYS: "one array per account field (large pro-rata blocks)",
 }
+
+
+class PriceAllocation(enum.StrEnum):
+    """At which price accounts receive their shares (``price.allocation:``)."""
+
+    AVERAGE = "average"
+    FILL = "fill"
+
+
+PRICE_ALLOCATIONS: dict[PriceAllocation, str] = {
+    PriceAllocation.AVERAGE: "every account at the block's average price (per trade date, and per broker if asked)",
+    PriceAllocation.FILL: "every account receives pieces of real fills, at their own prices",
+}
+
+
+class CostBasis(enum.StrEnum):
+    """What an account's share of a commission or fee is proportional to (``costs.basis:``)."""
+
+    QUANTITY = "quantity"
+    NOTIONAL = "notional"
+
+
+COST_BASES: dict[CostBasis, str] = {
+    CostBasis.QUANTITY: "in proportion to the quantity allocated",
+    CostBasis.NOTIONAL: "in proportion to the value allocated (quantity x price)",
+}
+
+
+class Residual(enum.StrEnum):
+    """Which accounts take the cents left when shares of a cost are rounded down (``costs.residual:``)."""
+
+    LARGEST_REMAINDER = "largest_remainder"
+    LARGEST_ACCOUNT = "largest_account"
+    SMALLEST_ACCOUNT = "smallest_account"
+    ACCOUNT_ID = "account_id"
+
+
+@dataclass(frozen=True, slots=True)
+class ResidualSpec:
+    """``by_quantity``: +1 orders by allocated quantity ascending, -1 descending, 0 not by it;
+    ``by_remainder``: the largest fraction of a cent first."""
+
+    by_quantity: int
+    by_remainder: bool
+    words: str
+
+
+RESIDUALS: dict[Residual, ResidualSpec] = {
+    Residual.LARGEST_REMAINDER: ResidualSpec(0, True, "one cent each to the largest fractions of a cent"),
+    Residual.LARGEST_ACCOUNT: ResidualSpec(-1, False, "one cent each to the largest allocations first"),
+    Residual.SMALLEST_ACCOUNT: ResidualSpec(1, False, "one cent each to the smallest allocations first"),
+    Residual.ACCOUNT_ID: ResidualSpec(0, False, "one cent each in account id order"),
+}
+"""Every rule hands a left-over cent only to an account whose exact share has a fraction of a
+cent, one cent at most each: every account is within one cent of its exact share."""
+
+CME_553 = "cme_553"
+"""``price.rounding: cme_553``: the average price rounds up for a buy and down for a sell (CME
+Rule 553), and the cash the rounding takes from each account is credited back to it."""

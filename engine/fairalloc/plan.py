@@ -21,12 +21,16 @@ from fairalloc.context import fairness_group, rotation_group
 from fairalloc.expressions import CompiledExpression, Type
 from fairalloc.options import (
     MINIMUM_KINDS,
+    CME_553,
     Action,
+    CostBasis,
     Denied,
     Method,
     MinimumKind,
     OverTime,
+    PriceAllocation,
     Remainder,
+    Residual,
     RoundingMethod,
     TieBreak,
 )
@@ -132,6 +136,43 @@ class Deadline:
         return dt.datetime.combine(day, self.time, tzinfo=ZoneInfo(self.timezone))
 
 
+@dataclass(frozen=True, slots=True)
+class CostShare:
+    """How one commission or fee is shared: in proportion to the basis, times an account's
+    schedule (a declared number attribute of the account) when the policy names one."""
+
+    basis: CostBasis
+    schedule: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """The policy's ``costs`` section: shares of each named cost, cents and where residuals go."""
+
+    default: CostShare
+    by_cost: tuple[tuple[str, CostShare], ...]
+    precision: int  # decimals of the currency: 2 for cents
+    residual: Residual
+
+    def share(self, name: str) -> CostShare:
+        return dict(self.by_cost).get(name, self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """At which prices accounts receive their shares and what cash they owe (``price``, ``costs``)."""
+
+    allocation: PriceAllocation = PriceAllocation.AVERAGE
+    by_broker: bool = False
+    costs: Costs | None = None
+
+    def side_rounding(self, rounding: str, side: str) -> str:
+        """The price rounding rule for an order's side: CME Rule 553 rounds a buy up, a sell down."""
+        if rounding != CME_553:
+            return rounding
+        return "up" if side == "buy" else "down"
+
+
 @dataclass(frozen=True)
 class Policy:
     """A validated, compiled policy. Build it with :func:`fairalloc.load_policy`."""
@@ -163,6 +204,7 @@ class Policy:
     rules: tuple[Rule, ...]
     reason_code_descriptions: tuple[tuple[str, str], ...]
     deadline: Deadline | None
+    pricing: Pricing
     equal_weights: bool  # ``pro_rata.weight: equal``: every account weighs 1
     priority: CompiledExpression | None  # ``pro_rata.priority``: each account's tier (1 first)
     odd_lot_recipient: OddLotRecipient | None

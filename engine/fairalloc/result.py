@@ -15,6 +15,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from fairalloc.money import Presenter, Settlement, explain_entries, extend_entries, own_average, summary
 from fairalloc.numbers import decimal_text, present
 from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
@@ -163,6 +164,8 @@ class Allocation:
         notes: tuple[str, ...],
         scale: int,
         backend: dict[str, Any],
+        settlement: Settlement | None = None,
+        price_rule: str | None = None,
         fairness_before: FairnessState | None = None,
         fairness_after: FairnessState | None = None,
     ) -> None:
@@ -182,6 +185,8 @@ class Allocation:
         self._own_prices = own_prices  # price/time: each account's own average price
         self._rotation_order = rotation_order
         self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
+        self.settlement = settlement  # pieces of fills, costs, money, clearing (None: none of them)
+        self.price_rule = price_rule or policy.price_rounding  # the rounding rule for this order's side
         self.fairness_before = fairness_before  # the fairness group's advantages before and after
         self.fairness_after = fairness_after
 
@@ -197,9 +202,12 @@ class Allocation:
         scale = self.scale
         leaders = {account: i for i, account in enumerate(self._rotation_order)}
         views = []
-        for state, units in zip(states, self.columns.allocated):
+        settlement = self.settlement
+        for k, (state, units) in enumerate(zip(states, self.columns.allocated)):
             if self._own_prices is not None:
                 price = self._own_prices.get(state.id)
+            elif settlement is not None and settlement.pieces is not None:
+                price = own_average(settlement, k)  # pieces of fills, or of trade dates and brokers
             else:
                 price = self.average_price if units else None
             views.append(AccountAllocation(
@@ -228,7 +236,7 @@ class Allocation:
         """A price at the policy's precision and named rounding rule (``None`` stays ``None``)."""
         if price is None:
             return None
-        return decimal_text(present(price, self.policy.price_precision, self.policy.price_rounding))
+        return decimal_text(present(price, self.policy.price_precision, self.price_rule))
 
     @cached_property
     def _average_price_text(self) -> str | None:
@@ -255,8 +263,13 @@ class Allocation:
                 [quantity_json(Fraction(wanted, scale)) for wanted in intended]]
 
     def _allocation_entries(self) -> list[dict[str, Any]]:
-        """The contract's per-account entries, one object each."""
-        return [dict(zip(self.ENTRY_FIELDS, row)) for row in zip(*self.entry_columns())]
+        """The contract's per-account entries, one object each, with the settlement's pieces,
+        money and clearing when there is one (those are not columns: see :meth:`entry_columns`)."""
+        entries = [dict(zip(self.ENTRY_FIELDS, row)) for row in zip(*self.entry_columns())]
+        if self.settlement is not None:
+            extend_entries(self.settlement, entries, self.columns.allocated, self.scale,
+                           Presenter(self.policy.price_precision, self.price_rule))
+        return entries
 
     def document(self, *, explain: bool = False, entries: bool = True) -> dict[str, Any]:
         """The allocation as a JSON-ready dict valid against ``allocation.schema.json``.
@@ -270,6 +283,8 @@ class Allocation:
         if explain:
             for entry, account in zip(allocations, self.accounts):
                 entry["explain"] = self.explain(account)
+            if self.settlement is not None:
+                explain_entries(self.settlement, allocations)
         document: dict[str, Any] = {
             "order_id": self.order_id,
             "policy": {"id": policy.id, "version": policy.version, "digest": policy.digest},
@@ -290,6 +305,8 @@ class Allocation:
         }
         if self.rotation_before is not None and self.rotation_after is not None:
             document["rotation"] = {"before": self.rotation_before.to_json(), "after": self.rotation_after.to_json()}
+        if self.settlement is not None:
+            document["settlement"] = summary(self.settlement, policy)
         if self.fairness_before is not None and self.fairness_after is not None:
             document["fairness"] = {"before": self.fairness_before.to_json(), "after": self.fairness_after.to_json()}
         if self.notes:

@@ -70,6 +70,34 @@ class Order(_Frozen, frozen=True):
     entered_at: dt.datetime
     limit_price: Decimal | None = None
     security: dict[str, Any] = {}
+    costs: dict[str, Decimal] | None = None  # commissions and fees charged on the order as a whole, by name
+
+
+PROCESS_CODES: dict[str, str] = {
+    "regular": "0",
+    "soft_dollar": "1",
+    "step_in": "2",
+    "step_out": "3",
+    "soft_dollar_step_in": "4",
+    "soft_dollar_step_out": "5",
+    "plan_sponsor": "6",
+}
+"""A clearing instruction's process, by its name in the trade, and its FIX ProcessCode (81)."""
+
+Process = Literal["regular", "soft_dollar", "step_in", "step_out", "soft_dollar_step_in",
+                  "soft_dollar_step_out", "plan_sponsor"]
+
+
+class Clearing(_Frozen, frozen=True):
+    """Where an account's shares clear when not with the executing broker: a step-out (or step-in,
+    soft-dollar or plan-sponsor process) to the named broker, as FIX ProcessCode (81) says."""
+
+    process: Process
+    broker: _NonEmpty
+
+    @property
+    def process_code(self) -> str:
+        return PROCESS_CODES[self.process]
 
 
 class StatementAccount(_Frozen, frozen=True):
@@ -80,6 +108,7 @@ class StatementAccount(_Frozen, frozen=True):
     limit_price: Decimal | None = None
     received_at: dt.datetime | None = None
     attributes: dict[str, Any] = {}
+    clearing: Clearing | None = None  # read by the reference validator only (see _keys_read)
 
 
 class Statement(_Frozen, frozen=True, dict=True, gc=True):  # one per trade; its cached columns need a __dict__
@@ -111,6 +140,9 @@ class Fill(_Frozen, frozen=True):
     price: Decimal
     executed_at: dt.datetime
     venue: str | None = None
+    trade_date: dt.date | None = None  # a GTC order's later day; else the order's
+    broker: str | None = None  # the executing broker
+    costs: dict[str, Decimal] | None = None  # commissions and fees charged on this fill, by name
 
 
 class Trade(_Frozen, frozen=True):
@@ -284,11 +316,17 @@ def _from_model(model: Any) -> Trade:
     def copy(kind: type[msgspec.Struct], value: Any) -> Any:
         return kind(**{name: getattr(value, name) for name in kind.__struct_fields__})
 
+    def account(value: Any) -> StatementAccount:
+        clearing = value.clearing
+        return StatementAccount(account=value.account, intended=value.intended, limit_price=value.limit_price,
+                                received_at=value.received_at, attributes=value.attributes,
+                                clearing=None if clearing is None else copy(Clearing, clearing))
+
     statement = model.statement
     return Trade(
         order=copy(Order, model.order),
         statement=Statement(recorded_at=statement.recorded_at, recorded_by=statement.recorded_by,
-                            accounts=[copy(StatementAccount, account) for account in statement.accounts]),
+                            accounts=[account(given) for given in statement.accounts]),
         fills=[copy(Fill, fill) for fill in model.fills],
     )
 
@@ -325,8 +363,8 @@ _NOT_PLAIN = (_NotPlain, msgspec.MsgspecError, ValueError, TypeError, KeyError, 
 def _plain_trade(source: str | dict[str, Any]) -> Trade | None:
     """``source`` (JSON text, or a parsed document) as a :class:`Trade` if it is in the plain form,
     else ``None``. The plain form is a subset of the contract: whole quantities as JSON integers,
-    prices, dates and timestamps as the contract's strings, no ``received_at`` or account limit,
-    and — in text — no key twice in one object. Anything else, valid or not, is left to the
+    prices, dates and timestamps as the contract's strings, no ``received_at``, account limit or
+    clearing instruction, and — in text — no key twice in one object. Anything else, valid or not, is left to the
     reference validator, so this never refuses a trade and never accepts one it would refuse."""
     try:
         if isinstance(source, str):
@@ -370,11 +408,14 @@ def _plain_statement(statement: _PlainStatement) -> Statement:
         raise _NotPlain  # decimal strings, JSON numbers with a point, quantities out of bounds
     if any(map(_LIMIT, accounts)):
         raise _NotPlain  # a price limit per account: its text is checked by the reference
+    if any(map(_CLEARING, accounts)):
+        raise _NotPlain  # a clearing instruction (a null one is caught by the key count, _keys_read)
     return Statement(recorded_at=_instant(statement.recorded_at), recorded_by=_nonempty(statement.recorded_by),
                      accounts=accounts)
 
 
 _LIMIT = attrgetter("limit_price")
+_CLEARING = attrgetter("clearing")
 
 
 def _plain_order(raw: Any) -> Order:
@@ -390,7 +431,7 @@ def _plain_order(raw: Any) -> Order:
     return Order(id=_nonempty(raw["id"]), symbol=_nonempty(raw["symbol"]), side=side,  # type: ignore[arg-type]
                  quantity=_whole(raw["quantity"]), trade_date=_day(raw["trade_date"]),
                  entered_at=_instant(raw["entered_at"]), limit_price=None if limit is None else _price(limit),
-                 security=dict(security))
+                 security=dict(security), costs=_costs(raw, "costs"))
 
 
 def _plain_fill(raw: dict[str, Any]) -> Fill:
@@ -399,8 +440,23 @@ def _plain_fill(raw: dict[str, Any]) -> Fill:
     venue = raw.get("venue", "")
     if type(venue) is not str:
         raise _NotPlain
+    day = raw.get("trade_date")
+    broker = raw.get("broker")
     return Fill(id=_nonempty(raw["id"]), quantity=_whole(raw["quantity"]), price=_price(raw["price"]),
-                executed_at=_instant(raw["executed_at"]), venue=raw.get("venue"))
+                executed_at=_instant(raw["executed_at"]), venue=raw.get("venue"),
+                trade_date=None if "trade_date" not in raw else _day(day),
+                broker=None if "broker" not in raw else _nonempty(broker), costs=_costs(raw, "costs"))
+
+
+def _costs(raw: dict[str, Any], key: str) -> dict[str, Decimal] | None:
+    """Commissions and fees by name, each a decimal string read as a price is (:func:`_price`);
+    ``None`` when left out (written ``null`` is not plain: the reference refuses it)."""
+    if key not in raw:
+        return None
+    given = raw[key]
+    if type(given) is not dict:
+        raise _NotPlain
+    return {_nonempty(name): _price(amount) for name, amount in given.items()}
 
 
 def _list_of_objects(value: Any) -> list[dict[str, Any]]:
@@ -452,11 +508,12 @@ def _keys_written(text: str) -> int:
 
 def _keys_read(trade: Trade, order: dict[str, Any], fills: list[dict[str, Any]]) -> int:
     """A lower bound of the distinct keys read: equal to :func:`_keys_written` only if no key was
-    written twice (an ``"attributes": {}`` or a ``null`` limit is not counted, which only sends
-    such a document to the reference validator)."""
+    written twice (an ``"attributes": {}``, a ``null`` limit or any ``clearing`` is not counted,
+    which only sends such a document to the reference validator)."""
     attributes = list(map(_ATTRIBUTES, trade.statement.accounts))
     security = order.get("security", {})
     count = 3 + len(order) + len(security) + _nested_keys(security) + 3 + sum(map(len, fills))
+    count += len(trade.order.costs or ()) + sum(len(fill.costs or ()) for fill in trade.fills)
     count += 2 * len(attributes) + sum(map(len, attributes)) + sum(map(bool, attributes))
     kinds = set(map(type, chain.from_iterable(map(dict.values, attributes))))
     if dict in kinds or list in kinds:

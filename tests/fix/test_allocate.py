@@ -261,3 +261,20 @@ def test_a_correction_can_itself_be_corrected_or_busted(tmp_path: Path, capsys: 
     bust = execution("F-2-B", "H", ref="F-2-C", seq=5)
     status, (message,), _ = allocate(tmp_path, capsys, [*worked_example(), first, bust])
     assert status == 0 and field(message, 53) == "18000"
+
+
+def test_a_step_out_travels_as_process_code_81_and_the_clearing_firm() -> None:
+    """A statement account's clearing instruction (FIX ProcessCode 81) reaches the 35=J."""
+    book = Book()
+    book.read(read_messages(lines(worked_example()), "in.fix"))
+    trade = book.trade_document("XYZ-BLOCK-1")
+    stepped = trade["statement"]["accounts"][0]
+    stepped["clearing"] = {"process": "step_out", "broker": "PRIME-1"}
+    document = engine_allocate(load_policy(EQUITY), load_trade(trade)).document()
+    message = allocation_instruction(book.orders["XYZ-BLOCK-1"], document, seq=1).message
+    assert_valid(message)
+    pairs = simplefix_pairs(message)
+    start = pairs.index((79, stepped["account"]))
+    entry = pairs[start:start + 8]
+    assert entry[2:7] == [(81, "3"), (539, "1"), (524, "PRIME-1"), (525, "D"), (538, "4")]
+    assert sum(1 for tag, _ in pairs if tag == 81) == 1

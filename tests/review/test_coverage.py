@@ -19,7 +19,7 @@ from ..conftest import EXAMPLES, POLICIES, example_trade
 
 def test_shipped_suites_cover_every_rule_and_branch() -> None:
     coverage = coverage_by_policy([run_file(p) for p in find_files([str(POLICIES / "tests")], TEST_KEY)])
-    assert len(coverage) == len(list(POLICIES.glob("*.yaml")))  # every shipped policy has a suite
+    assert len(coverage) == len(list(POLICIES.glob("*.yaml")))  # every shipped policy has its suite
     assert {item.policy: [f"{b.target}:{b.branch}" for b in item.uncovered] for item in coverage.values()} == {
         item.policy: [] for item in coverage.values()}
 

@@ -116,8 +116,9 @@ def _table_pieces(keys: Sequence[str], columns: Sequence[list[Any]], indent: str
 
 def dump_allocation(result: Any, *, explain: bool = False) -> str:
     """``dump_json(result.document(explain=explain))``, byte for byte, written from the result's
-    columns: no object per account is built unless the explanations need them."""
-    if explain or len(result.columns.ids) < _COLUMNS_FROM:
+    columns: no object per account is built unless the explanations or a settlement (each entry's
+    pieces, money and clearing are objects, not columns) need them."""
+    if explain or result.settlement is not None or len(result.columns.ids) < _COLUMNS_FROM:
         return dump_json(result.document(explain=explain))
     pieces = _table_pieces(result.ENTRY_FIELDS, result.entry_columns(), "    ")
     before, marker, after = dump_json(result.document(entries=False)).partition('"allocations": []')

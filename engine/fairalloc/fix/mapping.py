@@ -450,6 +450,8 @@ class Instruction:
     message: bytes
 
 
+PARTY_ID_SOURCE = "D"  # PartyIDSource 447/525: a proprietary code, as the statement names the broker
+CLEARING_FIRM = "4"  # PartyRole 452/538: where a stepped-out account's shares clear
 def _nonzero(quantity: int | str) -> bool:
     """A document's quantity (an int, or a decimal string) is not zero."""
     return quantity != 0 if isinstance(quantity, int) else Decimal(quantity) != 0
@@ -461,7 +463,9 @@ def allocation_instruction(order: OrderInput, document: dict[str, Any], *, seq: 
     """The 35=J of an allocation document (``Allocation.document()``) of ``order``.
 
     AllocTransType 71 is 0 (new), or 1 (replace) / 2 (cancel) with RefAllocID 72 naming the
-    instruction it replaces. Accounts allocated nothing are left out of NoAllocs.
+    instruction it replaces. Accounts allocated nothing are left out of NoAllocs. An account with
+    a clearing instruction carries its ProcessCode 81 (3: step-out) and the broker its shares
+    clear at, as a NestedParties entry with role 4 (clearing firm).
     """
     identifier = alloc_id(order.cl_ord_id, document)
     header = [(49, order.sender), (56, order.target), (34, str(seq)),
@@ -488,6 +492,10 @@ def allocation_instruction(order: OrderInput, document: dict[str, Any], *, seq: 
     body.append((78, str(len(allocated))))
     for line in allocated:
         body += [(79, line["account"]), (80, str(line["quantity"]))]
+        clearing = line.get("clearing")
+        if clearing is not None:  # ProcessCode 81, and the broker as a clearing firm (NestedParties)
+            body += [(81, clearing["process_code"]), (539, "1"), (524, clearing["broker"]), (525, PARTY_ID_SOURCE),
+                     (538, CLEARING_FIRM)]
         if line["average_price"] is not None:
             body.append((153, line["average_price"]))
     return Instruction(identifier, encode("J", header, body))

@@ -23,7 +23,8 @@ from typing import Any
 from fairalloc.compile import canonical_json
 from fairalloc.expressions.ast import Binary, Expr, unparse
 from fairalloc.expressions.parse import ParseFailure, parse
-from fairalloc.plan import Policy
+from fairalloc.options import COST_BASES, PRICE_ALLOCATIONS, RESIDUALS
+from fairalloc.plan import Costs, Policy
 
 # How each place that holds a condition reads in a sentence: "<subject> where <condition>".
 _ACTION_VERBS: dict[str, str] = {
@@ -53,6 +54,7 @@ _WORDS: dict[str, str] = {
     "half_up": "half-up",
     "down": "down",
     "up": "up",
+    "cme_553": "by CME Rule 553 (up for a buy, down for a sell, the difference credited to each account)",
 }
 
 
@@ -551,8 +553,41 @@ def _overrides_and_deadline(old: Policy, new: Policy) -> list[Change]:
     return changes
 
 
+def _costs_words(costs: Costs | None) -> str:
+    if costs is None:
+        return "not shared by the policy"
+    words = [f"shared {COST_BASES[costs.default.basis]}" + (f" x account.{costs.default.schedule}"
+                                                            if costs.default.schedule else "")]
+    words += [f"{name} {COST_BASES[share.basis]}" + (f" x account.{share.schedule}" if share.schedule else "")
+              for name, share in costs.by_cost]
+    words.append(f"to {costs.precision} decimal(s), the cents left {RESIDUALS[costs.residual].words}")
+    return "; ".join(words)
+
+
+def _pricing(old: Policy, new: Policy) -> list[Change]:
+    """At which prices accounts receive their shares and how commissions and fees are shared."""
+    changes: list[Change] = []
+    a, b = old.pricing, new.pricing
+    if a.allocation != b.allocation:
+        changes.append(Change("/price/allocation", f"price allocation is now {b.allocation}: {PRICE_ALLOCATIONS[b.allocation]} "
+                              f"(was {a.allocation})", False, None, a.allocation, b.allocation))
+    if a.by_broker != b.by_broker:
+        text = ("each executing broker's fills are now allocated and priced apart" if b.by_broker
+                else "the fills of every broker are now allocated and priced together")
+        changes.append(Change("/price/by_broker", text, False, None, a.by_broker, b.by_broker))
+    if a.costs != b.costs:
+        changes.append(Change("/costs", f"commissions and fees are now {_costs_words(b.costs)} (were "
+                              f"{_costs_words(a.costs)})", False, None, old.data.get("costs"), new.data.get("costs")))
+    return changes
+
+
 _SECTIONS: tuple[Differ, ...] = (_identity, _governance, _attributes, _method, _rotation, _rounding, _odd_lots,
-                                 _fairness, _price_and_caps, _minimum, _rules, _overrides_and_deadline)
+                                 _fairness, _price_and_caps, _minimum, _rules, _overrides_and_deadline, _pricing)
+
+
+def money_changes(diff: PolicyDiff) -> tuple[Change, ...]:
+    """The changes that can move an account's money without moving its quantity: prices and costs."""
+    return tuple(change for change in diff.changes if change.pointer.startswith(("/price", "/costs")))
 
 
 def diff_policies(old: Policy, new: Policy, *, old_note: str | None = None, new_note: str | None = None) -> PolicyDiff:

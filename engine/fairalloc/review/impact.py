@@ -51,12 +51,13 @@ from pathlib import Path
 from typing import Any
 
 from fairalloc import allocate, load_trade, policy_from_text
+from fairalloc.compile import canonical_json
 from fairalloc.errors import Diagnostic, FairallocError, FileAccessError, Location
 from fairalloc.fairness import FairnessState
 from fairalloc.numbers import present
 from fairalloc.plan import Policy
 from fairalloc.result import AccountAllocation, Allocation
-from fairalloc.review.diff import PolicyDiff, diff_policies
+from fairalloc.review.diff import PolicyDiff, diff_policies, money_changes
 from fairalloc.rotation import RotationState
 from fairalloc.trade import Trade
 
@@ -195,6 +196,7 @@ class Tally:
     governed_old: int = 0
     governed_new: int = 0
     flags_changed: int = 0  # account-orders whose fired exceptions differ (quantity or not)
+    money_changed: int = 0  # account-orders whose pieces, costs or net money differ (prices and costs diffs)
     outside_period: int = 0  # trades read but not replayed: their trade date is outside the period
     orders: list[OrderImpact] = field(default_factory=list)
     unreadable: list[Diagnostic] = field(default_factory=list)
@@ -204,6 +206,7 @@ class Tally:
         self.governed_old += other.governed_old
         self.governed_new += other.governed_new
         self.flags_changed += other.flags_changed
+        self.money_changed += other.money_changed
         self.outside_period += other.outside_period
         self.orders.extend(other.orders)
         self.unreadable.extend(other.unreadable)
@@ -248,6 +251,7 @@ class ImpactReport:
             "value_added": exact_sum(row.exact_value for row in rows if row.delta > 0),
             "value_removed": exact_sum(-row.exact_value for row in rows if row.delta < 0),
             "exceptions_changed": self.tally.flags_changed,
+            **({"account_money_changed": self.tally.money_changed} if money_changes(self.diff) else {}),
             "trades_outside_period": self.tally.outside_period,
             "unreadable_trades": len(self.unreadable),
         }
@@ -436,6 +440,18 @@ def _exceptions_changed(old: Outcome, new: Outcome) -> int:
     return sum(1 for account in set(a) | set(b) if a.get(account) != b.get(account))
 
 
+def _money_changed(old: Outcome, new: Outcome) -> int:
+    """Account-orders whose settlement differs: the pieces they receive, their costs or net money."""
+    def money(outcome: Outcome) -> dict[str, tuple[str, str]]:
+        if outcome.allocation is None:
+            return {}
+        return {entry["account"]: (canonical_json(entry.get("pieces")), canonical_json(entry.get("money")))
+                for entry in outcome.allocation.document()["allocations"]}
+
+    a, b = money(old), money(new)
+    return sum(1 for account in set(a) | set(b) if a.get(account) != b.get(account))
+
+
 def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_tick,
            states: Mapping[str, RotationState] | None = None) -> Tally:
     """Replay ``trades`` under ``diff.old`` and ``diff.new`` in trade order; count and collect what changes.
@@ -445,12 +461,15 @@ def replay(diff: PolicyDiff, trades: Iterable[RecordedTrade], tick: Tick = _no_t
     tally = Tally()
     old, new = _Replayer(diff.old, states or {}), _Replayer(diff.new, states or {})
     attributor = _Attributor(diff)
+    settles = bool(money_changes(diff))
     for recorded in sorted(trades, key=lambda t: t.sort_key):
         before, after = old.run(recorded), new.run(recorded)
         tally.replayed += 1
         tally.governed_old += before.allocation is not None
         tally.governed_new += after.allocation is not None
         tally.flags_changed += _exceptions_changed(before, after)
+        if settles:
+            tally.money_changed += _money_changed(before, after)
         impact = _compare(attributor, recorded, before, after)
         if impact is not None:
             tally.orders.append(impact)
@@ -551,6 +570,8 @@ def summary_rows(report: ImpactReport) -> list[tuple[str, str]]:
         ("value added (at each order's average price)", str(money(totals["value_added"]))),
         ("value taken (at each order's average price)", str(money(totals["value_removed"]))),
         ("account-orders whose fired exceptions change", str(totals["exceptions_changed"])),
+        *([("account-orders whose prices, commissions, fees or net money change",
+            str(totals["account_money_changed"]))] if "account_money_changed" in totals else []),
         ("trades outside the period (not replayed)", str(totals["trades_outside_period"])),
         ("trade files that could not be read", str(totals["unreadable_trades"])),
     ]

@@ -47,7 +47,7 @@ from fairalloc.trade import Trade
 
 _FILE_KEYS = frozenset({"policy", "cases"})
 _CASE_KEYS = frozenset({"name", "trade", "rotation", "fairness", "expect"})
-_EXPECT_KEYS = frozenset({"allocations", "exceptions", "refused", "rotation_after", "fairness_after"})
+_EXPECT_KEYS = frozenset({"allocations", "exceptions", "refused", "rotation_after", "money", "fairness_after"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,7 @@ class Expectation:
     exceptions: dict[str, frozenset[str]] | None = None
     refused: str | None = None
     rotation_after: dict[str, Any] | None = None
+    money: dict[str, dict[str, Any]] | None = None  # account -> gross, net, price_credit, costs by name
     fairness_after: dict[str, Fraction] | None = None  # account -> cumulative advantage after
 
 
@@ -280,9 +281,15 @@ def _read_expect(reader: _Reader, value: Any, path: Path) -> Expectation | None:
     if rotation_after is not None and not isinstance(rotation_after, dict):
         reader.error("policytest-rotation", "'rotation_after' is a mapping such as {position: 1}", path + ("rotation_after",))
         rotation_after = None
+    money = spec.get("money")
+    if money is not None and not (isinstance(money, dict) and all(isinstance(v, dict) for v in money.values())):
+        reader.error("policytest-money", "'money' maps each account id to its amounts", path + ("money",),
+                     "e.g. money: {CLIENT-A: {net: '100.25', costs: {commission: '0.25'}}}")
+        money = None
     return Expectation(allocations, exceptions, refused if isinstance(refused, str) else None,
                        _jsonable(rotation_after) if rotation_after is not None else None,
-                       _read_fairness_after(reader, spec.get("fairness_after"), path + ("fairness_after",)))
+                       money={str(k): _jsonable(v) for k, v in money.items()} if money is not None else None,
+                       fairness_after=_read_fairness_after(reader, spec.get("fairness_after"), path + ("fairness_after",)))
 
 
 def _pointer_path(pointer: str | None) -> Path:
@@ -348,6 +355,8 @@ def _compare(expect: Expectation, allocation: Allocation) -> list[str]:
                 messages.append(f"rule '{rule}' fired for {account}, which the case does not expect")
             for account in sorted(wanted_for - got):
                 messages.append(f"rule '{rule}' did not fire for {account}")
+    if expect.money is not None:
+        messages.extend(_money_problems(expect.money, allocation))
     if expect.rotation_after is not None:
         after = allocation.rotation_after.to_json() if allocation.rotation_after else {}
         for key, wanted in sorted(expect.rotation_after.items()):
@@ -361,6 +370,25 @@ def _compare(expect: Expectation, allocation: Allocation) -> list[str]:
                 shown = "no fairness state" if advantage is None else fraction_json(advantage)
                 messages.append(f"cumulative advantage of {account} after the order: "
                                 f"expected {fraction_json(wanted_advantage)}, got {shown}")
+    return messages
+
+
+def _money_problems(expected: dict[str, dict[str, Any]], allocation: Allocation) -> list[str]:
+    """Every amount of ``expected`` (by account: gross, net, price_credit, costs by name) that the
+    allocation's money differs from, compared as exact decimals."""
+    entries = {entry["account"]: entry.get("money", {}) for entry in allocation.document()["allocations"]}
+    messages = []
+    for account, amounts in sorted(expected.items()):
+        actual = entries.get(account)
+        if actual is None:
+            messages.append(f"{account}: not an account of the trade")
+            continue
+        wanted = [(key, value, actual.get(key)) for key, value in amounts.items() if key != "costs"]
+        wanted += [(f"costs.{name}", value, actual.get("costs", {}).get(name))
+                   for name, value in (amounts.get("costs") or {}).items()]
+        for key, value, got in sorted(wanted):
+            if got is None or Fraction(str(value)) != Fraction(got):
+                messages.append(f"{account}: expected {key} {value}, got {got if got is not None else 'none'}")
     return messages
 
 

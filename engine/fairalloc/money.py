@@ -1,0 +1,467 @@
+"""Stage 7 — settlement: the prices each account receives its shares at, and the cash it owes.
+
+After the method has decided every account's quantity, this stage decides, once for both books
+(it reads only the allocated column of integer units):
+
+* **pieces** — at fill price (``price.allocation: fill``) each account receives pieces of real
+  fills; at average price, a multi-day order is allocated per trade date (and per executing broker
+  when ``price.by_broker`` says so), each day's pieces at that day's average. Pieces conserve every
+  fill's (or day's) quantity and every account's allocation; see :func:`split` for how they are
+  chosen and what they guarantee;
+* **costs** — every named commission or fee of the trade (per order and per fill) is shared in
+  whole cents in proportion to each account's quantity or notional, times its schedule; the cents
+  left by rounding down go by the policy's residual rule (:func:`share_cents`);
+* **money** — each account's gross (quantity x the prices it receives), its costs, the CME Rule 553
+  credit when the average price is rounded that way, and its net.
+
+Everything is exact: quantities are integer units, prices and money :class:`~fractions.Fraction`
+or integer cents, never binary floats. The stage is a pure function of its inputs, and nothing is
+added to a result whose policy and trade use none of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from fairalloc.errors import Code, Diagnostic, InputError, Location, RefusedError
+from fairalloc.numbers import EXACT, decimal_text, present, to_units
+from fairalloc.options import CME_553, RESIDUALS, CostBasis, PriceAllocation, Residual
+from fairalloc.plan import Costs, CostShare, Policy
+from fairalloc.trade import Clearing, Trade
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """What pieces are cut from: one fill (fill price), or the fills of one trade date and broker
+    (average price); ``price`` is the fill's price or the group's exact average."""
+
+    fill: str | None
+    trade_date: dt.date
+    broker: str | None
+    units: int
+    price: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One named cost: the trade's total and each account's share, in the currency's smallest unit."""
+
+    name: str
+    total: int
+    share: CostShare
+    cents: list[int]  # by position
+    weights: list[int]  # by position: basis x schedule, in one common unit
+
+    def explain(self, k: int, precision: int, residual: Residual) -> str:
+        """How account ``k``'s share of this cost came about, in words."""
+        whole = sum(self.weights)
+        exact = Fraction(self.total * self.weights[k], whole) if whole else Fraction(0)
+        basis = str(self.share.basis) + (f" x account.{self.share.schedule}" if self.share.schedule else "")
+        words = (f"{_cash(self.cents[k], precision)} of {_cash(self.total, precision)} by {basis}: exact share "
+                 f"{_exact(exact / 10**precision)}")
+        if self.cents[k] > exact:
+            words += f", rounded down, +1 cent by the residual rule ({RESIDUALS[residual].words})"
+        elif self.cents[k] < exact:
+            words += ", rounded down"
+        return words
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The pieces, costs and clearing instructions of one allocation (accounts by position)."""
+
+    allocation: PriceAllocation
+    columns: tuple[Column, ...]
+    pieces: dict[int, list[tuple[int, int]]] | None  # position -> (column, units); None: one column
+    costs: tuple[CostLine, ...]
+    precision: int  # decimals of the currency
+    residual: Residual | None
+    clearing: dict[int, Clearing]
+    side: str
+    block_price: Fraction | None
+    cme_553: bool  # the average price rounds by CME Rule 553; the difference is credited
+
+
+def own_average(settlement: Settlement, k: int) -> Fraction | None:
+    """The exact average price of account ``k``'s pieces (``None``: it has none)."""
+    own = (settlement.pieces or {}).get(k)
+    if not own:
+        return None
+    columns = settlement.columns
+    return sum((u * columns[c].price for c, u in own), Fraction(0)) / sum(u for _, u in own)
+
+
+def settle(policy: Policy, trade: Trade, ids: list[str], units: list[int], scale: int, lot: int,
+           taken: dict[int, list[tuple[str, int]]] | None, file: str) -> Settlement | None:
+    """The settlement of an allocation of ``units`` (by position), or ``None`` when the policy and
+    the trade use none of it. ``taken``: the fills price/time gave each account."""
+    pricing = policy.pricing
+    per_fill = pricing.allocation is PriceAllocation.FILL or taken is not None
+    columns = _columns(trade, scale, per_fill, pricing.by_broker)
+    days = _columns(trade, scale, False, pricing.by_broker) if per_fill else columns
+    clearing = _clearing(trade, ids)
+    costs = pricing.costs
+    if (pricing.allocation is PriceAllocation.AVERAGE and len(days) < 2 and costs is None and not clearing
+            and policy.price_rounding != CME_553):
+        return None
+    pieces: dict[int, list[tuple[int, int]]] | None = None
+    if taken is not None:
+        where = {column.fill: c for c, column in enumerate(columns)}
+        pieces = {k: [(where[fill], u) for fill, u in fills] for k, fills in taken.items()}
+    elif pricing.allocation is PriceAllocation.FILL or len(columns) > 1:
+        pieces = split(units, columns, lot)
+    block = _average(columns)
+    precision = costs.precision if costs is not None else 2
+    lines = () if costs is None else _costs(costs, policy, trade, ids, units, columns, pieces, file)
+    return Settlement(pricing.allocation, columns, pieces, lines, precision,
+                      costs.residual if costs is not None else None, clearing, trade.order.side, block,
+                      policy.price_rounding == CME_553)
+
+
+def _columns(trade: Trade, scale: int, per_fill: bool, by_broker: bool) -> tuple[Column, ...]:
+    """The fills (``per_fill``) or their groups by trade date (and broker), in a canonical order."""
+    day = trade.order.trade_date
+    if per_fill:
+        fills = sorted(trade.fills, key=lambda f: (f.trade_date or day, f.executed_at, f.id))
+        return tuple(Column(f.id, f.trade_date or day, f.broker, to_units(f.quantity, scale), Fraction(f.price))
+                     for f in fills)
+    groups: dict[tuple[dt.date, str], list[int | Fraction]] = {}
+    for fill in trade.fills:
+        key = (fill.trade_date or day, (fill.broker or "") if by_broker else "")
+        units = to_units(fill.quantity, scale)
+        total = groups.setdefault(key, [0, Fraction(0)])
+        total[0] = int(total[0]) + units
+        total[1] = Fraction(total[1]) + units * Fraction(fill.price)
+    return tuple(Column(None, date, broker or None, int(q), Fraction(v) / int(q))
+                 for (date, broker), (q, v) in sorted(groups.items()) if q)
+
+
+def _average(columns: tuple[Column, ...]) -> Fraction | None:
+    total = sum(column.units for column in columns)
+    return sum((column.units * column.price for column in columns), Fraction(0)) / total if total else None
+
+
+def _clearing(trade: Trade, ids: list[str]) -> dict[int, Clearing]:
+    found = {account.account: account.clearing for account in trade.statement.accounts if account.clearing}
+    if not found:
+        return {}
+    return {k: found[account] for k, account in enumerate(ids) if account in found}
+
+
+def split(units: list[int], columns: tuple[Column, ...], lot: int) -> dict[int, list[tuple[int, int]]]:
+    """Cut every account's allocation into pieces of the columns, conserving both: the pieces of
+    a column add up to its quantity, an account's pieces to its allocation.
+
+    Pieces are whole multiples of the largest quantity dividing the lot, every column and every
+    allocation: whole lots when the fills and allocations are whole lots. Columns are taken in
+    order; each account's piece of a column is its exact share of what remains (its remaining need
+    x the column / all that remains), rounded down or up, so every piece is within one grain of
+    that share, none exceeds what the account still needs, and the last column gives each account
+    exactly what it still needs. The spare grains of a column go first to the accounts whose
+    average so far lies furthest on the other side of the block's (for a column above the block's
+    average, the accounts that have paid least), then to the largest fraction, then in account id
+    order, to keep averages from drifting one way. A deterministic rule, not a search for the
+    closest split; the result reports each account's deviation.
+    """
+    grain = math.gcd(lot, *(column.units for column in columns), *units)
+    need = {k: u // grain for k, u in enumerate(units) if u}
+    remaining = sum(column.units for column in columns) // grain
+    block = _average(columns) or Fraction(0)
+    drift = {k: Fraction(0) for k in need}  # money above the block's average, so far
+    pieces: dict[int, list[tuple[int, int]]] = {k: [] for k in need}
+    for c, column in enumerate(columns):
+        size = column.units // grain
+        floors: dict[int, int] = {}
+        spare: list[tuple[int, int]] = []
+        for k, wanted in need.items():
+            base, rem = divmod(wanted * size, remaining)
+            floors[k] = base
+            if rem:
+                spare.append((k, rem))
+        left = size - sum(floors.values())
+        if left:
+            side = (column.price > block) - (column.price < block)
+            if side:
+                spare.sort(key=lambda item: (side * drift[item[0]] / units[item[0]], -item[1], item[0]))
+            else:
+                spare.sort(key=lambda item: (-item[1], item[0]))
+            for k, _ in spare[:left]:
+                floors[k] += 1
+        for k, taken in floors.items():
+            if taken:
+                pieces[k].append((c, taken * grain))
+                need[k] -= taken
+                drift[k] += taken * grain * (column.price - block)
+        remaining -= size
+    return pieces
+
+
+def share_cents(total: int, weights: list[int], rule: Residual, units: list[int]) -> list[int]:
+    """``total`` cents shared in proportion to ``weights``: every share rounded down, then one cent
+    more to as many accounts as cents are left, in the order of ``rule``, among the accounts whose
+    exact share has a fraction of a cent. The shares add up to ``total`` exactly, and each is within
+    one cent of its exact share (below it by less than a cent, or above by less than a cent)."""
+    return _share(total, weights, rule, units, _Arrays())
+
+
+class _Arrays:
+    """The int64 arrays of one allocation's weight lists, each converted once (a block's costs
+    mostly share one list: the allocated quantities)."""
+
+    def __init__(self) -> None:
+        self.made: dict[int, tuple[list[int], Any]] = {}
+
+    def of(self, values: list[int]) -> Any:
+        import numpy as np  # only large blocks pay for importing numpy
+
+        key = id(values)
+        if key not in self.made:
+            self.made[key] = (values, np.asarray(values, dtype=np.int64))
+        return self.made[key][1]
+
+
+def _share(total: int, weights: list[int], rule: Residual, units: list[int], arrays: _Arrays) -> list[int]:
+    whole = sum(weights)
+    if len(weights) >= _NUMPY_FROM and whole < _INT64_SAFE and max(weights) * max(total, 1) < _INT64_SAFE:
+        return _share_cents_array(total, arrays.of(weights), whole, rule, arrays.of(units))
+    shares: list[int] = []
+    fractions: list[int] = []
+    for weight in weights:
+        cents, rem = divmod(total * weight, whole)
+        shares.append(cents)
+        fractions.append(rem)
+    left = total - sum(shares)
+    if left:
+        spec, n = RESIDUALS[rule], len(weights)
+        candidates = [k for k, rem in enumerate(fractions) if rem]
+        if spec.by_remainder:
+            candidates.sort(key=lambda k: -fractions[k] * n + k)
+        elif spec.by_quantity:
+            candidates.sort(key=lambda k: spec.by_quantity * units[k] * n + k)
+        for k in candidates[:left]:
+            shares[k] += 1
+    return shares
+
+
+_NUMPY_FROM = 512  # below this many accounts the pure-Python path is faster than setting up arrays
+_INT64_SAFE = 2**62  # products below this bound cannot overflow numpy's int64
+
+
+def _share_cents_array(total: int, weights: Any, whole: int, rule: Residual, units: Any) -> list[int]:
+    """:func:`share_cents` on int64 arrays, for large blocks whose products fit: the same integer
+    arithmetic and the same order of the left-over cents, so the same shares."""
+    import numpy as np  # only large blocks pay for importing numpy
+
+    shares, fractions = np.divmod(np.asarray(weights, dtype=np.int64) * total, whole)
+    left = total - int(shares.sum())
+    if left:
+        spec = RESIDUALS[rule]
+        candidates = np.flatnonzero(fractions)  # positions in increasing order: account id order
+        if spec.by_remainder:
+            candidates = candidates[np.argsort(-fractions[candidates], kind="stable")]
+        elif spec.by_quantity:
+            quantity = np.asarray(units, dtype=np.int64)[candidates]  # no copy when already int64
+            candidates = candidates[np.argsort(spec.by_quantity * quantity, kind="stable")]
+        shares[candidates[:left]] += 1
+    result: list[int] = shares.tolist()
+    return result
+
+
+def _costs(costs: Costs, policy: Policy, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
+           pieces: dict[int, list[tuple[int, int]]] | None, file: str) -> tuple[CostLine, ...]:
+    totals = _cost_totals(trade, costs.precision, file)
+    arrays = _Arrays()
+    lines = []
+    for name, total in sorted(totals.items()):
+        share = costs.share(name)
+        weights = _weights(share, policy, trade, ids, units, columns, pieces, file)
+        if total and not any(weights):
+            raise RefusedError(Diagnostic(
+                Code.COSTS_UNSHARED, f"the trade's '{name}' of {_cash(total, costs.precision)} has no account to "
+                "share it: nothing was allocated to an account with a share of it", Location(file, pointer="/fills"),
+                "a cost needs at least one account allocated with a positive basis and schedule"))
+        cents = _share(total, weights, costs.residual, units, arrays) if total else [0] * len(ids)
+        lines.append(CostLine(name, total, share, cents, weights))
+    return tuple(lines)
+
+
+def _cost_totals(trade: Trade, precision: int, file: str) -> dict[str, int]:
+    """Each named cost of the order and its fills, in the currency's smallest unit."""
+    found: list[tuple[str, str, Decimal]] = []
+    for name, amount in (trade.order.costs or {}).items():
+        found.append((f"/order/costs/{_escape(name)}", name, amount))
+    for index, fill in enumerate(trade.fills):
+        for name, amount in (fill.costs or {}).items():
+            found.append((f"/fills/{index}/costs/{_escape(name)}", name, amount))
+    totals: dict[str, int] = {}
+    problems = []
+    for where, name, amount in found:
+        cents = Fraction(amount) * 10**precision  # exact whatever the digits
+        if cents.denominator != 1:
+            problems.append(Diagnostic(Code.COST_PRECISION, f"'{name}' of {decimal_text(amount)} has more than "
+                                       f"{precision} decimal(s)", Location(file, pointer=where),
+                                       "costs are charged in the currency's smallest unit (costs.precision)"))
+            continue
+        totals[name] = totals.get(name, 0) + cents.numerator
+    if problems:
+        raise InputError(problems)
+    return totals
+
+
+def _weights(share: CostShare, policy: Policy, trade: Trade, ids: list[str], units: list[int], columns: tuple[Column, ...],
+             pieces: dict[int, list[tuple[int, int]]] | None, file: str) -> list[int]:
+    """Each account's basis x schedule, as integers in one common unit."""
+    weights: list[int] = units
+    if share.basis is CostBasis.NOTIONAL and (pieces is not None or len(columns) > 1):
+        scale = math.lcm(*(column.price.denominator for column in columns))
+        prices = [column.price.numerator * (scale // column.price.denominator) for column in columns]
+        weights = [0] * len(units)
+        for k, own in (pieces or {}).items():
+            weights[k] = sum(u * prices[c] for c, u in own)
+    # one price (the block's average for every account): notional is proportional to quantity
+    if share.schedule is None:
+        return weights
+    rates = _rates(share.schedule, policy_default(share.schedule, policy), trade, ids, file)
+    scale = math.lcm(*(rate.denominator for rate in rates))
+    return [w * rate.numerator * (scale // rate.denominator) for w, rate in zip(weights, rates)]
+
+
+def policy_default(name: str, policy: Policy) -> Decimal | None:
+    """The declared default of the account attribute ``name``, if it has one."""
+    for attribute in policy.account_attributes:
+        if attribute.name == name and attribute.has_default:
+            return Decimal(attribute.default)
+    return None
+
+
+def _rates(name: str, default: Decimal | None, trade: Trade, ids: list[str], file: str) -> list[Fraction]:
+    """Each account's schedule: its number attribute ``name`` (or the declared default)."""
+    accounts = trade.statement.accounts
+    position = {account.account: i for i, account in enumerate(accounts)}
+    rates: list[Fraction] = []
+    problems = []
+    for account in ids:
+        index = position[account]
+        value = accounts[index].attributes.get(name, default)
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and value >= 0:
+            rates.append(Fraction(value))
+            continue
+        problems.append(Diagnostic(
+            Code.COST_SCHEDULE_INVALID, f"account '{account}' has no cost schedule '{name}' of zero or more",
+            Location(file, pointer=f"/statement/accounts/{index}/attributes/{_escape(name)}"),
+            "give every account a non-negative number for it"))
+    if problems:
+        raise InputError(problems)
+    return rates
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def _cash(cents: int, precision: int) -> str:
+    return decimal_text(Decimal(cents).scaleb(-precision, EXACT))
+
+
+# -- the result ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Presenter:
+    """How the result shows prices (the policy's precision and rounding, for this order's side)."""
+
+    places: int
+    rounding: str
+
+    def price(self, value: Fraction) -> str:
+        return decimal_text(present(value, self.places, self.rounding))
+
+
+def _exact(value: Fraction) -> str:
+    """An amount written exactly when it terminates within 12 decimals, else to 12 (half-even)."""
+    return decimal_text(present(value, 12, "half_even"))
+
+
+def extend_entries(settlement: Settlement, entries: list[dict[str, Any]], units: list[int], scale: int,
+                   shown: Presenter) -> None:
+    """Add each account's pieces, deviation, money and clearing to its contract entry (by position)."""
+    columns, pieces, block = settlement.columns, settlement.pieces, settlement.block_price
+    fill_price = settlement.allocation is PriceAllocation.FILL or any(c.fill for c in columns)
+    block_shown = Fraction(shown.price(block)) if block is not None else None
+    for k, entry in enumerate(entries):
+        allocated = units[k]
+        if pieces is not None and allocated:
+            own = pieces.get(k, [])
+            entry["pieces"] = [_piece(columns[c], u, scale, fill_price, shown) for c, u in own]
+            value = sum((u * columns[c].price for c, u in own), Fraction(0))
+            average = value / allocated
+            entry["average_price"] = shown.price(average)
+            assert block is not None
+            entry["deviation"] = _exact(average - block)
+            gross = sum((u * (columns[c].price if fill_price else Fraction(shown.price(columns[c].price)))
+                         for c, u in own), Fraction(0)) / scale
+            exact = value / scale
+        else:
+            gross = allocated * (block_shown or Fraction(0)) / scale
+            exact = allocated * (block or Fraction(0)) / scale
+        money: dict[str, Any] = {"gross": _exact(gross)}
+        charged = Fraction(0)
+        if settlement.costs:
+            money["costs"] = {line.name: _cash(line.cents[k], settlement.precision) for line in settlement.costs}
+            charged = Fraction(sum(line.cents[k] for line in settlement.costs), 10**settlement.precision)
+        buy = settlement.side == "buy"
+        credit = Fraction(0)
+        if settlement.cme_553 and not fill_price:  # at fill prices no price was rounded
+            owed = present((gross - exact) if buy else (exact - gross), settlement.precision, "up")
+            credit = Fraction(owed)
+            money["price_credit"] = decimal_text(owed)
+        net = gross + charged - credit if buy else gross - charged + credit
+        money["net"] = _exact(net)
+        entry["money"] = money
+        instruction = settlement.clearing.get(k)
+        if instruction is not None:
+            entry["clearing"] = {"process": instruction.process, "process_code": instruction.process_code,
+                                 "broker": instruction.broker}
+
+
+def explain_entries(settlement: Settlement, entries: list[dict[str, Any]]) -> None:
+    """Add to each entry's explanation how its share of every cost came about."""
+    if not settlement.costs:
+        return
+    assert settlement.residual is not None
+    for k, entry in enumerate(entries):
+        entry["explain"]["costs"] = {line.name: line.explain(k, settlement.precision, settlement.residual)
+                                     for line in settlement.costs}
+
+
+def _piece(column: Column, units: int, scale: int, fill_price: bool, shown: Presenter) -> dict[str, Any]:
+    quantity = Fraction(units, scale)
+    piece: dict[str, Any] = {}
+    if column.fill is not None:
+        piece["fill"] = column.fill
+    piece["trade_date"] = column.trade_date.isoformat()
+    if column.broker is not None:
+        piece["broker"] = column.broker
+    piece["quantity"] = quantity.numerator if quantity.denominator == 1 else _exact(quantity)
+    piece["price"] = _exact(column.price) if fill_price else shown.price(column.price)
+    return piece
+
+
+def summary(settlement: Settlement, policy: Policy) -> dict[str, Any]:
+    """The document-level view: how prices were allocated and each cost's total and sharing."""
+    out: dict[str, Any] = {"price_allocation": str(settlement.allocation)}
+    if policy.pricing.by_broker:
+        out["by_broker"] = True
+    if policy.price_rounding == CME_553:
+        out["price_rounding"] = "cme_553: average price rounded " + ("up (buy)" if settlement.side == "buy"
+                                                                   else "down (sell)") + ", the difference credited"
+    if settlement.costs:
+        out["costs"] = {line.name: {"total": _cash(line.total, settlement.precision), "basis": str(line.share.basis),
+                                    **({"schedule": line.share.schedule} if line.share.schedule else {})}
+                        for line in settlement.costs}
+        assert settlement.residual is not None
+        out["residual"] = str(settlement.residual)
+    return out
