@@ -240,3 +240,16 @@ def test_loading_a_trade_leaves_the_cycle_collector_as_it_found_it(enabled: bool
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(token: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Python's JSON reader takes these tokens; JSON (and the contract) do not: a syntax error at the token."""
+    path = tmp_path / "trade.json"
+    text = json.dumps(example_trade(), indent=2, default=str)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if '"quantity": 18000' in row)
+    path.write_text(text.replace('"quantity": 18000', f'"quantity": {token}', 1))
+    status = main(["allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"), "--trade", str(path)])
+    err = capsys.readouterr().err
+    assert status == 4
+    assert f"{path}:{line}:19: error[json-syntax]: malformed JSON: {token} is not a JSON value" in err

@@ -242,6 +242,16 @@ def _too_deep_at(text: str) -> int:
     return 0
 
 
+class _NotJson(Exception):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _not_json(token: str) -> Any:
+    raise _NotJson(token)
+
+
 def parse_json(text: str, file: str) -> Any:
     """Parse JSON exactly and within bounds: decimals as :class:`Decimal`, every number within
     :func:`fairalloc.numbers.number_problem`'s bounds, duplicate keys refused, errors located."""
@@ -249,8 +259,14 @@ def parse_json(text: str, file: str) -> Any:
         raise InputError(Diagnostic(Code.JSON_TOO_LARGE, f"the document is longer than {MAX_CHARS:,} characters",
                                     Location(file, 1, 1), "split the block into several trades"))
     try:
-        return json.loads(text, parse_float=_json_decimal, parse_int=_json_int,
+        return json.loads(text, parse_float=_json_decimal, parse_int=_json_int, parse_constant=_not_json,
                           object_pairs_hook=_no_duplicate_keys)
+    except _NotJson as error:  # Python's reader accepts NaN and Infinity; JSON does not
+        found = re.search(r"(?<![\w\"-])-?" + re.escape(error.token.lstrip("-")) + r"(?![\w\"])", text)
+        where = _location_of(text, found.start(), file) if found else Location(file)
+        raise InputError(Diagnostic(Code.JSON_SYNTAX, f"malformed JSON: {error.token} is not a JSON value", where,
+                                    "JSON has no NaN or Infinity: write quantities and prices as the contract says")
+                         ) from None
     except _DuplicateKey as error:
         raise InputError(
             Diagnostic(Code.JSON_DUPLICATE_KEY, f"duplicate key '{error.key}' in JSON object", Location(file),
