@@ -253,3 +253,15 @@ def test_nan_and_infinity_are_not_json(token: str, tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert status == 4
     assert f"{path}:{line}:19: error[json-syntax]: malformed JSON: {token} is not a JSON value" in err
+
+
+def test_an_account_outside_the_rotation_sequence_is_located_in_the_trade_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trade = example_trade("fixed-income-rotation")
+    trade["statement"]["accounts"][0]["account"] = "FI-NEW-9"
+    path = tmp_path / "trade.json"
+    path.write_text(json.dumps(trade, default=str))
+    status = main(["allocate", "--policy", str(POLICIES / "fixed-income-rotation.yaml"), "--trade", str(path)])
+    err = capsys.readouterr().err
+    assert status == 5
+    assert err.startswith(f"{path}#/statement/accounts: error[rotation-unknown-account]"), err

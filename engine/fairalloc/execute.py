@@ -340,7 +340,8 @@ class _Run(Generic[S, U]):
         keys = {}
         if policy.rotation.order_by is not None:
             keys = book.sort_keys(policy.rotation.order_by, members)
-        plan = schedule(policy.rotation, state, [book.ids[k] for k in members], keys, self.trade.order.trade_date)
+        plan = schedule(policy.rotation, state, [book.ids[k] for k in members], keys, self.trade.order.trade_date,
+                        self.file)
         place = {account: i for i, account in enumerate(plan.order)}
         self.rotation_rank = {k: place[book.ids[k]] for k in members}
         return plan

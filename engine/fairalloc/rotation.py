@@ -80,8 +80,10 @@ def schedule(
     participants: list[str],
     sort_keys: dict[str, Any],
     trade_date: dt.date,
+    file: str | None = None,
 ) -> Schedule:
-    """The cyclic order of ``participants`` starting at the state's position, and the next state."""
+    """The cyclic order of ``participants`` starting at the state's position, and the next state;
+    a refusal is located in the trade document ``file``."""
     start = state.position
     if rotation.advance == "per_day" and state.day is not None:
         if trade_date < state.day:
@@ -89,7 +91,7 @@ def schedule(
                 "rotation-out-of-order",
                 f"the rotation state is for {state.day.isoformat()}, later than this order's trade date "
                 f"{trade_date.isoformat()}",
-                Location(pointer="/order/trade_date"),
+                Location(file, pointer="/order/trade_date"),
                 "allocate orders in trade-date order, or use the state recorded for that date",
             ))
         if trade_date > state.day:
@@ -101,7 +103,7 @@ def schedule(
             raise RefusedError(Diagnostic(
                 "rotation-unknown-account",
                 f"account(s) {', '.join(unknown)} take part in this order but are not in the rotation sequence",
-                Location(pointer="/statement/accounts"),
+                Location(file, pointer="/statement/accounts"),
                 "add them to the policy's rotation sequence (a policy change) before allocating",
             ))
         start %= len(cycle)
