@@ -168,3 +168,21 @@ def test_a_bust_after_allocation_replaces_the_instruction(
     assert (field(second, 71), field(second, 72)) == ("1", field(first, 70))
     assert (field(first, 34), field(second, 34)) == ("1", "2")  # MsgSeqNum counts the instructions sent
     assert field(second, 53) == "18000" and _quantities(second) == ["9000", "3600", "1800", "3600"]
+
+
+def test_every_fill_busted_after_allocation_cancels_the_instruction(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger_url: str) -> None:
+    messages = day()
+    status, (first,), err = record(tmp_path, capsys, ledger_url, messages, name="day.fix")
+    assert status == 0, err
+    busts = [execution(f"XYZ-BLOCK-1-B{n}", "H", ref=f"XYZ-BLOCK-1-F-{n}", seq=3 + n,
+                       transact_time=field(messages[2], 60)) for n in (1, 2)]
+    status, out, err = record(tmp_path, capsys, ledger_url, [*messages, *busts], name="busts.fix")
+    assert status == 0, err
+    (cancel,) = out
+    assert_valid(cancel)
+    assert (field(cancel, 71), field(cancel, 72)) == ("2", field(first, 70))
+    assert field(cancel, 53) == "0" and _quantities(cancel) == []
+    # the same file again sends nothing new: the cancel is recorded once
+    status, repeat, err = record(tmp_path, capsys, ledger_url, [*messages, *busts], name="busts.fix")
+    assert status == 0 and repeat == [cancel], err

@@ -193,7 +193,7 @@ def until(condition: Callable[[], bool]) -> None:
         time.sleep(0.2)
 
 
-def test_a_session_records_the_order_allocates_it_and_replaces_it_after_a_bust(
+def test_a_session_records_the_order_allocates_it_replaces_it_after_a_bust_and_cancels_it_after_the_last(
         serve: Serve, ledger_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     oms = serve()
     order, first, second = day(leaves_qty="0")  # the second trade fills what is filled: LeavesQty 0
@@ -224,23 +224,33 @@ def test_a_session_records_the_order_allocates_it_and_replaces_it_after_a_bust(
     now = stamp(dt.datetime.now(dt.timezone.utc))
     oms.send(build("P", [(70, r[70]), (60, now), (87, "0")]))
     until(lambda: bool(events(ledger_url, "fix.ack_received")))
+    # the other fill busted too: nothing is left to allocate, so the instruction in force is cancelled
+    oms.send(execution("XYZ-BLOCK-1-F-1-BUST", "H", ref="XYZ-BLOCK-1-F-1", leaves_qty="0",
+                       transact_time=fields(second)[60], seq=5))
+    cancel = oms.wait("app", "J")
+    assert_valid(cancel)
+    c = fields(cancel)
+    assert (c[71], c[72], c[53]) == ("2", r[70], "0") and allocated(cancel) == []
     # every step is in the ledger, as the acceptor's authenticated identity (the OS user)
     recorded = events(ledger_url)
     order_events = [e for e in recorded if e.order_id == "XYZ-BLOCK-1"]
     assert [e.kind for e in order_events if e.kind != "alert.raised"] == [
         "statement.recorded", "order.entered", "fill.recorded", "fill.recorded", "order.allocated",
-        "fix.instruction_sent", "fill.busted", "order.reallocated", "fix.instruction_sent", "fix.ack_received"]
+        "fix.instruction_sent", "fill.busted", "order.reallocated", "fix.instruction_sent", "fix.ack_received",
+        "fill.busted", "order.reallocated", "fix.instruction_sent"]
     assert {(e.actor, e.source) for e in order_events} == {(os_user(), "os-user")}
     sent_events = [e.data() for e in order_events if e.kind == "fix.instruction_sent"]
     assert [(s["alloc_id"], s["trans_type"], s["ref_alloc_id"]) for s in sent_events] == [
-        (j[70], "0", None), (r[70], "1", j[70])]
+        (j[70], "0", None), (r[70], "1", j[70]), (c[70], "2", r[70])]
     (ack,) = [e.data() for e in order_events if e.kind == "fix.ack_received"]
     assert (ack["alloc_id"], ack["outcome"]) == (r[70], "accepted")
     with Ledger(ledger_url) as ledger:
         record = workflow.read_order(ledger, "XYZ-BLOCK-1")
         assert record.current_allocation is not None
-        current = {a["account"]: a["quantity"] for a in record.current_allocation.data()["document"]["allocations"]}
-        assert current == {"CLIENT-A": 9000, "CLIENT-B": 3600, "CLIENT-C": 1800, "PROPRIETARY": 3600}
+        assert record.current_allocation.data()["document"]["allocations"] == []
+        (replaced,) = [e for e in record.reallocations if e.seq < record.current_allocation.seq]
+        kept = {a["account"]: a["quantity"] for a in replaced.data()["document"]["allocations"]}
+        assert kept == {"CLIENT-A": 9000, "CLIENT-B": 3600, "CLIENT-C": 1800, "PROPRIETARY": 3600}
     assert main(["ledger", "verify", "--ledger", ledger_url]) == 0
     capsys.readouterr()
     # a resend request: the acceptor resends its application messages, marked as possible duplicates
@@ -262,7 +272,7 @@ def test_a_session_records_the_order_allocates_it_and_replaces_it_after_a_bust(
                     resent.append(fields(raw))
     assert [(m[70], m[34]) for m in resent][:1] == [(j[70], j[34])]
     # the resend recorded nothing: a resent instruction is the one already recorded as sent
-    assert len(events(ledger_url, "fix.instruction_sent")) == 2
+    assert len(events(ledger_url, "fix.instruction_sent")) == 3
 
 
 def test_refused_messages_are_answered_with_a_business_reject_and_record_nothing(

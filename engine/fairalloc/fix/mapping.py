@@ -484,7 +484,7 @@ def allocation_instruction(order: OrderInput, document: dict[str, Any], *, seq: 
             body += [(32, str(execution.quantity)), (17, execution.current_id), (31, execution.price)]
     body.append((54, order.side_code))
     body += order.instrument
-    body += [(53, str(document["filled"])), (6, document["average_price"] or "0")]
+    body += [(53, str(document["filled"])), (6, document.get("average_price") or "0")]
     if order.currency is not None:
         body.append((15, order.currency))
     body.append((75, order.order["trade_date"].replace("-", "")))

@@ -74,8 +74,8 @@ def record_messages(ledger: Ledger, messages: list[Message], *, accounts: dict[s
             orders[order.cl_ord_id] = order
     for ack in book.acks:
         _located(ack.message, lambda: _ack(ledger, who, ack))
-    instructions = [send(ledger, who, order, sending_time)[0] for order in orders.values() if order.live()]
-    return Recorded(instructions, book.acks)
+    sent = (send(ledger, who, order, sending_time) for order in orders.values())
+    return Recorded([outcome[0] for outcome in sent if outcome is not None], book.acks)
 
 
 def record_order_message(ledger: Ledger, who: Actor, order: OrderInput, message: Message,
@@ -195,12 +195,20 @@ def _may(session: Any, who: Actor) -> None:
                                       f"it needs one of the roles {', '.join(sorted(RECORDS_FIX))}"))
 
 
-def send(ledger: Ledger, who: Actor, order: OrderInput, sending_time: dt.datetime | None) -> tuple[Instruction, bool]:
+def send(ledger: Ledger, who: Actor, order: OrderInput,
+         sending_time: dt.datetime | None) -> tuple[Instruction, bool] | None:
     """Allocate the order if it is not yet, then send (record) its 35=J unless already sent:
-    the instruction, and whether it is new (False: the same allocation was sent before)."""
+    the instruction, and whether it is new (False: the same allocation was sent before).
+
+    An order whose every fill is busted has nothing to allocate: if an instruction was sent for
+    it, the broker is told to cancel it (AllocTransType 2, RefAllocID naming it); if none was,
+    nothing is sent (``None``). A fill after a cancel starts a new instruction (71=0)."""
     with ledger.read() as session:
         allocated = workflow.order_record(session, order.cl_ord_id).current_allocation
+    live = bool(order.live())
     if allocated is None:
+        if not live:
+            return None
         _located(order.message, lambda: workflow.allocate_order(ledger, who, order.cl_ord_id))
     with ledger.write() as session:
         _may(session, who)
@@ -213,12 +221,16 @@ def send(ledger: Ledger, who: Actor, order: OrderInput, sending_time: dt.datetim
         for event in sent:
             if event.data()["alloc_id"] == identifier:
                 return Instruction(identifier, event.data()["message"].encode()), False
-        previous = sent[-1].data()["alloc_id"] if sent else None
+        last = sent[-1].data() if sent else None
+        previous = None if last is None or last["trans_type"] == "2" else last["alloc_id"]
+        if not live and previous is None:
+            return None  # nothing in force at the broker to cancel
+        trans_type = "2" if not live else "1" if previous else "0"
         seq = session.count(kinds=["fix.instruction_sent"]) + 1  # counted, not read: a session sends many
         instruction = allocation_instruction(order, document, seq=seq, sending_time=sending_time,
-                                             trans_type="1" if previous else "0", ref_alloc_id=previous)
+                                             trans_type=trans_type, ref_alloc_id=previous)
         session.append(NewEvent("fix.instruction_sent", who, {
-            "alloc_id": identifier, "trans_type": "1" if previous else "0", "ref_alloc_id": previous,
+            "alloc_id": identifier, "trans_type": trans_type, "ref_alloc_id": previous,
             "allocation_seq": current.seq, "message": instruction.message.decode()},
             order_id=order.cl_ord_id, key=f"fix-alloc:{identifier}", topic="fix"))
         return instruction, True

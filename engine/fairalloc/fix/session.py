@@ -113,19 +113,18 @@ class Recorder:
 
     def _instructions(self, who: Actor, message: Message) -> list[bytes]:
         """After a 35=8: the order's 35=J if it is complete (LeavesQty 0) or was allocated before
-        and its allocation changed; none if it is the instruction already sent."""
+        and its allocation changed — a cancel (71=2) once every fill of an order instructed is
+        busted; none if it is the instruction already sent."""
         if message.msg_type != "8":
             return []
         cl_ord_id = message.get(11) or ""
         order = self.book.orders[cl_ord_id]
-        if not order.live():
-            return []
         with self.ledger.read() as session:
             allocated = workflow.order_record(session, cl_ord_id).allocation is not None
         if not allocated and Decimal(message.get(151) or "1") != 0:  # a quantity: checked by the book
             return []
-        instruction, new = record.send(self.ledger, who, order, None)
-        return [instruction.message] if new else []
+        sent = record.send(self.ledger, who, order, None)
+        return [sent[0].message] if sent is not None and sent[1] else []
 
 
 class _Application(quickfix.Application):  # type: ignore[misc]
