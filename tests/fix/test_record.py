@@ -186,3 +186,11 @@ def test_every_fill_busted_after_allocation_cancels_the_instruction(
     # the same file again sends nothing new: the cancel is recorded once
     status, repeat, err = record(tmp_path, capsys, ledger_url, [*messages, *busts], name="busts.fix")
     assert status == 0 and repeat == [cancel], err
+    # a fill after the cancel starts a new instruction, not a replacement of the cancelled one
+    late = execution("XYZ-BLOCK-1-F-3", "F", last_qty="1000", last_px="100", cum_qty="1000", avg_px="100",
+                     leaves_qty="0", seq=6, transact_time=field(messages[2], 60))
+    status, out, err = record(tmp_path, capsys, ledger_url, [*messages, *busts, late], name="late.fix")
+    assert status == 0, err
+    (fresh,) = out
+    assert_valid(fresh)
+    assert field(fresh, 71) == "0" and 72 not in dict(simplefix_pairs(fresh)) and field(fresh, 53) == "1000"
