@@ -258,3 +258,9 @@ def test_a_blank_line_does_not_shift_the_location_of_a_refused_row(tmp_path: pat
         ("forensics.missing_value", 4, 1),  # the blank line is a row of empty values
         ("forensics.bad_side", 7, 4),
     ]
+
+
+def test_an_optional_text_column_empty_in_every_row_is_read_as_absent(tmp_path: pathlib.Path) -> None:
+    rows = [",".join(cells[:12] + ["", cells[13]]) for cells in (row.split(",") for row in ROWS)]  # no allocated_by
+    h = _load(write_history(tmp_path, rows))
+    assert len(h.allocations) == len(ROWS) and [t.refused for t in h.tallies] == [0, 0, 0]

@@ -658,7 +658,7 @@ def _dense(coded: Codes, keep: Bool | None = None) -> tuple[I32, list[str]]:
     used = np.flatnonzero(present)
     used_names = names.gather(used)
     order = used_names.arg_sort().to_numpy()
-    rank = np.zeros(len(names), dtype=np.int32)
+    rank = np.zeros(max(len(names), 1), dtype=np.int32)  # one slot even when every value is null
     rank[used[order]] = np.arange(used.size, dtype=np.int32)
     dense: I32 = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
     return dense, used_names.gather(order).to_list()
