@@ -264,3 +264,17 @@ def test_an_optional_text_column_empty_in_every_row_is_read_as_absent(tmp_path: 
     rows = [",".join(cells[:12] + ["", cells[13]]) for cells in (row.split(",") for row in ROWS)]  # no allocated_by
     h = _load(write_history(tmp_path, rows))
     assert len(h.allocations) == len(ROWS) and [t.refused for t in h.tallies] == [0, 0, 0]
+
+
+def test_a_quote_never_closed_is_a_located_malformed_file(tmp_path: pathlib.Path) -> None:
+    folder = write_history(tmp_path)
+    prices = folder / "prices.csv"
+    lines = prices.read_text().splitlines()
+    lines[2] = lines[2].replace(",", ',"', 1)  # opens a quoted field that runs to the end of the file
+    prices.write_text("\n".join(lines + ["XYZ,2025-03-0%d,1%02d.00" % (d % 9 + 1, d) for d in range(4000)]
+                                * 3 + [""]))
+    with pytest.raises(InputError) as raised:
+        _load(folder)
+    (problem,) = raised.value.diagnostics
+    assert problem.code == "forensics.malformed_csv" and problem.location.line == 3
+    assert problem.location.file is not None and problem.location.file.endswith("prices.csv")

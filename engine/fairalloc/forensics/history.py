@@ -195,16 +195,22 @@ def _header(path: pathlib.Path) -> list[str]:
 
 
 def _field_counts(path: pathlib.Path) -> list[tuple[int, int]]:
-    """(line, fields) of every data record, counting quoted line breaks (the exact path)."""
+    """(line, fields) of every data record, counting quoted line breaks (the exact path). A
+    record the ``csv`` module cannot read (a quote never closed runs past its field limit) is a
+    malformed file, located at the line where that record starts."""
     out = []
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         next(reader, None)
         start = reader.line_num + 1
-        for row in reader:
-            if row:
-                out.append((start, len(row)))
-            start = reader.line_num + 1
+        try:
+            for row in reader:
+                if row:
+                    out.append((start, len(row)))
+                start = reader.line_num + 1
+        except csv.Error as error:
+            raise InputError(_malformed(path, "forensics.malformed_csv", f"not a readable CSV record: {error}",
+                                        start, None, "close every quoted field with a quote")) from None
     return out
 
 
