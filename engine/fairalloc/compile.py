@@ -395,7 +395,10 @@ class _Compiler:
     def fairness(self, method: str, rounding_method: str, remainder: str) -> Fairness | None:
         """``fairness:``: it decides who takes the spare lots and the odd quantity, so it needs the
         largest remainder method's floor-then-spare-lots arithmetic and no other remainder rule;
-        and the advantage it counts is what the rounding gave, so no rotation may move shares after."""
+        and the advantage it counts is what the rounding gave, so no rotation may move shares after.
+        Priority tiers and an odd-lot recipient combine with it (docs/rounding.md): it orders the
+        spare lots of the tier that is partly filled, and those of the whole lots beside the
+        recipient's odd quantity."""
         spec = self.get("fairness")
         if spec is None:
             return None
@@ -409,12 +412,6 @@ class _Compiler:
                         ("rounding", "remainder"))
         elif self.get("minimum", "denied") == "rotation":
             conflict = ("'denied: rotation' moves shares after the rounding it keeps fair", ("minimum", "denied"))
-        elif self.get("odd_lots", "recipient") is not None:
-            conflict = ("it decides who takes the odd quantity, so 'odd_lots.recipient' cannot be set",
-                        ("odd_lots", "recipient"))
-        elif self.get("pro_rata", "priority") is not None:
-            conflict = ("it keeps one pro-rata rounding of the whole fill fair, which tiers split",
-                        ("pro_rata", "priority"))
         if conflict is not None:
             self.error(Code.FAIRNESS_ROUNDING, f"'fairness' cannot be used here: {conflict[0]}", conflict[1],
                        "fairness over time applies to pro-rata by the largest remainder method; see docs/rounding.md")

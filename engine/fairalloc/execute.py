@@ -40,7 +40,7 @@ from fairalloc.context import TradeContext, check_policy_governs, fairness_group
 from fairalloc.controls import check_controls, refuse_if
 from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
 from fairalloc.expressions import ExpressionRuntimeError
-from fairalloc.fairness import FairnessState
+from fairalloc.fairness import FairnessState, rounding_advantages
 from fairalloc.money import settle
 from fairalloc.options import (
     ACTIONS,
@@ -406,18 +406,20 @@ class _Run(Generic[S, U]):
         return given
 
     def fairness_after(self, shares: Shares[S, U]) -> FairnessState | None:
-        """The state after this order: each member's advantage moves by allocated minus exact share."""
-        before, apportionment = self.fairness, shares.apportionment
-        if before is None or apportionment is None:
+        """The state after this order: each member's advantage moves by allocated minus exact share
+        (:func:`fairalloc.fairness.rounding_advantages`)."""
+        before = self.fairness
+        if before is None:
             return before
         book = self.book
-        scale, units, steps = book.scale, book.allocated(shares.units), apportionment.steps
-        changes = {}
-        for i, k in enumerate(book.positions(shares.members)):
-            change = (units[k] - steps[i].exact) / scale
-            if change:
-                changes[book.ids[k]] = change
-        return before.advanced(changes)
+        units, members = book.allocated(shares.units), book.positions(shares.members)
+        apportionment = shares.apportionment
+        if apportionment is None and shares.parts:
+            apportionment = _joined(book, shares.parts, members, units)
+        if apportionment is None:
+            return before
+        changes = rounding_advantages(members, units, apportionment.steps, shares.odd_lot, book.scale)
+        return before.advanced({book.ids[k]: change for k, change in changes.items()})
 
     def deny_by_rotation(self, participants: S, shares: Shares[S, U]) -> tuple[Shares[S, U], S]:
         """``minimum.denied: rotation``: below-minimum shares go to the others in rotation order."""

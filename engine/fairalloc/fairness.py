@@ -9,6 +9,13 @@ minus its exact share after caps. An order's spare lots and odd quantity go to t
 advantage is lowest (``fairalloc.rounding``); ``docs/rounding.md`` states what that guarantees
 and proves it.
 
+Beside priority tiers, the exact share is the one the account's tier gives it: its cap in a tier
+the fill covers, its water-filled share of what is left in the tier the fill runs short in, 0 in
+the tiers after; only that tier rounds, so only its accounts gain or lose advantage. Beside an
+odd-lot recipient that takes the odd quantity, the exact shares are those of the whole lots (the
+fill less the odd quantity), and the odd quantity the recipient takes by designation is not a
+rounding advantage: it is left out of the recipient's allocation when the advantage is counted.
+
 Like the rotation state, the advantages are an explicit input and output of an allocation — never
 hidden in the engine — so that a caller or the ledger carries them from order to order, and a
 replay recomputes them. Values are exact fractions of a unit of quantity (a share, a unit of face
@@ -17,13 +24,14 @@ value); an account absent from the state has advantage 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from fairalloc.errors import Diagnostic, InputError, Location
+from fairalloc.rounding import Step
 
 
 def fraction_json(value: Fraction) -> int | str:
@@ -96,3 +104,18 @@ class FairnessState:
         for account, change in changes.items():
             totals[account] = totals.get(account, Fraction(0)) + change
         return FairnessState(self.group, {account: value for account, value in totals.items() if value})
+
+
+def rounding_advantages(members: Sequence[int], units: Sequence[int], steps: Sequence[Step],
+                        odd_lot: tuple[int, int] | None, scale: int) -> dict[int, Fraction]:
+    """Each member's rounding advantage in this order, in units of quantity, by position (0 left
+    out): its allocation less its exact share (``steps``, in the order of ``members``), less the
+    odd quantity it took as the odd-lot recipient (``odd_lot``: position, units), which the policy
+    designates rather than the rounding."""
+    odd_position, odd_units = odd_lot if odd_lot is not None else (-1, 0)
+    changes: dict[int, Fraction] = {}
+    for step, k in zip(steps, members):
+        change = (units[k] - (odd_units if k == odd_position else 0) - step.exact) / scale
+        if change:
+            changes[k] = change
+    return changes

@@ -166,7 +166,9 @@ def split(units: list[int], columns: tuple[Column, ...], lot: int) -> dict[int, 
     average so far lies furthest on the other side of the block's (for a column above the block's
     average, the accounts that have paid least), then to the largest fraction, then in account id
     order, to keep averages from drifting one way. A deterministic rule, not a search for the
-    closest split; the result reports each account's deviation.
+    closest split: what it guarantees is the bound on each account's deviation from the block's
+    average that docs/rounding.md ("Fill pieces") proves and ``tests/test_fill_pieces.py`` checks
+    against every split of small cases; the result reports each account's deviation.
     """
     grain = math.gcd(lot, *(column.units for column in columns), *units)
     need = {k: u // grain for k, u in enumerate(units) if u}

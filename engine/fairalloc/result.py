@@ -364,6 +364,8 @@ class Allocation:
         if account.odd_lot is not None:
             out["odd_lot"] = (f"+{quantity_json(account.odd_lot)} odd quantity as the designated recipient "
                               "(odd_lots.recipient)")
+            if policy.fairness is not None:
+                out["odd_lot"] += "; not counted in its cumulative advantage"
         if self.fairness_before is not None and self.fairness_after is not None:
             before = self.fairness_before.of(account.account)
             after = self.fairness_after.of(account.account)

@@ -192,3 +192,17 @@ def test_fairness_over_time_in_words() -> None:
         "cumulative rounding advantages are now counted over all the policy's orders (were counted per fairness "
         "group `security.strategy`); each new group starts with every account at 0")
     assert all(change.allocation for change in diff_policies(old, new).changes if change.pointer == "/fairness")
+
+
+def test_fairness_beside_tiers_and_a_recipient_in_words() -> None:
+    tiers = load_policy(POLICIES / "model-portfolio-tiers.yaml")
+    fair = load_policy(POLICIES / "model-portfolio-tiers-fair-rounding.yaml")
+    added = [text for text in words(tiers, fair) if text.startswith("rounding is now kept fair")]
+    assert added == [
+        "rounding is now kept fair over time: the spare lots of the tier the fill runs short in go to the accounts "
+        "with the lowest cumulative rounding advantage (allocated minus exact share), counted per fairness group "
+        "`security.strategy` (the odd quantity stays the designated recipient's and counts as no advantage)"]
+    removed = [text for text in words(fair, tiers) if text.startswith("rounding is no longer kept fair")]
+    assert removed == [
+        "rounding is no longer kept fair over time: spare lots go by largest remainder and the odd quantity to the "
+        "designated recipient (else by largest remainder), whatever earlier orders gave each account"]

@@ -403,13 +403,18 @@ def _fairness(old: Policy, new: Policy) -> list[Change]:
         return "per fairness group " + _code(group) if group else "over all the policy's orders"
 
     if a is None:
-        return [Change("/fairness", "rounding is now kept fair over time: each order's spare lots and odd quantity "
-                       "go to the accounts with the lowest cumulative rounding advantage "
-                       f"(allocated minus exact share), counted {groups(b)}", True, None, a, b)]
+        lots = "the spare lots of the tier the fill runs short in" if new.priority else "each order's spare lots"
+        odd = ("" if new.odd_lot_recipient else " and odd quantity")
+        designated = (" (the odd quantity stays the designated recipient's and counts as no advantage)"
+                      if new.odd_lot_recipient else "")
+        return [Change("/fairness", f"rounding is now kept fair over time: {lots}{odd} go to the accounts with the "
+                       "lowest cumulative rounding advantage (allocated minus exact share), counted "
+                       f"{groups(b)}{designated}", True, None, a, b)]
     if b is None:
+        odd = (f"to the designated recipient (else {_REMAINDER[new.remainder]})" if new.odd_lot_recipient
+               else _REMAINDER[new.remainder])
         return [Change("/fairness", "rounding is no longer kept fair over time: spare lots go by largest remainder "
-                       f"and the odd quantity {_REMAINDER[new.remainder]}, whatever earlier orders gave each "
-                       "account", True, None, a, b)]
+                       f"and the odd quantity {odd}, whatever earlier orders gave each account", True, None, a, b)]
     return [Change("/fairness/group", f"cumulative rounding advantages are now counted {groups(b)} (were counted "
                    f"{groups(a)}); each new group starts with every account at 0", True, None,
                    a.get("group"), b.get("group"))]
