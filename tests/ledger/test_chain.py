@@ -67,3 +67,53 @@ def test_the_authentication_fields_are_covered_by_the_hash(field: str) -> None:
                  "token", "svc", "pam")
     assert recompute(base._replace(**{field: "changed"})) != recompute(base)  # type: ignore[arg-type]
     assert recompute(base._replace(**{field: None})) != recompute(base)  # type: ignore[arg-type]
+
+
+def _standard(value: object) -> str:
+    """The canonical form as the standard library writes it (what every stored hash covers)."""
+    def default(item: object) -> object:
+        if isinstance(item, Decimal):
+            return format(item, "f")
+        raise TypeError(f"{type(item).__name__} is not JSON-serialisable in a ledger payload")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=default)
+
+
+_ASCII = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=12)
+_ANY_TEXT = st.text(alphabet=st.characters() | st.sampled_from(["\ud800", "\udfff", "\udc80"]),
+                    max_size=8)  # lone surrogates too
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.integers(-10, 10)
+            | st.floats(allow_nan=True, allow_infinity=True)
+            | st.decimals(allow_nan=False, allow_infinity=False) | _ASCII
+            | st.sampled_from(["F-1", "99.95", "2026-03-02T14:31:05Z", "a\"b", "x\\y", "\x7f", "é"])
+            | _ANY_TEXT)
+_JSON_LIKE = st.recursive(
+    _SCALARS,
+    lambda inner: (st.lists(inner, max_size=5) | st.lists(inner, max_size=3).map(tuple)
+                   | st.dictionaries(_ASCII | _ANY_TEXT, inner, max_size=5)
+                   | st.dictionaries(st.integers(0, 9), inner, max_size=2)),
+    max_leaves=25,
+)
+
+
+@given(_JSON_LIKE)
+def test_canonical_json_is_byte_for_byte_the_standard_encoders_text(value: object) -> None:
+    """Whatever path writes it, the canonical text is the one every stored hash was made from."""
+    try:
+        expected: str | type[Exception] = _standard(value)
+    except (TypeError, ValueError) as error:
+        expected = type(error)
+    try:
+        got: str | type[Exception] = canonical_json(value)
+    except (TypeError, ValueError) as error:
+        got = type(error)
+    assert got == expected
+
+
+def test_canonical_json_of_types_outside_json_is_refused_as_before() -> None:
+    import datetime
+    import uuid
+    for value in ({"at": datetime.date(2026, 3, 2)}, {"id": uuid.UUID(int=1)}, {"b": b"x"},
+                  {"s": {1, 2}}):
+        with pytest.raises(TypeError):
+            canonical_json(value)
+    assert canonical_json({"t": (1, "a"), "d": Decimal("1E+2")}) == '{"d":"100","t":[1,"a"]}'

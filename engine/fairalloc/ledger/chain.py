@@ -21,6 +21,8 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, NamedTuple
 
+import msgspec
+
 from fairalloc.errors import Diagnostic, LedgerError, Location
 
 GENESIS = "0" * 64
@@ -37,6 +39,10 @@ def _default(value: object) -> object:
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default)
 # One encoder for every payload: building one per call costs as much as encoding a small payload.
 
+_FAST = msgspec.json.Encoder(order="sorted")
+_FLOAT = object()  # equal to nothing: a decoded float makes the round trip below fail
+_ROUND_TRIP = msgspec.json.Decoder(float_hook=lambda _text: _FLOAT)
+
 
 def canonical_json(value: Any) -> str:
     """The canonical JSON text of ``value``: sorted keys, compact, ASCII.
@@ -44,7 +50,21 @@ def canonical_json(value: Any) -> str:
     Quantities and prices reach the ledger as integers or decimal strings (the trade contract
     allows nothing else). A free account attribute may be a JSON number with a fraction; Python
     writes such a float as its shortest round-trip repr, so its text, and the hash, are stable.
+
+    The text is that of ``json.dumps(value, sort_keys=True, separators=(",", ":"))`` (decimals
+    as plain decimal strings). Most payloads are objects, arrays, ASCII strings without escapes,
+    integers, booleans and nulls, for which msgspec writes the same bytes several times faster;
+    its text is taken only when it is ASCII with no backslash escape or DEL and decodes back to
+    a value equal to ``value`` with no float in it (a decimal, tuple, date or other type would
+    decode to something else, and msgspec writes floats and escapes differently). Everything
+    else, and whatever msgspec refuses, is written by the standard encoder, as before.
     """
+    try:
+        text = _FAST.encode(value)
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.MsgspecError):
+        return _ENCODER.encode(value)
+    if text.isascii() and b"\\" not in text and b"\x7f" not in text and _ROUND_TRIP.decode(text) == value:
+        return text.decode("ascii")
     return _ENCODER.encode(value)
 
 
