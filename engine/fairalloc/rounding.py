@@ -249,8 +249,9 @@ def largest_remainder_array(
     import numpy as np
 
     n = len(weights)
-    weight_sum = int(weights.sum(dtype=object)) if n else 0
     top_weight = int(weights.max()) if n else 0
+    # int64's own sum is exact while n times the largest weight stays in range
+    weight_sum = int(weights.sum()) if top_weight * n < _INT64_SAFE else int(weights.sum(dtype=object))
     has_cap = (caps != NO_CAP) & (weights > 0)
     bounded = np.where(has_cap, caps, 0)  # caps that take part in arithmetic (NO_CAP would overflow)
     top_cap = int(bounded.max()) if n else 0
@@ -280,31 +281,37 @@ def largest_remainder_array(
     upper = np.minimum(-(-nums // denominator) * lot, caps)
     left = total - int(alloc.sum())
     cand = np.flatnonzero(rem > 0)
-    if advantage is None:
-        cand = cand[np.lexsort((rank[cand], -rem[cand]))]
-    else:
-        cand = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
-                          dtype=np.int64)
-    position = np.full(n, -1, dtype=np.int64)
-    position[cand] = np.arange(len(cand))
     extra = np.zeros(n, dtype=bool)
-    can_take = cand[alloc[cand] + lot <= upper[cand]]
-    chosen = can_take[:left // lot]
+    odd = np.zeros(n, dtype=np.int64)
+    fair: NDArray[np.int64] | None = None  # the candidates in fairness order
+    if advantage is None:
+        # the spare lots go to the first candidates by (largest remainder, rank) that have room
+        # for one: only which they are matters, so they are selected, not sorted
+        can_take = cand[alloc[cand] + lot <= upper[cand]]
+        chosen = can_take[_first(-rem[can_take], rank[can_take], left // lot, ordered=False)]
+    else:
+        fair = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
+                          dtype=np.int64)
+        chosen = fair[alloc[fair] + lot <= upper[fair]][:left // lot]
     alloc[chosen] += lot
     extra[chosen] = True
     left -= lot * len(chosen)
-    odd = np.zeros(n, dtype=np.int64)
     if left:
+        # only accounts with room take part, and each takes at least one unit: at most ``left``
         if advantage is not None:
             order = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale,
                                           rank.tolist()), dtype=np.int64)
+            with_room = order[upper[order] > alloc[order]][:left]
         else:
-            order = cand if odd_key is None else cand[np.lexsort((rank[cand], odd_key[cand]))]
-        # only accounts with room take part, and each takes at least one unit
-        with_room = order[upper[order] > alloc[order]][:left]
+            roomy = cand[upper[cand] > alloc[cand]]
+            key = -rem[roomy] if odd_key is None else odd_key[roomy]
+            with_room = roomy[_first(key, rank[roomy], left, ordered=True)]
         _hand_out(left, with_room.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
 
     def build_steps() -> list[Step]:
+        ordered = cand[np.lexsort((rank[cand], -rem[cand]))] if fair is None else fair
+        position = np.full(n, -1, dtype=np.int64)
+        position[ordered] = np.arange(len(ordered))
         nums_list, capped_list = nums.tolist(), capped.tolist()
         base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
         position_list = position.tolist()
@@ -315,6 +322,29 @@ def largest_remainder_array(
         ]
 
     return alloc, Apportionment(alloc.tolist(), build_steps)
+
+
+def _first(key: NDArray[np.int64], rank: NDArray[np.int64], k: int, *, ordered: bool) -> NDArray[np.int64]:
+    """Where the ``k`` smallest entries by (``key``, ``rank``) are (``rank`` holds no value twice),
+    in that order if ``ordered``: the ones a full sort would put first, found by a partition in
+    linear time; a full sort only when ``k`` takes them all."""
+    import numpy as np
+
+    n = len(key)
+    if k >= n:
+        return np.lexsort((rank, key)) if ordered else np.arange(n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    threshold = np.partition(key, k - 1)[k - 1]
+    below = np.flatnonzero(key < threshold)
+    tied = np.flatnonzero(key == threshold)
+    need = k - len(below)  # 1 <= need <= len(tied): the k-th smallest key is the threshold
+    if need < len(tied):
+        tied = tied[np.argpartition(rank[tied], need - 1)[:need]]
+    chosen: NDArray[np.int64] = np.concatenate((below, tied))
+    if ordered:
+        chosen = chosen[np.lexsort((rank[chosen], key[chosen]))]
+    return chosen
 
 
 def quota_method(
