@@ -66,9 +66,17 @@ class Apportionment:
     """The allocations, and how each came about — built only when asked (``--explain``, tests),
     because a block of 100,000 accounts should not pay for 100,000 explanations it does not print."""
 
-    def __init__(self, allocations: list[int], build_steps: Callable[[], list[Step]]) -> None:
-        self.allocations = allocations
+    def __init__(self, allocations: list[int] | Callable[[], list[int]], build_steps: Callable[[], list[Step]]) -> None:
+        if callable(allocations):
+            self._build_allocations = allocations
+        else:
+            self.__dict__["allocations"] = allocations
         self._build_steps = build_steps
+
+    @cached_property
+    def allocations(self) -> list[int]:
+        """Each account's allocation, in the order of the weights given."""
+        return self._build_allocations()
 
     @cached_property
     def steps(self) -> list[Step]:
@@ -321,7 +329,7 @@ def largest_remainder_array(
             for i in range(n)
         ]
 
-    return alloc, Apportionment(alloc.tolist(), build_steps)
+    return alloc, Apportionment(alloc.tolist, build_steps)  # the array serves; a list on demand
 
 
 def _first(key: NDArray[np.int64], rank: NDArray[np.int64], k: int, *, ordered: bool) -> NDArray[np.int64]:
