@@ -271,24 +271,26 @@ def largest_remainder_array(
     # as water_fill's walk in increasing cap/weight
     capped = np.zeros(n, dtype=bool)
     rest_total, rest_weight = total, weight_sum
+    shares = weights * rest_total  # each account's share of rest_total, times rest_weight
     while rest_weight > 0:
-        new = has_cap & ~capped & (bounded * rest_weight < rest_total * weights)
+        new = has_cap & ~capped & (bounded * rest_weight < shares)
         if not new.any():
             break
         capped |= new
         rest_total -= int(bounded[new].sum())
         rest_weight -= int(weights[new].sum())
+        shares = weights * rest_total
     if rest_weight == 0 and rest_total > 0:
         raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
     scale = max(rest_weight, 1)
     denominator = scale * lot
-    nums = np.where(capped, bounded * scale, weights * rest_total)
-    base = nums // denominator
-    rem = nums % denominator
+    nums = np.where(capped, bounded * scale, shares) if capped.any() else shares
+    base, rem = np.divmod(nums, denominator)
     alloc = base * lot
-    upper = np.minimum(-(-nums // denominator) * lot, caps)
+    positive = rem > 0
+    upper = np.minimum((base + positive) * lot, caps)  # the exact share rounded up to a lot, within the cap
     left = total - int(alloc.sum())
-    cand = np.flatnonzero(rem > 0)
+    cand = np.flatnonzero(positive)
     extra = np.zeros(n, dtype=bool)
     odd = np.zeros(n, dtype=np.int64)
     fair: NDArray[np.int64] | None = None  # the candidates in fairness order
