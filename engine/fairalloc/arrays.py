@@ -19,7 +19,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fairalloc.arrayform import ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, Ledger, Shares
@@ -74,10 +74,11 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
     else:
         intended = _frozen(np.frombuffer(columns.units, dtype=np.int64))
     ids = columns.ids
+    given = cast("list[int]", columns.intended) if columns.whole and scale == 1 else None
     if columns.in_id_order:
-        return ArrayBook(policy, form, ctx, ids, columns.id_order, intended, scale, raw)
+        return ArrayBook(policy, form, ctx, ids, columns.id_order, intended, scale, raw, given)
     index = list(columns.id_order)
-    return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended[index], scale, raw)
+    return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended[index], scale, raw, given)
 
 
 def _frozen(array: NDArray[Any]) -> NDArray[Any]:
@@ -92,11 +93,13 @@ class ArrayBook(Book[Array, Array]):
     backend = Backend.ARRAYS
 
     def __init__(self, policy: Policy, form: ArrayForm, ctx: TradeContext, ids: list[str], index: Sequence[int],
-                 intended: Array, scale: int, raw: dict[str, tuple[str, list[Any], AttributeColumn | None]]) -> None:
+                 intended: Array, scale: int, raw: dict[str, tuple[str, list[Any], AttributeColumn | None]],
+                 given: list[int] | None) -> None:
         import numpy as np
 
         self.policy, self.form, self.ctx = policy, form, ctx
         self.ids, self.index, self.intended, self.scale = ids, index, intended, scale
+        self.given = given  # the intended quantities in units as the statement gives them (None: converted)
         # declared attributes: (kind, values in statement order, of that kind, the statement's
         # column when those are its values)
         self.raw = raw
@@ -110,6 +113,7 @@ class ArrayBook(Book[Array, Array]):
         self.weights = np.zeros(n, dtype=np.int64)
         self.weight_values: list[Any] | None = None  # a weight attribute's values (None: not eligible)
         self.ranks = np.arange(n, dtype=np.int64)
+        self.ranked = False  # whether a tie-break ranks the accounts otherwise than by position
         self.minimums: Array | None = None
         self.tier_column: Array | None = None
         self.eligible = np.zeros(n, dtype=bool)
@@ -219,6 +223,7 @@ class ArrayBook(Book[Array, Array]):
         if sign:
             ordered = np.lexsort((np.arange(self.n), sign * self.intended))
             self.ranks[ordered] = np.arange(self.n)
+            self.ranked = True
 
     def cap(self, rule: Rule, accounts: Array) -> None:
         import numpy as np
@@ -371,7 +376,8 @@ class ArrayBook(Book[Array, Array]):
                   total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Array, Array]:
         import numpy as np
 
-        weights, caps, ranks = self.weights[members], self.caps[members], self.ranks[members]
+        weights, caps = self.weights[members], self.caps[members]
+        ranks = self.ranks[members] if self.ranked else members  # by position, a position is its rank
         amount = self.filled if total is None else total
         result: Apportionment
         if method is RoundingMethod.QUOTA:
@@ -405,6 +411,8 @@ class ArrayBook(Book[Array, Array]):
         return int(units.sum())
 
     def intended_units(self) -> list[int]:
+        if self.order is None and self.given is not None:
+            return self.given  # the statement's own list: in id order, whole, in units already
         intended: list[int] = self.intended.tolist()
         return intended
 
