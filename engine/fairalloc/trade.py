@@ -184,7 +184,7 @@ class StatementColumns:
     ``clearing``: whether any account has a clearing instruction."""
 
     __slots__ = ("accounts", "ids", "intended", "whole", "total", "least", "most", "in_id_order", "distinct",
-                 "id_order", "units", "clearing", "_attributes", "_given")
+                 "id_order", "_units", "clearing", "_attributes", "_given")
 
     def __init__(self, accounts: list[StatementAccount]) -> None:
         self.accounts = accounts
@@ -198,11 +198,22 @@ class StatementColumns:
         self.distinct = self.in_id_order or len(set(ids)) == len(ids)
         self.id_order: Sequence[int] = (range(len(ids)) if self.in_id_order
                                         else sorted(range(len(ids)), key=ids.__getitem__))
-        self.units: array[int] | None = (array("q", intended) if self.whole and -_INT64 <= self.least
-                                         and self.most < _INT64 else None)
+        self._units: array[int] | None = None
         self.clearing = any(map(_CLEARING, accounts))
         self._attributes: dict[str, AttributeColumn] = {}
         self._given: list[dict[str, Any]] | None = None
+
+    @property
+    def units(self) -> array[int] | None:
+        """The intended quantities as int64 when whole and within its range, else ``None``."""
+        if self._units is None:
+            self._units = self._int64()
+        return self._units
+
+    def _int64(self) -> array[int] | None:
+        if self.whole and -_INT64 <= self.least and self.most < _INT64:
+            return array("q", self.intended)
+        return None
 
     def attribute(self, name: str) -> AttributeColumn:
         """``name``'s column (every value ``None`` if no account has it)."""
@@ -214,7 +225,8 @@ class StatementColumns:
         return column
 
     def prepare(self) -> None:
-        """Take the column of every attribute some account has."""
+        """Take the int64 quantities and the column of every attribute some account has."""
+        self._units = self._int64()
         self._given = list(map(_ATTRIBUTES, self.accounts))
         for name in sorted(set(chain.from_iterable(self._given))):
             self.attribute(name)
