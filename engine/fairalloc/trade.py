@@ -157,20 +157,31 @@ class AttributeColumn:
     the values as int8 0/1 when every value is a ``bool``. The arrays are the standard library's
     (numpy reads them without a copy), so reading a trade does not import numpy."""
 
-    __slots__ = ("values", "kinds", "strings", "codes", "flags")
+    __slots__ = ("values", "kinds", "strings", "_codes", "_flags")
 
     def __init__(self, values: list[Any]) -> None:
         self.values = values
         self.kinds = frozenset(map(type, values))
-        self.strings: tuple[str, ...] | None = None
-        self.codes: array[int] | None = None
-        self.flags: array[int] | None = None
-        if self.kinds == {str}:
-            self.strings = strings = tuple(sorted(set(values)))
-            code = {value: index for index, value in enumerate(strings)}
-            self.codes = array("i", map(code.__getitem__, values))
-        elif self.kinds == {bool}:
-            self.flags = array("b", values)
+        self.strings: tuple[str, ...] | None = tuple(sorted(set(values))) if self.kinds == {str} else None
+        self._codes: array[int] | None = None
+        self._flags: array[int] | None = None
+
+    @property
+    def codes(self) -> array[int] | None:
+        if self._codes is None and self.strings is not None:
+            code = {value: index for index, value in enumerate(self.strings)}
+            self._codes = array("i", map(code.__getitem__, self.values))
+        return self._codes
+
+    @property
+    def flags(self) -> array[int] | None:
+        if self._flags is None and self.kinds == {bool}:
+            self._flags = array("b", self.values)
+        return self._flags
+
+    def prepare(self) -> None:
+        """Take the codes or the flags now."""
+        self._codes, self._flags = self.codes, self.flags
 
 
 class StatementColumns:
@@ -228,7 +239,7 @@ class StatementColumns:
         self._units = self._int64()
         self._given = list(map(_ATTRIBUTES, self.accounts))
         for name in sorted(set(chain.from_iterable(self._given))):
-            self.attribute(name)
+            self.attribute(name).prepare()
 
 
 class Fill(_Frozen, frozen=True):
