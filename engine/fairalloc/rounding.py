@@ -260,8 +260,10 @@ def largest_remainder_array(
     top_weight = int(weights.max()) if n else 0
     # int64's own sum is exact while n times the largest weight stays in range
     weight_sum = int(weights.sum()) if top_weight * n < _INT64_SAFE else int(weights.sum(dtype=object))
-    has_cap = (caps != NO_CAP) & (weights > 0)
-    bounded = np.where(has_cap, caps, 0)  # caps that take part in arithmetic (NO_CAP would overflow)
+    # caps that take part in arithmetic (NO_CAP would overflow); an account of weight 0 is never
+    # capped below, as its share (0) is never above its cap
+    has_cap = caps != NO_CAP
+    bounded = np.where(has_cap, caps, 0)
     top_cap = int(bounded.max()) if n else 0
     if (weight_sum >= _INT64_SAFE or top_cap * max(weight_sum, 1) >= _INT64_SAFE
             or total * max(top_weight, 1) >= _INT64_SAFE or max(weight_sum, 1) * lot >= _INT64_SAFE):
@@ -272,14 +274,13 @@ def largest_remainder_array(
     capped = np.zeros(n, dtype=bool)
     rest_total, rest_weight = total, weight_sum
     shares = weights * rest_total  # each account's share of rest_total, times rest_weight
-    while rest_weight > 0:
-        new = has_cap & ~capped & (bounded * rest_weight < shares)
-        if not new.any():
-            break
+    new = has_cap & (bounded * rest_weight < shares)
+    while rest_weight > 0 and new.any():
         capped |= new
         rest_total -= int(bounded[new].sum())
         rest_weight -= int(weights[new].sum())
         shares = weights * rest_total
+        new = has_cap & ~capped & (bounded * rest_weight < shares)
     if rest_weight == 0 and rest_total > 0:
         raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
     scale = max(rest_weight, 1)
@@ -290,14 +291,14 @@ def largest_remainder_array(
     positive = rem > 0
     upper = np.minimum((base + positive) * lot, caps)  # the exact share rounded up to a lot, within the cap
     left = total - int(alloc.sum())
-    cand = np.flatnonzero(positive)
+    cand = np.flatnonzero(positive)  # the candidates: a remainder to round up
     extra = np.zeros(n, dtype=bool)
     odd = np.zeros(n, dtype=np.int64)
     fair: NDArray[np.int64] | None = None  # the candidates in fairness order
     if advantage is None:
         # the spare lots go to the first candidates by (largest remainder, rank) that have room
         # for one: only which they are matters, so they are selected, not sorted
-        can_take = cand[alloc[cand] + lot <= upper[cand]]
+        can_take = np.flatnonzero(positive & (upper - alloc >= lot))
         chosen = can_take[_first(-rem[can_take], rank[can_take], left // lot, ordered=False)]
     else:
         fair = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
@@ -313,7 +314,7 @@ def largest_remainder_array(
                                           rank.tolist()), dtype=np.int64)
             with_room = order[upper[order] > alloc[order]][:left]
         else:
-            roomy = cand[upper[cand] > alloc[cand]]
+            roomy = np.flatnonzero(positive & (upper > alloc))
             key = -rem[roomy] if odd_key is None else odd_key[roomy]
             with_room = roomy[_first(key, rank[roomy], left, ordered=True)]
         _hand_out(left, with_room.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
