@@ -299,7 +299,9 @@ def largest_remainder_array(
         # the spare lots go to the first candidates by (largest remainder, rank) that have room
         # for one: only which they are matters, so they are selected, not sorted
         can_take = np.flatnonzero(positive & (upper - alloc >= lot))
-        chosen = can_take[_first(-rem[can_take], rank[can_take], left // lot, ordered=False)]
+        every = len(can_take) == n  # commonly: no gathers then
+        chosen = can_take[_first(-(rem if every else rem[can_take]), rank if every else rank[can_take], left // lot,
+                                 ordered=False)]
     else:
         fair = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
                           dtype=np.int64)
