@@ -327,3 +327,57 @@ def test_conforms_knows_every_keyword_of_the_shipped_schemas(name: str) -> None:
 
     unknown = _keywords(schema(name), set()) - set(_KEYWORDS) - _ANNOTATIONS
     assert not unknown, f"conforms() does not know {sorted(unknown)}"
+
+
+ATTRIBUTE_VALUES = st.one_of(st.sampled_from(["gold", "silver", "b", "a"]), st.booleans(),
+                             st.integers(-5, 5), st.none())
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["A1", "A2", "B", "C7", "c", "Z"]),
+                          st.one_of(st.integers(1, 10**20), st.decimals("0.001", "1000", places=3)),
+                          st.dictionaries(st.sampled_from(["tier", "type", "flag"]), ATTRIBUTE_VALUES, max_size=3)),
+                min_size=1, max_size=12))
+def test_a_statements_columns_are_its_accounts_read_one_by_one(rows: list[tuple[str, Any, dict[str, Any]]]) -> None:
+    from fairalloc.numbers import exact_sum
+    from fairalloc.trade import StatementAccount, StatementColumns
+
+    accounts = [StatementAccount(account=a, intended=q, attributes=attributes) for a, q, attributes in rows]
+    columns = StatementColumns(accounts)
+    ids, intended = [a for a, _, _ in rows], [q for _, q, _ in rows]
+    assert (columns.ids, columns.intended) == (ids, intended)
+    assert columns.whole == all(type(q) is int for q in intended)
+    assert (columns.total, columns.least, columns.most) == (exact_sum(intended), min(intended), max(intended))
+    assert columns.in_id_order == all(x < y for x, y in zip(ids, ids[1:]))
+    assert columns.distinct == (len(set(ids)) == len(ids))
+    assert list(columns.id_order) == sorted(range(len(ids)), key=ids.__getitem__)
+    assert columns.units is None or list(columns.units) == intended
+    assert not columns.clearing
+    for name in ("tier", "type", "flag", "absent"):
+        column = columns.attribute(name)
+        values = [attributes.get(name) for _, _, attributes in rows]
+        assert column.values == values and column.kinds == {type(value) for value in values}
+        if column.codes is not None:
+            assert column.strings is not None and [column.strings[code] for code in column.codes] == values
+            assert list(column.strings) == sorted(set(values))
+        if column.flags is not None:
+            assert [bool(flag) for flag in column.flags] == values
+
+
+def test_a_large_statement_has_its_columns_taken_when_loaded() -> None:
+    from fairalloc.arrayform import ARRAYS_FROM
+    from fairalloc.trade import COLUMNS_FROM
+
+    assert COLUMNS_FROM == ARRAYS_FROM  # the size from which the array book reads them
+    for size in (COLUMNS_FROM - 1, COLUMNS_FROM):
+        document = example_trade()
+        attributes = document["statement"]["accounts"][0].get("attributes", {})
+        document["statement"]["accounts"] = [{"account": f"X{i:03d}", "intended": 100, "attributes": attributes}
+                                             for i in range(size)]
+        document["order"]["quantity"] = 100 * size
+        statement = load_trade(document).statement
+        taken = vars(statement).get("columns")  # the cached property, if already taken
+        if size < COLUMNS_FROM:
+            assert taken is None or not taken._attributes
+        else:
+            assert taken is not None and set(taken._attributes) == set(attributes)

@@ -16,11 +16,10 @@ instead of a book when the trade's attributes already say so.
 
 from __future__ import annotations
 
-import operator
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from itertools import islice, repeat
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from fairalloc.arrayform import ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, Ledger, Shares
@@ -37,7 +36,7 @@ from fairalloc.rounding import (
     largest_remainder_array,
     quota_method,
 )
-from fairalloc.trade import Trade
+from fairalloc.trade import AttributeColumn, Trade
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,27 +51,40 @@ def open_arrays(policy: Policy, form: ArrayForm, trade: Trade, ctx: TradeContext
     """The array book of ``trade``, or why its data keep it off arrays."""
     import numpy as np
 
-    entries = trade.statement.accounts
-    raw: dict[str, tuple[str, list[Any]]] = {}
-    given = list(map(operator.attrgetter("attributes"), entries)) if policy.account_attributes else []
+    columns = trade.statement.columns
+    raw: dict[str, tuple[str, list[Any], AttributeColumn | None]] = {}
     for attribute in policy.account_attributes:
-        values = _attribute_column(attribute, list(map(dict.get, given, repeat(attribute.name))))
+        column = columns.attribute(attribute.name)
+        values = _attribute_column(attribute, column)
         if values is None:
             return Decline(Why.DATA, f"account.{attribute.name} needs converting or is missing")
-        raw[attribute.name] = (attribute.kind, values)
-    quantities = trade.statement.intended
-    scale = units_scale([policy.lot, *(fill.quantity for fill in trade.fills), *quantities])
-    if scale > 1 or not set(map(type, quantities)) <= {int}:
+        # the column's own arrays serve while no default had to be filled in
+        raw[attribute.name] = (attribute.kind, values, column if values is column.values else None)
+    quantities = columns.intended
+    scale = units_scale([policy.lot, *(fill.quantity for fill in trade.fills)])
+    if not columns.whole:
+        scale = max(scale, units_scale(quantities))
+    if scale > 1 or not columns.whole:
         quantities = [to_units(q, scale) for q in quantities]
-    if max(quantities) >= SAFE:
+        if max(quantities) >= SAFE:
+            return Decline(Why.DATA, "an intended quantity beyond int64")
+        intended = np.asarray(quantities, dtype=np.int64)
+    elif columns.units is None or columns.most >= SAFE:
         return Decline(Why.DATA, "an intended quantity beyond int64")
-    ids = trade.statement.account_ids
-    if all(map(operator.lt, ids, islice(ids, 1, None))):  # already in id order: checked at C speed
-        return ArrayBook(policy, form, ctx, ids, list(range(len(ids))), np.asarray(quantities, dtype=np.int64),
-                         scale, raw)
-    index = sorted(range(len(ids)), key=ids.__getitem__)
-    intended = np.asarray(quantities, dtype=np.int64)[index]
-    return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended, scale, raw)
+    else:
+        intended = _frozen(np.frombuffer(columns.units, dtype=np.int64))
+    ids = columns.ids
+    given = cast("list[int]", columns.intended) if columns.whole and scale == 1 else None
+    if columns.in_id_order:
+        return ArrayBook(policy, form, ctx, ids, columns.id_order, intended, scale, raw, given)
+    index = list(columns.id_order)
+    return ArrayBook(policy, form, ctx, [ids[i] for i in index], index, intended[index], scale, raw, given)
+
+
+def _frozen(array: NDArray[Any]) -> NDArray[Any]:
+    """``array`` made read-only: a view of a trade's column, which no allocation may change."""
+    array.flags.writeable = False
+    return array
 
 
 class ArrayBook(Book[Array, Array]):
@@ -80,15 +92,20 @@ class ArrayBook(Book[Array, Array]):
 
     backend = Backend.ARRAYS
 
-    def __init__(self, policy: Policy, form: ArrayForm, ctx: TradeContext, ids: list[str], index: list[int],
-                 intended: Array, scale: int, raw: dict[str, tuple[str, list[Any]]]) -> None:
+    def __init__(self, policy: Policy, form: ArrayForm, ctx: TradeContext, ids: list[str], index: Sequence[int],
+                 intended: Array, scale: int, raw: dict[str, tuple[str, list[Any], AttributeColumn | None]],
+                 given: list[int] | None) -> None:
         import numpy as np
 
         self.policy, self.form, self.ctx = policy, form, ctx
         self.ids, self.index, self.intended, self.scale = ids, index, intended, scale
-        self.raw = raw  # declared attributes: (kind, values in statement order, of that kind)
+        self.given = given  # the intended quantities in units as the statement gives them (None: converted)
+        # declared attributes: (kind, values in statement order, of that kind, the statement's
+        # column when those are its values)
+        self.raw = raw
         self.n = n = len(ids)
-        self.order = np.asarray(index, dtype=np.int64)
+        # statement positions in account-id order; None: the statement is in that order
+        self.order: Array | None = None if isinstance(index, range) else np.asarray(index, dtype=np.int64)
         self.cache: dict[str, Any] = {}
         self.lot = int(Fraction(policy.lot) * scale)
         self.filled = int(Fraction(ctx.filled) * scale)
@@ -96,6 +113,7 @@ class ArrayBook(Book[Array, Array]):
         self.weights = np.zeros(n, dtype=np.int64)
         self.weight_values: list[Any] | None = None  # a weight attribute's values (None: not eligible)
         self.ranks = np.arange(n, dtype=np.int64)
+        self.ranked = False  # whether a tie-break ranks the accounts otherwise than by position
         self.minimums: Array | None = None
         self.tier_column: Array | None = None
         self.eligible = np.zeros(n, dtype=bool)
@@ -131,7 +149,8 @@ class ArrayBook(Book[Array, Array]):
         return np.union1d(first, second)
 
     def positions(self, accounts: Array) -> list[int]:
-        return list(accounts.tolist())
+        positions: list[int] = accounts.tolist()
+        return positions
 
     # -- columns for expressions ------------------------------------------------------------
     def column(self, name: str) -> Any:
@@ -145,22 +164,38 @@ class ArrayBook(Book[Array, Array]):
         elif name == "intended":
             value = Rational(self.intended, self.scale)
         elif name in self.raw:
-            kind, values = self.raw[name]
+            kind, values, column = self.raw[name]
             if kind == "boolean":
-                value = np.asarray(values, dtype=bool)[self.order]
+                flags = None if column is None else column.flags
+                value = (np.asarray(values, dtype=bool) if flags is None
+                         else _frozen(np.frombuffer(flags, dtype=np.int8).view(bool)))
             elif kind == "number":
                 scale = units_scale(values)
                 units = values if scale == 1 else [to_units(number, scale) for number in values]
                 if max(map(abs, units)) >= SAFE:
                     raise Unsupported(f"account.{name} leaves int64")
-                value = Rational(np.asarray(units, dtype=np.int64)[self.order], scale)
-            else:  # strings: coded once per trade, in account-id order
-                coded = Coded.of(values)
-                value = Coded(coded.codes[self.order], coded.values)
+                value = Rational(np.asarray(units, dtype=np.int64), scale)
+            else:  # strings: dictionary-coded once per trade, when it was read
+                if column is None or column.codes is None or column.strings is None:
+                    value = Coded.of(values)
+                else:
+                    value = Coded(_frozen(np.frombuffer(column.codes, dtype=np.int32)), column.strings)
+            value = self.in_id_order(value)
         else:
             raise Unsupported(f"account.{name} has no column")
         self.cache[name] = value
         return value
+
+    def in_id_order(self, value: Any) -> Any:
+        """A column in statement order (an array, a :class:`Rational` or :class:`Coded`) in account-id order."""
+        order = self.order
+        if order is None:
+            return value
+        if isinstance(value, Rational):
+            return Rational(value.numerators[order], value.denominator)
+        if isinstance(value, Coded):
+            return Coded(value.codes[order], value.values)
+        return value[order]
 
     def frame(self, units: Array | None) -> Frame:
         """What a vectorised expression reads; ``units``: the provisional allocation, if any."""
@@ -188,6 +223,7 @@ class ArrayBook(Book[Array, Array]):
         if sign:
             ordered = np.lexsort((np.arange(self.n), sign * self.intended))
             self.ranks[ordered] = np.arange(self.n)
+            self.ranked = True
 
     def cap(self, rule: Rule, accounts: Array) -> None:
         import numpy as np
@@ -221,7 +257,7 @@ class ArrayBook(Book[Array, Array]):
         if name is None:
             self.weights[eligible] = 1 if self.policy.equal_weights else self.intended[eligible]
             return
-        _, values = self.raw[name]
+        _, values, _ = self.raw[name]
         taking = self.eligible.tolist()
         chosen = [values[i] for i, take in zip(self.index, taking) if take]
         if chosen and min(chosen) < 0:
@@ -340,7 +376,8 @@ class ArrayBook(Book[Array, Array]):
                   total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Array, Array]:
         import numpy as np
 
-        weights, caps, ranks = self.weights[members], self.caps[members], self.ranks[members]
+        weights, caps = self.weights[members], self.caps[members]
+        ranks = self.ranks[members] if self.ranked else members  # by position, a position is its rank
         amount = self.filled if total is None else total
         result: Apportionment
         if method is RoundingMethod.QUOTA:
@@ -367,13 +404,17 @@ class ArrayBook(Book[Array, Array]):
         return Shares(np.zeros(self.n, dtype=np.int64), self.nobody())
 
     def allocated(self, units: Array) -> list[int]:
-        return list(units.tolist())
+        allocated: list[int] = units.tolist()
+        return allocated
 
     def total(self, units: Array) -> int:
         return int(units.sum())
 
     def intended_units(self) -> list[int]:
-        return list(self.intended.tolist())
+        if self.order is None and self.given is not None:
+            return self.given  # the statement's own list: in id order, whole, in units already
+        intended: list[int] = self.intended.tolist()
+        return intended
 
     def ledger(self) -> Ledger:
         texts: list[str | None] = [None] * self.n
@@ -386,7 +427,7 @@ class ArrayBook(Book[Array, Array]):
         tiers = None
         if self.tier_column is not None:
             tiers = [value if take else None for value, take in zip(self.tier_column.tolist(), eligible)]
-        return Ledger(self.index, self.intended.tolist(), _cap_list(self.caps), self.weights.tolist(), texts,
+        return Ledger(list(self.index), self.intended.tolist(), _cap_list(self.caps), self.weights.tolist(), texts,
                       self.ranks.tolist(), minimums, tiers)
 
 
@@ -400,18 +441,22 @@ def _bounded(value: int, what: str) -> None:
         raise Declined(Decline(Why.DATA, f"{what} leaves int64"))
 
 
-def _attribute_column(attribute: Attribute, values: list[Any]) -> list[Any] | None:
-    """``values`` with defaults filled in, if every one is already of the declared type; else ``None``
-    (a conversion, a missing value or a wrong one: the record book converts or reports it)."""
-    kinds = set(map(type, values))
+def _attribute_column(attribute: Attribute, column: AttributeColumn) -> list[Any] | None:
+    """The column's values with defaults filled in, if every one is already of the declared type;
+    else ``None`` (a conversion, a missing value or a wrong one: the record book converts or
+    reports it). Without a default to fill in, the values are the column's own."""
+    values, kinds, strings = column.values, set(column.kinds), column.strings
     if type(None) in kinds:
         if not attribute.has_default:
             return None
         default = attribute.default
         values = [default if value is None else value for value in values]
         kinds = set(map(type, values))
+        strings = None
     if attribute.kind == "string":
-        if kinds != {str} or (attribute.values is not None and not set(values) <= set(attribute.values)):
+        if kinds != {str}:
+            return None
+        if attribute.values is not None and not set(values if strings is None else strings) <= set(attribute.values):
             return None
     elif attribute.kind == "boolean":
         if kinds != {bool}:

@@ -170,7 +170,7 @@ def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> Trade
         "limit_price": order.limit_price,
     }
     statement = trade.statement
-    total = exact_sum(statement.intended)
+    total = statement.columns.total
     statement_ctx = {
         "recorded_at": statement.recorded_at,
         "recorded_by": statement.recorded_by,

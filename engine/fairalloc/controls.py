@@ -37,10 +37,11 @@ def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
             "statement", "recorded_at",
             hint="intent must be documented before the order goes out; this trade cannot be allocated mechanically",
         )
-    ids, intended = statement.account_ids, statement.intended
-    if len(set(ids)) != len(ids) or min(intended) <= 0:
-        # a statement of 100,000 accounts is checked with three passes over two lists; only a
-        # failing one is walked account by account to say where
+    columns = statement.columns
+    ids, intended = columns.ids, columns.intended
+    if not columns.distinct or (ids and columns.least <= 0):
+        # a statement's columns say whether an id repeats and its least quantity (found once per
+        # trade); only a failing one is walked account by account to say where
         seen_accounts: dict[str, int] = {}
         for index, (account, quantity) in enumerate(zip(ids, intended)):
             if account in seen_accounts:
@@ -52,7 +53,7 @@ def check_controls(trade: Trade, file: str = "<trade>") -> list[Diagnostic]:
                 refuse("zero-quantity", f"account '{account}' intends a quantity of zero",
                        "statement", "accounts", index, "intended",
                        hint="leave accounts that take no part out of the statement")
-    total = exact_sum(intended)
+    total = columns.total
     if total != order.quantity:
         refuse("statement-total-mismatch",
                f"the statement intends {total} in total but the order is for {order.quantity}",

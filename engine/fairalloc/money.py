@@ -147,6 +147,8 @@ def _average(columns: tuple[Column, ...]) -> Fraction | None:
 
 
 def _clearing(trade: Trade, ids: list[str]) -> dict[int, Clearing]:
+    if not trade.statement.columns.clearing:
+        return {}
     found = {account.account: account.clearing for account in trade.statement.accounts if account.clearing}
     if not found:
         return {}

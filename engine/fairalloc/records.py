@@ -37,15 +37,16 @@ class RecordBook(Book[Positions, Units]):
     def __init__(self, policy: Policy, trade: Trade, ctx: TradeContext, file: str) -> None:
         self.policy, self.trade, self.file = policy, trade, file
         self.ctx = build_context(policy, trade, file, ctx)
-        statement = trade.statement
-        self.scale = units_scale([policy.lot, *(f.quantity for f in trade.fills), *statement.intended])
+        columns = trade.statement.columns
+        given = columns.intended
+        self.scale = units_scale([policy.lot, *(f.quantity for f in trade.fills), *([] if columns.whole else given)])
         self.lot = to_units(policy.lot, self.scale)
         self.filled = to_units(ctx.filled, self.scale)
-        ids = statement.account_ids
-        self.index = sorted(range(len(ids)), key=ids.__getitem__)
+        ids = columns.ids
+        self.index = list(columns.id_order)
         self.ids = [ids[i] for i in self.index]
         self.records = [self.ctx.accounts[i] for i in self.index]
-        self.intended = [to_units(statement.intended[i], self.scale) for i in self.index]
+        self.intended = [to_units(given[i], self.scale) for i in self.index]
         n = len(ids)
         self.caps: list[int | None] = [None] * n if policy.allow_above_intended else list(self.intended)
         self.weights = [0] * n

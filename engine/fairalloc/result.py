@@ -15,6 +15,8 @@ from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from fairalloc.money import Presenter, Settlement, explain_entries, extend_entries, own_average, summary
 from fairalloc.numbers import decimal_text, present
 from fairalloc.options import METHODS, ROUNDING_METHODS, Method
@@ -26,9 +28,10 @@ if TYPE_CHECKING:
     from fairalloc.rotation import RotationState
 
 
-@dataclass(frozen=True, slots=True)
-class ExceptionRecord:
-    """A rule that fired for an account: which, what it did, why, and whether the CCO must review it."""
+class ExceptionRecord(msgspec.Struct, frozen=True, gc=False):
+    """A rule that fired for an account: which, what it did, why, and whether the CCO must review it.
+
+    Immutable, compared and hashed by its fields; built in C (a large block can have thousands)."""
 
     account: str
     rule: str

@@ -66,9 +66,17 @@ class Apportionment:
     """The allocations, and how each came about — built only when asked (``--explain``, tests),
     because a block of 100,000 accounts should not pay for 100,000 explanations it does not print."""
 
-    def __init__(self, allocations: list[int], build_steps: Callable[[], list[Step]]) -> None:
-        self.allocations = allocations
+    def __init__(self, allocations: list[int] | Callable[[], list[int]], build_steps: Callable[[], list[Step]]) -> None:
+        if callable(allocations):
+            self._build_allocations = allocations
+        else:
+            self.__dict__["allocations"] = allocations
         self._build_steps = build_steps
+
+    @cached_property
+    def allocations(self) -> list[int]:
+        """Each account's allocation, in the order of the weights given."""
+        return self._build_allocations()
 
     @cached_property
     def steps(self) -> list[Step]:
@@ -249,10 +257,13 @@ def largest_remainder_array(
     import numpy as np
 
     n = len(weights)
-    weight_sum = int(weights.sum(dtype=object)) if n else 0
     top_weight = int(weights.max()) if n else 0
-    has_cap = (caps != NO_CAP) & (weights > 0)
-    bounded = np.where(has_cap, caps, 0)  # caps that take part in arithmetic (NO_CAP would overflow)
+    # int64's own sum is exact while n times the largest weight stays in range
+    weight_sum = int(weights.sum()) if top_weight * n < _INT64_SAFE else int(weights.sum(dtype=object))
+    # caps that take part in arithmetic (NO_CAP would overflow); an account of weight 0 is never
+    # capped below, as its share (0) is never above its cap
+    has_cap = caps != NO_CAP
+    bounded = np.where(has_cap, caps, 0)
     top_cap = int(bounded.max()) if n else 0
     if (weight_sum >= _INT64_SAFE or top_cap * max(weight_sum, 1) >= _INT64_SAFE
             or total * max(top_weight, 1) >= _INT64_SAFE or max(weight_sum, 1) * lot >= _INT64_SAFE):
@@ -262,49 +273,58 @@ def largest_remainder_array(
     # as water_fill's walk in increasing cap/weight
     capped = np.zeros(n, dtype=bool)
     rest_total, rest_weight = total, weight_sum
-    while rest_weight > 0:
-        new = has_cap & ~capped & (bounded * rest_weight < rest_total * weights)
-        if not new.any():
-            break
+    shares = weights * rest_total  # each account's share of rest_total, times rest_weight
+    new = has_cap & (bounded * rest_weight < shares)
+    while rest_weight > 0 and new.any():
         capped |= new
         rest_total -= int(bounded[new].sum())
         rest_weight -= int(weights[new].sum())
+        shares = weights * rest_total
+        new = has_cap & ~capped & (bounded * rest_weight < shares)
     if rest_weight == 0 and rest_total > 0:
         raise ValueError("the caps of the accounts with a positive weight cannot hold the filled quantity")
     scale = max(rest_weight, 1)
     denominator = scale * lot
-    nums = np.where(capped, bounded * scale, weights * rest_total)
-    base = nums // denominator
-    rem = nums % denominator
+    nums = np.where(capped, bounded * scale, shares) if capped.any() else shares
+    base, rem = np.divmod(nums, denominator)
     alloc = base * lot
-    upper = np.minimum(-(-nums // denominator) * lot, caps)
+    positive = rem > 0
+    upper = np.minimum((base + positive) * lot, caps)  # the exact share rounded up to a lot, within the cap
     left = total - int(alloc.sum())
-    cand = np.flatnonzero(rem > 0)
-    if advantage is None:
-        cand = cand[np.lexsort((rank[cand], -rem[cand]))]
-    else:
-        cand = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
-                          dtype=np.int64)
-    position = np.full(n, -1, dtype=np.int64)
-    position[cand] = np.arange(len(cand))
+    cand = np.flatnonzero(positive)  # the candidates: a remainder to round up
     extra = np.zeros(n, dtype=bool)
-    can_take = cand[alloc[cand] + lot <= upper[cand]]
-    chosen = can_take[:left // lot]
+    odd = np.zeros(n, dtype=np.int64)
+    fair: NDArray[np.int64] | None = None  # the candidates in fairness order
+    if advantage is None:
+        # the spare lots go to the first candidates by (largest remainder, rank) that have room
+        # for one: only which they are matters, so they are selected, not sorted
+        can_take = np.flatnonzero(positive & (upper - alloc >= lot))
+        every = len(can_take) == n  # commonly: no gathers then
+        chosen = can_take[_first(-(rem if every else rem[can_take]), rank if every else rank[can_take], left // lot,
+                                 ordered=False)]
+    else:
+        fair = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale, rank.tolist()),
+                          dtype=np.int64)
+        chosen = fair[alloc[fair] + lot <= upper[fair]][:left // lot]
     alloc[chosen] += lot
     extra[chosen] = True
     left -= lot * len(chosen)
-    odd = np.zeros(n, dtype=np.int64)
     if left:
+        # only accounts with room take part, and each takes at least one unit: at most ``left``
         if advantage is not None:
             order = np.asarray(fair_order(cand.tolist(), advantage, alloc.tolist(), nums.tolist(), scale,
                                           rank.tolist()), dtype=np.int64)
+            with_room = order[upper[order] > alloc[order]][:left]
         else:
-            order = cand if odd_key is None else cand[np.lexsort((rank[cand], odd_key[cand]))]
-        # only accounts with room take part, and each takes at least one unit
-        with_room = order[upper[order] > alloc[order]][:left]
+            roomy = np.flatnonzero(positive & (upper > alloc))
+            key = -rem[roomy] if odd_key is None else odd_key[roomy]
+            with_room = roomy[_first(key, rank[roomy], left, ordered=True)]
         _hand_out(left, with_room.tolist(), lambda i: int(upper[i] - alloc[i]), alloc, odd)
 
     def build_steps() -> list[Step]:
+        ordered = cand[np.lexsort((rank[cand], -rem[cand]))] if fair is None else fair
+        position = np.full(n, -1, dtype=np.int64)
+        position[ordered] = np.arange(len(ordered))
         nums_list, capped_list = nums.tolist(), capped.tolist()
         base_list, odd_list, extra_list = base.tolist(), odd.tolist(), extra.tolist()
         position_list = position.tolist()
@@ -314,7 +334,30 @@ def largest_remainder_array(
             for i in range(n)
         ]
 
-    return alloc, Apportionment(alloc.tolist(), build_steps)
+    return alloc, Apportionment(alloc.tolist, build_steps)  # the array serves; a list on demand
+
+
+def _first(key: NDArray[np.int64], rank: NDArray[np.int64], k: int, *, ordered: bool) -> NDArray[np.int64]:
+    """Where the ``k`` smallest entries by (``key``, ``rank``) are (``rank`` holds no value twice),
+    in that order if ``ordered``: the ones a full sort would put first, found by a partition in
+    linear time; a full sort only when ``k`` takes them all."""
+    import numpy as np
+
+    n = len(key)
+    if k >= n:
+        return np.lexsort((rank, key)) if ordered else np.arange(n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    threshold = np.partition(key, k - 1)[k - 1]
+    below = np.flatnonzero(key < threshold)
+    tied = np.flatnonzero(key == threshold)
+    need = k - len(below)  # 1 <= need <= len(tied): the k-th smallest key is the threshold
+    if need < len(tied):
+        tied = tied[np.argpartition(rank[tied], need - 1)[:need]]
+    chosen: NDArray[np.int64] = np.concatenate((below, tied))
+    if ordered:
+        chosen = chosen[np.lexsort((rank[chosen], key[chosen]))]
+    return chosen
 
 
 def quota_method(

@@ -28,12 +28,14 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import operator
 import re
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cached_property
-from itertools import chain
+from itertools import chain, islice, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,7 +45,7 @@ import msgspec
 from fairalloc.errors import Code, Diagnostic, InputError, Location, pointer
 from fairalloc.load import MAX_FILE_CHARS, read_text
 from fairalloc.names import NameProblem, normalise
-from fairalloc.numbers import MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, number_problem
+from fairalloc.numbers import MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, exact_sum, number_problem
 from fairalloc.schema import RFC3339
 
 MAX_CHARS = MAX_FILE_CHARS
@@ -116,22 +118,128 @@ class Statement(_Frozen, frozen=True, dict=True, gc=True):  # one per trade; its
     recorded_by: str
     accounts: list[StatementAccount]
 
-    # The controls, the context and the columnar allocation each read these columns of a large
-    # statement; the statement is immutable, so they are taken from the accounts once.
+    # The controls, the context and both account books read these columns of a statement; the
+    # statement is immutable, so they are taken from the accounts once (by load_trade, for a
+    # large statement).
     @cached_property
+    def columns(self) -> StatementColumns:
+        """The accounts' fields as columns, in statement order."""
+        return StatementColumns(self.accounts)
+
+    @property
     def account_ids(self) -> list[str]:
         """Every account id, in statement order."""
-        return list(map(_ACCOUNT, self.accounts))
+        return self.columns.ids
 
-    @cached_property
+    @property
     def intended(self) -> list[int | Decimal]:
         """Every intended quantity, in statement order."""
-        return list(map(_INTENDED, self.accounts))
+        return self.columns.intended
 
 
 _ACCOUNT = attrgetter("account")
 _INTENDED = attrgetter("intended")
 _ATTRIBUTES = attrgetter("attributes")
+_INT64 = 2**63
+
+COLUMNS_FROM = 64
+"""Statements of this many accounts have every attribute's column taken when they are loaded, so
+that allocating them makes no pass over the accounts: the size from which the array book runs
+(``fairalloc.arrayform.ARRAYS_FROM``)."""
+
+
+class AttributeColumn:
+    """One attribute of every account, in statement order, and what the array book asks of it.
+
+    ``values``: the attribute's value per account (``None`` where it is absent or null);
+    ``kinds``: the types among them; ``strings``: the sorted distinct values when every value is a
+    ``str``, with ``codes`` (int32) their places in ``strings`` account by account; ``flags``:
+    the values as int8 0/1 when every value is a ``bool``. The arrays are the standard library's
+    (numpy reads them without a copy), so reading a trade does not import numpy."""
+
+    __slots__ = ("values", "kinds", "strings", "_codes", "_flags")
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+        self.kinds = frozenset(map(type, values))
+        self.strings: tuple[str, ...] | None = tuple(sorted(set(values))) if self.kinds == {str} else None
+        self._codes: array[int] | None = None
+        self._flags: array[int] | None = None
+
+    @property
+    def codes(self) -> array[int] | None:
+        if self._codes is None and self.strings is not None:
+            code = {value: index for index, value in enumerate(self.strings)}
+            self._codes = array("i", map(code.__getitem__, self.values))
+        return self._codes
+
+    @property
+    def flags(self) -> array[int] | None:
+        if self._flags is None and self.kinds == {bool}:
+            self._flags = array("b", self.values)
+        return self._flags
+
+    def prepare(self) -> None:
+        """Take the codes or the flags now."""
+        self._codes, self._flags = self.codes, self.flags
+
+
+class StatementColumns:
+    """A statement's accounts as columns (statement order) and the facts the controls and the
+    account books check over all of them, each found once: ``ids``, ``intended``; ``whole`` (every
+    intended quantity an ``int``), ``total`` (their exact sum), ``least`` and ``most``;
+    ``in_id_order`` (ids strictly increasing), ``distinct`` (no id twice), ``id_order`` (the
+    statement's positions in account-id order); ``units``: the intended quantities as int64 (the
+    standard library's array) when whole and within int64's range, else ``None``;
+    ``clearing``: whether any account has a clearing instruction."""
+
+    __slots__ = ("accounts", "ids", "intended", "whole", "total", "least", "most", "in_id_order", "distinct",
+                 "id_order", "_units", "clearing", "_attributes", "_given")
+
+    def __init__(self, accounts: list[StatementAccount]) -> None:
+        self.accounts = accounts
+        self.ids = ids = list(map(_ACCOUNT, accounts))
+        self.intended = intended = list(map(_INTENDED, accounts))
+        self.whole = set(map(type, intended)) <= {int}
+        self.total: int | Decimal = sum(intended) if self.whole else exact_sum(intended)
+        self.least: int | Decimal = min(intended, default=0)
+        self.most: int | Decimal = max(intended, default=0)
+        self.in_id_order = all(map(operator.lt, ids, islice(ids, 1, None)))  # at C speed
+        self.distinct = self.in_id_order or len(set(ids)) == len(ids)
+        self.id_order: Sequence[int] = (range(len(ids)) if self.in_id_order
+                                        else sorted(range(len(ids)), key=ids.__getitem__))
+        self._units: array[int] | None = None
+        self.clearing = any(map(_CLEARING, accounts))
+        self._attributes: dict[str, AttributeColumn] = {}
+        self._given: list[dict[str, Any]] | None = None
+
+    @property
+    def units(self) -> array[int] | None:
+        """The intended quantities as int64 when whole and within its range, else ``None``."""
+        if self._units is None:
+            self._units = self._int64()
+        return self._units
+
+    def _int64(self) -> array[int] | None:
+        if self.whole and -_INT64 <= self.least and self.most < _INT64:
+            return array("q", self.intended)
+        return None
+
+    def attribute(self, name: str) -> AttributeColumn:
+        """``name``'s column (every value ``None`` if no account has it)."""
+        column = self._attributes.get(name)
+        if column is None:
+            if self._given is None:
+                self._given = list(map(_ATTRIBUTES, self.accounts))
+            column = self._attributes[name] = AttributeColumn(list(map(dict.get, self._given, repeat(name))))
+        return column
+
+    def prepare(self) -> None:
+        """Take the int64 quantities and the column of every attribute some account has."""
+        self._units = self._int64()
+        self._given = list(map(_ATTRIBUTES, self.accounts))
+        for name in sorted(set(chain.from_iterable(self._given))):
+            self.attribute(name).prepare()
 
 
 class Fill(_Frozen, frozen=True):
@@ -302,9 +410,11 @@ def load_trade(source: str | Path | dict[str, Any], *, file: str | None = None) 
             name = file or str(source)
             text = read_text(str(source), limit=MAX_CHARS)
             trade = _plain_trade(text) if len(text) <= MAX_CHARS else None
-        if trade is not None and not _name_and_value_problems(trade, name):
-            return trade
-        return _checked_trade(source if text is None else parse_json(text, name), name)
+        if trade is None or _name_and_value_problems(trade, name):
+            trade = _checked_trade(source if text is None else parse_json(text, name), name)
+        if len(trade.statement.accounts) >= COLUMNS_FROM:
+            trade.statement.columns.prepare()
+        return trade
 
 
 def _checked_trade(data: Any, name: str) -> Trade:
@@ -419,15 +529,16 @@ def _plain_statement(statement: _PlainStatement) -> Statement:
     accounts = statement.accounts
     if not accounts:
         raise _NotPlain
-    intended = list(map(_INTENDED, accounts))
-    if set(map(type, intended)) != {int} or min(intended) < 0 or max(intended) >= _INT_BOUND:
+    plain = Statement(recorded_at=_instant(statement.recorded_at), recorded_by=_nonempty(statement.recorded_by),
+                      accounts=accounts)
+    columns = plain.columns
+    if not columns.whole or columns.least < 0 or columns.most >= _INT_BOUND:
         raise _NotPlain  # decimal strings, JSON numbers with a point, quantities out of bounds
     if any(map(_LIMIT, accounts)):
         raise _NotPlain  # a price limit per account: its text is checked by the reference
-    if any(map(_CLEARING, accounts)):
+    if columns.clearing:
         raise _NotPlain  # a clearing instruction (a null one is caught by the key count, _keys_read)
-    return Statement(recorded_at=_instant(statement.recorded_at), recorded_by=_nonempty(statement.recorded_by),
-                     accounts=accounts)
+    return plain
 
 
 _LIMIT = attrgetter("limit_price")
@@ -556,6 +667,16 @@ def _plain_name(text: str) -> bool:
     return text.isascii() and text.isprintable() and text == text.strip()
 
 
+def _plain_names(texts: Iterable[str]) -> bool:
+    """Whether every one of ``texts`` is :func:`_plain_name`, checked on their join at C speed: ASCII
+    and printable throughout, and a space (the one printable ASCII blank) only inside a name."""
+    texts = list(texts)
+    joined = "".join(texts)
+    if not (joined.isascii() and joined.isprintable()):
+        return False
+    return " " not in joined or all(map(_plain_name, texts))
+
+
 def _name_problem(text: str) -> tuple[str, NameProblem | None]:
     """``text``'s canonical form, or the reason it has none."""
     if _plain_name(text):
@@ -572,7 +693,7 @@ def _name_and_value_problems(trade: Trade, file: str) -> list[Diagnostic]:
     bounds; each with its JSON pointer."""
     found: list[Diagnostic] = []
     accounts = trade.statement.accounts
-    if not all(map(_plain_name, trade.statement.account_ids)):
+    if not _plain_names(trade.statement.account_ids):
         first: dict[str, int] = {}
         for index, account in enumerate(accounts):
             where = Location(file, pointer=f"/statement/accounts/{index}/account")
@@ -610,7 +731,7 @@ def _attributes_to_check(accounts: list[StatementAccount]) -> list[int]:
             whole = [value for value in values if type(value) is int]
             if not -_INT_BOUND < min(whole) <= max(whole) < _INT_BOUND:
                 return _attributes_to_check_one_by_one(accounts)
-        if all(map(_plain_name, set(chain.from_iterable(given)))):
+        if _plain_names(set(chain.from_iterable(given))):
             return []
     return _attributes_to_check_one_by_one(accounts)
 
