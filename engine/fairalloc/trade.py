@@ -35,8 +35,7 @@ from decimal import Decimal
 from functools import cached_property
 from itertools import chain
 from operator import attrgetter
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
@@ -45,6 +44,9 @@ from fairalloc.load import MAX_FILE_CHARS, read_text
 from fairalloc.names import NameProblem, normalise
 from fairalloc.numbers import MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, number_problem
 from fairalloc.schema import RFC3339
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_CHARS = MAX_FILE_CHARS
 """Characters a JSON input document (a trade, a rotation state) may have: 64 MiB of ASCII text,

@@ -92,6 +92,23 @@ def requested_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def only_plain_globals(argv: Sequence[str], command: str) -> bool:
+    """Whether only ``--debug`` and ``--error-format`` (spelt out) come before ``command``: then
+    the top-level parser cannot print its help or name an unknown command, and the other
+    commands need not be listed in it (a placeholder parser each is most of building it)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif token == command:
+            return True
+        elif token != "--debug" and not token.startswith("--error-format="):
+            return False
+    return False
+
+
 def error_format(argv: Sequence[str]) -> str:
     """The ``--error-format`` given before the subcommand, read before the parser can be built
     (a command whose extra is missing is reported before its parser exists)."""
@@ -105,10 +122,11 @@ def error_format(argv: Sequence[str]) -> str:
     return "text"
 
 
-def build_parser(commands: Iterable[str] = ()) -> argparse.ArgumentParser:
-    """The argument parser, with the named ``commands`` registered in full and the others as
-    placeholders that only list their name and help. A named command whose extra is missing
-    raises :class:`~fairalloc.cli._extras.MissingExtraError`."""
+def build_parser(commands: Iterable[str] = (), listed: bool = True) -> argparse.ArgumentParser:
+    """The argument parser, with the named ``commands`` registered in full and, when ``listed``,
+    the others as placeholders that only list their name and help (for ``fairalloc --help`` and
+    the message naming an unknown command). A named command whose extra is missing raises
+    :class:`~fairalloc.cli._extras.MissingExtraError`."""
     parser = argparse.ArgumentParser(
         prog="fairalloc",
         description="Fair and equitable allocation of block trades, as policy-as-code.",
@@ -129,7 +147,7 @@ def build_parser(commands: Iterable[str] = ()) -> argparse.ArgumentParser:
         if name in full:
             require_extras(f"'fairalloc {name}'", *COMMAND_EXTRAS.get(name, ()))
             importlib.import_module(f"fairalloc.cli.{name}").register(sub)
-        else:
+        elif listed:
             sub.add_parser(name, help=help_text)
     return parser
 
@@ -157,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # without it; a library caller (argv given: tests, an embedding program) keeps its own.
         gc.disable()
     try:
-        parser = build_parser([command] if command else [])
+        parser = build_parser([command] if command else [],
+                              listed=command is None or not only_plain_globals(arguments, command))
     except FairallocError as error:
         report_error(error, error_format(arguments))
         return int(error.exit_code)

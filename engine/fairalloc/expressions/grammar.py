@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from pathlib import Path
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from lark import Lark, Token
 
 GRAMMAR_NAME = "fairalloc.lark"
@@ -33,9 +35,11 @@ def grammar_text() -> str:
     into site-packages, once, at install time: that copy goes stale as soon as the file is edited.
     A wheel has no source tree beside the package, so an installed wheel reads its own copy.
     """
-    source_tree = Path(__file__).resolve().parents[3] / "grammar" / GRAMMAR_NAME
-    if source_tree.is_file():
-        return source_tree.read_text(encoding="utf-8")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
+    source_tree = os.path.join(root, "grammar", GRAMMAR_NAME)
+    if os.path.isfile(source_tree):  # not pathlib: its import costs every start-up
+        with open(source_tree, encoding="utf-8") as file:
+            return file.read()
     import importlib.resources  # only needed when the parser is built: keeps imports light
 
     installed = importlib.resources.files("fairalloc") / "grammar" / GRAMMAR_NAME
@@ -123,6 +127,8 @@ def _keyword(token: Token) -> Token:
 
 def write_tables() -> Path:
     """Write :mod:`._lalr` from the grammar (``python -m fairalloc.expressions``)."""
+    from pathlib import Path
+
     target = Path(__file__).with_name("_lalr.py")
     target.write_text(tables_module(grammar_text()), encoding="utf-8")
     return target
