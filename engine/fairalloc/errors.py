@@ -36,12 +36,15 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 70  # a defect in fairalloc itself
 
 
-@dataclass(frozen=True, slots=True)
 class _Family:
-    """What the codes of one family share: the exit status and the docs section."""
+    """What the codes of one family share: the exit status and the docs section. (A plain class:
+    a dataclass costs start-up its generated methods' compilation, and this one needs none.)"""
 
-    exit: ExitCode
-    anchor: str
+    __slots__ = ("exit", "anchor")
+
+    def __init__(self, exit: ExitCode, anchor: str) -> None:
+        self.exit = exit
+        self.anchor = anchor
 
 
 _POLICY = _Family(ExitCode.INVALID_POLICY, "policy-language.md#checks-and-their-error-codes")
