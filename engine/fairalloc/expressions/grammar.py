@@ -99,9 +99,10 @@ def _digest(text: str) -> str:
 
 def tables(text: str) -> dict[str, Any]:
     """What :class:`~fairalloc.expressions.lalr.Parser` runs, taken from the Lark parser built from
-    ``text``: every distinct state lexer (its terminals' patterns joined in Lark's order, its
-    ignored terminals, and for a terminal that also spells string terminals, those as one pattern),
-    the lexer and the parse actions of each state (a shift as the state it goes to, a reduction as
+    ``text``: the terminals' patterns (as Lark writes them as regular expressions), every distinct
+    state lexer (its terminals in Lark's order, its ignored terminals, and for a terminal that also
+    spells string terminals, those strings and their terminals), the lexer and the parse actions
+    of each state (a shift as the state it goes to, a reduction as
     ``-1 - rule``), and each rule's tree name, head, ``?`` expansion and which children it inlines."""
     from lark.lexer import BasicLexer, CallChain, UnlessCallback
     from lark.parsers.lalr_analysis import Shift
@@ -109,21 +110,28 @@ def tables(text: str) -> dict[str, Any]:
     frontend = built(text).parser
     table = frontend.parser.parser.parse_table
     contextual = frontend.lexer
-    lexers: list[tuple[str, list[str], dict[str, str]]] = []
+    terminals: dict[str, str] = {}
+    lexers: list[tuple[list[str], list[str], dict[str, dict[str, str]]]] = []
     numbers: dict[int, int] = {}
 
     def number(lexer: BasicLexer) -> int:
         if id(lexer) not in numbers:
             scanner = lexer.scanner
             assert len(scanner._mres) == 1 and not lexer.g_regex_flags and not lexer.use_bytes
-            unless = {}
+            for terminal in scanner.terminals:
+                assert terminals.setdefault(terminal.name, terminal.pattern.to_regexp()) == terminal.pattern.to_regexp()
+            unless: dict[str, dict[str, str]] = {}
             for name, callback in lexer.callback.items():
                 if isinstance(callback, CallChain):
                     callback = callback.callback1
-                if isinstance(callback, UnlessCallback):
-                    unless[name] = _alternatives(callback.scanner.terminals)
+                if isinstance(callback, UnlessCallback):  # plain strings: a full match is equality
+                    strings = callback.scanner.terminals
+                    assert all(t.pattern.type == "str" and not t.pattern.flags for t in strings)
+                    unless[name] = {}
+                    for string in strings:
+                        unless[name].setdefault(string.pattern.value, string.name)
             numbers[id(lexer)] = len(lexers)
-            lexers.append((_alternatives(scanner.terminals), sorted(lexer.ignore_types), unless))
+            lexers.append(([t.name for t in scanner.terminals], sorted(lexer.ignore_types), unless))
         return numbers[id(lexer)]
 
     states = sorted(table.states)
@@ -138,10 +146,13 @@ def tables(text: str) -> dict[str, Any]:
             else:
                 row[str(symbol)] = -1 - rules.setdefault(argument, len(rules))
         actions.append(row)
+    state_lexer = [number(contextual.lexers[state]) for state in states]
+    root_lexer = number(contextual.root_lexer)
     return {
+        "terminals": terminals,
         "lexers": lexers,
-        "state_lexer": [number(contextual.lexers[state]) for state in states],
-        "root_lexer": number(contextual.root_lexer),
+        "state_lexer": state_lexer,
+        "root_lexer": root_lexer,
         "actions": actions,
         "rules": [(str(rule.alias or rule.options.template_source or rule.origin.name), str(rule.origin.name),
                    bool(rule.options.expand1 and not rule.alias),
@@ -150,11 +161,6 @@ def tables(text: str) -> dict[str, Any]:
         "start": table.start_states["start"],
         "end": table.end_states["start"],
     }
-
-
-def _alternatives(terminals: Any) -> str:
-    """Terminals as Lark's scanner joins them: one named group each, the first that matches wins."""
-    return "|".join(f"(?P<{terminal.name}>{terminal.pattern.to_regexp()})" for terminal in terminals)
 
 
 def tables_module(text: str) -> str:

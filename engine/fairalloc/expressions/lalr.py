@@ -4,9 +4,9 @@ importing Lark.
 Importing Lark (its grammar loader, Earley and CYK parsers, logging, pickle, tempfile ...) cost a
 ``fairalloc allocate`` process more than a fifth of its start-up, for a parser whose every table
 Lark computes once from the grammar. :func:`.grammar.tables` takes those tables out of the Lark
-parser built from ``grammar/fairalloc.lark``, as plain data: per parser state, the lexer Lark
-would use there (its terminals in Lark's order of preference, joined as Lark joins them) and the
-parse actions; per rule, how Lark would build its tree (``keep_all_tokens``, rules named ``_x``
+parser built from ``grammar/fairalloc.lark``, as plain data: the terminals' patterns; per parser
+state, the lexer Lark would use there (its terminals in Lark's order of preference) and the parse
+actions; per rule, how Lark would build its tree (``keep_all_tokens``, rules named ``_x``
 inlined, ``?rule`` expanded when it has one child). :class:`Parser` runs them with Lark's
 semantics: the tokens, the tree and, on failure, where it stopped and which terminals the parser
 would accept there (Lark's ``interactive_parser.accepts()``). ``tests/expressions/test_lalr.py``
@@ -66,50 +66,61 @@ class UnexpectedInput(Exception):
 
 
 class _Lexer:
-    """One state's lexer: the first of its terminals (in Lark's order) that matches, then the
-    terminal's string terminals it stands for (Lark's "unless" callbacks), then the user's callback.
-    Its patterns are compiled when it is first used, as Lark's are: a policy's expressions pass
-    through a few of the states."""
+    """One state's lexer: the first of its terminals, in Lark's order, that matches (as Lark's
+    scanner, one alternation of them all, finds it), then the string terminal the text spells if
+    the terminal stands for some (Lark's "unless" callbacks), then the user's callback.
 
-    __slots__ = ("pattern", "ignore", "strings", "_scanner", "_unless")
+    Each terminal's pattern is compiled once per process, when a lexer first tries it: compiling
+    the alternation of every lexer a policy's expressions pass through, as Lark does, was most of
+    the time spent parsing them."""
 
-    def __init__(self, pattern: str, ignore: list[str], strings: Mapping[str, str]) -> None:
-        self.pattern = pattern
+    __slots__ = ("order", "ignore", "unless", "_patterns")
+
+    def __init__(self, order: list[str], ignore: list[str], unless: Mapping[str, Mapping[str, str]],
+                 patterns: _Patterns) -> None:
+        self.order = order
         self.ignore = frozenset(ignore)
-        self.strings = strings
-        self._scanner: re.Pattern[str] | None = None
-        self._unless: dict[str, re.Pattern[str]] = {}
-
-    def _compiled(self) -> re.Pattern[str]:
-        if self._scanner is None:
-            self._unless = {name: re.compile(strings) for name, strings in self.strings.items()}
-            self._scanner = re.compile(self.pattern)
-        return self._scanner
+        self.unless = unless
+        self._patterns = patterns
 
     def next_token(self, text: str, pos: int, callbacks: Mapping[str, Callable[[Token], Token]]) -> Token | None:
         """The next token from ``pos``, ignored text skipped; None at the end of the text."""
-        scanner = self._compiled()
         while pos < len(text):
-            match = scanner.match(text, pos)
-            if match is None:
+            for kind in self.order:
+                match = self._patterns.get(kind).match(text, pos)
+                if match is not None:
+                    break
+            else:
                 raise _NoMatch(pos)
-            kind = match.lastgroup
-            assert kind is not None
             value = match.group(0)
             if kind in self.ignore:
                 pos += len(value)
                 continue
             token = Token(kind, value, pos)
-            strings = self._unless.get(kind)
+            strings = self.unless.get(kind)
             if strings is not None:
-                full = strings.fullmatch(value)
-                if full is not None and full.lastgroup is not None:
-                    token.type = full.lastgroup
+                token.type = strings.get(value, kind)
             callback = callbacks.get(kind)
             if callback is not None and token.type == kind:
                 token = callback(token)
             return token
         return None
+
+
+class _Patterns:
+    """The terminals' patterns, each compiled when first asked for."""
+
+    __slots__ = ("sources", "compiled")
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = sources
+        self.compiled: dict[str, re.Pattern[str]] = {}
+
+    def get(self, name: str) -> re.Pattern[str]:
+        pattern = self.compiled.get(name)
+        if pattern is None:
+            pattern = self.compiled[name] = re.compile(self.sources[name])
+        return pattern
 
 
 class _NoMatch(Exception):
@@ -123,7 +134,8 @@ class Parser:
     each token of that terminal, as Lark's ``lexer_callbacks``)."""
 
     def __init__(self, tables: Mapping[str, Any], callbacks: Mapping[str, Callable[[Token], Token]]) -> None:
-        self._lexers = [_Lexer(*lexer) for lexer in tables["lexers"]]
+        patterns = _Patterns(tables["terminals"])
+        self._lexers = [_Lexer(order, ignore, unless, patterns) for order, ignore, unless in tables["lexers"]]
         self._root = self._lexers[tables["root_lexer"]]
         self._state_lexer: list[int] = tables["state_lexer"]
         self._actions: list[dict[str, int]] = tables["actions"]
