@@ -165,6 +165,18 @@ def test_help_lists_every_command_without_importing_them() -> None:
     assert eval(done.stdout) == ["fairalloc.cli._extras", "fairalloc.cli._io"], done.stderr
 
 
+@pytest.mark.parametrize("columns", [None, "", "x", "0", "-3", "1", "57", "200"])
+def test_help_is_as_wide_as_argparse_makes_it(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fairalloc.cli import _HelpFormatter, terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+    assert _HelpFormatter("fairalloc")._width == argparse.HelpFormatter("fairalloc")._width  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("before", [["-h"], ["--help"], ["--he"], ["--debug", "-h"], ["--error-format", "json", "--help"]])
 def test_help_asked_before_a_command_lists_every_command(before: list[str],
                                                           capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -79,6 +80,41 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def terminal_columns() -> int:
+    """The columns of ``shutil.get_terminal_size()``, without importing shutil (with its archive
+    modules) at every start-up: ``COLUMNS`` when it is a positive number, else the width of the
+    terminal on standard output, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter at the width it would choose itself (``terminal_columns() - 2``).
+    argparse makes one for every argument added, and each would import shutil to find the width."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """The parser of the command and of every subcommand (argparse gives subparsers the class of
+    their parent): formatted by :class:`_HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def requested_command(argv: Sequence[str]) -> str | None:
     """The subcommand named on the command line, if any (skipping the global options)."""
     skip = False
@@ -127,7 +163,7 @@ def build_parser(commands: Iterable[str] = (), listed: bool = True) -> argparse.
     the others as placeholders that only list their name and help (for ``fairalloc --help`` and
     the message naming an unknown command). A named command whose extra is missing raises
     :class:`~fairalloc.cli._extras.MissingExtraError`."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="fairalloc",
         description="Fair and equitable allocation of block trades, as policy-as-code.",
     )
