@@ -5,7 +5,7 @@ The grammar lives in the repository's top-level ``grammar/fairalloc.lark``; the 
 
 The parser is made on first use and kept for the life of the process. Building it from the
 grammar (Lark's grammar loader and LALR analysis) costs a process start-up more than the rest of
-a small allocation, and importing Lark at all a fifth of a small ``fairalloc allocate``; so the
+a small allocation, and importing Lark at all a sixth of a small ``fairalloc allocate``; so the
 tables of the parser Lark builds are shipped, generated from the grammar, as plain Python data in
 :mod:`._lalr` (``python -m fairalloc.expressions`` writes it; a test holds it to the grammar and
 to the installed Lark), and :mod:`.lalr` runs them: no pickle, no cache in a shared temporary

@@ -2,7 +2,7 @@
 importing Lark.
 
 Importing Lark (its grammar loader, Earley and CYK parsers, logging, pickle, tempfile ...) cost a
-``fairalloc allocate`` process more than a fifth of its start-up, for a parser whose every table
+``fairalloc allocate`` process a sixth of its start-up, for a parser whose every table
 Lark computes once from the grammar. :func:`.grammar.tables` takes those tables out of the Lark
 parser built from ``grammar/fairalloc.lark``, as plain data: the terminals' patterns; per parser
 state, the lexer Lark would use there (its terminals in Lark's order of preference) and the parse
