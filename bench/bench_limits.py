@@ -12,7 +12,10 @@ one moment to the next, weigh on both sides alike. The limits:
 - **pure Python**: ``json``, an integer largest remainder in plain Python, ``json``, for blocks of
   20 accounts;
 - **bare interpreter**: ``python -c "import json, decimal"``, against a whole ``fairalloc allocate``
-  process on the worked example of the OMS contract.
+  process on the worked example of the OMS contract: the ``fairalloc`` command of this
+  environment as a user runs it (its console script, else ``python -m fairalloc``), on the
+  package as it is installed here; the line says how (an editable install of a checkout is a
+  path entry, without an import hook, and costs what a regular install does).
 
 Last, the peak resident memory of a ``fairalloc allocate`` process over 1,000,000 accounts.
 ``FAIRALLOC_BENCH_ROUNDS=N`` sets the rounds (default 7).
@@ -24,6 +27,7 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -154,12 +158,33 @@ def main() -> None:
         compare("2,000 blocks of 20 accounts, files to document text vs json + pure-Python largest remainder + json",
                 ours_small, limit_small, 3)
 
-        cli = harness.python("-m", "fairalloc", "allocate", "--policy", str(ROOT / "policies" / "us-equity-pro-rata.yaml"),
-                             "--trade", str(EXAMPLE))
-        compare_processes("`fairalloc allocate` on the worked example, whole process, vs python -c 'import json, decimal'",
-                          cli, harness.python("-c", "import json, decimal"), 4)
+        cli = [*fairalloc_command(), "allocate", "--policy", str(ROOT / "policies" / "us-equity-pro-rata.yaml"),
+               "--trade", str(EXAMPLE)]
+        compare_processes(f"`fairalloc allocate` on the worked example, whole process ({installed_as()}), "
+                          "vs python -c 'import json, decimal'", cli, harness.python("-c", "import json, decimal"), 4)
         peak_memory(Path(folder))
     harness.closing()
+
+
+def fairalloc_command() -> list[str]:
+    """The ``fairalloc`` console script of this interpreter's environment, else ``python -m fairalloc``."""
+    script = Path(sys.executable).with_name("fairalloc")
+    return [str(script)] if script.is_file() else harness.python("-m", "fairalloc")
+
+
+def installed_as() -> str:
+    """How the measured package is installed, and where it is imported from."""
+    from importlib import metadata
+
+    import fairalloc
+
+    where = Path(fairalloc.__file__).parent
+    try:
+        direct = metadata.distribution("fairalloc").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return f"not installed, imported from {where}"
+    editable = direct is not None and json.loads(direct).get("dir_info", {}).get("editable", False)
+    return f"{'editable' if editable else 'regular'} install, imported from {where}"
 
 
 def peak_memory(folder: Path) -> None:

@@ -165,6 +165,45 @@ def test_help_lists_every_command_without_importing_them() -> None:
     assert eval(done.stdout) == ["fairalloc.cli._extras", "fairalloc.cli._io"], done.stderr
 
 
+@pytest.mark.parametrize("columns", [None, "", "x", "0", "-3", "1", "57", "200"])
+def test_help_is_as_wide_as_argparse_makes_it(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fairalloc.cli import _HelpFormatter, terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+    assert _HelpFormatter("fairalloc")._width == argparse.HelpFormatter("fairalloc")._width  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("before", [["-h"], ["--help"], ["--he"], ["--debug", "-h"], ["--error-format", "json", "--help"]])
+def test_help_asked_before_a_command_lists_every_command(before: list[str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A command named after the top-level --help does not shorten the listing (the other commands
+    are left out of the parser only when nothing before the command can print it)."""
+    with pytest.raises(SystemExit):
+        main([*before, "allocate", "--policy", EQUITY, "--trade", TRADE])
+    assert capsys.readouterr().out == build_parser().format_help()
+
+
+@pytest.mark.parametrize("before", [[], ["--debug"], ["--error-format", "json"], ["--error-format=json"],
+                                    ["--debug", "--error-format", "text"]])
+def test_a_command_runs_the_same_after_the_plain_global_options(before: list[str],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*before, "allocate", "--policy", EQUITY, "--trade", TRADE]) == 0
+    out = capsys.readouterr().out
+    assert main(["allocate", "--policy", EQUITY, "--trade", TRADE]) == 0
+    assert capsys.readouterr().out == out
+    with pytest.raises(SystemExit):
+        main(["allocate", "--help"])
+    help_text = capsys.readouterr().out
+    assert help_text.startswith("usage: fairalloc allocate ")
+    with pytest.raises(SystemExit):
+        main([*before, "allocate", "--help"])
+    assert capsys.readouterr().out == help_text
+
+
 # --- files and folders ---------------------------------------------------------------------------
 
 POLICY_TEXT = (POLICIES / "us-equity-pro-rata.yaml").read_text()

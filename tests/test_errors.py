@@ -11,7 +11,9 @@ the ledger's ``_refused``/``_conflict``, the controls' ``refuse``, the expressio
 from __future__ import annotations
 
 import ast
+import copy
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -110,6 +112,18 @@ def test_a_code_is_its_text() -> None:
     code: str = Code.YAML_SYNTAX
     assert code == "yaml-syntax" and f"{code}" == "yaml-syntax" and json.dumps(code) == '"yaml-syntax"'
     assert Code("json-too-deep") is Code.JSON_TOO_DEEP  # type: ignore[call-arg]  # by value, as tools look codes up
+
+
+def test_a_code_behaves_as_an_enumeration_member() -> None:
+    code = Code.JSON_TOO_DEEP
+    assert repr(code) == "<Code.JSON_TOO_DEEP: 'json-too-deep'>" and code.name == "JSON_TOO_DEEP"
+    assert code.value == "json-too-deep" and type(code.value) is str and type(str(code)) is str
+    assert Code["JSON_TOO_DEEP"] is code and code in list(Code) and len(Code) == len(list(Code))
+    assert copy.copy(code) is code and copy.deepcopy(code) is code and pickle.loads(pickle.dumps(code)) is code
+    assert isinstance(code, Code) and isinstance(code, str) and hash(code) == hash("json-too-deep")
+    with pytest.raises(ValueError, match="'no-such-code' is not a valid Code"):
+        Code("no-such-code")  # type: ignore[call-arg]
+    assert len({code.value for code in Code}) == len(Code)
 
 
 def test_one_did_you_mean() -> None:

@@ -246,43 +246,6 @@ def test_the_allocation_document_is_written_from_columns_byte_for_byte(case: Pat
     assert _io.dump_allocation(result, explain=True) == _io.dump_json(result.document(explain=True))
 
 
-def test_the_shipped_parser_tables_are_those_of_the_grammar() -> None:
-    """Lark numbers its states differently from one process to the next, so the tables are held
-    to the grammar by its digest, and to the built parser by what they parse (below)."""
-    import hashlib
-
-    import lark
-
-    from fairalloc.expressions import _lalr, grammar
-
-    digest = hashlib.sha256(grammar.grammar_text().encode("utf-8")).hexdigest()
-    assert (_lalr.GRAMMAR_SHA256, _lalr.LARK_VERSION) == (digest, lark.__version__), (
-        "regenerate the tables: python -m fairalloc.expressions")
-
-
-@pytest.mark.parametrize("source", [
-    'account.type == "institutional" and allocation < 1% * account.intended and fill.ratio < 0.5',
-    "not (account.x in [1, 2.5, -3]) or order.side != 'buy'", "a and and b", "f(x, y", "1 +", "true and false",
-    "account.tags contains 'x'", "\u00e9l\u00e8ve == 1",
-])
-def test_the_loaded_parser_parses_as_the_built_one(source: str) -> None:
-    from lark.exceptions import UnexpectedInput
-
-    from fairalloc.expressions import grammar
-
-    loaded, built = grammar.parser(), grammar.built(grammar.grammar_text())
-    assert loaded is not built
-
-    def outcome(parser: Any) -> Any:
-        try:
-            return parser.parse(source)
-        except UnexpectedInput as error:  # the expected terminals are a set: compared as one
-            return (type(error).__name__, error.line, error.column, str(getattr(error, "token", "")),
-                    sorted(getattr(error, "expected", ()) or ()))
-
-    assert outcome(loaded) == outcome(built)
-
-
 @pytest.mark.parametrize("case", ALLOCATION_CASES, ids=lambda p: p.name)
 def test_a_large_allocation_is_written_from_columns_byte_for_byte(case: Path) -> None:
     """Each golden case's statement repeated 40 times over (ids made unique, the order and its fills

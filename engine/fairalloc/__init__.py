@@ -23,10 +23,11 @@ second.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fairalloc.execute import allocate
     from fairalloc.fairness import FairnessState
     from fairalloc.options import Backend

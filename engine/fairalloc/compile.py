@@ -24,7 +24,6 @@ import hashlib
 from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairalloc.errors import Code, Diagnostic, PolicyError, suggest
 from fairalloc.expressions import CompiledExpression, Scope, Type, ast, compile_expression
@@ -547,6 +546,8 @@ class _Compiler:
         if spec is None:
             return None
         zone = spec.get("timezone", "UTC")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only a policy with a deadline pays for it
+
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -15,8 +15,9 @@ one "did you mean ...?" of the code base.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 
 class ExitCode(enum.IntEnum):
@@ -35,12 +36,15 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 70  # a defect in fairalloc itself
 
 
-@dataclass(frozen=True, slots=True)
 class _Family:
-    """What the codes of one family share: the exit status and the docs section."""
+    """What the codes of one family share: the exit status and the docs section. (A plain class:
+    a dataclass costs start-up its generated methods' compilation, and this one needs none.)"""
 
-    exit: ExitCode
-    anchor: str
+    __slots__ = ("exit", "anchor")
+
+    def __init__(self, exit: ExitCode, anchor: str) -> None:
+        self.exit = exit
+        self.anchor = anchor
 
 
 _POLICY = _Family(ExitCode.INVALID_POLICY, "policy-language.md#checks-and-their-error-codes")
@@ -69,7 +73,76 @@ _SERVICE_FILE = _Family(ExitCode.IO, "service.md#the-http-service-fairalloc-serv
 _SERVICE_INPUT = _Family(ExitCode.INVALID_INPUT, "service.md#problems-every-refusal-with-the-clis-code-and-pointer")
 
 
-class Code(enum.StrEnum):
+if TYPE_CHECKING:
+    _Registered = enum.StrEnum
+else:
+
+    class _Registry(type):
+        """The class of :class:`Code`: what the code base asks of an enumeration's class, built
+        for a tenth of what ``enum`` spends on it (with some 280 members, making ``Code`` an
+        ``enum.StrEnum`` was the costliest single import of a command's start-up).
+
+        An entry ``NAME = value, family`` of the class body becomes the member ``NAME``, made by
+        the class's ``__new__``. The class iterates its members in the order written, ``Code[name]``
+        is a member by its name and ``Code(text)`` one by its text; texts are unique."""
+
+        def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+            entries = {key: value for key, value in namespace.items()
+                       if isinstance(value, tuple) and not key.startswith("_")}
+            cls = super().__new__(mcls, name, bases, {key: value for key, value in namespace.items()
+                                                      if key not in entries})
+            cls._member_map_ = {}
+            cls._value2member_map_ = {}
+            for key, args in entries.items():
+                member = cls.__new__(cls, *args)
+                member._name_ = key
+                if member._value_ in cls._value2member_map_:
+                    raise TypeError(f"{name}.{key} repeats the text {member._value_!r}")
+                cls._member_map_[key] = cls._value2member_map_[member._value_] = member
+                type.__setattr__(cls, key, member)
+            return cls
+
+        def __iter__(cls) -> Iterator[Any]:
+            return iter(cls._member_map_.values())
+
+        def __len__(cls) -> int:
+            return len(cls._member_map_)
+
+        def __getitem__(cls, name: str) -> Any:
+            return cls._member_map_[name]
+
+        def __call__(cls, value: str) -> Any:
+            try:
+                return cls._value2member_map_[value]
+            except KeyError:
+                raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+    class _Registered(str, metaclass=_Registry):
+        """A member: a string that is its text, with an enumeration member's ``name``, ``value``,
+        ``repr``, copying (itself) and pickling (by its text)."""
+
+        @property
+        def name(self) -> str:
+            return self._name_
+
+        @property
+        def value(self) -> str:
+            return self._value_
+
+        def __repr__(self) -> str:
+            return f"<{type(self).__name__}.{self._name_}: {self._value_!r}>"
+
+        def __reduce_ex__(self, protocol: object) -> tuple[Any, tuple[str]]:
+            return type(self), (self._value_,)
+
+        def __copy__(self) -> Any:
+            return self
+
+        def __deepcopy__(self, memo: object) -> Any:
+            return self
+
+
+class Code(_Registered):
     """The registry of error codes. A member *is* its code's text (``Code.YAML_SYNTAX == "yaml-syntax"``),
     so it stands wherever a code string does; ``exit`` is the status the CLI exits with when the code
     is reported, ``anchor`` the ``docs/`` page and section explaining it.

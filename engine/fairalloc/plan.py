@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from fairalloc.arrayform import ArrayForm, Decline, array_form
 from fairalloc.context import fairness_group, rotation_group
@@ -132,6 +131,8 @@ class Deadline:
     timezone: str
 
     def for_trade_date(self, trade_date: dt.date) -> dt.datetime:
+        from zoneinfo import ZoneInfo  # only the deadline's users pay for it: the ledger, not allocate
+
         day = trade_date + dt.timedelta(days=self.days_after_trade_date)
         return dt.datetime.combine(day, self.time, tzinfo=ZoneInfo(self.timezone))
 

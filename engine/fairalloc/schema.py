@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import numbers
+import os
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import cache
-from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.errors import Code, Diagnostic, suggest
@@ -37,9 +37,10 @@ def schema_text(name: str) -> str:
     """The text of a shipped JSON Schema: ``policy``, ``trade`` or ``allocation``."""
     if name not in SCHEMAS:
         raise ValueError(f"unknown schema {name!r}")
-    beside = FilePath(__file__).with_name("schemas") / f"{name}.schema.json"
-    if beside.is_file():  # the package is a folder (importlib.resources would import zipfile to say so)
-        return beside.read_text("utf-8")
+    beside = os.path.join(os.path.dirname(__file__), "schemas", f"{name}.schema.json")
+    if os.path.isfile(beside):  # the package is a folder (importlib.resources would import zipfile to say so)
+        with open(beside, encoding="utf-8") as file:  # not pathlib: its import costs every start-up
+            return file.read()
     from importlib import resources
 
     return (resources.files("fairalloc") / "schemas" / f"{name}.schema.json").read_text("utf-8")

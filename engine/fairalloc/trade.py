@@ -37,8 +37,7 @@ from decimal import Decimal
 from functools import cached_property
 from itertools import chain, islice, repeat
 from operator import attrgetter
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
@@ -47,6 +46,9 @@ from fairalloc.load import MAX_FILE_CHARS, read_text
 from fairalloc.names import NameProblem, normalise
 from fairalloc.numbers import MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, exact_sum, number_problem
 from fairalloc.schema import RFC3339
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_CHARS = MAX_FILE_CHARS
 """Characters a JSON input document (a trade, a rotation state) may have: 64 MiB of ASCII text,

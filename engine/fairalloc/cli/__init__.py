@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -79,6 +80,41 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def terminal_columns() -> int:
+    """The columns of ``shutil.get_terminal_size()``, without importing shutil (with its archive
+    modules) at every start-up: ``COLUMNS`` when it is a positive number, else the width of the
+    terminal on standard output, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter at the width it would choose itself (``terminal_columns() - 2``).
+    argparse makes one for every argument added, and each would import shutil to find the width."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """The parser of the command and of every subcommand (argparse gives subparsers the class of
+    their parent): formatted by :class:`_HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def requested_command(argv: Sequence[str]) -> str | None:
     """The subcommand named on the command line, if any (skipping the global options)."""
     skip = False
@@ -90,6 +126,23 @@ def requested_command(argv: Sequence[str]) -> str | None:
         elif not token.startswith("-"):
             return token if token in COMMANDS else None
     return None
+
+
+def only_plain_globals(argv: Sequence[str], command: str) -> bool:
+    """Whether only ``--debug`` and ``--error-format`` (spelt out) come before ``command``: then
+    the top-level parser cannot print its help or name an unknown command, and the other
+    commands need not be listed in it (a placeholder parser each is most of building it)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif token == command:
+            return True
+        elif token != "--debug" and not token.startswith("--error-format="):
+            return False
+    return False
 
 
 def error_format(argv: Sequence[str]) -> str:
@@ -105,11 +158,12 @@ def error_format(argv: Sequence[str]) -> str:
     return "text"
 
 
-def build_parser(commands: Iterable[str] = ()) -> argparse.ArgumentParser:
-    """The argument parser, with the named ``commands`` registered in full and the others as
-    placeholders that only list their name and help. A named command whose extra is missing
-    raises :class:`~fairalloc.cli._extras.MissingExtraError`."""
-    parser = argparse.ArgumentParser(
+def build_parser(commands: Iterable[str] = (), listed: bool = True) -> argparse.ArgumentParser:
+    """The argument parser, with the named ``commands`` registered in full and, when ``listed``,
+    the others as placeholders that only list their name and help (for ``fairalloc --help`` and
+    the message naming an unknown command). A named command whose extra is missing raises
+    :class:`~fairalloc.cli._extras.MissingExtraError`."""
+    parser = _ArgumentParser(
         prog="fairalloc",
         description="Fair and equitable allocation of block trades, as policy-as-code.",
     )
@@ -129,7 +183,7 @@ def build_parser(commands: Iterable[str] = ()) -> argparse.ArgumentParser:
         if name in full:
             require_extras(f"'fairalloc {name}'", *COMMAND_EXTRAS.get(name, ()))
             importlib.import_module(f"fairalloc.cli.{name}").register(sub)
-        else:
+        elif listed:
             sub.add_parser(name, help=help_text)
     return parser
 
@@ -157,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # without it; a library caller (argv given: tests, an embedding program) keeps its own.
         gc.disable()
     try:
-        parser = build_parser([command] if command else [])
+        parser = build_parser([command] if command else [],
+                              listed=command is None or not only_plain_globals(arguments, command))
     except FairallocError as error:
         report_error(error, error_format(arguments))
         return int(error.exit_code)

@@ -1,13 +1,13 @@
 """Stage 1: expression text -> syntax tree (:mod:`.ast`), or located syntax diagnostics.
 
-This is the only place that talks to Lark. Lark's exceptions are translated here, exactly once,
-into :class:`~fairalloc.errors.Diagnostic` values with the stable code ``expr-syntax`` and a message
+This is the only place that talks to the parser (:mod:`.lalr`, running the tables of the parser
+Lark builds from the grammar). Its failures are translated here, exactly once, into :class:`~fairalloc.errors.Diagnostic` values with the stable code ``expr-syntax`` and a message
 that says in words what was expected. Offsets are 0-based character offsets into the source; the
 caller's ``locate`` turns them into ``file:line:column``.
 
 Bounds: text longer than :data:`MAX_LENGTH` is refused before parsing (``expr-too-long``), and so
 are brackets nested deeper than :data:`MAX_DEPTH`, found by a linear scan (``expr-too-deep``).
-Lark's LALR parser builds its tree without recursion; converting it into our tree is an explicit
+The LALR parser builds its tree without recursion; converting it into our tree is an explicit
 post-order walk that refuses operator nesting deeper than :data:`MAX_DEPTH` as well. Later stages
 recurse over the tree, and the bound keeps them, and the generated Python code, far from any
 recursion or nesting limit.
@@ -17,17 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from fairalloc.errors import Code
 from fairalloc.numbers import MAX_NUMBER_TEXT, number_problem
 
 from .ast import Binary, Call, Expr, ListExpr, Literal, Path, Problem, Unary
 from .grammar import parser
+from .lalr import END, Token, Tree, UnexpectedInput
 from .runtime import EXACT
-
-if TYPE_CHECKING:
-    from lark import Token
 
 N = TypeVar("N", int, Decimal)
 
@@ -51,8 +49,6 @@ def parse(source: str) -> Expr:
     """Parse ``source`` into a tree or raise :class:`ParseFailure` with a located problem."""
     _check_length(source)
     _check_bracket_depth(source)
-    from lark.exceptions import UnexpectedInput
-
     try:
         tree = parser().parse(source)
     except UnexpectedInput as error:
@@ -105,13 +101,11 @@ def _too_deep(offset: int) -> Problem:
 
 
 # ---------------------------------------------------------------------------------------------
-# Tree building: an explicit post-order walk over Lark's tree (no recursion, so no depth limit).
+# Tree building: an explicit post-order walk over the parse tree (no recursion, so no depth limit).
 
 
 def _build(tree: Any) -> Expr:
-    from lark import Token, Tree
-
-    results: dict[int, tuple[Expr, int]] = {}  # id(lark tree) -> (node, depth)
+    results: dict[int, tuple[Expr, int]] = {}  # id(parse tree) -> (node, depth)
     stack: list[tuple[Any, bool]] = [(tree, False)]
     while stack:
         item, ready = stack.pop()
@@ -196,9 +190,7 @@ def _make_token(token: Token) -> Literal:
 
 
 def _pos(token: Token) -> int:
-    start = token.start_pos
-    assert start is not None
-    return start
+    return token.start_pos
 
 
 _ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "r": "\r"}
@@ -264,7 +256,7 @@ def _hex_escape(body: str, index: int) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Lark exception -> Problem
+# Parse failure -> Problem
 
 _VALUE_STARTERS = frozenset(
     {"INTEGER", "DECIMAL", "PERCENT", "STRING", "NAME", "TRUE", "FALSE", "NULL", "LPAR", "LBRACKET"}
@@ -330,45 +322,30 @@ def expected_words(expected: Sequence[str] | frozenset[str] | set[str]) -> str:
     return ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
-def _translate(error: Exception, source: str) -> Problem:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
-
-    if isinstance(error, UnexpectedCharacters):
-        offset = error.pos_in_stream
-        assert offset is not None
+def _translate(error: UnexpectedInput, source: str) -> Problem:
+    """The problem of a parse that stopped: on a character, on a token, or at the end. The
+    terminals expected are those the parser would really accept where it stopped (LALR's own
+    look-ahead set can include terminals merged from other states: a ')' with no '(' open)."""
+    token = error.token
+    if token is None:
+        offset = error.pos
         char = source[offset]
-        expected = expected_words(_accepted(error, error.allowed or set()))
+        expected = expected_words(error.accepted)
         hint = _CHAR_HINTS.get(char, "remove it")
         if char == "!" and source[offset + 1 : offset + 2] == "=":
             hint = "'!=' needs values on both sides"
         return Problem("expr-syntax", f"unexpected character {char!r}; expected {expected}", offset, hint)
-    if isinstance(error, UnexpectedToken) and error.token.type != "$END":
-        token = error.token
-        offset = _pos(token)
-        accepted = _accepted(error, error.expected)
+    if token.type != END:
         return Problem(
             "expr-syntax",
-            f"unexpected {_describe(token)}; expected {expected_words(accepted)}",
-            offset,
-            _token_hint(token, accepted),
+            f"unexpected {_describe(token)}; expected {expected_words(error.accepted)}",
+            _pos(token),
+            _token_hint(token, error.accepted),
         )
-    assert isinstance(error, (UnexpectedToken, UnexpectedEOF))
     offset = len(source.rstrip())
-    expected = expected_words(_accepted(error, {str(name) for name in error.expected}))
+    expected = expected_words(error.accepted)
     message = "empty expression" if not source.strip() else "the expression ends too early"
     return Problem("expr-syntax", f"{message}; expected {expected}", offset, "complete the expression")
-
-
-def _accepted(error: Exception, fallback: set[str]) -> set[str]:
-    """The terminals the parser would really accept here.
-
-    LALR's own expected set can include look-aheads merged from other states (a ')' with no
-    '(' open); the interactive parser at the point of failure knows the exact set.
-    """
-    interactive = getattr(error, "interactive_parser", None)
-    if interactive is None:
-        return set(fallback)
-    return set(interactive.accepts())
 
 
 def _describe(token: Token) -> str:
