@@ -164,21 +164,23 @@ def plain_allocation(raw: bytes, limits: Limits) -> PlainAllocation | None:
     except msgspec.MsgspecError:
         return None
     trade_text = bytes(envelope.trade).decode("utf-8")
+    if not (trade_text.startswith("{") and trade_text.endswith("}")):
+        return None  # not an object: the general reading says so
+    # The keys written outside the trade's text, counted without it: a text starting with '{' and
+    # ending with '}' cannot cut a key's quote from its colon, wherever it is found.
+    keys = _keys_written(text.replace(trade_text, "", 1)) - 2  # less policy and trade
     states: list[Any] = []
-    keys = 2  # policy and trade, then the states written
-    parts = _keys_written(trade_text)
     for given in (envelope.rotation, envelope.fairness):
         if not given:
             states.append(None)
             continue
-        keys += 1
         part = bytes(given).decode("utf-8")
-        parts += _keys_written(part)
+        keys -= 1 + _keys_written(part)
         try:
             states.append(parse_json(part, "request"))
         except FairallocError:
             return None
-    if _keys_written(text) - parts != keys:  # a member written twice (or a key-like string)
+    if keys:  # a member written twice (or a string holding '":')
         return None
     with _collector_paused():
         trade = _plain_trade(trade_text)
