@@ -19,11 +19,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 from fastapi import Depends, FastAPI, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-import msgspec
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
@@ -36,7 +36,6 @@ from fairalloc import FairnessState, RotationState, allocate, load_trade
 from fairalloc.errors import Diagnostic, ExitCode, FairallocError, InputError, Location
 from fairalloc.plan import Policy
 from fairalloc.schema import schema
-from fairalloc.trade import Trade, parse_json
 from fairalloc.service.auth import Principal, forbidden
 from fairalloc.service.body import member, parse_body, plain_allocation, read_bytes
 from fairalloc.service.config import ServiceConfig
@@ -44,6 +43,7 @@ from fairalloc.service.decisions import digest, now_text
 from fairalloc.service.idempotency import MAX_KEY_LENGTH, Stored, fingerprint, scope_key
 from fairalloc.service.problems import PROBLEM_TYPE, Problem, problem
 from fairalloc.service.state import Service, service
+from fairalloc.trade import Trade, parse_json
 
 log = logging.getLogger("fairalloc.service")
 
@@ -226,7 +226,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.service = svc
     app.add_middleware(_Timing, svc=svc)
     _handlers(app, svc)
-    _stateless_routes(app, svc)
+    _stateless_routes(app, _AllocateRoute(svc))
     app.include_router(recorded)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -314,7 +314,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _stateless_routes(app: FastAPI, svc: Service) -> None:
+def _stateless_routes(app: FastAPI, allocate_one: _AllocateRoute) -> None:
     @app.get("/healthz", tags=["operations"], summary="liveness")
     async def healthz() -> Response:
         return json_response({"status": "ok"})
@@ -337,7 +337,7 @@ def _stateless_routes(app: FastAPI, svc: Service) -> None:
     async def metrics(svc: Service = Depends(service)) -> Response:
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.router.routes.append(_AllocateRoute(svc))
+    app.router.routes.append(allocate_one)  # served in this place, documented in it (_openapi)
 
     @app.post("/v1/allocate/batch", tags=["engine"], summary="allocate many trades under one policy",
               openapi_extra={"requestBody": _BATCH_BODY}, responses=PROBLEM_RESPONSES)
