@@ -144,7 +144,7 @@ def plain_allocation(raw: bytes, limits: Limits) -> PlainAllocation | None:
     general way (:func:`parse_body`, then :func:`member` and :func:`fairalloc.load_trade`).
 
     The envelope is decoded by :mod:`msgspec` with the trade left as text, and that text goes
-    to the library's fast reader (:func:`fairalloc.trade.load_trade` on text takes the same
+    to the library's fast reader (:func:`fairalloc.trade.load_trade` reading a file takes the same
     path). ``None`` is answered for any body that reading would not accept as it stands — not
     UTF-8, too long or too deep, malformed, a member unknown or written twice, a policy
     reference that is not a string, a rotation or fairness state :func:`parse_json` refuses, a
