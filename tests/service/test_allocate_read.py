@@ -4,6 +4,7 @@ equal values, and its answers and OpenAPI operation are the bytes FastAPI's rout
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from fairalloc.service import ServiceConfig, create_app
 from fairalloc.service.app import ALLOCATE_OPERATION, PROBLEM_RESPONSES, _ALLOCATE_BODY, _DECISION, json_response
 from fairalloc.service.body import member, parse_body, plain_allocation
 from fairalloc.service.config import Limits
+from fairalloc.service.decisions import digest
 from fairalloc.service.problems import Problem
-from tests.service.conftest import AUDIENCE, ISSUER, ROOT, Keys, Server
+from tests.service.conftest import AUDIENCE, ISSUER, ROOT, Keys, Server, start_server
 
 TRADES = sorted(ROOT.glob("examples/*.trade.json"))
 PLAIN = ROOT / "examples" / "us-equity-pro-rata.trade.json"  # in the plain form
@@ -150,10 +152,14 @@ def test_the_allocate_operation_is_what_fastapi_writes_for_its_parameters(keys: 
 
 
 @pytest.fixture(scope="module")
-def server(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.service.conftest import start_server
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hot")
 
-    started = start_server(keys, tmp_path_factory.mktemp("hot"), "--policies", str(ROOT / "policies"))
+
+@pytest.fixture(scope="module")
+def server(keys: Keys, folder: Path) -> Iterator[Server]:
+    started = start_server(keys, folder, "--policies", str(ROOT / "policies"),
+                           "--decision-log", str(folder / "decisions.jsonl"))
     yield started
     started.stop()
 
@@ -195,3 +201,18 @@ def test_other_methods_on_the_route_are_405_problems(server: Server, keys: Keys)
     answer = httpx.get(f"{server.url}/v1/allocate", timeout=30)
     assert answer.status_code == 405
     assert answer.json()["code"] == "method-not-allowed"
+
+
+def test_a_decision_read_in_one_pass_logs_the_digest_of_its_trade(server: Server, keys: Keys,
+                                                                  folder: Path) -> None:
+    trade = json.loads(PLAIN.read_text())
+    raw = body_text(trade)
+    assert plain_allocation(raw, Limits()) is not None
+    answer = post(server, keys, "", raw)
+    assert answer.status_code == 200
+    lines = [json.loads(line) for line in (folder / "decisions.jsonl").read_text().splitlines()]
+    (mine,) = [line for line in lines if line["decision_id"] == answer.json()["decision_id"]]
+    assert mine["input_digest"] == digest(trade)
+    document = answer.json()
+    del document["decision_id"]
+    assert mine["result_digest"] == digest(document)
