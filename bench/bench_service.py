@@ -1,12 +1,16 @@
 """The HTTP service on loopback: stateless decisions per second, latency at half that rate, and
 recorded orders per second on PostgreSQL.
 
-A real ``fairalloc serve`` process on 127.0.0.1 with a real JWKS (an Ed25519 key made here); the
-load comes from this process — threads, each with one keep-alive connection (``http.client``,
-lighter than httpx, so the client takes less of the machine from the server). Every run is bounded
-(a fixed number of requests, or seconds). The server's CPU time is read from /proc; the load
-average is printed, since on a shared machine the figures are only as fair as it was idle.
-Figures go to docs/performance.md (section "HTTP service").
+A real ``fairalloc serve`` process on 127.0.0.1 with a real JWKS (an Ed25519 key made here).
+The stateless load comes from :class:`Load`: one thread driving eight keep-alive connections
+over raw sockets (each request's bytes made once, each answer read by its Content-Length), so the
+client takes little of the machine from the server; where ``wrk`` is installed (Debian's package
+``wrk``) the closed-loop rate is measured with it as well, and the output says which client gave
+which figure. The recorded workflow's clients are threads with ``http.client``. Every run is
+bounded (a fixed number of requests, or seconds). The CPU time of the server, of PostgreSQL and
+of the clients is read from /proc and getrusage; the load average is printed, since on a shared
+machine the figures are only as fair as it was idle. The server's CPU per decision is the figure
+that does not depend on the load. Figures go to docs/performance.md (section "HTTP service").
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import datetime as dt
 import http.client
 import json
 import os
+import selectors
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +44,7 @@ ISSUER, AUDIENCE = "https://idp.bench", "fairalloc"
 THREADS = 8
 DECISIONS = 3_000
 PACED_SECONDS = 4.0
+WRK_SECONDS = 4.0
 ORDERS = 160
 
 
@@ -123,62 +129,136 @@ class Server:
         self.process.wait(30)
 
 
-def _closed_loop(server: Server, body: bytes, token: str, total: int) -> tuple[float, list[float]]:
-    """``total`` requests from THREADS threads as fast as answered: (wall seconds, latencies)."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    per_thread = total // THREADS
+class Load:
+    """Keep-alive HTTP/1.1 connections driven from one thread by a selector: the same request
+    (its bytes made once) sent on each connection as soon as its last answer is read (closed
+    loop), or at a fixed total rate (open loop, latency counted from when each request was due,
+    so queueing counts). An answer is read by its ``Content-Length``; any status but 200 stops
+    the run."""
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        mine: list[float] = []
-        for _ in range(per_thread):
-            started = time.perf_counter()
-            status, data = server.call("POST", "/v1/allocate", body, token, conn)
-            mine.append(time.perf_counter() - started)
-            if status != 200:
-                raise SystemExit(f"allocation refused: {status} {data[:300]!r}")
-        conn.close()
-        with lock:
-            latencies.extend(mine)
+    def __init__(self, port: int, request: bytes, connections: int = THREADS) -> None:
+        self.request = request
+        self.selector = selectors.DefaultSelector()
+        self.latencies: list[float] = []
+        self.sockets: list[socket.socket] = []
+        for _ in range(connections):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            self.sockets.append(sock)
 
-    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, latencies
+    def close(self) -> None:
+        self.selector.close()
+        for sock in self.sockets:
+            sock.close()
+
+    def closed(self, total: int) -> tuple[float, list[float]]:
+        """``total`` requests as fast as they are answered: (wall seconds, latencies)."""
+        wall = self._run(total, None, time.perf_counter())
+        return wall, self.latencies
+
+    def paced(self, rate: float, seconds: float) -> list[float]:
+        """``rate`` requests a second for ``seconds``: the latencies, from when each was due."""
+        self._run(int(rate * seconds), rate, time.perf_counter())
+        return self.latencies
+
+    def _run(self, total: int, rate: float | None, started: float) -> float:
+        self.latencies = []
+        idle = list(self.sockets)
+        pending: dict[socket.socket, tuple[float, bytearray]] = {}
+        sent = 0
+        deadline = started + 600
+        while len(self.latencies) < total:
+            now = time.perf_counter()
+            if now > deadline:
+                raise SystemExit("the load run took longer than 10 minutes")
+            while idle and sent < total:
+                due = now if rate is None else started + sent / rate
+                if due > now:
+                    break
+                sock = idle.pop()
+                sock.sendall(self.request)  # a few kB: the socket's buffer takes it at once
+                pending[sock] = (due, bytearray())
+                self.selector.register(sock, selectors.EVENT_READ, sock)
+                sent += 1
+            wait = None
+            if rate is not None and idle and sent < total:
+                wait = max(0.0, started + sent / rate - time.perf_counter())
+            for key, _ in self.selector.select(wait):
+                sock = key.data
+                due, buffer = pending[sock]
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    raise SystemExit("the server closed a connection")
+                buffer += chunk
+                if _complete(buffer):
+                    self.latencies.append(time.perf_counter() - due)
+                    self.selector.unregister(sock)
+                    del pending[sock]
+                    idle.append(sock)
+        return time.perf_counter() - started
 
 
-def _paced(server: Server, body: bytes, token: str, rate: float, seconds: float) -> list[float]:
-    """Requests at a fixed total ``rate`` (open loop, spread over the threads): latencies."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    interval = THREADS / rate
-    count = int(seconds * rate / THREADS)
+def _complete(buffer: bytearray) -> bool:
+    """Whether ``buffer`` holds one whole answer (headers and its Content-Length of body);
+    an answer other than 200 stops the benchmark."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = bytes(buffer[:end]).decode("latin-1").lower()
+    length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
+    if len(buffer) < end + 4 + length:
+        return False
+    if not head.startswith("http/1.1 200 "):
+        raise SystemExit(f"allocation refused: {bytes(buffer[:300])!r}")
+    if len(buffer) > end + 4 + length:
+        raise SystemExit("more bytes than one answer on a connection")
+    return True
 
-    def worker(offset: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        start = time.perf_counter() + offset * interval / THREADS
-        mine: list[float] = []
-        for n in range(count):
-            due = start + n * interval
-            pause = due - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            server.call("POST", "/v1/allocate", body, token, conn)
-            mine.append(time.perf_counter() - due)  # from when it was due: queueing counts
-        conn.close()
-        with lock:
-            latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
+def _request(path: str, body: bytes, token: str) -> bytes:
+    """One POST's bytes, as http.client would send them."""
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb")); wrk.body = f:read("*a"); f:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99),
+    latency.max, 0, 0))
+end
+"""
+
+
+def _wrk(folder: Path, port: int, body: bytes, token: str, seconds: float) -> dict[str, float] | None:
+    """A closed-loop run of ``wrk`` (two threads, eight connections) for ``seconds``, or None
+    where wrk is not installed: requests, wall seconds, p50 and p99 in seconds, its CPU."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    (folder / "wrk.lua").write_text(_WRK_SCRIPT)
+    (folder / "body.json").write_bytes(body)
+    with (folder / "wrk.out").open("wb") as out:
+        process = subprocess.Popen([wrk, "-t2", f"-c{THREADS}", f"-d{seconds:g}s", "-s", str(folder / "wrk.lua"),
+                                    f"http://127.0.0.1:{port}/v1/allocate"], stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "BENCH_TOKEN": token, "BENCH_BODY": str(folder / "body.json")})
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    text = (folder / "wrk.out").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("RESULT ")]
+    if process.returncode or not lines:
+        raise SystemExit(f"wrk failed: {text}")
+    requests, micros, broken, refused, p50, p99, *_ = map(int, lines[0].split()[1:])
+    if broken or refused:
+        raise SystemExit(f"wrk: {broken} socket errors, {refused} answers other than 2xx")
+    return {"requests": requests, "wall": micros / 1e6, "p50": p50 / 1e6, "p99": p99 / 1e6,
+            "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -186,23 +266,51 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def _runtime() -> str:
+    """What uvicorn serves with in this environment (it takes uvloop and httptools when present)."""
+    from importlib.util import find_spec
+
+    loop = "uvloop" if find_spec("uvloop") else "asyncio"
+    parser = "httptools" if find_spec("httptools") else "h11"
+    return f"event loop {loop}, HTTP parser {parser}"
+
+
 def _stateless(folder: Path, workers: int) -> None:
     server = Server(folder, "--policies", str(ROOT / "policies"), "--workers", str(workers))
     try:
         token = server.token("oms.bench", ["trader"])
         body = json.dumps({"policy": "us-equity-pro-rata", "trade": _trade("BENCH-1")}).encode()
-        _closed_loop(server, body, token, 400)  # warm up every worker
-        load = os.getloadavg()[0]
-        cpu, client_cpu = _tree_cpu(server.process.pid), time.process_time()
-        wall, latencies = _closed_loop(server, body, token, DECISIONS)
-        cpu, client_cpu = _tree_cpu(server.process.pid) - cpu, time.process_time() - client_cpu
+        request = _request("/v1/allocate", body, token)
+        load = Load(server.port, request)
+        try:
+            load.closed(400)  # warm up every worker
+            average = os.getloadavg()[0]
+            cpu, client_cpu = _tree_cpu(server.process.pid), time.process_time()
+            wall, latencies = load.closed(DECISIONS)
+            cpu, client_cpu = _tree_cpu(server.process.pid) - cpu, time.process_time() - client_cpu
+        finally:
+            load.close()
         rate = len(latencies) / wall
-        print(f"stateless, 20 accounts, {workers} worker(s), {THREADS} clients: {rate:,.0f} decisions/s wall "
-              f"({len(latencies):,} in {wall:.2f} s); server CPU {cpu:.2f} s = {len(latencies) / cpu:,.0f} "
-              f"decisions per server CPU second; client CPU {client_cpu:.2f} s; p50 "
-              f"{_percentile(latencies, 0.5) * 1000:.1f} ms, p99 {_percentile(latencies, 0.99) * 1000:.1f} ms; "
-              f"load average {load:.2f}")
-        paced = _paced(server, body, token, rate / 2, PACED_SECONDS)
+        print(f"stateless, 20 accounts, {workers} worker(s), {THREADS} connections (one client thread): "
+              f"{rate:,.0f} decisions/s wall ({len(latencies):,} in {wall:.2f} s); server CPU {cpu:.2f} s = "
+              f"{cpu / len(latencies) * 1000:.2f} ms per decision, {len(latencies) / cpu:,.0f} per server CPU "
+              f"second; client CPU {client_cpu:.2f} s; p50 {_percentile(latencies, 0.5) * 1000:.1f} ms, "
+              f"p99 {_percentile(latencies, 0.99) * 1000:.1f} ms; load average {average:.2f}")
+        cpu = _tree_cpu(server.process.pid)
+        found = _wrk(folder, server.port, body, token, WRK_SECONDS)
+        if found is None:
+            print("  wrk: not installed (apt-get install wrk), not measured")
+        else:
+            cpu = _tree_cpu(server.process.pid) - cpu
+            print(f"  wrk (2 threads, {THREADS} connections, {WRK_SECONDS:g} s): {found['requests'] / found['wall']:,.0f} "
+                  f"decisions/s wall ({found['requests']:,}); server CPU {cpu / found['requests'] * 1000:.2f} ms per "
+                  f"decision; wrk CPU {found['cpu']:.2f} s; p50 {found['p50'] * 1000:.1f} ms, p99 "
+                  f"{found['p99'] * 1000:.1f} ms; load average {os.getloadavg()[0]:.2f}")
+        load = Load(server.port, request)  # new connections: the server closes idle ones after 5 s
+        try:
+            paced = load.paced(rate / 2, PACED_SECONDS)
+        finally:
+            load.close()
         print(f"  paced at {rate / 2:,.0f}/s for {PACED_SECONDS:g} s: p50 {_percentile(paced, 0.5) * 1000:.1f} ms, "
               f"p99 {_percentile(paced, 0.99) * 1000:.1f} ms ({len(paced):,} requests); "
               f"load average {os.getloadavg()[0]:.2f}")
@@ -290,6 +398,7 @@ def _recorded(folder: Path, owner: str, postmaster: int | None) -> None:
 
 def main() -> None:
     harness.banner()
+    print(f"server: {_runtime()}")
     with tempfile.TemporaryDirectory() as scratch:
         for workers in (1, 2):
             _stateless(Path(scratch), workers)

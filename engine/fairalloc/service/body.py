@@ -6,19 +6,34 @@ must be UTF-8 and is parsed by :func:`fairalloc.trade.parse_json`: numbers with 
 :class:`~decimal.Decimal` (and are then refused where the contract wants strings), duplicate keys
 are refused with the CLI's code. Nesting deeper than the limit is refused (422, ``json-too-deep``)
 before the text is parsed, so no request can make the parser or validation recurse without bound.
+
+A body of ``POST /v1/allocate`` is first offered to :func:`plain_allocation`, which hands the
+trade's own text to the library's fast reader (:mod:`msgspec`, in C) instead of building a
+dictionary of it first; a body it cannot clear is read as above, so both ways answer alike.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 
 from fairalloc.errors import Diagnostic, FairallocError, InputError, Location
 from fairalloc.service.config import Limits
 from fairalloc.service.problems import Problem, problem
-from fairalloc.trade import parse_json
+from fairalloc.trade import (
+    MAX_CHARS,
+    Trade,
+    _collector_paused,
+    _keys_written,
+    _name_and_value_problems,
+    _plain_trade,
+    parse_json,
+)
 
 
 async def read_bytes(request: Request, limits: Limits) -> bytes:
@@ -52,25 +67,26 @@ def parse_body(raw: bytes, limits: Limits) -> Any:
 
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a string literal, escapes included
-_BRACKET = re.compile(r"[\[\]{}]")
+_NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
 
 
 def depth(text: str) -> int:
     """How deeply arrays and objects nest in a JSON text (a scalar is 0), read before parsing.
 
     String literals are cut out first (brackets inside them do not nest), then the brackets are
-    counted; both passes are regular expressions, so a large body costs little and a deep one
-    never reaches the parser's recursion. Malformed text is measured as well as it can be and
-    left to the parser to refuse."""
-    deepest = level = 0
-    for bracket in _BRACKET.findall(_STRING.sub("", text)):
-        if bracket in "[{":
-            level += 1
-            if level > deepest:
-                deepest = level
-        else:
-            level -= 1
-    return deepest
+    counted; every pass runs in C (a text without backslashes and with its quotes paired is cut
+    at its quotes, anything else by a regular expression), so a large body costs little and a
+    deep one never reaches the parser's recursion. Malformed text is measured as well as it can
+    be and left to the parser to refuse."""
+    if "\\" not in text and text.count('"') % 2 == 0:
+        outside = "".join(text.split('"')[::2])  # without escapes, every other piece is a string
+    else:
+        outside = _STRING.sub("", text)
+    brackets = outside.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKET)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def member(body: Any, name: str, *, required: bool = True) -> Any:
@@ -93,3 +109,81 @@ def _too_large(limits: Limits) -> Problem:
 
 def _too_deep(limits: Limits) -> Problem:
     return problem(422, "json-too-deep", f"the body nests arrays and objects deeper than {limits.max_depth} levels")
+
+
+# --- POST /v1/allocate read in one pass ---------------------------------------------------------
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The members of an allocation request; the values other than the policy are kept as text."""
+
+    policy: str
+    trade: msgspec.Raw
+    rotation: msgspec.Raw = msgspec.Raw(b"")
+    fairness: msgspec.Raw = msgspec.Raw(b"")
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainAllocation:
+    """An allocation request read by :func:`plain_allocation`: the policy reference, the trade
+    (validated), the trade's own JSON text, and the rotation and fairness states as parsed JSON
+    (``None`` when absent or ``null``)."""
+
+    policy: str
+    trade: Trade
+    trade_text: str
+    rotation: Any
+    fairness: Any
+
+
+def plain_allocation(raw: bytes, limits: Limits) -> PlainAllocation | None:
+    """The body of ``POST /v1/allocate`` read in one pass, or ``None`` where it must be read the
+    general way (:func:`parse_body`, then :func:`member` and :func:`fairalloc.load_trade`).
+
+    The envelope is decoded by :mod:`msgspec` with the trade left as text, and that text goes
+    to the library's fast reader (:func:`fairalloc.trade.load_trade` reading a file takes the same
+    path). ``None`` is answered for any body that reading would not accept as it stands — not
+    UTF-8, too long or too deep, malformed, a member unknown or written twice, a policy
+    reference that is not a string, a rotation or fairness state :func:`parse_json` refuses, a
+    trade outside the plain form or with a name problem — so every refusal, and every trade the
+    plain form does not cover, comes from the general reading and reads as it always has. What
+    this accepts, the general reading accepts too, with equal values."""
+    if len(raw) > MAX_CHARS:  # a text longer than this is refused (it has at least this many bytes)
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if depth(text) > limits.max_depth:  # first: the decoder nests one call per level
+        return None
+    try:
+        envelope = _ENVELOPE.decode(raw)
+    except msgspec.MsgspecError:
+        return None
+    trade_text = bytes(envelope.trade).decode("utf-8")
+    if not (trade_text.startswith("{") and trade_text.endswith("}")):
+        return None  # not an object: the general reading says so
+    # The keys written outside the trade's text, counted without it: a text starting with '{' and
+    # ending with '}' cannot cut a key's quote from its colon, wherever it is found.
+    keys = _keys_written(text.replace(trade_text, "", 1)) - 2  # less policy and trade
+    states: list[Any] = []
+    for given in (envelope.rotation, envelope.fairness):
+        if not given:
+            states.append(None)
+            continue
+        part = bytes(given).decode("utf-8")
+        keys -= 1 + _keys_written(part)
+        try:
+            states.append(parse_json(part, "request"))
+        except FairallocError:
+            return None
+    if keys:  # a member written twice (or a string holding '":')
+        return None
+    with _collector_paused():
+        trade = _plain_trade(trade_text)
+    if trade is None or _name_and_value_problems(trade, "trade"):
+        return None
+    return PlainAllocation(envelope.policy, trade, trade_text, states[0], states[1])
