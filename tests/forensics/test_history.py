@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import tempfile
 
 import numpy as np
 import pytest
@@ -258,3 +259,16 @@ def test_a_blank_line_does_not_shift_the_location_of_a_refused_row(tmp_path: pat
         ("forensics.missing_value", 4, 1),  # the blank line is a row of empty values
         ("forensics.bad_side", 7, 4),
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64), st.integers(1, 9))
+def test_the_raw_shape_counts_quotes_commas_and_records_across_blocks(data: bytes, block: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "f.csv"
+        path.write_bytes(data)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(history, "BLOCK_BYTES", block)
+            shape = history._raw_shape(path)
+    records = data.count(b"\n") + (data[-1:] not in (b"\n", b""))
+    assert shape == (b'"' in data, data.count(b","), records)

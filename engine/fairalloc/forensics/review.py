@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc.errors import Diagnostic, InputError, Location
+from fairalloc.errors import Code, Diagnostic, InputError, Location
 from fairalloc.forensics import groups, history, intent, overrides, rotation, timing
 from fairalloc.forensics.charts import Histogram, minutes_histogram, returns_histogram
 from fairalloc.forensics.findings import Finding, document, rank
@@ -159,7 +159,7 @@ def _zone(name: str, where: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError(
             Diagnostic(
-                "forensics.bad_timezone", f"unknown time zone {name!r}", Location(file=where),
+                Code.FORENSICS_BAD_TIMEZONE, f"unknown time zone {name!r}", Location(file=where),
                 "use an IANA name such as America/New_York or Europe/London",
             )
         ) from None
@@ -172,7 +172,7 @@ def _market(config: ReviewConfig) -> timing.Market:
     except ValueError:
         raise InputError(
             Diagnostic(
-                "forensics.bad_close_time",
+                Code.FORENSICS_BAD_CLOSE_TIME,
                 f"market close {config.market_close!r} is not a time HH:MM",
                 Location(file="--market-close"),
             )
