@@ -491,16 +491,20 @@ def _first_too_long(source: _Source) -> pl.Expr:
 
 def _validated(
     source: _Source, checks: list[tuple[pl.Expr, Refusal]], outputs: list[pl.Expr],
-    need_rows: bool, parsed_times: Iterable[str] = (),
+    need_rows: bool, parsed_times: Iterable[str] = (), parsed_dates: Iterable[str] = (),
 ) -> pl.DataFrame:
     """One streaming pass over the file: the first failing check of every row, the first
-    overlong field, and the ``outputs`` (typed columns, text keys). Structural problems of the
-    file (no rows, an overlong field) are raised here, located."""
+    overlong field, and the ``outputs`` (typed columns, text keys). Timestamp and date columns
+    are parsed once, into helper columns that checks and outputs share. Structural problems of
+    the file (no rows, an overlong field) are raised here, located."""
     times = [
         (pl.col(name) if name in source.typed else
          pl.col(name).str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us"))
         .dt.epoch("us").alias(_parsed(name))
         for name in parsed_times
+    ] + [
+        pl.col(name).str.to_date("%Y-%m-%d", strict=False).alias(_parsed(name))
+        for name in parsed_dates if name not in source.typed
     ]
     if times:
         source = replace(source, frame=source.frame.with_columns(times))
@@ -606,7 +610,8 @@ def _integer_check(source: _Source, name: str, optional: bool = False) -> tuple[
 
 
 def _parsed(name: str) -> str:
-    """Name of the helper column holding a timestamp column parsed once (µs since the epoch)."""
+    """Name of the helper column holding a column parsed once: a timestamp (µs since the epoch)
+    or a date."""
     return f"\x00{name}"
 
 
@@ -616,15 +621,16 @@ def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusa
 
 
 def _day(source: _Source, name: str) -> pl.Expr:
-    """A date column as days since 1970-01-01 (null where it is not a date)."""
-    col = pl.col(name) if name in source.typed else pl.col(name).str.to_date("%Y-%m-%d", strict=False)
+    """A date column as days since 1970-01-01 (null where it is not a date); a text column is
+    the date parsed once by :func:`_validated` (``parsed_dates``)."""
+    col = pl.col(name) if name in source.typed else pl.col(_parsed(name))
     return col.cast(pl.Int32).alias("day")
 
 
 def _date_check(source: _Source, name: str) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     bad = pl.lit(False) if name in source.typed else (
-        (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null())
+        (col.str.len_bytes() != 10) | pl.col(_parsed(name)).is_null())
     return bad, Refusal(Code.FORENSICS_BAD_DATE, name, f"{name!r} must be a date YYYY-MM-DD")
 
 
@@ -785,7 +791,8 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         *[pl.col(n).cast(pl.Int64, strict=False) for n in ("intended", "order_quantity", "order_filled")],
         *[_categorical(n) for n in attributes],
     ]
-    frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"))
+    frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"),
+                       ("trade_date",))
     coded = {name: _physical(frame[name])
              for name in ("order_id", "account", "symbol", "allocated_by")}
     duplicates = _duplicates((coded["order_id"], coded["account"]), "account",
@@ -819,7 +826,7 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
         _day(source, "date"),
         *_decimal_parts(source, "close"),
     ]
-    frame = _validated(source, checks, outputs, True)
+    frame = _validated(source, checks, outputs, True, (), ("date",))
     duplicates = _duplicates((_physical(frame["symbol"]), _physical(frame["date"])), "date",
                              "symbol and date")
     tally, keep = _tally(source, frame, checks, strict, duplicates)
