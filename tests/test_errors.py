@@ -26,7 +26,9 @@ from .conftest import ROOT
 PACKAGE = ROOT / "engine" / "fairalloc"
 DOCS = ROOT / "docs"
 _REPORTERS = {"Diagnostic", "error", "_error", "_refused", "_conflict", "refuse", "problem", "Problem", "bad"}
-_CODE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+")
+_CODE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+|[a-z]+(\.[a-z0-9]+(_[a-z0-9]+)*)+")
+#: Dotted codes (``forensics.missing_value``) are written once, as their ``Code`` member.
+_DOTTED = {code.value for code in Code if "." in code.value}
 
 
 def raised_codes() -> dict[str, set[str]]:
@@ -60,6 +62,34 @@ def test_the_scan_finds_the_codes_of_every_stage() -> None:
     assert len(found) > 150
 
 
+def test_the_scan_finds_dotted_codes() -> None:
+    found = raised_codes()
+    for code in ("forensics.missing_value", "forensics.bad_decimal", "forensics.no_usable_rows",
+                 "forensics.too_large", "forensics.write_failed", "forensics.malformed_parquet"):
+        assert code in found, code
+    assert _CODE.fullmatch("forensics.no_usable_rows") and not _CODE.fullmatch("forensics.md.")
+
+
+def test_dotted_codes_are_not_spelled_out_in_the_package() -> None:
+    prefixes = {code.split(".")[0] + "." for code in _DOTTED}
+    partial = re.compile("(" + "|".join(re.escape(p) for p in prefixes) + r")[a-z0-9_]*")
+    spelled: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            text = None
+            if isinstance(node, ast.Constant) and node.value in _DOTTED:
+                text = str(node.value)
+            elif (isinstance(node, ast.JoinedStr) and node.values  # f"forensics.bad_{kind}"
+                  and isinstance(node.values[0], ast.Constant)
+                  and partial.fullmatch(str(node.values[0].value))):
+                text = ast.unparse(node)
+            if text is not None:
+                spelled.setdefault(text, set()).add(str(path.relative_to(ROOT)))
+    assert not spelled, f"use the Code member instead: {spelled}"
+
+
 def test_every_code_raised_anywhere_is_registered() -> None:
     registered = {code.value for code in Code}
     missing = {code: sorted(files) for code, files in raised_codes().items() if code not in registered}
@@ -69,7 +99,7 @@ def test_every_code_raised_anywhere_is_registered() -> None:
 def _registry_table() -> list[tuple[str, str, str]]:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     section = text.split("### Every error code", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| `([a-z0-9-]+)` \| (\d+) \| \[[^\]]+\]\(([^)]+)\) \|$", section, re.MULTILINE)
+    return re.findall(r"^\| `([a-z0-9._-]+)` \| (\d+) \| \[[^\]]+\]\(([^)]+)\) \|$", section, re.MULTILINE)
 
 
 def test_the_docs_list_the_registry_exactly() -> None:

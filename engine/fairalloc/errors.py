@@ -71,6 +71,10 @@ _FIX_FILE = _Family(ExitCode.IO, "fix.md#error-codes")
 _SERVICE_START = _Family(ExitCode.INVALID_INPUT, "service.md#the-http-service-fairalloc-serve")
 _SERVICE_FILE = _Family(ExitCode.IO, "service.md#the-http-service-fairalloc-serve")
 _SERVICE_INPUT = _Family(ExitCode.INVALID_INPUT, "service.md#problems-every-refusal-with-the-clis-code-and-pointer")
+_FORENSICS_OPTION = _Family(ExitCode.INVALID_INPUT, "forensics.md#quick-start")
+_FORENSICS_GROUP = _Family(ExitCode.INVALID_INPUT, "forensics.md#the-favoured-group")
+_FORENSICS_INPUT = _Family(ExitCode.INVALID_INPUT, "forensics.md#inputs")
+_FORENSICS_FILE = _Family(ExitCode.IO, "forensics.md#exit-status")
 
 
 if TYPE_CHECKING:
@@ -467,6 +471,35 @@ class Code(_Registered):
     POLICY_REFERENCE = "policy-reference", _SERVICE_INPUT
     ORDER_ID_MISMATCH = "order-id-mismatch", _SERVICE_INPUT
     REVIEW_DECISION = "review-decision", _SERVICE_INPUT
+
+    # The forensic review (``fairalloc review``): its codes are dotted, ``forensics.<what>``.
+    FORENSICS_BAD_TIMEZONE = "forensics.bad_timezone", _FORENSICS_OPTION
+    FORENSICS_BAD_CLOSE_TIME = "forensics.bad_close_time", _FORENSICS_OPTION
+    FORENSICS_BAD_FAVOURED = "forensics.bad_favoured", _FORENSICS_GROUP
+    FORENSICS_UNKNOWN_ATTRIBUTE = "forensics.unknown_attribute", _FORENSICS_GROUP
+    FORENSICS_UNREADABLE = "forensics.unreadable", _FORENSICS_FILE
+    FORENSICS_WRITE_FAILED = "forensics.write_failed", _FORENSICS_FILE
+    FORENSICS_EMPTY_FILE = "forensics.empty_file", _FORENSICS_INPUT
+    FORENSICS_MALFORMED_CSV = "forensics.malformed_csv", _FORENSICS_INPUT
+    FORENSICS_MALFORMED_PARQUET = "forensics.malformed_parquet", _FORENSICS_INPUT
+    FORENSICS_DUPLICATE_COLUMN = "forensics.duplicate_column", _FORENSICS_INPUT
+    FORENSICS_MISSING_COLUMN = "forensics.missing_column", _FORENSICS_INPUT
+    FORENSICS_SHORT_ROW = "forensics.short_row", _FORENSICS_INPUT
+    FORENSICS_EXTRA_FIELD = "forensics.extra_field", _FORENSICS_INPUT
+    FORENSICS_FIELD_TOO_LONG = "forensics.field_too_long", _FORENSICS_INPUT
+    FORENSICS_TOO_MANY_ROWS = "forensics.too_many_rows", _FORENSICS_INPUT
+    FORENSICS_NO_ROWS = "forensics.no_rows", _FORENSICS_INPUT
+    FORENSICS_NO_USABLE_ROWS = "forensics.no_usable_rows", _FORENSICS_INPUT
+    FORENSICS_FLOAT_COLUMN = "forensics.float_column", _FORENSICS_INPUT
+    FORENSICS_BAD_COLUMN_TYPE = "forensics.bad_column_type", _FORENSICS_INPUT
+    FORENSICS_MISSING_VALUE = "forensics.missing_value", _FORENSICS_INPUT
+    FORENSICS_BAD_DATE = "forensics.bad_date", _FORENSICS_INPUT
+    FORENSICS_BAD_SIDE = "forensics.bad_side", _FORENSICS_INPUT
+    FORENSICS_BAD_INTEGER = "forensics.bad_integer", _FORENSICS_INPUT
+    FORENSICS_BAD_DECIMAL = "forensics.bad_decimal", _FORENSICS_INPUT
+    FORENSICS_BAD_TIMESTAMP = "forensics.bad_timestamp", _FORENSICS_INPUT
+    FORENSICS_DUPLICATE_ROW = "forensics.duplicate_row", _FORENSICS_INPUT
+    FORENSICS_TOO_LARGE = "forensics.too_large", _FORENSICS_INPUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import tempfile
 
 import numpy as np
 import pytest
@@ -278,3 +279,16 @@ def test_a_quote_never_closed_is_a_located_malformed_file(tmp_path: pathlib.Path
     (problem,) = raised.value.diagnostics
     assert problem.code == "forensics.malformed_csv" and problem.location.line == 3
     assert problem.location.file is not None and problem.location.file.endswith("prices.csv")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64), st.integers(1, 9))
+def test_the_raw_shape_counts_quotes_commas_and_records_across_blocks(data: bytes, block: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "f.csv"
+        path.write_bytes(data)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(history, "BLOCK_BYTES", block)
+            shape = history._raw_shape(path)
+    records = data.count(b"\n") + (data[-1:] not in (b"\n", b""))
+    assert shape == (b'"' in data, data.count(b","), records)

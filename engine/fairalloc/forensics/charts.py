@@ -20,6 +20,7 @@ import datetime as dt
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 FAVOURED, OTHERS, BAND, GREY = "#c0392b", "#2c7fb8", "#bdc3c7", "#7f8c8d"
 WIDTH = 7.5  # inches at 96 dpi: 720 px, the report's text width
@@ -77,25 +79,68 @@ def _empty(name: str, title: str, why: str) -> str:
         return _render(figure, name)
 
 
-def return_histograms(series: dict[str, F64], group: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """What a histogram chart draws: shared bin edges, each series' count per bin (values
+    outside the edges counted in the first or last bin) and its number of values — a few
+    hundred numbers, however many rows the series have."""
+
+    edges: F64
+    counts: dict[str, I64]
+    sizes: dict[str, int]
+
+    @classmethod
+    def of(cls, series: dict[str, F64], edges: F64) -> Histogram:
+        counts = {name: np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0]
+                  for name, values in series.items()}
+        return cls(edges, counts, {name: int(values.size) for name, values in series.items()})
+
+    def size(self, name: str) -> int:
+        """Values in one series (zero for a series that is not there)."""
+        return self.sizes.get(name, 0)
+
+    def draw(self, axes: Any, name: str, share: bool, **style: Any) -> None:
+        """One series as bars (its share of the series per bin when ``share``)."""
+        counts = self.counts[name]
+        weights = counts / self.sizes[name] if share else counts
+        axes.hist(self.edges[:-1], bins=self.edges.tolist(), weights=weights, **style)
+
+
+def returns_histogram(series: dict[str, F64]) -> Histogram:
+    """First-day returns in basis points on 40 bins between the 0.5th and 99.5th percentiles of
+    all series together."""
+    bps = {name: values * 1e4 for name, values in series.items()}
+    pooled = np.concatenate([v for v in bps.values() if v.size] or [np.zeros(1)])
+    low, high = np.percentile(pooled, [0.5, 99.5]) if pooled.size > 1 else (-1.0, 1.0)
+    return Histogram.of(bps, np.linspace(low, high if high > low else low + 1, 41))
+
+
+def minutes_histogram(minutes: F64, favoured: Bool, deadline_minutes: float) -> Histogram:
+    """Minutes from the close on 60 bins from the 0.5th percentile to the 99.5th (or just past
+    the deadline plus grace, when that is later and within a day), favoured and other rows."""
+    if minutes.size == 0:
+        return Histogram(np.zeros(0), {}, {})
+    low, top = np.percentile(minutes, [0.5, 99.5])
+    high = float(max(top, min(deadline_minutes, 1440.0) + 10))
+    edges = np.linspace(float(low), high if high > low else float(low) + 1, 61)
+    return Histogram.of({"others": minutes[~favoured], "favoured": minutes[favoured]}, edges)
+
+
+def return_histograms(histogram: Histogram, group: str) -> str:
     """First-day returns (bps) of the favoured group and the others, partly filled orders on
     their own panel; shares within each series so that groups of different size compare."""
     fills = ("partly filled", "completely filled")
-    pooled = np.concatenate([v for v in series.values() if v.size] or [np.zeros(1)]) * 1e4
-    low, high = np.percentile(pooled, [0.5, 99.5]) if pooled.size > 1 else (-1.0, 1.0)
-    edges = np.linspace(low, high if high > low else low + 1, 41)
     with rc_context(_rc("returns")):
         figure = Figure(figsize=(WIDTH, 3.0))
         panels = figure.subplots(1, 2, sharey=True)
         for axes, fill in zip(panels, fills, strict=True):
             for who, colour, label in (("favoured", FAVOURED, group), ("others", OTHERS,
                                                                        "other accounts")):
-                values = series.get(f"{who}, {fill}", np.zeros(0)) * 1e4
-                if values.size == 0:
+                size = histogram.size(f"{who}, {fill}")
+                if size == 0:
                     continue
-                weights = np.full(values.size, 1.0 / values.size)
-                axes.hist(np.clip(values, edges[0], edges[-1]), bins=edges.tolist(), weights=weights,
-                          color=colour, alpha=0.5, label=f"{label} ({values.size:,})")
+                histogram.draw(axes, f"{who}, {fill}", True, color=colour, alpha=0.5,
+                               label=f"{label} ({size:,})")
             axes.set_title(f"{fill.capitalize()} orders", loc="left")
             axes.set_xlabel("first-day return (basis points)")
             axes.axvline(0.0, color=GREY, linewidth=0.8)
@@ -164,22 +209,21 @@ def intent_scatter(fair: F64, allocated: F64, favoured: Bool, partial: Bool, gro
         return _render(figure, "intent")
 
 
-def timing_histogram(minutes: F64, favoured: Bool, deadline_minutes: float, group: str) -> str:
+def timing_histogram(histogram: Histogram, deadline_minutes: float, group: str) -> str:
     """When allocations were recorded, in minutes from the close, with deadline plus grace."""
     title = "When allocations were recorded, minutes from the close"
-    if minutes.size == 0:
+    if histogram.edges.size == 0:
         return _empty("timing", title, "no allocation records")
-    low = float(np.percentile(minutes, 0.5))
-    high = float(max(np.percentile(minutes, 99.5), min(deadline_minutes, 1440.0) + 10))
-    edges = np.linspace(low, high if high > low else low + 1, 61)
+    edges = histogram.edges
     with rc_context(_rc("timing")):
         figure = Figure(figsize=(WIDTH, 3.0))
         axes = figure.add_subplot()
-        for mask, colour, label in ((~favoured, OTHERS, "other accounts"),
-                                    (favoured, FAVOURED, group)):
-            if mask.any():
-                axes.hist(np.clip(minutes[mask], edges[0], edges[-1]), bins=edges.tolist(), color=colour,
-                          alpha=0.55, label=f"{label} ({int(mask.sum()):,})")
+        for name, colour, label in (("others", OTHERS, "other accounts"),
+                                    ("favoured", FAVOURED, group)):
+            size = histogram.size(name)
+            if size:
+                histogram.draw(axes, name, False, color=colour, alpha=0.55,
+                               label=f"{label} ({size:,})")
         axes.axvline(0.0, color=GREY, linewidth=1.0, label="the close")
         if deadline_minutes <= edges[-1]:
             axes.axvline(deadline_minutes, color="#000000", linestyle="--", linewidth=1.0,

@@ -30,9 +30,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
 
 SCHEMA = "fairalloc.forensics.findings/2"
+#: Records of a :class:`Records` table turned into JSON text at a time (bounds the memory of
+#: writing a listing of millions of records to a few tens of megabytes).
+RECORDS_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,86 @@ def _clean(value: object) -> object:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a :class:`Records` table, dictionary-encoded: row ``i`` holds
+    ``values[codes[i]]`` (a name list and integer codes, or the distinct values of an array)."""
+
+    codes: npt.NDArray[np.int64]
+    values: Sequence[object]
+
+    @classmethod
+    def distinct(cls, array: npt.NDArray[np.int64] | npt.NDArray[np.float64]) -> Column:
+        """The column of a numeric array: its distinct values and each row's index into them.
+        Floats are told apart by their bits, so -0.0 and 0.0 stay two values (as ``repr``
+        writes them)."""
+        bits = array.view(np.int64) if array.dtype == np.float64 else array.astype(np.int64)
+        unique, codes = np.unique(bits, return_inverse=True)
+        values = unique.view(np.float64) if array.dtype == np.float64 else unique
+        return cls(codes.astype(np.int64, copy=False), values.tolist())
+
+
+class Records(Sequence[dict[str, object]]):
+    """A long list of records with the same keys, held by column.
+
+    The timing listings of a large history hold millions of records: kept as columns they take
+    a few bytes a record instead of a dict each, and :func:`dumps` writes them in blocks — the
+    same text, byte for byte, that ``json.dumps`` writes for the list of dicts. Indexing and
+    iterating give the records as dicts.
+    """
+
+    def __init__(self, columns: dict[str, Column]) -> None:
+        sizes = {column.codes.size for column in columns.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"columns of different lengths: {sorted(sizes)}")
+        self._columns = {name: Column(column.codes, [_clean(v) for v in column.values])
+                         for name, column in sorted(columns.items())}
+        self._length = sizes.pop() if sizes else 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, object]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, object]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, object] | list[dict[str, object]]:
+        if isinstance(index, slice):
+            return [self._record(i) for i in range(*index.indices(self._length))]
+        if not -self._length <= index < self._length:
+            raise IndexError("record index out of range")
+        return self._record(index % self._length)
+
+    def _record(self, i: int) -> dict[str, object]:
+        return {name: column.values[int(column.codes[i])] for name, column in self._columns.items()}
+
+    def json_pieces(self) -> Iterator[str]:
+        """The JSON text of the list, in pieces of at most :data:`RECORDS_BLOCK` records: each
+        distinct value is encoded once, then the records are assembled column by column."""
+        if not self._length:
+            yield "[]"
+            return
+        encoded = [pl.Series([_dumps(v) for v in column.values], dtype=pl.String)
+                   for column in self._columns.values()]
+        keys = [("{" if i == 0 else ",") + _dumps(name) + ":"
+                for i, name in enumerate(self._columns)]
+        yield "["
+        for start in range(0, self._length, RECORDS_BLOCK):
+            block = pl.DataFrame({
+                str(i): values.gather(column.codes[start:start + RECORDS_BLOCK])
+                for i, (values, column) in enumerate(zip(encoded, self._columns.values(),
+                                                         strict=True))
+            })
+            parts: list[pl.Expr] = []
+            for i, key in enumerate(keys):
+                parts += [pl.lit(key), pl.col(str(i))]
+            text = block.select(pl.concat_str([*parts, pl.lit("}")])).to_series().str.join(",")
+            yield ("," if start else "") + str(text.item())
+        yield "]"
+
+
 def verdict(findings: list[Finding]) -> dict[str, object]:
     """Flagged if any finding is flagged; else not tested if any test could not run; else clean.
 
@@ -136,11 +225,51 @@ def document(
     }
 
 
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":"))
+
+
+def _holds_records(value: object) -> bool:
+    if isinstance(value, Records):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_records(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_records(v) for v in value)
+    return False
+
+
+def _pieces(value: object) -> Iterator[str]:
+    """JSON text of ``value`` in pieces: the C encoder of the standard library for everything
+    but the containers that hold a :class:`Records` table, which are walked here (the keys of a
+    findings document are text, so sorting the items is what ``sort_keys`` does)."""
+    if isinstance(value, Records):
+        yield from value.json_pieces()
+    elif isinstance(value, dict) and _holds_records(value):
+        for i, (key, item) in enumerate(sorted(value.items())):
+            yield ("{" if i == 0 else ",") + _dumps(key) + ":"
+            yield from _pieces(item)
+        yield "}"
+    elif isinstance(value, list | tuple) and _holds_records(value):
+        for i, item in enumerate(value):
+            yield "[" if i == 0 else ","
+            yield from _pieces(item)
+        yield "]"
+    else:
+        yield _dumps(value)
+
+
+def json_pieces(doc: dict[str, object]) -> Iterator[str]:
+    """The text of :func:`dumps` in pieces, for writing a large document without holding it."""
+    yield from _pieces(doc)
+    yield "\n"
+
+
 def dumps(doc: dict[str, object]) -> str:
     """Canonical JSON text of a findings document: sorted keys, compact separators.
 
     Compact so that the C encoder of the standard library runs (an indented dump goes through the
     pure-Python encoder, minutes for the hundreds of thousands of records a large history can
     list); one finding, analysis or input file per line keeps the text readable with ``jq``."""
-    return json.dumps(doc, sort_keys=True, ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":")) + "\n"
+    return "".join(json_pieces(doc))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fairalloc.errors import Diagnostic, InputError, Location
+from fairalloc.errors import Code, Diagnostic, InputError, Location
 
 EACH_ACCOUNT = "each-account"
 TRUTHY = frozenset({"true", "yes", "y", "1", "t"})
@@ -60,7 +60,7 @@ Node = Compare | Not | BoolOp
 def _fail(text: str, column: int, message: str) -> InputError:
     return InputError(
         Diagnostic(
-            "forensics.bad_favoured",
+            Code.FORENSICS_BAD_FAVOURED,
             f"{message} in favoured-group expression {text!r}",
             Location(file="--favoured", line=1, column=column + 1),
             "e.g. 'attr.fee_basis == \"performance\"', 'attr.proprietary', 'each-account'",
@@ -190,7 +190,7 @@ def favoured_accounts(text: str, table: dict[str, list[str | None]], count: int)
         known = ", ".join(f"attr.{n}" for n in sorted(table)) or "none"
         raise InputError(
             Diagnostic(
-                "forensics.unknown_attribute",
+                Code.FORENSICS_UNKNOWN_ATTRIBUTE,
                 f"favoured-group expression uses attr.{unknown[0]}, "
                 "which is not a column of allocations.csv",
                 Location(file="--favoured", line=1),

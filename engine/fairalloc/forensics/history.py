@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from fairalloc.errors import Diagnostic, FileAccessError, InputError, Location
+from fairalloc.errors import Code, Diagnostic, FileAccessError, InputError, Location
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -85,7 +85,7 @@ _DECIMAL_RE = rf"^[0-9]{{1,{MAX_INT_DIGITS}}}(\.[0-9]{{1,{MAX_DECIMALS}}})?$"
 class Refusal:
     """Why one row was refused: a stable code, the column at fault and a readable reason."""
 
-    code: str
+    code: Code
     column: str
     reason: str
 
@@ -164,7 +164,7 @@ class History:
     tallies: list[FileTally]
 
 
-def _malformed(path: pathlib.Path, code: str, message: str, line: int | None = 1,
+def _malformed(path: pathlib.Path, code: Code, message: str, line: int | None = 1,
                column: int | None = None, hint: str | None = None) -> Diagnostic:
     return Diagnostic(code, message, Location(file=str(path), line=line, column=column), hint)
 
@@ -175,17 +175,17 @@ def _header(path: pathlib.Path) -> list[str]:
         with path.open(newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), [])
     except UnicodeDecodeError:
-        raise InputError(_malformed(path, "forensics.malformed_csv", "not a UTF-8 file",
+        raise InputError(_malformed(path, Code.FORENSICS_MALFORMED_CSV, "not a UTF-8 file",
                                     hint="export UTF-8 CSV")) from None
     except csv.Error as error:
-        raise InputError(_malformed(path, "forensics.malformed_csv",
+        raise InputError(_malformed(path, Code.FORENSICS_MALFORMED_CSV,
                                     f"not a readable CSV header: {error}")) from None
     seen: dict[str, int] = {}
     problems = []
     for column, name in enumerate(header, start=1):
         if name in seen:
             problems.append(_malformed(
-                path, "forensics.duplicate_column",
+                path, Code.FORENSICS_DUPLICATE_COLUMN,
                 f"column {name!r} appears twice in the header (first as column {seen[name]})",
                 1, column, "give every column one name"))
         seen.setdefault(name, column)
@@ -209,7 +209,7 @@ def _field_counts(path: pathlib.Path) -> list[tuple[int, int]]:
                     out.append((start, len(row)))
                 start = reader.line_num + 1
         except csv.Error as error:
-            raise InputError(_malformed(path, "forensics.malformed_csv", f"not a readable CSV record: {error}",
+            raise InputError(_malformed(path, Code.FORENSICS_MALFORMED_CSV, f"not a readable CSV record: {error}",
                                         start, None, "close every quoted field with a quote")) from None
     return out
 
@@ -229,7 +229,7 @@ def _check_structure(path: pathlib.Path, width: int) -> None:
         pl.col("line").str.contains('"', literal=True).any(), pl.len()
     ).collect(engine="streaming").row(0)
     if count > MAX_ROWS + 1:
-        raise InputError(_malformed(path, "forensics.too_many_rows",
+        raise InputError(_malformed(path, Code.FORENSICS_TOO_MANY_ROWS,
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
                                     hint="split the history by year"))
     if quoted:
@@ -246,12 +246,12 @@ def _check_structure(path: pathlib.Path, width: int) -> None:
             continue
         if fields_in_row < width:
             problems.append(_malformed(
-                path, "forensics.short_row",
+                path, Code.FORENSICS_SHORT_ROW,
                 f"the row has {fields_in_row} fields, the header {width}", line,
                 fields_in_row + 1, "every row needs a field for every column (an empty one is fine)"))
         else:
             problems.append(_malformed(
-                path, "forensics.extra_field",
+                path, Code.FORENSICS_EXTRA_FIELD,
                 f"the row has {fields_in_row} fields, the header {width}", line, width + 1,
                 "quote fields that contain a comma"))
         if len(problems) >= LISTED_STRUCTURE:
@@ -273,13 +273,13 @@ def _text_column(path: pathlib.Path, name: str, column: int, dtype: pl.DataType)
         return col
     if dtype.is_float():
         raise InputError(_malformed(
-            path, "forensics.float_column",
+            path, Code.FORENSICS_FLOAT_COLUMN,
             f"column {name!r} holds binary floats, which cannot carry an exact decimal", None,
             column, "store decimals as Parquet DECIMAL or as text"))
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
             raise InputError(_malformed(
-                path, "forensics.bad_timestamp",
+                path, Code.FORENSICS_BAD_TIMESTAMP,
                 f"column {name!r} holds timestamps without a time zone", None, column,
                 "store timestamps with their zone (UTC is fine)"))
         return col.dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z")
@@ -289,7 +289,7 @@ def _text_column(path: pathlib.Path, name: str, column: int, dtype: pl.DataType)
         return col.cast(pl.String)
     if dtype == pl.Boolean:
         return pl.when(col).then(pl.lit("true")).when(~col).then(pl.lit("false"))
-    raise InputError(_malformed(path, "forensics.bad_column_type",
+    raise InputError(_malformed(path, Code.FORENSICS_BAD_COLUMN_TYPE,
                                 f"column {name!r} has the unsupported Parquet type {dtype}",
                                 None, column, "use text, integers, DECIMAL, DATE or TIMESTAMP"))
 
@@ -323,15 +323,20 @@ class _Source:
 
 def _raw_shape(path: pathlib.Path) -> tuple[bool, int, int]:
     """(any quote character, commas, records including the header) of the raw bytes, read in
-    blocks: one pass at the speed of ``bytes.count``, memory bounded by the block."""
-    quoted, commas, newlines, last = False, 0, 0, b""
-    with path.open("rb") as handle:
-        while block := handle.read(BLOCK_BYTES):
-            quoted = quoted or b'"' in block
-            commas += block.count(b",")
-            newlines += block.count(b"\n")
-            last = block[-1:]
-    return quoted, commas, newlines + (last not in (b"\n", b""))
+    blocks into one buffer: one pass of vectorised byte comparisons, memory bounded by the
+    block."""
+    quoted, commas, newlines, last = False, 0, 0, -1  # last byte; -1 for no byte at all
+    buffer = bytearray(BLOCK_BYTES)
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    matches = np.empty(BLOCK_BYTES, dtype=np.bool_)
+    with path.open("rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            block, found = data[:size], matches[:size]
+            quoted = quoted or bool(np.equal(block, ord('"'), out=found).any())
+            commas += int(np.count_nonzero(np.equal(block, ord(","), out=found)))
+            newlines += int(np.count_nonzero(np.equal(block, ord("\n"), out=found)))
+            last = int(block[-1])
+    return quoted, commas, newlines + (last not in (ord("\n"), -1))
 
 
 def _precheck_structure(path: pathlib.Path, width: int) -> bool:
@@ -344,7 +349,7 @@ def _precheck_structure(path: pathlib.Path, width: int) -> bool:
     """
     quoted, commas, records = _raw_shape(path)
     if records > MAX_ROWS + 1:
-        raise InputError(_malformed(path, "forensics.too_many_rows",
+        raise InputError(_malformed(path, Code.FORENSICS_TOO_MANY_ROWS,
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
                                     hint="split the history by year"))
     if quoted or commas != (width - 1) * records:
@@ -355,7 +360,7 @@ def _precheck_structure(path: pathlib.Path, width: int) -> bool:
 def _unreadable(path: pathlib.Path, error: BaseException) -> FileAccessError:
     strerror = error.strerror if isinstance(error, OSError) else None
     return FileAccessError(Diagnostic(
-        "forensics.unreadable", f"cannot read {path}: {strerror or error}",
+        Code.FORENSICS_UNREADABLE, f"cannot read {path}: {strerror or error}",
         Location(file=str(path)), "check the path and its permissions"))
 
 
@@ -389,13 +394,13 @@ def _open_parquet(path: pathlib.Path) -> _Source:
         count = lazy.select(pl.len()).collect().item()
     except (pl.exceptions.PolarsError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(_malformed(path, "forensics.malformed_parquet",
+        raise InputError(_malformed(path, Code.FORENSICS_MALFORMED_PARQUET,
                                     f"not a readable Parquet file: {first}", None)) from None
     typed = frozenset(name for name, dtype in schema.items() if _native(ROLES.get(name), dtype))
     exprs = [pl.col(name) if name in typed else _text_column(path, name, i, dtype).alias(name)
              for i, (name, dtype) in enumerate(schema.items(), start=1)]
     if count > MAX_ROWS:
-        raise InputError(_malformed(path, "forensics.too_many_rows",
+        raise InputError(_malformed(path, Code.FORENSICS_TOO_MANY_ROWS,
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 1))
     return _Source(path, lazy.select(exprs), list(schema), 1, False, typed)
 
@@ -409,7 +414,7 @@ def _open(path: pathlib.Path) -> _Source:
     except OSError as error:
         raise _unreadable(path, error) from None
     if empty:
-        raise InputError(_malformed(path, "forensics.empty_file", "the file is empty",
+        raise InputError(_malformed(path, Code.FORENSICS_EMPTY_FILE, "the file is empty",
                                     hint="export the file with its header row"))
     if is_parquet(path):
         return _open_parquet(path)
@@ -429,7 +434,8 @@ def _collect(source: _Source, exprs: list[pl.Expr]) -> pl.DataFrame:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         kind = "Parquet" if is_parquet(source.path) else "CSV"
         raise InputError(Diagnostic(
-            f"forensics.malformed_{kind.lower()}", f"not a readable {kind} file: {first}",
+            Code.FORENSICS_MALFORMED_CSV if kind == "CSV" else Code.FORENSICS_MALFORMED_PARQUET,
+            f"not a readable {kind} file: {first}",
             Location(file=str(source.path), line=1),
             "export UTF-8 CSV with a header row and quoted fields where needed" if kind == "CSV"
             else "check that the file is a complete Parquet file",
@@ -444,7 +450,7 @@ def _check_header(source: _Source, required: Iterable[str]) -> None:
         raise InputError(
             [
                 Diagnostic(
-                    "forensics.missing_column",
+                    Code.FORENSICS_MISSING_COLUMN,
                     f"required column {name!r} is missing from the header",
                     Location(file=str(source.path), line=1),
                     f"the header has: {', '.join(source.columns)}",
@@ -491,22 +497,26 @@ def _first_too_long(source: _Source) -> pl.Expr:
 
 def _validated(
     source: _Source, checks: list[tuple[pl.Expr, Refusal]], outputs: list[pl.Expr],
-    need_rows: bool, parsed_times: Iterable[str] = (),
+    need_rows: bool, parsed_times: Iterable[str] = (), parsed_dates: Iterable[str] = (),
 ) -> pl.DataFrame:
     """One streaming pass over the file: the first failing check of every row, the first
-    overlong field, and the ``outputs`` (typed columns, text keys). Structural problems of the
-    file (no rows, an overlong field) are raised here, located."""
+    overlong field, and the ``outputs`` (typed columns, text keys). Timestamp and date columns
+    are parsed once, into helper columns that checks and outputs share. Structural problems of
+    the file (no rows, an overlong field) are raised here, located."""
     times = [
         (pl.col(name) if name in source.typed else
          pl.col(name).str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us"))
         .dt.epoch("us").alias(_parsed(name))
         for name in parsed_times
+    ] + [
+        pl.col(name).str.to_date("%Y-%m-%d", strict=False).alias(_parsed(name))
+        for name in parsed_dates if name not in source.typed
     ]
     if times:
         source = replace(source, frame=source.frame.with_columns(times))
     frame = _collect(source, [_first_refusal(checks), _first_too_long(source), *outputs])
     if need_rows and frame.height == 0:
-        raise InputError(_malformed(source.path, "forensics.no_rows",
+        raise InputError(_malformed(source.path, Code.FORENSICS_NO_ROWS,
                                     "the file has a header but no rows", source.first_line,
                                     None, "export the history with its data rows"))
     overlong = frame[TOO_LONG].is_not_null().arg_true()
@@ -517,7 +527,7 @@ def _validated(
         size = int(source.frame.slice(record, 1).select(pl.col(name).str.len_bytes())
                    .collect().item())
         raise InputError(_malformed(
-            source.path, "forensics.field_too_long",
+            source.path, Code.FORENSICS_FIELD_TOO_LONG,
             f"a {name!r} field of {size:,} bytes exceeds {MAX_FIELD_BYTES:,}",
             source.lines([record])[record], column,
             "check that this is the right file and its quoting is balanced"))
@@ -563,7 +573,7 @@ def _require_usable(path: pathlib.Path, tally: FileTally) -> None:
     """A file whose every row was refused leaves nothing to review: a malformed file."""
     if tally.read and tally.used == 0:
         raise InputError([
-            _malformed(path, "forensics.no_usable_rows",
+            _malformed(path, Code.FORENSICS_NO_USABLE_ROWS,
                        f"all {tally.read:,} rows were refused; the first follow", 2, None),
             *tally.listed,
         ])
@@ -575,10 +585,10 @@ def _required(name: str) -> tuple[pl.Expr, Refusal]:
     bad = pl.col(name).is_null()
     if name in TEXT_COLUMNS:
         bad = bad | (pl.col(name).str.strip_chars() == "")
-    return bad, Refusal("forensics.missing_value", name, f"required value {name!r} is empty")
+    return bad, Refusal(Code.FORENSICS_MISSING_VALUE, name, f"required value {name!r} is empty")
 
 
-def _format_check(name: str, bad: pl.Expr, optional: bool, reason: str, message: str) -> tuple[pl.Expr, Refusal]:
+def _format_check(name: str, bad: pl.Expr, optional: bool, reason: Code, message: str) -> tuple[pl.Expr, Refusal]:
     """A value of column ``name`` in the wrong format; an empty optional value is not one."""
     if optional:
         bad = pl.col(name).is_not_null() & bad
@@ -591,7 +601,7 @@ def _decimal_check(source: _Source, name: str, optional: bool = False) -> tuple[
         bad = (col <= 0) | (col >= 10**MAX_INT_DIGITS)
     else:
         bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
-    return _format_check(name, bad, optional, "forensics.bad_decimal",
+    return _format_check(name, bad, optional, Code.FORENSICS_BAD_DECIMAL,
                          f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals")
 
 
@@ -601,31 +611,33 @@ def _integer_check(source: _Source, name: str, optional: bool = False) -> tuple[
     bad = value.is_null() | (value <= 0)
     if name not in source.typed:
         bad = bad | col.str.contains("[^0-9]")
-    return _format_check(name, bad, optional, "forensics.bad_integer",
+    return _format_check(name, bad, optional, Code.FORENSICS_BAD_INTEGER,
                          f"{name!r} must be a whole number greater than zero")
 
 
 def _parsed(name: str) -> str:
-    """Name of the helper column holding a timestamp column parsed once (µs since the epoch)."""
+    """Name of the helper column holding a column parsed once: a timestamp (µs since the epoch)
+    or a date."""
     return f"\x00{name}"
 
 
 def _timestamp_check(name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
-    return _format_check(name, pl.col(_parsed(name)).is_null(), optional, "forensics.bad_timestamp",
+    return _format_check(name, pl.col(_parsed(name)).is_null(), optional, Code.FORENSICS_BAD_TIMESTAMP,
                          f"{name!r} must be an ISO 8601 timestamp with an offset, e.g. 2025-03-04T15:02:00-05:00")
 
 
 def _day(source: _Source, name: str) -> pl.Expr:
-    """A date column as days since 1970-01-01 (null where it is not a date)."""
-    col = pl.col(name) if name in source.typed else pl.col(name).str.to_date("%Y-%m-%d", strict=False)
+    """A date column as days since 1970-01-01 (null where it is not a date); a text column is
+    the date parsed once by :func:`_validated` (``parsed_dates``)."""
+    col = pl.col(name) if name in source.typed else pl.col(_parsed(name))
     return col.cast(pl.Int32).alias("day")
 
 
 def _date_check(source: _Source, name: str) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     bad = pl.lit(False) if name in source.typed else (
-        (col.str.len_bytes() != 10) | col.str.to_date("%Y-%m-%d", strict=False).is_null())
-    return bad, Refusal("forensics.bad_date", name, f"{name!r} must be a date YYYY-MM-DD")
+        (col.str.len_bytes() != 10) | pl.col(_parsed(name)).is_null())
+    return bad, Refusal(Code.FORENSICS_BAD_DATE, name, f"{name!r} must be a date YYYY-MM-DD")
 
 
 
@@ -691,7 +703,7 @@ def _repeats(first: Codes, second: Codes) -> Bool:
 def _duplicates(codes: tuple[Codes, Codes], name: str, what: str) -> tuple[Bool, Refusal]:
     """Rows whose pair of key columns repeats an earlier row's (such rows with an empty key
     were refused as empty before this counts)."""
-    return _repeats(*codes), Refusal("forensics.duplicate_row", name,
+    return _repeats(*codes), Refusal(Code.FORENSICS_DUPLICATE_ROW, name,
                                      f"another row already has the same {what}")
 
 
@@ -763,7 +775,7 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         _date_check(source, "trade_date"),
         (
             ~pl.col("side").is_in(list(SIDES)),
-            Refusal("forensics.bad_side", "side", "'side' must be buy, sell or sell_short"),
+            Refusal(Code.FORENSICS_BAD_SIDE, "side", "'side' must be buy, sell or sell_short"),
         ),
         _integer_check(source, "quantity"),
         _decimal_check(source, "price"),
@@ -785,7 +797,8 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         *[pl.col(n).cast(pl.Int64, strict=False) for n in ("intended", "order_quantity", "order_filled")],
         *[_categorical(n) for n in attributes],
     ]
-    frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"))
+    frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"),
+                       ("trade_date",))
     coded = {name: _physical(frame[name])
              for name in ("order_id", "account", "symbol", "allocated_by")}
     duplicates = _duplicates((coded["order_id"], coded["account"]), "account",
@@ -819,7 +832,7 @@ def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame,
         _day(source, "date"),
         *_decimal_parts(source, "close"),
     ]
-    frame = _validated(source, checks, outputs, True)
+    frame = _validated(source, checks, outputs, True, (), ("date",))
     duplicates = _duplicates((_physical(frame["symbol"]), _physical(frame["date"])), "date",
                              "symbol and date")
     tally, keep = _tally(source, frame, checks, strict, duplicates)

@@ -51,15 +51,10 @@ class IntentLink:
 
 
 def order_lots(allocations: Allocations) -> I64:
-    """Per order, the rounding unit of its split: the gcd of its allocated quantities."""
-    orders = len(allocations.order_ids)
-    lots = np.zeros(orders, dtype=np.int64)
-    if len(allocations) == 0:
-        return lots
-    sorter = np.argsort(allocations.order, kind="stable")
-    sorted_orders = allocations.order[sorter]
-    starts = np.flatnonzero(np.r_[True, sorted_orders[1:] != sorted_orders[:-1]])
-    lots[sorted_orders[starts]] = np.gcd.reduceat(allocations.quantity[sorter], starts)
+    """Per order, the rounding unit of its split: the gcd of its allocated quantities (one
+    unbuffered ``gcd`` pass over the rows, in any order: the gcd does not depend on it)."""
+    lots = np.zeros(len(allocations.order_ids), dtype=np.int64)
+    np.gcd.at(lots, allocations.order, allocations.quantity)
     return np.maximum(lots, 1)
 
 

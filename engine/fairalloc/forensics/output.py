@@ -10,7 +10,7 @@ import pathlib
 import tempfile
 from collections.abc import Callable
 
-from fairalloc.errors import Diagnostic, FileAccessError, Location
+from fairalloc.errors import Code, Diagnostic, FileAccessError, Location
 
 
 def atomic_write_with(path: pathlib.Path, write: Callable[[pathlib.Path], None]) -> None:
@@ -52,7 +52,7 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
 def _io_error(path: pathlib.Path, error: OSError) -> FileAccessError:
     return FileAccessError(
         Diagnostic(
-            "forensics.write_failed",
+            Code.FORENSICS_WRITE_FAILED,
             f"cannot write {path}: {error.strerror or error}",
             Location(file=str(path)),
             "check that the folder exists and is writable",

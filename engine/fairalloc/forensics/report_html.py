@@ -269,8 +269,7 @@ def _timing_section(review: Review, group: str) -> list[str]:
     chart = review.charts
     timing = review.document["analyses"].get("timing", {})  # type: ignore[attr-defined]
     parts = ["<h2>Timing</h2>", f"<p>{EXPLAIN['timing']}</p>",
-             charts.timing_histogram(chart.minutes_after_close, chart.minutes_favoured,
-                                     chart.deadline_minutes, group)]
+             charts.timing_histogram(chart.minutes, chart.deadline_minutes, group)]
     record_columns = ["order_id", "account", "by", "recorded_at", "deadline",
                       "minutes_after_deadline", "minutes_after_close", "severity"]
     for kind in ("allocations", "overrides"):

@@ -18,7 +18,7 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc.errors import Diagnostic, InputError
+from fairalloc.errors import Code, Diagnostic, InputError
 from fairalloc.forensics.history import MISSING, Allocations, Closes
 
 F64 = npt.NDArray[np.float64]
@@ -63,7 +63,7 @@ def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
     if move.size and float(np.abs(move).max()) * float(allocations.quantity.max()) >= 2.0**62:
         raise InputError(
             Diagnostic(
-                "forensics.too_large",
+                Code.FORENSICS_TOO_LARGE,
                 "price moves times quantities exceed exact 64-bit money arithmetic",
                 hint="check for mis-scaled prices or quantities",
             )

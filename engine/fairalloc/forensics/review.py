@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc.errors import Diagnostic, InputError, Location
+from fairalloc.errors import Code, Diagnostic, InputError, Location
 from fairalloc.forensics import groups, history, intent, overrides, rotation, timing
+from fairalloc.forensics.charts import Histogram, minutes_histogram, returns_histogram
 from fairalloc.forensics.findings import Finding, document, rank
 from fairalloc.forensics.returns import FirstDay, exact_sum, first_day, money_text, peers, pool_of
 from fairalloc.forensics.tests_stats import (
@@ -119,7 +120,7 @@ class ChartData:
     """Arrays the HTML report draws (statistics, not money)."""
 
     group_label: str = ""
-    returns: dict[str, F64] = field(default_factory=dict)  # "<group> <fill>" -> returns
+    returns: Histogram = field(default_factory=lambda: returns_histogram({}))  # "<group>, <fill>"
     advantage_days: list[dt.date] = field(default_factory=list)
     advantage: F64 = field(default_factory=lambda: np.zeros(0))
     band_low: F64 = field(default_factory=lambda: np.zeros(0))
@@ -129,8 +130,8 @@ class ChartData:
     allocated: F64 = field(default_factory=lambda: np.zeros(0))
     fair_favoured: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     fair_partial: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
-    minutes_after_close: F64 = field(default_factory=lambda: np.zeros(0))
-    minutes_favoured: Bool = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    minutes: Histogram = field(  # minutes after the close, "favoured" and "others"
+        default_factory=lambda: minutes_histogram(np.zeros(0), np.zeros(0, dtype=np.bool_), 0.0))
     deadline_minutes: float = 0.0
     rotation: list[dict[str, object]] = field(default_factory=list)
 
@@ -158,7 +159,7 @@ def _zone(name: str, where: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError(
             Diagnostic(
-                "forensics.bad_timezone", f"unknown time zone {name!r}", Location(file=where),
+                Code.FORENSICS_BAD_TIMEZONE, f"unknown time zone {name!r}", Location(file=where),
                 "use an IANA name such as America/New_York or Europe/London",
             )
         ) from None
@@ -171,7 +172,7 @@ def _market(config: ReviewConfig) -> timing.Market:
     except ValueError:
         raise InputError(
             Diagnostic(
-                "forensics.bad_close_time",
+                Code.FORENSICS_BAD_CLOSE_TIME,
                 f"market close {config.market_close!r} is not a time HH:MM",
                 Location(file="--market-close"),
             )
@@ -638,9 +639,12 @@ def _return_charts(
     favoured group on partly filled orders with its chance band."""
     charts.group_label = who
     rows = first.has_close
+    series: dict[str, F64] = {}
     for fill, in_fill in (("partly filled", first.partial), ("completely filled", ~first.partial)):
-        charts.returns[f"favoured, {fill}"] = first.returns[rows & in_fill & favoured_rows]
-        charts.returns[f"others, {fill}"] = first.returns[rows & in_fill & ~favoured_rows]
+        series[f"favoured, {fill}"] = first.returns[rows & in_fill & favoured_rows]
+        series[f"others, {fill}"] = first.returns[rows & in_fill & ~favoured_rows]
+    charts.returns = returns_histogram(series)
+    del series
     subset = first.partial if first.partial.any() else np.ones(len(allocations), dtype=np.bool_)
     inputs = _within_inputs(allocations, first, subset)
     if inputs.orders == 0 or not favoured_rows.any():
@@ -733,9 +737,9 @@ def _timing(
         over_listing, _, memo_after_close = timing.override_timing(hist.overrides, allocations,
                                                                    market)
     listing, severity = timing.allocation_timing(allocations, market, memo_after_close)
-    charts.minutes_after_close = timing.minutes_after_close(allocations, market)
-    charts.minutes_favoured = favoured_rows
     charts.deadline_minutes = timing.deadline_minutes_after_close(market)
+    charts.minutes = minutes_histogram(timing.minutes_after_close(allocations, market),
+                                       favoured_rows, charts.deadline_minutes)
     late = severity >= timing.LATE
     listing["late_share_favoured"] = round(int((late & favoured_rows).sum())
                                            / max(int(favoured_rows.sum()), 1), 4)

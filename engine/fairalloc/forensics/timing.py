@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from fairalloc.forensics.findings import Column, Records
 from fairalloc.forensics.history import Allocations, Overrides
 
 I64 = npt.NDArray[np.int64]
@@ -65,18 +66,26 @@ class Market:
 
 
 def _instants(days: npt.NDArray[np.int32], market: Market) -> tuple[I64, I64]:
-    """Close and deadline instants (µs since epoch, UTC) for each trade day."""
-    unique, inverse = np.unique(days, return_inverse=True)
-    closes = np.empty(unique.size, dtype=np.int64)
-    deadlines = np.empty(unique.size, dtype=np.int64)
-    for i, value in enumerate(unique):
-        day = _EPOCH + dt.timedelta(days=int(value))
-        closes[i] = int(dt.datetime.combine(day, market.close, market.tz).timestamp()) * _MICROS
+    """Close and deadline instants (µs since epoch, UTC) for each trade day.
+
+    The days are looked up in a table over their span (dates are years 1–9999, so the table
+    has at most a few million entries) instead of sorting the rows to find the distinct days."""
+    if days.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first = int(days.min())
+    offset = days.astype(np.int64) - first
+    present = np.zeros(int(offset.max()) + 1, dtype=np.bool_)
+    present[offset] = True
+    closes = np.zeros(present.size, dtype=np.int64)
+    deadlines = np.zeros(present.size, dtype=np.int64)
+    for index in np.flatnonzero(present).tolist():
+        day = _EPOCH + dt.timedelta(days=first + index)
+        closes[index] = int(dt.datetime.combine(day, market.close, market.tz).timestamp()) * _MICROS
         due = day + dt.timedelta(days=market.deadline.days_after)
-        deadlines[i] = int(
+        deadlines[index] = int(
             dt.datetime.combine(due, market.deadline.time, market.deadline.tz).timestamp()
         ) * _MICROS
-    return closes[inverse], deadlines[inverse]
+    return closes[offset], deadlines[offset]
 
 
 def judge(recorded: I64, days: npt.NDArray[np.int32], market: Market) -> tuple[I8, I64, I64, I64]:
@@ -91,35 +100,38 @@ def judge(recorded: I64, days: npt.NDArray[np.int32], market: Market) -> tuple[I
     return severity, close, deadline, recorded - deadline
 
 
-def _stamps(micros: I64, tz: ZoneInfo) -> list[str]:
-    """ISO 8601 texts with the market's offset, vectorised (polars)."""
-    series = (pl.Series(micros, dtype=pl.Int64).cast(pl.Datetime("us"))
+def _stamps(micros: I64, tz: ZoneInfo) -> Column:
+    """ISO 8601 texts with the market's offset, each distinct instant formatted once (polars)."""
+    column = Column.distinct(micros)
+    series = (pl.Series(column.values, dtype=pl.Int64).cast(pl.Datetime("us"))
               .dt.replace_time_zone("UTC").dt.convert_time_zone(str(tz))
               .dt.to_string("%Y-%m-%dT%H:%M:%S%:z"))
-    return [str(v) for v in series.to_list()]
+    return Column(column.codes, [str(v) for v in series.to_list()])
+
+
+Names = Callable[[I64], tuple[Column, Column, Column]]
 
 
 def _entries(kind: str, rows: I64, severity: I8, recorded: I64, close: I64, deadline: I64,
-             market: Market, names: Callable[[I64], tuple[list[str], list[str], list[str]]],
-             ) -> list[dict[str, object]]:
-    """The listed records, built column by column."""
-    if rows.size == 0:
-        return []
+             market: Market, names: Names) -> Records:
+    """The listed records, built column by column (order, account and person as codes)."""
     order_ids, accounts, people = names(rows)
-    frame = pl.DataFrame({
-        "kind": [kind] * rows.size, "order_id": order_ids, "account": accounts, "by": people,
+    return Records({
+        "kind": Column(np.zeros(rows.size, dtype=np.int64), [kind]),
+        "order_id": order_ids, "account": accounts, "by": people,
         "recorded_at": _stamps(recorded[rows], market.tz),
         "deadline": _stamps(deadline[rows], market.tz),
-        "minutes_after_close": np.round((recorded[rows] - close[rows]) / 60 / _MICROS, 1),
-        "minutes_after_deadline": np.round((recorded[rows] - deadline[rows]) / 60 / _MICROS, 1),
-        "severity": np.array(SEVERITIES, dtype=object)[severity[rows]].tolist(),
+        "minutes_after_close": Column.distinct(
+            np.round((recorded[rows] - close[rows]) / 60 / _MICROS, 1)),
+        "minutes_after_deadline": Column.distinct(
+            np.round((recorded[rows] - deadline[rows]) / 60 / _MICROS, 1)),
+        "severity": Column(severity[rows].astype(np.int64), SEVERITIES),
     })
-    return frame.to_dicts()
 
 
 def _listing(
     kind: str, severity: I8, recorded: I64, close: I64, deadline: I64, market: Market,
-    names: Callable[[I64], tuple[list[str], list[str], list[str]]],
+    names: Names,
 ) -> dict[str, object]:
     """Counts per severity, every record after the deadline, the first records within policy."""
     counts = {label: int((severity == code).sum()) for code, label in enumerate(SEVERITIES)}
@@ -157,14 +169,12 @@ def allocation_timing(
     severity, close, deadline, _ = judge(allocations.allocated_at, allocations.trade_day, market)
     severity[(severity == LATE) & memo_after_close[allocations.order]] = LATE_WITH_MEMO
 
-    order_ids = np.array(allocations.order_ids, dtype=object)
-    accounts = np.array(allocations.accounts, dtype=object)
-    people = np.array(["(not recorded)", *allocations.people], dtype=object)
+    people = ["(not recorded)", *allocations.people]
 
-    def names(rows: I64) -> tuple[list[str], list[str], list[str]]:
-        return (order_ids[allocations.order[rows]].tolist(),
-                accounts[allocations.account[rows]].tolist(),
-                people[allocations.allocated_by[rows] + 1].tolist())
+    def names(rows: I64) -> tuple[Column, Column, Column]:
+        return (Column(allocations.order[rows].astype(np.int64), allocations.order_ids),
+                Column(allocations.account[rows].astype(np.int64), allocations.accounts),
+                Column(allocations.allocated_by[rows].astype(np.int64) + 1, people))
 
     listing = _listing("allocation", severity, allocations.allocated_at, close, deadline,
                        market, names)
@@ -196,14 +206,16 @@ def override_timing(
     memo_after_close = np.zeros(orders, dtype=np.bool_)
     memo_after_close[overrides.order[known & (severity >= AFTER_CLOSE)]] = True
 
-    order_ids = np.array([*allocations.order_ids, "(unknown order)"], dtype=object)
-    accounts = np.array([*allocations.accounts, "(unknown account)"], dtype=object)
-    people = np.array(overrides.recorded_by, dtype=object)
+    order_ids = [*allocations.order_ids, "(unknown order)"]
+    accounts = [*allocations.accounts, "(unknown account)"]
 
-    def names(rows: I64) -> tuple[list[str], list[str], list[str]]:
-        # Code -1 (unknown) indexes the last name, the "(unknown …)" placeholder.
-        return (order_ids[overrides.order[rows]].tolist(),
-                accounts[overrides.account[rows]].tolist(), people[rows].tolist())
+    def names(rows: I64) -> tuple[Column, Column, Column]:
+        # Code -1 (unknown) stands for the last name, the "(unknown …)" placeholder.
+        order, account = overrides.order[rows].astype(np.int64), overrides.account[rows].astype(np.int64)
+        return (Column(np.where(order < 0, len(order_ids) - 1, order), order_ids),
+                Column(np.where(account < 0, len(accounts) - 1, account), accounts),
+                Column(np.arange(rows.size, dtype=np.int64),
+                       [overrides.recorded_by[r] for r in rows.tolist()]))
 
     listing = _listing("override", severity, overrides.recorded_at, close, deadline, market, names)
     listing["late_by_person"] = _by_person(overrides.recorded_by, severity)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pathlib
 
-from fairalloc.forensics.findings import dumps
-from fairalloc.forensics.output import atomic_write_bytes
+from fairalloc.forensics.findings import json_pieces
+from fairalloc.forensics.output import atomic_write_bytes, atomic_write_with
 from fairalloc.forensics.report_html import render
 from fairalloc.forensics.review import Review
 
@@ -17,8 +17,14 @@ def write_outputs(review: Review, out_dir: pathlib.Path) -> tuple[pathlib.Path, 
     """Write the findings JSON and the HTML report into ``out_dir``; return their paths."""
     json_path = out_dir / FINDINGS_NAME
     html_path = out_dir / REPORT_NAME
-    json_text = dumps(review.document)
     html_text = render(review)
-    atomic_write_bytes(json_path, json_text.encode("utf-8"))
+
+    def write_json(temp: pathlib.Path) -> None:
+        # In pieces: the listings of a large history run to hundreds of megabytes of text.
+        with temp.open("wb") as handle:
+            for piece in json_pieces(review.document):
+                handle.write(piece.encode("utf-8"))
+
+    atomic_write_with(json_path, write_json)
     atomic_write_bytes(html_path, html_text.encode("utf-8"))
     return json_path, html_path
