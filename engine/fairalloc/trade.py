@@ -408,15 +408,36 @@ def load_trade(source: str | Path | dict[str, Any], *, file: str | None = None) 
         if isinstance(source, dict):
             name = file or "<trade>"
             trade = _plain_trade(source)
+            if trade is not None and _name_and_value_problems(trade, name):
+                trade = None
         else:
             name = file or str(source)
             text = read_text(str(source), limit=MAX_CHARS)
-            trade = _plain_trade(text) if len(text) <= MAX_CHARS else None
-        if trade is None or _name_and_value_problems(trade, name):
+            trade = _plain_text(text, name)
+        if trade is None:
             trade = _checked_trade(source if text is None else parse_json(text, name), name)
         if len(trade.statement.accounts) >= COLUMNS_FROM:
             trade.statement.columns.prepare()
         return trade
+
+
+def plain_trade_text(text: str, name: str) -> Trade | None:
+    """The trade of JSON ``text`` if it is in the plain form and every name and value in it is
+    clean, else ``None``: then only :func:`load_trade`'s general reading (the reference
+    validator) may decide, and it reports every problem with its pointer. For callers that hold
+    a trade's text inside a larger document (the HTTP service's request body); what this
+    accepts, :func:`load_trade` accepts with equal values. A large statement gets its columns
+    here, as :func:`load_trade` gives them."""
+    with _collector_paused():
+        trade = _plain_text(text, name)
+        if trade is not None and len(trade.statement.accounts) >= COLUMNS_FROM:
+            trade.statement.columns.prepare()
+        return trade
+
+
+def _plain_text(text: str, name: str) -> Trade | None:
+    trade = _plain_trade(text) if len(text) <= MAX_CHARS else None
+    return None if trade is None or _name_and_value_problems(trade, name) else trade
 
 
 def _checked_trade(data: Any, name: str) -> Trade:
@@ -517,7 +538,7 @@ def _plain_trade(source: str | dict[str, Any]) -> Trade | None:
         trade = Trade(order=_plain_order(order),
                       statement=_plain_statement(statement),
                       fills=[_plain_fill(fill) for fill in _list_of_objects(fills)])
-        if isinstance(source, str) and _keys_written(source) != _keys_read(trade, order, fills):
+        if isinstance(source, str) and keys_written(source) != _keys_read(trade, order, fills):
             return None  # a key written twice (or a spelling the count does not follow)
         return trade
     except _NOT_PLAIN:
@@ -628,7 +649,7 @@ def _instant(value: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
 
 
-def _keys_written(text: str) -> int:
+def keys_written(text: str) -> int:
     """An upper bound of the keys written in JSON ``text``: every quote followed by a colon (a
     key's closing quote is; inside a string a quote is escaped, which can only add to the count)."""
     spaced = len(_SPACED_KEY.findall(text)) if any(pair in text for pair in _SPACE_AFTER_QUOTE) else 0
@@ -636,7 +657,7 @@ def _keys_written(text: str) -> int:
 
 
 def _keys_read(trade: Trade, order: dict[str, Any], fills: list[dict[str, Any]]) -> int:
-    """A lower bound of the distinct keys read: equal to :func:`_keys_written` only if no key was
+    """A lower bound of the distinct keys read: equal to :func:`keys_written` only if no key was
     written twice (an ``"attributes": {}``, a ``null`` limit or any ``clearing`` is not counted,
     which only sends such a document to the reference validator)."""
     attributes = list(map(_ATTRIBUTES, trade.statement.accounts))

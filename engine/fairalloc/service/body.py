@@ -25,15 +25,7 @@ from starlette.requests import Request
 from fairalloc.errors import Diagnostic, FairallocError, InputError, Location
 from fairalloc.service.config import Limits
 from fairalloc.service.problems import Problem, problem
-from fairalloc.trade import (
-    MAX_CHARS,
-    Trade,
-    _collector_paused,
-    _keys_written,
-    _name_and_value_problems,
-    _plain_trade,
-    parse_json,
-)
+from fairalloc.trade import MAX_CHARS, Trade, keys_written, parse_json, plain_trade_text
 
 
 async def read_bytes(request: Request, limits: Limits) -> bytes:
@@ -168,22 +160,21 @@ def plain_allocation(raw: bytes, limits: Limits) -> PlainAllocation | None:
         return None  # not an object: the general reading says so
     # The keys written outside the trade's text, counted without it: a text starting with '{' and
     # ending with '}' cannot cut a key's quote from its colon, wherever it is found.
-    keys = _keys_written(text.replace(trade_text, "", 1)) - 2  # less policy and trade
+    keys = keys_written(text.replace(trade_text, "", 1)) - 2  # less policy and trade
     states: list[Any] = []
     for given in (envelope.rotation, envelope.fairness):
         if not given:
             states.append(None)
             continue
         part = bytes(given).decode("utf-8")
-        keys -= 1 + _keys_written(part)
+        keys -= 1 + keys_written(part)
         try:
             states.append(parse_json(part, "request"))
         except FairallocError:
             return None
     if keys:  # a member written twice (or a string holding '":')
         return None
-    with _collector_paused():
-        trade = _plain_trade(trade_text)
-    if trade is None or _name_and_value_problems(trade, "trade"):
+    trade = plain_trade_text(trade_text, "trade")
+    if trade is None:
         return None
     return PlainAllocation(envelope.policy, trade, trade_text, states[0], states[1])
