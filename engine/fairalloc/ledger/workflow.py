@@ -142,7 +142,12 @@ def _time(text: str) -> dt.datetime:
 
 
 def roles_of(session: Session, user: str) -> set[str]:
-    """The roles ``user`` holds now: grants minus revocations, in chain order."""
+    """The roles ``user`` holds now: grants minus revocations, in chain order (read once per
+    write transaction: see :meth:`Session.remember`)."""
+    return session.remember(("roles", user), lambda: _roles_read(session, user))
+
+
+def _roles_read(session: Session, user: str) -> set[str]:
     held: set[str] = set()
     for event in session.query(topic=f"user:{user}"):
         role = event.data()["role"]
@@ -321,8 +326,7 @@ def governing_policy(session: Session, trade: Trade, policy_id: str | None = Non
     one whose ``applies_to`` holds for the trade (or the one named by ``policy_id``)."""
     trade_date = trade.order.trade_date.isoformat()
     latest: dict[str, PolicyRecord] = {}
-    for event in session.query(kinds=["policy.published"]):
-        record = PolicyRecord.of(event)
+    for record in _published(session):
         if policy_id is not None and record.id != policy_id:
             continue
         if record.effective_date <= trade_date and (
@@ -351,6 +355,12 @@ def governing_policy(session: Session, trade: Trade, policy_id: str | None = Non
         raise _refused("policy-ambiguous", f"several published policies govern order "
                        f"{trade.order.id}: {names}", hint="name one with --policy ID")
     return governing[0]
+
+
+def _published(session: Session) -> list[PolicyRecord]:
+    """Every published version, in publication order (read once per write transaction)."""
+    return session.remember("published", lambda: [
+        PolicyRecord.of(e) for e in session.query(kinds=["policy.published"])])
 
 
 @functools.lru_cache(maxsize=64)
@@ -721,7 +731,8 @@ def _entered_record(session: Session, order_id: str) -> OrderRecord:
 def _governing(session: Session, record: OrderRecord) -> Policy:
     assert record.entered is not None
     ref = record.entered.data()["policy"]
-    published = session.by_key(f"policy:{ref['id']}@{ref['version']}")
+    key = f"policy:{ref['id']}@{ref['version']}"
+    published = session.remember(key, lambda: session.by_key(key))
     if published is None:
         raise _conflict("policy-not-published", f"policy {ref['id']}@{ref['version']} is not in the ledger")
     return load_recorded_policy(PolicyRecord.of(published))
@@ -789,7 +800,8 @@ def record_fills(ledger: Ledger, actor: Actor, order_id: str, fills: list[dict[s
         _check_fill_times(session, record, added, clock_skew(policy))
         _check_filled_total(record, record.effective_fills() + added)
         recorded = session.append(*new)
-        reallocation = _reallocate(session, actor, order_id, "late-fill", recorded[-1])
+        reallocation = (_reallocate(session, actor, order_id, "late-fill", recorded[-1])
+                        if record.allocation is not None else None)
         return FillsResult(recorded, already, reallocation)
 
 
@@ -951,6 +963,19 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
     that none of the inputs it read (the order's events, the rotation position) has moved, and
     computes again only if one has. Allocating an allocated order again answers with the
     allocation recorded the first time."""
+    return allocate_order_with_inputs(ledger, actor, order_id)[0]
+
+
+def allocate_order_with_inputs(ledger: Ledger, actor: Actor,
+                               order_id: str) -> tuple[AllocationRecord, dict[str, Any]]:
+    """:func:`allocate_order`, and the trade document the allocation was computed from (the
+    order, its statement and the fills in force before the allocation), read in the same
+    transaction."""
+    allocation, record = _allocate_order(ledger, actor, order_id)
+    return allocation, record.trade_document(before_seq=allocation.event.seq)
+
+
+def _allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> tuple[AllocationRecord, OrderRecord]:
     with ledger.read() as snapshot:
         record = order_record(snapshot, order_id)
         early = (compute_allocation(snapshot, record, None)
@@ -962,7 +987,7 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
         if record.entered is None:
             raise _refused("order-not-entered", f"order {order_id} has not been entered")
         if record.allocation is not None:
-            return AllocationRecord.of(record.allocation)
+            return AllocationRecord.of(record.allocation), record
         if not record.effective_fills():
             raise _refused("order-not-filled", f"order {order_id} has no recorded fill to allocate")
         computed = early
@@ -981,7 +1006,7 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
                 "message": f"order {order_id} allocated at {session.now}, after the policy's "
                            f"cut-off {cutoff}"},
                 order_id=order_id, topic="alerts"))
-        return AllocationRecord.of(session.append(*new)[0])
+        return AllocationRecord.of(session.append(*new)[0]), record
 
 
 def _inputs(session: Session, record: OrderRecord, computed: Computation) -> tuple[int, ...]:
