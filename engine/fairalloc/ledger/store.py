@@ -369,6 +369,15 @@ class Session:
         row = self.conn.execute(select(*_COLUMNS).where(events.c.key == key)).first()
         return None if row is None else _event(row)
 
+    def by_keys(self, *keys: str) -> dict[str, Event]:
+        """The events recorded under any of ``keys``, by key (one query)."""
+        if self._postgres:
+            rows = self._rows(f"SELECT {_NAMES} FROM events WHERE key = ANY(%s)", (list(keys),))
+        else:
+            rows = self.conn.execute(select(*_COLUMNS).where(events.c.key.in_(keys)))
+        found = [_event(row) for row in rows]
+        return {event.key: event for event in found if event.key is not None}
+
     def latest(self, topic: str) -> Event | None:
         """The most recent event of a topic (e.g. a rotation group), if any."""
         if self._postgres:

@@ -609,14 +609,15 @@ def _record_statement(session: Session, actor: Actor, trade: Trade, late_reason:
     if late is not None:
         payload["late"] = late
     _require(session, actor, "statement")
-    existing = session.by_key(f"statement:{order['id']}")
+    held = session.by_keys(f"statement:{order['id']}", f"order:{order['id']}")
+    existing = held.get(f"statement:{order['id']}")
     if existing is not None:
         if existing.data() == payload:
             return existing
         raise _conflict("statement-already-recorded",
                         f"a different pre-trade statement for order {order['id']} is already "
                         "recorded", hint="a recorded statement cannot be replaced; use a new order id")
-    if session.by_key(f"order:{order['id']}") is not None:
+    if f"order:{order['id']}" in held:
         raise _conflict("order-already-entered",
                         f"order {order['id']} is already entered: intent must precede the order")
     skew = _skew_for(session, trade)
@@ -682,7 +683,8 @@ def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | 
     doc = _trade_json(trade)
     order_id = doc["order"]["id"]
     _require(session, actor, "enter")
-    statement = session.by_key(f"statement:{order_id}")
+    held = session.by_keys(f"statement:{order_id}", f"order:{order_id}")
+    statement = held.get(f"statement:{order_id}")
     if statement is None:
         raise _refused(
             "pretrade-statement-missing",
@@ -692,7 +694,7 @@ def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | 
     _check_coverage(statement, doc)
     policy = governing_policy(session, trade, policy_id)
     payload = {"order": doc["order"], "policy": policy.ref()}
-    existing = session.by_key(f"order:{order_id}")
+    existing = held.get(f"order:{order_id}")
     if existing is not None:
         if existing.data() == payload:
             return existing
