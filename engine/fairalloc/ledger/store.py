@@ -1,4 +1,4 @@
-"""Opening a ledger and appending events: one transaction per write, one writer at a time.
+"""Opening a ledger and appending events: each write atomic, one writer at a time.
 
 A :class:`Ledger` is opened from a database URL — a file path or ``sqlite:///path`` for the
 embedded default, ``postgresql://…`` for a server shared by many engine processes — and migrates
@@ -6,7 +6,9 @@ its schema to the revision this code expects. Every write goes through :meth:`Le
 transaction that first takes the ledger's write lock (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL
 transaction-scoped advisory lock), then reads the chain head and the database server's clock.
 Everything a workflow step checks and everything it appends happens inside that one transaction:
-either all of its events are committed, linked to the head it read, or none is.
+either all of its events are committed, linked to the head it read, or none is. On PostgreSQL,
+writes made at once by threads of one process share a transaction and its one durable commit,
+each under its own savepoint (group commit: see :meth:`Ledger.write`).
 
 Who writes is established here, not by the caller (see :mod:`fairalloc.ledger.identity`): on
 SQLite the operating-system user of this process, on PostgreSQL the connected role, which the

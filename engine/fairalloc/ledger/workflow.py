@@ -1,7 +1,8 @@
 """The recorded workflow: each step checks what the ledger already holds, then appends events.
 
-The sequence the source's operational playbook asks for, each step one transaction under the
-ledger's write lock, its time the database server's clock and its actor the authenticated
+The sequence the source's operational playbook asks for, each step atomic under the ledger's
+write lock (one transaction, or one savepoint of a transaction that concurrent steps of a process
+share on PostgreSQL), its time the database server's clock and its actor the authenticated
 :class:`~fairalloc.ledger.identity.Actor` (never a name the caller typed):
 
 1. ``record_statement`` — the pre-trade allocation statement (intent), before any order;
