@@ -594,7 +594,10 @@ class Ledger:
         try:
             if group is None:
                 group = self._group = _Group.open(self)
-            mark = group.session.begin_step()
+            try:
+                mark = group.session.begin_step()
+            except DBAPIError as error:  # the transaction is lost: its writes all fail
+                raise self._mapped(error) from error
             try:
                 yield group.session
             except BaseException as error:  # this write's own failure: it waits for the commit too
@@ -604,8 +607,8 @@ class Ledger:
         finally:
             self._end_turn(group)
         group.committed.wait()
-        if group.error is not None:
-            raise group.error
+        if group.error is not None:  # each write raises its own copy (the threads raise at once)
+            raise LedgerError(group.error.diagnostics) from group.error
         if isinstance(failure, DBAPIError):
             raise self._mapped(failure) from failure
         if failure is not None:
