@@ -139,3 +139,31 @@ def test_a_write_waits_its_turn_at_most_the_lock_timeout(pg_url: str) -> None:
         assert all(isinstance(r, FairallocError) and r.codes == ["ledger-busy"] for r in results[1:])
         with ledger.read() as session:
             assert [e.data()["alert"] for e in session.query(kinds=["alert.raised"])] == ["slow"]
+
+
+def test_when_the_shared_commit_fails_every_write_in_it_fails_and_nothing_is_recorded(pg_url: str) -> None:
+    with Ledger(pg_url, test_database=True) as ledger:
+        staff(ledger)
+        actor = ledger.actor()
+        with ledger.engine.connect() as conn, conn.begin():  # refuses, at commit, a marked event
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF strpos(NEW.payload, 'refuse-at-commit') > 0 THEN RAISE EXCEPTION 'refused at commit'; "
+                "END IF; RETURN NULL; END $$")
+            conn.exec_driver_sql(
+                "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON events DEFERRABLE "
+                "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()")
+        with ledger.read() as session:
+            before = session.head()
+
+        def append(alert: str) -> Callable[[], Any]:
+            def write() -> Any:
+                with ledger.write() as session:
+                    return session.append(NewEvent("alert.raised", actor, {"alert": alert}))[0]
+            return write
+
+        results = _queued(ledger, pg_url, [append("one"), append("refuse-at-commit"), append("three")])
+        assert all(isinstance(r, FairallocError) and r.codes == ["ledger-database-error"] for r in results)
+        with ledger.read() as session:
+            assert session.head() == before
+        assert append("after")().kind == "alert.raised"  # the ledger writes again
