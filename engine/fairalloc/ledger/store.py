@@ -64,7 +64,7 @@ GROUP_LIMIT = 32
 _REGISTRY_KINDS = frozenset({"user.role_granted", "user.role_revoked", "policy.published"})
 """Kinds whose append changes what :meth:`Session.remember` may have remembered."""
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 def resolve_url(text_url: str | None) -> str:
@@ -285,7 +285,7 @@ class Session:
         except DBAPIError:
             self.broken = True
 
-    def remember(self, key: Any, compute: Callable[[], T]) -> T:
+    def remember(self, key: Any, compute: Callable[[], _T]) -> _T:
         """``compute()``, once per write transaction while no role grant, revocation or policy
         publication is appended in it (the write lock keeps every other writer out, so what it
         read cannot change underneath); computed every time in a read session."""
@@ -293,7 +293,7 @@ class Session:
             return compute()
         if key not in self._memo:
             self._memo[key] = compute()
-        found: T = self._memo[key]
+        found: _T = self._memo[key]
         return found
 
     def stream_batches(self, batch: int = 20_000) -> Iterator[Sequence[Any]]:
