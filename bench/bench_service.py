@@ -377,6 +377,7 @@ def _recorded(folder: Path, owner: str, postmaster: int | None) -> None:
             checked(*server.call("POST", f"/v1/orders/REC-{n}/allocation", b"", token, conn))
 
         load = os.getloadavg()[0]
+        durable = _durable(owner)
         cpu, client_cpu = _tree_cpu(server.process.pid), time.process_time()
         database_cpu = _tree_cpu(postmaster) if postmaster is not None else 0.0
         first = each(statement)
@@ -394,6 +395,22 @@ def _recorded(folder: Path, owner: str, postmaster: int | None) -> None:
               f"{os.getloadavg()[0]:.2f} at end")
     finally:
         server.stop()
+    # The server's connections have closed, so PostgreSQL has counted all they did.
+    commits, syncs = (after - before for after, before in zip(_durable(owner), durable))
+    print(f"  {syncs / ORDERS:.2f} WAL flushes to disk per order; {commits / ORDERS:.2f} transactions committed "
+          "per order as PostgreSQL counts them (xact_commit: reads and the pool's liveness checks included)")
+
+
+def _durable(url: str) -> tuple[int, int]:
+    """Transactions committed in the database (``xact_commit``), and WAL flushes to disk
+    (``wal_sync``), so far."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        row = conn.execute("SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), "
+                           "(SELECT wal_sync FROM pg_stat_wal)").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Opening a ledger and appending events: one transaction per write, one writer at a time.
+"""Opening a ledger and appending events: each write atomic, one writer at a time.
 
 A :class:`Ledger` is opened from a database URL — a file path or ``sqlite:///path`` for the
 embedded default, ``postgresql://…`` for a server shared by many engine processes — and migrates
@@ -6,7 +6,9 @@ its schema to the revision this code expects. Every write goes through :meth:`Le
 transaction that first takes the ledger's write lock (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL
 transaction-scoped advisory lock), then reads the chain head and the database server's clock.
 Everything a workflow step checks and everything it appends happens inside that one transaction:
-either all of its events are committed, linked to the head it read, or none is.
+either all of its events are committed, linked to the head it read, or none is. On PostgreSQL,
+writes made at once by threads of one process share a transaction and its one durable commit,
+each under its own savepoint (group commit: see :meth:`Ledger.write`).
 
 Who writes is established here, not by the caller (see :mod:`fairalloc.ledger.identity`): on
 SQLite the operating-system user of this process, on PostgreSQL the connected role, which the
@@ -24,11 +26,12 @@ busy timeout; PostgreSQL ``lock_timeout``), or whose statement runs longer than
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -54,6 +57,14 @@ DEFAULT_STATEMENT_TIMEOUT = 60.0
 """Seconds one PostgreSQL statement of a write may run before it is cancelled (``ledger-busy``)."""
 
 _LOCK_KEY = 0x46414952  # "FAIR": the PostgreSQL advisory lock that serialises ledger writers
+
+GROUP_LIMIT = 32
+"""The most writes one PostgreSQL transaction of a process carries (see :meth:`Ledger.write`)."""
+
+_REGISTRY_KINDS = frozenset({"user.role_granted", "user.role_revoked", "policy.published"})
+"""Kinds whose append changes what :meth:`Session.remember` may have remembered."""
+
+_T = TypeVar("_T")
 
 
 def resolve_url(text_url: str | None) -> str:
@@ -119,6 +130,14 @@ _INSERT_PG_ROLE = (f"INSERT INTO events ({_NAMES}) VALUES "
                    f"({', '.join(_PG_VALUES[:2] + ['session_user'] + _PG_VALUES[3:])})")
 _INSERT_PG_TOKEN = (f"INSERT INTO events ({_NAMES}) VALUES "
                     f"({', '.join(_PG_VALUES[:11] + ['session_user'] + _PG_VALUES[12:])})")
+_PG_CLOCK = "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+_PG_HEAD = f"SELECT {_NAMES} FROM events ORDER BY seq DESC LIMIT 1"
+# A PostgreSQL write starts in one round trip: its time limits, the lock, then the head and the
+# clock (a migration takes the lock only: the table may not exist yet).
+_PG_LOCK = ("SET LOCAL lock_timeout = {lock}; SET LOCAL statement_timeout = {statement}; "
+            f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+_PG_START = f"; {_PG_HEAD}; {_PG_CLOCK}"
+_PG_STEP = f"SAVEPOINT fairalloc_write; {_PG_CLOCK}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +177,24 @@ def _mistyped(seq: object, field: str, value: object) -> LedgerError:
         Location(pointer=f"/events/{seq}/{field}"), hint="run: fairalloc ledger verify"))
 
 
+def _driver_rows(conn: Connection, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """A PostgreSQL statement on the driver's cursor (its ``%s`` parameters bound, and prepared
+    once it recurs), without SQLAlchemy's per-statement work: the write path's hot statements.
+    Driver errors are raised as SQLAlchemy's, as every other query's are."""
+    dbapi = conn.dialect.loaded_dbapi
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, params)
+    except dbapi.Error as error:
+        lost = conn.dialect.is_disconnect(error, raw, cursor)
+        if lost:
+            conn.invalidate(error)
+        raise DBAPIError.instance(sql, params, error, dbapi.Error, connection_invalidated=lost) from error
+    return cursor
+
+
 def identity_of(conn: Connection) -> Identity:
     """The authenticated identity of ``conn``: the OS user (SQLite) or the connected role."""
     if conn.dialect.name != "postgresql":
@@ -186,37 +223,78 @@ class Session:
     """One transaction on the ledger: queries, and (in a write session) appends."""
 
     def __init__(self, conn: Connection, *, writable: bool, identity: Identity | None = None,
-                 test_database: bool = False) -> None:
+                 test_database: bool = False,
+                 start: tuple[Sequence[Any] | None, str] | None = None) -> None:
+        """``start``: the head row and the clock a PostgreSQL write read as it took the lock."""
         self.conn = conn
         self.writable = writable
         self.identity = identity
         self.test_database = test_database
+        self.broken = False  # a grouped write's savepoint could not be rolled back to
+        self._postgres = conn.dialect.name == "postgresql"
         self._head: Event | None = None
         self._now: str | None = None
+        self._memo: dict[Any, Any] = {}
         if writable:
-            self._head = self.head()
-            self._now = self._server_now()
+            if start is not None:
+                self._head = None if start[0] is None else _event(start[0])
+                self._now = self._clock(start[1])
+            else:
+                self._head = self.head()
+                raw = self.conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f','now')").scalar_one()
+                self._now = self._clock(str(raw))
 
     @property
     def now(self) -> str:
-        """The time this write transaction is recorded at: the database server's clock."""
+        """The time this write is recorded at: the database server's clock."""
         if self._now is None:
             raise RuntimeError("only a write session records events")  # a defect, not a user error
         return self._now
 
-    def _server_now(self) -> str:
-        """Server time in UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; never before the chain head's."""
-        if self.conn.dialect.name == "postgresql":
-            sql = "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
-            raw = str(self.conn.exec_driver_sql(sql).scalar_one())
-        else:
-            raw = str(self.conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f','now')").scalar_one())
+    def _clock(self, raw: str) -> str:
+        """Server time ``raw`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; never before the chain head's."""
         whole, _, fraction = raw.partition(".")
         now = f"{whole}.{(fraction + '000000')[:6]}Z"
         # A clock stepped back must not make the record look reordered: time never decreases.
         if self._head is not None and self._head.recorded_at > now:
             return self._head.recorded_at
         return now
+
+    def _rows(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        return _driver_rows(self.conn, sql, params)
+
+    def begin_step(self) -> Event | None:
+        """Start one write of a group sharing this PostgreSQL transaction: a savepoint, so that
+        a write that fails takes back its own events only (:meth:`undo_step`), and the clock as
+        it starts (never before the head's). Returns the head to go back to."""
+        try:
+            cursor = self._rows(_PG_STEP)
+        except DBAPIError:
+            self.broken = True
+            raise
+        cursor.nextset()
+        self._now = self._clock(str(cursor.fetchone()[0]))
+        return self._head
+
+    def undo_step(self, head: Event | None) -> None:
+        """Take back the events of the write :meth:`begin_step` started."""
+        self._head = head
+        self._memo.clear()
+        try:
+            self._rows("ROLLBACK TO SAVEPOINT fairalloc_write")
+        except DBAPIError:
+            self.broken = True
+
+    def remember(self, key: Any, compute: Callable[[], _T]) -> _T:
+        """``compute()``, once per write transaction while no role grant, revocation or policy
+        publication is appended in it (the write lock keeps every other writer out, so what it
+        read cannot change underneath); computed every time in a read session."""
+        if not self.writable:
+            return compute()
+        if key not in self._memo:
+            self._memo[key] = compute()
+        found: _T = self._memo[key]
+        return found
 
     def stream_batches(self, batch: int = 20_000) -> Iterator[Sequence[Any]]:
         """The whole chain in order as lists of the driver's raw rows, in :class:`Event` column
@@ -244,6 +322,9 @@ class Session:
 
     def head(self) -> Event | None:
         """The last event of the chain, or None for an empty ledger."""
+        if self._postgres:
+            found = self._rows(_PG_HEAD).fetchone()
+            return None if found is None else _event(found)
         row = self.conn.execute(select(*_COLUMNS).order_by(events.c.seq.desc()).limit(1)).first()
         return None if row is None else _event(row)
 
@@ -256,6 +337,16 @@ class Session:
         before_seq: int | None = None,
     ) -> list[Event]:
         """Events matching every given filter, in chain order."""
+        if self._postgres:
+            where: list[str] = []
+            params: list[Any] = []
+            for clause, value in (("order_id = %s", order_id), ("kind = ANY(%s)", kinds),
+                                  ("topic = %s", topic), ("seq < %s", before_seq)):
+                if value is not None:
+                    where.append(clause)
+                    params.append(value if isinstance(value, (str, int)) else list(value))
+            sql = f"SELECT {_NAMES} FROM events{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq"
+            return [_event(row) for row in self._rows(sql, params)]
         stmt = select(*_COLUMNS).order_by(events.c.seq)
         if order_id is not None:
             stmt = stmt.where(events.c.order_id == order_id)
@@ -274,11 +365,27 @@ class Session:
 
     def by_key(self, key: str) -> Event | None:
         """The event recorded under a unique ``key``, if any."""
+        if self._postgres:
+            found = self._rows(f"SELECT {_NAMES} FROM events WHERE key = %s", (key,)).fetchone()
+            return None if found is None else _event(found)
         row = self.conn.execute(select(*_COLUMNS).where(events.c.key == key)).first()
         return None if row is None else _event(row)
 
+    def by_keys(self, *keys: str) -> dict[str, Event]:
+        """The events recorded under any of ``keys``, by key (one query)."""
+        if self._postgres:
+            rows = self._rows(f"SELECT {_NAMES} FROM events WHERE key = ANY(%s)", (list(keys),))
+        else:
+            rows = self.conn.execute(select(*_COLUMNS).where(events.c.key.in_(keys)))
+        found = [_event(row) for row in rows]
+        return {event.key: event for event in found if event.key is not None}
+
     def latest(self, topic: str) -> Event | None:
         """The most recent event of a topic (e.g. a rotation group), if any."""
+        if self._postgres:
+            found = self._rows(f"SELECT {_NAMES} FROM events WHERE topic = %s ORDER BY seq DESC LIMIT 1",
+                               (topic,)).fetchone()
+            return None if found is None else _event(found)
         stmt = select(*_COLUMNS).where(events.c.topic == topic).order_by(events.c.seq.desc())
         row = self.conn.execute(stmt.limit(1)).first()
         return None if row is None else _event(row)
@@ -352,6 +459,8 @@ class Session:
                 )
             ) from error
         self._head = made[-1]
+        if any(e.kind in _REGISTRY_KINDS for e in made):
+            self._memo.clear()
         return made
 
     def _insert(self, made: list[Event]) -> None:
@@ -369,7 +478,11 @@ class Session:
                 end += 1
             skip = 11 if token else 2
             rows = [row[:skip] + row[skip + 1:] for row in made[start:end]]
-            self.conn.exec_driver_sql(_INSERT_PG_TOKEN if token else _INSERT_PG_ROLE, rows)
+            sql = _INSERT_PG_TOKEN if token else _INSERT_PG_ROLE
+            if len(rows) == 1:
+                self._rows(sql, rows[0])
+            else:
+                self.conn.exec_driver_sql(sql, rows)
             start = end
 
 
@@ -394,6 +507,10 @@ class Ledger:
         self.engine: Engine = _make_engine(self.url, create=create, lock_timeout=lock_timeout)
         self.backend = self.engine.dialect.name
         self._identity: Identity | None = None
+        self._turn = threading.Condition()  # one write at a time of this process (PostgreSQL)
+        self._busy = False
+        self._waiting = 0
+        self._group: _Group | None = None
         self.migrate(create=create)
 
     def close(self) -> None:
@@ -406,7 +523,10 @@ class Ledger:
         self.close()
 
     @contextmanager
-    def _transaction(self, *, writable: bool) -> Iterator[Connection]:
+    def _transaction(self, *, writable: bool, session: bool = False) -> Iterator[
+            tuple[Connection, tuple[Sequence[Any] | None, str] | None]]:
+        """A transaction, holding the write lock if ``writable``; with ``session`` (PostgreSQL)
+        the head row and the clock, read in the same round trip as the lock is taken."""
         try:
             conn = self.engine.connect()
         except SQLAlchemyError as error:
@@ -415,49 +535,124 @@ class Ledger:
             if writable:
                 conn = conn.execution_options(ledger_write=True)
             with conn.begin():
+                start: tuple[Sequence[Any] | None, str] | None = None
                 if writable and self.backend == "postgresql":
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}")
-                    conn.exec_driver_sql(
-                        f"SET LOCAL statement_timeout = {int(self.statement_timeout * 1000)}")
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
-                yield conn
+                    sql = _PG_LOCK.format(lock=int(self.lock_timeout * 1000),
+                                          statement=int(self.statement_timeout * 1000))
+                    cursor = _driver_rows(conn, sql + _PG_START if session else sql)
+                    if session:
+                        for _ in range(3):  # past the two SETs and the lock, to the head
+                            cursor.nextset()
+                        head = cursor.fetchone()
+                        cursor.nextset()
+                        start = (head, str(cursor.fetchone()[0]))
+                yield conn, start
         except LedgerError:
             raise
         except DBAPIError as error:
-            if error.connection_invalidated:
-                raise _unreachable(self.url, error) from error
-            raise _refused(error) from error
+            raise self._mapped(error) from error
         finally:
             conn.close()
 
+    def _mapped(self, error: DBAPIError) -> LedgerError:
+        if error.connection_invalidated:
+            return _unreachable(self.url, error)
+        return _refused(error)
+
+    def _privileged(self, identity: Identity, bootstrap: bool) -> None:
+        if identity.privileged and not (bootstrap or self.test_database):
+            raise RefusedError(Diagnostic(
+                "ledger-privileged-writer",
+                f"the database role {identity.name} owns the events table or is a superuser: "
+                "the engine does not write as a role that could drop the append-only triggers",
+                hint="connect as a writer role (fairalloc ledger roles --writer NAME, run by "
+                     "the owner)"))
+
     @contextmanager
     def write(self, *, bootstrap: bool = False) -> Iterator[Session]:
-        """A write transaction holding the ledger lock: commit on success, roll back on error.
+        """A write holding the ledger lock: committed on success, rolled back on error.
 
         Refused as the owner or a superuser (``ledger-privileged-writer``) unless this is a test
-        database or the write is the ledger's bootstrap at ``init`` (run by the schema's owner)."""
-        with self._transaction(writable=True) as conn:
-            identity = self._identity or identity_of(conn)
-            self._identity = identity
-            if identity.privileged and not (bootstrap or self.test_database):
-                raise RefusedError(Diagnostic(
-                    "ledger-privileged-writer",
-                    f"the database role {identity.name} owns the events table or is a superuser: "
-                    "the engine does not write as a role that could drop the append-only triggers",
-                    hint="connect as a writer role (fairalloc ledger roles --writer NAME, run by "
-                         "the owner)"))
-            yield Session(conn, writable=True, identity=identity, test_database=self.test_database)
+        database or the write is the ledger's bootstrap at ``init`` (run by the schema's owner).
+
+        On PostgreSQL, writes made at once by several threads of this process share one
+        transaction and its one durable commit (group commit): each runs in turn under its own
+        savepoint — a write that fails takes back its own events and fails alone — and each
+        returns only once the transaction has committed (if the commit fails, every write in it
+        fails). A transaction carries at most :data:`GROUP_LIMIT` writes and commits as soon as
+        no other write is waiting. A write waits at most ``lock_timeout`` for its turn."""
+        if self.backend != "postgresql" or bootstrap:
+            with self._transaction(writable=True, session=True) as (conn, start):
+                identity = self._identity or identity_of(conn)
+                self._identity = identity
+                self._privileged(identity, bootstrap)
+                yield Session(conn, writable=True, identity=identity, test_database=self.test_database,
+                              start=start)
+            return
+        group = self._take_turn()
+        failure: BaseException | None = None
+        try:
+            if group is None:
+                group = self._group = _Group.open(self)
+            try:
+                mark = group.session.begin_step()
+            except DBAPIError as error:  # the transaction is lost: its writes all fail
+                raise self._mapped(error) from error
+            try:
+                yield group.session
+            except BaseException as error:  # this write's own failure: it waits for the commit too
+                failure = error
+                group.session.undo_step(mark)
+            group.size += 1
+        finally:
+            self._end_turn(group)
+        group.committed.wait()
+        if group.error is not None:  # each write raises its own copy (the threads raise at once)
+            raise LedgerError(group.error.diagnostics) from group.error
+        if isinstance(failure, DBAPIError):
+            raise self._mapped(failure) from failure
+        if failure is not None:
+            raise failure
+
+    def _take_turn(self) -> _Group | None:
+        """Wait (at most ``lock_timeout``) until no other write of this process is running, and
+        return the open transaction to join (None: open one)."""
+        with self._turn:
+            self._waiting += 1
+            free = self._turn.wait_for(lambda: not self._busy, self.lock_timeout)
+            self._waiting -= 1
+            if not free:
+                raise LedgerError(Diagnostic(
+                    "ledger-busy", f"the ledger is busy: this process's other writes held it for "
+                    f"{self.lock_timeout:g} s", hint="nothing was written; retry"))
+            self._busy = True
+            return self._group
+
+    def _end_turn(self, group: _Group | None) -> None:
+        """Commit the open transaction if no write waits to join it (or it is full or broken),
+        then let the next write run."""
+        with self._turn:
+            finish = group is not None and (group.size >= GROUP_LIMIT or group.session.broken
+                                            or self._waiting == 0)
+            if finish or group is None:
+                self._group = None
+        if finish:
+            assert group is not None
+            group.finish()
+        with self._turn:
+            self._busy = False
+            self._turn.notify()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction: a consistent snapshot of the ledger."""
-        with self._transaction(writable=False) as conn:
+        with self._transaction(writable=False) as (conn, _):
             yield Session(conn, writable=False, test_database=self.test_database)
 
     def identity(self) -> Identity:
         """Who this ledger handle writes as (the OS user, or the connected database role)."""
         if self._identity is None:
-            with self._transaction(writable=False) as conn:
+            with self._transaction(writable=False) as (conn, _):
                 self._identity = identity_of(conn)
         return self._identity
 
@@ -471,10 +666,10 @@ class Ledger:
 
         A ledger already at that revision is recognised without the lock, so opening one never
         waits for a writer."""
-        with self._transaction(writable=False) as conn:
+        with self._transaction(writable=False) as (conn, _):
             if MigrationContext.configure(conn).get_current_revision() == SCHEMA_REVISION:
                 return
-        with self._transaction(writable=True) as conn:
+        with self._transaction(writable=True) as (conn, _):
             current = MigrationContext.configure(conn).get_current_revision()
             if current == SCHEMA_REVISION:
                 return
@@ -489,6 +684,47 @@ class Ledger:
                 raise LedgerError(Diagnostic(
                     "ledger-database-error", f"the ledger's schema cannot be migrated: {error}",
                     hint="a newer fairalloc created it, or its alembic_version was changed by hand")) from None
+
+
+class _Group:
+    """One PostgreSQL write transaction that concurrent writes of a process share (see
+    :meth:`Ledger.write`): opened by the first, committed by the last, waited for by all."""
+
+    def __init__(self, stack: ExitStack, session: Session) -> None:
+        self.stack = stack
+        self.session = session
+        self.size = 0
+        self.error: LedgerError | None = None
+        self.committed = threading.Event()
+
+    @staticmethod
+    def open(ledger: Ledger) -> _Group:
+        stack = ExitStack()
+        conn, start = stack.enter_context(ledger._transaction(writable=True, session=True))
+        try:
+            identity = ledger._identity or identity_of(conn)
+            ledger._identity = identity
+            ledger._privileged(identity, False)
+        except BaseException:
+            stack.close()  # nothing was written: commits nothing, and frees the connection
+            raise
+        return _Group(stack, Session(conn, writable=True, identity=identity,
+                                     test_database=ledger.test_database, start=start))
+
+    def finish(self) -> None:
+        """Commit (roll back if a savepoint was lost) and wake every write waiting on it."""
+        try:
+            if self.session.broken:
+                self.error = LedgerError(Diagnostic(
+                    "ledger-database-error", "the ledger database lost a write's savepoint: "
+                    "nothing in its transaction was written", hint="retry"))
+                self.stack.__exit__(LedgerError, self.error, None)
+            else:
+                self.stack.close()
+        except LedgerError as error:
+            self.error = error
+        finally:
+            self.committed.set()
 
 
 def _not_initialised(url: str) -> LedgerError:

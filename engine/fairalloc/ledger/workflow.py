@@ -1,7 +1,8 @@
 """The recorded workflow: each step checks what the ledger already holds, then appends events.
 
-The sequence the source's operational playbook asks for, each step one transaction under the
-ledger's write lock, its time the database server's clock and its actor the authenticated
+The sequence the source's operational playbook asks for, each step atomic under the ledger's
+write lock (one transaction, or one savepoint of a transaction that concurrent steps of a process
+share on PostgreSQL), its time the database server's clock and its actor the authenticated
 :class:`~fairalloc.ledger.identity.Actor` (never a name the caller typed):
 
 1. ``record_statement`` — the pre-trade allocation statement (intent), before any order;
@@ -142,7 +143,12 @@ def _time(text: str) -> dt.datetime:
 
 
 def roles_of(session: Session, user: str) -> set[str]:
-    """The roles ``user`` holds now: grants minus revocations, in chain order."""
+    """The roles ``user`` holds now: grants minus revocations, in chain order (read once per
+    write transaction: see :meth:`Session.remember`)."""
+    return session.remember(("roles", user), lambda: _roles_read(session, user))
+
+
+def _roles_read(session: Session, user: str) -> set[str]:
     held: set[str] = set()
     for event in session.query(topic=f"user:{user}"):
         role = event.data()["role"]
@@ -321,8 +327,7 @@ def governing_policy(session: Session, trade: Trade, policy_id: str | None = Non
     one whose ``applies_to`` holds for the trade (or the one named by ``policy_id``)."""
     trade_date = trade.order.trade_date.isoformat()
     latest: dict[str, PolicyRecord] = {}
-    for event in session.query(kinds=["policy.published"]):
-        record = PolicyRecord.of(event)
+    for record in _published(session):
         if policy_id is not None and record.id != policy_id:
             continue
         if record.effective_date <= trade_date and (
@@ -351,6 +356,12 @@ def governing_policy(session: Session, trade: Trade, policy_id: str | None = Non
         raise _refused("policy-ambiguous", f"several published policies govern order "
                        f"{trade.order.id}: {names}", hint="name one with --policy ID")
     return governing[0]
+
+
+def _published(session: Session) -> list[PolicyRecord]:
+    """Every published version, in publication order (read once per write transaction)."""
+    return session.remember("published", lambda: [
+        PolicyRecord.of(e) for e in session.query(kinds=["policy.published"])])
 
 
 @functools.lru_cache(maxsize=64)
@@ -599,14 +610,15 @@ def _record_statement(session: Session, actor: Actor, trade: Trade, late_reason:
     if late is not None:
         payload["late"] = late
     _require(session, actor, "statement")
-    existing = session.by_key(f"statement:{order['id']}")
+    held = session.by_keys(f"statement:{order['id']}", f"order:{order['id']}")
+    existing = held.get(f"statement:{order['id']}")
     if existing is not None:
         if existing.data() == payload:
             return existing
         raise _conflict("statement-already-recorded",
                         f"a different pre-trade statement for order {order['id']} is already "
                         "recorded", hint="a recorded statement cannot be replaced; use a new order id")
-    if session.by_key(f"order:{order['id']}") is not None:
+    if f"order:{order['id']}" in held:
         raise _conflict("order-already-entered",
                         f"order {order['id']} is already entered: intent must precede the order")
     skew = _skew_for(session, trade)
@@ -672,7 +684,8 @@ def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | 
     doc = _trade_json(trade)
     order_id = doc["order"]["id"]
     _require(session, actor, "enter")
-    statement = session.by_key(f"statement:{order_id}")
+    held = session.by_keys(f"statement:{order_id}", f"order:{order_id}")
+    statement = held.get(f"statement:{order_id}")
     if statement is None:
         raise _refused(
             "pretrade-statement-missing",
@@ -682,7 +695,7 @@ def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | 
     _check_coverage(statement, doc)
     policy = governing_policy(session, trade, policy_id)
     payload = {"order": doc["order"], "policy": policy.ref()}
-    existing = session.by_key(f"order:{order_id}")
+    existing = held.get(f"order:{order_id}")
     if existing is not None:
         if existing.data() == payload:
             return existing
@@ -721,7 +734,8 @@ def _entered_record(session: Session, order_id: str) -> OrderRecord:
 def _governing(session: Session, record: OrderRecord) -> Policy:
     assert record.entered is not None
     ref = record.entered.data()["policy"]
-    published = session.by_key(f"policy:{ref['id']}@{ref['version']}")
+    key = f"policy:{ref['id']}@{ref['version']}"
+    published = session.remember(key, lambda: session.by_key(key))
     if published is None:
         raise _conflict("policy-not-published", f"policy {ref['id']}@{ref['version']} is not in the ledger")
     return load_recorded_policy(PolicyRecord.of(published))
@@ -789,7 +803,8 @@ def record_fills(ledger: Ledger, actor: Actor, order_id: str, fills: list[dict[s
         _check_fill_times(session, record, added, clock_skew(policy))
         _check_filled_total(record, record.effective_fills() + added)
         recorded = session.append(*new)
-        reallocation = _reallocate(session, actor, order_id, "late-fill", recorded[-1])
+        reallocation = (_reallocate(session, actor, order_id, "late-fill", recorded[-1])
+                        if record.allocation is not None else None)
         return FillsResult(recorded, already, reallocation)
 
 
@@ -951,6 +966,19 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
     that none of the inputs it read (the order's events, the rotation position) has moved, and
     computes again only if one has. Allocating an allocated order again answers with the
     allocation recorded the first time."""
+    return allocate_order_with_inputs(ledger, actor, order_id)[0]
+
+
+def allocate_order_with_inputs(ledger: Ledger, actor: Actor,
+                               order_id: str) -> tuple[AllocationRecord, dict[str, Any]]:
+    """:func:`allocate_order`, and the trade document the allocation was computed from (the
+    order, its statement and the fills in force before the allocation), read in the same
+    transaction."""
+    allocation, record = _allocate_order(ledger, actor, order_id)
+    return allocation, record.trade_document(before_seq=allocation.event.seq)
+
+
+def _allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> tuple[AllocationRecord, OrderRecord]:
     with ledger.read() as snapshot:
         record = order_record(snapshot, order_id)
         early = (compute_allocation(snapshot, record, None)
@@ -962,7 +990,7 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
         if record.entered is None:
             raise _refused("order-not-entered", f"order {order_id} has not been entered")
         if record.allocation is not None:
-            return AllocationRecord.of(record.allocation)
+            return AllocationRecord.of(record.allocation), record
         if not record.effective_fills():
             raise _refused("order-not-filled", f"order {order_id} has no recorded fill to allocate")
         computed = early
@@ -981,7 +1009,7 @@ def allocate_order(ledger: Ledger, actor: Actor, order_id: str) -> AllocationRec
                 "message": f"order {order_id} allocated at {session.now}, after the policy's "
                            f"cut-off {cutoff}"},
                 order_id=order_id, topic="alerts"))
-        return AllocationRecord.of(session.append(*new)[0])
+        return AllocationRecord.of(session.append(*new)[0]), record
 
 
 def _inputs(session: Session, record: OrderRecord, computed: Computation) -> tuple[int, ...]:

@@ -194,10 +194,8 @@ async def post_allocation(order_id: str, request: Request, svc: Service = Depend
 
 
 def _allocate_and_read(ledger: Ledger, actor: WorkflowActor, order_id: str) -> tuple[workflow.AllocationRecord, Any]:
-    """Allocate, then read back the inputs the allocation was computed from (for the decision log)."""
-    record = workflow.allocate_order(ledger, actor, order_id)
-    recorded = workflow.read_order(ledger, order_id)
-    return record, recorded.trade_document(before_seq=record.event.seq)
+    """Allocate, and the inputs the allocation was computed from (for the decision log)."""
+    return workflow.allocate_order_with_inputs(ledger, actor, order_id)
 
 
 @router.get("/orders/{order_id}/allocation", summary="the recorded allocation of an order")
