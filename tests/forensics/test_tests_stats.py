@@ -7,12 +7,14 @@ import math
 from fractions import Fraction
 
 import numpy as np
+from scipy import stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairalloc.forensics.tests_stats import (
     MonteCarlo,
     benjamini_hochberg,
+    binomial_sum_upper_tail,
     binomial_upper_tail,
     fisher_greater,
     permutation_product_test,
@@ -52,6 +54,42 @@ def test_poisson_binomial_far_tail_where_a_normal_approximation_fails() -> None:
     exact = float(exact_poisson_binomial_tail(40, [Fraction(1, 7)] * 60))
     got = poisson_binomial_upper_tail(40, np.full(60, 1 / 7))
     assert exact < 1e-15 and math.isclose(got, exact, rel_tol=5e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), st.integers(2, 30), st.integers(0, 25)),
+                min_size=1, max_size=8), st.data())
+def test_grouped_tail_is_exact_to_three_digits(groups: list[tuple[int, int, int]],
+                                               data: st.DataObject) -> None:
+    # Chances a/b (including 0 and 1) with repeat counts, as the rotation test groups them.
+    chances = [Fraction(min(a, b), b) if a < 9 else Fraction(0) for a, b, _ in groups]
+    counts = [c for _, _, c in groups]
+    n = sum(counts)
+    k = data.draw(st.integers(0, n + 1))
+    exact = exact_poisson_binomial_tail(k, [q for q, c in zip(chances, counts, strict=True)
+                                            for _ in range(c)])
+    got = binomial_sum_upper_tail(k, np.array([float(q) for q in chances]),
+                                  np.array(counts, dtype=np.int64))
+    if exact == 0:
+        assert got == 0.0
+    else:
+        assert math.isclose(got, float(exact), rel_tol=5e-4), (got, float(exact))
+
+
+def test_grouped_tail_of_many_trials_keeps_its_precision_far_out() -> None:
+    # One chance: the tail is a binomial one, which SciPy computes from the incomplete beta
+    # function. 20,000 trials, tails from the middle to about 1e-280.
+    for k in (400, 520, 700, 1_000, 1_500, 19_999):
+        expected = float(stats.binom.sf(k - 1, 20_000, 0.02))
+        got = binomial_sum_upper_tail(k, np.array([0.02]), np.array([20_000]))
+        assert math.isclose(got, expected, rel_tol=1e-6), (k, got, expected)
+    # Many distinct chances: SciPy's Poisson-binomial mass function (quadratic in the trials).
+    data = np.random.default_rng(4)
+    chances = 1.0 / data.integers(20, 80, size=2_000)
+    for k in (40, 120):
+        expected = float(stats.poisson_binom(chances).pmf(np.arange(k, 2_001)).sum())
+        got = poisson_binomial_upper_tail(k, chances)
+        assert math.isclose(got, min(expected, 1.0), rel_tol=1e-9), (k, got, expected)
 
 
 @given(st.integers(1, 40), st.floats(0.01, 0.99))
