@@ -11,6 +11,7 @@ from scipy import stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairalloc.forensics import tests_stats
 from fairalloc.forensics.tests_stats import (
     MonteCarlo,
     benjamini_hochberg,
@@ -203,3 +204,23 @@ def test_permutation_product_detects_alignment() -> None:
     weights = 0.1 * outcomes + data.normal(0, 0.05, 200)
     statistic, mc = permutation_product_test(weights, outcomes, 5000, np.random.default_rng(1))
     assert mc.draws == 5000 and mc.hits == 0 and mc.is_bound and statistic > 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 400), st.data(), st.sampled_from([10, -3]))
+def test_random_subsets_are_those_of_the_smallest_keys(n: int, data: st.DataObject,
+                                                       margin: int) -> None:
+    # The m rows with the smallest of n uniform keys per draw, also when the cut-off is set so
+    # low (margin -3) that some draws have fewer rows below it and search all their keys.
+    m = data.draw(st.integers(1, n - 1))
+    values = np.random.default_rng(n).normal(size=n)
+    draws = 50
+    expected_keys = np.random.default_rng(7).random((draws, n))
+    expected = values[np.argpartition(expected_keys, m - 1, axis=1)[:, :m]].sum(axis=1)
+    saved = tests_stats.KEY_MARGIN_SDS
+    tests_stats.KEY_MARGIN_SDS = margin
+    try:
+        got = tests_stats._subset_sums(values, m, draws, np.random.default_rng(7))
+    finally:
+        tests_stats.KEY_MARGIN_SDS = saved
+    assert np.allclose(got, expected, rtol=1e-12, atol=1e-12)

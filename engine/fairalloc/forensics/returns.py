@@ -90,25 +90,17 @@ def money_text(scaled: int, scale: int, places: int = 2) -> str:
     return str(amount.quantize(Decimal(1).scaleb(-places)))
 
 
-def peers(order: npt.NDArray[np.int32], account: npt.NDArray[np.int32], accounts: int) -> Bool:
-    """Account × account matrix: True where two accounts took part in at least one common order.
+def pool_of(favoured_accounts: Bool, order: npt.NDArray[np.int32],
+            account: npt.NDArray[np.int32]) -> Bool:
+    """Accounts in the comparison pool of a favoured set: the set and all its peers, the accounts
+    that took part in at least one order with it.
 
-    The re-allocation tests draw only among these peers: an allocation could plausibly have gone
-    to any account that was in the same orders, not to one that never trades alongside.
+    The re-allocation tests draw only among these: an allocation could plausibly have gone to
+    any account that was in the same orders, not to one that never trades alongside.
     """
-    matrix = np.zeros((accounts, accounts), dtype=np.bool_)
+    pool = favoured_accounts.copy()
     if order.size == 0:
-        return matrix
-    orders = int(order.max()) + 1
-    step = max(1, 20_000_000 // max(accounts, 1))
-    for start in range(0, orders, step):
-        rows = (order >= start) & (order < start + step)
-        incidence = np.zeros((min(step, orders - start), accounts), dtype=np.float32)
-        incidence[order[rows] - start, account[rows]] = 1.0
-        matrix |= (incidence.T @ incidence) > 0
-    return matrix
-
-
-def pool_of(favoured_accounts: Bool, peer_matrix: Bool) -> Bool:
-    """Accounts in the comparison pool of a favoured set: the set and all its peers."""
-    return favoured_accounts | peer_matrix[favoured_accounts].any(axis=0)
+        return pool
+    shared = np.bincount(order[favoured_accounts[account]], minlength=int(order.max()) + 1) > 0
+    pool[account[shared[order]]] = True
+    return pool

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from fairalloc.errors import Diagnostic, InputError, Location
 from fairalloc.forensics import groups, history, intent, overrides, rotation, timing
 from fairalloc.forensics.findings import Finding, document, rank
-from fairalloc.forensics.returns import FirstDay, exact_sum, first_day, money_text, peers, pool_of
+from fairalloc.forensics.returns import FirstDay, exact_sum, first_day, money_text, pool_of
 from fairalloc.forensics.tests_stats import (
     DEFAULT_WORK_BUDGET,
     MonteCarlo,
@@ -497,8 +497,8 @@ def _return_stage(
     findings, comparisons = _group_within(allocations, first, fav_accounts, who, config, rng)
     pools: list[dict[str, object]] = []
     if fav_accounts.any():
-        peer_matrix = peers(allocations.order, allocations.account, accounts)
-        pool_rows = pool_of(fav_accounts, peer_matrix)[allocations.account]
+        pool = pool_of(fav_accounts, allocations.order, allocations.account)
+        pool_rows = pool[allocations.account]
         favoured_rows = fav_accounts[allocations.account]
         for label, subset in _subsets(first, len(allocations)):
             details, result = _pool(label, allocations, first, favoured_rows, pool_rows & subset,
