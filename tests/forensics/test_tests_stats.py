@@ -224,3 +224,28 @@ def test_random_subsets_are_those_of_the_smallest_keys(n: int, data: st.DataObje
     finally:
         tests_stats.KEY_MARGIN_SDS = saved
     assert np.allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_labelled_draws_follow_the_permutation_distribution() -> None:
+    # Three orders of four rows with one, two and three labelled rows (the last drawn by its
+    # complement): the draws' distribution is the exact one of shuffling each order.
+    vals = np.array([[3.0, -1.0, 0.5, -2.5], [1.0, 2.0, -4.0, 1.0], [0.3, -0.7, 2.2, -1.8]])
+    labelled = np.array([[True, False, False, False], [False, True, True, False],
+                         [True, True, False, True]])
+    exact: dict[float, int] = {}
+    per_order = [[round(sum(v[i] for i in range(4) if lab[p[i]]), 9)
+                  for p in itertools.permutations(range(4))]
+                 for v, lab in zip(vals, labelled, strict=True)]
+    for combo in itertools.product(*per_order):
+        key = round(sum(combo), 9)
+        exact[key] = exact.get(key, 0) + 1
+    total = sum(exact.values())
+    draws = 40_000
+    got = np.round(tests_stats._labelled_sums(vals, labelled, draws, np.random.default_rng(5)), 9)
+    assert set(np.unique(got)) <= set(exact)
+    for value, count in exact.items():
+        share = count / total
+        assert abs(float(np.mean(got == value)) - share) < 5 * math.sqrt(share / draws) + 1e-4
+    for cut in sorted(exact)[::3]:
+        share = sum(c for v, c in exact.items() if v <= cut) / total
+        assert abs(float(np.mean(got <= cut)) - share) < 5 * math.sqrt(share * (1 - share) / draws) + 1e-4
