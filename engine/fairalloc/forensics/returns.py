@@ -77,6 +77,42 @@ def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
     return FirstDay(returns, money, has_close, partial, allocations.price_scale)
 
 
+@dataclass(frozen=True, slots=True)
+class OrderMoves:
+    """What the within-order tests need of every order, computed once for all their subsets."""
+
+    order: I64  # order code per row
+    deviation: F64  # per row: allocated − exact pro-rata share, or the quantity without intent
+    order_return: F64  # per order: quantity-weighted first-day return (0 for missing closes)
+    order_price: F64  # per order: quantity-weighted price
+    closed: Bool  # per order: every row has a close
+    intent: Bool  # per order: every row has the intended, order_quantity and order_filled
+
+
+def order_moves(allocations: Allocations, first: FirstDay) -> OrderMoves:
+    """Per order its first-day move and price, per row its departure from the pro-rata share."""
+    order = allocations.order.astype(np.int64)
+    orders = len(allocations.order_ids)
+    rows_per = np.bincount(order, minlength=orders)
+    with_close = np.bincount(order[first.has_close], minlength=orders)
+    intent_row = (
+        (allocations.intended != MISSING) & (allocations.order_quantity != MISSING)
+        & (allocations.order_filled != MISSING) & (allocations.order_quantity > 0)
+    )
+    intent_order = np.bincount(order[intent_row], minlength=orders) == rows_per
+    qty = allocations.quantity.astype(np.float64)
+    weight = np.maximum(np.bincount(order, weights=qty, minlength=orders), 1.0)
+    ret = np.where(first.has_close, first.returns, 0.0)
+    order_return = np.bincount(order, weights=qty * ret, minlength=orders) / weight
+    order_price = (np.bincount(order, weights=qty * allocations.price, minlength=orders)
+                   / weight / 10**allocations.price_scale)
+    fair = np.where(intent_row, allocations.intended * allocations.order_filled.astype(np.float64)
+                    / np.where(intent_row, allocations.order_quantity, 1), 0.0)
+    deviation = np.where(intent_order[order], qty - fair, qty)
+    return OrderMoves(order, deviation, order_return, order_price, rows_per == with_close,
+                      intent_order)
+
+
 def exact_sum(values: I64) -> int:
     """Exact sum of int64 values as a Python int (no overflow: high and low halves summed apart)."""
     low = (values & np.int64(0xFFFFFFFF)).sum(dtype=np.int64)
