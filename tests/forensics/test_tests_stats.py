@@ -19,10 +19,15 @@ from fairalloc.forensics.tests_stats import (
     binomial_upper_tail,
     fisher_greater,
     permutation_product_test,
-    poisson_binomial_upper_tail,
     pool_test,
     within_order_test,
 )
+
+
+def poisson_binomial_upper_tail(k: int, chances: np.ndarray) -> float:
+    """The review's tail for chances given one per trial (grouped by value, as rotation does)."""
+    values, counts = np.unique(chances, return_counts=True)
+    return binomial_sum_upper_tail(k, values, counts.astype(np.int64))
 
 
 def exact_poisson_binomial_tail(k: int, chances: list[Fraction]) -> Fraction:

@@ -82,15 +82,6 @@ def benjamini_hochberg(p_values: F64) -> F64:
     return np.minimum(np.maximum(q, p_values), 1.0)
 
 
-def poisson_binomial_upper_tail(k: int, chances: F64) -> float:
-    """Exact P(X >= k) for X a sum of independent Bernoulli(``chances``) (Poisson-binomial).
-
-    The chances are grouped by value and the tail computed by :func:`binomial_sum_upper_tail`.
-    """
-    values, counts = np.unique(np.clip(chances, 0.0, 1.0), return_counts=True)
-    return binomial_sum_upper_tail(k, values, counts.astype(np.int64))
-
-
 def binomial_sum_upper_tail(k: int, chances: F64, counts: I64) -> float:
     """Exact P(X >= k) for X = sum over d of Binomial(``counts[d]``, ``chances[d]``).
 
