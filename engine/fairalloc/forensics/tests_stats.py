@@ -300,7 +300,7 @@ def _labelled_sums(vals: F64, labelled: Bool, draws: int, rng: np.random.Generat
     out = np.full(draws, float(vals[complement].sum()))
     chosen = np.zeros(draws * g * n, dtype=np.bool_)
     offset = np.arange(draws * g, dtype=np.int64).reshape(draws, g) * n
-    for step in range(int(size.max()) if g else 0):
+    for step in range(int(size.max())):
         orders = np.flatnonzero(size > step)
         last = n - size[orders] + step
         pick = rng.integers(0, last + 1, size=(draws, orders.shape[0]))
