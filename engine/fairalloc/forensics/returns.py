@@ -81,7 +81,7 @@ def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
 class OrderMoves:
     """What the within-order tests need of every order, computed once for all their subsets."""
 
-    order: I64  # order code per row
+    order: npt.NDArray[np.int32]  # order code per row
     deviation: F64  # per row: allocated − exact pro-rata share, or the quantity without intent
     order_return: F64  # per order: quantity-weighted first-day return (0 for missing closes)
     order_price: F64  # per order: quantity-weighted price
@@ -91,7 +91,7 @@ class OrderMoves:
 
 def order_moves(allocations: Allocations, first: FirstDay) -> OrderMoves:
     """Per order its first-day move and price, per row its departure from the pro-rata share."""
-    order = allocations.order.astype(np.int64)
+    order = allocations.order
     orders = len(allocations.order_ids)
     rows_per = np.bincount(order, minlength=orders)
     with_close = np.bincount(order[first.has_close], minlength=orders)

@@ -243,7 +243,7 @@ class WithinInputs:
 
 def _within_inputs(moves: OrderMoves, subset: Bool) -> WithinInputs:
     idx = np.flatnonzero(subset & moves.closed[moves.order])
-    order = moves.order[idx]
+    order = moves.order[idx].astype(np.int64)
     tested_orders = np.flatnonzero(np.bincount(order, minlength=moves.closed.shape[0]))
     centre = float(moves.order_return[tested_orders].mean()) if tested_orders.size else 0.0
     order_return = moves.order_return[order]
@@ -527,6 +527,7 @@ def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> R
     findings, fav_accounts, who = _return_stage(analyses, allocations, first, moves, config, rng)
     favoured_rows = fav_accounts[allocations.account]
     _return_charts(charts, who, allocations, first, moves, favoured_rows, config)
+    del moves  # its per-row arrays are not needed by the later stages
     step(STAGES[2])
     findings += _intent(analyses, charts, who, allocations, first, favoured_rows, config, rng)
     step(STAGES[3])
