@@ -5,9 +5,11 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fairalloc.forensics import history
-from fairalloc.forensics.returns import exact_sum, first_day, money_text, peers, pool_of
+from fairalloc.forensics.returns import exact_sum, first_day, money_text, pool_of
 from tests.forensics.conftest import write_history
 
 
@@ -39,9 +41,19 @@ def test_exact_sum_does_not_overflow() -> None:
 def test_pool_is_the_favoured_and_their_peers() -> None:
     order = np.array([0, 0, 1, 1, 2], dtype=np.int32)
     account = np.array([0, 1, 1, 2, 3], dtype=np.int32)
-    matrix = peers(order, account, 4)
-    assert pool_of(np.array([True, False, False, False]), matrix).tolist() == [
+    assert pool_of(np.array([True, False, False, False]), order, account).tolist() == [
         True, True, False, False]
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 5)), max_size=40),
+       st.lists(st.booleans(), min_size=6, max_size=6))
+def test_pool_holds_exactly_the_accounts_sharing_an_order(
+        rows: list[tuple[int, int]], favoured: list[bool]) -> None:
+    order = np.array([o for o, _ in rows], dtype=np.int32)
+    account = np.array([a for _, a in rows], dtype=np.int32)
+    expected = [favoured[b] or any(favoured[a] and any(o == p for p, c in rows if c == b)
+                                   for o, a in rows) for b in range(6)]
+    assert pool_of(np.array(favoured), order, account).tolist() == expected
 
 
 def history_load(folder: pathlib.Path) -> history.History:

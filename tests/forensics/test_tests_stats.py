@@ -7,19 +7,27 @@ import math
 from fractions import Fraction
 
 import numpy as np
+from scipy import stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairalloc.forensics import tests_stats
 from fairalloc.forensics.tests_stats import (
     MonteCarlo,
     benjamini_hochberg,
+    binomial_sum_upper_tail,
     binomial_upper_tail,
     fisher_greater,
     permutation_product_test,
-    poisson_binomial_upper_tail,
     pool_test,
     within_order_test,
 )
+
+
+def poisson_binomial_upper_tail(k: int, chances: np.ndarray) -> float:
+    """The review's tail for chances given one per trial (grouped by value, as rotation does)."""
+    values, counts = np.unique(chances, return_counts=True)
+    return binomial_sum_upper_tail(k, values, counts.astype(np.int64))
 
 
 def exact_poisson_binomial_tail(k: int, chances: list[Fraction]) -> Fraction:
@@ -52,6 +60,42 @@ def test_poisson_binomial_far_tail_where_a_normal_approximation_fails() -> None:
     exact = float(exact_poisson_binomial_tail(40, [Fraction(1, 7)] * 60))
     got = poisson_binomial_upper_tail(40, np.full(60, 1 / 7))
     assert exact < 1e-15 and math.isclose(got, exact, rel_tol=5e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), st.integers(2, 30), st.integers(0, 25)),
+                min_size=1, max_size=8), st.data())
+def test_grouped_tail_is_exact_to_three_digits(groups: list[tuple[int, int, int]],
+                                               data: st.DataObject) -> None:
+    # Chances a/b (including 0 and 1) with repeat counts, as the rotation test groups them.
+    chances = [Fraction(min(a, b), b) if a < 9 else Fraction(0) for a, b, _ in groups]
+    counts = [c for _, _, c in groups]
+    n = sum(counts)
+    k = data.draw(st.integers(0, n + 1))
+    exact = exact_poisson_binomial_tail(k, [q for q, c in zip(chances, counts, strict=True)
+                                            for _ in range(c)])
+    got = binomial_sum_upper_tail(k, np.array([float(q) for q in chances]),
+                                  np.array(counts, dtype=np.int64))
+    if exact == 0:
+        assert got == 0.0
+    else:
+        assert math.isclose(got, float(exact), rel_tol=5e-4), (got, float(exact))
+
+
+def test_grouped_tail_of_many_trials_keeps_its_precision_far_out() -> None:
+    # One chance: the tail is a binomial one, which SciPy computes from the incomplete beta
+    # function. 20,000 trials, tails from the middle to 3e-286 (and 0 where they underflow).
+    for k in (400, 520, 700, 1_000, 1_200, 1_300, 1_400, 19_999):
+        expected = float(stats.binom.sf(k - 1, 20_000, 0.02))
+        got = binomial_sum_upper_tail(k, np.array([0.02]), np.array([20_000]))
+        assert math.isclose(got, expected, rel_tol=1e-6), (k, got, expected)
+    # Many distinct chances: SciPy's Poisson-binomial mass function (quadratic in the trials).
+    data = np.random.default_rng(4)
+    chances = 1.0 / data.integers(20, 80, size=2_000)
+    for k in (40, 120):
+        expected = float(stats.poisson_binom(chances).pmf(np.arange(k, 2_001)).sum())
+        got = poisson_binomial_upper_tail(k, chances)
+        assert math.isclose(got, min(expected, 1.0), rel_tol=1e-9), (k, got, expected)
 
 
 @given(st.integers(1, 40), st.floats(0.01, 0.99))
@@ -165,3 +209,48 @@ def test_permutation_product_detects_alignment() -> None:
     weights = 0.1 * outcomes + data.normal(0, 0.05, 200)
     statistic, mc = permutation_product_test(weights, outcomes, 5000, np.random.default_rng(1))
     assert mc.draws == 5000 and mc.hits == 0 and mc.is_bound and statistic > 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 400), st.data(), st.sampled_from([10, -3]))
+def test_random_subsets_are_those_of_the_smallest_keys(n: int, data: st.DataObject,
+                                                       margin: int) -> None:
+    # The m rows with the smallest of n uniform keys per draw, also when the cut-off is set so
+    # low (margin -3) that some draws have fewer rows below it and search all their keys.
+    m = data.draw(st.integers(1, n - 1))
+    values = np.random.default_rng(n).normal(size=n)
+    draws = 50
+    expected_keys = np.random.default_rng(7).random((draws, n))
+    expected = values[np.argpartition(expected_keys, m - 1, axis=1)[:, :m]].sum(axis=1)
+    saved = tests_stats.KEY_MARGIN_SDS
+    tests_stats.KEY_MARGIN_SDS = margin
+    try:
+        got = tests_stats._subset_sums(values, m, draws, np.random.default_rng(7))
+    finally:
+        tests_stats.KEY_MARGIN_SDS = saved
+    assert np.allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_labelled_draws_follow_the_permutation_distribution() -> None:
+    # Three orders of four rows with one, two and three labelled rows (the last drawn by its
+    # complement): the draws' distribution is the exact one of shuffling each order.
+    vals = np.array([[3.0, -1.0, 0.5, -2.5], [1.0, 2.0, -4.0, 1.0], [0.3, -0.7, 2.2, -1.8]])
+    labelled = np.array([[True, False, False, False], [False, True, True, False],
+                         [True, True, False, True]])
+    exact: dict[float, int] = {}
+    per_order = [[round(sum(v[i] for i in range(4) if lab[p[i]]), 9)
+                  for p in itertools.permutations(range(4))]
+                 for v, lab in zip(vals, labelled, strict=True)]
+    for combo in itertools.product(*per_order):
+        key = round(sum(combo), 9)
+        exact[key] = exact.get(key, 0) + 1
+    total = sum(exact.values())
+    draws = 40_000
+    got = np.round(tests_stats._labelled_sums(vals, labelled, draws, np.random.default_rng(5)), 9)
+    assert set(np.unique(got)) <= set(exact)
+    for value, count in exact.items():
+        share = count / total
+        assert abs(float(np.mean(got == value)) - share) < 5 * math.sqrt(share / draws) + 1e-4
+    for cut in sorted(exact)[::3]:
+        share = sum(c for v, c in exact.items() if v <= cut) / total
+        assert abs(float(np.mean(got <= cut)) - share) < 5 * math.sqrt(share * (1 - share) / draws) + 1e-4

@@ -77,6 +77,42 @@ def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
     return FirstDay(returns, money, has_close, partial, allocations.price_scale)
 
 
+@dataclass(frozen=True, slots=True)
+class OrderMoves:
+    """What the within-order tests need of every order, computed once for all their subsets."""
+
+    order: npt.NDArray[np.int32]  # order code per row
+    deviation: F64  # per row: allocated − exact pro-rata share, or the quantity without intent
+    order_return: F64  # per order: quantity-weighted first-day return (0 for missing closes)
+    order_price: F64  # per order: quantity-weighted price
+    closed: Bool  # per order: every row has a close
+    intent: Bool  # per order: every row has the intended, order_quantity and order_filled
+
+
+def order_moves(allocations: Allocations, first: FirstDay) -> OrderMoves:
+    """Per order its first-day move and price, per row its departure from the pro-rata share."""
+    order = allocations.order
+    orders = len(allocations.order_ids)
+    rows_per = np.bincount(order, minlength=orders)
+    with_close = np.bincount(order[first.has_close], minlength=orders)
+    intent_row = (
+        (allocations.intended != MISSING) & (allocations.order_quantity != MISSING)
+        & (allocations.order_filled != MISSING) & (allocations.order_quantity > 0)
+    )
+    intent_order = np.bincount(order[intent_row], minlength=orders) == rows_per
+    qty = allocations.quantity.astype(np.float64)
+    weight = np.maximum(np.bincount(order, weights=qty, minlength=orders), 1.0)
+    ret = np.where(first.has_close, first.returns, 0.0)
+    order_return = np.bincount(order, weights=qty * ret, minlength=orders) / weight
+    order_price = (np.bincount(order, weights=qty * allocations.price, minlength=orders)
+                   / weight / 10**allocations.price_scale)
+    fair = np.where(intent_row, allocations.intended * allocations.order_filled.astype(np.float64)
+                    / np.where(intent_row, allocations.order_quantity, 1), 0.0)
+    deviation = np.where(intent_order[order], qty - fair, qty)
+    return OrderMoves(order, deviation, order_return, order_price, rows_per == with_close,
+                      intent_order)
+
+
 def exact_sum(values: I64) -> int:
     """Exact sum of int64 values as a Python int (no overflow: high and low halves summed apart)."""
     low = (values & np.int64(0xFFFFFFFF)).sum(dtype=np.int64)
@@ -90,25 +126,17 @@ def money_text(scaled: int, scale: int, places: int = 2) -> str:
     return str(amount.quantize(Decimal(1).scaleb(-places)))
 
 
-def peers(order: npt.NDArray[np.int32], account: npt.NDArray[np.int32], accounts: int) -> Bool:
-    """Account × account matrix: True where two accounts took part in at least one common order.
+def pool_of(favoured_accounts: Bool, order: npt.NDArray[np.int32],
+            account: npt.NDArray[np.int32]) -> Bool:
+    """Accounts in the comparison pool of a favoured set: the set and all its peers, the accounts
+    that took part in at least one order with it.
 
-    The re-allocation tests draw only among these peers: an allocation could plausibly have gone
-    to any account that was in the same orders, not to one that never trades alongside.
+    The re-allocation tests draw only among these: an allocation could plausibly have gone to
+    any account that was in the same orders, not to one that never trades alongside.
     """
-    matrix = np.zeros((accounts, accounts), dtype=np.bool_)
+    pool = favoured_accounts.copy()
     if order.size == 0:
-        return matrix
-    orders = int(order.max()) + 1
-    step = max(1, 20_000_000 // max(accounts, 1))
-    for start in range(0, orders, step):
-        rows = (order >= start) & (order < start + step)
-        incidence = np.zeros((min(step, orders - start), accounts), dtype=np.float32)
-        incidence[order[rows] - start, account[rows]] = 1.0
-        matrix |= (incidence.T @ incidence) > 0
-    return matrix
-
-
-def pool_of(favoured_accounts: Bool, peer_matrix: Bool) -> Bool:
-    """Accounts in the comparison pool of a favoured set: the set and all its peers."""
-    return favoured_accounts | peer_matrix[favoured_accounts].any(axis=0)
+        return pool
+    shared = np.bincount(order[favoured_accounts[account]], minlength=int(order.max()) + 1) > 0
+    pool[account[shared[order]]] = True
+    return pool

@@ -22,7 +22,15 @@ from fairalloc.errors import Code, Diagnostic, InputError, Location
 from fairalloc.forensics import groups, history, intent, overrides, rotation, timing
 from fairalloc.forensics.charts import Histogram, minutes_histogram, returns_histogram
 from fairalloc.forensics.findings import Finding, document, rank
-from fairalloc.forensics.returns import FirstDay, exact_sum, first_day, money_text, peers, pool_of
+from fairalloc.forensics.returns import (
+    FirstDay,
+    OrderMoves,
+    exact_sum,
+    first_day,
+    money_text,
+    order_moves,
+    pool_of,
+)
 from fairalloc.forensics.tests_stats import (
     DEFAULT_WORK_BUDGET,
     MonteCarlo,
@@ -234,33 +242,17 @@ class WithinInputs:
     intent_orders: int
 
 
-def _within_inputs(allocations: history.Allocations, first: FirstDay, subset: Bool) -> WithinInputs:
-    order = allocations.order.astype(np.int64)
-    orders = len(allocations.order_ids)
-    rows_per = np.bincount(order, minlength=orders)
-    with_close = np.bincount(order, weights=first.has_close, minlength=orders)
-    intent_row = (
-        (allocations.intended != history.MISSING) & (allocations.order_quantity != history.MISSING)
-        & (allocations.order_filled != history.MISSING) & (allocations.order_quantity > 0)
-    )
-    intent_order = np.bincount(order, weights=intent_row, minlength=orders) == rows_per
-    qty = allocations.quantity.astype(np.float64)
-    weight = np.bincount(order, weights=qty, minlength=orders)
-    ret = np.where(first.has_close, first.returns, 0.0)
-    order_ret = np.bincount(order, weights=qty * ret, minlength=orders) / np.maximum(weight, 1.0)
-    order_price = (np.bincount(order, weights=qty * allocations.price, minlength=orders)
-                   / np.maximum(weight, 1.0) / 10**allocations.price_scale)
-    fair = np.where(intent_row, allocations.intended * allocations.order_filled.astype(np.float64)
-                    / np.where(intent_row, allocations.order_quantity, 1), 0.0)
-    deviation = np.where(intent_order[order], qty - fair, qty)
-    idx = np.flatnonzero(subset & (rows_per == with_close)[order])
-    tested_orders = np.unique(order[idx])
-    centre = float(order_ret[tested_orders].mean()) if tested_orders.size else 0.0
-    value = deviation[idx] * order_price[order[idx]] * (order_ret[order[idx]] - centre)
+def _within_inputs(moves: OrderMoves, subset: Bool) -> WithinInputs:
+    idx = np.flatnonzero(subset & moves.closed[moves.order])
+    order = moves.order[idx].astype(np.int64)
+    tested_orders = np.flatnonzero(np.bincount(order, minlength=moves.closed.shape[0]))
+    centre = float(moves.order_return[tested_orders].mean()) if tested_orders.size else 0.0
+    order_return = moves.order_return[order]
+    value = moves.deviation[idx] * moves.order_price[order] * (order_return - centre)
     return WithinInputs(
-        rows=idx, order=order[idx], value=value, deviation=deviation[idx],
-        rising=order_ret[order[idx]] > 0, orders=int(tested_orders.size),
-        intent_orders=int(intent_order[tested_orders].sum()),
+        rows=idx, order=order, value=value, deviation=moves.deviation[idx],
+        rising=order_return > 0, orders=int(tested_orders.size),
+        intent_orders=int(moves.intent[tested_orders].sum()),
     )
 
 
@@ -317,8 +309,8 @@ def _subsets(first: FirstDay, rows: int) -> list[tuple[str, Bool]]:
 
 
 def _group_within(
-    allocations: history.Allocations, first: FirstDay, fav_accounts: Bool, who: str,
-    config: ReviewConfig, rng: np.random.Generator,
+    allocations: history.Allocations, first: FirstDay, moves: OrderMoves, fav_accounts: Bool,
+    who: str, config: ReviewConfig, rng: np.random.Generator,
 ) -> tuple[list[Finding], list[dict[str, object]]]:
     findings: list[Finding] = []
     comparisons: list[dict[str, object]] = []
@@ -328,7 +320,7 @@ def _group_within(
             comparisons.append({"subset": label, "tested": False,
                                 "reason": "no partly filled orders in the history"})
             continue
-        inputs = _within_inputs(allocations, first, subset)
+        inputs = _within_inputs(moves, subset)
         in_group = favoured_rows[inputs.rows]
         fid = f"returns.favoured.{label}"
         title = f"First-day returns, within-order re-allocation: {who} ({label})"
@@ -356,7 +348,7 @@ def _group_within(
 
 
 def _scan_within(
-    allocations: history.Allocations, first: FirstDay, config: ReviewConfig,
+    allocations: history.Allocations, first: FirstDay, moves: OrderMoves, config: ReviewConfig,
     rng: np.random.Generator,
 ) -> tuple[list[Finding], dict[str, object], int]:
     """Each account's within-order test, all orders and partly filled orders; BH over all."""
@@ -365,7 +357,7 @@ def _scan_within(
     for label, subset in _subsets(first, len(allocations)):
         if label == "partial" and not first.partial.any():
             continue
-        inputs = _within_inputs(allocations, first, subset)
+        inputs = _within_inputs(moves, subset)
         if inputs.orders == 0:
             continue
         labels = allocations.account[inputs.rows].astype(np.int64)
@@ -472,7 +464,7 @@ def _pool_finding(fid: str, who: str, details: dict[str, object], result: PoolRe
 
 def _return_stage(
     analyses: dict[str, object], allocations: history.Allocations, first: FirstDay,
-    config: ReviewConfig, rng: np.random.Generator,
+    moves: OrderMoves, config: ReviewConfig, rng: np.random.Generator,
 ) -> tuple[list[Finding], Bool, str]:
     """Return tests: the favoured group (within-order and pool, all and partly filled orders) or
     the each-account within-order scan.
@@ -482,7 +474,7 @@ def _return_stage(
     """
     accounts = len(allocations.accounts)
     if config.favoured.strip() == groups.EACH_ACCOUNT:
-        findings, scan, best = _scan_within(allocations, first, config, rng)
+        findings, scan, best = _scan_within(allocations, first, moves, config, rng)
         analyses["returns"] = scan
         fav_accounts = np.zeros(accounts, dtype=np.bool_)
         if best >= 0:
@@ -495,11 +487,12 @@ def _return_stage(
         dtype=np.bool_,
     ).reshape(accounts)
     who = f"the favoured group ({config.favoured})"
-    findings, comparisons = _group_within(allocations, first, fav_accounts, who, config, rng)
+    findings, comparisons = _group_within(allocations, first, moves, fav_accounts, who, config,
+                                         rng)
     pools: list[dict[str, object]] = []
     if fav_accounts.any():
-        peer_matrix = peers(allocations.order, allocations.account, accounts)
-        pool_rows = pool_of(fav_accounts, peer_matrix)[allocations.account]
+        pool = pool_of(fav_accounts, allocations.order, allocations.account)
+        pool_rows = pool[allocations.account]
         favoured_rows = fav_accounts[allocations.account]
         for label, subset in _subsets(first, len(allocations)):
             details, result = _pool(label, allocations, first, favoured_rows, pool_rows & subset,
@@ -531,9 +524,11 @@ def run(config: ReviewConfig, advance: Callable[[str], None] | None = None) -> R
     rng = np.random.default_rng(config.seed)
     analyses: dict[str, object] = {}
     charts = ChartData()
-    findings, fav_accounts, who = _return_stage(analyses, allocations, first, config, rng)
+    moves = order_moves(allocations, first)
+    findings, fav_accounts, who = _return_stage(analyses, allocations, first, moves, config, rng)
     favoured_rows = fav_accounts[allocations.account]
-    _return_charts(charts, who, allocations, first, favoured_rows, config)
+    _return_charts(charts, who, allocations, first, moves, favoured_rows, config)
+    del moves  # its per-row arrays are not needed by the later stages
     step(STAGES[2])
     findings += _intent(analyses, charts, who, allocations, first, favoured_rows, config, rng)
     step(STAGES[3])
@@ -633,7 +628,7 @@ def _inputs(hist: history.History, first: FirstDay) -> dict[str, object]:
 
 def _return_charts(
     charts: ChartData, who: str, allocations: history.Allocations, first: FirstDay,
-    favoured_rows: Bool, config: ReviewConfig,
+    moves: OrderMoves, favoured_rows: Bool, config: ReviewConfig,
 ) -> None:
     """Return distributions by group and fill, and the cumulative within-order advantage of the
     favoured group on partly filled orders with its chance band."""
@@ -646,7 +641,7 @@ def _return_charts(
     charts.returns = returns_histogram(series)
     del series
     subset = first.partial if first.partial.any() else np.ones(len(allocations), dtype=np.bool_)
-    inputs = _within_inputs(allocations, first, subset)
+    inputs = _within_inputs(moves, subset)
     if inputs.orders == 0 or not favoured_rows.any():
         return
     in_group = favoured_rows[inputs.rows]

@@ -12,8 +12,9 @@ share and no lead.
 Test (per account): the null hypothesis is equal turns — in each led order every participant is
 equally likely to be the leader, independently across orders. An account's number of leads is
 then Poisson-binomial (one Bernoulli(leaders/participants) per led order it took part in); the p-value
-is its exact upper tail (``scipy.stats.poisson_binom``). Accounts are scanned together, so the
-false discovery rate is controlled (Benjamini–Hochberg).
+is its exact upper tail, computed once per account from the counts of its distinct chances
+(:func:`~fairalloc.forensics.tests_stats.binomial_sum_upper_tail`). Accounts are scanned
+together, so the false discovery rate is controlled (Benjamini–Hochberg).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy.typing as npt
 from fairalloc.forensics.history import MISSING, Allocations
 from fairalloc.forensics.intent import order_lots
 from fairalloc.forensics.returns import FirstDay
-from fairalloc.forensics.tests_stats import benjamini_hochberg, poisson_binomial_upper_tail
+from fairalloc.forensics.tests_stats import benjamini_hochberg, binomial_sum_upper_tail
 
 Bool = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
@@ -43,7 +44,8 @@ METHOD: dict[str, object] = {
         "needs the intended, order_quantity and order_filled columns",
     ],
     "p_value": "exact: upper tail of the Poisson-binomial distribution, summed from its "
-               "probability mass function (scipy.stats.poisson_binom)",
+               "probability mass function (computed by FFT of the distribution exponentially "
+               "tilted to the observed count, in log space)",
 }
 
 
@@ -62,42 +64,45 @@ def leaders(allocations: Allocations, first: FirstDay) -> tuple[Bool, Bool, I64]
     )
     order = allocations.order
     rows_per = np.bincount(order, minlength=orders)
-    complete = np.bincount(order, weights=has, minlength=orders) == rows_per
-    ok = has & complete[order] & (rows_per[order] >= 2)
-    lot = order_lots(allocations)[order]
-    exact = np.where(ok, allocations.intended * allocations.order_filled.astype(np.float64)
-                     / np.where(ok, allocations.order_quantity, 1), 0.0)
-    ratio = np.where(ok, allocations.quantity / np.where(ok, allocations.intended, 1), -np.inf)
+    complete = (np.bincount(order[has], minlength=orders) == rows_per) & (rows_per >= 2)
+    rows = np.flatnonzero(complete[order])  # every row of such an order has the columns
+    at = order[rows]
+    quantity, intended = allocations.quantity[rows], allocations.intended[rows]
+    exact = (intended * allocations.order_filled[rows].astype(np.float64)
+             / allocations.order_quantity[rows])
+    ratio = quantity / intended
     top = np.full(orders, -np.inf)
-    np.maximum.at(top, order, ratio)
-    lead = ok & (allocations.quantity - exact >= lot - 1e-9) & (ratio >= top[order] - LEAD_MARGIN)
-    count = np.bincount(order, weights=lead, minlength=orders).astype(np.int64)
+    np.maximum.at(top, at, ratio)
+    lot = order_lots(allocations)[at]
+    leads = (quantity - exact >= lot - 1e-9) & (ratio >= top[at] - LEAD_MARGIN)
+    count = np.bincount(at, weights=leads, minlength=orders).astype(np.int64)
     count[count == rows_per] = 0
-    led_order = count > 0
-    lead &= led_order[order]
-    return lead, ok & led_order[order], count
+    led = count[at] > 0
+    lead = np.zeros(len(allocations), dtype=np.bool_)
+    lead[rows[leads & led]] = True
+    led_rows = np.zeros(len(allocations), dtype=np.bool_)
+    led_rows[rows[led]] = True
+    return lead, led_rows, count
 
 
 def rotation(allocations: Allocations, first: FirstDay, alpha: float) -> dict[str, object]:
     """Leads per account against equal turns: exact one-sided p-values, BH-adjusted."""
     lead, led_rows, count = leaders(allocations, first)
     accounts = len(allocations.accounts)
-    participants = np.bincount(allocations.order[led_rows], minlength=len(allocations.order_ids))
-    chance = np.zeros(len(allocations), dtype=np.float64)
-    chance[led_rows] = (count[allocations.order[led_rows]]
-                        / participants[allocations.order[led_rows]])
-    expected = np.bincount(allocations.account, weights=chance, minlength=accounts)
-    taken = np.bincount(allocations.account, weights=led_rows, minlength=accounts)
-    leads = np.bincount(allocations.account, weights=lead, minlength=accounts).astype(np.int64)
-    by_account = np.argsort(allocations.account[led_rows], kind="stable")
-    led_accounts = allocations.account[led_rows][by_account]
-    led_chances = chance[led_rows][by_account]
-    bounds = np.searchsorted(led_accounts, np.arange(accounts + 1))
+    led = np.flatnonzero(led_rows)
+    at, account = allocations.order[led], allocations.account[led]
+    participants = np.bincount(at, minlength=len(allocations.order_ids))
+    chance = count[at] / participants[at]
+    expected = np.bincount(account, weights=chance, minlength=accounts)
+    taken = np.bincount(account, minlength=accounts)
+    leads = np.bincount(allocations.account[lead], minlength=accounts).astype(np.int64)
+    chances, chance_code = np.unique(chance, return_inverse=True)
+    distinct = chances.shape[0]
+    trials = np.bincount(account.astype(np.int64) * distinct
+                         + chance_code.reshape(-1), minlength=accounts * distinct)
+    trials = trials.reshape(accounts, distinct)
     p = np.array(
-        [
-            poisson_binomial_upper_tail(int(leads[a]), led_chances[bounds[a]:bounds[a + 1]])
-            for a in range(accounts)
-        ],
+        [binomial_sum_upper_tail(int(leads[a]), chances, trials[a]) for a in range(accounts)],
         dtype=np.float64,
     )
     q = benjamini_hochberg(p)
