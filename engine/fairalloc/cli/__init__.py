@@ -115,33 +115,23 @@ class _ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def requested_command(argv: Sequence[str]) -> str | None:
-    """The subcommand named on the command line, if any (skipping the global options)."""
+def requested_command(argv: Sequence[str]) -> tuple[str | None, bool]:
+    """The subcommand named on the command line, if any (skipping the global options), and
+    whether only ``--debug`` and ``--error-format`` (spelt out) come before it: then the
+    top-level parser cannot print its help or name an unknown command, and the other commands
+    need not be listed in it (a placeholder parser each is most of building it)."""
     skip = False
+    plain = True
     for token in argv:
         if skip:
             skip = False
         elif token in _GLOBAL_WITH_VALUE:
             skip = True
         elif not token.startswith("-"):
-            return token if token in COMMANDS else None
-    return None
-
-
-def only_plain_globals(argv: Sequence[str], command: str) -> bool:
-    """Whether only ``--debug`` and ``--error-format`` (spelt out) come before ``command``: then
-    the top-level parser cannot print its help or name an unknown command, and the other
-    commands need not be listed in it (a placeholder parser each is most of building it)."""
-    skip = False
-    for token in argv:
-        if skip:
-            skip = False
-        elif token in _GLOBAL_WITH_VALUE:
-            skip = True
-        elif token == command:
-            return True
+            return (token, plain) if token in COMMANDS else (None, False)
         elif token != "--debug" and not token.startswith("--error-format="):
-            return False
+            plain = False
+    return None, False
     return False
 
 
@@ -202,7 +192,7 @@ def installed_commands() -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    command = requested_command(arguments)
+    command, plain = requested_command(arguments)
     if argv is None and command in _ONE_SHOT:
         # What a one-shot command builds (a trade's attributes, the result document) lives until
         # the process ends, and reference counting frees the rest; the cycle collector would only
@@ -211,8 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # without it; a library caller (argv given: tests, an embedding program) keeps its own.
         gc.disable()
     try:
-        parser = build_parser([command] if command else [],
-                              listed=command is None or not only_plain_globals(arguments, command))
+        parser = build_parser([command] if command else [], listed=not plain)
     except FairallocError as error:
         report_error(error, error_format(arguments))
         return int(error.exit_code)
