@@ -27,11 +27,19 @@ def firm(ledger: Ledger) -> Ledger:
 
 
 def _executed(doc: dict[str, Any], minutes_ago: float) -> dict[str, Any]:
-    """The trade entered and executed ``minutes_ago`` by the OMS's clock."""
+    """The trade entered and executed ``minutes_ago`` by the OMS's clock, in whole milliseconds:
+    the ledger's clock counts milliseconds, so a statement recorded in this millisecond is
+    recorded at least ``minutes_ago`` after the fills, never a microsecond less."""
     moved = copy.deepcopy(doc)
-    moved["order"]["entered_at"] = now_iso(-60 * minutes_ago - 60)
+    now = dt.datetime.now(dt.timezone.utc)
+    now -= dt.timedelta(microseconds=now.microsecond % 1000)
+
+    def ago(seconds: float) -> str:
+        return (now - dt.timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    moved["order"]["entered_at"] = ago(60 * minutes_ago + 60)
     for fill in moved["fills"]:
-        fill["executed_at"] = now_iso(-60 * minutes_ago)
+        fill["executed_at"] = ago(60 * minutes_ago)
     return moved
 
 
