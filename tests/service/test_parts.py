@@ -276,3 +276,37 @@ def test_a_remembered_token_is_not_valid_before_its_nbf(keys: Keys) -> None:
     assert caught.value.code == "token-not-yet-valid"
     time.sleep(1.6)
     assert verifier.principal(f"Bearer {token}").actor.name == "oms"
+
+
+def test_the_socket_several_workers_share_gives_connections_tcp_nodelay() -> None:
+    """With ``--workers N`` the connections asyncio accepts on the shared socket have Nagle's
+    algorithm off, as with one worker: else each kept-alive answer waits for a delayed ACK."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from fairalloc.cli.serve import tcp_listener
+
+    listener = tcp_listener(uvicorn.Config("x:y", host="127.0.0.1", port=0, workers=2))
+    seen: list[int] = []
+
+    async def accept_one() -> None:
+        loop = asyncio.get_running_loop()
+        connected = loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+                connected.set_result(None)
+
+        server = await loop.create_server(Probe, sock=listener)
+        with socket.create_connection(listener.getsockname()[:2]):
+            await asyncio.wait_for(connected, 10)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(accept_one())
+    assert seen and seen[0] != 0
