@@ -188,6 +188,19 @@ def test_a_number_text_with_a_lone_surrogate_is_a_trade_value_error(
     assert f"{trade}#{pointer}: error[trade-value]: '1\\ud800' is not a " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["1e999999999", "9" * 70, "1e-999999999"])
+def test_a_quantity_text_far_out_of_bounds_is_a_trade_value_error(
+        text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Summed before its bounds were known, "1e999999999" as an intended quantity overflowed the
+    # exact decimal context and the command exited 70.
+    doc = example_trade()
+    _set("statement/accounts/0/intended", text)(doc)
+    trade = tmp_path / "trade.json"
+    trade.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["allocate", "--policy", str(POLICIES / "us-equity-pro-rata.yaml"), "--trade", str(trade)]) == 4
+    assert f"{trade}#/statement/accounts/0/intended: error[trade-" in capsys.readouterr().err
+
+
 _ASSETS_POLICY = (
     "fairalloc: 1\nid: x\nversion: 1\neffective: 2026-01-01\nowner: CCO\n"
     "attributes:\n  account:\n    assets: {type: number, default: 1}\n"
@@ -265,3 +278,19 @@ def test_an_account_outside_the_rotation_sequence_is_located_in_the_trade_file(
     err = capsys.readouterr().err
     assert status == 5
     assert err.startswith(f"{path}#/statement/accounts: error[rotation-unknown-account]"), err
+
+
+def test_an_attribute_with_a_lone_surrogate_is_reported_with_its_escape(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The message quoted the value as it was, and printing it failed (UnicodeEncodeError, exit 70).
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_ASSETS_POLICY, encoding="utf-8")
+    doc = example_trade()
+    doc["statement"]["accounts"][0]["attributes"] = {"assets": "1\ud800"}
+    trade = tmp_path / "trade.json"
+    trade.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["allocate", "--policy", str(policy), "--trade", str(trade)]) == 4
+    err = capsys.readouterr().err
+    assert f"{trade}#/statement/accounts/0/attributes/assets: error[trade-attribute]: " in err
+    assert "\\ud800" in err
+    err.encode("utf-8")  # printable: what a real stderr must carry

@@ -195,7 +195,7 @@ class StatementColumns:
     standard library's array) when whole and within int64's range, else ``None``;
     ``clearing``: whether any account has a clearing instruction."""
 
-    __slots__ = ("accounts", "ids", "intended", "whole", "total", "least", "most", "in_id_order", "distinct",
+    __slots__ = ("accounts", "ids", "intended", "whole", "_total", "least", "most", "in_id_order", "distinct",
                  "id_order", "_units", "clearing", "_attributes", "_given")
 
     def __init__(self, accounts: list[StatementAccount]) -> None:
@@ -203,7 +203,7 @@ class StatementColumns:
         self.ids = ids = list(map(_ACCOUNT, accounts))
         self.intended = intended = list(map(_INTENDED, accounts))
         self.whole = set(map(type, intended)) <= {int}
-        self.total: int | Decimal = sum(intended) if self.whole else exact_sum(intended)
+        self._total: int | Decimal | None = sum(intended) if self.whole else None
         self.least: int | Decimal = min(intended, default=0)
         self.most: int | Decimal = max(intended, default=0)
         self.in_id_order = all(map(operator.lt, ids, islice(ids, 1, None)))  # at C speed
@@ -214,6 +214,15 @@ class StatementColumns:
         self.clearing = any(map(_CLEARING, accounts))
         self._attributes: dict[str, AttributeColumn] = {}
         self._given: list[dict[str, Any]] | None = None
+
+    @property
+    def total(self) -> int | Decimal:
+        """The exact sum of the intended quantities. Of decimals, taken when first asked for: the
+        plain-form reading looks at a statement before its values are known to be in bounds, and
+        only a bounded sum is exact at :data:`fairalloc.numbers.EXACT`'s precision."""
+        if self._total is None:
+            self._total = exact_sum(self.intended)
+        return self._total
 
     @property
     def units(self) -> array[int] | None:

@@ -31,7 +31,9 @@ def report_error(error: FairallocError, error_format: str) -> None:
         print(json.dumps(payload, indent=2), file=sys.stderr)
         return
     for diagnostic in error.diagnostics:
-        print(diagnostic.render(), file=sys.stderr)
+        # A message may quote input text that UTF-8 cannot carry (a lone surrogate from a JSON
+        # escape): shown as its escape, never a failure to report the error.
+        print(diagnostic.render().encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
     if len(error.diagnostics) > 1:
         print(f"{len(error.diagnostics)} errors", file=sys.stderr)
 
