@@ -188,11 +188,11 @@ def test_a_number_text_with_a_lone_surrogate_is_a_trade_value_error(
     assert f"{trade}#{pointer}: error[trade-value]: '1\\ud800' is not a " in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text", ["1e999999999", "9" * 70, "1e-999999999"])
+@pytest.mark.parametrize("text", ["1e999999999", "9" * 70, "1e-999999999", "NaN", "-Infinity", "sNaN"])
 def test_a_quantity_text_far_out_of_bounds_is_a_trade_value_error(
         text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Summed before its bounds were known, "1e999999999" as an intended quantity overflowed the
-    # exact decimal context and the command exited 70.
+    # Summed and compared before its bounds were known, "1e999999999" as an intended quantity
+    # overflowed the exact decimal context, and "NaN" did not compare: the command exited 70.
     doc = example_trade()
     _set("statement/accounts/0/intended", text)(doc)
     trade = tmp_path / "trade.json"

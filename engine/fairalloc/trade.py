@@ -195,7 +195,7 @@ class StatementColumns:
     standard library's array) when whole and within int64's range, else ``None``;
     ``clearing``: whether any account has a clearing instruction."""
 
-    __slots__ = ("accounts", "ids", "intended", "whole", "_total", "least", "most", "in_id_order", "distinct",
+    __slots__ = ("accounts", "ids", "intended", "whole", "_extent", "in_id_order", "distinct",
                  "id_order", "_units", "clearing", "_attributes", "_given")
 
     def __init__(self, accounts: list[StatementAccount]) -> None:
@@ -203,9 +203,8 @@ class StatementColumns:
         self.ids = ids = list(map(_ACCOUNT, accounts))
         self.intended = intended = list(map(_INTENDED, accounts))
         self.whole = set(map(type, intended)) <= {int}
-        self._total: int | Decimal | None = sum(intended) if self.whole else None
-        self.least: int | Decimal = min(intended, default=0)
-        self.most: int | Decimal = max(intended, default=0)
+        self._extent: tuple[int | Decimal, int | Decimal, int | Decimal] | None = (
+            (sum(intended), min(intended, default=0), max(intended, default=0)) if self.whole else None)
         self.in_id_order = all(map(operator.lt, ids, islice(ids, 1, None)))  # at C speed
         self.distinct = self.in_id_order or len(set(ids)) == len(ids)
         self.id_order: Sequence[int] = (range(len(ids)) if self.in_id_order
@@ -215,14 +214,28 @@ class StatementColumns:
         self._attributes: dict[str, AttributeColumn] = {}
         self._given: list[dict[str, Any]] | None = None
 
+    def _extents(self) -> tuple[int | Decimal, int | Decimal, int | Decimal]:
+        """(total, least, most) of the intended quantities. Of decimals, taken when first asked
+        for: the plain-form reading looks at a statement before its values are known to be
+        numbers in bounds (a ``NaN`` does not compare, a sum beyond the bounds is not exact at
+        :data:`fairalloc.numbers.EXACT`'s precision), and refuses any decimal first."""
+        if self._extent is None:
+            intended = self.intended
+            self._extent = (exact_sum(intended), min(intended, default=0), max(intended, default=0))
+        return self._extent
+
     @property
     def total(self) -> int | Decimal:
-        """The exact sum of the intended quantities. Of decimals, taken when first asked for: the
-        plain-form reading looks at a statement before its values are known to be in bounds, and
-        only a bounded sum is exact at :data:`fairalloc.numbers.EXACT`'s precision."""
-        if self._total is None:
-            self._total = exact_sum(self.intended)
-        return self._total
+        """The exact sum of the intended quantities."""
+        return self._extents()[0]
+
+    @property
+    def least(self) -> int | Decimal:
+        return self._extents()[1]
+
+    @property
+    def most(self) -> int | Decimal:
+        return self._extents()[2]
 
     @property
     def units(self) -> array[int] | None:
