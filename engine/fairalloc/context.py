@@ -24,6 +24,7 @@ from fairalloc.errors import Diagnostic, InputError, Location, pointer
 from fairalloc.numbers import decimal_from_text, divide, exact_sum
 
 if TYPE_CHECKING:
+    from fairalloc.expressions import CompiledExpression
     from fairalloc.plan import Attribute, Policy
     from fairalloc.trade import Trade
 
@@ -224,24 +225,22 @@ def rotation_group(policy: Policy, trade: Trade, ctx: TradeContext | None = None
     """The rotation group of ``trade``: the policy id, or ``id/<group expression>`` when it sets one
     (``None``: the policy has no rotation). The group expression reads the order and security only."""
     rotation = policy.rotation
-    if rotation is None:
-        return None
-    if rotation.group is None:
-        return policy.id
-    ctx = ctx or scalar_context(policy, trade)
-    return f"{policy.id}/{rotation.group.fn(ctx.order, ctx.security, None, None, None, None)}"
+    return None if rotation is None else _group(policy, trade, ctx, rotation.group)
 
 
 def fairness_group(policy: Policy, trade: Trade, ctx: TradeContext | None = None) -> str | None:
     """The fairness group of ``trade``, named as :func:`rotation_group` names rotation groups: the
     policy id, or ``id/<group expression>`` (``None``: the policy has no ``fairness`` section)."""
     fairness = policy.fairness
-    if fairness is None:
-        return None
-    if fairness.group is None:
+    return None if fairness is None else _group(policy, trade, ctx, fairness.group)
+
+
+def _group(policy: Policy, trade: Trade, ctx: TradeContext | None, expression: CompiledExpression | None) -> str:
+    """The policy id, or ``id/<value of the group expression>`` over the order and security."""
+    if expression is None:
         return policy.id
     ctx = ctx or scalar_context(policy, trade)
-    return f"{policy.id}/{fairness.group.fn(ctx.order, ctx.security, None, None, None, None)}"
+    return f"{policy.id}/{expression.fn(ctx.order, ctx.security, None, None, None, None)}"
 
 
 def _number(value: int | Decimal) -> int | Decimal:

@@ -32,13 +32,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Generic, cast
+from typing import Any, Generic, TypeVar, cast
 
 from fairalloc.arrayform import ARRAYS_FROM, ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, S, Shares, U
 from fairalloc.context import TradeContext, check_policy_governs, fairness_group, rotation_group, scalar_context
 from fairalloc.controls import check_controls, refuse_if
-from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
+from fairalloc.errors import Code, Diagnostic, InputError, Location, RefusedError
 from fairalloc.expressions import ExpressionRuntimeError
 from fairalloc.fairness import FairnessState, rounding_advantages
 from fairalloc.money import settle
@@ -375,35 +375,14 @@ class _Run(Generic[S, U]):
 
     def rotation_state(self) -> RotationState | None:
         group = rotation_group(self.policy, self.trade, self.ctx)
-        given = self.given_rotation
-        if group is None:
-            return None
-        if given is None:
-            return RotationState(group)
-        if given.group != group:
-            raise InputError(Diagnostic(
-                "rotation-group-mismatch",
-                f"the rotation state given is for group '{given.group}', but this order belongs to '{group}'",
-                Location("<rotation>", pointer="/group"),
-                "pass the state of this order's rotation group",
-            ))
-        return given
+        return None if group is None else _state_of(group, self.given_rotation, RotationState, "rotation",
+                                                     Code.ROTATION_GROUP_MISMATCH)
 
     def fairness_state(self, given: FairnessState | None) -> FairnessState | None:
         """The order's fairness group's state before it (a new group: every account at 0)."""
         group = fairness_group(self.policy, self.trade, self.ctx)
-        if group is None:
-            return None
-        if given is None:
-            return FairnessState(group)
-        if given.group != group:
-            raise InputError(Diagnostic(
-                "fairness-group-mismatch",
-                f"the fairness state given is for group '{given.group}', but this order belongs to '{group}'",
-                Location("<fairness>", pointer="/group"),
-                "pass the state of this order's fairness group",
-            ))
-        return given
+        return None if group is None else _state_of(group, given, FairnessState, "fairness",
+                                                     Code.FAIRNESS_GROUP_MISMATCH)
 
     def fairness_after(self, shares: Shares[S, U]) -> FairnessState | None:
         """The state after this order: each member's advantage moves by allocated minus exact share
@@ -559,3 +538,18 @@ def _joined(book: Book[S, U], parts: list[Shares[S, U]], positions: list[int], u
         return [table.get(k, nothing) for k in positions]
 
     return Apportionment([units[k] for k in positions], steps)
+
+
+State = TypeVar("State", RotationState, FairnessState)
+
+
+def _state_of(group: str, given: State | None, new: Callable[[str], State], kind: str, code: Code) -> State:
+    """The state carried for ``group``: the one given, a new one if none was, refused if the one
+    given is another group's (a rotation or fairness state belongs to one group)."""
+    if given is None:
+        return new(group)
+    if given.group != group:
+        raise InputError(Diagnostic(
+            code, f"the {kind} state given is for group '{given.group}', but this order belongs to '{group}'",
+            Location(f"<{kind}>", pointer="/group"), f"pass the state of this order's {kind} group"))
+    return given
