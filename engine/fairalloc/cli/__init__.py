@@ -132,7 +132,6 @@ def requested_command(argv: Sequence[str]) -> tuple[str | None, bool]:
         elif token != "--debug" and not token.startswith("--error-format="):
             plain = False
     return None, False
-    return False
 
 
 def error_format(argv: Sequence[str]) -> str:
