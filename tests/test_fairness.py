@@ -228,6 +228,78 @@ def test_fixed_unequal_sizes_can_exceed_one_lot() -> None:
     assert advantage["A3"] == Fraction(-24, 23) * LOT
 
 
+State = tuple[int, ...]  # cumulative advantages, in C-ths of a lot (see below)
+
+
+def fixed_sizes_game(sizes: tuple[int, ...]) -> tuple[set[State], set[State]]:
+    """Every account's cumulative advantage strictly within one lot, accounts in fixed proportions
+    (``sizes`` lots each, the intended quantities as caps), fills chosen as the orders come: the
+    states any rule can reach from zero, and those from which some rule stays within one lot
+    whatever the fills. With N lots filled so far an account of size c is at c*N/C modulo a lot,
+    C the sum of the sizes, so the states within one lot are finitely many; and a fill of F lots
+    leaves the same choices as one of F modulo C, so fills of 1 to C - 1 lots are every fill. The
+    second set is the largest from which every fill has a rounding staying in it. Advantages are
+    counted in C-ths of a lot, so the arithmetic is in integers."""
+    total = sum(sizes)
+    fills = range(1, total)
+
+    def moves(state: State, filled: int) -> set[State]:
+        shares = [filled * size for size in sizes]  # in C-ths of a lot
+        floor = [share // total * total for share in shares]
+        candidates = [i for i, share in enumerate(shares) if share != floor[i]]
+        down = tuple(d + f - share for d, f, share in zip(state, floor, shares))
+        after = set()
+        for ups in itertools.combinations(candidates, (filled * total - sum(floor)) // total):
+            values = tuple(d + (total if i in ups else 0) for i, d in enumerate(down))
+            if all(abs(value) < total for value in values):
+                after.add(values)
+        return after
+
+    start: State = (0,) * len(sizes)
+    reachable, frontier = {start}, [start]
+    while frontier:
+        state = frontier.pop()
+        for filled in fills:
+            for after in moves(state, filled) - reachable:
+                reachable.add(after)
+                frontier.append(after)
+    safe = set(reachable)
+    while stale := {s for s in safe if any(not moves(s, filled) & safe for filled in fills)}:
+        safe -= stale
+    return reachable, safe
+
+
+def test_for_some_fixed_sizes_no_rule_keeps_every_account_within_one_lot() -> None:
+    """8:7:6:3 in every order: whatever rule decides each order as it comes, some series of fills
+    takes an account to one lot or beyond — the fixed-sizes limit of docs/rounding.md."""
+    reachable, safe = fixed_sizes_game((8, 7, 6, 3))
+    assert len(reachable) > 1 and not safe
+
+
+def test_the_fixed_sizes_this_rule_exceeds_another_rule_could_keep_within_one_lot() -> None:
+    """17:17:17:9:9, the proportions of the series above: a rule keeping every account strictly
+    within one lot exists (zero is in the safe set), though this rule is not one; and for 2:2:1
+    both this rule and the game agree the bound holds — so the game is not empty by construction."""
+    assert (0,) * 5 in fixed_sizes_game((17, 17, 17, 9, 9))[1]
+    reachable, safe = fixed_sizes_game((2, 2, 1))
+    assert (0,) * 3 in safe
+    intended = {"A0": 2 * LOT, "A1": 2 * LOT, "A2": LOT}
+    seen: set[State] = set()
+    frontier: list[dict[str, Fraction]] = [{}]
+    while frontier:  # every state this rule reaches, whatever the fills
+        state = frontier.pop()
+        for filled in range(LOT, 5 * LOT, LOT):
+            advantage = dict(state)
+            advance(advantage, intended, filled)
+            fifths = [advantage[name] * 5 / LOT for name in intended]  # in C-ths of a lot, C = 5
+            assert all(value.denominator == 1 for value in fifths)
+            after = tuple(int(value) for value in fifths)
+            assert after in safe and after in reachable
+            if after not in seen:
+                seen.add(after)
+                frontier.append(advantage)
+
+
 # -- the engine, both backends and the state documents -----------------------------------------------
 POLICY = """
 fairalloc: 1
