@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fairalloc.cli import _io
@@ -208,6 +208,26 @@ def test_lists_of_flat_objects_are_written_as_the_encoder_writes_them(items: lis
     for rows in (items, items * _io._COLUMNS_FROM):  # by the encoder, and column by column
         expected = "[\n" + ",\n".join("  " + _io._LINE.encode(item) for item in rows) + "\n]\n"
         assert _io.dump_json(rows) == expected
+
+
+ROWS = st.lists(st.fixed_dictionaries({
+    "account": st.text(max_size=4), "%d": st.integers() | st.none(),
+    "price": st.sampled_from(["100", None, 'a"b', "\\", "é", "\x01", "%s"]) | st.booleans(),
+}), min_size=1, max_size=12)
+
+
+@SETTINGS
+@given(ROWS | FLAT)
+def test_a_few_rows_are_written_from_one_template_as_the_encoder_writes_them(items: list[dict[str, Any]]) -> None:
+    keys = tuple(items[0])
+    assume(keys and all(tuple(item) == keys for item in items))
+    text = _io._small_table(keys, [[item[key] for item in items] for key in keys], "    ")
+    columns_written = all(len({type(item[key]) for item in items} - {type(None)}) == 1
+                          and {type(item[key]) for item in items} - {type(None)} <= {int, str} for key in keys)
+    assert (text is not None) == (columns_written and not any(
+        isinstance(item[key], str) and _io._LINE.encode(item[key]) != f'"{item[key]}"' for item in items for key in keys))
+    if text is not None:
+        assert text == ",\n".join("    " + _io._LINE.encode(item) for item in items)
 
 
 WORDS = st.sampled_from(["", "a", "ab", "b", "retail", "institutional", "Z", "é"])

@@ -49,10 +49,17 @@ def dump_json(value: Any) -> str:
 
 
 def _dump(value: Any, indent: str) -> str:
+    kind = type(value)
+    if kind is str:
+        return _QUOTE(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return _NULL
     if isinstance(value, dict) and value:
         inner = indent + "  "
-        encode = _LINE.encode
-        items = [f"{inner}{encode(key)}: {_dump(item, inner)}" for key, item in value.items()]
+        items = [f"{inner}{_QUOTE(key) if type(key) is str else _LINE.encode(key)}: {_dump(item, inner)}"
+                 for key, item in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
         inner = indent + "  "
@@ -61,15 +68,12 @@ def _dump(value: Any, indent: str) -> str:
             encode = _LINE.encode
             rows = ",\n".join([inner + encode(item) for item in value])
         return "[\n" + rows + "\n" + indent + "]"
-    kind = type(value)
-    if kind is int:
-        return int.__repr__(value)
-    if value is None:
-        return _NULL
     return _LINE.encode(value)
 
 
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+_QUOTE: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+"""A text as ``_LINE`` writes it (the encoder calls this for a ``str``), without the encoder's call."""
 
 
 _COLUMNS_FROM = 64
@@ -120,13 +124,40 @@ def dump_allocation(result: Any, *, explain: bool = False) -> str:
     """``dump_json(result.document(explain=explain))``, byte for byte, written from the result's
     columns: no object per account is built unless the explanations or a settlement (each entry's
     pieces, money and clearing are objects, not columns) need them."""
-    if explain or result.settlement is not None or len(result.columns.ids) < _COLUMNS_FROM:
+    if explain or result.settlement is not None or not result.columns.ids:
         return dump_json(result.document(explain=explain))
-    pieces = _table_pieces(result.ENTRY_FIELDS, result.entry_columns(), "    ")
+    columns = result.entry_columns()
+    pieces: Iterable[str] | None
+    if len(columns[0]) < _COLUMNS_FROM:
+        rows = _small_table(result.ENTRY_FIELDS, columns, "    ")
+        pieces = None if rows is None else (rows,)
+    else:
+        pieces = _table_pieces(result.ENTRY_FIELDS, columns, "    ")
     before, marker, after = dump_json(result.document(entries=False)).partition('"allocations": []')
     if pieces is None or not marker:  # marker: the one top-level key (a string has its quotes escaped)
         return dump_json(result.document())
     return "".join(chain([before, '"allocations": [\n'], pieces, ["\n  ]", after]))
+
+
+def _small_table(keys: Sequence[str], columns: Sequence[list[Any]], indent: str) -> str | None:
+    """:func:`_table` for a few rows: each row formatted from one template (``%`` in C), the
+    column values or their texts filled in; ``None`` where :func:`_table_pieces` gives ``None``."""
+    formats: list[str] = []
+    values: list[list[Any]] = []
+    for key, column in zip(keys, columns):
+        name = _LINE.encode(key).replace("%", "%%")
+        if set(map(type, column)) == {int}:
+            formats.append(name + ": %d")  # %d writes an int as int.__repr__ does
+            values.append(column)
+            continue
+        found = _column_texts(column)
+        if found is None:
+            return None
+        texts, quoted = found
+        formats.append(name + (': "%s"' if quoted else ": %s"))
+        values.append(texts)
+    template = indent + "{" + ", ".join(formats) + "}"
+    return ",\n".join([template % row for row in zip(*values)])
 
 
 def _column_texts(column: list[Any]) -> tuple[list[str], bool] | None:
@@ -138,10 +169,9 @@ def _column_texts(column: list[Any]) -> tuple[list[str], bool] | None:
     if kinds == {int}:
         return _repeated(column, int.__repr__), False
     if kinds == {str}:
-        given = [v for v in column if v is not None] if nulls else column
-        encoded = _LINE.encode(given)
+        joined = "".join([v for v in column if v is not None] if nulls else column)
         # nothing needed escaping (escapes only lengthen): each text is written as it is, in quotes
-        if len(encoded) != sum(map(len, given)) + 4 * len(given):
+        if len(_QUOTE(joined)) != len(joined) + 2:
             return None
         if not nulls:
             return column, True
