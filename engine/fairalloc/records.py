@@ -44,9 +44,14 @@ class RecordBook(Book[Positions, Units]):
         self.filled = to_units(ctx.filled, self.scale)
         ids = columns.ids
         self.index = list(columns.id_order)
-        self.ids = [ids[i] for i in self.index]
-        self.records = [self.ctx.accounts[i] for i in self.index]
-        self.intended = [to_units(given[i], self.scale) for i in self.index]
+        if columns.in_id_order:  # the statement's order is the book's
+            self.ids, self.records = list(ids), self.ctx.accounts
+            self.intended = list(given) if self.scale == 1 and columns.whole else [
+                to_units(quantity, self.scale) for quantity in given]
+        else:
+            self.ids = [ids[i] for i in self.index]
+            self.records = [self.ctx.accounts[i] for i in self.index]
+            self.intended = [to_units(given[i], self.scale) for i in self.index]
         n = len(ids)
         self.caps: list[int | None] = [None] * n if policy.allow_above_intended else list(self.intended)
         self.weights = [0] * n
