@@ -438,8 +438,9 @@ class _Run(Generic[S, U]):
         for _, denier, accounts, reason in self.denials:
             if reason is not None:
                 records.extend(ExceptionRecord(ids[k], "minimum", "deny", reason, False) for k in book.positions(accounts))
-        order = {rule.id: rule.index for rule in policy.rules}
-        records.sort(key=lambda r: (r.account, order.get(r.rule, len(policy.rules)), r.action))
+        if records:
+            order = {rule.id: rule.index for rule in policy.rules}
+            records.sort(key=lambda r: (r.account, order.get(r.rule, len(policy.rules)), r.action))
         allocated = book.allocated(shares.units)
         own_prices = None
         if policy.method is Method.PRICE_TIME:

@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from fairalloc.errors import Code, Diagnostic, InputError, Location, RefusedError
-from fairalloc.numbers import EXACT, decimal_text, present, to_units
+from fairalloc.numbers import EXACT, decimal_text, present, present_text, to_units
 from fairalloc.options import CME_553, RESIDUALS, CostBasis, PriceAllocation, Residual
 from fairalloc.plan import Costs, CostShare, Policy
 from fairalloc.trade import Clearing, Trade
@@ -391,12 +391,12 @@ class Presenter:
     rounding: str
 
     def price(self, value: Fraction) -> str:
-        return decimal_text(present(value, self.places, self.rounding))
+        return present_text(value, self.places, self.rounding)
 
 
 def _exact(value: Fraction) -> str:
     """An amount written exactly when it terminates within 12 decimals, else to 12 (half-even)."""
-    return decimal_text(present(value, 12, "half_even"))
+    return present_text(value, 12, "half_even")
 
 
 def extend_entries(settlement: Settlement, entries: list[dict[str, Any]], units: list[int], scale: int,

@@ -129,6 +129,22 @@ def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
     The rounding decision is made on integers, exactly. ``present(Fraction(3000000, 30000), 6)`` is
     ``Decimal("100")``: a price the source document quotes as 100 is shown as ``100``.
     """
+    return _strip(Decimal(f"{_rounded(value, places, rule)}E-{places}"))  # exact: no context rounds it
+
+
+def present_text(value: Fraction, places: int, rule: str = "half_even") -> str:
+    """``decimal_text(present(value, places, rule))``, written from the rounded integer directly:
+    the digits with the point set ``places`` from the right, trailing fractional zeros dropped."""
+    rounded = _rounded(value, places, rule)
+    if places <= 0 or not rounded:
+        return decimal_text(present(value, places, rule))
+    digits = str(abs(rounded))
+    whole, fraction = digits[:-places] or "0", digits[-places:].rjust(places, "0").rstrip("0")
+    return ("-" if rounded < 0 else "") + whole + ("." + fraction if fraction else "")
+
+
+def _rounded(value: Fraction, places: int, rule: str) -> int:
+    """``value`` x 10**places rounded to an integer by the named rule, exactly."""
     if rule not in ROUNDING_RULES:
         raise ValueError(f"unknown rounding rule {rule!r}")
     sign = -1 if value < 0 else 1
@@ -142,7 +158,7 @@ def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
         or (rule == "half_even" and (twice > denominator or (twice == denominator and quotient % 2)))
     ):
         quotient += 1
-    return _strip(Decimal(f"{sign * quotient}E-{places}"))  # exact: no context rounds it
+    return sign * quotient
 
 
 def _strip(value: Decimal) -> Decimal:

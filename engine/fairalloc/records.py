@@ -116,6 +116,8 @@ class RecordBook(Book[Positions, Units]):
             if shares is None:
                 return [k for k in among if fn(order, security, statement, fill, records[k], None) is True]
             units, amount = shares.units, self.quantity
+            if self.scale == 1:  # units are the quantities expressions read
+                return [k for k in among if fn(order, security, statement, fill, records[k], units[k]) is True]
             return [k for k in among if fn(order, security, statement, fill, records[k], amount(units[k])) is True]
         except ExpressionRuntimeError:
             for k in among:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from fairalloc.money import Presenter, Settlement, explain_entries, extend_entries, own_average, summary
-from fairalloc.numbers import decimal_text, present
+from fairalloc.numbers import present_text
 from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
 
@@ -114,11 +114,11 @@ def quantity_json(value: Fraction) -> int | str:
     """Contract form of a quantity: an integer, or a decimal string when fractional."""
     if value.denominator == 1:
         return value.numerator
-    return decimal_text(present(value, 12, "down"))
+    return present_text(value, 12, "down")
 
 
 def fraction_text(value: Fraction, places: int = 6) -> str:
-    shown = decimal_text(present(value, places, "half_even"))
+    shown = present_text(value, places, "half_even")
     if value.denominator == 1 or Fraction(shown) == value:
         return shown
     return f"{shown}... (= {value.numerator}/{value.denominator})"
@@ -239,7 +239,7 @@ class Allocation:
         """A price at the policy's precision and named rounding rule (``None`` stays ``None``)."""
         if price is None:
             return None
-        return decimal_text(present(price, self.policy.price_precision, self.price_rule))
+        return present_text(price, self.policy.price_precision, self.price_rule)
 
     @cached_property
     def _average_price_text(self) -> str | None:
@@ -400,10 +400,10 @@ class Allocation:
             notes = ", ".join(account.rules) or ("denied: " + account.denied_by if account.denied_by else "")
             rows.append((
                 account.account,
-                decimal_text(present(account.intended, 12, "down")),
-                decimal_text(present(account.quantity, 12, "down")),
+                present_text(account.intended, 12, "down"),
+                present_text(account.quantity, 12, "down"),
                 self.price_text(account.average_price) or "-" if account.quantity else "-",
-                decimal_text(present(share, 2)) + "%",
+                present_text(share, 2) + "%",
                 notes,
             ))
         return rows

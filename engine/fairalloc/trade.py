@@ -526,7 +526,6 @@ _ORDER_KEYS = frozenset(Order.__struct_fields__)
 _FILL_KEYS = frozenset(Fill.__struct_fields__)
 _PLAIN_ACCOUNT_KEYS = frozenset({"account", "intended", "attributes", "limit_price"})
 _SIDES = frozenset(("buy", "sell", "sell_short"))
-_SPACE_AFTER_QUOTE = ('" ', '"\n', '"\t', '"\r')
 _SPACED_KEY = re.compile(r'"[ \t\n\r]+:')
 _NOT_PLAIN = (_NotPlain, msgspec.MsgspecError, ValueError, TypeError, KeyError, RecursionError)
 
@@ -674,8 +673,7 @@ def _instant(value: Any) -> dt.datetime:
 def keys_written(text: str) -> int:
     """An upper bound of the keys written in JSON ``text``: every quote followed by a colon (a
     key's closing quote is; inside a string a quote is escaped, which can only add to the count)."""
-    spaced = len(_SPACED_KEY.findall(text)) if any(pair in text for pair in _SPACE_AFTER_QUOTE) else 0
-    return text.count('":') + spaced
+    return text.count('":') + len(_SPACED_KEY.findall(text))  # one scan: quicker than looking for '" ' first
 
 
 def _keys_read(trade: Trade, order: dict[str, Any], fills: list[dict[str, Any]]) -> int:

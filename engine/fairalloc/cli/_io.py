@@ -49,19 +49,26 @@ def dump_json(value: Any) -> str:
 
 
 def _dump(value: Any, indent: str) -> str:
-    kind = type(value)
-    if kind is str:
+    # the scalars as the encoder writes them (a str and its subclasses by the function it calls)
+    if isinstance(value, str):
         return _QUOTE(value)
+    kind = type(value)
     if kind is int:
         return int.__repr__(value)
     if value is None:
         return _NULL
-    if isinstance(value, dict) and value:
+    if kind is bool:
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
         inner = indent + "  "
         items = [f"{inner}{_QUOTE(key) if type(key) is str else _LINE.encode(key)}: {_dump(item, inner)}"
                  for key, item in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+    if isinstance(value, list) and not value:
+        return "[]"
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
         inner = indent + "  "
         rows = _rows(value, inner)
         if rows is None:
