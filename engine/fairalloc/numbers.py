@@ -149,6 +149,7 @@ def _rounded(value: Fraction, places: int, rule: str) -> int:
         raise ValueError(f"unknown rounding rule {rule!r}")
     sign = -1 if value < 0 else 1
     quotient, remainder = divmod(abs(value.numerator) * 10**places, value.denominator)
+    assert isinstance(quotient, int)
     twice, denominator = 2 * remainder, value.denominator
     away = (sign > 0 and rule == "ceiling") or (sign < 0 and rule == "floor")
     if remainder and (
@@ -201,8 +202,11 @@ def units_scale(values: Sequence[int | Decimal]) -> int:
 
 def to_units(value: Decimal | int, scale: int) -> int:
     """An input quantity in whole units (exact: ``scale`` was chosen to make it whole)."""
-    if type(value) is int:
+    if isinstance(value, int):
         return value * scale
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:  # a whole number written without a point (a lot of 100)
+        return int(value) * scale
     units = Fraction(value) * scale
     assert units.denominator == 1
     return units.numerator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import stat
@@ -79,7 +80,7 @@ def _dump(value: Any, indent: str) -> str:
 
 
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
-_QUOTE: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_QUOTE: Callable[[str], str] = json.encoder.encode_basestring
 """A text as ``_LINE`` writes it (the encoder calls this for a ``str``), without the encoder's call."""
 
 
@@ -140,10 +141,15 @@ def dump_allocation(result: Any, *, explain: bool = False) -> str:
         pieces = None if rows is None else (rows,)
     else:
         pieces = _table_pieces(result.ENTRY_FIELDS, columns, "    ")
-    before, marker, after = dump_json(result.document(entries=False)).partition('"allocations": []')
-    if pieces is None or not marker:  # marker: the one top-level key (a string has its quotes escaped)
+    if pieces is None:
         return dump_json(result.document())
-    return "".join(chain([before, '"allocations": [\n'], pieces, ["\n  ]", after]))
+    # the document's other fields as dump_json writes them, around the entries
+    items = [None if key == "allocations" else f"  {_QUOTE(key)}: {_dump(value, '  ')}"
+             for key, value in result.document(entries=False).items()]
+    at = items.index(None)
+    before = "".join([f"{item},\n" for item in items[:at]])
+    after = "".join([f",\n{item}" for item in items[at + 1:]])
+    return "".join(chain(["{\n", before, '  "allocations": [\n'], pieces, ["\n  ]", after, "\n}\n"]))
 
 
 def _small_table(keys: Sequence[str], columns: Sequence[list[Any]], indent: str) -> str | None:
@@ -151,8 +157,7 @@ def _small_table(keys: Sequence[str], columns: Sequence[list[Any]], indent: str)
     column values or their texts filled in; ``None`` where :func:`_table_pieces` gives ``None``."""
     formats: list[str] = []
     values: list[list[Any]] = []
-    for key, column in zip(keys, columns):
-        name = _LINE.encode(key).replace("%", "%%")
+    for name, column in zip(_names(tuple(keys)), columns):
         if set(map(type, column)) == {int}:
             formats.append(name + ": %d")  # %d writes an int as int.__repr__ does
             values.append(column)
@@ -167,6 +172,12 @@ def _small_table(keys: Sequence[str], columns: Sequence[list[Any]], indent: str)
     return ",\n".join([template % row for row in zip(*values)])
 
 
+@functools.lru_cache(maxsize=16)
+def _names(keys: tuple[str, ...]) -> list[str]:
+    """Each key as the encoder writes it, ``%`` doubled for a template."""
+    return [_LINE.encode(key).replace("%", "%%") for key in keys]
+
+
 def _column_texts(column: list[Any]) -> tuple[list[str], bool] | None:
     """The JSON text of every value of ``column``, if it holds integers or text (and nulls), and
     whether the texts leave out their quotes (text without nulls: the pieces around supply them)."""
@@ -176,7 +187,7 @@ def _column_texts(column: list[Any]) -> tuple[list[str], bool] | None:
     if kinds == {int}:
         return _repeated(column, int.__repr__), False
     if kinds == {str}:
-        joined = "".join([v for v in column if v is not None] if nulls else column)
+        joined = "".join(filter(None, column) if nulls else column)  # an empty text adds nothing
         # nothing needed escaping (escapes only lengthen): each text is written as it is, in quotes
         if len(_QUOTE(joined)) != len(joined) + 2:
             return None
