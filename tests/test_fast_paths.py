@@ -364,3 +364,18 @@ def test_a_large_statement_has_its_columns_taken_when_loaded() -> None:
             assert taken is None or not taken._attributes
         else:
             assert taken is not None and set(taken._attributes) == set(attributes)
+
+
+def test_the_policy_fields_written_once_per_policy_follow_each_policy() -> None:
+    """A policy's fields are kept for it while it lives: policies made and dropped one after the
+    other (whose ids may be reused) each get their own, as written from their document."""
+    from fairalloc import allocate, policy_from_text
+
+    text = (POLICIES / "us-equity-pro-rata.yaml").read_text()
+    trade = load_trade(example_trade())
+    for version in range(1, 12):
+        policy = policy_from_text(text.replace("version: 1", f"version: {version}", 1).replace(
+            "lot: 100", f"lot: {100 if version % 2 else 1}", 1))
+        result = allocate(policy, trade)
+        assert _io.dump_allocation(result) == _io.dump_json(result.document())
+        del policy, result

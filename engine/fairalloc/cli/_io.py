@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
@@ -143,13 +144,40 @@ def dump_allocation(result: Any, *, explain: bool = False) -> str:
         pieces = _table_pieces(result.ENTRY_FIELDS, columns, "    ")
     if pieces is None:
         return dump_json(result.document())
-    # the document's other fields as dump_json writes them, around the entries
-    items = [None if key == "allocations" else f"  {_QUOTE(key)}: {_dump(value, '  ')}"
+    # the document's other fields as dump_json writes them, around the entries; those that are
+    # the policy's alone are written once per policy
+    settings = _settings(result)
+    items = [None if key == "allocations" else settings.get(key) or f"  {_QUOTE(key)}: {_dump(value, '  ')}"
              for key, value in result.document(entries=False).items()]
     at = items.index(None)
     before = "".join([f"{item},\n" for item in items[:at]])
     after = "".join([f",\n{item}" for item in items[at + 1:]])
     return "".join(chain(["{\n", before, '  "allocations": [\n'], pieces, ["\n  ]", after, "\n}\n"]))
+
+
+_POLICY_FIELDS = ("policy", "method", "rounding")
+"""The fields of an allocation document that its policy decides alone (with the result's method and
+lot, which are the policy's): the same text in every document of the policy."""
+
+_SETTINGS: dict[int, tuple[weakref.ref[Any], Any, Any, dict[str, str]]] = {}
+
+
+def _settings(result: Any) -> dict[str, str]:
+    """The texts of :data:`_POLICY_FIELDS` in ``result``'s document (``  "key": value``), kept for
+    the policy while it lives (its id, checked against the policy itself)."""
+    policy = result.policy
+    key = id(policy)
+    kept = _SETTINGS.get(key)
+    if kept is not None and kept[0]() is policy and kept[1] == result.method and kept[2] == result.lot:
+        return kept[3]
+    document = result.document(entries=False)
+    texts = {field: f"  {_QUOTE(field)}: {_dump(document[field], '  ')}" for field in _POLICY_FIELDS}
+
+    def forget(_: weakref.ref[Any]) -> None:
+        _SETTINGS.pop(key, None)
+
+    _SETTINGS[key] = (weakref.ref(policy, forget), result.method, result.lot, texts)
+    return texts
 
 
 def _small_table(keys: Sequence[str], columns: Sequence[list[Any]], indent: str) -> str | None:
