@@ -216,6 +216,8 @@ def _record_maker(names: tuple[str, ...]) -> Callable[..., list[dict[str, Any]]]
 _NONE = type(None)
 _KINDS = {"string": frozenset({str}), "boolean": frozenset({bool}), "number": frozenset({int})}
 """The types an attribute's given values may have to be taken as they are, by declared kind."""
+_QUANTITY = attrgetter("quantity")
+_EXECUTED_AT = attrgetter("executed_at")
 _LIMIT = attrgetter("limit_price")
 _RECEIVED = attrgetter("received_at")
 _GIVEN = attrgetter("attributes")
@@ -227,12 +229,13 @@ def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> Trade
     The array backend (``fairalloc.arrays``) reads account fields as columns instead of building
     one record per account.
     """
-    order = trade.order
-    filled = exact_sum(fill.quantity for fill in trade.fills)
+    order, fills = trade.order, trade.fills
+    filled = exact_sum(list(map(_QUANTITY, fills)))
     average = _average_price(trade, filled) if filled else None
-    times = sorted(fill.executed_at for fill in trade.fills)
+    times = list(map(_EXECUTED_AT, fills))
     security = {"symbol": order.symbol}
-    security.update(_attributes(policy.security_attributes, order.security, ("order", "security"), file))
+    if policy.security_attributes:
+        security.update(_attributes(policy.security_attributes, order.security, ("order", "security"), file))
     order_ctx = {
         "id": order.id,
         "symbol": order.symbol,
@@ -255,8 +258,8 @@ def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> Trade
         "ratio": divide(filled, order.quantity) if order.quantity else Decimal(0),
         "average_price": divide(average.numerator, average.denominator) if average is not None else None,
         "count": len(trade.fills),
-        "first_at": times[0] if times else None,
-        "last_at": times[-1] if times else None,
+        "first_at": min(times) if times else None,
+        "last_at": max(times) if times else None,
     }
     return TradeContext(order_ctx, security, statement_ctx, fill_ctx, [], filled, average)
 

@@ -262,9 +262,12 @@ class RecordBook(Book[Positions, Units]):
 
     def apportion(self, members: Positions, method: RoundingMethod, odd_key: list[int] | None,
                   total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Positions, Units]:
-        weights = [self.weights[k] for k in members]
-        caps = [self.caps[k] for k in members]
-        ranks = [self.ranks[k] for k in members]
+        if len(members) == len(self.ids):  # everyone (members are distinct positions): the book's own lists
+            weights, caps, ranks = self.weights, self.caps, self.ranks
+        else:
+            weights = [self.weights[k] for k in members]
+            caps = [self.caps[k] for k in members]
+            ranks = [self.ranks[k] for k in members]
         amount = self.filled if total is None else total
         result: Apportionment
         if method is RoundingMethod.QUOTA:
@@ -273,6 +276,8 @@ class RecordBook(Book[Positions, Units]):
             keys = None if odd_key is None else [odd_key[k] for k in members]
             owed = None if advantage is None else [advantage[k] for k in members]
             result = largest_remainder(amount, weights, caps, self.lot, ranks, keys, owed)
+        if len(members) == len(self.ids):
+            return Shares(list(result.allocations), members, result)
         units = [0] * len(self.ids)
         for k, got in zip(members, result.allocations):
             units[k] = got
