@@ -194,7 +194,8 @@ def largest_remainder(
             order = fair_order(candidates, advantage, alloc, nums, scale, rank)
         else:
             order = candidates if odd_key is None else sorted(candidates, key=lambda i: (odd_key[i], rank[i]))
-        _hand_out(left, order, lambda i: upper(i) - alloc[i], alloc, odd)
+        # an account given a spare lot is at its share rounded up: no room left for the odd quantity
+        _hand_out(left, [i for i in order if not extra[i]], lambda i: upper(i) - alloc[i], alloc, odd)
 
     def steps() -> list[Step]:
         position = {i: k for k, i in enumerate(candidates)}
