@@ -149,6 +149,9 @@ class RecordBook(Book[Positions, Units]):
         expr = self.policy.weight
         if expr is None:
             equal = self.policy.equal_weights
+            if len(eligible) == len(self.ids):  # everyone
+                self.weights = [1] * len(self.ids) if equal else list(self.intended)
+                return
             for k in eligible:
                 self.weights[k] = 1 if equal else self.intended[k]
             return
