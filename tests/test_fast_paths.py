@@ -210,6 +210,18 @@ def test_lists_of_flat_objects_are_written_as_the_encoder_writes_them(items: lis
         assert _io.dump_json(rows) == expected
 
 
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=4), st.floats(allow_nan=False)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=12)
+
+
+@SETTINGS
+@given(JSON_VALUES.filter(lambda value: not isinstance(value, str)))
+def test_values_are_written_by_the_encoder_made_once_as_by_the_encoder(value: Any) -> None:
+    assert _io._compact(value) == _io._LINE.encode(value)
+
+
 ROWS = st.lists(st.fixed_dictionaries({
     "account": st.text(max_size=4), "%d": st.integers() | st.none(),
     "price": st.sampled_from(["100", None, 'a"b', "\\", "é", "\x01", "%s"]) | st.booleans(),

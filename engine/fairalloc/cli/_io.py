@@ -74,15 +74,28 @@ def _dump(value: Any, indent: str) -> str:
         inner = indent + "  "
         rows = _rows(value, inner)
         if rows is None:
-            encode = _LINE.encode
-            rows = ",\n".join([inner + encode(item) for item in value])
+            rows = ",\n".join([inner + _compact(item) for item in value])
         return "[\n" + rows + "\n" + indent + "]"
-    return _LINE.encode(value)
+    return _compact(value)
 
 
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 _QUOTE: Callable[[str], str] = json.encoder.encode_basestring
 """A text as ``_LINE`` writes it (the encoder calls this for a ``str``), without the encoder's call."""
+
+_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_C_LINE = None if _MAKE_ENCODER is None else _MAKE_ENCODER(None, _LINE.default, _QUOTE, None, ": ", ", ",
+                                                           False, False, True)
+"""The C encoder ``_LINE.encode`` makes at every call (with ``_LINE``'s settings), made once. It
+keeps no record of the containers it is in (``_LINE`` does, to refuse a value that contains
+itself): the values written here are JSON documents, which cannot."""
+
+
+def _compact(value: Any) -> str:
+    """``_LINE.encode(value)`` for a value that is not a ``str``, by the C encoder made once."""
+    if _C_LINE is None:
+        return _LINE.encode(value)
+    return "".join(_C_LINE(value, 0))
 
 
 _COLUMNS_FROM = 64
