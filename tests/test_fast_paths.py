@@ -391,3 +391,17 @@ def test_the_policy_fields_written_once_per_policy_follow_each_policy() -> None:
         result = allocate(policy, trade)
         assert _io.dump_allocation(result) == _io.dump_json(result.document())
         del policy, result
+
+
+@SETTINGS
+@given(st.from_regex(r"(0|[1-9][0-9]{0,34})(\.[0-9]{1,45})?", fullmatch=True))
+def test_a_plain_price_is_bounded_as_number_problem_bounds_it(text: str) -> None:
+    from fairalloc.numbers import number_problem
+    from fairalloc.trade import _NotPlain, _price
+
+    try:
+        price: Decimal | None = _price(text)
+    except _NotPlain:
+        price = None
+    assert (price is None) == (number_problem(Decimal(text)) is not None)
+    assert price is None or price == Decimal(text)

@@ -44,7 +44,7 @@ import msgspec
 from fairalloc.errors import Code, Diagnostic, InputError, Location, pointer
 from fairalloc.load import MAX_FILE_CHARS, read_text
 from fairalloc.names import NameProblem, normalise
-from fairalloc.numbers import MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, exact_sum, number_problem
+from fairalloc.numbers import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, exact_sum, number_problem
 from fairalloc.schema import RFC3339
 
 if TYPE_CHECKING:
@@ -649,12 +649,15 @@ def _whole(value: Any) -> int:
 
 
 def _price(value: Any) -> Decimal:
-    if type(value) is not str or len(value) > MAX_NUMBER_TEXT or not _DECIMAL.fullmatch(value):
+    match = _DECIMAL.fullmatch(value) if type(value) is str and len(value) <= MAX_NUMBER_TEXT else None
+    if match is None:
         raise _NotPlain
-    price = Decimal(value)
-    if number_problem(price) is not None:
+    # number_problem's bounds, read off the text: no leading zero, so the digits before the point
+    # are the integer part's; those after it, the fraction's
+    whole, fraction = match.group(1, 2)
+    if len(whole) > MAX_INTEGER_DIGITS or (fraction is not None and len(fraction) - 1 > MAX_FRACTION_DIGITS):
         raise _NotPlain
-    return price
+    return Decimal(value)
 
 
 def _day(value: Any) -> dt.date:
