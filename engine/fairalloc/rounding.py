@@ -101,6 +101,8 @@ def water_fill(total: int, weights: Sequence[int], caps: Sequence[int | None]) -
     rest_total, rest_weight = total, sum(weights)
     if rest_weight == 0:
         return set(), rest_total, 0
+    if total <= rest_weight and isinstance(caps, list) and isinstance(weights, list) and caps == weights:
+        return set(), rest_total, rest_weight  # each cap its weight (by intended, capped at it): none binds
     binding = [
         i for i, cap in enumerate(caps)
         if cap is not None and weights[i] > 0 and cap * rest_weight < total * weights[i]
