@@ -173,7 +173,7 @@ def _records(declared: tuple[Attribute, ...], trade: Trade) -> list[dict[str, An
     intended = columns.intended if columns.whole else list(map(_number, columns.intended))
     fields: list[list[Any]] = [columns.ids, intended, list(map(_LIMIT, accounts)), list(map(_RECEIVED, accounts))]
     names = ["id", "intended", "limit_price", "received_at"]
-    given = list(map(_GIVEN, accounts)) if declared else []
+    given = columns.given if declared else []
     for attribute in declared:
         values = list(map(dict.get, given, repeat(attribute.name)))
         kinds = set(map(type, values))
@@ -220,7 +220,6 @@ _QUANTITY = attrgetter("quantity")
 _EXECUTED_AT = attrgetter("executed_at")
 _LIMIT = attrgetter("limit_price")
 _RECEIVED = attrgetter("received_at")
-_GIVEN = attrgetter("attributes")
 
 
 def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
@@ -268,11 +267,11 @@ def _average_price(trade: Trade, filled: int | Decimal) -> Fraction:
     """The fills' volume-weighted average price, exact: for whole quantities, the sum of quantity
     x price over one common denominator of the prices, reduced once."""
     fills = trade.fills
-    if type(filled) is not int:
+    if not isinstance(filled, int):  # a decimal quantity among the fills
         return sum((Fraction(fill.quantity) * Fraction(fill.price) for fill in fills), Fraction(0)) / Fraction(filled)
     ratios = [fill.price.as_integer_ratio() for fill in fills]
     common = math.lcm(*(denominator for _, denominator in ratios))
-    value = sum(fill.quantity * numerator * (common // denominator)
+    value = sum(int(fill.quantity) * numerator * (common // denominator)  # every quantity an int
                 for fill, (numerator, denominator) in zip(fills, ratios))
     return Fraction(value, common * filled)
 

@@ -189,6 +189,8 @@ class Allocation:
         self._rotation_order = rotation_order
         self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
         self.settlement = settlement  # pieces of fills, costs, money, clearing (None: none of them)
+        self._average_text: str | None = None
+        self._average_taken = False
         self.price_rule = price_rule or policy.price_rounding  # the rounding rule for this order's side
         self.fairness_before = fairness_before  # the fairness group's advantages before and after
         self.fairness_after = fairness_after
@@ -241,9 +243,12 @@ class Allocation:
             return None
         return present_text(price, self.policy.price_precision, self.price_rule)
 
-    @cached_property
+    @property
     def _average_price_text(self) -> str | None:
-        return self.price_text(self.average_price)
+        # taken once (a cached_property would take a lock at its first use, in every result)
+        if not self._average_taken:
+            self._average_text, self._average_taken = self.price_text(self.average_price), True
+        return self._average_text
 
     ENTRY_FIELDS = ("account", "quantity", "average_price", "intended")
     """The fields of each of the contract's per-account entries, in order."""

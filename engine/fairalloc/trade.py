@@ -33,7 +33,6 @@ import re
 from array import array
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from functools import cached_property
 from itertools import chain, islice, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -122,10 +121,15 @@ class Statement(_Frozen, frozen=True, dict=True, gc=True):  # one per trade; its
     # The controls, the context and both account books read these columns of a statement; the
     # statement is immutable, so they are taken from the accounts once (by load_trade, for a
     # large statement).
-    @cached_property
+    @property
     def columns(self) -> StatementColumns:
-        """The accounts' fields as columns, in statement order."""
-        return StatementColumns(self.accounts)
+        """The accounts' fields as columns, in statement order (taken once: a cached_property
+        would take a lock at its first use, in every trade)."""
+        cache = self.__dict__
+        columns: StatementColumns | None = cache.get("columns")
+        if columns is None:
+            columns = cache["columns"] = StatementColumns(self.accounts)
+        return columns
 
     @property
     def account_ids(self) -> list[str]:
@@ -248,20 +252,24 @@ class StatementColumns:
             return array("q", self.intended)
         return None
 
+    @property
+    def given(self) -> list[dict[str, Any]]:
+        """Every account's ``attributes`` object, in statement order."""
+        if self._given is None:
+            self._given = list(map(_ATTRIBUTES, self.accounts))
+        return self._given
+
     def attribute(self, name: str) -> AttributeColumn:
         """``name``'s column (every value ``None`` if no account has it)."""
         column = self._attributes.get(name)
         if column is None:
-            if self._given is None:
-                self._given = list(map(_ATTRIBUTES, self.accounts))
-            column = self._attributes[name] = AttributeColumn(list(map(dict.get, self._given, repeat(name))))
+            column = self._attributes[name] = AttributeColumn(list(map(dict.get, self.given, repeat(name))))
         return column
 
     def prepare(self) -> None:
         """Take the int64 quantities and the column of every attribute some account has."""
         self._units = self._int64()
-        self._given = list(map(_ATTRIBUTES, self.accounts))
-        for name in sorted(set(chain.from_iterable(self._given))):
+        for name in sorted(set(chain.from_iterable(self.given))):
             self.attribute(name).prepare()
 
 
@@ -682,7 +690,7 @@ def _keys_read(trade: Trade, order: dict[str, Any], fills: list[dict[str, Any]])
     """A lower bound of the distinct keys read: equal to :func:`keys_written` only if no key was
     written twice (an ``"attributes": {}``, a ``null`` limit or any ``clearing`` is not counted,
     which only sends such a document to the reference validator)."""
-    attributes = list(map(_ATTRIBUTES, trade.statement.accounts))
+    attributes = trade.statement.columns.given
     security = order.get("security", {})
     count = 3 + len(order) + len(security) + _nested_keys(security) + 3 + sum(map(len, fills))
     count += len(trade.order.costs or ()) + sum(len(fill.costs or ()) for fill in trade.fills)
@@ -756,7 +764,7 @@ def _name_and_value_problems(trade: Trade, file: str) -> list[Diagnostic]:
                     f"(/statement/accounts/{seen}/account): both read '{canonical}'",
                     where, "one account, one id: write the id exactly as the other entry does"))
     found.extend(_free_form_problems(trade.order.security, "/order/security", file))
-    for index in _attributes_to_check(accounts):
+    for index in _attributes_to_check(accounts, trade.statement.columns.given):
         found.extend(_free_form_problems(accounts[index].attributes, f"/statement/accounts/{index}/attributes", file))
     return found
 
@@ -764,11 +772,10 @@ def _name_and_value_problems(trade: Trade, file: str) -> list[Diagnostic]:
 _INT_BOUND = 10**MAX_INTEGER_DIGITS
 
 
-def _attributes_to_check(accounts: list[StatementAccount]) -> list[int]:
+def _attributes_to_check(accounts: list[StatementAccount], given: list[dict[str, Any]]) -> list[int]:
     """The accounts whose attributes need :func:`_free_form_problems`: those holding a key that is
     not plain ASCII, a nested value, or a number that is not a small integer. A statement of
     100,000 accounts with text and boolean attributes is cleared at C speed."""
-    given = list(map(_ATTRIBUTES, accounts))
     values = list(chain.from_iterable(map(dict.values, given)))
     kinds = set(map(type, values))
     if kinds <= _PLAIN_VALUES:
