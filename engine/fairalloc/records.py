@@ -55,7 +55,7 @@ class RecordBook(Book[Positions, Units]):
         n = len(ids)
         self.caps: list[int | None] = [None] * n if policy.allow_above_intended else list(self.intended)
         self.weights = [0] * n
-        self.weight_texts: list[str | None] = [None] * n
+        self.weight_values: list[int | Decimal | None] = [None] * n  # the weight expression's values
         self.ranks = list(range(n))
         self.minimums: list[int | None] | None = None
         self.tier_values: list[int | None] | None = None
@@ -155,19 +155,29 @@ class RecordBook(Book[Positions, Units]):
             for k in eligible:
                 self.weights[k] = 1 if equal else self.intended[k]
             return
-        raw: list[Decimal] = []
-        for k in eligible:
-            value = self.evaluate(expr, k, None, "the pro-rata weight")
-            if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value < 0:
-                raise InputError(Diagnostic(
-                    "weight-invalid",
-                    f"the pro-rata weight of account '{self.ids[k]}' is {value!r}; weights must be numbers >= 0",
-                    self.location(k)))
-            raw.append(Decimal(value))
-        scale = units_scale(raw)
+        # every account's weight in one loop; should one fail, account by account, so that the
+        # first problem of either kind is the one reported
+        c, records, fn = self.ctx, self.records, expr.fn
+        try:
+            raw: list[Any] = [fn(c.order, c.security, c.statement, c.fill, records[k], None) for k in eligible]
+        except ExpressionRuntimeError:
+            raw = []
+            for k in eligible:
+                raw.append(self.evaluate(expr, k, None, "the pro-rata weight"))
+                self.check_weight(k, raw[-1])
+        for k, value in zip(eligible, raw):
+            self.check_weight(k, value)
+        scale = units_scale(raw)  # an int is its own Decimal here: the same scale, units and text
         for k, value in zip(eligible, raw):
             self.weights[k] = to_units(value, scale)
-            self.weight_texts[k] = decimal_text(value)
+            self.weight_values[k] = value
+
+    def check_weight(self, k: int, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value < 0:
+            raise InputError(Diagnostic(
+                "weight-invalid",
+                f"the pro-rata weight of account '{self.ids[k]}' is {value!r}; weights must be numbers >= 0",
+                self.location(k)))
 
     def set_minimums(self, eligible: Positions) -> None:
         minimum = self.policy.minimum
@@ -375,5 +385,6 @@ class RecordBook(Book[Positions, Units]):
         return self.intended
 
     def ledger(self) -> Ledger:
-        return Ledger(self.index, self.intended, self.caps, self.weights, self.weight_texts, self.ranks,
+        texts = [None if value is None else decimal_text(value) for value in self.weight_values]
+        return Ledger(self.index, self.intended, self.caps, self.weights, texts, self.ranks,
                       self.minimums, self.tier_values)
