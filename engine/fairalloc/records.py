@@ -134,9 +134,16 @@ class RecordBook(Book[Positions, Units]):
     def cap(self, rule: Rule, accounts: Positions) -> None:
         limit = rule.quantity
         assert limit is not None  # the compiler requires a quantity for action 'cap'
+        if isinstance(limit, Decimal):  # one cap for all: in units once
+            if accounts:
+                units = max(0, math.floor(Fraction(limit) * self.scale))
+                caps = self.caps
+                for k in accounts:
+                    cap = caps[k]
+                    caps[k] = units if cap is None else min(cap, units)
+            return
         for k in accounts:
-            value = limit if isinstance(limit, Decimal) else self.evaluate(
-                limit, k, None, f"the quantity of rule '{rule.id}'")
+            value = self.evaluate(limit, k, None, f"the quantity of rule '{rule.id}'")
             if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
                 raise InputError(Diagnostic(
                     "cap-invalid", f"rule '{rule.id}' gives account '{self.ids[k]}' a cap of {value!r}",
