@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fairalloc.cli import _io
@@ -210,6 +210,38 @@ def test_lists_of_flat_objects_are_written_as_the_encoder_writes_them(items: lis
         assert _io.dump_json(rows) == expected
 
 
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=4), st.floats(allow_nan=False)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=12)
+
+
+@SETTINGS
+@given(JSON_VALUES.filter(lambda value: not isinstance(value, str)))
+def test_values_are_written_by_the_encoder_made_once_as_by_the_encoder(value: Any) -> None:
+    assert _io._compact(value) == _io._LINE.encode(value)
+
+
+ROWS = st.lists(st.fixed_dictionaries({
+    "account": st.text(max_size=4), "%d": st.integers() | st.none(),
+    "price": st.sampled_from(["100", None, 'a"b', "\\", "é", "\x01", "%s"]) | st.booleans(),
+}), min_size=1, max_size=12)
+
+
+@SETTINGS
+@given(ROWS | FLAT)
+def test_a_few_rows_are_written_from_one_template_as_the_encoder_writes_them(items: list[dict[str, Any]]) -> None:
+    keys = tuple(items[0])
+    assume(keys and all(tuple(item) == keys for item in items))
+    text = _io._small_table(keys, [[item[key] for item in items] for key in keys], "    ")
+    columns_written = all(len({type(item[key]) for item in items} - {type(None)}) == 1
+                          and {type(item[key]) for item in items} - {type(None)} <= {int, str} for key in keys)
+    assert (text is not None) == (columns_written and not any(
+        isinstance(item[key], str) and _io._LINE.encode(item[key]) != f'"{item[key]}"' for item in items for key in keys))
+    if text is not None:
+        assert text == ",\n".join("    " + _io._LINE.encode(item) for item in items)
+
+
 WORDS = st.sampled_from(["", "a", "ab", "b", "retail", "institutional", "Z", "é"])
 
 
@@ -344,3 +376,32 @@ def test_a_large_statement_has_its_columns_taken_when_loaded() -> None:
             assert taken is None or not taken._attributes
         else:
             assert taken is not None and set(taken._attributes) == set(attributes)
+
+
+def test_the_policy_fields_written_once_per_policy_follow_each_policy() -> None:
+    """A policy's fields are kept for it while it lives: policies made and dropped one after the
+    other (whose ids may be reused) each get their own, as written from their document."""
+    from fairalloc import allocate, policy_from_text
+
+    text = (POLICIES / "us-equity-pro-rata.yaml").read_text()
+    trade = load_trade(example_trade())
+    for version in range(1, 12):
+        policy = policy_from_text(text.replace("version: 1", f"version: {version}", 1).replace(
+            "lot: 100", f"lot: {100 if version % 2 else 1}", 1))
+        result = allocate(policy, trade)
+        assert _io.dump_allocation(result) == _io.dump_json(result.document())
+        del policy, result
+
+
+@SETTINGS
+@given(st.from_regex(r"(0|[1-9][0-9]{0,34})(\.[0-9]{1,45})?", fullmatch=True))
+def test_a_plain_price_is_bounded_as_number_problem_bounds_it(text: str) -> None:
+    from fairalloc.numbers import number_problem
+    from fairalloc.trade import _NotPlain, _price
+
+    try:
+        price: Decimal | None = _price(text)
+    except _NotPlain:
+        price = None
+    assert (price is None) == (number_problem(Decimal(text)) is not None)
+    assert price is None or price == Decimal(text)

@@ -354,3 +354,12 @@ def test_costs_and_prices_follow_priority_tiers(trade: dict[str, Any], residual:
         assert sum(shares.values()) == total
         for account, share in shares.items():
             assert abs(share - total * Fraction(quantities[account]) / whole) < 1, (name, account)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.fractions(), st.integers(min_value=0, max_value=14),
+       st.sampled_from(["half_even", "half_up", "down", "up", "floor", "ceiling"]))
+def test_a_presented_number_is_written_as_its_decimal_is(value: Fraction, places: int, rule: str) -> None:
+    from fairalloc.numbers import decimal_text, present_text
+
+    assert present_text(value, places, rule) == decimal_text(present(value, places, rule))

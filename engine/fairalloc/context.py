@@ -15,9 +15,14 @@ plan's types only for annotations, so the plan can import it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from fairalloc.errors import Diagnostic, InputError, Location, pointer
@@ -40,6 +45,12 @@ class TradeContext:
     accounts: list[dict[str, Any]]  # empty from scalar_context: the array backend reads columns
     filled: int | Decimal
     average_price: Fraction | None  # the block's volume-weighted average price, exact
+
+    def with_accounts(self, accounts: list[dict[str, Any]]) -> TradeContext:
+        """The same context with these account records (``dataclasses.replace``, without its
+        look-up of the fields)."""
+        return TradeContext(self.order, self.security, self.statement, self.fill, accounts, self.filled,
+                            self.average_price)
 
 
 def _convert(attribute: Attribute, value: Any, where: str, file: str) -> Any:
@@ -134,6 +145,9 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>", shared: T
     ``shared``: the :func:`scalar_context` of the same trade and policy, if already built.
     """
     ctx = shared if shared is not None else scalar_context(policy, trade, file)
+    records = _records(policy.account_attributes, trade)
+    if records is not None:
+        return ctx.with_accounts(records)
     accounts = []
     for index, entry in enumerate(trade.statement.accounts):
         account = {
@@ -145,7 +159,67 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>", shared: T
         base = ("statement", "accounts", index, "attributes")
         account.update(_attributes(policy.account_attributes, entry.attributes, base, file))
         accounts.append(account)
-    return replace(ctx, accounts=accounts)
+    return ctx.with_accounts(accounts)
+
+
+def _records(declared: tuple[Attribute, ...], trade: Trade) -> list[dict[str, Any]] | None:
+    """The account records of :func:`build_context`, made attribute by attribute: each declared
+    attribute's values checked over the whole column, each record made in one call. ``None`` when
+    some value is not already of its declared kind (or is missing without a default): then the
+    accounts are read one by one, which converts such values and reports each problem."""
+    statement = trade.statement
+    columns = statement.columns
+    accounts = statement.accounts
+    intended = columns.intended if columns.whole else list(map(_number, columns.intended))
+    fields: list[list[Any]] = [columns.ids, intended, list(map(_LIMIT, accounts)), list(map(_RECEIVED, accounts))]
+    names = ["id", "intended", "limit_price", "received_at"]
+    given = columns.given if declared else []
+    for attribute in declared:
+        values = list(map(dict.get, given, repeat(attribute.name)))
+        kinds = set(map(type, values))
+        missing = _NONE in kinds
+        kinds.discard(_NONE)
+        if not kinds <= _KINDS.get(attribute.kind, frozenset()):
+            return None
+        if attribute.kind == "string" and attribute.values is not None and not (
+                set(values).difference((None,)).issubset(attribute.values)):
+            return None
+        if missing:
+            if not attribute.has_default:
+                return None
+            default = attribute.default
+            values = [default if value is None else value for value in values]
+        names.append(attribute.name)
+        fields.append(values)
+    return _record_maker(tuple(names))(*fields)
+
+
+@functools.lru_cache(maxsize=64)
+def _record_maker(names: tuple[str, ...]) -> Callable[..., list[dict[str, Any]]]:
+    """A function of one column per name giving one record per row, ``{name: value, ...}`` (a
+    dict display: twice as quick as ``dict(zip(names, row))``). Its source holds only names made
+    here; the field names are bound as arguments, so no text of a policy becomes code."""
+    keys = [f"_k{i}" for i in range(len(names))]
+    values = [f"_v{i}" for i in range(len(names))]
+    columns = [f"_c{i}" for i in range(len(names))]
+    display = ", ".join(f"{key}: {value}" for key, value in zip(keys, values))
+    source = (f"def _make(_zip, {', '.join(keys)}):\n"
+              f"    def _records({', '.join(columns)}):\n"
+              f"        return [{{{display}}} for {', '.join(values)} in _zip({', '.join(columns)})]\n"
+              f"    return _records\n")
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    exec(compile(source, "<fairalloc records>", "exec"), namespace)  # noqa: S102 - generated names only
+    maker: Callable[..., list[dict[str, Any]]] = namespace["_make"](zip, *names)
+    return maker
+
+
+_NONE = type(None)
+_KINDS = {"string": frozenset({str}), "boolean": frozenset({bool}), "number": frozenset({int})}
+"""The types an attribute's given values may have to be taken as they are, by declared kind."""
+_QUANTITY = attrgetter("quantity")
+_EXECUTED_AT = attrgetter("executed_at")
+_LIMIT = attrgetter("limit_price")
+_RECEIVED = attrgetter("received_at")
 
 
 def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:
@@ -154,13 +228,13 @@ def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> Trade
     The array backend (``fairalloc.arrays``) reads account fields as columns instead of building
     one record per account.
     """
-    order = trade.order
-    filled = exact_sum(fill.quantity for fill in trade.fills)
-    value = sum((Fraction(fill.quantity) * Fraction(fill.price) for fill in trade.fills), Fraction(0))
-    average = value / Fraction(filled) if filled else None
-    times = sorted(fill.executed_at for fill in trade.fills)
+    order, fills = trade.order, trade.fills
+    filled = exact_sum(list(map(_QUANTITY, fills)))
+    average = _average_price(trade, filled) if filled else None
+    times = list(map(_EXECUTED_AT, fills))
     security = {"symbol": order.symbol}
-    security.update(_attributes(policy.security_attributes, order.security, ("order", "security"), file))
+    if policy.security_attributes:
+        security.update(_attributes(policy.security_attributes, order.security, ("order", "security"), file))
     order_ctx = {
         "id": order.id,
         "symbol": order.symbol,
@@ -183,10 +257,23 @@ def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> Trade
         "ratio": divide(filled, order.quantity) if order.quantity else Decimal(0),
         "average_price": divide(average.numerator, average.denominator) if average is not None else None,
         "count": len(trade.fills),
-        "first_at": times[0] if times else None,
-        "last_at": times[-1] if times else None,
+        "first_at": min(times) if times else None,
+        "last_at": max(times) if times else None,
     }
     return TradeContext(order_ctx, security, statement_ctx, fill_ctx, [], filled, average)
+
+
+def _average_price(trade: Trade, filled: int | Decimal) -> Fraction:
+    """The fills' volume-weighted average price, exact: for whole quantities, the sum of quantity
+    x price over one common denominator of the prices, reduced once."""
+    fills = trade.fills
+    if not isinstance(filled, int):  # a decimal quantity among the fills
+        return sum((Fraction(fill.quantity) * Fraction(fill.price) for fill in fills), Fraction(0)) / Fraction(filled)
+    ratios = [fill.price.as_integer_ratio() for fill in fills]
+    common = math.lcm(*(denominator for _, denominator in ratios))
+    value = sum(int(fill.quantity) * numerator * (common // denominator)  # every quantity an int
+                for fill, (numerator, denominator) in zip(fills, ratios))
+    return Fraction(value, common * filled)
 
 
 def applies(policy: Policy, ctx: TradeContext) -> bool:

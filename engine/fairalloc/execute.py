@@ -43,7 +43,6 @@ from fairalloc.expressions import ExpressionRuntimeError
 from fairalloc.fairness import FairnessState, rounding_advantages
 from fairalloc.money import settle
 from fairalloc.options import (
-    ACTIONS,
     METHODS,
     REMAINDERS,
     TIE_BREAKS,
@@ -157,8 +156,7 @@ class _Run(Generic[S, U]):
         return hits
 
     def rules(self, stage: Stage, action: Action | None = None) -> tuple[Rule, ...]:
-        return tuple(rule for rule in self.policy.rules
-                     if ACTIONS[rule.action].stage is stage and (action is None or rule.action is action))
+        return self.policy.staged_rules[stage, action]
 
     def execute(self) -> Allocation:
         """Stages 3 to 6 (the module docstring), then the result."""
@@ -438,8 +436,9 @@ class _Run(Generic[S, U]):
         for _, denier, accounts, reason in self.denials:
             if reason is not None:
                 records.extend(ExceptionRecord(ids[k], "minimum", "deny", reason, False) for k in book.positions(accounts))
-        order = {rule.id: rule.index for rule in policy.rules}
-        records.sort(key=lambda r: (r.account, order.get(r.rule, len(policy.rules)), r.action))
+        if records:
+            order = {rule.id: rule.index for rule in policy.rules}
+            records.sort(key=lambda r: (r.account, order.get(r.rule, len(policy.rules)), r.action))
         allocated = book.allocated(shares.units)
         own_prices = None
         if policy.method is Method.PRICE_TIME:
@@ -460,7 +459,7 @@ class _Run(Generic[S, U]):
             rotation_before=plan.before if plan else None,
             rotation_after=plan.after if plan else None,
             rotation_order=plan.order if plan else (),
-            lot=Fraction(policy.lot),
+            lot=Fraction(book.lot, book.scale),  # the policy's lot, exactly
             notes=tuple(notes),
             scale=book.scale,
             backend=self.choice.to_json(),

@@ -28,6 +28,7 @@ import bisect
 import datetime as dt
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -237,17 +238,30 @@ def read_text(path: str, *, limit: int | None = MAX_FILE_CHARS) -> str:
     (a too-large policy is an invalid policy, not an unreadable file).
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            if limit is None:
-                return handle.read()
-            # read(limit + 1) sets aside a buffer of that size, which costs a small file more than
-            # its reading: read what the file holds (no more characters than bytes), then the rest
-            # up to the limit should it have grown meanwhile
-            size = os.fstat(handle.fileno()).st_size
-            text = handle.read(min(size, limit) + 1)
-            if len(text) > size:
-                text += handle.read(limit + 1 - len(text))
-            return text
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode) and (limit is None or info.st_size <= limit):
+                # a regular file within the limit in bytes (so in characters): read whole with one
+                # system call, and decoded as text mode decodes it, newlines included
+                data = os.read(fd, info.st_size + 1)
+                if len(data) == info.st_size:
+                    text = data.decode("utf-8")
+                    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+                os.lseek(fd, 0, os.SEEK_SET)  # it changed meanwhile: read it as any other
+            with open(fd, encoding="utf-8", closefd=False) as handle:
+                if limit is None:
+                    return handle.read()
+                # read(limit + 1) sets aside a buffer of that size, which costs a small file more
+                # than its reading: read what the file holds (no more characters than bytes), then
+                # the rest up to the limit should it have grown meanwhile
+                size = info.st_size
+                text = handle.read(min(size, limit) + 1)
+                if len(text) > size:
+                    text += handle.read(limit + 1 - len(text))
+                return text
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise FileAccessError(
             Diagnostic(Code.FILE_NOT_FOUND, f"no such file: {path}", Location(path))

@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from fairalloc.errors import Code, Diagnostic, InputError, Location, RefusedError
-from fairalloc.numbers import EXACT, decimal_text, present, to_units
+from fairalloc.numbers import EXACT, decimal_text, present, present_text, to_units
 from fairalloc.options import CME_553, RESIDUALS, CostBasis, PriceAllocation, Residual
 from fairalloc.plan import Costs, CostShare, Policy
 from fairalloc.trade import Clearing, Trade
@@ -101,14 +101,13 @@ def settle(policy: Policy, trade: Trade, ids: list[str], units: list[int], scale
     """The settlement of an allocation of ``units`` (by position), or ``None`` when the policy and
     the trade use none of it. ``taken``: the fills price/time gave each account."""
     pricing = policy.pricing
+    costs = pricing.costs
+    clearing = _clearing(trade, ids)
+    if (pricing.allocation is PriceAllocation.AVERAGE and costs is None and not clearing
+            and policy.price_rounding != CME_553 and _days(trade, scale, pricing.by_broker) < 2):
+        return None
     per_fill = pricing.allocation is PriceAllocation.FILL or taken is not None
     columns = _columns(trade, scale, per_fill, pricing.by_broker)
-    days = _columns(trade, scale, False, pricing.by_broker) if per_fill else columns
-    clearing = _clearing(trade, ids)
-    costs = pricing.costs
-    if (pricing.allocation is PriceAllocation.AVERAGE and len(days) < 2 and costs is None and not clearing
-            and policy.price_rounding != CME_553):
-        return None
     pieces: dict[int, list[tuple[int, int]]] | None = None
     if taken is not None:
         where = {column.fill: c for c, column in enumerate(columns)}
@@ -139,6 +138,17 @@ def _columns(trade: Trade, scale: int, per_fill: bool, by_broker: bool) -> tuple
         total[1] = Fraction(total[1]) + units * Fraction(fill.price)
     return tuple(Column(None, date, broker or None, int(q), Fraction(v) / int(q))
                  for (date, broker), (q, v) in sorted(groups.items()) if q)
+
+
+def _days(trade: Trade, scale: int, by_broker: bool) -> int:
+    """How many columns ``_columns(trade, scale, False, by_broker)`` has (groups that take part),
+    without their prices."""
+    day = trade.order.trade_date
+    groups: dict[tuple[dt.date, str], int] = {}
+    for fill in trade.fills:
+        key = (fill.trade_date or day, (fill.broker or "") if by_broker else "")
+        groups[key] = groups.get(key, 0) + to_units(fill.quantity, scale)
+    return sum(1 for units in groups.values() if units)
 
 
 def _average(columns: tuple[Column, ...]) -> Fraction | None:
@@ -381,12 +391,12 @@ class Presenter:
     rounding: str
 
     def price(self, value: Fraction) -> str:
-        return decimal_text(present(value, self.places, self.rounding))
+        return present_text(value, self.places, self.rounding)
 
 
 def _exact(value: Fraction) -> str:
     """An amount written exactly when it terminates within 12 decimals, else to 12 (half-even)."""
-    return decimal_text(present(value, 12, "half_even"))
+    return present_text(value, 12, "half_even")
 
 
 def extend_entries(settlement: Settlement, entries: list[dict[str, Any]], units: list[int], scale: int,

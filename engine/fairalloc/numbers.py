@@ -129,10 +129,27 @@ def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
     The rounding decision is made on integers, exactly. ``present(Fraction(3000000, 30000), 6)`` is
     ``Decimal("100")``: a price the source document quotes as 100 is shown as ``100``.
     """
+    return _strip(Decimal(f"{_rounded(value, places, rule)}E-{places}"))  # exact: no context rounds it
+
+
+def present_text(value: Fraction, places: int, rule: str = "half_even") -> str:
+    """``decimal_text(present(value, places, rule))``, written from the rounded integer directly:
+    the digits with the point set ``places`` from the right, trailing fractional zeros dropped."""
+    rounded = _rounded(value, places, rule)
+    if places <= 0 or not rounded:
+        return decimal_text(present(value, places, rule))
+    digits = str(abs(rounded))
+    whole, fraction = digits[:-places] or "0", digits[-places:].rjust(places, "0").rstrip("0")
+    return ("-" if rounded < 0 else "") + whole + ("." + fraction if fraction else "")
+
+
+def _rounded(value: Fraction, places: int, rule: str) -> int:
+    """``value`` x 10**places rounded to an integer by the named rule, exactly."""
     if rule not in ROUNDING_RULES:
         raise ValueError(f"unknown rounding rule {rule!r}")
     sign = -1 if value < 0 else 1
     quotient, remainder = divmod(abs(value.numerator) * 10**places, value.denominator)
+    assert isinstance(quotient, int)
     twice, denominator = 2 * remainder, value.denominator
     away = (sign > 0 and rule == "ceiling") or (sign < 0 and rule == "floor")
     if remainder and (
@@ -142,7 +159,7 @@ def present(value: Fraction, places: int, rule: str = "half_even") -> Decimal:
         or (rule == "half_even" and (twice > denominator or (twice == denominator and quotient % 2)))
     ):
         quotient += 1
-    return _strip(Decimal(f"{sign * quotient}E-{places}"))  # exact: no context rounds it
+    return sign * quotient
 
 
 def _strip(value: Decimal) -> Decimal:
@@ -185,8 +202,11 @@ def units_scale(values: Sequence[int | Decimal]) -> int:
 
 def to_units(value: Decimal | int, scale: int) -> int:
     """An input quantity in whole units (exact: ``scale`` was chosen to make it whole)."""
-    if type(value) is int:
+    if isinstance(value, int):
         return value * scale
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:  # a whole number written without a point (a lot of 100)
+        return int(value) * scale
     units = Fraction(value) * scale
     assert units.denominator == 1
     return units.numerator

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from fairalloc.arrayform import ArrayForm, Decline, array_form
 from fairalloc.context import fairness_group, rotation_group
 from fairalloc.expressions import CompiledExpression, Type
 from fairalloc.options import (
+    ACTIONS,
     MINIMUM_KINDS,
     CME_553,
     Action,
@@ -31,6 +33,7 @@ from fairalloc.options import (
     Remainder,
     Residual,
     RoundingMethod,
+    Stage,
     TieBreak,
 )
 
@@ -216,6 +219,17 @@ class Policy:
     def __post_init__(self) -> None:
         # the columnar form of every expression, built once with the plan: what large blocks run on
         object.__setattr__(self, "arrays", array_form(self))
+
+    @cached_property
+    def staged_rules(self) -> dict[tuple[Stage, Action | None], tuple[Rule, ...]]:
+        """The rules each stage runs, in policy order, by (stage, ``None``) and by (stage,
+        action): what executing every trade asks for, sorted out once per policy."""
+        staged: dict[tuple[Stage, Action | None], tuple[Rule, ...]] = {}
+        for stage in Stage:
+            rules = staged[stage, None] = tuple(rule for rule in self.rules if ACTIONS[rule.action].stage is stage)
+            for action in Action:
+                staged[stage, action] = tuple(rule for rule in rules if rule.action is action)
+        return staged
 
     @property
     def reason_codes(self) -> frozenset[str]:

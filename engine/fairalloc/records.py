@@ -44,13 +44,18 @@ class RecordBook(Book[Positions, Units]):
         self.filled = to_units(ctx.filled, self.scale)
         ids = columns.ids
         self.index = list(columns.id_order)
-        self.ids = [ids[i] for i in self.index]
-        self.records = [self.ctx.accounts[i] for i in self.index]
-        self.intended = [to_units(given[i], self.scale) for i in self.index]
+        if columns.in_id_order:  # the statement's order is the book's
+            self.ids, self.records = list(ids), self.ctx.accounts
+            self.intended = list(given) if self.scale == 1 and columns.whole else [
+                to_units(quantity, self.scale) for quantity in given]
+        else:
+            self.ids = [ids[i] for i in self.index]
+            self.records = [self.ctx.accounts[i] for i in self.index]
+            self.intended = [to_units(given[i], self.scale) for i in self.index]
         n = len(ids)
         self.caps: list[int | None] = [None] * n if policy.allow_above_intended else list(self.intended)
         self.weights = [0] * n
-        self.weight_texts: list[str | None] = [None] * n
+        self.weight_values: list[int | Decimal | None] = [None] * n  # the weight expression's values
         self.ranks = list(range(n))
         self.minimums: list[int | None] | None = None
         self.tier_values: list[int | None] | None = None
@@ -111,6 +116,8 @@ class RecordBook(Book[Positions, Units]):
             if shares is None:
                 return [k for k in among if fn(order, security, statement, fill, records[k], None) is True]
             units, amount = shares.units, self.quantity
+            if self.scale == 1:  # units are the quantities expressions read
+                return [k for k in among if fn(order, security, statement, fill, records[k], units[k]) is True]
             return [k for k in among if fn(order, security, statement, fill, records[k], amount(units[k])) is True]
         except ExpressionRuntimeError:
             for k in among:
@@ -127,9 +134,16 @@ class RecordBook(Book[Positions, Units]):
     def cap(self, rule: Rule, accounts: Positions) -> None:
         limit = rule.quantity
         assert limit is not None  # the compiler requires a quantity for action 'cap'
+        if isinstance(limit, Decimal):  # one cap for all: in units once
+            if accounts:
+                units = max(0, math.floor(Fraction(limit) * self.scale))
+                caps = self.caps
+                for k in accounts:
+                    cap = caps[k]
+                    caps[k] = units if cap is None else min(cap, units)
+            return
         for k in accounts:
-            value = limit if isinstance(limit, Decimal) else self.evaluate(
-                limit, k, None, f"the quantity of rule '{rule.id}'")
+            value = self.evaluate(limit, k, None, f"the quantity of rule '{rule.id}'")
             if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
                 raise InputError(Diagnostic(
                     "cap-invalid", f"rule '{rule.id}' gives account '{self.ids[k]}' a cap of {value!r}",
@@ -142,22 +156,35 @@ class RecordBook(Book[Positions, Units]):
         expr = self.policy.weight
         if expr is None:
             equal = self.policy.equal_weights
+            if len(eligible) == len(self.ids):  # everyone
+                self.weights = [1] * len(self.ids) if equal else list(self.intended)
+                return
             for k in eligible:
                 self.weights[k] = 1 if equal else self.intended[k]
             return
-        raw: list[Decimal] = []
-        for k in eligible:
-            value = self.evaluate(expr, k, None, "the pro-rata weight")
-            if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value < 0:
-                raise InputError(Diagnostic(
-                    "weight-invalid",
-                    f"the pro-rata weight of account '{self.ids[k]}' is {value!r}; weights must be numbers >= 0",
-                    self.location(k)))
-            raw.append(Decimal(value))
-        scale = units_scale(raw)
+        # every account's weight in one loop; should one fail, account by account, so that the
+        # first problem of either kind is the one reported
+        c, records, fn = self.ctx, self.records, expr.fn
+        try:
+            raw: list[Any] = [fn(c.order, c.security, c.statement, c.fill, records[k], None) for k in eligible]
+        except ExpressionRuntimeError:
+            raw = []
+            for k in eligible:
+                raw.append(self.evaluate(expr, k, None, "the pro-rata weight"))
+                self.check_weight(k, raw[-1])
+        for k, value in zip(eligible, raw):
+            self.check_weight(k, value)
+        scale = units_scale(raw)  # an int is its own Decimal here: the same scale, units and text
         for k, value in zip(eligible, raw):
             self.weights[k] = to_units(value, scale)
-            self.weight_texts[k] = decimal_text(value)
+            self.weight_values[k] = value
+
+    def check_weight(self, k: int, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value < 0:
+            raise InputError(Diagnostic(
+                "weight-invalid",
+                f"the pro-rata weight of account '{self.ids[k]}' is {value!r}; weights must be numbers >= 0",
+                self.location(k)))
 
     def set_minimums(self, eligible: Positions) -> None:
         minimum = self.policy.minimum
@@ -255,9 +282,12 @@ class RecordBook(Book[Positions, Units]):
 
     def apportion(self, members: Positions, method: RoundingMethod, odd_key: list[int] | None,
                   total: int | None = None, advantage: list[Fraction] | None = None) -> Shares[Positions, Units]:
-        weights = [self.weights[k] for k in members]
-        caps = [self.caps[k] for k in members]
-        ranks = [self.ranks[k] for k in members]
+        if len(members) == len(self.ids):  # everyone (members are distinct positions): the book's own lists
+            weights, caps, ranks = self.weights, self.caps, self.ranks
+        else:
+            weights = [self.weights[k] for k in members]
+            caps = [self.caps[k] for k in members]
+            ranks = [self.ranks[k] for k in members]
         amount = self.filled if total is None else total
         result: Apportionment
         if method is RoundingMethod.QUOTA:
@@ -266,6 +296,8 @@ class RecordBook(Book[Positions, Units]):
             keys = None if odd_key is None else [odd_key[k] for k in members]
             owed = None if advantage is None else [advantage[k] for k in members]
             result = largest_remainder(amount, weights, caps, self.lot, ranks, keys, owed)
+        if len(members) == len(self.ids):
+            return Shares(list(result.allocations), members, result)
         units = [0] * len(self.ids)
         for k, got in zip(members, result.allocations):
             units[k] = got
@@ -360,5 +392,6 @@ class RecordBook(Book[Positions, Units]):
         return self.intended
 
     def ledger(self) -> Ledger:
-        return Ledger(self.index, self.intended, self.caps, self.weights, self.weight_texts, self.ranks,
+        texts = [None if value is None else decimal_text(value) for value in self.weight_values]
+        return Ledger(self.index, self.intended, self.caps, self.weights, texts, self.ranks,
                       self.minimums, self.tier_values)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from fairalloc.money import Presenter, Settlement, explain_entries, extend_entries, own_average, summary
-from fairalloc.numbers import decimal_text, present
+from fairalloc.numbers import present_text
 from fairalloc.options import METHODS, ROUNDING_METHODS, Method
 from fairalloc.rounding import Apportionment, Step
 
@@ -114,11 +114,11 @@ def quantity_json(value: Fraction) -> int | str:
     """Contract form of a quantity: an integer, or a decimal string when fractional."""
     if value.denominator == 1:
         return value.numerator
-    return decimal_text(present(value, 12, "down"))
+    return present_text(value, 12, "down")
 
 
 def fraction_text(value: Fraction, places: int = 6) -> str:
-    shown = decimal_text(present(value, places, "half_even"))
+    shown = present_text(value, places, "half_even")
     if value.denominator == 1 or Fraction(shown) == value:
         return shown
     return f"{shown}... (= {value.numerator}/{value.denominator})"
@@ -189,6 +189,8 @@ class Allocation:
         self._rotation_order = rotation_order
         self.backend = backend  # which backend computed it, and why not on arrays (the explanation)
         self.settlement = settlement  # pieces of fills, costs, money, clearing (None: none of them)
+        self._average_text: str | None = None
+        self._average_taken = False
         self.price_rule = price_rule or policy.price_rounding  # the rounding rule for this order's side
         self.fairness_before = fairness_before  # the fairness group's advantages before and after
         self.fairness_after = fairness_after
@@ -239,11 +241,14 @@ class Allocation:
         """A price at the policy's precision and named rounding rule (``None`` stays ``None``)."""
         if price is None:
             return None
-        return decimal_text(present(price, self.policy.price_precision, self.price_rule))
+        return present_text(price, self.policy.price_precision, self.price_rule)
 
-    @cached_property
+    @property
     def _average_price_text(self) -> str | None:
-        return self.price_text(self.average_price)
+        # taken once (a cached_property would take a lock at its first use, in every result)
+        if not self._average_taken:
+            self._average_text, self._average_taken = self.price_text(self.average_price), True
+        return self._average_text
 
     ENTRY_FIELDS = ("account", "quantity", "average_price", "intended")
     """The fields of each of the contract's per-account entries, in order."""
@@ -400,10 +405,10 @@ class Allocation:
             notes = ", ".join(account.rules) or ("denied: " + account.denied_by if account.denied_by else "")
             rows.append((
                 account.account,
-                decimal_text(present(account.intended, 12, "down")),
-                decimal_text(present(account.quantity, 12, "down")),
+                present_text(account.intended, 12, "down"),
+                present_text(account.quantity, 12, "down"),
                 self.price_text(account.average_price) or "-" if account.quantity else "-",
-                decimal_text(present(share, 2)) + "%",
+                present_text(share, 2) + "%",
                 notes,
             ))
         return rows

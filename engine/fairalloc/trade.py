@@ -31,10 +31,8 @@ import json
 import operator
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from functools import cached_property
 from itertools import chain, islice, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -44,7 +42,7 @@ import msgspec
 from fairalloc.errors import Code, Diagnostic, InputError, Location, pointer
 from fairalloc.load import MAX_FILE_CHARS, read_text
 from fairalloc.names import NameProblem, normalise
-from fairalloc.numbers import MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, exact_sum, number_problem
+from fairalloc.numbers import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS, MAX_NUMBER_TEXT, exact_sum, number_problem
 from fairalloc.schema import RFC3339
 
 if TYPE_CHECKING:
@@ -123,10 +121,15 @@ class Statement(_Frozen, frozen=True, dict=True, gc=True):  # one per trade; its
     # The controls, the context and both account books read these columns of a statement; the
     # statement is immutable, so they are taken from the accounts once (by load_trade, for a
     # large statement).
-    @cached_property
+    @property
     def columns(self) -> StatementColumns:
-        """The accounts' fields as columns, in statement order."""
-        return StatementColumns(self.accounts)
+        """The accounts' fields as columns, in statement order (taken once: a cached_property
+        would take a lock at its first use, in every trade)."""
+        cache = self.__dict__
+        columns: StatementColumns | None = cache.get("columns")
+        if columns is None:
+            columns = cache["columns"] = StatementColumns(self.accounts)
+        return columns
 
     @property
     def account_ids(self) -> list[str]:
@@ -249,20 +252,24 @@ class StatementColumns:
             return array("q", self.intended)
         return None
 
+    @property
+    def given(self) -> list[dict[str, Any]]:
+        """Every account's ``attributes`` object, in statement order."""
+        if self._given is None:
+            self._given = list(map(_ATTRIBUTES, self.accounts))
+        return self._given
+
     def attribute(self, name: str) -> AttributeColumn:
         """``name``'s column (every value ``None`` if no account has it)."""
         column = self._attributes.get(name)
         if column is None:
-            if self._given is None:
-                self._given = list(map(_ATTRIBUTES, self.accounts))
-            column = self._attributes[name] = AttributeColumn(list(map(dict.get, self._given, repeat(name))))
+            column = self._attributes[name] = AttributeColumn(list(map(dict.get, self.given, repeat(name))))
         return column
 
     def prepare(self) -> None:
         """Take the int64 quantities and the column of every attribute some account has."""
         self._units = self._int64()
-        self._given = list(map(_ATTRIBUTES, self.accounts))
-        for name in sorted(set(chain.from_iterable(self._given))):
+        for name in sorted(set(chain.from_iterable(self.given))):
             self.attribute(name).prepare()
 
 
@@ -526,7 +533,6 @@ _ORDER_KEYS = frozenset(Order.__struct_fields__)
 _FILL_KEYS = frozenset(Fill.__struct_fields__)
 _PLAIN_ACCOUNT_KEYS = frozenset({"account", "intended", "attributes", "limit_price"})
 _SIDES = frozenset(("buy", "sell", "sell_short"))
-_SPACE_AFTER_QUOTE = ('" ', '"\n', '"\t', '"\r')
 _SPACED_KEY = re.compile(r'"[ \t\n\r]+:')
 _NOT_PLAIN = (_NotPlain, msgspec.MsgspecError, ValueError, TypeError, KeyError, RecursionError)
 
@@ -650,12 +656,15 @@ def _whole(value: Any) -> int:
 
 
 def _price(value: Any) -> Decimal:
-    if type(value) is not str or len(value) > MAX_NUMBER_TEXT or not _DECIMAL.fullmatch(value):
+    match = _DECIMAL.fullmatch(value) if type(value) is str and len(value) <= MAX_NUMBER_TEXT else None
+    if match is None:
         raise _NotPlain
-    price = Decimal(value)
-    if number_problem(price) is not None:
+    # number_problem's bounds, read off the text: no leading zero, so the digits before the point
+    # are the integer part's; those after it, the fraction's
+    whole, fraction = match.group(1, 2)
+    if len(whole) > MAX_INTEGER_DIGITS or (fraction is not None and len(fraction) - 1 > MAX_FRACTION_DIGITS):
         raise _NotPlain
-    return price
+    return Decimal(value)
 
 
 def _day(value: Any) -> dt.date:
@@ -674,15 +683,14 @@ def _instant(value: Any) -> dt.datetime:
 def keys_written(text: str) -> int:
     """An upper bound of the keys written in JSON ``text``: every quote followed by a colon (a
     key's closing quote is; inside a string a quote is escaped, which can only add to the count)."""
-    spaced = len(_SPACED_KEY.findall(text)) if any(pair in text for pair in _SPACE_AFTER_QUOTE) else 0
-    return text.count('":') + spaced
+    return text.count('":') + len(_SPACED_KEY.findall(text))  # one scan: quicker than looking for '" ' first
 
 
 def _keys_read(trade: Trade, order: dict[str, Any], fills: list[dict[str, Any]]) -> int:
     """A lower bound of the distinct keys read: equal to :func:`keys_written` only if no key was
     written twice (an ``"attributes": {}``, a ``null`` limit or any ``clearing`` is not counted,
     which only sends such a document to the reference validator)."""
-    attributes = list(map(_ATTRIBUTES, trade.statement.accounts))
+    attributes = trade.statement.columns.given
     security = order.get("security", {})
     count = 3 + len(order) + len(security) + _nested_keys(security) + 3 + sum(map(len, fills))
     count += len(trade.order.costs or ()) + sum(len(fill.costs or ()) for fill in trade.fills)
@@ -756,7 +764,7 @@ def _name_and_value_problems(trade: Trade, file: str) -> list[Diagnostic]:
                     f"(/statement/accounts/{seen}/account): both read '{canonical}'",
                     where, "one account, one id: write the id exactly as the other entry does"))
     found.extend(_free_form_problems(trade.order.security, "/order/security", file))
-    for index in _attributes_to_check(accounts):
+    for index in _attributes_to_check(accounts, trade.statement.columns.given):
         found.extend(_free_form_problems(accounts[index].attributes, f"/statement/accounts/{index}/attributes", file))
     return found
 
@@ -764,11 +772,10 @@ def _name_and_value_problems(trade: Trade, file: str) -> list[Diagnostic]:
 _INT_BOUND = 10**MAX_INTEGER_DIGITS
 
 
-def _attributes_to_check(accounts: list[StatementAccount]) -> list[int]:
+def _attributes_to_check(accounts: list[StatementAccount], given: list[dict[str, Any]]) -> list[int]:
     """The accounts whose attributes need :func:`_free_form_problems`: those holding a key that is
     not plain ASCII, a nested value, or a number that is not a small integer. A statement of
     100,000 accounts with text and boolean attributes is cleared at C speed."""
-    given = list(map(_ATTRIBUTES, accounts))
     values = list(chain.from_iterable(map(dict.values, given)))
     kinds = set(map(type, values))
     if kinds <= _PLAIN_VALUES:
@@ -845,22 +852,24 @@ def _escape(part: str) -> str:
     return part.replace("~", "~0").replace("/", "~1")
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
+class _collector_paused:
     """Pause Python's cycle collector while a trade is parsed and validated, then restore it.
 
     A statement of 100,000 accounts becomes some 400,000 dictionaries, lists and models, none of
     them in a reference cycle; as they pile up, the collector would scan the growing heap again
     and again, which made parsing and validating such a trade three times slower. Reference
     counting still frees everything as usual; the collector is re-enabled afterwards only if it
-    was enabled before.
+    was enabled before. (A class, not a generator: a small trade's reading pays for no frame.)
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+
+    __slots__ = ("enabled",)
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *_: object) -> None:
+        if self.enabled:
             gc.enable()
 
 

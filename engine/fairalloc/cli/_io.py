@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import stat
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
@@ -49,27 +51,51 @@ def dump_json(value: Any) -> str:
 
 
 def _dump(value: Any, indent: str) -> str:
-    if isinstance(value, dict) and value:
-        inner = indent + "  "
-        encode = _LINE.encode
-        items = [f"{inner}{encode(key)}: {_dump(item, inner)}" for key, item in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-        inner = indent + "  "
-        rows = _rows(value, inner)
-        if rows is None:
-            encode = _LINE.encode
-            rows = ",\n".join([inner + encode(item) for item in value])
-        return "[\n" + rows + "\n" + indent + "]"
+    # the scalars as the encoder writes them (a str and its subclasses by the function it calls)
+    if isinstance(value, str):
+        return _QUOTE(value)
     kind = type(value)
     if kind is int:
         return int.__repr__(value)
     if value is None:
         return _NULL
-    return _LINE.encode(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        items = [f"{inner}{_QUOTE(key) if type(key) is str else _LINE.encode(key)}: {_dump(item, inner)}"
+                 for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list) and not value:
+        return "[]"
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        inner = indent + "  "
+        rows = _rows(value, inner)
+        if rows is None:
+            rows = ",\n".join([inner + _compact(item) for item in value])
+        return "[\n" + rows + "\n" + indent + "]"
+    return _compact(value)
 
 
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+_QUOTE: Callable[[str], str] = json.encoder.encode_basestring
+"""A text as ``_LINE`` writes it (the encoder calls this for a ``str``), without the encoder's call."""
+
+_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_C_LINE = None if _MAKE_ENCODER is None else _MAKE_ENCODER(None, _LINE.default, _QUOTE, None, ": ", ", ",
+                                                           False, False, True)
+"""The C encoder ``_LINE.encode`` makes at every call (with ``_LINE``'s settings), made once. It
+keeps no record of the containers it is in (``_LINE`` does, to refuse a value that contains
+itself): the values written here are JSON documents, which cannot."""
+
+
+def _compact(value: Any) -> str:
+    """``_LINE.encode(value)`` for a value that is not a ``str``, by the C encoder made once."""
+    if _C_LINE is None:
+        return _LINE.encode(value)
+    return "".join(_C_LINE(value, 0))
 
 
 _COLUMNS_FROM = 64
@@ -120,13 +146,77 @@ def dump_allocation(result: Any, *, explain: bool = False) -> str:
     """``dump_json(result.document(explain=explain))``, byte for byte, written from the result's
     columns: no object per account is built unless the explanations or a settlement (each entry's
     pieces, money and clearing are objects, not columns) need them."""
-    if explain or result.settlement is not None or len(result.columns.ids) < _COLUMNS_FROM:
+    if explain or result.settlement is not None or not result.columns.ids:
         return dump_json(result.document(explain=explain))
-    pieces = _table_pieces(result.ENTRY_FIELDS, result.entry_columns(), "    ")
-    before, marker, after = dump_json(result.document(entries=False)).partition('"allocations": []')
-    if pieces is None or not marker:  # marker: the one top-level key (a string has its quotes escaped)
+    columns = result.entry_columns()
+    pieces: Iterable[str] | None
+    if len(columns[0]) < _COLUMNS_FROM:
+        rows = _small_table(result.ENTRY_FIELDS, columns, "    ")
+        pieces = None if rows is None else (rows,)
+    else:
+        pieces = _table_pieces(result.ENTRY_FIELDS, columns, "    ")
+    if pieces is None:
         return dump_json(result.document())
-    return "".join(chain([before, '"allocations": [\n'], pieces, ["\n  ]", after]))
+    # the document's other fields as dump_json writes them, around the entries; those that are
+    # the policy's alone are written once per policy
+    settings = _settings(result)
+    items = [None if key == "allocations" else settings.get(key) or f"  {_QUOTE(key)}: {_dump(value, '  ')}"
+             for key, value in result.document(entries=False).items()]
+    at = items.index(None)
+    before = "".join([f"{item},\n" for item in items[:at]])
+    after = "".join([f",\n{item}" for item in items[at + 1:]])
+    return "".join(chain(["{\n", before, '  "allocations": [\n'], pieces, ["\n  ]", after, "\n}\n"]))
+
+
+_POLICY_FIELDS = ("policy", "method", "rounding")
+"""The fields of an allocation document that its policy decides alone (with the result's method and
+lot, which are the policy's): the same text in every document of the policy."""
+
+_SETTINGS: dict[int, tuple[weakref.ref[Any], Any, Any, dict[str, str]]] = {}
+
+
+def _settings(result: Any) -> dict[str, str]:
+    """The texts of :data:`_POLICY_FIELDS` in ``result``'s document (``  "key": value``), kept for
+    the policy while it lives (its id, checked against the policy itself)."""
+    policy = result.policy
+    key = id(policy)
+    kept = _SETTINGS.get(key)
+    if kept is not None and kept[0]() is policy and kept[1] == result.method and kept[2] == result.lot:
+        return kept[3]
+    document = result.document(entries=False)
+    texts = {field: f"  {_QUOTE(field)}: {_dump(document[field], '  ')}" for field in _POLICY_FIELDS}
+
+    def forget(_: weakref.ref[Any]) -> None:
+        _SETTINGS.pop(key, None)
+
+    _SETTINGS[key] = (weakref.ref(policy, forget), result.method, result.lot, texts)
+    return texts
+
+
+def _small_table(keys: Sequence[str], columns: Sequence[list[Any]], indent: str) -> str | None:
+    """:func:`_table` for a few rows: each row formatted from one template (``%`` in C), the
+    column values or their texts filled in; ``None`` where :func:`_table_pieces` gives ``None``."""
+    formats: list[str] = []
+    values: list[list[Any]] = []
+    for name, column in zip(_names(tuple(keys)), columns):
+        if set(map(type, column)) == {int}:
+            formats.append(name + ": %d")  # %d writes an int as int.__repr__ does
+            values.append(column)
+            continue
+        found = _column_texts(column)
+        if found is None:
+            return None
+        texts, quoted = found
+        formats.append(name + (': "%s"' if quoted else ": %s"))
+        values.append(texts)
+    template = indent + "{" + ", ".join(formats) + "}"
+    return ",\n".join([template % row for row in zip(*values)])
+
+
+@functools.lru_cache(maxsize=16)
+def _names(keys: tuple[str, ...]) -> list[str]:
+    """Each key as the encoder writes it, ``%`` doubled for a template."""
+    return [_LINE.encode(key).replace("%", "%%") for key in keys]
 
 
 def _column_texts(column: list[Any]) -> tuple[list[str], bool] | None:
@@ -138,10 +228,9 @@ def _column_texts(column: list[Any]) -> tuple[list[str], bool] | None:
     if kinds == {int}:
         return _repeated(column, int.__repr__), False
     if kinds == {str}:
-        given = [v for v in column if v is not None] if nulls else column
-        encoded = _LINE.encode(given)
+        joined = "".join(filter(None, column) if nulls else column)  # an empty text adds nothing
         # nothing needed escaping (escapes only lengthen): each text is written as it is, in quotes
-        if len(encoded) != sum(map(len, given)) + 4 * len(given):
+        if len(_QUOTE(joined)) != len(joined) + 2:
             return None
         if not nulls:
             return column, True
