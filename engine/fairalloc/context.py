@@ -15,10 +15,12 @@ plan's types only for annotations, so the plan can import it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
+
+import msgspec
+import msgspec.structs
 
 from fairalloc.errors import Diagnostic, InputError, Location, pointer
 from fairalloc.numbers import decimal_from_text, divide, exact_sum
@@ -29,8 +31,7 @@ if TYPE_CHECKING:
     from fairalloc.trade import Trade
 
 
-@dataclass(frozen=True)
-class TradeContext:
+class TradeContext(msgspec.Struct, frozen=True):
     """Everything expressions may read about one trade (accounts in statement order)."""
 
     order: dict[str, Any]
@@ -145,7 +146,7 @@ def build_context(policy: Policy, trade: Trade, file: str = "<trade>", shared: T
         base = ("statement", "accounts", index, "attributes")
         account.update(_attributes(policy.account_attributes, entry.attributes, base, file))
         accounts.append(account)
-    return replace(ctx, accounts=accounts)
+    return msgspec.structs.replace(ctx, accounts=accounts)
 
 
 def scalar_context(policy: Policy, trade: Trade, file: str = "<trade>") -> TradeContext:

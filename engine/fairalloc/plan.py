@@ -1,6 +1,6 @@
 """The compiled policy: an immutable plan that the allocation stage executes.
 
-Everything a policy says is resolved here into plain, frozen dataclasses holding compiled
+Everything a policy says is resolved here into plain, frozen records holding compiled
 expressions, so that executing a trade does no parsing, no name lookups and no YAML. A
 :class:`Policy` carries its identity — id, version and the ``sha256:`` digest of its canonical
 form — so every result can name the exact policy version that produced it.
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from fairalloc.arrayform import ArrayForm, Decline, array_form
 from fairalloc.context import fairness_group, rotation_group
@@ -38,8 +40,7 @@ if TYPE_CHECKING:
     from fairalloc.trade import Trade
 
 
-@dataclass(frozen=True, slots=True)
-class Attribute:
+class Attribute(msgspec.Struct, frozen=True):
     """A declared account or security attribute: its type, allowed values and default."""
 
     name: str
@@ -50,8 +51,7 @@ class Attribute:
     has_default: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Rotation:
+class Rotation(msgspec.Struct, frozen=True):
     """How a rotation is ordered, advanced and grouped."""
 
     sequence: tuple[str, ...] | None
@@ -60,16 +60,14 @@ class Rotation:
     group: CompiledExpression | None
 
 
-@dataclass(frozen=True, slots=True)
-class Fairness:
+class Fairness(msgspec.Struct, frozen=True):
     """Rounding kept fair over the orders of a group (``fairness:``; ``docs/rounding.md``)."""
 
     over_time: OverTime
     group: CompiledExpression | None  # None: one group, the policy id
 
 
-@dataclass(frozen=True, slots=True)
-class Minimum:
+class Minimum(msgspec.Struct, frozen=True):
     """The minimum allocation an account must reach, or be denied."""
 
     kind: MinimumKind
@@ -95,8 +93,7 @@ class Minimum:
         return words
 
 
-@dataclass(frozen=True, slots=True)
-class OddLotRecipient:
+class OddLotRecipient(msgspec.Struct, frozen=True):
     """``odd_lots.recipient``: the account that takes the odd quantity, named or chosen per order."""
 
     account: str | None  # a fixed account id
@@ -109,8 +106,7 @@ class OddLotRecipient:
         return f"the account named by {self.expression.source}"
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     """An exception rule: when its condition holds for an account, its action applies."""
 
     id: str
@@ -122,8 +118,7 @@ class Rule:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
+class Deadline(msgspec.Struct, frozen=True):
     """When an allocation must be recorded by: a wall-clock time some days after trade date."""
 
     days_after_trade_date: int
@@ -137,8 +132,7 @@ class Deadline:
         return dt.datetime.combine(day, self.time, tzinfo=ZoneInfo(self.timezone))
 
 
-@dataclass(frozen=True, slots=True)
-class CostShare:
+class CostShare(msgspec.Struct, frozen=True):
     """How one commission or fee is shared: in proportion to the basis, times an account's
     schedule (a declared number attribute of the account) when the policy names one."""
 
@@ -146,8 +140,7 @@ class CostShare:
     schedule: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Costs:
+class Costs(msgspec.Struct, frozen=True):
     """The policy's ``costs`` section: shares of each named cost, cents and where residuals go."""
 
     default: CostShare
@@ -159,8 +152,7 @@ class Costs:
         return dict(self.by_cost).get(name, self.default)
 
 
-@dataclass(frozen=True, slots=True)
-class Pricing:
+class Pricing(msgspec.Struct, frozen=True):
     """At which prices accounts receive their shares and what cash they owe (``price``, ``costs``)."""
 
     allocation: PriceAllocation = PriceAllocation.AVERAGE
