@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -166,8 +165,7 @@ class Pricing(msgspec.Struct, frozen=True):
         return "up" if side == "buy" else "down"
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(msgspec.Struct, frozen=True, dict=True):
     """A validated, compiled policy. Build it with :func:`fairalloc.load_policy`."""
 
     id: str
@@ -201,13 +199,32 @@ class Policy:
     equal_weights: bool  # ``pro_rata.weight: equal``: every account weighs 1
     priority: CompiledExpression | None  # ``pro_rata.priority``: each account's tier (1 first)
     odd_lot_recipient: OddLotRecipient | None
-    data: dict[str, Any] = field(repr=False, compare=False, hash=False)
+    data: dict[str, Any]  # left out of repr, equality and the hash
     fairness: Fairness | None = None
-    arrays: ArrayForm | Decline = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        # the columnar form of every expression, built once with the plan: what large blocks run on
-        object.__setattr__(self, "arrays", array_form(self))
+        self.__dict__["arrays"] = array_form(self)
+
+    @property
+    def arrays(self) -> ArrayForm | Decline:
+        """The columnar form of every expression, built once with the plan: what large blocks run on."""
+        arrays: ArrayForm | Decline = self.__dict__["arrays"]
+        return arrays
+
+    def _compared(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__struct_fields__ if name != "data")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "data")
+        return f"Policy({fields})"
 
     @property
     def reason_codes(self) -> frozenset[str]:
