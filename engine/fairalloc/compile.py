@@ -100,6 +100,8 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, dt.date):
         return canonical_json(value.isoformat())
     text = str(value)
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape (a printable text has no control character)
     out = ['"']
     for ch in text:
         if ch == '"':
