@@ -23,10 +23,11 @@ second.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # as typing's, which the command line imports only after pausing the collector (.command)
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from fairalloc.execute import allocate
     from fairalloc.fairness import FairnessState

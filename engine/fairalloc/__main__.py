@@ -2,6 +2,6 @@
 
 import sys
 
-from fairalloc.cli import main
+from fairalloc.command import main
 
 sys.exit(main())

@@ -12,9 +12,10 @@ names the backend that ran and, for the record backend, why (``document(explain=
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from fairalloc.expressions.ast import Path
 from fairalloc.expressions.vector import Vectorised, vectorise
@@ -58,8 +59,7 @@ WHY: dict[Why, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Decline:
+class Decline(msgspec.Struct, frozen=True):
     """A typed reason the array backend does not run: which kind, and the particular."""
 
     why: Why
@@ -78,8 +78,7 @@ class Declined(Exception):
         self.decline = decline
 
 
-@dataclass(frozen=True, slots=True)
-class ArrayForm:
+class ArrayForm(msgspec.Struct, frozen=True):
     """Every expression of a policy that the array backend evaluates, in columnar form."""
 
     conditions: dict[str, Vectorised]  # rule id -> its condition

@@ -18,9 +18,10 @@ number of integer units per position (a list, or an int64 array). Quantities are
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Generic, TypeVar
+
+import msgspec
 
 from fairalloc.options import Backend, RoundingMethod
 from fairalloc.plan import Rule
@@ -30,22 +31,20 @@ S = TypeVar("S")
 U = TypeVar("U")
 
 
-@dataclass
-class Shares(Generic[S, U]):
+class Shares(msgspec.Struct, Generic[S, U]):
     """What one run of a method gave the accounts ``members`` (``units``: by position, 0 elsewhere)."""
 
     units: U
     members: S
     apportionment: Apportionment | None = None
-    prices: dict[int, Fraction] = field(default_factory=dict)  # price/time: own average price
-    fills: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # price/time: fills taken
-    tiers: dict[int, tuple[bool, str]] = field(default_factory=dict)  # tier -> (filled to caps, words)
+    prices: dict[int, Fraction] = msgspec.field(default_factory=dict)  # price/time: own average price
+    fills: dict[int, list[tuple[str, int]]] = msgspec.field(default_factory=dict)  # price/time: fills taken
+    tiers: dict[int, tuple[bool, str]] = msgspec.field(default_factory=dict)  # tier -> (filled to caps, words)
     odd_lot: tuple[int, int] | None = None  # odd_lots.recipient: (position, units) it took
-    parts: list[Shares[S, U]] = field(default_factory=list)  # priority tiers: each tier's own shares
+    parts: list[Shares[S, U]] = msgspec.field(default_factory=list)  # priority tiers: each tier's own shares
 
 
-@dataclass(frozen=True, slots=True)
-class Ledger:
+class Ledger(msgspec.Struct, frozen=True):
     """Per-position facts the explanation shows, as plain lists (built only for ``--explain``)."""
 
     index: list[int]  # position in the statement

@@ -20,11 +20,11 @@ as possible at once; they are reported sorted by location.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
 
+from fairalloc.digest import sha256_hex
 from fairalloc.errors import Code, Diagnostic, PolicyError, suggest
 from fairalloc.expressions import CompiledExpression, Scope, Type, ast, compile_expression
 from fairalloc.expressions.grammar import KEYWORDS
@@ -100,6 +100,8 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, dt.date):
         return canonical_json(value.isoformat())
     text = str(value)
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape (a printable text has no control character)
     out = ['"']
     for ch in text:
         if ch == '"':
@@ -115,7 +117,7 @@ def canonical_json(value: Any) -> str:
 
 
 def digest_of(canonical: str) -> str:
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return "sha256:" + sha256_hex(canonical)
 
 
 class _Compiler:

@@ -18,12 +18,13 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from fairalloc.errors import Diagnostic, InputError, Location, pointer
 from fairalloc.numbers import decimal_from_text, divide, exact_sum
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
     from fairalloc.trade import Trade
 
 
-@dataclass(frozen=True)
-class TradeContext:
+class TradeContext(msgspec.Struct, frozen=True):
     """Everything expressions may read about one trade (accounts in statement order)."""
 
     order: dict[str, Any]
@@ -47,8 +47,8 @@ class TradeContext:
     average_price: Fraction | None  # the block's volume-weighted average price, exact
 
     def with_accounts(self, accounts: list[dict[str, Any]]) -> TradeContext:
-        """The same context with these account records (``dataclasses.replace``, without its
-        look-up of the fields)."""
+        """The same context with these account records (``msgspec.structs.replace``, without
+        its look-up of the fields)."""
         return TradeContext(self.order, self.security, self.statement, self.fill, accounts, self.filled,
                             self.average_price)
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 
 class ExitCode(enum.IntEnum):
@@ -502,8 +503,7 @@ class Code(_Registered):
     FORENSICS_TOO_LARGE = "forensics.too_large", _FORENSICS_INPUT
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(msgspec.Struct, frozen=True):
     """Where a problem is: a position in a text file, a JSON pointer into a document, or both;
     ``tag`` names the FIX field of a FIX message (its line and column are the field's)."""
 
@@ -529,13 +529,12 @@ class Location:
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(msgspec.Struct, frozen=True):
     """One problem found by a stage: stable code, message, location, fix hint."""
 
     code: str
     message: str
-    location: Location = field(default_factory=Location)
+    location: Location = msgspec.field(default_factory=Location)
     hint: str | None = None
 
     def render(self) -> str:

@@ -28,11 +28,12 @@ give the same document byte for byte; ``document(explain=True)["backend"]`` says
 from __future__ import annotations
 
 import bisect
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Generic, TypeVar, cast
+
+import msgspec
+import msgspec.structs
 
 from fairalloc.arrayform import ARRAYS_FROM, ArrayForm, Decline, Declined, Why
 from fairalloc.book import Book, S, Shares, U
@@ -60,8 +61,7 @@ from fairalloc.rotation import RotationState, Schedule, schedule
 from fairalloc.trade import Trade
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(msgspec.Struct, frozen=True):
     """The backend that ran, and why the array backend did not (``None`` when it ran)."""
 
     backend: Backend
@@ -422,7 +422,7 @@ class _Run(Generic[S, U]):
             raise RefusedError(Diagnostic("unallocatable", "denied shares found no account with room in the rotation",
                                           Location(self.file, pointer="/fills")))
         # tiers and the odd lot are kept for the explanation
-        moved = dataclasses.replace(shares, units=cast(U, units), members=cast(S, members))
+        moved = msgspec.structs.replace(shares, units=cast(U, units), members=cast(S, members))
         return moved, cast(S, keep)
 
     # -- the result ---------------------------------------------------------------------------

@@ -25,10 +25,11 @@ value); an account absent from the state has advantage 0.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from fairalloc.errors import Diagnostic, InputError, Location
 from fairalloc.rounding import Step
@@ -55,12 +56,11 @@ def _fraction(value: Any) -> Fraction | None:
     return Fraction(int(top), int(bottom) if slash else 1)
 
 
-@dataclass(frozen=True, slots=True)
-class FairnessState:
+class FairnessState(msgspec.Struct, frozen=True):
     """One fairness group's cumulative rounding advantage per account (0 when absent)."""
 
     group: str
-    advantage: Mapping[str, Fraction] = field(default_factory=dict)
+    advantage: Mapping[str, Fraction] = msgspec.field(default_factory=dict)
 
     def of(self, account: str) -> Fraction:
         return self.advantage.get(account, Fraction(0))

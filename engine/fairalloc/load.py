@@ -30,11 +30,11 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import msgspec
 import yaml
 from yaml.events import (
     AliasEvent,
@@ -141,8 +141,7 @@ def plain_is_text(text: str) -> bool:
     return plain_agreement(text) == _STR and "\n" not in text and text == text.strip()
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(msgspec.Struct, frozen=True):
     """Where a YAML node sits: 0-based marks as PyYAML reports them, plus the node's style."""
 
     line: int
@@ -152,8 +151,7 @@ class Span:
     style: str | None
 
 
-@dataclass(frozen=True)
-class SourceDocument:
+class SourceDocument(msgspec.Struct, frozen=True, dict=True):
     """A loaded policy file: its text, its plain data, and the span of every path in it."""
 
     file: str

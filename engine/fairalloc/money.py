@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from fairalloc.errors import Code, Diagnostic, InputError, Location, RefusedError
 from fairalloc.numbers import EXACT, decimal_text, present, present_text, to_units
@@ -35,8 +36,7 @@ from fairalloc.plan import Costs, CostShare, Policy
 from fairalloc.trade import Clearing, Trade
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
+class Column(msgspec.Struct, frozen=True):
     """What pieces are cut from: one fill (fill price), or the fills of one trade date and broker
     (average price); ``price`` is the fill's price or the group's exact average."""
 
@@ -47,8 +47,7 @@ class Column:
     price: Fraction
 
 
-@dataclass(frozen=True, slots=True)
-class CostLine:
+class CostLine(msgspec.Struct, frozen=True):
     """One named cost: the trade's total and each account's share, in the currency's smallest unit."""
 
     name: str
@@ -71,8 +70,7 @@ class CostLine:
         return words
 
 
-@dataclass(frozen=True)
-class Settlement:
+class Settlement(msgspec.Struct, frozen=True):
     """The pieces, costs and clearing instructions of one allocation (accounts by position)."""
 
     allocation: PriceAllocation
@@ -383,8 +381,7 @@ def _cash(cents: int, precision: int) -> str:
 
 
 # -- the result ---------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Presenter:
+class Presenter(msgspec.Struct, frozen=True):
     """How the result shows prices (the policy's precision and rounding, for this order's side)."""
 
     places: int

@@ -20,17 +20,17 @@ a refusal is a :class:`NameProblem` with a stable code, never a silent change.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 
 MAX_NAME_LENGTH = 256
 
 
-@dataclass(frozen=True, slots=True)
 class NameProblem(Exception):
     """Why a text is not an acceptable name: a stable ``code`` and a human ``message``."""
 
-    code: str
-    message: str
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
 
     def __str__(self) -> str:
         return self.message

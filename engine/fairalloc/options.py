@@ -11,7 +11,8 @@ policy schema, the docs and these tables to the same words).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+import msgspec
 
 
 class Method(enum.StrEnum):
@@ -22,8 +23,7 @@ class Method(enum.StrEnum):
     PRICE_TIME = "price_time"
 
 
-@dataclass(frozen=True, slots=True)
-class MethodSpec:
+class MethodSpec(msgspec.Struct, frozen=True):
     """What a method needs and allows."""
 
     rounding: bool  # reads rounding.method / remainder (and the lot arithmetic of apportionment)
@@ -46,8 +46,7 @@ class RoundingMethod(enum.StrEnum):
     QUOTA = "quota"
 
 
-@dataclass(frozen=True, slots=True)
-class RoundingSpec:
+class RoundingSpec(msgspec.Struct, frozen=True):
     remainder_rule: bool  # the policy's remainder rule chooses who takes the odd quantity
     fill_monotone: bool
     summary: str
@@ -68,8 +67,7 @@ class Remainder(enum.StrEnum):
     ROTATION = "rotation"
 
 
-@dataclass(frozen=True, slots=True)
-class RemainderSpec:
+class RemainderSpec(msgspec.Struct, frozen=True):
     """``by_intended``: +1 orders by intended quantity ascending, -1 descending, 0 not by it."""
 
     by_intended: int
@@ -130,8 +128,7 @@ class Action(enum.StrEnum):
     FLAG = "flag"
 
 
-@dataclass(frozen=True, slots=True)
-class ActionSpec:
+class ActionSpec(msgspec.Struct, frozen=True):
     stage: Stage
     reads_allocation: bool
     quantity: bool  # takes a 'quantity'
@@ -156,8 +153,7 @@ class MinimumKind(enum.StrEnum):
     VALUE = "value"
 
 
-@dataclass(frozen=True, slots=True)
-class MinimumSpec:
+class MinimumSpec(msgspec.Struct, frozen=True):
     per_account: bool  # differs from account to account
     arrays: bool  # the array backend computes it
     describe: str  # how the explanation states it; {} is the policy's value
@@ -233,8 +229,7 @@ class Residual(enum.StrEnum):
     ACCOUNT_ID = "account_id"
 
 
-@dataclass(frozen=True, slots=True)
-class ResidualSpec:
+class ResidualSpec(msgspec.Struct, frozen=True):
     """``by_quantity``: +1 orders by allocated quantity ascending, -1 descending, 0 not by it;
     ``by_remainder``: the largest fraction of a cent first."""
 

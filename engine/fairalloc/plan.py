@@ -1,6 +1,6 @@
 """The compiled policy: an immutable plan that the allocation stage executes.
 
-Everything a policy says is resolved here into plain, frozen dataclasses holding compiled
+Everything a policy says is resolved here into plain, frozen records holding compiled
 expressions, so that executing a trade does no parsing, no name lookups and no YAML. A
 :class:`Policy` carries its identity — id, version and the ``sha256:`` digest of its canonical
 form — so every result can name the exact policy version that produced it.
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
 from functools import cached_property
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from fairalloc.arrayform import ArrayForm, Decline, array_form
 from fairalloc.context import fairness_group, rotation_group
@@ -41,8 +42,7 @@ if TYPE_CHECKING:
     from fairalloc.trade import Trade
 
 
-@dataclass(frozen=True, slots=True)
-class Attribute:
+class Attribute(msgspec.Struct, frozen=True):
     """A declared account or security attribute: its type, allowed values and default."""
 
     name: str
@@ -53,8 +53,7 @@ class Attribute:
     has_default: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Rotation:
+class Rotation(msgspec.Struct, frozen=True):
     """How a rotation is ordered, advanced and grouped."""
 
     sequence: tuple[str, ...] | None
@@ -63,16 +62,14 @@ class Rotation:
     group: CompiledExpression | None
 
 
-@dataclass(frozen=True, slots=True)
-class Fairness:
+class Fairness(msgspec.Struct, frozen=True):
     """Rounding kept fair over the orders of a group (``fairness:``; ``docs/rounding.md``)."""
 
     over_time: OverTime
     group: CompiledExpression | None  # None: one group, the policy id
 
 
-@dataclass(frozen=True, slots=True)
-class Minimum:
+class Minimum(msgspec.Struct, frozen=True):
     """The minimum allocation an account must reach, or be denied."""
 
     kind: MinimumKind
@@ -98,8 +95,7 @@ class Minimum:
         return words
 
 
-@dataclass(frozen=True, slots=True)
-class OddLotRecipient:
+class OddLotRecipient(msgspec.Struct, frozen=True):
     """``odd_lots.recipient``: the account that takes the odd quantity, named or chosen per order."""
 
     account: str | None  # a fixed account id
@@ -112,8 +108,7 @@ class OddLotRecipient:
         return f"the account named by {self.expression.source}"
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     """An exception rule: when its condition holds for an account, its action applies."""
 
     id: str
@@ -125,8 +120,7 @@ class Rule:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
+class Deadline(msgspec.Struct, frozen=True):
     """When an allocation must be recorded by: a wall-clock time some days after trade date."""
 
     days_after_trade_date: int
@@ -140,8 +134,7 @@ class Deadline:
         return dt.datetime.combine(day, self.time, tzinfo=ZoneInfo(self.timezone))
 
 
-@dataclass(frozen=True, slots=True)
-class CostShare:
+class CostShare(msgspec.Struct, frozen=True):
     """How one commission or fee is shared: in proportion to the basis, times an account's
     schedule (a declared number attribute of the account) when the policy names one."""
 
@@ -149,8 +142,7 @@ class CostShare:
     schedule: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Costs:
+class Costs(msgspec.Struct, frozen=True):
     """The policy's ``costs`` section: shares of each named cost, cents and where residuals go."""
 
     default: CostShare
@@ -162,8 +154,7 @@ class Costs:
         return dict(self.by_cost).get(name, self.default)
 
 
-@dataclass(frozen=True, slots=True)
-class Pricing:
+class Pricing(msgspec.Struct, frozen=True):
     """At which prices accounts receive their shares and what cash they owe (``price``, ``costs``)."""
 
     allocation: PriceAllocation = PriceAllocation.AVERAGE
@@ -177,8 +168,7 @@ class Pricing:
         return "up" if side == "buy" else "down"
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(msgspec.Struct, frozen=True, dict=True):
     """A validated, compiled policy. Build it with :func:`fairalloc.load_policy`."""
 
     id: str
@@ -212,13 +202,32 @@ class Policy:
     equal_weights: bool  # ``pro_rata.weight: equal``: every account weighs 1
     priority: CompiledExpression | None  # ``pro_rata.priority``: each account's tier (1 first)
     odd_lot_recipient: OddLotRecipient | None
-    data: dict[str, Any] = field(repr=False, compare=False, hash=False)
+    data: dict[str, Any]  # left out of repr, equality and the hash
     fairness: Fairness | None = None
-    arrays: ArrayForm | Decline = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        # the columnar form of every expression, built once with the plan: what large blocks run on
-        object.__setattr__(self, "arrays", array_form(self))
+        self.__dict__["arrays"] = array_form(self)
+
+    @property
+    def arrays(self) -> ArrayForm | Decline:
+        """The columnar form of every expression, built once with the plan: what large blocks run on."""
+        arrays: ArrayForm | Decline = self.__dict__["arrays"]
+        return arrays
+
+    def _compared(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__struct_fields__ if name != "data")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "data")
+        return f"Policy({fields})"
 
     @cached_property
     def staged_rules(self) -> dict[tuple[Stage, Action | None], tuple[Rule, ...]]:

@@ -10,7 +10,6 @@ plain-words explanation per account and says which backend computed the result (
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -44,8 +43,7 @@ class ExceptionRecord(msgspec.Struct, frozen=True, gc=False):
                 "reason": self.reason, "review": self.review}
 
 
-@dataclass(slots=True)
-class AccountState:
+class AccountState(msgspec.Struct):
     """One statement account while the allocation runs (quantities in integer units)."""
 
     id: str
@@ -68,16 +66,15 @@ class AccountState:
         self.rules.append(rule_id)
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct):
     """What one run of a method produced for the participating accounts (integer units)."""
 
     units: dict[str, int]
     apportionment: Apportionment | None = None
-    positions: dict[str, int] = field(default_factory=dict)  # account -> index in the apportionment
-    prices: dict[str, Fraction] = field(default_factory=dict)
-    fills: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    tiers: dict[int, tuple[bool, str]] = field(default_factory=dict)  # tier -> (filled to caps, words)
+    positions: dict[str, int] = msgspec.field(default_factory=dict)  # account -> index in the apportionment
+    prices: dict[str, Fraction] = msgspec.field(default_factory=dict)
+    fills: dict[str, list[tuple[str, int]]] = msgspec.field(default_factory=dict)
+    tiers: dict[int, tuple[bool, str]] = msgspec.field(default_factory=dict)  # tier -> (filled to caps, words)
     odd_lot: tuple[str, int] | None = None  # odd_lots.recipient: (account, units) it took
 
     def step(self, account: str) -> Step | None:
@@ -86,8 +83,7 @@ class Outcome:
         return self.apportionment.steps[self.positions[account]]
 
 
-@dataclass(frozen=True, slots=True)
-class AccountAllocation:
+class AccountAllocation(msgspec.Struct, frozen=True):
     """One account's allocation with everything that produced it (exact numbers)."""
 
     account: str
@@ -124,8 +120,7 @@ def fraction_text(value: Fraction, places: int = 6) -> str:
     return f"{shown}... (= {value.numerator}/{value.denominator})"
 
 
-@dataclass(frozen=True, slots=True)
-class Columns:
+class Columns(msgspec.Struct, frozen=True):
     """Every statement account's id, intended and allocated quantity (integer units), by account id.
 
     The contract document and :meth:`Allocation.quantities` need nothing more, so they are built

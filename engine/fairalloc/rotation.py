@@ -16,15 +16,15 @@ every account leads equally often, give or take one.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from fairalloc.errors import Diagnostic, InputError, Location, RefusedError
 from fairalloc.plan import Rotation
 
 
-@dataclass(frozen=True, slots=True)
-class RotationState:
+class RotationState(msgspec.Struct, frozen=True):
     """Where one rotation group stands: the next leader's position and, per day, the date."""
 
     group: str
@@ -65,8 +65,7 @@ class RotationState:
         return cls(group, position, parsed)
 
 
-@dataclass(frozen=True, slots=True)
-class Schedule:
+class Schedule(msgspec.Struct, frozen=True):
     """This order's rotation order of the participating accounts, and the state after it."""
 
     order: tuple[str, ...]

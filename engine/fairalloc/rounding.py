@@ -35,9 +35,10 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from itertools import repeat
 from typing import Any
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
+
+import msgspec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,8 +53,7 @@ NO_CAP = 2**63 - 1
 _NUMPY_FROM = 512
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     """How one account's number came about, for ``--explain``."""
 
     exact: Fraction  # exact share after capping, in units

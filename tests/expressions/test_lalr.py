@@ -4,6 +4,7 @@ the same place of failure, the same token there and the same terminals accepted 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -108,3 +109,23 @@ def test_parsing_with_the_shipped_tables_imports_no_lark() -> None:
             "print(sorted(m for m in sys.modules if m == 'lark' or m.startswith('lark.')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@given(st.text(min_size=1))
+def test_an_escaped_string_is_matched_as_itself(text: str) -> None:
+    assert lalr.literal(re.escape(text)) == text
+
+
+@pytest.mark.parametrize("pattern", sorted(_lalr.TABLES["terminals"].values()))
+def test_a_terminal_taken_for_a_string_matches_only_it(pattern: str) -> None:
+    text = lalr.literal(pattern)
+    if text is not None:
+        assert re.fullmatch(pattern, text)
+        for extra in ("a", "0", " ", "("):
+            found = re.match(pattern, text + extra)
+            assert found is not None and found.group(0) == text
+
+
+@pytest.mark.parametrize("pattern", [r"\d", r"a\b", "(?i)or", "[ab]", "a|b", "a+", "x\\"])
+def test_a_pattern_that_is_no_string_is_compiled(pattern: str) -> None:
+    assert lalr.literal(pattern) is None

@@ -29,31 +29,9 @@ from fairalloc.cli._extras import (
     require_extras,
 )
 from fairalloc.cli._io import report_error
+from fairalloc.command import COMMANDS as COMMANDS
+from fairalloc.command import ONE_SHOT, requested_command
 from fairalloc.errors import ExitCode, FairallocError
-
-# Order here is the order in `fairalloc --help`; the text is the one-line help of each command.
-COMMANDS: dict[str, str] = {
-    "validate": "check policy files",
-    "fmt": "format policy files canonically",
-    "test": "run policy tests, with rule coverage",
-    "eval": "evaluate an expression of the policy language",
-    "allocate": "allocate a trade's fills under a policy",
-    "schema": "print a JSON Schema",
-    "diff": "semantic diff of two policy versions, with impact on recorded trades",
-    "policy": "publish policy versions and read the registry",
-    "order": "record an order's workflow in the ledger",
-    "replay": "recompute recorded allocations from the ledger",
-    "ledger": "the system of record: users, verify, export",
-    "review": "find cherry-picking and unfair allocation patterns in allocation history",
-    "simulate": "write a synthetic firm-year of allocation history (optionally with a cherry-picker)",
-    "fix": "FIX 4.4: allocate orders and executions, send AllocationInstructions",
-    "serve": "serve allocation and the recorded workflow over HTTP",
-    "completion": "print a shell completion script (bash or zsh)",
-}
-_GLOBAL_WITH_VALUE = ("--error-format",)
-_ONE_SHOT = frozenset({"validate", "fmt", "test", "eval", "allocate", "schema"})
-"""Commands that read their input, write their result and end: they run without the cycle
-collector (:func:`main`)."""
 
 
 def version() -> str:
@@ -115,25 +93,6 @@ class _ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def requested_command(argv: Sequence[str]) -> tuple[str | None, bool]:
-    """The subcommand named on the command line, if any (skipping the global options), and
-    whether only ``--debug`` and ``--error-format`` (spelt out) come before it: then the
-    top-level parser cannot print its help or name an unknown command, and the other commands
-    need not be listed in it (a placeholder parser each is most of building it)."""
-    skip = False
-    plain = True
-    for token in argv:
-        if skip:
-            skip = False
-        elif token in _GLOBAL_WITH_VALUE:
-            skip = True
-        elif not token.startswith("-"):
-            return (token, plain) if token in COMMANDS else (None, False)
-        elif token != "--debug" and not token.startswith("--error-format="):
-            plain = False
-    return None, False
-
-
 def error_format(argv: Sequence[str]) -> str:
     """The ``--error-format`` given before the subcommand, read before the parser can be built
     (a command whose extra is missing is reported before its parser exists)."""
@@ -192,7 +151,7 @@ def installed_commands() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command, plain = requested_command(arguments)
-    if argv is None and command in _ONE_SHOT:
+    if argv is None and command in ONE_SHOT:
         # What a one-shot command builds (a trade's attributes, the result document) lives until
         # the process ends, and reference counting frees the rest; the cycle collector would only
         # scan it over and over as it grows (a collection landing while a 100,000-account document

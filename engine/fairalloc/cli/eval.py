@@ -17,12 +17,13 @@ expression that fails on the data.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import re
 from decimal import Decimal
 from typing import Any
+
+import msgspec.structs
 
 from fairalloc import load_policy
 from fairalloc.errors import Diagnostic, InputError, Location, PolicyError, suggest
@@ -84,7 +85,7 @@ def _context_hint(diagnostic: Diagnostic) -> Diagnostic:
     """A root the expression may not use is one the context does not give: say where to give it."""
     if diagnostic.code != "expr-unknown-root":
         return diagnostic
-    return dataclasses.replace(diagnostic, hint="give it in the --context file, e.g. {\"account\": {...}}")
+    return msgspec.structs.replace(diagnostic, hint="give it in the --context file, e.g. {\"account\": {...}}")
 
 
 def read_context(path: str, declared: dict[str, dict[str, Attribute]], *,
@@ -146,7 +147,7 @@ def _record(root: str, value: dict[str, Any], where: Location, declared: dict[st
     record: dict[str, Any] = {}
     typed = {**BUILTIN_FIELDS[root], **{name: a.type for name, a in declared.items()}}
     for name, item in value.items():
-        at = dataclasses.replace(where, pointer=f"{where.pointer}/{_escape(name)}")
+        at = msgspec.structs.replace(where, pointer=f"{where.pointer}/{_escape(name)}")
         if name in typed:
             record[name] = _typed(item, typed[name], at, problems)
             values = declared[name].values if name in declared else None
@@ -190,7 +191,7 @@ def _typed(value: Any, kind: Type, where: Location, problems: list[Diagnostic]) 
             return value
         if kind.kind is Kind.LIST and isinstance(value, list) and kind.element is not None:
             element = kind.element
-            return tuple(_typed(item, element, dataclasses.replace(where, pointer=f"{where.pointer}/{index}"),
+            return tuple(_typed(item, element, msgspec.structs.replace(where, pointer=f"{where.pointer}/{index}"),
                                 problems) for index, item in enumerate(value))
     except ValueError:
         pass

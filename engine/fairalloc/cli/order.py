@@ -8,11 +8,12 @@ the OMS contract (trade.schema.json); each step takes the part it records.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+
+import msgspec.structs
 
 from fairalloc.cli._ledger import acting, add_format_option, add_ledger_option, add_user_option, emit_json, open_ledger
 from fairalloc.errors import Diagnostic, ExitCode, FairallocError, InputError
@@ -96,7 +97,7 @@ def _in_file(path: str) -> Iterator[None]:
     except FairallocError as error:
         if not any(d.location.pointer is not None and d.location.file is None for d in error.diagnostics):
             raise
-        located = [dataclasses.replace(d, location=dataclasses.replace(d.location, file=path))
+        located = [msgspec.structs.replace(d, location=msgspec.structs.replace(d.location, file=path))
                    if d.location.pointer is not None and d.location.file is None else d for d in error.diagnostics]
         raise type(error)(located) from None
 

@@ -16,8 +16,9 @@ language reference is ``docs/expressions.md``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from fairalloc.errors import Diagnostic, Location, PolicyError
 
@@ -51,8 +52,7 @@ def _no_file(offset: int) -> Location:
     return Location(line=1, column=offset + 1)
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledExpression:
+class CompiledExpression(msgspec.Struct, frozen=True):
     """A checked, compiled expression.
 
     ``fn`` takes the six roots positionally in :data:`ROOTS` order and returns the value; it
@@ -65,8 +65,19 @@ class CompiledExpression:
     source: str
     type: Type
     names: frozenset[str]
-    fn: Callable[..., Any] = field(repr=False)
-    tree: Expr = field(repr=False, compare=False)
+    fn: Callable[..., Any]  # left out of repr
+    tree: Expr  # left out of repr, equality and the hash
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return (self.source, self.type, self.names, self.fn) == (other.source, other.type, other.names, other.fn)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.type, self.names, self.fn))
+
+    def __repr__(self) -> str:
+        return f"CompiledExpression(source={self.source!r}, type={self.type!r}, names={self.names!r})"
 
     @property
     def roots(self) -> frozenset[str]:

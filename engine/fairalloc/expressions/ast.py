@@ -1,4 +1,4 @@
-"""The expression syntax tree: immutable dataclasses produced by :mod:`.parse`.
+"""The expression syntax tree: immutable records (msgspec structs) produced by :mod:`.parse`.
 
 Every node records ``start``, the 0-based character offset of its first character in the source,
 so a later stage can locate a diagnostic without the source text. Operators also record where the
@@ -13,9 +13,10 @@ use for round trips and a formatter can use as is.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Union
+from typing import Any, Union
+
+import msgspec
 
 from .types import Type
 
@@ -23,32 +24,44 @@ Value = Union[int, Decimal, str, bool, None, datetime.date, datetime.datetime, t
 """A runtime value of the language (lists are tuples once compiled)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+class _Node(msgspec.Struct, frozen=True):
+    """A node's equality and hash: its fields but ``type``, compared as a tuple in field order."""
+
+    def _compared(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__struct_fields__ if name != "type")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+
+class Literal(_Node, frozen=True):
     """A constant: number, percent, string, boolean, null, or a ``date(...)``/``timestamp(...)``."""
 
     value: Value
     text: str
     start: int
-    type: Type | None = field(default=None, compare=False)
+    type: Type | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ListExpr:
+class ListExpr(_Node, frozen=True):
     """A list display ``[a, b, c]``."""
 
     items: tuple[Expr, ...]
     start: int
-    type: Type | None = field(default=None, compare=False)
+    type: Type | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Path:
+class Path(_Node, frozen=True):
     """A name or dotted path: ``allocation``, ``account.type``. ``offsets`` has one per part."""
 
     parts: tuple[str, ...]
     offsets: tuple[int, ...]
-    type: Type | None = field(default=None, compare=False)
+    type: Type | None = None
 
     @property
     def start(self) -> int:
@@ -59,35 +72,32 @@ class Path:
         return ".".join(self.parts)
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(_Node, frozen=True):
     """A call of a built-in function ``name(args...)``; ``start`` is the name's first character."""
 
     name: str
     args: tuple[Expr, ...]
     start: int
-    type: Type | None = field(default=None, compare=False)
+    type: Type | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Unary:
+class Unary(_Node, frozen=True):
     """``not x`` or ``-x``; ``start`` is the operator's offset."""
 
     op: str
     operand: Expr
     start: int
-    type: Type | None = field(default=None, compare=False)
+    type: Type | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Binary:
+class Binary(_Node, frozen=True):
     """``left op right``; ``op`` is normalised (``not in`` with one space)."""
 
     op: str
     left: Expr
     right: Expr
     op_start: int
-    type: Type | None = field(default=None, compare=False)
+    type: Type | None = None
 
     @property
     def start(self) -> int:
@@ -97,8 +107,7 @@ class Binary:
 Expr = Union[Literal, ListExpr, Path, Call, Unary, Binary]
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(msgspec.Struct, frozen=True):
     """A diagnostic before it is located: code, message, offending source offset, fix hint.
 
     Stages work in offsets into the expression text; the facade turns each into a

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+
+import msgspec
+from msgspec.structs import replace
 
 from fairalloc.errors import did_you_mean
 
@@ -29,8 +31,7 @@ LOGICAL = frozenset({"and", "or"})
 _PYTHON_SPELLINGS = {"True": "write 'true'", "False": "write 'false'", "None": "write 'null'"}
 
 
-@dataclass(frozen=True, slots=True)
-class Checked:
+class Checked(msgspec.Struct, frozen=True):
     """A typed tree and the dotted paths it reads."""
 
     tree: Expr

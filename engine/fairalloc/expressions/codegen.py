@@ -25,10 +25,11 @@ user's ever becomes code. The code runs with empty builtins.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from fairalloc.errors import Location
 
@@ -60,8 +61,7 @@ _CHECKED_NAME = {
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
-@dataclass
-class Generated:
+class Generated(msgspec.Struct):
     """The two compiled functions and the source they came from (for tests and debugging)."""
 
     fast: Helper
@@ -100,11 +100,10 @@ def generate(tree: Expr, locate: Callable[[int], Location], expect: Type | None 
     return Generated(fast_fn, checked_fn, source)
 
 
-@dataclass
-class _Emitter:
+class _Emitter(msgspec.Struct):
     locate: Callable[[int], Location]
-    bindings: dict[str, object] = field(default_factory=dict)
-    _ids: dict[int, str] = field(default_factory=dict)
+    bindings: dict[str, object] = msgspec.field(default_factory=dict)
+    _ids: dict[int, str] = msgspec.field(default_factory=dict)
     _temps: int = 0
 
     def __post_init__(self) -> None:

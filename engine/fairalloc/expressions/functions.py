@@ -9,8 +9,9 @@ are not here: they are literal syntax (a quoted ISO text) that the checker turns
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from . import runtime
 from .types import ORDERED_KINDS, Kind, Type, join
@@ -20,8 +21,7 @@ TEXT = frozenset({Kind.STRING})
 ANY_KIND = frozenset(Kind)
 
 
-@dataclass(frozen=True, slots=True)
-class Function:
+class Function(msgspec.Struct, frozen=True):
     """One built-in function. ``max_args`` None means the last parameter repeats."""
 
     name: str

@@ -18,9 +18,10 @@ with the shipped tables imports no Lark at all.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from fairalloc.digest import sha256_hex
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,7 +95,7 @@ def built(text: str) -> Lark:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text)
 
 
 def tables(text: str) -> dict[str, Any]:

@@ -72,7 +72,8 @@ class _Lexer:
 
     Each terminal's pattern is compiled once per process, when a lexer first tries it: compiling
     the alternation of every lexer a policy's expressions pass through, as Lark does, was most of
-    the time spent parsing them."""
+    the time spent parsing them. A pattern that spells one string (``and``, ``\\(``) is not compiled
+    at all: it matches where the text continues with that string."""
 
     __slots__ = ("order", "ignore", "unless", "_patterns")
 
@@ -87,12 +88,11 @@ class _Lexer:
         """The next token from ``pos``, ignored text skipped; None at the end of the text."""
         while pos < len(text):
             for kind in self.order:
-                match = self._patterns.get(kind).match(text, pos)
-                if match is not None:
+                value = self._patterns.match(kind, text, pos)
+                if value is not None:
                     break
             else:
                 raise _NoMatch(pos)
-            value = match.group(0)
             if kind in self.ignore:
                 pos += len(value)
                 continue
@@ -107,20 +107,48 @@ class _Lexer:
         return None
 
 
-class _Patterns:
-    """The terminals' patterns, each compiled when first asked for."""
+_META = frozenset(".^$*+?{}[]|()")
 
-    __slots__ = ("sources", "compiled")
+
+def literal(pattern: str) -> str | None:
+    """The one string ``pattern`` matches, if it is a plain string (metacharacters escaped)."""
+    out: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            if char.isalnum():
+                return None  # a class or an anchor such as \\d, \\b
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _META:
+            return None
+        else:
+            out.append(char)
+    return None if escaped or not out else "".join(out)
+
+
+class _Patterns:
+    """The terminals' patterns, each made when first asked for: a plain string as itself, any
+    other pattern compiled."""
+
+    __slots__ = ("sources", "made")
 
     def __init__(self, sources: Mapping[str, str]) -> None:
         self.sources = sources
-        self.compiled: dict[str, re.Pattern[str]] = {}
+        self.made: dict[str, str | re.Pattern[str]] = {}
 
-    def get(self, name: str) -> re.Pattern[str]:
-        pattern = self.compiled.get(name)
+    def match(self, name: str, text: str, pos: int) -> str | None:
+        """The text terminal ``name`` matches at ``pos``, or None."""
+        pattern = self.made.get(name)
         if pattern is None:
-            pattern = self.compiled[name] = re.compile(self.sources[name])
-        return pattern
+            source = self.sources[name]
+            pattern = self.made[name] = literal(source) or re.compile(source)
+        if isinstance(pattern, str):
+            return pattern if text.startswith(pattern, pos) else None
+        found = pattern.match(text, pos)
+        return None if found is None else found.group(0)
 
 
 class _NoMatch(Exception):

@@ -9,7 +9,7 @@ run-time error's code, located at the operator.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from fairalloc.errors import Location
 

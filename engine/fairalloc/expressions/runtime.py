@@ -25,10 +25,11 @@ import datetime
 import decimal
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, NoReturn
+
+import msgspec
 
 from fairalloc.errors import Diagnostic, ExitCode, FairallocError, Location
 
@@ -72,8 +73,7 @@ class ExpressionRuntimeError(FairallocError):
     exit_code = ExitCode.INVALID_INPUT
 
 
-@dataclass(frozen=True, slots=True)
-class Site:
+class Site(msgspec.Struct, frozen=True):
     """Where an operation is in the policy, its text and its operands' texts, for messages."""
 
     location: Location

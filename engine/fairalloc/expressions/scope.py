@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+
+import msgspec
 
 from .grammar import KEYWORDS
 from .types import Type
@@ -70,8 +71,7 @@ BUILTIN_FIELDS: Mapping[str, Mapping[str, Type]] = MappingProxyType(
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(msgspec.Struct, frozen=True):
     """The roots allowed at one place and the fields of every record root (allowed or not)."""
 
     roots: frozenset[str]

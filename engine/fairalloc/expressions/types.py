@@ -16,9 +16,11 @@ used in arithmetic or comparisons: if it holds null at run time, evaluation rais
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import ClassVar
+
+import msgspec
+import msgspec.structs
 
 
 class Kind(enum.Enum):
@@ -37,8 +39,7 @@ class Kind(enum.Enum):
 ORDERED_KINDS: frozenset[Kind] = frozenset({Kind.NUMBER, Kind.STRING, Kind.DATE, Kind.TIMESTAMP})
 
 
-@dataclass(frozen=True, slots=True)
-class Type:
+class Type(msgspec.Struct, frozen=True):
     """A static type. Build list types with :meth:`list_of`, nullable ones with :meth:`or_null`."""
 
     kind: Kind
@@ -82,13 +83,13 @@ class Type:
 
     def or_null(self) -> Type:
         """The same type, but the value may also be null."""
-        return self if self.nullable else replace(self, nullable=True)
+        return self if self.nullable else msgspec.structs.replace(self, nullable=True)
 
     def non_null(self) -> Type:
         """The same type with null excluded (``Type.NULL`` stays ``Type.NULL``)."""
         if self.kind is Kind.NULL or not self.nullable:
             return self
-        return replace(self, nullable=False)
+        return msgspec.structs.replace(self, nullable=False)
 
     @property
     def is_any(self) -> bool:

@@ -31,11 +31,12 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Union
+
+import msgspec
 
 from fairalloc.errors import Location
 
@@ -60,8 +61,7 @@ class Unsupported(Exception):
     """This expression, or these data, are outside what the columnar evaluation does exactly."""
 
 
-@dataclass(frozen=True, slots=True)
-class Rational:
+class Rational(msgspec.Struct, frozen=True):
     """A column of exact numbers: ``numerators / denominator`` (int64 array, positive int)."""
 
     numerators: NDArray[np.int64]
@@ -73,8 +73,7 @@ class Rational:
         return int(abs(self.numerators).max()) if len(self.numerators) else 0
 
 
-@dataclass(frozen=True, slots=True)
-class Coded:
+class Coded(msgspec.Struct, frozen=True):
     """A column of strings, dictionary-coded: account ``k`` holds ``values[codes[k]]``.
 
     ``values`` are sorted, so the codes are in the strings' order: ``==``, ``!=``, ``in`` and the
