@@ -168,7 +168,7 @@ class Pricing(msgspec.Struct, frozen=True):
         return "up" if side == "buy" else "down"
 
 
-class Policy(msgspec.Struct, frozen=True, dict=True):
+class Policy(msgspec.Struct, frozen=True, dict=True, weakref=True):
     """A validated, compiled policy. Build it with :func:`fairalloc.load_policy`."""
 
     id: str
