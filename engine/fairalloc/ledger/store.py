@@ -336,6 +336,10 @@ class Session:
         found: _T = self._memo[key]
         return found
 
+    def remembered(self, key: Any) -> bool:
+        """Whether :meth:`remember` holds ``key`` (it answers without computing)."""
+        return key in self._memo
+
     def stream_batches(self, batch: int = 20_000) -> Iterator[Sequence[Any]]:
         """The whole chain in order as lists of the driver's raw rows, in :class:`Event` column
         order.
@@ -375,13 +379,15 @@ class Session:
         kinds: Sequence[str] | None = None,
         topic: str | None = None,
         before_seq: int | None = None,
+        topics: Sequence[str] | None = None,
     ) -> list[Event]:
-        """Events matching every given filter, in chain order."""
+        """Events matching every given filter, in chain order (``topics``: any of them)."""
         if self._postgres:
             where: list[str] = []
             params: list[Any] = []
             for clause, value in (("order_id = %s", order_id), ("kind = ANY(%s)", kinds),
-                                  ("topic = %s", topic), ("seq < %s", before_seq)):
+                                  ("topic = %s", topic), ("seq < %s", before_seq),
+                                  ("topic = ANY(%s)", topics)):
                 if value is not None:
                     where.append(clause)
                     params.append(value if isinstance(value, (str, int)) else list(value))
@@ -394,6 +400,8 @@ class Session:
             stmt = stmt.where(events.c.kind.in_(list(kinds)))
         if topic is not None:
             stmt = stmt.where(events.c.topic == topic)
+        if topics is not None:
+            stmt = stmt.where(events.c.topic.in_(list(topics)))
         if before_seq is not None:
             stmt = stmt.where(events.c.seq < before_seq)
         return [_event(row) for row in self.conn.execute(stmt)]

@@ -145,17 +145,20 @@ def _time(text: str) -> dt.datetime:
 def roles_of(session: Session, user: str) -> set[str]:
     """The roles ``user`` holds now: grants minus revocations, in chain order (read once per
     write transaction: see :meth:`Session.remember`)."""
-    return session.remember(("roles", user), lambda: _roles_read(session, user))
+    return session.remember(("roles", user), lambda: _roles_read(session, user)[user])
 
 
-def _roles_read(session: Session, user: str) -> set[str]:
-    held: set[str] = set()
-    for event in session.query(topic=f"user:{user}"):
+def _roles_read(session: Session, *users: str) -> dict[str, set[str]]:
+    """The roles each of ``users`` holds now, read in one query."""
+    held: dict[str, set[str]] = {user: set() for user in users}
+    topics = {f"user:{user}": user for user in users}
+    for event in session.query(topics=list(topics)):
+        roles = held[topics[event.topic or ""]]
         role = event.data()["role"]
         if event.kind == "user.role_granted":
-            held.add(role)
+            roles.add(role)
         elif event.kind == "user.role_revoked":
-            held.discard(role)
+            roles.discard(role)
     return held
 
 
@@ -163,7 +166,12 @@ def _require(session: Session, actor: Actor, action: str) -> None:
     """Refuse unless ``actor`` is who this session authenticated and holds a role for ``action``."""
     session.check_actor(actor)
     allowed = MAY[action]
-    if actor.source == "token" and "service" not in roles_of(session, actor.service or ""):
+    service = actor.service or ""
+    if actor.source == "token" and session.writable and not (
+            session.remembered(("roles", service)) or session.remembered(("roles", actor.name))):
+        for user, roles in _roles_read(session, service, actor.name).items():  # both in one query
+            session.remember(("roles", user), functools.partial(set.copy, roles))
+    if actor.source == "token" and "service" not in roles_of(session, service):
         raise _refused(
             "service-not-authorised",
             f"{actor.service} may not record events for token subjects: it needs the service role",
