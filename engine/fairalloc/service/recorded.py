@@ -55,6 +55,7 @@ from fairalloc.ledger.verify import Anchor, verify
 from fairalloc.service.app import (
     ANY_ROLE,
     PROBLEM_RESPONSES,
+    DirectRoute,
     allowed,
     authenticated,
     decision_line,
@@ -67,7 +68,7 @@ from fairalloc.service.problems import Problem, problem
 from fairalloc.service.state import Service, WorkflowActor, service, workflow_actor
 from fairalloc.trade import Trade
 
-router = APIRouter(prefix="/v1", tags=["recorded workflow"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["recorded workflow"], responses=PROBLEM_RESPONSES, route_class=DirectRoute)
 
 WRITERS = frozenset({"trader", "pm"})
 REVIEWERS = frozenset({"cco"})
