@@ -228,7 +228,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.add_middleware(_Timing, svc=svc)
     _handlers(app, svc)
     _stateless_routes(app, _AllocateRoute(svc))
-    app.include_router(recorded)
+    app.router.routes.extend(recorded.routes)  # the application's own routes, not an included router
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
