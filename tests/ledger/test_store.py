@@ -66,6 +66,28 @@ def test_postgres_refuses_truncate(pg_url: str) -> None:
     assert caught.value.codes == ["ledger-append-only"]
 
 
+def test_a_pooled_connection_the_server_ended_is_replaced_before_use(pg_url: str) -> None:
+    """The server ends every backend the ledger keeps pooled (as a restart or an administrator
+    would): the next read and write each get a fresh connection and succeed, nothing lost."""
+    import psycopg
+
+    with Ledger(pg_url, test_database=True) as ledger:
+        with ledger.write() as session:
+            session.append(NewEvent("k", me(ledger), {"n": 1}))
+        with ledger.engine.connect() as conn:
+            mine = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (mine,)).fetchone() == (True,)
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (mine,)).fetchone():
+                pass
+        with ledger.read() as session:
+            assert [e.payload for e in session.query()] == ['{"n":1}']
+        with ledger.write() as session:
+            session.append(NewEvent("k", me(ledger), {"n": 2}))
+        with ledger.read() as session:
+            assert len(session.query()) == 2
+
+
 def test_reopening_is_idempotent_and_migrations_reach_the_expected_head(ledger_url: str) -> None:
     from pathlib import Path
 

@@ -20,7 +20,7 @@ from fairalloc import load_trade
 from fairalloc.errors import FairallocError
 from fairalloc.service import ServiceConfig, create_app
 from fairalloc.service.app import ALLOCATE_OPERATION, PROBLEM_RESPONSES, _ALLOCATE_BODY, _DECISION, json_response
-from fairalloc.service.body import member, parse_body, plain_allocation
+from fairalloc.service.body import member, parse_body, plain_allocation, plain_trade
 from fairalloc.service.config import Limits
 from fairalloc.service.decisions import digest
 from fairalloc.service.problems import Problem
@@ -108,6 +108,39 @@ def test_a_body_too_deep_is_left_to_the_general_reading() -> None:
     raw = body_text(trade)
     assert plain_allocation(raw, Limits(max_depth=13)) is None
     assert plain_allocation(raw, Limits(max_depth=14)) is not None
+
+
+trade_edits = st.sampled_from([
+    ("", ""), ('"order": {', '"order": {"id": "x", '), ('"fills": [', '"fills": [{"x": NaN}, '),
+    ('"statement": {', '"statement": {"deep": ' + "[" * 40 + "]" * 40 + ", "), ("{", "\ufeff{"),
+    ('"order": {', '"order": {"quantity": 1e99999, '), ('"symbol": "', '"symbol": "\u0430'),
+])
+
+
+@given(st.sampled_from(TRADES), trade_edits, st.sampled_from([None, 1]), st.booleans())
+@settings(max_examples=120, deadline=None)
+def test_what_the_one_pass_reading_of_a_trade_body_accepts_the_general_reading_accepts_alike(
+        path: Path, edit: tuple[str, str], indent: int | None, ascii_only: bool) -> None:
+    """The recorded workflow's trade bodies (statement, entry, fills) read by :func:`plain_trade`."""
+    text = json.dumps(json.loads(path.read_text()), indent=indent, ensure_ascii=ascii_only)
+    if edit[0] and edit[0] not in text:
+        return
+    raw = text.replace(edit[0], edit[1], 1).encode() if edit[0] else text.encode()
+    limits = Limits()
+    plain = plain_trade(raw, limits)
+    if plain is None:
+        return
+    assert plain == load_trade(parse_body(raw, limits), file="request")
+
+
+def test_the_bench_trade_body_is_read_in_one_pass() -> None:
+    from bench.bench_service import _trade
+
+    raw = json.dumps(_trade("REC-1")).encode()
+    assert plain_trade(raw, Limits()) == load_trade(parse_body(raw, Limits()), file="request")
+    assert plain_trade(raw.replace(b'"symbol"', b'"symbol": "x", "symbol"', 1), Limits()) is None
+    assert plain_trade(b"\xff" + raw, Limits()) is None
+    assert plain_trade(raw, Limits(max_depth=3)) is None
 
 
 json_documents = st.recursive(

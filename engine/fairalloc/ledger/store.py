@@ -26,6 +26,7 @@ busy timeout; PostgreSQL ``lock_timeout``), or whose statement runs longer than
 from __future__ import annotations
 
 import os
+import select as selectmodule
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -39,7 +40,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, SQLAlchemyError
 
 from fairalloc.errors import Diagnostic, LedgerError, Location, RefusedError
 from fairalloc.ledger.chain import GENESIS, Event, canonical_json, event_canonical, link_hash
@@ -137,7 +138,7 @@ _PG_HEAD = f"SELECT {_NAMES} FROM events ORDER BY seq DESC LIMIT 1"
 _PG_LOCK = ("SET LOCAL lock_timeout = {lock}; SET LOCAL statement_timeout = {statement}; "
             f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
 _PG_START = f"; {_PG_HEAD}; {_PG_CLOCK}"
-_PG_STEP = f"SAVEPOINT fairalloc_write; {_PG_CLOCK}"
+_PG_STEP = "SAVEPOINT fairalloc_write_{step}; " + _PG_CLOCK  # each write of a group its own savepoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +227,13 @@ class Session:
                  test_database: bool = False,
                  start: tuple[Sequence[Any] | None, str] | None = None) -> None:
         """``start``: the head row and the clock a PostgreSQL write read as it took the lock."""
-        self.conn = conn
+        self._conn = conn
         self.writable = writable
         self.identity = identity
         self.test_database = test_database
         self.broken = False  # a grouped write's savepoint could not be rolled back to
+        self._step = False  # a grouped write begun whose savepoint and clock are not yet read
+        self._steps = 0  # grouped writes begun in this transaction
         self._postgres = conn.dialect.name == "postgresql"
         self._head: Event | None = None
         self._now: str | None = None
@@ -241,12 +244,22 @@ class Session:
                 self._now = self._clock(start[1])
             else:
                 self._head = self.head()
-                raw = self.conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f','now')").scalar_one()
+                raw = conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f','now')").scalar_one()
                 self._now = self._clock(str(raw))
+
+    @property
+    def conn(self) -> Connection:
+        """The transaction's connection. In a grouped write, asking for it starts the write's
+        savepoint first (:meth:`begin_step`), so that whatever is done on it is the write's own."""
+        if self._step:
+            self._begin()
+        return self._conn
 
     @property
     def now(self) -> str:
         """The time this write is recorded at: the database server's clock."""
+        if self._step:
+            self._begin()
         if self._now is None:
             raise RuntimeError("only a write session records events")  # a defect, not a user error
         return self._now
@@ -261,27 +274,54 @@ class Session:
         return now
 
     def _rows(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        return _driver_rows(self.conn, sql, params)
+        if not self._step:
+            return _driver_rows(self._conn, sql, params)
+        # A grouped write's first statement: its savepoint and clock go in the same round trip,
+        # the statement's parameters bound as literals (a text of several statements takes
+        # none). Should the savepoint itself fail, going back to it fails too (:meth:`undo_step`).
+        from psycopg import ClientCursor
 
-    def begin_step(self) -> Event | None:
-        """Start one write of a group sharing this PostgreSQL transaction: a savepoint, so that
-        a write that fails takes back its own events only (:meth:`undo_step`), and the clock as
-        it starts (never before the head's). Returns the head to go back to."""
+        self._step = False
+        raw: Any = self._conn.connection.dbapi_connection
+        bound = ClientCursor(raw).mogrify(sql, params) if params is not None else sql
+        cursor = _driver_rows(self._conn, f"{_PG_STEP.format(step=self._steps)}; {bound}")
+        cursor.nextset()
+        self._now = self._clock(str(cursor.fetchone()[0]))
+        cursor.nextset()
+        return cursor
+
+    def _begin(self) -> None:
+        """The savepoint and clock of a grouped write, in a round trip of their own."""
+        self._step = False
         try:
-            cursor = self._rows(_PG_STEP)
+            cursor = _driver_rows(self._conn, _PG_STEP.format(step=self._steps))
         except DBAPIError:
             self.broken = True
             raise
         cursor.nextset()
         self._now = self._clock(str(cursor.fetchone()[0]))
+
+    def begin_step(self) -> Event | None:
+        """Start one write of a group sharing this PostgreSQL transaction: a savepoint of its
+        own, so that a write that fails takes back its own events only (:meth:`undo_step`), and
+        the clock as it starts (never before the head's). Both are read with the write's first
+        statement, in its round trip (or on their own, if the write asks for the time or the
+        connection first). Returns the head to go back to."""
+        self._steps += 1
+        self._step = True
+        self._now = None
         return self._head
 
     def undo_step(self, head: Event | None) -> None:
-        """Take back the events of the write :meth:`begin_step` started."""
+        """Take back the events of the write :meth:`begin_step` started (nothing to take back if
+        it ran no statement). A savepoint that cannot be gone back to breaks the transaction."""
         self._head = head
         self._memo.clear()
+        if self._step:
+            self._step = False
+            return
         try:
-            self._rows("ROLLBACK TO SAVEPOINT fairalloc_write")
+            _driver_rows(self._conn, f"ROLLBACK TO SAVEPOINT fairalloc_write_{self._steps}")
         except DBAPIError:
             self.broken = True
 
@@ -295,6 +335,10 @@ class Session:
             self._memo[key] = compute()
         found: _T = self._memo[key]
         return found
+
+    def remembered(self, key: Any) -> bool:
+        """Whether :meth:`remember` holds ``key`` (it answers without computing)."""
+        return key in self._memo
 
     def stream_batches(self, batch: int = 20_000) -> Iterator[Sequence[Any]]:
         """The whole chain in order as lists of the driver's raw rows, in :class:`Event` column
@@ -335,13 +379,15 @@ class Session:
         kinds: Sequence[str] | None = None,
         topic: str | None = None,
         before_seq: int | None = None,
+        topics: Sequence[str] | None = None,
     ) -> list[Event]:
-        """Events matching every given filter, in chain order."""
+        """Events matching every given filter, in chain order (``topics``: any of them)."""
         if self._postgres:
             where: list[str] = []
             params: list[Any] = []
             for clause, value in (("order_id = %s", order_id), ("kind = ANY(%s)", kinds),
-                                  ("topic = %s", topic), ("seq < %s", before_seq)):
+                                  ("topic = %s", topic), ("seq < %s", before_seq),
+                                  ("topic = ANY(%s)", topics)):
                 if value is not None:
                     where.append(clause)
                     params.append(value if isinstance(value, (str, int)) else list(value))
@@ -354,6 +400,8 @@ class Session:
             stmt = stmt.where(events.c.kind.in_(list(kinds)))
         if topic is not None:
             stmt = stmt.where(events.c.topic == topic)
+        if topics is not None:
+            stmt = stmt.where(events.c.topic.in_(list(topics)))
         if before_seq is not None:
             stmt = stmt.where(events.c.seq < before_seq)
         return [_event(row) for row in self.conn.execute(stmt)]
@@ -594,10 +642,7 @@ class Ledger:
         try:
             if group is None:
                 group = self._group = _Group.open(self)
-            try:
-                mark = group.session.begin_step()
-            except DBAPIError as error:  # the transaction is lost: its writes all fail
-                raise self._mapped(error) from error
+            mark = group.session.begin_step()
             try:
                 yield group.session
             except BaseException as error:  # this write's own failure: it waits for the commit too
@@ -798,7 +843,18 @@ def _make_engine(url: str, *, create: bool, lock_timeout: float = DEFAULT_LOCK_T
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=2, max_overflow=2)
+
+        @event.listens_for(engine, "checkout")
+        def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            # A pooled connection the server has closed (restarted, or ended the backend) is
+            # replaced before use. An idle connection has nothing to read unless the server
+            # has said something since — its close, or the error it sent before — so a
+            # zero-timeout poll of its socket tells, without the round trip of a ping.
+            if _closed_by_server(dbapi_connection):
+                raise DisconnectionError("the database server closed this pooled connection")
+
+        return engine
     raise LedgerError(
         Diagnostic(
             "ledger-bad-url",
@@ -806,3 +862,16 @@ def _make_engine(url: str, *, create: bool, lock_timeout: float = DEFAULT_LOCK_T
             hint="use a file path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
         )
     )
+
+
+def _closed_by_server(connection: Any) -> bool:
+    """Whether an idle psycopg connection is closed, broken, or has something to read (which,
+    idle, only the server's goodbye can be)."""
+    if connection.closed or connection.broken:
+        return True
+    fd = connection.pgconn.socket
+    if hasattr(selectmodule, "poll"):
+        poll = selectmodule.poll()
+        poll.register(fd, selectmodule.POLLIN | selectmodule.POLLPRI)
+        return bool(poll.poll(0))
+    return bool(selectmodule.select([fd], [], [], 0)[0])

@@ -145,17 +145,20 @@ def _time(text: str) -> dt.datetime:
 def roles_of(session: Session, user: str) -> set[str]:
     """The roles ``user`` holds now: grants minus revocations, in chain order (read once per
     write transaction: see :meth:`Session.remember`)."""
-    return session.remember(("roles", user), lambda: _roles_read(session, user))
+    return session.remember(("roles", user), lambda: _roles_read(session, user)[user])
 
 
-def _roles_read(session: Session, user: str) -> set[str]:
-    held: set[str] = set()
-    for event in session.query(topic=f"user:{user}"):
+def _roles_read(session: Session, *users: str) -> dict[str, set[str]]:
+    """The roles each of ``users`` holds now, read in one query."""
+    held: dict[str, set[str]] = {user: set() for user in users}
+    topics = {f"user:{user}": user for user in users}
+    for event in session.query(topics=list(topics)):
+        roles = held[topics[event.topic or ""]]
         role = event.data()["role"]
         if event.kind == "user.role_granted":
-            held.add(role)
+            roles.add(role)
         elif event.kind == "user.role_revoked":
-            held.discard(role)
+            roles.discard(role)
     return held
 
 
@@ -163,7 +166,12 @@ def _require(session: Session, actor: Actor, action: str) -> None:
     """Refuse unless ``actor`` is who this session authenticated and holds a role for ``action``."""
     session.check_actor(actor)
     allowed = MAY[action]
-    if actor.source == "token" and "service" not in roles_of(session, actor.service or ""):
+    service = actor.service or ""
+    if actor.source == "token" and session.writable and not (
+            session.remembered(("roles", service)) or session.remembered(("roles", actor.name))):
+        for user, roles in _roles_read(session, service, actor.name).items():  # both in one query
+            session.remember(("roles", user), functools.partial(set.copy, roles))
+    if actor.source == "token" and "service" not in roles_of(session, service):
         raise _refused(
             "service-not-authorised",
             f"{actor.service} may not record events for token subjects: it needs the service role",
@@ -576,8 +584,9 @@ def record_statement(ledger: Ledger, actor: Actor, trade: Trade, *, late_reason:
     Refused if the trade document's entry or executions already precede the ledger's clock
     (``intent-after-entry``, ``intent-after-execution``) — unless recorded as a late statement
     with a reason code and a memo, which the statement carries and which alerts the CCO."""
+    prepared = _statement_payload(trade, late_reason, late_memo)
     with ledger.write() as session:
-        return _record_statement(session, actor, trade, late_reason, late_memo)
+        return _record_statement(session, actor, trade, prepared)
 
 
 def record_statement_and_enter(ledger: Ledger, actor: Actor, trade: Trade,
@@ -587,13 +596,16 @@ def record_statement_and_enter(ledger: Ledger, actor: Actor, trade: Trade,
     order the hard stop refuses leaves no statement behind it. Each step checks exactly what
     :func:`record_statement` and :func:`enter_order` check; repeating it answers with the events
     recorded the first time."""
+    prepared = _statement_payload(trade, None, None)
     with ledger.write() as session:
-        statement = _record_statement(session, actor, trade, None, None)
-        return statement, _enter_order(session, actor, trade, policy_id)
+        statement = _record_statement(session, actor, trade, prepared)
+        return statement, _enter_order(session, actor, trade, policy_id, prepared[0])
 
 
-def _record_statement(session: Session, actor: Actor, trade: Trade, late_reason: str | None,
-                      late_memo: str | None) -> Event:
+def _statement_payload(trade: Trade, late_reason: str | None, late_memo: str | None) -> tuple[
+        dict[str, Any], dict[str, Any], dict[str, str] | None]:
+    """What a statement records, checked before the ledger is touched (it reads nothing there):
+    the trade's document, the statement's payload and its late-statement exception, if any."""
     doc = _trade_json(trade)
     order = doc["order"]
     _check_accounts(doc)
@@ -609,6 +621,13 @@ def _record_statement(session: Session, actor: Actor, trade: Trade, late_reason:
     payload: dict[str, Any] = {"statement": doc["statement"], "order": intent}
     if late is not None:
         payload["late"] = late
+    return doc, payload, late
+
+
+def _record_statement(session: Session, actor: Actor, trade: Trade, prepared: tuple[
+        dict[str, Any], dict[str, Any], dict[str, str] | None]) -> Event:
+    doc, payload, late = prepared
+    order = doc["order"]
     _require(session, actor, "statement")
     held = session.by_keys(f"statement:{order['id']}", f"order:{order['id']}")
     existing = held.get(f"statement:{order['id']}")
@@ -676,12 +695,14 @@ def _check_coverage(statement_event: Event, doc: dict[str, Any]) -> None:
 def enter_order(ledger: Ledger, actor: Actor, trade: Trade, policy_id: str | None = None) -> Event:
     """Enter the block order — only after a statement covering it was recorded (hard stop), and
     only if its claimed entry time is not earlier than that statement (by the ledger's clock)."""
-    with ledger.write() as session:
-        return _enter_order(session, actor, trade, policy_id)
-
-
-def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | None) -> Event:
     doc = _trade_json(trade)
+    with ledger.write() as session:
+        return _enter_order(session, actor, trade, policy_id, doc)
+
+
+def _enter_order(session: Session, actor: Actor, trade: Trade, policy_id: str | None,
+                 doc: dict[str, Any]) -> Event:
+    """Enter ``trade`` (``doc``: its document, made before the write)."""
     order_id = doc["order"]["id"]
     _require(session, actor, "enter")
     held = session.by_keys(f"statement:{order_id}", f"order:{order_id}")

@@ -16,11 +16,12 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
 from fastapi import Depends, FastAPI, Query
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -227,7 +228,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.add_middleware(_Timing, svc=svc)
     _handlers(app, svc)
     _stateless_routes(app, _AllocateRoute(svc))
-    app.include_router(recorded)
+    app.router.routes.extend(recorded.routes)  # the application's own routes, not an included router
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -373,6 +374,60 @@ def _stateless_routes(app: FastAPI, allocate_one: _AllocateRoute) -> None:
             return json_response({"results": results})
 
         return await idempotent(request, svc, principal, raw, run)
+
+
+class DirectRoute(APIRoute):
+    """A route served without FastAPI's per-request dependency resolution and parameter
+    validation where its endpoint takes nothing that could fail them: the request, the
+    :func:`service` and the :func:`authenticated` caller (resolved in the order declared, as
+    FastAPI resolves them: a 401 raised the same way), text path parameters and optional text
+    query parameters (read as FastAPI reads them: the last value given, else the default). Any
+    other endpoint is served by FastAPI's own handler. The route is declared, matched and
+    documented as FastAPI's is; only the call differs."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        direct = _direct_handler(self.dependant, self.endpoint)
+        return direct if direct is not None else super().get_route_handler()
+
+
+def _direct_handler(dependant: Any, endpoint: Callable[..., Awaitable[Response]]) -> (
+        Callable[[Request], Coroutine[Any, Any, Response]] | None):
+    """The handler :class:`DirectRoute` serves an endpoint with, or None if it takes more."""
+    if (dependant.header_params or dependant.cookie_params or dependant.body_params
+            or dependant.websocket_param_name or dependant.http_connection_param_name
+            or dependant.response_param_name or dependant.background_tasks_param_name
+            or dependant.security_scopes_param_name):
+        return None
+    resolved = {service: "service", authenticated: "principal"}
+    steps: list[tuple[str, str]] = []
+    for sub in dependant.dependencies:
+        if sub.call not in resolved or sub.name is None:
+            return None
+        steps.append((sub.name, resolved[sub.call]))
+    if any(field.field_info.annotation is not str for field in dependant.path_params):
+        return None
+    if any(field.field_info.annotation != (str | None) or field.field_info.default is not None
+           for field in dependant.query_params):
+        return None
+    path = [field.name for field in dependant.path_params]
+    query = [(field.name, field.alias) for field in dependant.query_params]
+    request_name = dependant.request_param_name
+
+    async def handler(request: Request) -> Response:
+        svc: Service = request.app.state.service
+        arguments: dict[str, Any] = {}
+        for name, what in steps:
+            arguments[name] = svc if what == "service" else svc.verifier.principal(
+                request.headers.get("authorization"))
+        for name in path:
+            arguments[name] = request.path_params[name]
+        for name, alias in query:
+            arguments[name] = request.query_params.get(alias)
+        if request_name is not None:
+            arguments[request_name] = request
+        return await endpoint(**arguments)
+
+    return handler
 
 
 class _AllocateRoute(Route):

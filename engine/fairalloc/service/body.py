@@ -9,7 +9,9 @@ before the text is parsed, so no request can make the parser or validation recur
 
 A body of ``POST /v1/allocate`` is first offered to :func:`plain_allocation`, which hands the
 trade's own text to the library's fast reader (:mod:`msgspec`, in C) instead of building a
-dictionary of it first; a body it cannot clear is read as above, so both ways answer alike.
+dictionary of it first, and a body that is a trade document (the recorded workflow's statement,
+entry and fills) to :func:`plain_trade`; a body either cannot clear is read as above, so both
+ways answer alike.
 """
 
 from __future__ import annotations
@@ -178,3 +180,20 @@ def plain_allocation(raw: bytes, limits: Limits) -> PlainAllocation | None:
     if trade is None:
         return None
     return PlainAllocation(envelope.policy, trade, trade_text, states[0], states[1])
+
+
+def plain_trade(raw: bytes, limits: Limits) -> Trade | None:
+    """A body that is a trade document in the plain form, read in one pass by the library's fast
+    reader (:func:`fairalloc.trade.plain_trade_text`), or ``None`` where the general reading
+    (:func:`parse_body`, then :func:`fairalloc.load_trade`) must decide: a body not UTF-8, too
+    long or too deep, or a trade outside the plain form or with a name problem. What this
+    accepts, the general reading accepts too, with equal values."""
+    if len(raw) > MAX_CHARS:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if depth(text) > limits.max_depth:
+        return None
+    return plain_trade_text(text, "request")

@@ -55,6 +55,7 @@ from fairalloc.ledger.verify import Anchor, verify
 from fairalloc.service.app import (
     ANY_ROLE,
     PROBLEM_RESPONSES,
+    DirectRoute,
     allowed,
     authenticated,
     decision_line,
@@ -62,12 +63,12 @@ from fairalloc.service.app import (
     json_response,
 )
 from fairalloc.service.auth import Principal
-from fairalloc.service.body import member, parse_body, read_bytes
+from fairalloc.service.body import member, parse_body, plain_trade, read_bytes
 from fairalloc.service.problems import Problem, problem
 from fairalloc.service.state import Service, WorkflowActor, service, workflow_actor
 from fairalloc.trade import Trade
 
-router = APIRouter(prefix="/v1", tags=["recorded workflow"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["recorded workflow"], responses=PROBLEM_RESPONSES, route_class=DirectRoute)
 
 WRITERS = frozenset({"trader", "pm"})
 REVIEWERS = frozenset({"cco"})
@@ -117,6 +118,9 @@ async def post_statement(request: Request, svc: Service = Depends(service),
 
 def _parsed_trade(raw: bytes, svc: Service) -> Trade:
     """The body as a validated trade document (the CLI's codes and pointers on refusal)."""
+    plain = plain_trade(raw, svc.config.limits)
+    if plain is not None:
+        return plain
     body = parse_body(raw, svc.config.limits)
     if not isinstance(body, dict):
         raise Problem.of(InputError(Diagnostic("trade-type", "a trade document must be a JSON object",
@@ -176,15 +180,18 @@ async def post_allocation(order_id: str, request: Request, svc: Service = Depend
 
     async def run() -> Response:
         started = time.perf_counter()
-        record, inputs = await _step(svc, "allocate", _allocate_and_read, workflow_actor(principal.actor),
-                                     order_id)
+        actor = workflow_actor(principal.actor)
+        logged = svc.decisions.enabled  # the inputs and the digests only for a decision log
+        record, inputs = (await _step(svc, "allocate", _allocate_and_read, actor, order_id) if logged
+                          else (await _step(svc, "allocate", workflow.allocate_order, actor, order_id), None))
         decision_id = str(uuid.uuid4())
         event = event_json(record.event)
         svc.metrics.decisions.labels("recorded", f"{record.document['policy']['id']}@"
                                      f"{record.document['policy']['version']}").inc()
-        svc.decisions.write(decision_line(decision_id, principal, record.document["policy"], inputs,
-                                          record.document, time.perf_counter() - started,
-                                          {"seq": record.event.seq, "hash": record.event.hash}))
+        if logged:
+            svc.decisions.write(decision_line(decision_id, principal, record.document["policy"], inputs,
+                                              record.document, time.perf_counter() - started,
+                                              {"seq": record.event.seq, "hash": record.event.hash}))
         return json_response({"decision_id": decision_id, "event": event, "late": record.late,
                               "deadline": record.deadline, "rotation_before": record.rotation_before,
                               "rotation_after": record.rotation_after, "document": record.document}, 201,
