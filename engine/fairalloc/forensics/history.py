@@ -648,19 +648,20 @@ def _categorical(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Categorical(pl.Categories.random()))
 
 
-Codes = tuple[npt.NDArray[np.int64], pl.Series]
+Codes = tuple[I32, pl.Series]
 
 
 def _physical(series: pl.Series) -> Codes:
-    """Codes of a text column (-1 for null) and the name of each code, in any order."""
-    if series.dtype != pl.Categorical:
+    """Codes of a text column (-1 for null) and the name of each code, in any order. A
+    categorical column is read as it is: its four-byte codes, not its text."""
+    if not isinstance(series.dtype, pl.Categorical):
         series = series.cast(pl.String).cast(pl.Categorical(pl.Categories.random()))
     assert isinstance(series.dtype, pl.Categorical)
     names = series.dtype.categories.to_series()
     physical = series.to_physical()
-    codes: npt.NDArray[np.int64] = physical.fill_null(0).to_numpy().astype(np.int64)
-    if physical.null_count():
-        codes[physical.is_null().to_numpy()] = -1
+    if physical.null_count():  # the largest UInt32 is -1 as an Int32
+        physical = physical.fill_null(np.iinfo(np.uint32).max)
+    codes: I32 = physical.to_numpy().view(np.int32)
     return codes, names
 
 
@@ -671,28 +672,34 @@ def _dense(coded: Codes, keep: Bool | None = None) -> tuple[I32, list[str]]:
     codes, names = coded
     if keep is not None:
         codes = codes[keep]
-    present = np.zeros(len(names), dtype=np.bool_)
-    present[codes[codes >= 0]] = True
-    used = np.flatnonzero(present)
+    present = np.zeros(len(names) + 1, dtype=np.bool_)  # the last slot: code -1, a null
+    present[codes] = True
+    used = np.flatnonzero(present[:-1])
     used_names = names.gather(used)
     order = used_names.arg_sort().to_numpy()
-    rank = np.zeros(max(len(names), 1), dtype=np.int32)  # one slot even when every value is null
+    rank = np.full(len(names) + 1, -1, dtype=np.int32)
     rank[used[order]] = np.arange(used.size, dtype=np.int32)
-    dense: I32 = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+    dense: I32 = rank[codes]
     return dense, used_names.gather(order).to_list()
 
 
 def _repeats(first: Codes, second: Codes) -> Bool:
     """Rows whose pair of codes repeats an earlier row's (the first one is kept); an absent
-    value is a key of its own. Where the pairs fit a table a few times the number of rows, the
-    rows are counted per pair and only those sharing one are sorted; otherwise hashed."""
+    value is a key of its own. Where the pairs fit a table a few times the number of rows, one
+    pass marks the pairs seen — when there are as many as rows, none repeats —, else the rows
+    are counted per pair and only those sharing one are sorted; a larger space is hashed."""
     width = len(second[1]) + 1
-    key = (first[0] + 1) * width + second[0] + 1
+    key = (first[0].astype(np.int64) + 1) * width + second[0] + 1
     space = (len(first[1]) + 1) * width
     if space > 4 * key.size + 1024:
         hashed: Bool = ~pl.Series(key).is_first_distinct().to_numpy()
         return hashed
     repeated = np.zeros(key.size, dtype=np.bool_)
+    seen = np.zeros(space, dtype=np.bool_)
+    seen[key] = True
+    if np.count_nonzero(seen) == key.size:
+        return repeated
+    del seen
     rows = np.flatnonzero(np.bincount(key, minlength=space)[key] > 1)
     if rows.size:
         rows = rows[np.argsort(key[rows], kind="stable")]
