@@ -238,8 +238,8 @@ def test_repeated_keys_are_every_later_row_of_a_pair(pairs: list[tuple[int, int]
     flag exactly the rows whose pair an earlier row already had."""
     import polars as pl
 
-    first = np.array([a for a, _ in pairs], dtype=np.int64)
-    second = np.array([b for _, b in pairs], dtype=np.int64)
+    first = np.array([a for a, _ in pairs], dtype=np.int32)
+    second = np.array([b for _, b in pairs], dtype=np.int32)
     names_first = pl.Series([str(i) for i in range(6 * spread)])  # a wide space when spread is large
     names_second = pl.Series([str(i) for i in range(4)])
     seen: set[tuple[int, int]] = set()
@@ -291,4 +291,26 @@ def test_the_raw_shape_counts_quotes_commas_and_records_across_blocks(data: byte
             patch.setattr(history, "BLOCK_BYTES", block)
             shape = history._raw_shape(path)
     records = data.count(b"\n") + (data[-1:] not in (b"\n", b""))
-    assert shape == (b'"' in data, data.count(b","), records)
+    assert (shape.quoted, shape.commas, shape.records) == (b'"' in data, data.count(b","), records)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=12), st.booleans(), st.integers(1, 50),
+       st.integers(2, 24))
+def test_short_lines_are_never_claimed_for_a_long_line(
+    lengths: list[int], ended: bool, block: int, limit: int
+) -> None:
+    """Lines known short are no longer than the field limit; lines shorter than half of it are
+    always known short, whatever the block size."""
+    data = b"\n".join(b"x" * n for n in lengths) + (b"\n" if ended else b"")
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "f.csv"
+        path.write_bytes(data)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(history, "BLOCK_BYTES", block)
+            patch.setattr(history, "MAX_FIELD_BYTES", limit)
+            shape = history._raw_shape(path)
+    if shape.short_lines:
+        assert max(lengths) <= limit
+    if max(lengths) < limit // 2:
+        assert shape.short_lines

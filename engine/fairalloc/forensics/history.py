@@ -311,6 +311,7 @@ class _Source:
     first_line: int  # line (CSV) or row (Parquet) of the first record
     exact_lines: bool  # records may span lines (quoted line breaks): locate them with ``csv``
     typed: frozenset[str] = frozenset()  # Parquet columns validated in their own type
+    short_fields: bool = False  # no field can be longer than MAX_FIELD_BYTES (short lines)
 
     def lines(self, records: list[int]) -> dict[int, int]:
         """Line (or row) of each 0-based record."""
@@ -321,40 +322,67 @@ class _Source:
         return _record_lines(self.path, records)
 
 
-def _raw_shape(path: pathlib.Path) -> tuple[bool, int, int]:
-    """(any quote character, commas, records including the header) of the raw bytes, read in
-    blocks into one buffer: one pass of vectorised byte comparisons, memory bounded by the
-    block."""
+@dataclass(frozen=True)
+class _Shape:
+    """What one pass over a CSV file's raw bytes shows."""
+
+    quoted: bool  # a quote character anywhere
+    commas: int
+    records: int  # lines, the header included (a last line without a line end counts)
+    short_lines: bool  # no line is longer than MAX_FIELD_BYTES (when True; False may be either)
+
+
+def _raw_shape(path: pathlib.Path) -> _Shape:
+    """The shape of the raw bytes, read in blocks into one buffer: one pass of vectorised byte
+    comparisons, memory bounded by the block.
+
+    Lines are known to be short without locating every line end: between a block's first and
+    last line ends, every span of ``MAX_FIELD_BYTES // 2`` bytes holds one, so no line there is
+    as long as two spans; the lines across block boundaries are measured exactly.
+    """
+    span = MAX_FIELD_BYTES // 2
     quoted, commas, newlines, last = False, 0, 0, -1  # last byte; -1 for no byte at all
+    short, carried, longest = True, 0, 0  # bytes since the last line end; longest line measured
     buffer = bytearray(BLOCK_BYTES)
     data = np.frombuffer(buffer, dtype=np.uint8)
     matches = np.empty(BLOCK_BYTES, dtype=np.bool_)
     with path.open("rb", buffering=0) as handle:
         while size := handle.readinto(buffer):
             block, found = data[:size], matches[:size]
-            quoted = quoted or bool(np.equal(block, ord('"'), out=found).any())
+            quoted = quoted or buffer.find(b'"', 0, size) >= 0
             commas += int(np.count_nonzero(np.equal(block, ord(","), out=found)))
-            newlines += int(np.count_nonzero(np.equal(block, ord("\n"), out=found)))
+            ends = int(np.count_nonzero(np.equal(block, ord("\n"), out=found)))
+            newlines += ends
             last = int(block[-1])
-    return quoted, commas, newlines + (last not in (ord("\n"), -1))
+            if not ends:
+                carried += size
+                continue
+            first, final = buffer.find(b"\n", 0, size), buffer.rfind(b"\n", 0, size)
+            longest = max(longest, carried + first)
+            inner = found[first:final]
+            whole = inner.size - inner.size % span
+            short = short and bool(inner[:whole].reshape(-1, span).any(axis=1).all())
+            carried = size - 1 - final
+    short = short and max(longest, carried) <= MAX_FIELD_BYTES
+    return _Shape(quoted, commas, newlines + (last not in (ord("\n"), -1)), short)
 
 
-def _precheck_structure(path: pathlib.Path, width: int) -> bool:
-    """Every record has exactly ``width`` fields; return whether records may span lines.
+def _precheck_structure(path: pathlib.Path, width: int) -> _Shape:
+    """Every record has exactly ``width`` fields; return the file's raw shape.
 
     Fast path: a file without a quote character whose commas number exactly ``width - 1`` per
     line has the right shape on every line (no line has more fields: the reader refuses those,
     so none can have fewer). Anything else — quotes, blank lines, ragged rows — goes to the
     exact check, which locates every problem with its line and column.
     """
-    quoted, commas, records = _raw_shape(path)
-    if records > MAX_ROWS + 1:
+    shape = _raw_shape(path)
+    if shape.records > MAX_ROWS + 1:
         raise InputError(_malformed(path, Code.FORENSICS_TOO_MANY_ROWS,
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
                                     hint="split the history by year"))
-    if quoted or commas != (width - 1) * records:
+    if shape.quoted or shape.commas != (width - 1) * shape.records:
         _check_structure(path, width)
-    return quoted
+    return shape
 
 
 def _unreadable(path: pathlib.Path, error: BaseException) -> FileAccessError:
@@ -419,10 +447,11 @@ def _open(path: pathlib.Path) -> _Source:
     if is_parquet(path):
         return _open_parquet(path)
     header = _header(path)
-    quoted = _precheck_structure(path, len(header))
+    shape = _precheck_structure(path, len(header))
     frame = pl.scan_csv(path, schema={name: pl.String for name in header}, has_header=True,
                         encoding="utf8")
-    return _Source(path, frame, header, 2, quoted)
+    return _Source(path, frame, header, 2, shape.quoted,
+                   short_fields=shape.short_lines and not shape.quoted)
 
 
 def _collect(source: _Source, exprs: list[pl.Expr]) -> pl.DataFrame:
@@ -500,7 +529,8 @@ def _validated(
     need_rows: bool, parsed_times: Iterable[str] = (), parsed_dates: Iterable[str] = (),
 ) -> pl.DataFrame:
     """One streaming pass over the file: the first failing check of every row, the first
-    overlong field, and the ``outputs`` (typed columns, text keys). Timestamp and date columns
+    overlong field (unless the file's lines are all short), and the ``outputs`` (typed columns,
+    text keys). Timestamp and date columns
     are parsed once, into helper columns that checks and outputs share. Structural problems of
     the file (no rows, an overlong field) are raised here, located."""
     times = [
@@ -514,12 +544,14 @@ def _validated(
     ]
     if times:
         source = replace(source, frame=source.frame.with_columns(times))
-    frame = _collect(source, [_first_refusal(checks), _first_too_long(source), *outputs])
+    lengths = [] if source.short_fields else [_first_too_long(source)]
+    frame = _collect(source, [_first_refusal(checks), *lengths, *outputs])
     if need_rows and frame.height == 0:
         raise InputError(_malformed(source.path, Code.FORENSICS_NO_ROWS,
                                     "the file has a header but no rows", source.first_line,
                                     None, "export the history with its data rows"))
-    overlong = frame[TOO_LONG].is_not_null().arg_true()
+    overlong = (pl.Series(dtype=pl.UInt32) if source.short_fields
+                else frame[TOO_LONG].is_not_null().arg_true())
     if overlong.len():
         record = int(overlong[0])
         column = int(frame[TOO_LONG][record])
