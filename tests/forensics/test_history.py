@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairalloc.errors import ExitCode, FileAccessError, InputError
+from fairalloc.errors import Code, ExitCode, FileAccessError, InputError
 from fairalloc.forensics import history
 from tests.forensics.conftest import ROWS, write_history
 
@@ -314,3 +314,37 @@ def test_short_lines_are_never_claimed_for_a_long_line(
         assert max(lengths) <= limit
     if max(lengths) < limit // 2:
         assert shape.short_lines
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([None, "", " ", "\t", " B1", "B2", "B1"]),
+                          st.sampled_from([None, "buy", "sell", "sell_short", "hold", " buy"]),
+                          st.integers(-1, 3)), min_size=1, max_size=30))
+def test_checks_by_name_fail_the_rows_that_row_checks_fail(
+    rows: list[tuple[str | None, str | None, int]]
+) -> None:
+    """A check made once per distinct value and looked up by code refuses each row for the same
+    first check as the same check made on every row."""
+    import polars as pl
+
+    frame = pl.DataFrame({"order_id": [r[0] for r in rows], "side": [r[1] for r in rows]},
+                         schema={"order_id": pl.String, "side": pl.String})
+    first = np.array([r[2] for r in rows], dtype=np.int16)  # earlier row checks: -1 none
+    refusal = history.Refusal(Code.FORENSICS_MISSING_VALUE, "x", "x")
+    placeholder = (pl.lit(False), refusal)
+    by_name = [placeholder, history._required_key("order_id"), placeholder,
+               (history._ByName("side", ~pl.col("side").is_in(list(history.SIDES))),
+                refusal)]
+    coded = {name: history._physical(frame[name]) for name in ("order_id", "side")}
+    merged = history._by_name(first, by_name, coded)
+    by_row = [
+        frame["order_id"].is_null() | (frame["order_id"].str.strip_chars() == ""),
+        (~frame["side"].is_in(list(history.SIDES))).fill_null(False),
+    ]
+    expected = []
+    for row, earlier in enumerate(first.tolist()):
+        fails = [i for i, bad in ((1, by_row[0][row]), (3, by_row[1][row])) if bad]
+        if earlier >= 0:
+            fails.append(earlier)
+        expected.append(min(fails) if fails else -1)
+    assert merged.tolist() == expected

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -88,6 +88,19 @@ class Refusal:
     code: Code
     column: str
     reason: str
+
+
+@dataclass(frozen=True)
+class _ByName:
+    """A check of a text key column made once per distinct value (and once for an empty one),
+    then looked up for each row by its categorical code: ``bad`` is the row check, evaluated on
+    a column of the distinct names called like the key column."""
+
+    column: str
+    bad: pl.Expr
+
+
+Check = tuple[pl.Expr | _ByName, Refusal]
 
 
 @dataclass
@@ -507,12 +520,29 @@ def _record_lines(path: pathlib.Path, records: list[int]) -> dict[int, int]:
     return lines
 
 
-def _first_refusal(checks: list[tuple[pl.Expr, Refusal]]) -> pl.Expr:
-    """Index of the first check a row fails (in list order), null for a row that passes all."""
+def _first_refusal(checks: Sequence[Check]) -> pl.Expr:
+    """Index of the first row check a row fails (in list order), null for a row that passes
+    all; checks by name are made after the pass (:func:`_by_name`)."""
     return pl.coalesce(
-        [pl.when(expr.fill_null(False)).then(pl.lit(i, pl.Int8)) for i, (expr, _) in enumerate(checks)]
+        [pl.when(expr.fill_null(False)).then(pl.lit(i, pl.Int8))
+         for i, (expr, _) in enumerate(checks) if isinstance(expr, pl.Expr)]
         + [pl.lit(None, pl.Int8)]
     ).alias(REFUSED)
+
+
+def _by_name(first: npt.NDArray[np.int16], checks: Sequence[Check],
+             coded: dict[str, Codes]) -> npt.NDArray[np.int16]:
+    """The index of each row's first failing check, with the checks by name merged in: each
+    is evaluated on the distinct names of its column and looked up by the rows' codes."""
+    for i, (check, _) in enumerate(checks):
+        if isinstance(check, pl.Expr):
+            continue
+        codes, names = coded[check.column]
+        values = pl.concat([names.cast(pl.String), pl.Series([None], dtype=pl.String)])
+        verdict = values.rename(check.column).to_frame().select(check.bad.fill_null(False))
+        fails = verdict.to_series().to_numpy()[codes]  # the last value, a null, is code -1
+        first = np.where(fails & ((first < 0) | (first > i)), np.int16(i), first)
+    return first
 
 
 def _first_too_long(source: _Source) -> pl.Expr:
@@ -525,7 +555,7 @@ def _first_too_long(source: _Source) -> pl.Expr:
 
 
 def _validated(
-    source: _Source, checks: list[tuple[pl.Expr, Refusal]], outputs: list[pl.Expr],
+    source: _Source, checks: Sequence[Check], outputs: list[pl.Expr],
     need_rows: bool, parsed_times: Iterable[str] = (), parsed_dates: Iterable[str] = (),
 ) -> pl.DataFrame:
     """One streaming pass over the file: the first failing check of every row, the first
@@ -569,14 +599,18 @@ def _validated(
 def _tally(
     source: _Source,
     frame: pl.DataFrame,
-    checks: list[tuple[pl.Expr, Refusal]],
+    checks: Sequence[Check],
     strict: bool,
     duplicates: tuple[Bool, Refusal] | None = None,
+    coded: dict[str, Codes] | None = None,
 ) -> tuple[FileTally, Bool]:
     """Count and list the refused rows (each for its first failing check, repeats of an earlier
-    row's key last); return the tally and the keep-mask."""
+    row's key last); return the tally and the keep-mask. ``coded`` holds the codes of the
+    columns checked by name."""
     tally = FileTally(file=str(source.path), read=frame.height)
     first = frame[REFUSED].fill_null(-1).to_numpy().astype(np.int16)
+    if coded:
+        first = _by_name(first, checks, coded)
     refusals = [refusal for _, refusal in checks]
     if duplicates is not None:
         first = np.where((first < 0) & duplicates[0], len(refusals), first)
@@ -618,6 +652,13 @@ def _required(name: str) -> tuple[pl.Expr, Refusal]:
     if name in TEXT_COLUMNS:
         bad = bad | (pl.col(name).str.strip_chars() == "")
     return bad, Refusal(Code.FORENSICS_MISSING_VALUE, name, f"required value {name!r} is empty")
+
+
+def _required_key(name: str) -> Check:
+    """Empty required value of a text key column (whitespace-only counts as empty), checked
+    on the column's distinct names."""
+    return (_ByName(name, pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")),
+            Refusal(Code.FORENSICS_MISSING_VALUE, name, f"required value {name!r} is empty"))
 
 
 def _format_check(name: str, bad: pl.Expr, optional: bool, reason: Code, message: str) -> tuple[pl.Expr, Refusal]:
@@ -762,9 +803,10 @@ def _decimal_parts(source: _Source, name: str) -> list[pl.Expr]:
 
 def _scaled(frame: pl.DataFrame, name: str, scale: int) -> I64:
     """Exact integer value of a validated decimal column times ``10**scale``."""
-    digits = frame[f"{name}.digits"].to_numpy().astype(np.int64)
-    decimals = frame[f"{name}.decimals"].to_numpy().astype(np.int64)
-    scaled: I64 = digits * np.power(np.int64(10), scale - decimals)
+    digits = frame[f"{name}.digits"].to_numpy().astype(np.int64, copy=False)
+    decimals = frame[f"{name}.decimals"].to_numpy()
+    powers = np.power(np.int64(10), np.arange(scale, -1, -1, dtype=np.int64))  # by decimals
+    scaled: I64 = digits * powers[decimals]
     return scaled
 
 
@@ -778,13 +820,12 @@ def _int_or_missing(frame: pl.DataFrame, name: str) -> I64:
     return values
 
 
-def _side() -> pl.Expr:
-    """+1 for a buy, -1 for a sale (null otherwise), as when/then branches: a mapping such as
-    ``replace_strict`` takes the whole query out of the streaming engine (all rows in memory)."""
-    return pl.coalesce(
-        [pl.when(pl.col("side") == name).then(pl.lit(sign, pl.Int8)) for name, sign in SIDES.items()]
-        + [pl.lit(None, pl.Int8)]
-    ).alias("side")
+def _side(coded: Codes) -> I8:
+    """+1 for a buy, -1 for a sale (0 otherwise) per row, from the side's distinct names."""
+    codes, names = coded
+    table = np.array([SIDES.get(name, 0) for name in names.to_list()] + [0], dtype=np.int8)
+    side: I8 = table[codes]
+    return side
 
 
 def _with_optional(source: _Source, names: Iterable[str]) -> _Source:
@@ -802,6 +843,7 @@ class _Read:
     frame: pl.DataFrame
     tally: FileTally
     keys: dict[str, tuple[I32, list[str]]] = field(default_factory=dict)
+    side: I8 = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # +1 buy, -1 sale
 
 
 def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str]]:
@@ -809,11 +851,13 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
     _check_header(source, ALLOCATION_REQUIRED)
     source = _with_optional(source, ALLOCATION_OPTIONAL)
     attributes = [name for name in source.columns if name.startswith("attr.")]
-    checks = [_required(name) for name in ALLOCATION_REQUIRED]
+    keys = ("order_id", "account", "symbol", "side", "allocated_by")
+    checks = [_required_key(name) if name in TEXT_COLUMNS else _required(name)
+              for name in ALLOCATION_REQUIRED]
     checks += [
         _date_check(source, "trade_date"),
         (
-            ~pl.col("side").is_in(list(SIDES)),
+            _ByName("side", ~pl.col("side").is_in(list(SIDES))),
             Refusal(Code.FORENSICS_BAD_SIDE, "side", "'side' must be buy, sell or sell_short"),
         ),
         _integer_check(source, "quantity"),
@@ -826,9 +870,8 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         for name in ("intended", "order_quantity", "order_filled")
     ]
     outputs = [
-        *[_categorical(n) for n in ("order_id", "account", "symbol", "allocated_by")],
+        *[_categorical(n) for n in keys],
         _day(source, "trade_date"),
-        _side(),
         pl.col("quantity").cast(pl.Int64, strict=False),
         *_decimal_parts(source, "price"),
         pl.col(_parsed("allocated_at")).alias("allocated_at"),
@@ -838,18 +881,18 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
     ]
     frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"),
                        ("trade_date",))
-    coded = {name: _physical(frame[name])
-             for name in ("order_id", "account", "symbol", "allocated_by")}
+    coded = {name: _physical(frame[name]) for name in keys}
     duplicates = _duplicates((coded["order_id"], coded["account"]), "account",
                              "order_id and account")
-    tally, keep = _tally(source, frame, checks, strict, duplicates)
+    tally, keep = _tally(source, frame, checks, strict, duplicates, coded)
     _require_usable(path, tally)
     kept = keep if tally.refused else None
-    keys = {name: _dense(codes, kept) for name, codes in coded.items()}
+    side = _side(coded.pop("side"))
+    dense = {name: _dense(codes, kept) for name, codes in coded.items()}
     frame = frame.drop(keys)
     if tally.refused:
-        frame = frame.filter(pl.Series(keep))
-    return _Read(frame, tally, keys), attributes
+        frame, side = frame.filter(pl.Series(keep)), side[keep]
+    return _Read(frame, tally, dense, side), attributes
 
 
 def read_allocations(
@@ -857,7 +900,7 @@ def read_allocations(
 ) -> tuple[pl.DataFrame, FileTally, list[str]]:
     """Read and validate ``allocations.csv``; return kept rows (typed), tally and attribute names."""
     read, attributes = _read_allocations(path, strict)
-    return read.frame, read.tally, attributes
+    return read.frame.with_columns(pl.Series("side", read.side)), read.tally, attributes
 
 
 def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
@@ -939,7 +982,7 @@ def load(
         trade_day=rows["day"].to_numpy().astype(np.int32, copy=False),
         symbol=symbol,
         symbols=symbols,
-        side=rows["side"].to_numpy().astype(np.int8, copy=False),
+        side=read.side,
         account=account,
         accounts=accounts,
         quantity=rows["quantity"].to_numpy().astype(np.int64, copy=False),
