@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -446,9 +446,11 @@ def _open_parquet(path: pathlib.Path) -> _Source:
     return _Source(path, lazy.select(exprs), list(schema), 1, False, typed)
 
 
-def _open(path: pathlib.Path) -> _Source:
+def _open(path: pathlib.Path, keys: Callable[[str], bool] = lambda _name: False) -> _Source:
     """Open a history file lazily after the checks that need no parse: readable, not empty,
-    a header without repeated names, every record as wide as the header."""
+    a header without repeated names, every record as wide as the header. The text columns
+    ``keys`` picks are parsed straight into categorical codes where no field can be too long
+    (no per-field length check needs their text)."""
     try:
         with path.open("rb") as handle:
             empty = handle.read(1) == b""
@@ -461,10 +463,10 @@ def _open(path: pathlib.Path) -> _Source:
         return _open_parquet(path)
     header = _header(path)
     shape = _precheck_structure(path, len(header))
-    frame = pl.scan_csv(path, schema={name: pl.String for name in header}, has_header=True,
-                        encoding="utf8")
-    return _Source(path, frame, header, 2, shape.quoted,
-                   short_fields=shape.short_lines and not shape.quoted)
+    short = shape.short_lines and not shape.quoted
+    schema = {name: _key_type() if short and keys(name) else pl.String for name in header}
+    frame = pl.scan_csv(path, schema=schema, has_header=True, encoding="utf8")
+    return _Source(path, frame, header, 2, shape.quoted, short_fields=short)
 
 
 def _collect(source: _Source, exprs: list[pl.Expr]) -> pl.DataFrame:
@@ -715,10 +717,18 @@ def _date_check(source: _Source, name: str) -> tuple[pl.Expr, Refusal]:
 
 
 
-def _categorical(name: str) -> pl.Expr:
-    """A text column as categorical codes with a mapping of its own: four bytes a row instead
-    of the text, filled in the streaming pass (the codes follow the order rows were seen)."""
-    return pl.col(name).cast(pl.Categorical(pl.Categories.random()))
+def _key_type() -> pl.Categorical:
+    """Categorical codes with a mapping of their own: four bytes a row instead of the text,
+    filled in the streaming pass (the codes follow the order rows were seen)."""
+    return pl.Categorical(pl.Categories.random())
+
+
+def _categorical(source: _Source, name: str) -> pl.Expr:
+    """A text column as categorical codes (as it is, if it was parsed into them)."""
+    col = pl.col(name)
+    if isinstance(source.frame.collect_schema()[name], pl.Categorical):
+        return col
+    return col.cast(_key_type())
 
 
 Codes = tuple[I32, pl.Series]
@@ -847,11 +857,11 @@ class _Read:
 
 
 def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str]]:
-    source = _open(path)
+    keys = ("order_id", "account", "symbol", "side", "allocated_by")
+    source = _open(path, lambda name: name in keys or name.startswith("attr."))
     _check_header(source, ALLOCATION_REQUIRED)
     source = _with_optional(source, ALLOCATION_OPTIONAL)
     attributes = [name for name in source.columns if name.startswith("attr.")]
-    keys = ("order_id", "account", "symbol", "side", "allocated_by")
     checks = [_required_key(name) if name in TEXT_COLUMNS else _required(name)
               for name in ALLOCATION_REQUIRED]
     checks += [
@@ -870,14 +880,14 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         for name in ("intended", "order_quantity", "order_filled")
     ]
     outputs = [
-        *[_categorical(n) for n in keys],
+        *[_categorical(source, n) for n in keys],
         _day(source, "trade_date"),
         pl.col("quantity").cast(pl.Int64, strict=False),
         *_decimal_parts(source, "price"),
         pl.col(_parsed("allocated_at")).alias("allocated_at"),
         pl.col(_parsed("executed_at")).alias("executed_at"),
         *[pl.col(n).cast(pl.Int64, strict=False) for n in ("intended", "order_quantity", "order_filled")],
-        *[_categorical(n) for n in attributes],
+        *[_categorical(source, n) for n in attributes],
     ]
     frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"),
                        ("trade_date",))
