@@ -670,12 +670,18 @@ def _format_check(name: str, bad: pl.Expr, optional: bool, reason: Code, message
     return bad, Refusal(reason, name, message)
 
 
+def _digits(col: pl.Expr) -> pl.Expr:
+    """A decimal text's digits without its point, as an integer (exact: at most 18 digits pass
+    the format check); the same expression in the check and the output is computed once."""
+    return col.str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+
+
 def _decimal_check(source: _Source, name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     if name in source.typed:  # a DECIMAL of at most MAX_DECIMALS places
         bad = (col <= 0) | (col >= 10**MAX_INT_DIGITS)
     else:
-        bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
+        bad = ~col.str.contains(_DECIMAL_RE) | (_digits(col) <= 0)  # all zeros
     return _format_check(name, bad, optional, Code.FORENSICS_BAD_DECIMAL,
                          f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals")
 
@@ -805,7 +811,7 @@ def _decimal_parts(source: _Source, name: str) -> list[pl.Expr]:
         return [(col * 10**scale).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
                 pl.lit(scale, pl.Int8).alias(f"{name}.decimals")]
     return [
-        col.str.replace(".", "", literal=True).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
+        _digits(col).alias(f"{name}.digits"),
         (col.str.len_bytes() - col.str.find(".", literal=True) - 1).fill_null(0).cast(pl.Int8)
         .alias(f"{name}.decimals"),
     ]
