@@ -117,13 +117,19 @@ def order_moves(allocations: Allocations, first: FirstDay) -> OrderMoves:
     intent_order = np.bincount(order[intent_row], minlength=orders) == rows_per
     qty = allocations.quantity.astype(np.float64)
     weight = np.maximum(np.bincount(order, weights=qty, minlength=orders), 1.0)
-    ret = np.where(first.has_close, first.returns, 0.0)
-    order_return = np.bincount(order, weights=qty * ret, minlength=orders) / weight
-    order_price = (np.bincount(order, weights=qty * allocations.price, minlength=orders)
+    scratch = np.where(first.has_close, first.returns, 0.0)  # one array for each weighted sum
+    scratch *= qty
+    order_return = np.bincount(order, weights=scratch, minlength=orders) / weight
+    np.multiply(qty, allocations.price, out=scratch)
+    order_price = (np.bincount(order, weights=scratch, minlength=orders)
                    / weight / 10**allocations.price_scale)
-    fair = np.where(intent_row, allocations.intended * allocations.order_filled.astype(np.float64)
-                    / np.where(intent_row, allocations.order_quantity, 1), 0.0)
-    deviation = np.where(intent_order[order], qty - fair, qty)
+    del scratch
+    deviation = allocations.order_filled.astype(np.float64)  # the fair share, then the deviation
+    deviation *= allocations.intended
+    deviation /= np.where(intent_row, allocations.order_quantity, 1)
+    deviation[~intent_row] = 0.0
+    np.subtract(qty, deviation, out=deviation)
+    np.copyto(deviation, qty, where=~intent_order[order])
     return OrderMoves(order, deviation, order_return, order_price, rows_per == with_close,
                       intent_order)
 
