@@ -336,7 +336,7 @@ def test_checks_by_name_fail_the_rows_that_row_checks_fail(
                (history._ByName("side", ~pl.col("side").is_in(list(history.SIDES))),
                 refusal)]
     coded = {name: history._physical(frame[name]) for name in ("order_id", "side")}
-    merged = history._by_name(first, by_name, coded)
+    merged = history._by_name(first.copy(), by_name, coded)
     by_row = [
         frame["order_id"].is_null() | (frame["order_id"].str.strip_chars() == ""),
         (~frame["side"].is_in(list(history.SIDES))).fill_null(False),

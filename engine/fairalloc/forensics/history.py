@@ -534,16 +534,21 @@ def _first_refusal(checks: Sequence[Check]) -> pl.Expr:
 
 def _by_name(first: npt.NDArray[np.int16], checks: Sequence[Check],
              coded: dict[str, Codes]) -> npt.NDArray[np.int16]:
-    """The index of each row's first failing check, with the checks by name merged in: each
-    is evaluated on the distinct names of its column and looked up by the rows' codes."""
+    """The index of each row's first failing check, with the checks by name merged in (in
+    place): each is evaluated on the distinct names of its column and looked up by the rows'
+    codes only when some name fails it."""
     for i, (check, _) in enumerate(checks):
         if isinstance(check, pl.Expr):
             continue
         codes, names = coded[check.column]
         values = pl.concat([names.cast(pl.String), pl.Series([None], dtype=pl.String)])
         verdict = values.rename(check.column).to_frame().select(check.bad.fill_null(False))
-        fails = verdict.to_series().to_numpy()[codes]  # the last value, a null, is code -1
-        first = np.where(fails & ((first < 0) | (first > i)), np.int16(i), first)
+        table = verdict.to_series().to_numpy()  # the last value, a null, is code -1
+        if not table.any():  # no distinct value fails: no row does
+            continue
+        rows = np.flatnonzero(table[codes])
+        earlier = first[rows]
+        first[rows] = np.where((earlier < 0) | (earlier > i), np.int16(i), earlier)
     return first
 
 
