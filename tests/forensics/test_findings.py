@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairalloc.forensics import findings
 from fairalloc.forensics.findings import RECORDS_BLOCK, Column, Records, dumps
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=8)  # quotes, controls, non-ASCII
@@ -66,3 +67,12 @@ def test_columns_of_different_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="different lengths"):
         Records({"a": Column(np.zeros(2, dtype=np.int64), ["x"]),
                  "b": Column(np.zeros(3, dtype=np.int64), ["y"])})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(VALUES, st.text(max_size=6), st.lists(VALUES, max_size=3),
+                 st.dictionaries(TEXT, VALUES, max_size=3)))
+def test_a_listed_value_is_encoded_as_json_dumps_encodes_it(value: object) -> None:
+    """Text (lone surrogates too), integers of any size, bools, null, finite floats and
+    containers: the shortcut gives the encoder's text."""
+    assert findings._value_json(value) == findings._dumps(value)

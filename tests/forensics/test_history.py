@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairalloc.errors import ExitCode, FileAccessError, InputError
+from fairalloc.errors import Code, ExitCode, FileAccessError, InputError
 from fairalloc.forensics import history
 from tests.forensics.conftest import ROWS, write_history
 
@@ -238,8 +238,8 @@ def test_repeated_keys_are_every_later_row_of_a_pair(pairs: list[tuple[int, int]
     flag exactly the rows whose pair an earlier row already had."""
     import polars as pl
 
-    first = np.array([a for a, _ in pairs], dtype=np.int64)
-    second = np.array([b for _, b in pairs], dtype=np.int64)
+    first = np.array([a for a, _ in pairs], dtype=np.int32)
+    second = np.array([b for _, b in pairs], dtype=np.int32)
     names_first = pl.Series([str(i) for i in range(6 * spread)])  # a wide space when spread is large
     names_second = pl.Series([str(i) for i in range(4)])
     seen: set[tuple[int, int]] = set()
@@ -291,4 +291,60 @@ def test_the_raw_shape_counts_quotes_commas_and_records_across_blocks(data: byte
             patch.setattr(history, "BLOCK_BYTES", block)
             shape = history._raw_shape(path)
     records = data.count(b"\n") + (data[-1:] not in (b"\n", b""))
-    assert shape == (b'"' in data, data.count(b","), records)
+    assert (shape.quoted, shape.commas, shape.records) == (b'"' in data, data.count(b","), records)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=12), st.booleans(), st.integers(1, 50),
+       st.integers(2, 24))
+def test_short_lines_are_never_claimed_for_a_long_line(
+    lengths: list[int], ended: bool, block: int, limit: int
+) -> None:
+    """Lines known short are no longer than the field limit; lines shorter than half of it are
+    always known short, whatever the block size."""
+    data = b"\n".join(b"x" * n for n in lengths) + (b"\n" if ended else b"")
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "f.csv"
+        path.write_bytes(data)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(history, "BLOCK_BYTES", block)
+            patch.setattr(history, "MAX_FIELD_BYTES", limit)
+            shape = history._raw_shape(path)
+    if shape.short_lines:
+        assert max(lengths) <= limit
+    if max(lengths) < limit // 2:
+        assert shape.short_lines
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([None, "", " ", "\t", " B1", "B2", "B1"]),
+                          st.sampled_from([None, "buy", "sell", "sell_short", "hold", " buy"]),
+                          st.integers(-1, 3)), min_size=1, max_size=30))
+def test_checks_by_name_fail_the_rows_that_row_checks_fail(
+    rows: list[tuple[str | None, str | None, int]]
+) -> None:
+    """A check made once per distinct value and looked up by code refuses each row for the same
+    first check as the same check made on every row."""
+    import polars as pl
+
+    frame = pl.DataFrame({"order_id": [r[0] for r in rows], "side": [r[1] for r in rows]},
+                         schema={"order_id": pl.String, "side": pl.String})
+    first = np.array([r[2] for r in rows], dtype=np.int16)  # earlier row checks: -1 none
+    refusal = history.Refusal(Code.FORENSICS_MISSING_VALUE, "x", "x")
+    placeholder = (pl.lit(False), refusal)
+    by_name = [placeholder, history._required_key("order_id"), placeholder,
+               (history._ByName("side", ~pl.col("side").is_in(list(history.SIDES))),
+                refusal)]
+    coded = {name: history._physical(frame[name]) for name in ("order_id", "side")}
+    merged = history._by_name(first.copy(), by_name, coded)
+    by_row = [
+        frame["order_id"].is_null() | (frame["order_id"].str.strip_chars() == ""),
+        (~frame["side"].is_in(list(history.SIDES))).fill_null(False),
+    ]
+    expected = []
+    for row, earlier in enumerate(first.tolist()):
+        fails = [i for i, bad in ((1, by_row[0][row]), (3, by_row[1][row])) if bad]
+        if earlier >= 0:
+            fails.append(earlier)
+        expected.append(min(fails) if fails else -1)
+    assert merged.tolist() == expected

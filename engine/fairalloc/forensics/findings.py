@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import overload
+from json.encoder import encode_basestring
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -132,8 +133,10 @@ class Records(Sequence[dict[str, object]]):
         sizes = {column.codes.size for column in columns.values()}
         if len(sizes) > 1:
             raise ValueError(f"columns of different lengths: {sorted(sizes)}")
-        self._columns = {name: Column(column.codes, [_clean(v) for v in column.values])
-                         for name, column in sorted(columns.items())}
+        self._columns = {
+            name: Column(column.codes, [v if type(v) in _PLAIN else _clean(v) for v in column.values])
+            for name, column in sorted(columns.items())
+        }
         self._length = sizes.pop() if sizes else 0
 
     def __len__(self) -> int:
@@ -161,7 +164,7 @@ class Records(Sequence[dict[str, object]]):
         if not self._length:
             yield "[]"
             return
-        encoded = [pl.Series([_dumps(v) for v in column.values], dtype=pl.String)
+        encoded = [pl.Series([_value_json(v) for v in column.values], dtype=pl.String)
                    for column in self._columns.values()]
         keys = [("{" if i == 0 else ",") + _dumps(name) + ":"
                 for i, name in enumerate(self._columns)]
@@ -228,6 +231,25 @@ def document(
 def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False,
                       separators=(",", ":"))
+
+
+#: The text ``json.dumps`` gives a scalar of each type, by the functions it calls for them
+#: (``float.__repr__`` only for finite floats; anything else goes through ``json.dumps``).
+_SCALAR_JSON: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring, int: int.__repr__, bool: lambda v: "true" if v else "false",
+    type(None): lambda _v: "null",
+}
+
+
+def _value_json(value: object) -> str:
+    """``_dumps(value)`` without a call into the encoder for a text, integer, finite float, bool
+    or null: the listings encode hundreds of thousands of distinct values."""
+    encode = _SCALAR_JSON.get(type(value))
+    if encode is not None:
+        return encode(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _dumps(value)
 
 
 def _holds_records(value: object) -> bool:

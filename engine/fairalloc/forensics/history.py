@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -88,6 +88,19 @@ class Refusal:
     code: Code
     column: str
     reason: str
+
+
+@dataclass(frozen=True)
+class _ByName:
+    """A check of a text key column made once per distinct value (and once for an empty one),
+    then looked up for each row by its categorical code: ``bad`` is the row check, evaluated on
+    a column of the distinct names called like the key column."""
+
+    column: str
+    bad: pl.Expr
+
+
+Check = tuple[pl.Expr | _ByName, Refusal]
 
 
 @dataclass
@@ -311,6 +324,7 @@ class _Source:
     first_line: int  # line (CSV) or row (Parquet) of the first record
     exact_lines: bool  # records may span lines (quoted line breaks): locate them with ``csv``
     typed: frozenset[str] = frozenset()  # Parquet columns validated in their own type
+    short_fields: bool = False  # no field can be longer than MAX_FIELD_BYTES (short lines)
 
     def lines(self, records: list[int]) -> dict[int, int]:
         """Line (or row) of each 0-based record."""
@@ -321,40 +335,67 @@ class _Source:
         return _record_lines(self.path, records)
 
 
-def _raw_shape(path: pathlib.Path) -> tuple[bool, int, int]:
-    """(any quote character, commas, records including the header) of the raw bytes, read in
-    blocks into one buffer: one pass of vectorised byte comparisons, memory bounded by the
-    block."""
+@dataclass(frozen=True)
+class _Shape:
+    """What one pass over a CSV file's raw bytes shows."""
+
+    quoted: bool  # a quote character anywhere
+    commas: int
+    records: int  # lines, the header included (a last line without a line end counts)
+    short_lines: bool  # no line is longer than MAX_FIELD_BYTES (when True; False may be either)
+
+
+def _raw_shape(path: pathlib.Path) -> _Shape:
+    """The shape of the raw bytes, read in blocks into one buffer: one pass of vectorised byte
+    comparisons, memory bounded by the block.
+
+    Lines are known to be short without locating every line end: between a block's first and
+    last line ends, every span of ``MAX_FIELD_BYTES // 2`` bytes holds one, so no line there is
+    as long as two spans; the lines across block boundaries are measured exactly.
+    """
+    span = MAX_FIELD_BYTES // 2
     quoted, commas, newlines, last = False, 0, 0, -1  # last byte; -1 for no byte at all
+    short, carried, longest = True, 0, 0  # bytes since the last line end; longest line measured
     buffer = bytearray(BLOCK_BYTES)
     data = np.frombuffer(buffer, dtype=np.uint8)
     matches = np.empty(BLOCK_BYTES, dtype=np.bool_)
     with path.open("rb", buffering=0) as handle:
         while size := handle.readinto(buffer):
             block, found = data[:size], matches[:size]
-            quoted = quoted or bool(np.equal(block, ord('"'), out=found).any())
+            quoted = quoted or buffer.find(b'"', 0, size) >= 0
             commas += int(np.count_nonzero(np.equal(block, ord(","), out=found)))
-            newlines += int(np.count_nonzero(np.equal(block, ord("\n"), out=found)))
+            ends = int(np.count_nonzero(np.equal(block, ord("\n"), out=found)))
+            newlines += ends
             last = int(block[-1])
-    return quoted, commas, newlines + (last not in (ord("\n"), -1))
+            if not ends:
+                carried += size
+                continue
+            first, final = buffer.find(b"\n", 0, size), buffer.rfind(b"\n", 0, size)
+            longest = max(longest, carried + first)
+            inner = found[first:final]
+            whole = inner.size - inner.size % span
+            short = short and bool(inner[:whole].reshape(-1, span).any(axis=1).all())
+            carried = size - 1 - final
+    short = short and max(longest, carried) <= MAX_FIELD_BYTES
+    return _Shape(quoted, commas, newlines + (last not in (ord("\n"), -1)), short)
 
 
-def _precheck_structure(path: pathlib.Path, width: int) -> bool:
-    """Every record has exactly ``width`` fields; return whether records may span lines.
+def _precheck_structure(path: pathlib.Path, width: int) -> _Shape:
+    """Every record has exactly ``width`` fields; return the file's raw shape.
 
     Fast path: a file without a quote character whose commas number exactly ``width - 1`` per
     line has the right shape on every line (no line has more fields: the reader refuses those,
     so none can have fewer). Anything else — quotes, blank lines, ragged rows — goes to the
     exact check, which locates every problem with its line and column.
     """
-    quoted, commas, records = _raw_shape(path)
-    if records > MAX_ROWS + 1:
+    shape = _raw_shape(path)
+    if shape.records > MAX_ROWS + 1:
         raise InputError(_malformed(path, Code.FORENSICS_TOO_MANY_ROWS,
                                     f"more than {MAX_ROWS:,} rows", MAX_ROWS + 2,
                                     hint="split the history by year"))
-    if quoted or commas != (width - 1) * records:
+    if shape.quoted or shape.commas != (width - 1) * shape.records:
         _check_structure(path, width)
-    return quoted
+    return shape
 
 
 def _unreadable(path: pathlib.Path, error: BaseException) -> FileAccessError:
@@ -405,9 +446,11 @@ def _open_parquet(path: pathlib.Path) -> _Source:
     return _Source(path, lazy.select(exprs), list(schema), 1, False, typed)
 
 
-def _open(path: pathlib.Path) -> _Source:
+def _open(path: pathlib.Path, keys: Callable[[str], bool] = lambda _name: False) -> _Source:
     """Open a history file lazily after the checks that need no parse: readable, not empty,
-    a header without repeated names, every record as wide as the header."""
+    a header without repeated names, every record as wide as the header. The text columns
+    ``keys`` picks are parsed straight into categorical codes where no field can be too long
+    (no per-field length check needs their text)."""
     try:
         with path.open("rb") as handle:
             empty = handle.read(1) == b""
@@ -419,10 +462,11 @@ def _open(path: pathlib.Path) -> _Source:
     if is_parquet(path):
         return _open_parquet(path)
     header = _header(path)
-    quoted = _precheck_structure(path, len(header))
-    frame = pl.scan_csv(path, schema={name: pl.String for name in header}, has_header=True,
-                        encoding="utf8")
-    return _Source(path, frame, header, 2, quoted)
+    shape = _precheck_structure(path, len(header))
+    short = shape.short_lines and not shape.quoted
+    schema = {name: _key_type() if short and keys(name) else pl.String for name in header}
+    frame = pl.scan_csv(path, schema=schema, has_header=True, encoding="utf8")
+    return _Source(path, frame, header, 2, shape.quoted, short_fields=short)
 
 
 def _collect(source: _Source, exprs: list[pl.Expr]) -> pl.DataFrame:
@@ -478,12 +522,34 @@ def _record_lines(path: pathlib.Path, records: list[int]) -> dict[int, int]:
     return lines
 
 
-def _first_refusal(checks: list[tuple[pl.Expr, Refusal]]) -> pl.Expr:
-    """Index of the first check a row fails (in list order), null for a row that passes all."""
+def _first_refusal(checks: Sequence[Check]) -> pl.Expr:
+    """Index of the first row check a row fails (in list order), null for a row that passes
+    all; checks by name are made after the pass (:func:`_by_name`)."""
     return pl.coalesce(
-        [pl.when(expr.fill_null(False)).then(pl.lit(i, pl.Int8)) for i, (expr, _) in enumerate(checks)]
+        [pl.when(expr.fill_null(False)).then(pl.lit(i, pl.Int8))
+         for i, (expr, _) in enumerate(checks) if isinstance(expr, pl.Expr)]
         + [pl.lit(None, pl.Int8)]
     ).alias(REFUSED)
+
+
+def _by_name(first: npt.NDArray[np.int16], checks: Sequence[Check],
+             coded: dict[str, Codes]) -> npt.NDArray[np.int16]:
+    """The index of each row's first failing check, with the checks by name merged in (in
+    place): each is evaluated on the distinct names of its column and looked up by the rows'
+    codes only when some name fails it."""
+    for i, (check, _) in enumerate(checks):
+        if isinstance(check, pl.Expr):
+            continue
+        codes, names = coded[check.column]
+        values = pl.concat([names.cast(pl.String), pl.Series([None], dtype=pl.String)])
+        verdict = values.rename(check.column).to_frame().select(check.bad.fill_null(False))
+        table = verdict.to_series().to_numpy()  # the last value, a null, is code -1
+        if not table.any():  # no distinct value fails: no row does
+            continue
+        rows = np.flatnonzero(table[codes])
+        earlier = first[rows]
+        first[rows] = np.where((earlier < 0) | (earlier > i), np.int16(i), earlier)
+    return first
 
 
 def _first_too_long(source: _Source) -> pl.Expr:
@@ -496,11 +562,12 @@ def _first_too_long(source: _Source) -> pl.Expr:
 
 
 def _validated(
-    source: _Source, checks: list[tuple[pl.Expr, Refusal]], outputs: list[pl.Expr],
+    source: _Source, checks: Sequence[Check], outputs: list[pl.Expr],
     need_rows: bool, parsed_times: Iterable[str] = (), parsed_dates: Iterable[str] = (),
 ) -> pl.DataFrame:
     """One streaming pass over the file: the first failing check of every row, the first
-    overlong field, and the ``outputs`` (typed columns, text keys). Timestamp and date columns
+    overlong field (unless the file's lines are all short), and the ``outputs`` (typed columns,
+    text keys). Timestamp and date columns
     are parsed once, into helper columns that checks and outputs share. Structural problems of
     the file (no rows, an overlong field) are raised here, located."""
     times = [
@@ -514,12 +581,14 @@ def _validated(
     ]
     if times:
         source = replace(source, frame=source.frame.with_columns(times))
-    frame = _collect(source, [_first_refusal(checks), _first_too_long(source), *outputs])
+    lengths = [] if source.short_fields else [_first_too_long(source)]
+    frame = _collect(source, [_first_refusal(checks), *lengths, *outputs])
     if need_rows and frame.height == 0:
         raise InputError(_malformed(source.path, Code.FORENSICS_NO_ROWS,
                                     "the file has a header but no rows", source.first_line,
                                     None, "export the history with its data rows"))
-    overlong = frame[TOO_LONG].is_not_null().arg_true()
+    overlong = (pl.Series(dtype=pl.UInt32) if source.short_fields
+                else frame[TOO_LONG].is_not_null().arg_true())
     if overlong.len():
         record = int(overlong[0])
         column = int(frame[TOO_LONG][record])
@@ -537,14 +606,18 @@ def _validated(
 def _tally(
     source: _Source,
     frame: pl.DataFrame,
-    checks: list[tuple[pl.Expr, Refusal]],
+    checks: Sequence[Check],
     strict: bool,
     duplicates: tuple[Bool, Refusal] | None = None,
+    coded: dict[str, Codes] | None = None,
 ) -> tuple[FileTally, Bool]:
     """Count and list the refused rows (each for its first failing check, repeats of an earlier
-    row's key last); return the tally and the keep-mask."""
+    row's key last); return the tally and the keep-mask. ``coded`` holds the codes of the
+    columns checked by name."""
     tally = FileTally(file=str(source.path), read=frame.height)
     first = frame[REFUSED].fill_null(-1).to_numpy().astype(np.int16)
+    if coded:
+        first = _by_name(first, checks, coded)
     refusals = [refusal for _, refusal in checks]
     if duplicates is not None:
         first = np.where((first < 0) & duplicates[0], len(refusals), first)
@@ -588,6 +661,13 @@ def _required(name: str) -> tuple[pl.Expr, Refusal]:
     return bad, Refusal(Code.FORENSICS_MISSING_VALUE, name, f"required value {name!r} is empty")
 
 
+def _required_key(name: str) -> Check:
+    """Empty required value of a text key column (whitespace-only counts as empty), checked
+    on the column's distinct names."""
+    return (_ByName(name, pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")),
+            Refusal(Code.FORENSICS_MISSING_VALUE, name, f"required value {name!r} is empty"))
+
+
 def _format_check(name: str, bad: pl.Expr, optional: bool, reason: Code, message: str) -> tuple[pl.Expr, Refusal]:
     """A value of column ``name`` in the wrong format; an empty optional value is not one."""
     if optional:
@@ -595,12 +675,18 @@ def _format_check(name: str, bad: pl.Expr, optional: bool, reason: Code, message
     return bad, Refusal(reason, name, message)
 
 
+def _digits(col: pl.Expr) -> pl.Expr:
+    """A decimal text's digits without its point, as an integer (exact: at most 18 digits pass
+    the format check); the same expression in the check and the output is computed once."""
+    return col.str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+
+
 def _decimal_check(source: _Source, name: str, optional: bool = False) -> tuple[pl.Expr, Refusal]:
     col = pl.col(name)
     if name in source.typed:  # a DECIMAL of at most MAX_DECIMALS places
         bad = (col <= 0) | (col >= 10**MAX_INT_DIGITS)
     else:
-        bad = ~col.str.contains(_DECIMAL_RE) | ~col.str.contains("[1-9]")
+        bad = ~col.str.contains(_DECIMAL_RE) | (_digits(col) <= 0)  # all zeros
     return _format_check(name, bad, optional, Code.FORENSICS_BAD_DECIMAL,
                          f"{name!r} must be a positive decimal like 99.95 with at most {MAX_DECIMALS} decimals")
 
@@ -642,25 +728,34 @@ def _date_check(source: _Source, name: str) -> tuple[pl.Expr, Refusal]:
 
 
 
-def _categorical(name: str) -> pl.Expr:
-    """A text column as categorical codes with a mapping of its own: four bytes a row instead
-    of the text, filled in the streaming pass (the codes follow the order rows were seen)."""
-    return pl.col(name).cast(pl.Categorical(pl.Categories.random()))
+def _key_type() -> pl.Categorical:
+    """Categorical codes with a mapping of their own: four bytes a row instead of the text,
+    filled in the streaming pass (the codes follow the order rows were seen)."""
+    return pl.Categorical(pl.Categories.random())
 
 
-Codes = tuple[npt.NDArray[np.int64], pl.Series]
+def _categorical(source: _Source, name: str) -> pl.Expr:
+    """A text column as categorical codes (as it is, if it was parsed into them)."""
+    col = pl.col(name)
+    if isinstance(source.frame.collect_schema()[name], pl.Categorical):
+        return col
+    return col.cast(_key_type())
+
+
+Codes = tuple[I32, pl.Series]
 
 
 def _physical(series: pl.Series) -> Codes:
-    """Codes of a text column (-1 for null) and the name of each code, in any order."""
-    if series.dtype != pl.Categorical:
+    """Codes of a text column (-1 for null) and the name of each code, in any order. A
+    categorical column is read as it is: its four-byte codes, not its text."""
+    if not isinstance(series.dtype, pl.Categorical):
         series = series.cast(pl.String).cast(pl.Categorical(pl.Categories.random()))
     assert isinstance(series.dtype, pl.Categorical)
     names = series.dtype.categories.to_series()
     physical = series.to_physical()
-    codes: npt.NDArray[np.int64] = physical.fill_null(0).to_numpy().astype(np.int64)
-    if physical.null_count():
-        codes[physical.is_null().to_numpy()] = -1
+    if physical.null_count():  # the largest UInt32 is -1 as an Int32
+        physical = physical.fill_null(np.iinfo(np.uint32).max)
+    codes: I32 = physical.to_numpy().view(np.int32)
     return codes, names
 
 
@@ -671,28 +766,34 @@ def _dense(coded: Codes, keep: Bool | None = None) -> tuple[I32, list[str]]:
     codes, names = coded
     if keep is not None:
         codes = codes[keep]
-    present = np.zeros(len(names), dtype=np.bool_)
-    present[codes[codes >= 0]] = True
-    used = np.flatnonzero(present)
+    present = np.zeros(len(names) + 1, dtype=np.bool_)  # the last slot: code -1, a null
+    present[codes] = True
+    used = np.flatnonzero(present[:-1])
     used_names = names.gather(used)
     order = used_names.arg_sort().to_numpy()
-    rank = np.zeros(max(len(names), 1), dtype=np.int32)  # one slot even when every value is null
+    rank = np.full(len(names) + 1, -1, dtype=np.int32)
     rank[used[order]] = np.arange(used.size, dtype=np.int32)
-    dense: I32 = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+    dense: I32 = rank[codes]
     return dense, used_names.gather(order).to_list()
 
 
 def _repeats(first: Codes, second: Codes) -> Bool:
     """Rows whose pair of codes repeats an earlier row's (the first one is kept); an absent
-    value is a key of its own. Where the pairs fit a table a few times the number of rows, the
-    rows are counted per pair and only those sharing one are sorted; otherwise hashed."""
+    value is a key of its own. Where the pairs fit a table a few times the number of rows, one
+    pass marks the pairs seen — when there are as many as rows, none repeats —, else the rows
+    are counted per pair and only those sharing one are sorted; a larger space is hashed."""
     width = len(second[1]) + 1
-    key = (first[0] + 1) * width + second[0] + 1
+    key = (first[0].astype(np.int64) + 1) * width + second[0] + 1
     space = (len(first[1]) + 1) * width
     if space > 4 * key.size + 1024:
         hashed: Bool = ~pl.Series(key).is_first_distinct().to_numpy()
         return hashed
     repeated = np.zeros(key.size, dtype=np.bool_)
+    seen = np.zeros(space, dtype=np.bool_)
+    seen[key] = True
+    if np.count_nonzero(seen) == key.size:
+        return repeated
+    del seen
     rows = np.flatnonzero(np.bincount(key, minlength=space)[key] > 1)
     if rows.size:
         rows = rows[np.argsort(key[rows], kind="stable")]
@@ -715,7 +816,7 @@ def _decimal_parts(source: _Source, name: str) -> list[pl.Expr]:
         return [(col * 10**scale).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
                 pl.lit(scale, pl.Int8).alias(f"{name}.decimals")]
     return [
-        col.str.replace(".", "", literal=True).cast(pl.Int64, strict=False).alias(f"{name}.digits"),
+        _digits(col).alias(f"{name}.digits"),
         (col.str.len_bytes() - col.str.find(".", literal=True) - 1).fill_null(0).cast(pl.Int8)
         .alias(f"{name}.decimals"),
     ]
@@ -723,9 +824,10 @@ def _decimal_parts(source: _Source, name: str) -> list[pl.Expr]:
 
 def _scaled(frame: pl.DataFrame, name: str, scale: int) -> I64:
     """Exact integer value of a validated decimal column times ``10**scale``."""
-    digits = frame[f"{name}.digits"].to_numpy().astype(np.int64)
-    decimals = frame[f"{name}.decimals"].to_numpy().astype(np.int64)
-    scaled: I64 = digits * np.power(np.int64(10), scale - decimals)
+    digits = frame[f"{name}.digits"].to_numpy().astype(np.int64, copy=False)
+    decimals = frame[f"{name}.decimals"].to_numpy()
+    powers = np.power(np.int64(10), np.arange(scale, -1, -1, dtype=np.int64))  # by decimals
+    scaled: I64 = digits * powers[decimals]
     return scaled
 
 
@@ -739,13 +841,12 @@ def _int_or_missing(frame: pl.DataFrame, name: str) -> I64:
     return values
 
 
-def _side() -> pl.Expr:
-    """+1 for a buy, -1 for a sale (null otherwise), as when/then branches: a mapping such as
-    ``replace_strict`` takes the whole query out of the streaming engine (all rows in memory)."""
-    return pl.coalesce(
-        [pl.when(pl.col("side") == name).then(pl.lit(sign, pl.Int8)) for name, sign in SIDES.items()]
-        + [pl.lit(None, pl.Int8)]
-    ).alias("side")
+def _side(coded: Codes) -> I8:
+    """+1 for a buy, -1 for a sale (0 otherwise) per row, from the side's distinct names."""
+    codes, names = coded
+    table = np.array([SIDES.get(name, 0) for name in names.to_list()] + [0], dtype=np.int8)
+    side: I8 = table[codes]
+    return side
 
 
 def _with_optional(source: _Source, names: Iterable[str]) -> _Source:
@@ -763,18 +864,21 @@ class _Read:
     frame: pl.DataFrame
     tally: FileTally
     keys: dict[str, tuple[I32, list[str]]] = field(default_factory=dict)
+    side: I8 = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # +1 buy, -1 sale
 
 
 def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str]]:
-    source = _open(path)
+    keys = ("order_id", "account", "symbol", "side", "allocated_by")
+    source = _open(path, lambda name: name in keys or name.startswith("attr."))
     _check_header(source, ALLOCATION_REQUIRED)
     source = _with_optional(source, ALLOCATION_OPTIONAL)
     attributes = [name for name in source.columns if name.startswith("attr.")]
-    checks = [_required(name) for name in ALLOCATION_REQUIRED]
+    checks = [_required_key(name) if name in TEXT_COLUMNS else _required(name)
+              for name in ALLOCATION_REQUIRED]
     checks += [
         _date_check(source, "trade_date"),
         (
-            ~pl.col("side").is_in(list(SIDES)),
+            _ByName("side", ~pl.col("side").is_in(list(SIDES))),
             Refusal(Code.FORENSICS_BAD_SIDE, "side", "'side' must be buy, sell or sell_short"),
         ),
         _integer_check(source, "quantity"),
@@ -787,30 +891,29 @@ def _read_allocations(path: pathlib.Path, strict: bool) -> tuple[_Read, list[str
         for name in ("intended", "order_quantity", "order_filled")
     ]
     outputs = [
-        *[_categorical(n) for n in ("order_id", "account", "symbol", "allocated_by")],
+        *[_categorical(source, n) for n in keys],
         _day(source, "trade_date"),
-        _side(),
         pl.col("quantity").cast(pl.Int64, strict=False),
         *_decimal_parts(source, "price"),
         pl.col(_parsed("allocated_at")).alias("allocated_at"),
         pl.col(_parsed("executed_at")).alias("executed_at"),
         *[pl.col(n).cast(pl.Int64, strict=False) for n in ("intended", "order_quantity", "order_filled")],
-        *[_categorical(n) for n in attributes],
+        *[_categorical(source, n) for n in attributes],
     ]
     frame = _validated(source, checks, outputs, True, ("allocated_at", "executed_at"),
                        ("trade_date",))
-    coded = {name: _physical(frame[name])
-             for name in ("order_id", "account", "symbol", "allocated_by")}
+    coded = {name: _physical(frame[name]) for name in keys}
     duplicates = _duplicates((coded["order_id"], coded["account"]), "account",
                              "order_id and account")
-    tally, keep = _tally(source, frame, checks, strict, duplicates)
+    tally, keep = _tally(source, frame, checks, strict, duplicates, coded)
     _require_usable(path, tally)
     kept = keep if tally.refused else None
-    keys = {name: _dense(codes, kept) for name, codes in coded.items()}
+    side = _side(coded.pop("side"))
+    dense = {name: _dense(codes, kept) for name, codes in coded.items()}
     frame = frame.drop(keys)
     if tally.refused:
-        frame = frame.filter(pl.Series(keep))
-    return _Read(frame, tally, keys), attributes
+        frame, side = frame.filter(pl.Series(keep)), side[keep]
+    return _Read(frame, tally, dense, side), attributes
 
 
 def read_allocations(
@@ -818,7 +921,7 @@ def read_allocations(
 ) -> tuple[pl.DataFrame, FileTally, list[str]]:
     """Read and validate ``allocations.csv``; return kept rows (typed), tally and attribute names."""
     read, attributes = _read_allocations(path, strict)
-    return read.frame, read.tally, attributes
+    return read.frame.with_columns(pl.Series("side", read.side)), read.tally, attributes
 
 
 def read_closes(path: pathlib.Path, strict: bool = False) -> tuple[pl.DataFrame, FileTally]:
@@ -900,7 +1003,7 @@ def load(
         trade_day=rows["day"].to_numpy().astype(np.int32, copy=False),
         symbol=symbol,
         symbols=symbols,
-        side=rows["side"].to_numpy().astype(np.int8, copy=False),
+        side=read.side,
         account=account,
         accounts=accounts,
         quantity=rows["quantity"].to_numpy().astype(np.int64, copy=False),

@@ -119,16 +119,17 @@ def order_excess(
     orders = len(allocations.order_ids)
     order = allocations.order
     rows_per_order = np.bincount(order, minlength=orders)
-    complete = np.bincount(order, weights=(has & first.has_close), minlength=orders)
-    lot = order_lots(allocations)[order]
-    row_excess = np.where(favoured_rows & has, allocations.quantity - fair, 0.0)
-    row_excess[np.abs(row_excess) < lot] = 0.0
+    complete = np.bincount(order[has & first.has_close], minlength=orders)
+    row_excess = np.subtract(allocations.quantity, fair)
+    row_excess[~(favoured_rows & has)] = 0.0
+    row_excess[np.abs(row_excess) < order_lots(allocations)[order]] = 0.0
     fav_excess = np.bincount(order, weights=row_excess, minlength=orders)
     filled = np.zeros(orders)
     filled[order[has]] = allocations.order_filled[has]
     weight = allocations.quantity.astype(np.float64)
     returns = np.where(first.has_close, first.returns, 0.0)
-    order_return = np.bincount(order, weights=returns * weight, minlength=orders) / np.maximum(
+    returns *= weight
+    order_return = np.bincount(order, weights=returns, minlength=orders) / np.maximum(
         np.bincount(order, weights=weight, minlength=orders), 1.0
     )
     eligible = (rows_per_order > 0) & (complete == rows_per_order) & (filled > 0)

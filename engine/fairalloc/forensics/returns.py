@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,8 +38,13 @@ class FirstDay:
     scale: int
 
 
-def _keys(symbol: npt.NDArray[np.int64], day: npt.NDArray[np.int64]) -> I64:
-    return (symbol << np.int64(32)) + (day + np.int64(1 << 30))
+def _keys(symbol: npt.NDArray[np.integer[Any]], day: npt.NDArray[np.integer[Any]]) -> I64:
+    """One int64 key per (symbol, day), built in place in one array."""
+    keys: I64 = symbol.astype(np.int64)
+    keys <<= np.int64(32)
+    keys += day
+    keys += np.int64(1 << 30)
+    return keys
 
 
 def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
@@ -50,17 +56,24 @@ def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
     close_values = closes.close[known]
     order = np.argsort(close_keys, kind="stable")
     close_keys, close_values = close_keys[order], close_values[order]
-    keys = _keys(allocations.symbol.astype(np.int64), allocations.trade_day.astype(np.int64))
-    position = np.searchsorted(close_keys, keys)
-    position = np.minimum(position, max(close_keys.shape[0] - 1, 0))
-    has_close = (
-        close_keys[position] == keys if close_keys.shape[0] else np.zeros(keys.shape, np.bool_)
-    )
-    close = np.where(has_close, close_values[position] if close_keys.shape[0] else 0, 0)
-    side = allocations.side.astype(np.int64)
-    move = side * (close - allocations.price)
-    returns = np.where(has_close, move / allocations.price.astype(np.float64), np.nan)
-    if move.size and float(np.abs(move).max()) * float(allocations.quantity.max()) >= 2.0**62:
+    keys = _keys(allocations.symbol, allocations.trade_day)
+    if close_keys.shape[0]:
+        position = np.searchsorted(close_keys, keys)
+        np.minimum(position, close_keys.shape[0] - 1, out=position)
+        has_close = np.equal(close_keys[position], keys, out=np.empty(keys.shape, np.bool_))
+        move = close_values[position]  # the close, then the move (in place: one array)
+        del position
+        move *= has_close
+    else:
+        has_close, move = np.zeros(keys.shape, np.bool_), np.zeros(keys.shape, np.int64)
+    del keys
+    move -= allocations.price
+    move *= allocations.side
+    returns = move.astype(np.float64)
+    returns /= allocations.price
+    returns[~has_close] = np.nan
+    largest = max(int(move.max()), -int(move.min())) if move.size else 0
+    if largest and float(largest) * float(allocations.quantity.max()) >= 2.0**62:
         raise InputError(
             Diagnostic(
                 Code.FORENSICS_TOO_LARGE,
@@ -68,7 +81,9 @@ def first_day(allocations: Allocations, closes: Closes) -> FirstDay:
                 hint="check for mis-scaled prices or quantities",
             )
         )
-    money = np.where(has_close, move * allocations.quantity, 0).astype(np.int64)
+    move *= allocations.quantity
+    move *= has_close
+    money: I64 = move  # the money outcome, 0 where there is no close
     partial = (
         (allocations.order_quantity != MISSING)
         & (allocations.order_filled != MISSING)
@@ -102,13 +117,19 @@ def order_moves(allocations: Allocations, first: FirstDay) -> OrderMoves:
     intent_order = np.bincount(order[intent_row], minlength=orders) == rows_per
     qty = allocations.quantity.astype(np.float64)
     weight = np.maximum(np.bincount(order, weights=qty, minlength=orders), 1.0)
-    ret = np.where(first.has_close, first.returns, 0.0)
-    order_return = np.bincount(order, weights=qty * ret, minlength=orders) / weight
-    order_price = (np.bincount(order, weights=qty * allocations.price, minlength=orders)
+    scratch = np.where(first.has_close, first.returns, 0.0)  # one array for each weighted sum
+    scratch *= qty
+    order_return = np.bincount(order, weights=scratch, minlength=orders) / weight
+    np.multiply(qty, allocations.price, out=scratch)
+    order_price = (np.bincount(order, weights=scratch, minlength=orders)
                    / weight / 10**allocations.price_scale)
-    fair = np.where(intent_row, allocations.intended * allocations.order_filled.astype(np.float64)
-                    / np.where(intent_row, allocations.order_quantity, 1), 0.0)
-    deviation = np.where(intent_order[order], qty - fair, qty)
+    del scratch
+    deviation = allocations.order_filled.astype(np.float64)  # the fair share, then the deviation
+    deviation *= allocations.intended
+    deviation /= np.where(intent_row, allocations.order_quantity, 1)
+    deviation[~intent_row] = 0.0
+    np.subtract(qty, deviation, out=deviation)
+    np.copyto(deviation, qty, where=~intent_order[order])
     return OrderMoves(order, deviation, order_return, order_price, rows_per == with_close,
                       intent_order)
 
