@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairalloc import FairallocError, allocate, load_policy, load_trade
 from fairalloc.cli import main
@@ -280,9 +282,10 @@ def test_an_account_outside_the_rotation_sequence_is_located_in_the_trade_file(
     assert err.startswith(f"{path}#/statement/accounts: error[rotation-unknown-account]"), err
 
 
-def test_an_attribute_with_a_lone_surrogate_is_reported_with_its_escape(
+def test_an_attribute_with_a_lone_surrogate_is_refused_where_it_is(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # The message quoted the value as it was, and printing it failed (UnicodeEncodeError, exit 70).
+    # Printing the message quoting the value once failed (UnicodeEncodeError, exit 70); and such
+    # a value, accepted, reached the ledger, which no UTF-8 export or database can carry.
     policy = tmp_path / "policy.yaml"
     policy.write_text(_ASSETS_POLICY, encoding="utf-8")
     doc = example_trade()
@@ -291,6 +294,44 @@ def test_an_attribute_with_a_lone_surrogate_is_reported_with_its_escape(
     trade.write_text(json.dumps(doc), encoding="utf-8")
     assert main(["allocate", "--policy", str(policy), "--trade", str(trade)]) == 4
     err = capsys.readouterr().err
-    assert f"{trade}#/statement/accounts/0/attributes/assets: error[trade-attribute]: " in err
-    assert "\\ud800" in err
+    assert f"{trade}#/statement/accounts/0/attributes/assets: error[trade-string-unicode]: " in err
     err.encode("utf-8")  # printable: what a real stderr must carry
+
+
+def _text_leaves(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(node, dict):
+        return [leaf for key, value in node.items() for leaf in _text_leaves(value, (*path, key))]
+    if isinstance(node, list):
+        return [leaf for index, value in enumerate(node) for leaf in _text_leaves(value, (*path, index))]
+    return [path] if isinstance(node, str) else []
+
+
+_SURROGATE_DOC = example_trade()
+_SURROGATE_DOC["order"]["security"] = {"asset_class": "equity", "tags": ["liquid", {"venue": "XNYS"}]}
+_SURROGATE_DOC["statement"]["accounts"][1]["attributes"] = {"fee_basis": "standard", "desk": "rates"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(leaf=st.sampled_from(_text_leaves(_SURROGATE_DOC)), surrogate=st.integers(0xD800, 0xDFFF),
+       at=st.integers(0, 8), text=st.booleans())
+def test_a_lone_surrogate_in_any_text_of_a_trade_is_refused_at_its_pointer(
+        leaf: tuple[str | int, ...], surrogate: int, at: int, text: bool, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Every string of the trade, ids, names, free-form values nested in ``security`` and
+    ``attributes``: with a lone surrogate in it, the trade is refused (exit status 4's kind of
+    error) at that string's pointer, as a dict and as JSON text alike."""
+    doc = json.loads(json.dumps(_SURROGATE_DOC))
+    node: Any = doc
+    for part in leaf[:-1]:
+        node = node[part]
+    value = node[leaf[-1]]
+    node[leaf[-1]] = value[:at] + chr(surrogate) + value[at:]
+    source: Any = doc
+    if text:
+        source = tmp_path_factory.mktemp("surrogate") / "trade.json"
+        source.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(FairallocError) as caught:
+        load_trade(source)
+    where = "/" + "/".join(str(part) for part in leaf)
+    assert where in [d.location.pointer for d in caught.value.diagnostics if d.location is not None]
+    assert int(caught.value.exit_code) == 4

@@ -249,6 +249,7 @@ class Code(_Registered):
     TRADE_ACCOUNT_ID = "trade-account-id", _INPUT
     TRADE_ACCOUNT_LOOKALIKE = "trade-account-lookalike", _INPUT
     TRADE_ATTRIBUTE_KEY = "trade-attribute-key", _INPUT
+    TRADE_STRING_UNICODE = "trade-string-unicode", _INPUT
 
 
     TRADE_ATTRIBUTE = "trade-attribute", _INPUT

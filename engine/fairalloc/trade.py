@@ -553,6 +553,7 @@ def _plain_trade(source: str | dict[str, Any]) -> Trade | None:
         else:
             if source.keys() != {"order", "statement", "fills"}:
                 return None
+            _ENCODE(source)  # a lone surrogate, key or value, is no text UTF-8 can carry: not plain
             order, raw, fills = source["order"], source["statement"], source["fills"]
             if type(raw) is not dict or raw.keys() != {"recorded_at", "recorded_by", "accounts"}:
                 return None
@@ -574,6 +575,7 @@ def _plain_trade(source: str | dict[str, Any]) -> Trade | None:
 
 
 _DECODER = msgspec.json.Decoder(_PlainDocument, float_hook=_json_decimal)
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def _plain_statement(statement: _PlainStatement) -> Statement:
@@ -783,9 +785,32 @@ def _attributes_to_check(accounts: list[StatementAccount], given: list[dict[str,
             whole = [value for value in values if type(value) is int]
             if not -_INT_BOUND < min(whole) <= max(whole) < _INT_BOUND:
                 return _attributes_to_check_one_by_one(accounts)
+        if str in kinds and not _encodes(values):
+            return _attributes_to_check_one_by_one(accounts)
         if _plain_names(set(chain.from_iterable(given))):
             return []
     return _attributes_to_check_one_by_one(accounts)
+
+
+def _encodes(values: list[Any]) -> bool:
+    """Whether every text among the plain ``values`` is characters UTF-8 can carry (in C)."""
+    try:
+        _ENCODE(values)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is characters UTF-8 can carry: not when it holds a lone surrogate."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_LONE_SURROGATE = "the text has a lone UTF-16 surrogate (\\uD800-\\uDFFF), not a character"
 
 
 _PLAIN_VALUES = frozenset({str, bool, int, type(None)})
@@ -800,7 +825,8 @@ def _attributes_to_check_one_by_one(accounts: list[StatementAccount]) -> list[in
         keys.update(attributes)
         for value in attributes.values():
             kind = type(value)
-            if kind is str or kind is bool or value is None or (kind is int and -_INT_BOUND < value < _INT_BOUND):
+            if (kind is str and _is_text(value)) or kind is bool or value is None or (
+                    kind is int and -_INT_BOUND < value < _INT_BOUND):
                 continue
             flagged.append(index)
             break
@@ -827,10 +853,14 @@ def _free_form_problems(data: dict[str, Any], base: str, file: str) -> list[Diag
         keys.setdefault(canonical, key)
     depth = base.count("/") + 1  # the document is level 1; this object sits below it
     stack: list[tuple[Any, str, int]] = [(value, f"{base}/{_escape(key)}", depth)
-                                         for key, value in data.items() if type(value) not in _SCALARS]
+                                         for key, value in data.items() if type(value) not in _SCALARS
+                                         or (type(value) is str and not _is_text(value))]
     while stack:
         value, where_text, level = stack.pop()
-        if isinstance(value, (dict, list)):
+        if isinstance(value, str):
+            if not _is_text(value):
+                found.append(Diagnostic(Code.TRADE_STRING_UNICODE, _LONE_SURROGATE, Location(file, pointer=where_text)))
+        elif isinstance(value, (dict, list)):
             if level + 1 > MAX_DEPTH:
                 found.append(Diagnostic(Code.JSON_TOO_DEEP, f"objects and arrays nest deeper than {MAX_DEPTH} levels",
                                         Location(file, pointer=where_text)))
@@ -890,6 +920,8 @@ def _diagnostic(item: Any, file: str) -> Diagnostic:
         hint = "the contract does not allow extra fields here (see trade.schema.json)"
     elif kind == "value_error":
         code = "trade-value"
+    elif kind == "string_unicode":
+        message, code = _LONE_SURROGATE, Code.TRADE_STRING_UNICODE
     elif kind.startswith("timezone_aware") or kind.startswith("datetime"):
         code = "trade-timestamp"
         hint = "write ISO 8601 timestamps with an offset, e.g. 2026-03-02T14:30:00Z"

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fairalloc.client import Client, ServiceError
@@ -123,6 +124,27 @@ def test_a_body_cannot_name_the_actor(users: dict[str, Client]) -> None:
         users["pm.alpha"].record_statement(trade)
     assert (caught.value.status, caught.value.code) == (422, "trade-unknown-field")
     assert caught.value.pointer == "/actor"
+
+
+@pytest.mark.parametrize(("change", "code", "where"), [
+    (lambda t: t["statement"]["accounts"][0]["attributes"].update({"desk\ud800": "x"}), "trade-attribute-key",
+     "/statement/accounts/0/attributes/desk\ud800"),
+    (lambda t: t["statement"]["accounts"][0]["attributes"].update({"desk": "x\udfff"}), "trade-string-unicode",
+     "/statement/accounts/0/attributes/desk"),
+    (lambda t: t["order"].update({"id": "SVC-\ud800"}), "trade-string-unicode", "/order/id"),
+])
+def test_a_lone_surrogate_in_a_recorded_body_is_a_problem_document(
+        server: Server, keys: Keys, change: Any, code: str, where: str) -> None:
+    # Once a 500: the order id reached the ledger's encoder, and a problem quoting a key with a
+    # lone surrogate (a JSON escape without its pair) could not be encoded as UTF-8.
+    trade = trade_now("SVC-SURROGATE")
+    change(trade)
+    body = json.dumps(trade).encode("ascii")  # the surrogate travels as its \u escape
+    headers = {"Authorization": f"Bearer {keys.mint('pm.alpha', ['pm'])}", "Content-Type": "application/json"}
+    answer = httpx.post(f"{server.url}/v1/statements", content=body, headers=headers, timeout=30)
+    assert answer.status_code == 422
+    problem = json.loads(answer.content.decode("utf-8"))
+    assert (problem["code"], problem["pointer"]) == (code, where)
 
 
 def test_the_trader_cannot_approve_and_the_requester_cannot_approve_its_own(

@@ -67,7 +67,9 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 def problem_response(svc: Service, refusal: Problem, instance: str) -> Response:
     """A problem document, counted in ``fairalloc_refusals_total`` by status and code."""
     svc.metrics.refusals.labels(str(refusal.status), refusal.code).inc()
-    body = json.dumps(refusal.document(instance), ensure_ascii=False).encode("utf-8")
+    # A refusal may quote input text UTF-8 cannot carry (a lone surrogate from a JSON escape, in a
+    # pointer or a message): written as its JSON escape, never a failure to answer.
+    body = json.dumps(refusal.document(instance), ensure_ascii=False).encode("utf-8", "backslashreplace")
     return Response(body, refusal.status, refusal.headers, media_type=PROBLEM_TYPE)
 
 
