@@ -21,10 +21,13 @@ added to a result whose policy and trade use none of it.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
@@ -85,6 +88,7 @@ class Settlement:
     side: str
     block_price: Fraction | None
     cme_553: bool  # the average price rounds by CME Rule 553; the difference is credited
+    closeness: Closeness | None  # at fill price, what the pieces split achieves
 
 
 def own_average(settlement: Settlement, k: int) -> Fraction | None:
@@ -110,17 +114,19 @@ def settle(policy: Policy, trade: Trade, ids: list[str], units: list[int], scale
             and policy.price_rounding != CME_553):
         return None
     pieces: dict[int, list[tuple[int, int]]] | None = None
+    closeness: Closeness | None = None
     if taken is not None:
         where = {column.fill: c for c, column in enumerate(columns)}
         pieces = {k: [(where[fill], u) for fill, u in fills] for k, fills in taken.items()}
     elif pricing.allocation is PriceAllocation.FILL or len(columns) > 1:
-        pieces = split(units, columns, lot)
+        cut = split(units, columns, lot, pricing.allocation is PriceAllocation.FILL)
+        pieces, closeness = cut.pieces, cut.closeness
     block = _average(columns)
     precision = costs.precision if costs is not None else 2
     lines = () if costs is None else _costs(costs, policy, trade, ids, units, columns, pieces, file)
     return Settlement(pricing.allocation, columns, pieces, lines, precision,
                       costs.residual if costs is not None else None, clearing, trade.order.side, block,
-                      policy.price_rounding == CME_553)
+                      policy.price_rounding == CME_553, closeness)
 
 
 def _columns(trade: Trade, scale: int, per_fill: bool, by_broker: bool) -> tuple[Column, ...]:
@@ -155,31 +161,87 @@ def _clearing(trade: Trade, ids: list[str]) -> dict[int, Clearing]:
     return {k: found[account] for k, account in enumerate(ids) if account in found}
 
 
-def split(units: list[int], columns: tuple[Column, ...], lot: int) -> dict[int, list[tuple[int, int]]]:
+class Closeness(StrEnum):
+    """What the fill-price pieces are known to achieve (docs/rounding.md, "Fill pieces")."""
+
+    CLOSEST = "closest"  # no split of whole grains is closer: the exact search ran
+    NO_CLOSER_EXCHANGE = "no_closer_exchange"  # no exchange of one grain between two accounts is closer
+    BUDGET_REACHED = "budget_reached"  # the exchange pass stopped at its budget: only the bound holds
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Each account's pieces (position -> (column, units)) and, at fill price, what they achieve."""
+
+    pieces: dict[int, list[tuple[int, int]]]
+    closeness: Closeness | None
+
+
+EXACT_SPLITS = 10_000
+"""The exact search runs when the splits it enumerates (the ways of cutting every account's
+allocation but the last into pieces of the fills) number at most this."""
+
+WORK_PER_ITEM = 16
+"""The exchange pass's budget: :data:`WORK_FLOOR` plus this many units of work for each account,
+fill and piece of the proportional split (a unit: one account of a sweep, one pair of accounts
+considered, one exchange tested)."""
+
+WORK_FLOOR = 65_536
+"""The part of the exchange pass's budget every block has, so small blocks always finish."""
+
+
+def split(units: list[int], columns: tuple[Column, ...], lot: int, closest: bool) -> Split:
     """Cut every account's allocation into pieces of the columns, conserving both: the pieces of
     a column add up to its quantity, an account's pieces to its allocation.
 
     Pieces are whole multiples of the largest quantity dividing the lot, every column and every
-    allocation: whole lots when the fills and allocations are whole lots. Columns are taken in
-    order; each account's piece of a column is its exact share of what remains (its remaining need
-    x the column / all that remains), rounded down or up, so every piece is within one grain of
-    that share, none exceeds what the account still needs, and the last column gives each account
-    exactly what it still needs. The spare grains of a column go first to the accounts whose
-    average so far lies furthest on the other side of the block's (for a column above the block's
-    average, the accounts that have paid least), then to the largest fraction, then in account id
-    order, to keep averages from drifting one way. A deterministic rule, not a search for the
-    closest split: what it guarantees is the bound on each account's deviation from the block's
-    average that docs/rounding.md ("Fill pieces") proves and ``tests/test_fill_pieces.py`` checks
-    against every split of small cases; the result reports each account's deviation.
+    allocation (a grain): whole lots when the fills and allocations are whole lots. First the
+    proportional split: columns are taken in order; each account's piece of a column is its exact
+    share of what remains (its remaining need x the column / all that remains), rounded down or up,
+    so every piece is within one grain of that share, none exceeds what the account still needs, and
+    the last column gives each account exactly what it still needs. The spare grains of a column go
+    first to the accounts whose average so far lies furthest on the other side of the block's (for a
+    column above the block's average, the accounts that have paid least), then to the largest
+    fraction, then in account id order. Its guarantee is the bound on each account's deviation from
+    the block's average that docs/rounding.md ("Fill pieces") proves.
+
+    With ``closest`` (fill price) the split is then brought closer to the block's average: the
+    objective is the accounts' absolute deviations sorted largest first, compared lexicographically
+    (the largest deviation first, then the next, ...). The exchange pass (:func:`_exchange`) makes
+    one-grain exchanges between two accounts while one strictly improves it, within a budget of
+    :data:`WORK_FLOOR` plus :data:`WORK_PER_ITEM` units of work per account, fill and piece; small cases (at most
+    :data:`EXACT_SPLITS` splits) are then searched exactly (:func:`_search`). ``closeness`` says
+    which guarantee holds. Deterministic: accounts are taken by position (account id order) and
+    columns in their canonical order, never in input order.
     """
     grain = math.gcd(lot, *(column.units for column in columns), *units)
-    need = {k: u // grain for k, u in enumerate(units) if u}
-    remaining = sum(column.units for column in columns) // grain
+    need = [u // grain for u in units]
+    sizes = [column.units // grain for column in columns]
+    rows = _proportional(need, sizes, columns)
+    closeness: Closeness | None = None
+    if closest:
+        scale = math.lcm(*(column.price.denominator for column in columns))
+        prices = [column.price.numerator * (scale // column.price.denominator) for column in columns]
+        total, value = sum(sizes), sum(s * p for s, p in zip(sizes, prices))
+        weights = [total * p - value for p in prices]  # a grain's money above the block's average, x total x scale
+        accounts = [k for k, n in enumerate(need) if n]
+        budget = WORK_FLOOR + WORK_PER_ITEM * (len(accounts) + len(columns) + sum(len(rows[k]) for k in accounts))
+        closeness = Closeness.NO_CLOSER_EXCHANGE if _exchange(rows, need, weights, accounts, budget) \
+            else Closeness.BUDGET_REACHED
+        if len(columns) == 1 or not accounts or _search(rows, need, sizes, weights, accounts):
+            closeness = Closeness.CLOSEST
+    pieces = {k: [(c, g * grain) for c, g in sorted(row.items()) if g] for k, row in rows.items()}
+    return Split(pieces, closeness)
+
+
+def _proportional(grains: list[int], sizes: list[int], columns: tuple[Column, ...]) -> dict[int, dict[int, int]]:
+    """The proportional split, in grains: account position -> column -> grains."""
+    need = {k: n for k, n in enumerate(grains) if n}
+    remaining = sum(sizes)
     block = _average(columns) or Fraction(0)
-    drift = {k: Fraction(0) for k in need}  # money above the block's average, so far
-    pieces: dict[int, list[tuple[int, int]]] = {k: [] for k in need}
-    for c, column in enumerate(columns):
-        size = column.units // grain
+    drift = {k: Fraction(0) for k in need}  # money above the block's average, so far (per grain)
+    rows: dict[int, dict[int, int]] = {k: {} for k in need}
+    for c, (column, size) in enumerate(zip(columns, sizes)):
         floors: dict[int, int] = {}
         spare: list[tuple[int, int]] = []
         for k, wanted in need.items():
@@ -191,18 +253,206 @@ def split(units: list[int], columns: tuple[Column, ...], lot: int) -> dict[int, 
         if left:
             side = (column.price > block) - (column.price < block)
             if side:
-                spare.sort(key=lambda item: (side * drift[item[0]] / units[item[0]], -item[1], item[0]))
+                spare.sort(key=lambda item: (side * drift[item[0]] / grains[item[0]], -item[1], item[0]))
             else:
                 spare.sort(key=lambda item: (-item[1], item[0]))
             for k, _ in spare[:left]:
                 floors[k] += 1
         for k, taken in floors.items():
             if taken:
-                pieces[k].append((c, taken * grain))
+                rows[k][c] = taken
                 need[k] -= taken
-                drift[k] += taken * grain * (column.price - block)
+                drift[k] += taken * (column.price - block)
         remaining -= size
-    return pieces
+    return rows
+
+
+def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[int], accounts: list[int],
+              budget: int) -> bool:
+    """Make one-grain exchanges between two accounts while one strictly improves the objective;
+    ``True`` when a whole sweep found none (no exchange brings the split closer), ``False`` when
+    the budget ran out first.
+
+    Account *k*'s money ``D_k`` (its grains x ``weights``) is its deviation times its grains, so
+    its deviation compares as ``|D_k| / need[k]``. An exchange changes two accounts' deviations
+    only, and the objective (all deviations sorted largest first) improves exactly when their
+    pair, sorted, improves lexicographically; the further account *a* of an improving pair either
+    comes nearer (it gives up at least its least gap, :func:`_least`, and at most twice its money,
+    and *b* stays within *a*'s deviation) or goes to its mirror deviation while *b*, with more money
+    on *a*'s other side than *a* has, comes nearer. A sweep takes every account *a* from the
+    largest deviation down and tries, first, the accounts *b* from the largest allocation down
+    until none smaller can take *a*'s least gap, then the accounts with more money on the other
+    side (as at the sweep's start, and those changed since); each pair tried makes its best
+    exchange (:func:`_improve`) if that improves. Work counts a sweep's accounts, every pair
+    considered and every exchange tested.
+    """
+    money = {k: sum(g * weights[c] for c, g in rows[k].items()) for k in accounts}
+    distinct = sorted(set(weights))
+    partners = sorted(accounts, key=lambda k: (-need[k], k))
+    work = 0
+    while True:
+        work += len(accounts)  # the sweep's own sorting
+        if work > budget:
+            return False
+        moved: dict[int, None] = {}  # the accounts an exchange of this sweep changed, in order
+        ranked = sorted(accounts, key=lambda k: (money[k], k))  # by money at the sweep's start
+        values = [money[k] for k in ranked]
+        for a in sorted(accounts, key=lambda k: (-Fraction(abs(money[k]), need[k]), k)):
+            least = _least(rows[a], weights, distinct, money[a])  # the least money a can give
+            if not least or least > 2 * abs(money[a]):
+                continue  # every exchange leaves a further
+            # closer: a nearer the block's average, b within a's deviation; b by allocation, largest first
+            for b in partners:
+                big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
+                if least >= 2 * big or least * size > 2 * big * need[b]:
+                    break  # a can only reach its mirror deviation, or no exchange fits b and the smaller
+                work += 1
+                if work > budget:
+                    return False
+                if (b == a or abs(money[b]) * size > big * need[b]
+                        or least * size > big * need[b] - side * money[b] * size):
+                    continue  # itself; further than a (its own sweep covers the pair); cannot take least
+                work += len(rows[a]) * len(rows[b])
+                if work > budget:
+                    return False
+                if _improve(rows, need, weights, money, a, b):
+                    moved[a] = moved[b] = None
+                    least = _least(rows[a], weights, distinct, money[a])
+                    if not least:
+                        break
+            if not least or least > 2 * abs(money[a]):
+                continue
+            # the mirror: a to its mirror deviation, b nearer; b with more money on a's other side than a has
+            big, side = abs(money[a]), (1 if money[a] > 0 else -1)
+            if side > 0:
+                beyond = ranked[:bisect.bisect_left(values, -big)]
+            else:
+                beyond = ranked[bisect.bisect_right(values, big):]
+            for b in [*beyond, *moved]:
+                big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
+                work += 1
+                if work > budget:
+                    return False
+                if b == a or -side * money[b] <= big or abs(money[b]) * size > big * need[b]:
+                    continue
+                work += len(rows[a]) * len(rows[b])
+                if work > budget:
+                    return False
+                if _improve(rows, need, weights, money, a, b):
+                    moved[a] = moved[b] = None
+        if not moved:
+            return True
+
+
+def _least(row: dict[int, int], weights: list[int], distinct: list[int], money: int) -> int:
+    """The least money an account with ``row`` and ``money`` can give up in an exchange that
+    brings it nearer the block's average, or 0 (none can): a grain of one of its columns for a
+    grain of the next column on the other side."""
+    side = 1 if money > 0 else -1
+    least = 0
+    for c in row:
+        at = bisect.bisect_left(distinct, weights[c]) - side
+        if money and 0 <= at < len(distinct):
+            gap = side * (weights[c] - distinct[at])
+            least = gap if not least else min(least, gap)
+    return least
+
+
+def _improve(rows: dict[int, dict[int, int]], need: list[int], weights: list[int], money: dict[int, int],
+             a: int, b: int) -> bool:
+    """Make the best exchange between accounts ``a`` and ``b`` (``a`` gives a grain of column *c*
+    and takes one of column *d* from ``b``) if it improves their pair; first such (c, d) in column
+    order among equals."""
+    ma, mb, ua, ub = money[a], money[b], need[a], need[b]
+    best = _pair(abs(ma), ua, abs(mb), ub)
+    chosen: tuple[int, int] | None = None
+    for c in sorted(rows[a]):
+        for d in sorted(rows[b]):
+            moved = weights[c] - weights[d]
+            if moved:
+                pair = _pair(abs(ma - moved), ua, abs(mb + moved), ub)
+                if _before(pair, best):
+                    best, chosen = pair, (c, d)
+    if chosen is None:
+        return False
+    c, d = chosen
+    for k, give, take in ((a, c, d), (b, d, c)):
+        row = rows[k]
+        row[give] -= 1
+        if not row[give]:
+            del row[give]
+        row[take] = row.get(take, 0) + 1
+    money[a] -= weights[c] - weights[d]
+    money[b] += weights[c] - weights[d]
+    return True
+
+
+def _pair(x: int, u: int, y: int, v: int) -> tuple[int, int, int, int]:
+    """The deviations x / u and y / v as (larger, smaller), each a numerator and a denominator."""
+    return (x, u, y, v) if x * v >= y * u else (y, v, x, u)
+
+
+def _before(p: tuple[int, int, int, int], q: tuple[int, int, int, int]) -> bool:
+    """Whether the sorted pair ``p`` is lexicographically smaller than ``q``."""
+    first, second = p[0] * q[1], q[0] * p[1]
+    if first != second:
+        return first < second
+    return p[2] * q[3] < q[2] * p[3]
+
+
+def _search(rows: dict[int, dict[int, int]], need: list[int], sizes: list[int], weights: list[int],
+           accounts: list[int]) -> bool:
+    """When the splits are at most :data:`EXACT_SPLITS`, replace ``rows`` by the first split (in
+    the search's order) whose sorted deviations are lexicographically smallest, if it is better,
+    and return ``True``; else leave them and return ``False``.
+
+    Branch and bound: accounts in position order, each account's row in a fixed order (most of
+    the first column first); the last account takes what remains. A partial split is abandoned
+    when its deviations, sorted and padded with zeros, are already no better than the best split
+    found — every completion is then no better either.
+    """
+    count, columns = 1, len(sizes)
+    for k in accounts[:-1]:
+        count *= math.comb(need[k] + columns - 1, columns - 1)
+        if count > EXACT_SPLITS:
+            return False
+
+    def deviation(row: dict[int, int] | list[int], k: int) -> Fraction:
+        pairs = row.items() if isinstance(row, dict) else enumerate(row)
+        return Fraction(abs(sum(g * weights[c] for c, g in pairs)), need[k])
+
+    best = sorted((deviation(rows[k], k) for k in accounts), reverse=True)
+    found: list[list[int]] | None = None
+    n = len(accounts)
+
+    def rows_of(total: int, room: list[int], c: int) -> Iterator[list[int]]:
+        if c == columns - 1:
+            if total <= room[c]:
+                yield [total]
+            return
+        for first in range(min(total, room[c]), -1, -1):
+            for rest in rows_of(total - first, room, c + 1):
+                yield [first, *rest]
+
+    def search(i: int, room: list[int], chosen: list[list[int]], devs: list[Fraction]) -> None:
+        nonlocal best, found
+        k = accounts[i]
+        options = [room] if i == n - 1 else rows_of(need[k], room, 0)
+        for row in options:
+            mine = [*devs, deviation(row, k)]
+            vector = sorted(mine, reverse=True) + [Fraction(0)] * (n - len(mine))
+            if vector >= best:
+                continue
+            if i == n - 1:
+                best, found = vector, [*chosen, list(row)]
+            else:
+                search(i + 1, [r - g for r, g in zip(room, row)], [*chosen, row], mine)
+
+    search(0, list(sizes), [], [])
+    if found is not None:
+        for k, row in zip(accounts, found):
+            rows[k] = {c: g for c, g in enumerate(row) if g}
+    return True
 
 
 def share_cents(total: int, weights: list[int], rule: Residual, units: list[int]) -> list[int]:
@@ -457,6 +707,8 @@ def _piece(column: Column, units: int, scale: int, fill_price: bool, shown: Pres
 def summary(settlement: Settlement, policy: Policy) -> dict[str, Any]:
     """The document-level view: how prices were allocated and each cost's total and sharing."""
     out: dict[str, Any] = {"price_allocation": str(settlement.allocation)}
+    if settlement.closeness is not None:
+        out["pieces"] = str(settlement.closeness)
     if policy.pricing.by_broker:
         out["by_broker"] = True
     if policy.price_rounding == CME_553:
