@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -297,7 +299,7 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
         moved: dict[int, None] = {}  # the accounts an exchange of this sweep changed, in order
         ranked = sorted(accounts, key=lambda k: (money[k], k))  # by money at the sweep's start
         values = [money[k] for k in ranked]
-        for a in sorted(accounts, key=lambda k: (-Fraction(abs(money[k]), need[k]), k)):
+        for a in _by_deviation(accounts, money, need):
             least = _least(rows[a], weights, distinct, money[a])  # the least money a can give
             if not least or least > 2 * abs(money[a]):
                 continue  # every exchange leaves a further
@@ -342,6 +344,20 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
                     moved[a] = moved[b] = None
         if not moved:
             return True
+
+
+def _by_deviation(accounts: list[int], money: dict[int, int], need: list[int]) -> list[int]:
+    """The accounts by deviation (``|money| / need``), largest first, equal ones by position: sorted
+    by the deviation to 64 binary places, then, where those are equal, exactly (integers only)."""
+    order = sorted(accounts, key=lambda k: (-((abs(money[k]) << 64) // need[k]), k))
+    def further(a: int, b: int) -> int:
+        return abs(money[b]) * need[a] - abs(money[a]) * need[b] or a - b
+
+    exact = functools.cmp_to_key(further)
+    result: list[int] = []
+    for _, group in itertools.groupby(order, key=lambda k: (abs(money[k]) << 64) // need[k]):
+        result.extend(sorted(group, key=exact))
+    return result
 
 
 def _least(row: dict[int, int], weights: list[int], distinct: list[int], money: int) -> int:
