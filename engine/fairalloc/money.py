@@ -168,7 +168,7 @@ class Closeness(StrEnum):
 
     CLOSEST = "closest"  # no split of whole grains is closer: the exact search ran
     NO_CLOSER_EXCHANGE = "no_closer_exchange"  # no exchange of one grain between two accounts is closer
-    BUDGET_REACHED = "budget_reached"  # the exchange pass stopped at its budget: only the bound holds
+    BUDGET_REACHED = "budget_reached"  # the exchange pass stopped at its budget: no worse than proportional
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,8 @@ fill and piece of the proportional split (a unit: one account of a sweep, one pa
 considered, one exchange tested)."""
 
 WORK_FLOOR = 65_536
-"""The part of the exchange pass's budget every block has, so small blocks always finish."""
+"""The part of the exchange pass's budget every block has, however small (a few tens of
+milliseconds of work)."""
 
 
 def split(units: list[int], columns: tuple[Column, ...], lot: int, closest: bool) -> Split:
@@ -221,16 +222,18 @@ def split(units: list[int], columns: tuple[Column, ...], lot: int, closest: bool
     sizes = [column.units // grain for column in columns]
     rows = _proportional(need, sizes, columns)
     closeness: Closeness | None = None
-    if closest:
+    accounts = [k for k, n in enumerate(need) if n]
+    if closest and (len(columns) == 1 or not accounts):
+        closeness = Closeness.CLOSEST  # every account at the block's average, or none to place
+    elif closest:
         scale = math.lcm(*(column.price.denominator for column in columns))
         prices = [column.price.numerator * (scale // column.price.denominator) for column in columns]
         total, value = sum(sizes), sum(s * p for s, p in zip(sizes, prices))
         weights = [total * p - value for p in prices]  # a grain's money above the block's average, x total x scale
-        accounts = [k for k, n in enumerate(need) if n]
         budget = WORK_FLOOR + WORK_PER_ITEM * (len(accounts) + len(columns) + sum(len(rows[k]) for k in accounts))
         closeness = Closeness.NO_CLOSER_EXCHANGE if _exchange(rows, need, weights, accounts, budget) \
             else Closeness.BUDGET_REACHED
-        if len(columns) == 1 or not accounts or _search(rows, need, sizes, weights, accounts):
+        if _search(rows, need, sizes, weights, accounts):
             closeness = Closeness.CLOSEST
     pieces = {k: [(c, g * grain) for c, g in sorted(row.items()) if g] for k, row in rows.items()}
     return Split(pieces, closeness)
