@@ -26,7 +26,7 @@ import datetime as dt
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -282,18 +282,23 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
     its deviation compares as ``|D_k| / need[k]``. An exchange changes two accounts' deviations
     only, and the objective (all deviations sorted largest first) improves exactly when their
     pair, sorted, improves lexicographically; the further account *a* of an improving pair either
-    comes nearer (it gives up at least its least gap, :func:`_least`, and at most twice its money,
-    and *b* stays within *a*'s deviation) or goes to its mirror deviation while *b*, with more money
-    on *a*'s other side than *a* has, comes nearer. A sweep takes every account *a* from the
-    largest deviation down and tries, first, the accounts *b* from the largest allocation down
-    until none smaller can take *a*'s least gap, then the accounts with more money on the other
-    side (as at the sweep's start, and those changed since); each pair tried makes its best
-    exchange (:func:`_improve`) if that improves. Work counts a sweep's accounts, every pair
+    comes nearer (it takes a grain of a target column, :func:`_targets`, giving up at least that
+    column's gap, and *b* stays within *a*'s deviation) or goes to its mirror deviation while *b*,
+    with more money on *a*'s other side than *a* has, comes nearer. A sweep takes every account *a*
+    from the largest deviation down and tries, first, for each target column, its holders from the
+    largest allocation down until none smaller can take the gap, then the accounts with more money
+    on the other side (as at the sweep's start, and those changed since); each pair tried makes its
+    best exchange (:func:`_improve`) if that improves. Work counts a sweep's accounts, every pair
     considered and every exchange tested.
     """
     money = {k: sum(g * weights[c] for c, g in rows[k].items()) for k in accounts}
-    distinct = sorted(set(weights))
-    partners = sorted(accounts, key=lambda k: (-need[k], k))
+    def by_size(k: int) -> tuple[int, int]:  # the partners' order: largest allocation first
+        return -need[k], k
+
+    holders: list[list[int]] = [[] for _ in weights]  # the accounts holding each column, by size
+    for k in sorted(accounts, key=by_size):
+        for c in rows[k]:
+            holders[c].append(k)
     work = 0
     while True:
         work += len(accounts)  # the sweep's own sorting
@@ -303,32 +308,41 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
         ranked = sorted(accounts, key=lambda k: (money[k], k))  # by money at the sweep's start
         values = [money[k] for k in ranked]
         for a in _by_deviation(accounts, money, need):
-            least = _least(rows[a], weights, distinct, money[a])  # the least money a can give
-            if not least or least > 2 * abs(money[a]):
-                continue  # every exchange leaves a further
-            # closer: a nearer the block's average, b within a's deviation; b by allocation, largest first
-            for b in partners:
-                big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
-                if least >= 2 * big or least * size > 2 * big * need[b]:
-                    break  # a can only reach its mirror deviation, or no exchange fits b and the smaller
-                work += 1
-                if work > budget:
-                    return False
-                if (b == a or abs(money[b]) * size > big * need[b]
-                        or least * size > big * need[b] - side * money[b] * size):
-                    continue  # itself; further than a (its own sweep covers the pair); cannot take least
-                work += len(rows[a]) * len(rows[b])
-                if work > budget:
-                    return False
-                if _improve(rows, need, weights, money, a, b):
-                    moved[a] = moved[b] = None
-                    least = _least(rows[a], weights, distinct, money[a])
-                    if not least:
+            # closer: a nearer the block's average, taking a grain of a target column d from a b
+            # within a's deviation that can take the gap; b by allocation, largest first
+            targets, t = _targets(rows[a], weights, money[a]), 0
+            tried: set[int] = set()
+            while t < len(targets):
+                d, gap = targets[t]
+                t += 1
+                for b in holders[d]:
+                    big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
+                    if gap * size > 2 * big * need[b]:
+                        break  # no b this small can take the gap
+                    work += 1
+                    if work > budget:
+                        return False
+                    if (b == a or b in tried or abs(money[b]) * size > big * need[b]
+                            or gap * size > big * need[b] - side * money[b] * size):
+                        continue  # itself; tried; further than a (its own sweep covers the pair); cannot take the gap
+                    tried.add(b)
+                    work += len(rows[a]) * len(rows[b])
+                    if work > budget:
+                        return False
+                    exchange = _improve(rows, need, weights, money, a, b)
+                    if exchange is not None:
+                        moved[a] = moved[b] = None
+                        c, e = exchange
+                        for k, gave, took in ((a, c, e), (b, e, c)):
+                            _holding(holders[gave], k, by_size, bool(rows[k].get(gave)))
+                            _holding(holders[took], k, by_size, True)
+                        targets, t = _targets(rows[a], weights, money[a]), 0
+                        tried.clear()
                         break
-            if not least or least > 2 * abs(money[a]):
-                continue
             # the mirror: a to its mirror deviation, b nearer; b with more money on a's other side than a has
             big, side = abs(money[a]), (1 if money[a] > 0 else -1)
+            if not any(side * (weights[c] - w) == 2 * big for c in rows[a] for w in weights) or not big:
+                continue
             if side > 0:
                 beyond = ranked[:bisect.bisect_left(values, -big)]
             else:
@@ -343,10 +357,33 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
                 work += len(rows[a]) * len(rows[b])
                 if work > budget:
                     return False
-                if _improve(rows, need, weights, money, a, b):
+                if _improve(rows, need, weights, money, a, b) is not None:
                     moved[a] = moved[b] = None
         if not moved:
             return True
+
+
+def _holding(column: list[int], k: int, by_size: Callable[[int], tuple[int, int]], holds: bool) -> None:
+    """Keep account ``k`` in the sorted list of a column's holders exactly when it ``holds`` it."""
+    at = bisect.bisect_left(column, by_size(k), key=by_size)
+    listed = at < len(column) and column[at] == k
+    if holds and not listed:
+        column.insert(at, k)
+    elif listed and not holds:
+        del column[at]
+
+
+def _targets(row: dict[int, int], weights: list[int], money: int) -> list[tuple[int, int]]:
+    """The columns *d* a grain of which an account with ``row`` and ``money`` can take for one of
+    its own columns *c* and come nearer the block's average (it gives up more than nothing and less
+    than twice its money), each with the least money that gives up, in column order."""
+    side = 1 if money > 0 else -1
+    targets = []
+    for d, w in enumerate(weights):
+        gaps = [side * (weights[c] - w) for c in row if 0 < side * (weights[c] - w) < 2 * abs(money)]
+        if gaps:
+            targets.append((d, min(gaps)))
+    return targets
 
 
 def _by_deviation(accounts: list[int], money: dict[int, int], need: list[int]) -> list[int]:
@@ -363,25 +400,11 @@ def _by_deviation(accounts: list[int], money: dict[int, int], need: list[int]) -
     return result
 
 
-def _least(row: dict[int, int], weights: list[int], distinct: list[int], money: int) -> int:
-    """The least money an account with ``row`` and ``money`` can give up in an exchange that
-    brings it nearer the block's average, or 0 (none can): a grain of one of its columns for a
-    grain of the next column on the other side."""
-    side = 1 if money > 0 else -1
-    least = 0
-    for c in row:
-        at = bisect.bisect_left(distinct, weights[c]) - side
-        if money and 0 <= at < len(distinct):
-            gap = side * (weights[c] - distinct[at])
-            least = gap if not least else min(least, gap)
-    return least
-
-
 def _improve(rows: dict[int, dict[int, int]], need: list[int], weights: list[int], money: dict[int, int],
-             a: int, b: int) -> bool:
+             a: int, b: int) -> tuple[int, int] | None:
     """Make the best exchange between accounts ``a`` and ``b`` (``a`` gives a grain of column *c*
-    and takes one of column *d* from ``b``) if it improves their pair; first such (c, d) in column
-    order among equals."""
+    and takes one of column *d* from ``b``) if it improves their pair, and return (c, d); first
+    such (c, d) in column order among equals."""
     ma, mb, ua, ub = money[a], money[b], need[a], need[b]
     best = _pair(abs(ma), ua, abs(mb), ub)
     chosen: tuple[int, int] | None = None
@@ -393,7 +416,7 @@ def _improve(rows: dict[int, dict[int, int]], need: list[int], weights: list[int
                 if _before(pair, best):
                     best, chosen = pair, (c, d)
     if chosen is None:
-        return False
+        return None
     c, d = chosen
     for k, give, take in ((a, c, d), (b, d, c)):
         row = rows[k]
@@ -403,7 +426,7 @@ def _improve(rows: dict[int, dict[int, int]], need: list[int], weights: list[int
         row[take] = row.get(take, 0) + 1
     money[a] -= weights[c] - weights[d]
     money[b] += weights[c] - weights[d]
-    return True
+    return chosen
 
 
 def _pair(x: int, u: int, y: int, v: int) -> tuple[int, int, int, int]:
