@@ -188,6 +188,11 @@ WORK_PER_ITEM = 16
 fill and piece of the proportional split (a unit: one account of a sweep, one pair of accounts
 considered, one exchange tested)."""
 
+PATIENCE = 64
+"""In a quick sweep of the exchange pass, an account stops trying the holders of a column (and
+the accounts for its mirror exchange) after this many tried in a row in vain; a full sweep tries
+them all, and only a full sweep that makes no exchange ends the pass."""
+
 WORK_FLOOR = 65_536
 """The part of the exchange pass's budget every block has, however small (a few tens of
 milliseconds of work)."""
@@ -299,7 +304,7 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
     for k in sorted(accounts, key=by_size):
         for c in rows[k]:
             holders[c].append(k)
-    work = 0
+    work, patience = 0, PATIENCE
     while True:
         work += len(accounts)  # the sweep's own sorting
         if work > budget:
@@ -315,11 +320,13 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
             while t < len(targets):
                 d, gap = targets[t]
                 t += 1
+                idle = 0  # partners tried in vain in a row
                 for b in holders[d]:
                     big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
-                    if gap * size > 2 * big * need[b]:
-                        break  # no b this small can take the gap
+                    if gap * size > 2 * big * need[b] or (patience and idle > patience):
+                        break  # no b this small can take the gap; or, in a quick sweep, enough tried
                     work += 1
+                    idle += 1
                     if work > budget:
                         return False
                     if (b == a or b in tried or abs(money[b]) * size > big * need[b]
@@ -347,7 +354,9 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
                 beyond = ranked[:bisect.bisect_left(values, -big)]
             else:
                 beyond = ranked[bisect.bisect_right(values, big):]
-            for b in [*beyond, *moved]:
+            for idle, b in enumerate([*beyond, *moved]):
+                if patience and idle > patience:
+                    break
                 big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
                 work += 1
                 if work > budget:
@@ -359,8 +368,9 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
                     return False
                 if _improve(rows, need, weights, money, a, b) is not None:
                     moved[a] = moved[b] = None
-        if not moved:
+        if not moved and not patience:
             return True
+        patience = PATIENCE if moved else 0  # after a quick sweep that made none, a full sweep
 
 
 def _holding(column: list[int], k: int, by_size: Callable[[int], tuple[int, int]], holds: bool) -> None:
