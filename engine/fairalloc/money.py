@@ -191,7 +191,7 @@ considered, one exchange tested)."""
 PATIENCE = 64
 """In a quick sweep of the exchange pass, an account stops trying the holders of a column (and
 the accounts for its mirror exchange) after this many tried in a row in vain; a full sweep tries
-them all, and only a full sweep that makes no exchange ends the pass."""
+them all, and only a sweep that cut no scan short and made no exchange ends the pass."""
 
 WORK_FLOOR = 65_536
 """The part of the exchange pass's budget every block has, however small (a few tens of
@@ -310,6 +310,7 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
         if work > budget:
             return False
         moved: dict[int, None] = {}  # the accounts an exchange of this sweep changed, in order
+        cut = False  # whether patience cut a scan short: the sweep was not full
         ranked = sorted(accounts, key=lambda k: (money[k], k))  # by money at the sweep's start
         values = [money[k] for k in ranked]
         for a in _by_deviation(accounts, money, need):
@@ -323,8 +324,11 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
                 idle = 0  # partners tried in vain in a row
                 for b in holders[d]:
                     big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
-                    if gap * size > 2 * big * need[b] or (patience and idle > patience):
-                        break  # no b this small can take the gap; or, in a quick sweep, enough tried
+                    if gap * size > 2 * big * need[b]:
+                        break  # no b this small can take the gap
+                    if patience and idle > patience:
+                        cut = True
+                        break
                     work += 1
                     idle += 1
                     if work > budget:
@@ -356,6 +360,7 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
                 beyond = ranked[bisect.bisect_right(values, big):]
             for idle, b in enumerate([*beyond, *moved]):
                 if patience and idle > patience:
+                    cut = True
                     break
                 big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
                 work += 1
@@ -368,7 +373,7 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
                     return False
                 if _improve(rows, need, weights, money, a, b) is not None:
                     moved[a] = moved[b] = None
-        if not moved and not patience:
+        if not moved and not cut:
             return True
         patience = PATIENCE if moved else 0  # after a quick sweep that made none, a full sweep
 
