@@ -297,6 +297,7 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
     considered and every exchange tested.
     """
     money = {k: sum(g * weights[c] for c, g in rows[k].items()) for k in accounts}
+
     def by_size(k: int) -> tuple[int, int]:  # the partners' order: largest allocation first
         return -need[k], k
 
