@@ -280,8 +280,8 @@ def _proportional(grains: list[int], sizes: list[int], columns: tuple[Column, ..
 def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[int], accounts: list[int],
               budget: int) -> bool:
     """Make one-grain exchanges between two accounts while one strictly improves the objective;
-    ``True`` when a whole sweep found none (no exchange brings the split closer), ``False`` when
-    the budget ran out first.
+    ``True`` when a sweep that cut no scan short found none (no exchange brings the split closer),
+    ``False`` when the budget ran out first.
 
     Account *k*'s money ``D_k`` (its grains x ``weights``) is its deviation times its grains, so
     its deviation compares as ``|D_k| / need[k]``. An exchange changes two accounts' deviations
@@ -293,8 +293,10 @@ def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[in
     from the largest deviation down and tries, first, for each target column, its holders from the
     largest allocation down until none smaller can take the gap, then the accounts with more money
     on the other side (as at the sweep's start, and those changed since); each pair tried makes its
-    best exchange (:func:`_improve`) if that improves. Work counts a sweep's accounts, every pair
-    considered and every exchange tested.
+    best exchange (:func:`_improve`) if that improves. Quick sweeps cut a scan short after
+    :data:`PATIENCE` partners tried in vain in a row; a quick sweep that made no exchange but cut
+    one short is followed by a full sweep. Work counts a sweep's accounts, every pair considered
+    and every exchange tested.
     """
     money = {k: sum(g * weights[c] for c, g in rows[k].items()) for k in accounts}
 
