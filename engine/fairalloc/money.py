@@ -21,9 +21,14 @@ added to a result whose policy and trade use none of it.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
+import itertools
 import math
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
@@ -83,6 +88,7 @@ class Settlement(msgspec.Struct, frozen=True):
     side: str
     block_price: Fraction | None
     cme_553: bool  # the average price rounds by CME Rule 553; the difference is credited
+    closeness: Closeness | None  # at fill price, what the pieces split achieves
 
 
 def own_average(settlement: Settlement, k: int) -> Fraction | None:
@@ -107,17 +113,19 @@ def settle(policy: Policy, trade: Trade, ids: list[str], units: list[int], scale
     per_fill = pricing.allocation is PriceAllocation.FILL or taken is not None
     columns = _columns(trade, scale, per_fill, pricing.by_broker)
     pieces: dict[int, list[tuple[int, int]]] | None = None
+    closeness: Closeness | None = None
     if taken is not None:
         where = {column.fill: c for c, column in enumerate(columns)}
         pieces = {k: [(where[fill], u) for fill, u in fills] for k, fills in taken.items()}
     elif pricing.allocation is PriceAllocation.FILL or len(columns) > 1:
-        pieces = split(units, columns, lot)
+        cut = split(units, columns, lot, pricing.allocation is PriceAllocation.FILL)
+        pieces, closeness = cut.pieces, cut.closeness
     block = _average(columns)
     precision = costs.precision if costs is not None else 2
     lines = () if costs is None else _costs(costs, policy, trade, ids, units, columns, pieces, file)
     return Settlement(pricing.allocation, columns, pieces, lines, precision,
                       costs.residual if costs is not None else None, clearing, trade.order.side, block,
-                      policy.price_rounding == CME_553)
+                      policy.price_rounding == CME_553, closeness)
 
 
 def _columns(trade: Trade, scale: int, per_fill: bool, by_broker: bool) -> tuple[Column, ...]:
@@ -163,31 +171,94 @@ def _clearing(trade: Trade, ids: list[str]) -> dict[int, Clearing]:
     return {k: found[account] for k, account in enumerate(ids) if account in found}
 
 
-def split(units: list[int], columns: tuple[Column, ...], lot: int) -> dict[int, list[tuple[int, int]]]:
+class Closeness(StrEnum):
+    """What the fill-price pieces are known to achieve (docs/rounding.md, "Fill pieces")."""
+
+    CLOSEST = "closest"  # no split of whole grains is closer: the exact search ran
+    NO_CLOSER_EXCHANGE = "no_closer_exchange"  # no exchange of one grain between two accounts is closer
+    BUDGET_REACHED = "budget_reached"  # the exchange pass stopped at its budget: no worse than proportional
+
+
+class Split(msgspec.Struct, frozen=True):
+    """Each account's pieces (position -> (column, units)) and, at fill price, what they achieve."""
+
+    pieces: dict[int, list[tuple[int, int]]]
+    closeness: Closeness | None
+
+
+EXACT_SPLITS = 10_000
+"""The exact search runs when the splits it enumerates (the ways of cutting every account's
+allocation but the last into pieces of the fills) number at most this."""
+
+WORK_PER_ITEM = 16
+"""The exchange pass's budget: :data:`WORK_FLOOR` plus this many units of work for each account,
+fill and piece of the proportional split (a unit: one account of a sweep, one pair of accounts
+considered, one exchange tested)."""
+
+PATIENCE = 64
+"""In a quick sweep of the exchange pass, an account stops trying the holders of a column (and
+the accounts for its mirror exchange) after this many tried in a row in vain; a full sweep tries
+them all, and only a sweep that cut no scan short and made no exchange ends the pass."""
+
+WORK_FLOOR = 65_536
+"""The part of the exchange pass's budget every block has, however small (a few tens of
+milliseconds of work)."""
+
+
+def split(units: list[int], columns: tuple[Column, ...], lot: int, closest: bool) -> Split:
     """Cut every account's allocation into pieces of the columns, conserving both: the pieces of
     a column add up to its quantity, an account's pieces to its allocation.
 
     Pieces are whole multiples of the largest quantity dividing the lot, every column and every
-    allocation: whole lots when the fills and allocations are whole lots. Columns are taken in
-    order; each account's piece of a column is its exact share of what remains (its remaining need
-    x the column / all that remains), rounded down or up, so every piece is within one grain of
-    that share, none exceeds what the account still needs, and the last column gives each account
-    exactly what it still needs. The spare grains of a column go first to the accounts whose
-    average so far lies furthest on the other side of the block's (for a column above the block's
-    average, the accounts that have paid least), then to the largest fraction, then in account id
-    order, to keep averages from drifting one way. A deterministic rule, not a search for the
-    closest split: what it guarantees is the bound on each account's deviation from the block's
-    average that docs/rounding.md ("Fill pieces") proves and ``tests/test_fill_pieces.py`` checks
-    against every split of small cases; the result reports each account's deviation.
+    allocation (a grain): whole lots when the fills and allocations are whole lots. First the
+    proportional split: columns are taken in order; each account's piece of a column is its exact
+    share of what remains (its remaining need x the column / all that remains), rounded down or up,
+    so every piece is within one grain of that share, none exceeds what the account still needs, and
+    the last column gives each account exactly what it still needs. The spare grains of a column go
+    first to the accounts whose average so far lies furthest on the other side of the block's (for a
+    column above the block's average, the accounts that have paid least), then to the largest
+    fraction, then in account id order. Its guarantee is the bound on each account's deviation from
+    the block's average that docs/rounding.md ("Fill pieces") proves.
+
+    With ``closest`` (fill price) the split is then brought closer to the block's average: the
+    objective is the accounts' absolute deviations sorted largest first, compared lexicographically
+    (the largest deviation first, then the next, ...). The exchange pass (:func:`_exchange`) makes
+    one-grain exchanges between two accounts while one strictly improves it, within a budget of
+    :data:`WORK_FLOOR` plus :data:`WORK_PER_ITEM` units of work per account, fill and piece; small cases (at most
+    :data:`EXACT_SPLITS` splits) are then searched exactly (:func:`_search`). ``closeness`` says
+    which guarantee holds. Deterministic: accounts are taken by position (account id order) and
+    columns in their canonical order, never in input order.
     """
     grain = math.gcd(lot, *(column.units for column in columns), *units)
-    need = {k: u // grain for k, u in enumerate(units) if u}
-    remaining = sum(column.units for column in columns) // grain
+    need = [u // grain for u in units]
+    sizes = [column.units // grain for column in columns]
+    rows = _proportional(need, sizes, columns)
+    closeness: Closeness | None = None
+    accounts = [k for k, n in enumerate(need) if n]
+    if closest and (len(columns) == 1 or not accounts):
+        closeness = Closeness.CLOSEST  # every account at the block's average, or none to place
+    elif closest:
+        scale = math.lcm(*(column.price.denominator for column in columns))
+        prices = [column.price.numerator * (scale // column.price.denominator) for column in columns]
+        total, value = sum(sizes), sum(s * p for s, p in zip(sizes, prices))
+        weights = [total * p - value for p in prices]  # a grain's money above the block's average, x total x scale
+        budget = WORK_FLOOR + WORK_PER_ITEM * (len(accounts) + len(columns) + sum(len(rows[k]) for k in accounts))
+        closeness = Closeness.NO_CLOSER_EXCHANGE if _exchange(rows, need, weights, accounts, budget) \
+            else Closeness.BUDGET_REACHED
+        if _search(rows, need, sizes, weights, accounts):
+            closeness = Closeness.CLOSEST
+    pieces = {k: [(c, g * grain) for c, g in sorted(row.items()) if g] for k, row in rows.items()}
+    return Split(pieces, closeness)
+
+
+def _proportional(grains: list[int], sizes: list[int], columns: tuple[Column, ...]) -> dict[int, dict[int, int]]:
+    """The proportional split, in grains: account position -> column -> grains."""
+    need = {k: n for k, n in enumerate(grains) if n}
+    remaining = sum(sizes)
     block = _average(columns) or Fraction(0)
-    drift = {k: Fraction(0) for k in need}  # money above the block's average, so far
-    pieces: dict[int, list[tuple[int, int]]] = {k: [] for k in need}
-    for c, column in enumerate(columns):
-        size = column.units // grain
+    drift = {k: Fraction(0) for k in need}  # money above the block's average, so far (per grain)
+    rows: dict[int, dict[int, int]] = {k: {} for k in need}
+    for c, (column, size) in enumerate(zip(columns, sizes)):
         floors: dict[int, int] = {}
         spare: list[tuple[int, int]] = []
         for k, wanted in need.items():
@@ -199,18 +270,256 @@ def split(units: list[int], columns: tuple[Column, ...], lot: int) -> dict[int, 
         if left:
             side = (column.price > block) - (column.price < block)
             if side:
-                spare.sort(key=lambda item: (side * drift[item[0]] / units[item[0]], -item[1], item[0]))
+                spare.sort(key=lambda item: (side * drift[item[0]] / grains[item[0]], -item[1], item[0]))
             else:
                 spare.sort(key=lambda item: (-item[1], item[0]))
             for k, _ in spare[:left]:
                 floors[k] += 1
         for k, taken in floors.items():
             if taken:
-                pieces[k].append((c, taken * grain))
+                rows[k][c] = taken
                 need[k] -= taken
-                drift[k] += taken * grain * (column.price - block)
+                drift[k] += taken * (column.price - block)
         remaining -= size
-    return pieces
+    return rows
+
+
+def _exchange(rows: dict[int, dict[int, int]], need: list[int], weights: list[int], accounts: list[int],
+              budget: int) -> bool:
+    """Make one-grain exchanges between two accounts while one strictly improves the objective;
+    ``True`` when a sweep that cut no scan short found none (no exchange brings the split closer),
+    ``False`` when the budget ran out first.
+
+    Account *k*'s money ``D_k`` (its grains x ``weights``) is its deviation times its grains, so
+    its deviation compares as ``|D_k| / need[k]``. An exchange changes two accounts' deviations
+    only, and the objective (all deviations sorted largest first) improves exactly when their
+    pair, sorted, improves lexicographically; the further account *a* of an improving pair either
+    comes nearer (it takes a grain of a target column, :func:`_targets`, giving up at least that
+    column's gap, and *b* stays within *a*'s deviation) or goes to its mirror deviation while *b*,
+    with more money on *a*'s other side than *a* has, comes nearer. A sweep takes every account *a*
+    from the largest deviation down and tries, first, for each target column, its holders from the
+    largest allocation down until none smaller can take the gap, then the accounts with more money
+    on the other side (as at the sweep's start, and those changed since); each pair tried makes its
+    best exchange (:func:`_improve`) if that improves. Quick sweeps cut a scan short after
+    :data:`PATIENCE` partners tried in vain in a row; a quick sweep that made no exchange but cut
+    one short is followed by a full sweep. Work counts a sweep's accounts, every pair considered
+    and every exchange tested.
+    """
+    money = {k: sum(g * weights[c] for c, g in rows[k].items()) for k in accounts}
+
+    def by_size(k: int) -> tuple[int, int]:  # the partners' order: largest allocation first
+        return -need[k], k
+
+    holders: list[list[int]] = [[] for _ in weights]  # the accounts holding each column, by size
+    for k in sorted(accounts, key=by_size):
+        for c in rows[k]:
+            holders[c].append(k)
+    work, patience = 0, PATIENCE
+    while True:
+        work += len(accounts)  # the sweep's own sorting
+        if work > budget:
+            return False
+        moved: dict[int, None] = {}  # the accounts an exchange of this sweep changed, in order
+        cut = False  # whether patience cut a scan short: the sweep was not full
+        ranked = sorted(accounts, key=lambda k: (money[k], k))  # by money at the sweep's start
+        values = [money[k] for k in ranked]
+        for a in _by_deviation(accounts, money, need):
+            # closer: a nearer the block's average, taking a grain of a target column d from a b
+            # within a's deviation that can take the gap; b by allocation, largest first
+            targets, t = _targets(rows[a], weights, money[a]), 0
+            tried: set[int] = set()
+            while t < len(targets):
+                d, gap = targets[t]
+                t += 1
+                idle = 0  # partners tried in vain in a row
+                for b in holders[d]:
+                    big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
+                    if gap * size > 2 * big * need[b]:
+                        break  # no b this small can take the gap
+                    if patience and idle > patience:
+                        cut = True
+                        break
+                    work += 1
+                    idle += 1
+                    if work > budget:
+                        return False
+                    if (b == a or b in tried or abs(money[b]) * size > big * need[b]
+                            or gap * size > big * need[b] - side * money[b] * size):
+                        continue  # itself; tried; further than a (its own sweep covers the pair); cannot take the gap
+                    tried.add(b)
+                    work += len(rows[a]) * len(rows[b])
+                    if work > budget:
+                        return False
+                    exchange = _improve(rows, need, weights, money, a, b)
+                    if exchange is not None:
+                        moved[a] = moved[b] = None
+                        c, e = exchange
+                        for k, gave, took in ((a, c, e), (b, e, c)):
+                            _holding(holders[gave], k, by_size, bool(rows[k].get(gave)))
+                            _holding(holders[took], k, by_size, True)
+                        targets, t = _targets(rows[a], weights, money[a]), 0
+                        tried.clear()
+                        break
+            # the mirror: a to its mirror deviation, b nearer; b with more money on a's other side than a has
+            big, side = abs(money[a]), (1 if money[a] > 0 else -1)
+            if not any(side * (weights[c] - w) == 2 * big for c in rows[a] for w in weights) or not big:
+                continue
+            if side > 0:
+                beyond = ranked[:bisect.bisect_left(values, -big)]
+            else:
+                beyond = ranked[bisect.bisect_right(values, big):]
+            for idle, b in enumerate([*beyond, *moved]):
+                if patience and idle > patience:
+                    cut = True
+                    break
+                big, size, side = abs(money[a]), need[a], (1 if money[a] > 0 else -1)
+                work += 1
+                if work > budget:
+                    return False
+                if b == a or -side * money[b] <= big or abs(money[b]) * size > big * need[b]:
+                    continue
+                work += len(rows[a]) * len(rows[b])
+                if work > budget:
+                    return False
+                if _improve(rows, need, weights, money, a, b) is not None:
+                    moved[a] = moved[b] = None
+        if not moved and not cut:
+            return True
+        patience = PATIENCE if moved else 0  # after a quick sweep that made none, a full sweep
+
+
+def _holding(column: list[int], k: int, by_size: Callable[[int], tuple[int, int]], holds: bool) -> None:
+    """Keep account ``k`` in the sorted list of a column's holders exactly when it ``holds`` it."""
+    at = bisect.bisect_left(column, by_size(k), key=by_size)
+    listed = at < len(column) and column[at] == k
+    if holds and not listed:
+        column.insert(at, k)
+    elif listed and not holds:
+        del column[at]
+
+
+def _targets(row: dict[int, int], weights: list[int], money: int) -> list[tuple[int, int]]:
+    """The columns *d* a grain of which an account with ``row`` and ``money`` can take for one of
+    its own columns *c* and come nearer the block's average (it gives up more than nothing and less
+    than twice its money), each with the least money that gives up, in column order."""
+    side = 1 if money > 0 else -1
+    targets = []
+    for d, w in enumerate(weights):
+        gaps = [side * (weights[c] - w) for c in row if 0 < side * (weights[c] - w) < 2 * abs(money)]
+        if gaps:
+            targets.append((d, min(gaps)))
+    return targets
+
+
+def _by_deviation(accounts: list[int], money: dict[int, int], need: list[int]) -> list[int]:
+    """The accounts by deviation (``|money| / need``), largest first, equal ones by position: sorted
+    by the deviation to 64 binary places, then, where those are equal, exactly (integers only)."""
+    order = sorted(accounts, key=lambda k: (-((abs(money[k]) << 64) // need[k]), k))
+    def further(a: int, b: int) -> int:
+        return abs(money[b]) * need[a] - abs(money[a]) * need[b] or a - b
+
+    exact = functools.cmp_to_key(further)
+    result: list[int] = []
+    for _, group in itertools.groupby(order, key=lambda k: (abs(money[k]) << 64) // need[k]):
+        result.extend(sorted(group, key=exact))
+    return result
+
+
+def _improve(rows: dict[int, dict[int, int]], need: list[int], weights: list[int], money: dict[int, int],
+             a: int, b: int) -> tuple[int, int] | None:
+    """Make the best exchange between accounts ``a`` and ``b`` (``a`` gives a grain of column *c*
+    and takes one of column *d* from ``b``) if it improves their pair, and return (c, d); first
+    such (c, d) in column order among equals."""
+    ma, mb, ua, ub = money[a], money[b], need[a], need[b]
+    best = _pair(abs(ma), ua, abs(mb), ub)
+    chosen: tuple[int, int] | None = None
+    for c in sorted(rows[a]):
+        for d in sorted(rows[b]):
+            moved = weights[c] - weights[d]
+            if moved:
+                pair = _pair(abs(ma - moved), ua, abs(mb + moved), ub)
+                if _before(pair, best):
+                    best, chosen = pair, (c, d)
+    if chosen is None:
+        return None
+    c, d = chosen
+    for k, give, take in ((a, c, d), (b, d, c)):
+        row = rows[k]
+        row[give] -= 1
+        if not row[give]:
+            del row[give]
+        row[take] = row.get(take, 0) + 1
+    money[a] -= weights[c] - weights[d]
+    money[b] += weights[c] - weights[d]
+    return chosen
+
+
+def _pair(x: int, u: int, y: int, v: int) -> tuple[int, int, int, int]:
+    """The deviations x / u and y / v as (larger, smaller), each a numerator and a denominator."""
+    return (x, u, y, v) if x * v >= y * u else (y, v, x, u)
+
+
+def _before(p: tuple[int, int, int, int], q: tuple[int, int, int, int]) -> bool:
+    """Whether the sorted pair ``p`` is lexicographically smaller than ``q``."""
+    first, second = p[0] * q[1], q[0] * p[1]
+    if first != second:
+        return first < second
+    return p[2] * q[3] < q[2] * p[3]
+
+
+def _search(rows: dict[int, dict[int, int]], need: list[int], sizes: list[int], weights: list[int],
+           accounts: list[int]) -> bool:
+    """When the splits are at most :data:`EXACT_SPLITS`, replace ``rows`` by the first split (in
+    the search's order) whose sorted deviations are lexicographically smallest, if it is better,
+    and return ``True``; else leave them and return ``False``.
+
+    Branch and bound: accounts in position order, each account's row in a fixed order (most of
+    the first column first); the last account takes what remains. A partial split is abandoned
+    when its deviations, sorted and padded with zeros, are already no better than the best split
+    found — every completion is then no better either.
+    """
+    count, columns = 1, len(sizes)
+    for k in accounts[:-1]:
+        count *= math.comb(need[k] + columns - 1, columns - 1)
+        if count > EXACT_SPLITS:
+            return False
+
+    def deviation(row: dict[int, int] | list[int], k: int) -> Fraction:
+        pairs = row.items() if isinstance(row, dict) else enumerate(row)
+        return Fraction(abs(sum(g * weights[c] for c, g in pairs)), need[k])
+
+    best = sorted((deviation(rows[k], k) for k in accounts), reverse=True)
+    found: list[list[int]] | None = None
+    n = len(accounts)
+
+    def rows_of(total: int, room: list[int], c: int) -> Iterator[list[int]]:
+        if c == columns - 1:
+            if total <= room[c]:
+                yield [total]
+            return
+        for first in range(min(total, room[c]), -1, -1):
+            for rest in rows_of(total - first, room, c + 1):
+                yield [first, *rest]
+
+    def search(i: int, room: list[int], chosen: list[list[int]], devs: list[Fraction]) -> None:
+        nonlocal best, found
+        k = accounts[i]
+        options = [room] if i == n - 1 else rows_of(need[k], room, 0)
+        for row in options:
+            mine = [*devs, deviation(row, k)]
+            vector = sorted(mine, reverse=True) + [Fraction(0)] * (n - len(mine))
+            if vector >= best:
+                continue
+            if i == n - 1:
+                best, found = vector, [*chosen, list(row)]
+            else:
+                search(i + 1, [r - g for r, g in zip(room, row)], [*chosen, row], mine)
+
+    search(0, list(sizes), [], [])
+    if found is not None:
+        for k, row in zip(accounts, found):
+            rows[k] = {c: g for c, g in enumerate(row) if g}
+    return True
 
 
 def share_cents(total: int, weights: list[int], rule: Residual, units: list[int]) -> list[int]:
@@ -464,6 +773,8 @@ def _piece(column: Column, units: int, scale: int, fill_price: bool, shown: Pres
 def summary(settlement: Settlement, policy: Policy) -> dict[str, Any]:
     """The document-level view: how prices were allocated and each cost's total and sharing."""
     out: dict[str, Any] = {"price_allocation": str(settlement.allocation)}
+    if settlement.closeness is not None:
+        out["pieces"] = str(settlement.closeness)
     if policy.pricing.by_broker:
         out["by_broker"] = True
     if policy.price_rounding == CME_553:
