@@ -150,8 +150,9 @@ def test_sqlite_writer_killed_mid_batch_leaves_whole_steps_only(tmp_path: Path, 
         staff(ledger)
         publish(ledger, EQUITY_POLICY)
         # enough orders that the latest kill still lands mid-batch now that each allocation
-        # reuses the compiled policy (a dozen could all be allocated within the 0.1 s delay)
-        ids = _late_orders(ledger, 40)
+        # reuses the compiled policy and the record book is faster (40 could all be allocated
+        # within the 0.1 s delay)
+        ids = _late_orders(ledger, 120)
     go = tmp_path / "go"
     go.write_text("go")
     process = _worker(url, go, *ids)
