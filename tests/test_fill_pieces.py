@@ -22,7 +22,9 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairalloc.money import EXACT_SPLITS, Closeness, Column, split
+from fairalloc import allocate, load_trade, policy_from_text
+from fairalloc.errors import InputError
+from fairalloc.money import EXACT_SPLITS, MAX_PIECE_CELLS, Closeness, Column, split
 
 Rows = list[tuple[int, ...]]  # account -> its quantity of each fill
 
@@ -264,3 +266,46 @@ def test_the_proportional_split_is_not_always_the_closest() -> None:
     assert deviations(units, sizes, prices, rule(units, sizes, prices, 1, closest=False)) == [1, Fraction(1, 2)]
     assert rule(units, sizes, prices, 1) == [(1, 0, 0), (0, 1, 1)]
     assert deviations(units, sizes, prices, rule(units, sizes, prices, 1)) == [0, 0]
+
+
+# -- the bound on the work -------------------------------------------------------------------------
+def _fill_price_trade(accounts: int, fills: int) -> dict[str, object]:
+    intended = [100 * (1 + i % 7) for i in range(accounts)]
+    statement = [{"account": f"A{i:05d}", "intended": quantity} for i, quantity in enumerate(intended)]
+    total = sum(intended)
+    sizes = [100] * (fills - 1) + [total - 100 * (fills - 1)]
+    return {
+        "order": {"id": "BIG", "symbol": "XYZ", "side": "buy", "quantity": total, "trade_date": "2026-03-02",
+                  "entered_at": "2026-03-02T14:30:00Z"},
+        "statement": {"recorded_at": "2026-03-02T14:00:00Z", "recorded_by": "pm", "accounts": statement},
+        "fills": [{"id": f"F{j:05d}", "quantity": size, "price": f"{100 + j % 9}.{j % 100:02d}",
+                   "executed_at": "2026-03-02T14:31:00Z"} for j, size in enumerate(sizes)],
+    }
+
+
+FILL_PRICE_POLICY = """
+fairalloc: 1
+id: fill-price
+version: 1
+effective: 2026-01-01
+owner: tests
+method: pro_rata
+rounding: {lot: 100, method: largest_remainder}
+price: {allocation: fill}
+"""
+
+
+def test_pieces_beyond_the_limit_are_refused_before_any_cut() -> None:
+    """2,500 accounts and 2,001 fills is 5,002,500 pairs, one fill past the limit: refused with
+    its code at /fills at once, where cutting it would take about half a minute."""
+    assert 2_500 * 2_001 > MAX_PIECE_CELLS >= 2_500 * 2_000
+    policy = policy_from_text(FILL_PRICE_POLICY)
+    trade = load_trade(_fill_price_trade(2_500, 2_001))
+    try:
+        allocate(policy, trade)
+    except InputError as error:
+        (diagnostic,) = error.diagnostics
+        assert diagnostic.code == "trade-too-many-pieces"
+        assert diagnostic.location is not None and diagnostic.location.pointer == "/fills"
+    else:
+        raise AssertionError("a trade past the limit was cut into pieces")

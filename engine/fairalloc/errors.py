@@ -250,6 +250,7 @@ class Code(_Registered):
     TRADE_ACCOUNT_LOOKALIKE = "trade-account-lookalike", _INPUT
     TRADE_ATTRIBUTE_KEY = "trade-attribute-key", _INPUT
     TRADE_STRING_UNICODE = "trade-string-unicode", _INPUT
+    TRADE_TOO_MANY_PIECES = "trade-too-many-pieces", _INPUT
 
 
     TRADE_ATTRIBUTE = "trade-attribute", _INPUT

@@ -118,6 +118,13 @@ def settle(policy: Policy, trade: Trade, ids: list[str], units: list[int], scale
         where = {column.fill: c for c, column in enumerate(columns)}
         pieces = {k: [(where[fill], u) for fill, u in fills] for k, fills in taken.items()}
     elif pricing.allocation is PriceAllocation.FILL or len(columns) > 1:
+        if len(units) * len(columns) > MAX_PIECE_CELLS:
+            raise InputError(Diagnostic(
+                Code.TRADE_TOO_MANY_PIECES,
+                f"cutting {len(columns):,} {'fills' if per_fill else 'trade dates and brokers'} into pieces for "
+                f"{len(units):,} accounts is {len(units) * len(columns):,} account-fill pairs, more than "
+                f"{MAX_PIECE_CELLS:,}", Location(file, pointer="/fills"),
+                "allocate at the average price, or split the block into smaller ones"))
         cut = split(units, columns, lot, pricing.allocation is PriceAllocation.FILL)
         pieces, closeness = cut.pieces, cut.closeness
     block = _average(columns)
@@ -185,6 +192,11 @@ class Split(msgspec.Struct, frozen=True):
     pieces: dict[int, list[tuple[int, int]]]
     closeness: Closeness | None
 
+
+MAX_PIECE_CELLS = 5_000_000
+"""Accounts times fills (or trade-date and broker groups) that pieces are cut for at most: the cut
+costs time and memory in proportion (about 5 µs a pair on a 2-core machine), so a trade beyond it
+is refused before any work (``trade-too-many-pieces``), as documents beyond their size are."""
 
 EXACT_SPLITS = 10_000
 """The exact search runs when the splits it enumerates (the ways of cutting every account's
