@@ -37,6 +37,7 @@ from fairalloc.options import (
     Stage,
     TieBreak,
 )
+from fairalloc.structs import ComparedWithout
 
 if TYPE_CHECKING:
     from fairalloc.trade import Trade
@@ -168,8 +169,11 @@ class Pricing(msgspec.Struct, frozen=True):
         return "up" if side == "buy" else "down"
 
 
-class Policy(msgspec.Struct, frozen=True, dict=True, weakref=True):
-    """A validated, compiled policy. Build it with :func:`fairalloc.load_policy`."""
+class Policy(ComparedWithout, frozen=True, dict=True, weakref=True):
+    """A validated, compiled policy. Build it with :func:`fairalloc.load_policy`. Its source
+    ``data`` is left out of equality, the hash and the repr."""
+
+    left_out = "data"
 
     id: str
     version: int
@@ -214,19 +218,8 @@ class Policy(msgspec.Struct, frozen=True, dict=True, weakref=True):
         arrays: ArrayForm | Decline = self.__dict__["arrays"]
         return arrays
 
-    def _compared(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__struct_fields__ if name != "data")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._compared() == other._compared()
-
-    def __hash__(self) -> int:
-        return hash(self._compared())
-
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "data")
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != self.left_out)
         return f"Policy({fields})"
 
     @cached_property

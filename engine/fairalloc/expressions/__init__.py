@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 
 from fairalloc.errors import Diagnostic, Location, PolicyError
+from fairalloc.structs import ComparedWithout
 
 from .ast import Expr, Problem
 from .check import check
@@ -52,7 +52,7 @@ def _no_file(offset: int) -> Location:
     return Location(line=1, column=offset + 1)
 
 
-class CompiledExpression(msgspec.Struct, frozen=True):
+class CompiledExpression(ComparedWithout, frozen=True):
     """A checked, compiled expression.
 
     ``fn`` takes the six roots positionally in :data:`ROOTS` order and returns the value; it
@@ -68,13 +68,7 @@ class CompiledExpression(msgspec.Struct, frozen=True):
     fn: Callable[..., Any]  # left out of repr
     tree: Expr  # left out of repr, equality and the hash
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return (self.source, self.type, self.names, self.fn) == (other.source, other.type, other.names, other.fn)
-
-    def __hash__(self) -> int:
-        return hash((self.source, self.type, self.names, self.fn))
+    left_out = "tree"
 
     def __repr__(self) -> str:
         return f"CompiledExpression(source={self.source!r}, type={self.type!r}, names={self.names!r})"

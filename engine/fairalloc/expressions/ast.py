@@ -18,25 +18,18 @@ from typing import Any, Union
 
 import msgspec
 
+from fairalloc.structs import ComparedWithout
+
 from .types import Type
 
 Value = Union[int, Decimal, str, bool, None, datetime.date, datetime.datetime, tuple["Value", ...]]
 """A runtime value of the language (lists are tuples once compiled)."""
 
 
-class _Node(msgspec.Struct, frozen=True):
-    """A node's equality and hash: its fields but ``type``, compared as a tuple in field order."""
+class _Node(ComparedWithout, frozen=True):
+    """A node's equality and hash: its fields but ``type``."""
 
-    def _compared(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__struct_fields__ if name != "type")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._compared() == other._compared()
-
-    def __hash__(self) -> int:
-        return hash(self._compared())
+    left_out = "type"
 
 
 class Literal(_Node, frozen=True):
