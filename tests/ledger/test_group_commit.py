@@ -27,11 +27,9 @@ from fairalloc.ledger.verify import verify
 from .helpers import publish, retimed, staff, trade_doc, who
 
 
-def _queued(ledger: Ledger, url: str, writes: list[Callable[[], Any]]) -> list[Any]:
-    """Run ``writes`` in threads started while the lock is held elsewhere; each one's result or
-    the error it raised, in the order given."""
-    holder = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
-    holder.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+def _started(writes: list[Callable[[], Any]]) -> tuple[list[threading.Thread], list[Any]]:
+    """Start ``writes`` in threads, 50 ms apart so that they begin in the order given; the list
+    filled with each one's result or the error it raised, once the threads are joined."""
     results: list[Any] = [None] * len(writes)
 
     def run(index: int) -> None:
@@ -41,18 +39,31 @@ def _queued(ledger: Ledger, url: str, writes: list[Callable[[], Any]]) -> list[A
             results[index] = error
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(len(writes))]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)  # in this order: the first opens the transaction, the rest queue
+    return threads, results
+
+
+def _joined(threads: list[threading.Thread], results: list[Any]) -> list[Any]:
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def _queued(ledger: Ledger, url: str, writes: list[Callable[[], Any]]) -> list[Any]:
+    """Run ``writes`` in threads started while the lock is held elsewhere; each one's result or
+    the error it raised, in the order given."""
+    holder = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
-        for thread in threads:
-            thread.start()
-            time.sleep(0.05)  # in this order: the first opens the transaction, the rest queue
+        threads, results = _started(writes)
         deadline = time.monotonic() + 5
         while ledger._waiting < len(writes) - 1 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         holder.close()  # the lock goes with the session
-    for thread in threads:
-        thread.join(30)
-    return results
+    return _joined(threads, results)
 
 
 def test_queued_writes_share_a_transaction_and_a_refusal_refuses_alone(pg_url: str) -> None:
@@ -120,21 +131,7 @@ def test_a_write_waits_its_turn_at_most_the_lock_timeout(pg_url: str) -> None:
             with ledger.write() as session:
                 return session.append(NewEvent("alert.raised", actor, {"alert": "quick"}))[0]
 
-        writes: list[Callable[[], Any]] = [slow, quick, quick, quick]
-        results: list[Any] = [None] * len(writes)
-
-        def run(index: int) -> None:
-            try:
-                results[index] = writes[index]()
-            except FairallocError as error:
-                results[index] = error
-
-        threads = [threading.Thread(target=run, args=(n,)) for n in range(len(writes))]
-        for thread in threads:
-            thread.start()
-            time.sleep(0.05)
-        for thread in threads:
-            thread.join(30)
+        results = _joined(*_started([slow, quick, quick, quick]))
         assert not isinstance(results[0], FairallocError)
         assert all(isinstance(r, FairallocError) and r.codes == ["ledger-busy"] for r in results[1:])
         with ledger.read() as session:
