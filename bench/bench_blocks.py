@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench import harness
 from bench.bench_allocate import BIG_POLICY, trade_document
-from bench.bench_limits import baseline_document, filled_of, largest_remainder_python
+from bench.bench_limits import baseline_texts
 from fairalloc import allocate, load_trade, policy_from_text
 from fairalloc.cli._io import dump_allocation
 from fairalloc.plan import Policy
@@ -61,12 +61,7 @@ def main() -> None:
                     return [dump_allocation(allocate(policy, load_trade(path))) for path in files]
 
                 def limit(files: list[Path] = files) -> object:
-                    out = []
-                    for path in files:
-                        doc = json.loads(path.read_text())
-                        weights = [a["intended"] for a in doc["statement"]["accounts"]]
-                        out.append(baseline_document(doc, largest_remainder_python(weights, filled_of(doc), 100)))
-                    return out
+                    return baseline_texts(files)
 
                 runs = harness.interleave({"fairalloc": ours, "limit": limit}, rounds=ROUNDS)
                 ratio, low, high = runs.ratio("fairalloc", "limit")

@@ -84,6 +84,17 @@ def baseline_document(document: dict[str, Any], allocated: list[int]) -> str:
         for a, q in zip(accounts, allocated)]}, ensure_ascii=False)
 
 
+def baseline_texts(paths: list[Path]) -> list[str]:
+    """The pure-Python limit for small blocks: each file read by ``json``, allocated by
+    :func:`largest_remainder_python` in lots of 100, written by :func:`baseline_document`."""
+    out = []
+    for path in paths:
+        doc = json.loads(path.read_text())
+        weights = [a["intended"] for a in doc["statement"]["accounts"]]
+        out.append(baseline_document(doc, largest_remainder_python(weights, filled_of(doc), 100)))
+    return out
+
+
 def compare(name: str, ours: Callable[[], object], limit: Callable[[], object], bar: float) -> None:
     """Interleaved rounds of ``ours`` and ``limit`` in this process, and the bar on their CPU ratio."""
     runs = harness.interleave({"fairalloc": ours, "limit": limit}, rounds=ROUNDS)
@@ -148,12 +159,7 @@ def main() -> None:
             return [dump_allocation(allocate(policy, load_trade(path))) for path in small]
 
         def limit_small() -> object:
-            out = []
-            for path in small:
-                doc = json.loads(path.read_text())
-                weights = [a["intended"] for a in doc["statement"]["accounts"]]
-                out.append(baseline_document(doc, largest_remainder_python(weights, filled_of(doc), 100)))
-            return out
+            return baseline_texts(small)
 
         compare("2,000 blocks of 20 accounts, files to document text vs json + pure-Python largest remainder + json",
                 ours_small, limit_small, 3)
