@@ -792,19 +792,11 @@ def _attributes_to_check(accounts: list[StatementAccount], given: list[dict[str,
     return _attributes_to_check_one_by_one(accounts)
 
 
-def _encodes(values: list[Any]) -> bool:
-    """Whether every text among the plain ``values`` is characters UTF-8 can carry (in C)."""
+def _encodes(value: Any) -> bool:
+    """Whether every text in the plain ``value`` (a string, or a list of plain values) is
+    characters UTF-8 can carry: not when one holds a lone surrogate. Checked in C."""
     try:
-        _ENCODE(values)
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _is_text(value: str) -> bool:
-    """Whether ``value`` is characters UTF-8 can carry: not when it holds a lone surrogate."""
-    try:
-        value.encode("utf-8")
+        _ENCODE(value)
     except UnicodeEncodeError:
         return False
     return True
@@ -825,7 +817,7 @@ def _attributes_to_check_one_by_one(accounts: list[StatementAccount]) -> list[in
         keys.update(attributes)
         for value in attributes.values():
             kind = type(value)
-            if (kind is str and _is_text(value)) or kind is bool or value is None or (
+            if (kind is str and _encodes(value)) or kind is bool or value is None or (
                     kind is int and -_INT_BOUND < value < _INT_BOUND):
                 continue
             flagged.append(index)
@@ -854,11 +846,11 @@ def _free_form_problems(data: dict[str, Any], base: str, file: str) -> list[Diag
     depth = base.count("/") + 1  # the document is level 1; this object sits below it
     stack: list[tuple[Any, str, int]] = [(value, f"{base}/{_escape(key)}", depth)
                                          for key, value in data.items() if type(value) not in _SCALARS
-                                         or (type(value) is str and not _is_text(value))]
+                                         or (type(value) is str and not _encodes(value))]
     while stack:
         value, where_text, level = stack.pop()
         if isinstance(value, str):
-            if not _is_text(value):
+            if not _encodes(value):
                 found.append(Diagnostic(Code.TRADE_STRING_UNICODE, _LONE_SURROGATE, Location(file, pointer=where_text)))
         elif isinstance(value, (dict, list)):
             if level + 1 > MAX_DEPTH:
