@@ -553,7 +553,6 @@ def _plain_trade(source: str | dict[str, Any]) -> Trade | None:
         else:
             if source.keys() != {"order", "statement", "fills"}:
                 return None
-            _ENCODE(source)  # a lone surrogate, key or value, is no text UTF-8 can carry: not plain
             order, raw, fills = source["order"], source["statement"], source["fills"]
             if type(raw) is not dict or raw.keys() != {"recorded_at", "recorded_by", "accounts"}:
                 return None
@@ -562,6 +561,9 @@ def _plain_trade(source: str | dict[str, Any]) -> Trade | None:
                 return None
             if not set(chain.from_iterable(given)) <= _PLAIN_ACCOUNT_KEYS:
                 return None
+            # A lone surrogate is no text UTF-8 can carry: not plain. The accounts' ids and
+            # attributes are held to it by the name and value checks after this reading.
+            _ENCODE((order, raw["recorded_by"], fills))
             accounts = msgspec.convert(given, list[StatementAccount])
             statement = _PlainStatement(raw["recorded_at"], raw["recorded_by"], accounts)
         trade = Trade(order=_plain_order(order),
